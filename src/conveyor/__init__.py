@@ -1,0 +1,72 @@
+"""Conveyor: background jobs for Python.
+
+```python
+from conveyor import Conveyor
+
+app = Conveyor()  # CONVEYOR_URL, default sqlite:///conveyor.db
+
+@app.task(queue="mail", priority="high", retries=3, timeout=30)
+async def send_email(to: str, subject: str) -> None: ...
+
+send_email.enqueue("a@example.com", subject="Hi")
+```
+"""
+
+from __future__ import annotations
+
+from conveyor.app import Conveyor, JobHandle
+from conveyor.context import JobContext, current_job
+from conveyor.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    ConveyorError,
+    Fail,
+    InvalidTransition,
+    JobFailed,
+    JobNotFound,
+    PayloadTooLarge,
+    Retry,
+    SchemaVersionError,
+    SerializationError,
+    UnknownTask,
+)
+from conveyor.job import JobRecord, Priority, State
+from conveyor.retry import exponential, fixed, linear
+from conveyor.settings import Settings
+from conveyor.task import BoundTask, JobSpec, Task
+from conveyor.worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "BoundTask",
+    "ConfigError",
+    "Conveyor",
+    "ConveyorError",
+    "Fail",
+    "InvalidTransition",
+    "JobContext",
+    "JobFailed",
+    "JobHandle",
+    "JobNotFound",
+    "JobRecord",
+    "JobSpec",
+    "PayloadTooLarge",
+    "Priority",
+    "Retry",
+    "SchemaVersionError",
+    "SerializationError",
+    "Settings",
+    "State",
+    "Task",
+    "UnknownTask",
+    "Worker",
+    "__version__",
+    "current_job",
+    "exponential",
+    "fixed",
+    "linear",
+]

@@ -1,0 +1,314 @@
+"""The app: one explicit object holding tasks, settings and the backend.
+
+Nothing happens at import: the backend is created on first use and opened on first async use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from conveyor.backends import create_backend
+from conveyor.clock import SYSTEM_CLOCK, Clock
+from conveyor.errors import ConfigError, JobFailed, JobNotFound, UnknownTask
+from conveyor.job import FINAL_STATES, JobRecord, NewJob, Priority, State
+from conveyor.retry import Backoff, resolve_backoff
+from conveyor.serialization import decode_value, encode_payload, encode_value
+from conveyor.settings import Settings, load_settings
+from conveyor.task import JobSpec, Task, UniqueKey
+
+if TYPE_CHECKING:
+    from conveyor.backends.base import Backend
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class _TaskDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+class Conveyor:
+    """A Conveyor app: register tasks on it, enqueue through it, run workers for it.
+
+    ``url`` picks the backend (``CONVEYOR_URL``, default ``sqlite:///conveyor.db``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        if url is not None:
+            self.settings = self.settings.model_copy(update={"conveyor_url": url})
+        self.url = self.settings.conveyor_url
+        self.clock = clock
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._backend: Backend | None = None
+        self._opened = False
+        self.eager = False
+
+    def __repr__(self) -> str:
+        return f"<Conveyor {self.url} tasks={len(self.tasks)}>"
+
+    # -- tasks ---------------------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
+    def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: str | Priority = "normal",
+        retries: int | None = None,
+        backoff: Backoff | str | float | None = None,
+        timeout: float | None = None,
+        unique_key: UniqueKey | None = None,
+    ) -> _TaskDecorator: ...
+
+    def task(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: str | Priority = "normal",
+        retries: int | None = None,
+        backoff: Backoff | str | float | None = None,
+        timeout: float | None = None,
+        unique_key: UniqueKey | None = None,
+    ) -> Any:
+        """Register a function (``async def`` or plain ``def``) as a task.
+
+        Options: ``name`` (default ``module.function``), ``queue``, ``priority`` (``high``,
+        ``normal``, ``low``), ``retries`` (default ``MAX_RETRIES``), ``backoff``,
+        ``timeout`` in seconds (default ``JOB_TIMEOUT``), ``unique_key`` (a string, or a
+        function of the task's arguments returning one).
+        """
+        if retries is not None and retries < 0:
+            raise ConfigError(f"retries={retries!r} is negative; give 0 or more")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(f"timeout={timeout!r} must be > 0 seconds")
+        prio = Priority.parse(priority)
+        policy = resolve_backoff(backoff)
+
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            task_name = name or f"{func.__module__}.{func.__qualname__}"
+            if task_name in self.tasks:
+                raise ConfigError(
+                    f"a task named {task_name!r} is already registered; give one of them "
+                    "another name= option"
+                )
+            task: Task[Any, Any] = Task(
+                self, func, name=task_name, queue=queue, priority=prio, retries=retries,
+                backoff=policy, timeout=timeout, unique_key=unique_key,
+            )
+            self.tasks[task_name] = task
+            return task
+
+        return register if fn is None else register(fn)
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        """The task registered under ``name``."""
+        try:
+            return self.tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise UnknownTask(
+                f"no task named {name!r} is registered on this app (registered: {known})"
+            ) from None
+
+    # -- backend -------------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The backend for this app's URL, created on first use."""
+        if self._backend is None:
+            self._backend = create_backend(self.url, clock=self.clock)
+        return self._backend
+
+    async def open(self) -> Backend:
+        """Open the backend once (connect, check the schema) and return it."""
+        backend = self.backend
+        if not self._opened:
+            await backend.open()
+            self._opened = True
+        return backend
+
+    async def aclose(self) -> None:
+        """Close the backend's connections."""
+        if self._backend is not None:
+            await self._backend.close()
+        self._backend = None
+        self._opened = False
+
+    def close(self) -> None:
+        """`aclose` for sync code."""
+        if self._backend is not None:
+            asyncio.run(self.aclose())
+
+    # -- enqueue -------------------------------------------------------------------------
+    def build(self, spec: JobSpec) -> NewJob:
+        """Turn a call into the job a backend stores; checks every argument."""
+        task, opts = spec.task, spec.options
+        if task.app is not self:
+            raise ConfigError(f"task {task.name!r} belongs to another Conveyor app")
+        headers = dict(opts.headers)
+        for key, value in headers.items():
+            encode_value(value, f"headers[{key!r}]")
+        unique = opts.unique_key
+        if unique is None and task.unique_key is not None:
+            unique = (
+                task.unique_key
+                if isinstance(task.unique_key, str)
+                else task.unique_key(*spec.args, **spec.kwargs)
+            )
+        return NewJob(
+            task=task.name,
+            queue=opts.queue or task.queue,
+            priority=opts.priority if opts.priority is not None else task.priority,
+            payload=encode_payload(
+                spec.args, spec.kwargs, max_bytes=self.settings.max_payload_bytes
+            ),
+            max_retries=_first(opts.retries, task.retries, self.settings.max_retries),
+            timeout=_first(opts.timeout, task.timeout, self.settings.job_timeout),
+            run_at=self._run_at(opts.delay, opts.run_at),
+            headers=headers,
+            unique_key=unique,
+        )
+
+    def _run_at(self, delay: float | None, run_at: datetime | float | None) -> float | None:
+        if delay is not None:
+            return self.clock.now() + delay
+        if isinstance(run_at, datetime):
+            if run_at.tzinfo is None:
+                raise ConfigError(
+                    "run_at is a naive datetime; give an aware one (e.g. with tzinfo=UTC)"
+                )
+            return run_at.timestamp()
+        return run_at
+
+    def enqueue_many(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
+        """Store many jobs in one round trip (from sync code)."""
+        jobs = [self.build(s) for s in specs]
+        if self.eager:
+            return self._run_eager(jobs)
+        results = self.backend.enqueue_sync(jobs)
+        return [JobHandle(self, r.id, existing=r.existing) for r in results]
+
+    async def enqueue_many_async(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
+        """Store many jobs in one round trip (from async code)."""
+        jobs = [self.build(s) for s in specs]
+        if self.eager:
+            return self._run_eager(jobs)
+        backend = await self.open()
+        results = await backend.enqueue(jobs)
+        return [JobHandle(self, r.id, existing=r.existing) for r in results]
+
+    def _run_eager(self, jobs: list[NewJob]) -> list[JobHandle[Any]]:
+        from conveyor.testing import run_eager
+
+        handles: list[JobHandle[Any]] = run_eager(self, jobs)
+        return handles
+
+    def job(self, job_id: str) -> JobHandle[Any]:
+        """A handle on an existing job, by id."""
+        return JobHandle(self, job_id)
+
+
+def _first(*values: T | None) -> T:
+    for value in values:
+        if value is not None:
+            return value
+    raise AssertionError("no default")  # pragma: no cover
+
+
+class JobHandle(Generic[R]):
+    """A job that was enqueued: its id, and reads of its state and result.
+
+    ``existing`` is true when a unique key matched a job that was already queued or running,
+    so this handle points at that job instead of a new one.
+    """
+
+    def __init__(self, app: Conveyor, job_id: str, *, existing: bool = False) -> None:
+        self.app = app
+        self.id = job_id
+        self.existing = existing
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.id}{' existing' if self.existing else ''}>"
+
+    def info(self) -> JobRecord:
+        """The stored job, read now (from sync code)."""
+        record = self.app.backend.get_sync(self.id)
+        if record is None:
+            raise JobNotFound(f"job {self.id} does not exist (or was pruned after retention)")
+        return record
+
+    async def info_async(self) -> JobRecord:
+        """The stored job, read now (from async code)."""
+        backend = await self.app.open()
+        record = await backend.get(self.id)
+        if record is None:
+            raise JobNotFound(f"job {self.id} does not exist (or was pruned after retention)")
+        return record
+
+    def state(self) -> State:
+        """The job's current state."""
+        return self.info().state
+
+    def result(self, timeout: float | None = None) -> R:
+        """Wait until the job is final and return its result; `JobFailed` if it did not succeed."""
+        value: R = _outcome(_poll(self.info, timeout, time.sleep))
+        return value
+
+    async def result_async(self, timeout: float | None = None) -> R:
+        """`result` for async code."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            record = await self.info_async()
+            if record.state in FINAL_STATES:
+                value: R = _outcome(record)
+                return value
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} is still {record.state} after {timeout}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+def _poll(
+    read: Callable[[], JobRecord], timeout: float | None, sleep: Callable[[float], None]
+) -> JobRecord:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        record = read()
+        if record.state in FINAL_STATES:
+            return record
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"job {record.id} is still {record.state} after {timeout}s")
+        sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def _outcome(record: JobRecord) -> Any:
+    if record.state is State.SUCCEEDED:
+        return None if record.result is None else decode_value(record.result)
+    raise JobFailed(
+        f"job {record.id} ({record.task}) ended {record.state.value}: {record.last_error}",
+        record,
+    )
+

@@ -1,0 +1,162 @@
+"""The Backend protocol: the one small surface every storage engine implements.
+
+It speaks in jobs, never in SQL or Redis terms. Workers, the scheduler, the CLI and the
+dashboard only ever call these methods; users never see them. The memory backend is the
+reference implementation and `tests/contract/` is the executable spec every backend passes.
+
+Rules every implementation keeps:
+
+* Each method is atomic: a job is in exactly one state at any time.
+* ``claim`` routes in storage: it only returns jobs the `Routing` matches, highest priority
+  first, then oldest ``run_at``, then enqueue order; due scheduled jobs count as ready.
+* ``claim`` adds one to ``attempts`` and gives the job a lease: an expiry on the backend's
+  clock and a random token. ``extend``/``complete``/``fail``/``release`` succeed only with
+  the current token; a stale token is rejected, counted under ``fenced``, and changes nothing.
+* ``recover`` returns jobs whose lease expired to ready (one more ``recoveries``, the attempt
+  given back) or, once ``recoveries`` reaches ``max_recoveries``, to dead as a poison pill.
+* A unique key is held while the job is scheduled, ready or running; enqueueing the same key
+  then returns the existing job with ``existing=True``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from conveyor.job import (
+    EnqueueResult,
+    Failure,
+    JobQuery,
+    JobRecord,
+    Lease,
+    NewJob,
+    QueueStats,
+    Routing,
+    State,
+    WorkerInfo,
+)
+
+#: Names of the counters every backend keeps (see `Backend.counters`).
+COUNTERS = ("fenced", "recovered", "poisoned")
+
+
+@dataclass(slots=True, frozen=True)
+class RecoveryReport:
+    """What one `Backend.recover` pass did."""
+
+    recovered: int = 0
+    dead: int = 0
+
+
+def poison_pill_reason(recoveries: int) -> str:
+    """The error stored on a job dead-lettered because it kept losing its worker."""
+    return (
+        f"worker_lost: the job's worker died or lost its lease {recoveries} times "
+        "(poison pill); it was dead-lettered so it cannot take down more workers. "
+        "Fix the task, then run `conveyor failed retry ID`."
+    )
+
+
+class Backend(abc.ABC):
+    """Storage for jobs. Async throughout; the only sync calls are enqueue and get."""
+
+    url: str
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect and check the schema. Called once before any other async method."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. The backend may not be used afterwards."""
+
+    @abc.abstractmethod
+    def clone(self) -> Backend:
+        """A new handle on the same store, for use from another thread or event loop."""
+
+    # -- producing -----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """Store jobs atomically, in order; one result per job."""
+
+    @abc.abstractmethod
+    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """`enqueue` for code that has no event loop."""
+
+    # -- working -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim(
+        self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        """Move up to ``limit`` matching jobs to running under a new lease, in run order."""
+
+    @abc.abstractmethod
+    async def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:
+        """Push the leases' expiry forward; ``False`` for each lease no longer held."""
+
+    @abc.abstractmethod
+    async def complete(self, lease: Lease, result: bytes | None) -> bool:
+        """Mark the job succeeded and keep its result; ``False`` if the lease was lost."""
+
+    @abc.abstractmethod
+    async def fail(self, lease: Lease, failure: Failure) -> bool:
+        """Schedule a retry or dead-letter the job; ``False`` if the lease was lost."""
+
+    @abc.abstractmethod
+    async def release(self, lease: Lease) -> bool:
+        """Give a running job back to ready at once, returning its attempt (shutdown)."""
+
+    @abc.abstractmethod
+    async def recover(self, max_recoveries: int) -> RecoveryReport:
+        """Return jobs with expired leases to ready, or dead once out of recoveries."""
+
+    @abc.abstractmethod
+    async def wait_for_work(self, routing: Routing, timeout: float) -> None:
+        """Sleep until work may be ready for ``routing``, or ``timeout`` seconds pass."""
+
+    # -- reading -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get(self, job_id: str) -> JobRecord | None:
+        """One job by id, or ``None``."""
+
+    @abc.abstractmethod
+    def get_sync(self, job_id: str) -> JobRecord | None:
+        """`get` for code that has no event loop."""
+
+    @abc.abstractmethod
+    async def query(self, query: JobQuery) -> list[JobRecord]:
+        """Jobs matching ``query``, newest first."""
+
+    @abc.abstractmethod
+    async def stats(self) -> list[QueueStats]:
+        """Job counts per queue and priority, by state."""
+
+    @abc.abstractmethod
+    async def counters(self) -> dict[str, int]:
+        """Totals since the store was created, one per name in `COUNTERS`."""
+
+    # -- repairing -----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
+        """Move dead jobs (all when ``job_ids`` is ``None``) back to ready with fresh attempts."""
+
+    @abc.abstractmethod
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a scheduled, ready or running job; ``False`` if it was already final."""
+
+    @abc.abstractmethod
+    async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
+        """Delete final-state jobs in ``states`` (finished before a time, if given)."""
+
+    # -- worker registry -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
+        """Record or refresh a live worker; it drops off ``ttl`` seconds after its last call."""
+
+    @abc.abstractmethod
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Remove a worker that is shutting down."""
+
+    @abc.abstractmethod
+    async def workers(self) -> list[WorkerInfo]:
+        """Live workers."""

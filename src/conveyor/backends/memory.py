@@ -1,0 +1,340 @@
+"""The memory backend: the reference implementation of the Backend protocol.
+
+Everything lives in one process, guarded by one lock, so it is thread-safe and its
+behaviour is easy to read. `clone()` shares the same store. Used by unit tests, the eager
+testing mode, and as the model the other backends are checked against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from conveyor.backends.base import COUNTERS, Backend, RecoveryReport, poison_pill_reason
+from conveyor.clock import SYSTEM_CLOCK, Clock
+from conveyor.job import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    EnqueueResult,
+    Failure,
+    JobQuery,
+    JobRecord,
+    Lease,
+    NewJob,
+    QueueStats,
+    Routing,
+    State,
+    WorkerInfo,
+    check_transition,
+)
+
+
+@dataclass
+class _Store:
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+    order: dict[str, int] = field(default_factory=dict)
+    unique: dict[str, str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    workers: dict[str, tuple[WorkerInfo, float]] = field(default_factory=dict)
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
+
+
+class MemoryBackend(Backend):
+    """Jobs in a dict; `memory://`."""
+
+    def __init__(self, url: str = "memory://", *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.url = url
+        self.clock = clock
+        self._s = _Store()
+
+    def clone(self) -> MemoryBackend:
+        """Another handle on the same in-process store."""
+        other = MemoryBackend(self.url, clock=self.clock)
+        other._s = self._s
+        return other
+
+    # -- producing -----------------------------------------------------------------------
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        return self.enqueue_sync(jobs)
+
+    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        s = self._s
+        out: list[EnqueueResult] = []
+        with s.lock:
+            now = self.clock.now()
+            for new in jobs:
+                if new.unique_key is not None and new.unique_key in s.unique:
+                    out.append(EnqueueResult(s.unique[new.unique_key], existing=True))
+                    continue
+                run_at = now if new.run_at is None else new.run_at
+                s.jobs[new.id] = JobRecord(
+                    id=new.id,
+                    task=new.task,
+                    queue=new.queue,
+                    priority=new.priority,
+                    state=State.SCHEDULED if run_at > now else State.READY,
+                    payload=new.payload,
+                    headers=dict(new.headers),
+                    attempts=0,
+                    max_retries=new.max_retries,
+                    timeout=new.timeout,
+                    run_at=run_at,
+                    created_at=now,
+                    updated_at=now,
+                    unique_key=new.unique_key,
+                )
+                s.order[new.id] = next(s.seq)
+                if new.unique_key is not None:
+                    s.unique[new.unique_key] = new.id
+                out.append(EnqueueResult(new.id))
+        self._wake()
+        return out
+
+    def _wake(self) -> None:
+        with self._s.lock:
+            waiters, self._s.waiters = self._s.waiters, []
+        for loop, event in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    # -- working -------------------------------------------------------------------------
+    def _set_state(self, job: JobRecord, new: State, now: float) -> None:
+        check_transition(job.state, new)
+        job.state = new
+        job.updated_at = now
+        if new in FINAL_STATES:
+            job.finished_at = now
+            if job.unique_key is not None and self._s.unique.get(job.unique_key) == job.id:
+                del self._s.unique[job.unique_key]
+        if new is not State.RUNNING:
+            job.lease_token = None
+            job.lease_expires_at = None
+
+    def _promote_due(self, now: float) -> None:
+        for job in self._s.jobs.values():
+            if job.state is State.SCHEDULED and job.run_at <= now:
+                self._set_state(job, State.READY, now)
+
+    async def claim(
+        self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        s = self._s
+        with s.lock:
+            now = self.clock.now()
+            self._promote_due(now)
+            ready = [
+                j
+                for j in s.jobs.values()
+                if j.state is State.READY and routing.matches(j.queue, j.priority, j.task)
+            ]
+            ready.sort(key=lambda j: (j.priority, j.run_at, s.order[j.id]))
+            claimed = []
+            for job in ready[:limit]:
+                self._set_state(job, State.RUNNING, now)
+                job.attempts += 1
+                job.lease_token = secrets.token_hex(16)
+                job.lease_expires_at = now + lease_seconds
+                job.worker_id = worker_id
+                job.started_at = now
+                claimed.append(copy.copy(job))
+            return claimed
+
+    def _held(self, lease: Lease) -> JobRecord | None:
+        """The job if ``lease`` is still its current lease; counts a fenced call otherwise."""
+        job = self._s.jobs.get(lease.job_id)
+        if job is None or job.state is not State.RUNNING or job.lease_token != lease.token:
+            self._s.counters["fenced"] += 1
+            return None
+        return job
+
+    async def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:
+        with self._s.lock:
+            now = self.clock.now()
+            held = []
+            for lease in leases:
+                job = self._held(lease)
+                if job is not None:
+                    job.lease_expires_at = now + lease_seconds
+                held.append(job is not None)
+            return held
+
+    async def complete(self, lease: Lease, result: bytes | None) -> bool:
+        with self._s.lock:
+            job = self._held(lease)
+            if job is None:
+                return False
+            self._set_state(job, State.SUCCEEDED, self.clock.now())
+            job.result = result
+            return True
+
+    async def fail(self, lease: Lease, failure: Failure) -> bool:
+        with self._s.lock:
+            job = self._held(lease)
+            if job is None:
+                return False
+            now = self.clock.now()
+            job.last_error = failure.error
+            job.traceback = failure.traceback
+            if failure.retry_at is None:
+                self._set_state(job, State.DEAD, now)
+                job.failed_at = now
+            else:
+                self._set_state(job, State.SCHEDULED, now)
+                job.run_at = failure.retry_at
+        self._wake()
+        return True
+
+    async def release(self, lease: Lease) -> bool:
+        with self._s.lock:
+            job = self._held(lease)
+            if job is None:
+                return False
+            self._set_state(job, State.READY, self.clock.now())
+            job.attempts -= 1
+        self._wake()
+        return True
+
+    async def recover(self, max_recoveries: int) -> RecoveryReport:
+        recovered = dead = 0
+        with self._s.lock:
+            now = self.clock.now()
+            for job in self._s.jobs.values():
+                expires = job.lease_expires_at
+                if job.state is not State.RUNNING or expires is None or expires > now:
+                    continue
+                job.recoveries += 1
+                job.attempts -= 1
+                if job.recoveries >= max_recoveries:
+                    job.last_error = poison_pill_reason(job.recoveries)
+                    self._set_state(job, State.DEAD, now)
+                    job.failed_at = now
+                    dead += 1
+                else:
+                    self._set_state(job, State.READY, now)
+                    recovered += 1
+            self._s.counters["recovered"] += recovered
+            self._s.counters["poisoned"] += dead
+        if recovered:
+            self._wake()
+        return RecoveryReport(recovered, dead)
+
+    async def wait_for_work(self, routing: Routing, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        with self._s.lock:
+            now = self.clock.now()
+            due = [j.run_at for j in self._s.jobs.values() if j.state is State.SCHEDULED]
+            if due:
+                timeout = max(0.0, min(timeout, min(due) - now))
+            self._s.waiters.append((loop, event))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    # -- reading -------------------------------------------------------------------------
+    async def get(self, job_id: str) -> JobRecord | None:
+        return self.get_sync(job_id)
+
+    def get_sync(self, job_id: str) -> JobRecord | None:
+        with self._s.lock:
+            job = self._s.jobs.get(job_id)
+            return None if job is None else copy.copy(job)
+
+    async def query(self, query: JobQuery) -> list[JobRecord]:
+        with self._s.lock:
+            found = [
+                copy.copy(j)
+                for j in self._s.jobs.values()
+                if (query.states is None or j.state in query.states)
+                and (query.queue is None or j.queue == query.queue)
+                and (query.task is None or j.task == query.task)
+            ]
+            order = self._s.order
+        found.sort(key=lambda j: order[j.id], reverse=True)
+        return found[query.offset : query.offset + query.limit]
+
+    async def stats(self) -> list[QueueStats]:
+        with self._s.lock:
+            now = self.clock.now()
+            table: dict[tuple[str, int], QueueStats] = {}
+            for j in self._s.jobs.values():
+                row = table.setdefault((j.queue, j.priority), QueueStats(j.queue, j.priority))
+                state = State.READY if j.state is State.SCHEDULED and j.run_at <= now else j.state
+                row.counts[state] = row.counts.get(state, 0) + 1
+        return [table[k] for k in sorted(table)]
+
+    async def counters(self) -> dict[str, int]:
+        with self._s.lock:
+            return dict(self._s.counters)
+
+    # -- repairing -----------------------------------------------------------------------
+    async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
+        count = 0
+        with self._s.lock:
+            now = self.clock.now()
+            wanted = None if job_ids is None else set(job_ids)
+            for job in self._s.jobs.values():
+                if job.state is not State.DEAD or (wanted is not None and job.id not in wanted):
+                    continue
+                if job.unique_key is not None and job.unique_key in self._s.unique:
+                    continue  # a newer job holds the key; retrying would run it twice
+                self._set_state(job, State.READY, now)
+                job.attempts = 0
+                job.recoveries = 0
+                job.run_at = now
+                job.finished_at = None
+                if job.unique_key is not None:
+                    self._s.unique[job.unique_key] = job.id
+                count += 1
+        if count:
+            self._wake()
+        return count
+
+    async def cancel(self, job_id: str) -> bool:
+        with self._s.lock:
+            job = self._s.jobs.get(job_id)
+            if job is None or job.state not in ACTIVE_STATES:
+                return False
+            self._set_state(job, State.CANCELLED, self.clock.now())
+            return True
+
+    async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
+        final = [s for s in states if s in FINAL_STATES]
+        with self._s.lock:
+            doomed = [
+                j.id
+                for j in self._s.jobs.values()
+                if j.state in final
+                and (finished_before is None or (j.finished_at or 0.0) < finished_before)
+            ]
+            for job_id in doomed:
+                del self._s.jobs[job_id]
+                del self._s.order[job_id]
+        return len(doomed)
+
+    # -- worker registry -------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
+        with self._s.lock:
+            now = self.clock.now()
+            info = copy.copy(info)
+            info.last_seen = now
+            self._s.workers[info.id] = (info, now + ttl)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        with self._s.lock:
+            self._s.workers.pop(worker_id, None)
+
+    async def workers(self) -> list[WorkerInfo]:
+        with self._s.lock:
+            now = self.clock.now()
+            live = {k: v for k, v in self._s.workers.items() if v[1] > now}
+            self._s.workers = live
+            return [copy.copy(info) for info, _ in live.values()]
+

@@ -1,0 +1,216 @@
+"""Opening a SQLite file for Conveyor: the URL, the pragmas, write transactions, retries on a
+busy file, clear errors, and the forward-only schema migrations.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from conveyor.backends.sqlite import sql
+from conveyor.errors import BackendError, BackendUnavailable, ConfigError, SchemaVersionError
+
+T = TypeVar("T")
+
+#: How long SQLite itself waits on a locked file before giving up (per attempt).
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+#: Further attempts when "database is locked" still surfaces (e.g. while WAL is switched on).
+LOCKED_RETRIES = 5
+
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
+_MIGRATIONS = sorted(
+    (int(name.removeprefix("migrate_")), body)
+    for name, body in sql.load("schema.sql").items()
+    if name.startswith("migrate_")
+)
+#: The schema version this code writes: the number of migration steps.
+SCHEMA_VERSION = len(_MIGRATIONS)
+if [n for n, _ in _MIGRATIONS] != list(range(1, SCHEMA_VERSION + 1)):
+    raise RuntimeError("schema.sql: migrate_N steps must be numbered 1, 2, 3, ... without gaps")
+
+
+@dataclass(slots=True, frozen=True)
+class Target:
+    """Where the database file is and how to open it, parsed from a ``sqlite://`` URL."""
+
+    path: Path
+    synchronous: str = "FULL"
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+
+
+def parse_url(url: str) -> Target:
+    """Read ``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` (``?synchronous=normal``)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite":
+        raise ConfigError(f"{url!r} is not a sqlite:// URL")
+    if parts.netloc:
+        raise ConfigError(
+            f"SQLite URL {url!r} names a host ({parts.netloc!r}); use three slashes for a "
+            "relative path (sqlite:///conveyor.db) or four for an absolute one "
+            "(sqlite:////var/lib/app/conveyor.db)"
+        )
+    raw = unquote(parts.path)[1:]  # drop the slash that separates the empty host
+    if raw in ("", ":memory:") or raw.startswith("file:"):
+        raise ConfigError(
+            f"SQLite URL {url!r} does not name a database file; an in-memory SQLite store "
+            "cannot be shared between workers: use memory:// for tests, or "
+            "sqlite:///path/to/conveyor.db"
+        )
+    synchronous, busy = "FULL", DEFAULT_BUSY_TIMEOUT_MS
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "synchronous" and value.lower() in _SYNCHRONOUS:
+            synchronous = _SYNCHRONOUS[value.lower()]
+        elif key == "busy_timeout" and value.isdigit():
+            busy = int(value)
+        else:
+            raise ConfigError(
+                f"unsupported option {key}={value!r} in SQLite URL {url!r}: use "
+                "synchronous=full|normal|extra or busy_timeout=<milliseconds>"
+            )
+    return Target(Path(raw).absolute(), synchronous, busy)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def translate(exc: sqlite3.Error, path: Path) -> BackendError:
+    """A Conveyor error for a driver error, naming the file and what to do."""
+    text = str(exc)
+    low = text.lower()
+    if _is_busy(exc):
+        return BackendUnavailable(
+            f"the SQLite database {path} stayed locked ({text}) after {LOCKED_RETRIES} tries: "
+            "another process holds a long write transaction; raise busy_timeout in the URL "
+            "(sqlite:///...?busy_timeout=60000) or use Redis/PostgreSQL for heavy loads"
+        )
+    if any(s in low for s in ("unable to open", "readonly", "disk i/o", "not a database")):
+        return BackendUnavailable(
+            f"cannot use the SQLite database {path}: {text}. Check that the path is a file "
+            "(not a directory) in a directory this process can write, or set CONVEYOR_URL "
+            "to another sqlite:///path.db"
+        )
+    return BackendError(f"SQLite error on {path}: {text}")
+
+
+def retrying(fn: Callable[[], T]) -> T:
+    """Run ``fn``, trying again with a short jittered backoff while the file is locked."""
+    for attempt in range(LOCKED_RETRIES):
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or attempt == LOCKED_RETRIES - 1:
+                raise
+            time.sleep(min(0.5, 0.02 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def write(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction (retried as a whole when locked).
+
+    Taking the write lock up front means a transaction never has to upgrade a read lock,
+    which in WAL mode fails at once with "database is locked" instead of waiting.
+    """
+
+    def attempt() -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    return retrying(attempt)
+
+
+def connect(target: Target, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open the file with Conveyor's pragmas and bring its schema up to date."""
+    path = target.path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackendUnavailable(
+            f"cannot create the directory {path.parent} for the SQLite database {path}: "
+            f"{exc.strerror or exc}. Create it by hand, or set CONVEYOR_URL to a writable path"
+        ) from exc
+    if path.is_dir():
+        raise BackendUnavailable(
+            f"the SQLite database path {path} is a directory; name a file inside it, "
+            f"e.g. sqlite:///{path / 'conveyor.db'}"
+        )
+    try:
+        conn = sqlite3.connect(
+            path,
+            timeout=target.busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
+        )
+    except sqlite3.Error as exc:
+        raise translate(exc, path) from exc
+    try:
+        _setup(conn, target)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise translate(exc, path) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _setup(conn: sqlite3.Connection, target: Target) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(target.busy_timeout_ms)}")
+    # Switching to WAL needs a moment of exclusive access, so it can report "locked" while
+    # other processes open the same new file; the mode then sticks to the file.
+    retrying(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+    conn.execute(f"PRAGMA synchronous = {target.synchronous}")
+    migrate(conn, target.path)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version recorded in the file; 0 for a file Conveyor has not set up yet."""
+    if conn.execute(sql.query("meta_exists"), {"name": sql.NAMES["meta"]}).fetchone() is None:
+        return 0
+    row = conn.execute(sql.query("schema_version")).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _check_not_newer(version: int, path: Path) -> None:
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the SQLite database {path} has schema version {version}, but this version of "
+            f"Conveyor only knows up to {SCHEMA_VERSION}: it was written by a newer Conveyor. "
+            "Upgrade Conveyor here too (schemas are never migrated backwards)"
+        )
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply the missing forward-only steps; safe when several processes start at once."""
+    version = retrying(lambda: schema_version(conn))
+    _check_not_newer(version, path)
+    if version == SCHEMA_VERSION:
+        return
+
+    def steps() -> None:
+        # Read again under the write lock: another process may have migrated meanwhile.
+        for statement in sql.statements(sql.load("schema.sql")["meta"]):
+            conn.execute(statement)
+        current = schema_version(conn)
+        _check_not_newer(current, path)
+        for number, body in _MIGRATIONS[current:]:
+            for statement in sql.statements(body):
+                conn.execute(statement)
+            conn.execute(sql.query("set_schema_version"), {"version": str(number)})
+
+    write(conn, steps)

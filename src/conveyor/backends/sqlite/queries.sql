@@ -1,0 +1,183 @@
+-- Every query the SQLite backend runs, as named blocks (`-- name: x`).
+--
+-- The data model and the indexes are described at the top of schema.sql. `{jobs}` and the
+-- other names in braces are table and index names, filled in from `sql.NAMES` when the file
+-- is loaded. `{routing}`, `{filters}` and `{states}` are slots for clauses built at run time
+-- from a worker's routing or a query's filters; they only ever hold `?`-free named
+-- parameters (`:q0`, `:p1`, ...), never values.
+--
+-- Write queries run inside `BEGIN IMMEDIATE`, so a read followed by a write in the same
+-- transaction (enqueue's unique-key check, claim's promote-then-take) is atomic across
+-- processes. "Held" below means: the job is running under exactly this lease token.
+
+-- name: meta_exists
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name;
+
+-- name: schema_version
+SELECT value FROM {meta} WHERE key = 'schema_version';
+
+-- name: set_schema_version
+INSERT INTO {meta} (key, value) VALUES ('schema_version', :version)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: data_version
+-- Changes whenever another connection (any process) commits to the file.
+PRAGMA data_version;
+
+-- name: active_with_key
+-- The job holding a unique key, if any (served by the partial unique index).
+SELECT id FROM {jobs}
+WHERE unique_key = :unique_key AND state IN ('scheduled', 'ready', 'running');
+
+-- name: insert_job
+INSERT INTO {jobs} (
+    id, task, queue, priority, state, payload, headers, attempts, max_retries, timeout,
+    run_at, created_at, updated_at, unique_key
+) VALUES (
+    :id, :task, :queue, :priority, :state, :payload, :headers, 0, :max_retries, :timeout,
+    :run_at, :now, :now, :unique_key
+);
+
+-- name: promote_due
+-- Due scheduled jobs become ready before every claim, whatever the routing.
+UPDATE {jobs} SET state = 'ready', updated_at = :now
+WHERE state = 'scheduled' AND run_at <= :now;
+
+-- name: claim
+-- The inner SELECT walks {jobs_claim} in run order; RETURNING gives rows in no set order,
+-- so the caller sorts them again.
+UPDATE {jobs}
+SET state = 'running',
+    attempts = attempts + 1,
+    lease_token = :token,
+    lease_expires_at = :expires,
+    worker_id = :worker_id,
+    started_at = :now,
+    updated_at = :now
+WHERE seq IN (
+    SELECT seq FROM {jobs}
+    WHERE state = 'ready' AND {routing}
+    ORDER BY priority, run_at, seq
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: extend
+UPDATE {jobs} SET lease_expires_at = :expires
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: complete
+UPDATE {jobs}
+SET state = 'succeeded', result = :result, updated_at = :now, finished_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: fail_retry
+UPDATE {jobs}
+SET state = 'scheduled', run_at = :retry_at, last_error = :error, traceback = :traceback,
+    updated_at = :now, lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: fail_dead
+UPDATE {jobs}
+SET state = 'dead', last_error = :error, traceback = :traceback, failed_at = :now,
+    finished_at = :now, updated_at = :now, lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: release
+-- The attempt is given back: the job did not get to run to an outcome.
+UPDATE {jobs}
+SET state = 'ready', attempts = attempts - 1, updated_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: expired_leases
+SELECT id, recoveries FROM {jobs}
+WHERE state = 'running' AND lease_expires_at <= :now
+ORDER BY seq;
+
+-- name: recover_ready
+UPDATE {jobs}
+SET state = 'ready', recoveries = recoveries + 1, attempts = attempts - 1, updated_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running';
+
+-- name: recover_dead
+-- A poison pill: the job kept losing its worker.
+UPDATE {jobs}
+SET state = 'dead', recoveries = recoveries + 1, attempts = attempts - 1,
+    last_error = :error, failed_at = :now, finished_at = :now, updated_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running';
+
+-- name: bump_counter
+UPDATE {counters} SET value = value + :n WHERE name = :name;
+
+-- name: counters
+SELECT name, value FROM {counters};
+
+-- name: get
+SELECT * FROM {jobs} WHERE id = :id;
+
+-- name: query
+SELECT * FROM {jobs}
+WHERE {filters}
+ORDER BY seq DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: stats
+-- Due scheduled jobs count as ready: they are claimable now.
+SELECT queue, priority,
+       CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END AS st,
+       COUNT(*) AS n
+FROM {jobs}
+GROUP BY queue, priority, st;
+
+-- name: dead_jobs
+-- :ids is NULL for every dead job, or a JSON array of ids (no limit on how many).
+SELECT seq, id, unique_key FROM {jobs}
+WHERE state = 'dead' AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+ORDER BY seq;
+
+-- name: retry_dead
+UPDATE {jobs}
+SET state = 'ready', attempts = 0, recoveries = 0, run_at = :now, finished_at = NULL,
+    updated_at = :now, lease_token = NULL, lease_expires_at = NULL
+WHERE seq = :seq AND state = 'dead';
+
+-- name: cancel
+UPDATE {jobs}
+SET state = 'cancelled', updated_at = :now, finished_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state IN ('scheduled', 'ready', 'running');
+
+-- name: purge
+-- Only final states ever reach here; a job with no finished_at counts as finished at 0.
+DELETE FROM {jobs}
+WHERE state IN ({states})
+  AND (:before IS NULL OR coalesce(finished_at, 0.0) < :before);
+
+-- name: wait_probe
+-- Is matching work ready now, and when is the next matching scheduled job due?
+SELECT
+    EXISTS (SELECT 1 FROM {jobs} WHERE state = 'ready' AND {routing}) AS ready,
+    (SELECT run_at FROM {jobs} WHERE state = 'scheduled' AND {routing}
+     ORDER BY run_at LIMIT 1) AS next_due;
+
+-- name: drop_expired_workers
+DELETE FROM {workers} WHERE expires_at <= :now;
+
+-- name: register_worker
+-- An upsert keeps the row (and so its place in the listing) while the worker stays live.
+INSERT INTO {workers} (id, host, pid, pool, queues, started_at, last_seen, expires_at, stats)
+VALUES (:id, :host, :pid, :pool, :queues, :started_at, :now, :expires, :stats)
+ON CONFLICT (id) DO UPDATE SET
+    host = excluded.host, pid = excluded.pid, pool = excluded.pool, queues = excluded.queues,
+    started_at = excluded.started_at, last_seen = excluded.last_seen,
+    expires_at = excluded.expires_at, stats = excluded.stats;
+
+-- name: unregister_worker
+DELETE FROM {workers} WHERE id = :id;
+
+-- name: workers
+SELECT * FROM {workers} WHERE expires_at > :now ORDER BY rowid;

@@ -1,0 +1,348 @@
+"""The Backend protocol's operations as plain synchronous calls on one SQLite connection.
+
+`SqliteBackend` runs these on its own thread (async methods) or under a lock (sync methods).
+Each public method is one transaction, so each is atomic as the protocol requires.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from conveyor.backends.base import COUNTERS, RecoveryReport, poison_pill_reason
+from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite.connection import retrying, translate, write
+from conveyor.clock import Clock
+from conveyor.errors import SerializationError
+from conveyor.job import (
+    FINAL_STATES,
+    EnqueueResult,
+    Failure,
+    JobQuery,
+    JobRecord,
+    Lease,
+    NewJob,
+    Priority,
+    QueueStats,
+    Routing,
+    State,
+    WorkerInfo,
+)
+
+T = TypeVar("T")
+
+
+def _json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        task=row["task"],
+        queue=row["queue"],
+        priority=Priority(row["priority"]),
+        state=State(row["state"]),
+        payload=bytes(row["payload"]),
+        headers=json.loads(row["headers"]),
+        attempts=row["attempts"],
+        max_retries=row["max_retries"],
+        timeout=row["timeout"],
+        run_at=row["run_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        unique_key=row["unique_key"],
+        recoveries=row["recoveries"],
+        lease_token=row["lease_token"],
+        lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        last_error=row["last_error"],
+        traceback=row["traceback"],
+        result=None if row["result"] is None else bytes(row["result"]),
+        failed_at=row["failed_at"],
+    )
+
+
+def _worker(row: sqlite3.Row) -> WorkerInfo:
+    queues = None if row["queues"] is None else tuple(json.loads(row["queues"]))
+    return WorkerInfo(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        started_at=row["started_at"],
+        last_seen=row["last_seen"],
+        pool=row["pool"],
+        queues=queues,
+        stats=json.loads(row["stats"]),
+    )
+
+
+class Store:
+    """One connection, and every operation as one transaction on it."""
+
+    def __init__(self, conn: sqlite3.Connection, clock: Clock, path: Path) -> None:
+        self.conn = conn
+        self.clock = clock
+        self.path = path
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def _write(self, fn: Callable[[], T]) -> T:
+        try:
+            return write(self.conn, fn)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        try:
+            return retrying(fn)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def _exec(self, name: str, params: dict[str, Any] | None = None) -> sqlite3.Cursor:
+        return self.conn.execute(sql.query(name), params or {})
+
+    def _count(self, name: str, n: int) -> None:
+        if n:
+            self._exec("bump_counter", {"name": name, "n": n})
+
+    # -- producing -----------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """Store jobs in order; a held unique key returns the job holding it."""
+        for new in jobs:
+            _json(new.headers, f"the headers of job {new.id} ({new.task})")
+
+        def txn() -> list[EnqueueResult]:
+            now = self.clock.now()
+            out: list[EnqueueResult] = []
+            for new in jobs:
+                if new.unique_key is not None:
+                    row = self._exec("active_with_key", {"unique_key": new.unique_key}).fetchone()
+                    if row is not None:
+                        out.append(EnqueueResult(row["id"], existing=True))
+                        continue
+                run_at = now if new.run_at is None else new.run_at
+                self._exec(
+                    "insert_job",
+                    {
+                        "id": new.id,
+                        "task": new.task,
+                        "queue": new.queue,
+                        "priority": int(new.priority),
+                        "state": (State.SCHEDULED if run_at > now else State.READY).value,
+                        "payload": new.payload,
+                        "headers": _json(new.headers, "headers"),
+                        "max_retries": new.max_retries,
+                        "timeout": new.timeout,
+                        "run_at": run_at,
+                        "now": now,
+                        "unique_key": new.unique_key,
+                    },
+                )
+                out.append(EnqueueResult(new.id))
+            return out
+
+        return self._write(txn)
+
+    # -- working -------------------------------------------------------------------------
+    def claim(
+        self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        """Promote due jobs, then take up to ``limit`` matching ready jobs under a lease."""
+        clause, params = sql.routing_clause(routing)
+        statement = sql.splice(sql.query("claim"), routing=clause)
+
+        def txn() -> list[JobRecord]:
+            now = self.clock.now()
+            self._exec("promote_due", {"now": now})
+            if limit <= 0:
+                return []
+            # One token per claim: a lease is the pair (job id, token), so each job is
+            # still fenced on its own, and one UPDATE ... RETURNING takes the whole batch.
+            params.update(
+                token=secrets.token_hex(16),
+                expires=now + lease_seconds,
+                worker_id=worker_id,
+                now=now,
+                limit=limit,
+            )
+            rows = self.conn.execute(statement, params).fetchall()
+            rows.sort(key=lambda r: (r["priority"], r["run_at"], r["seq"]))
+            return [_record(r) for r in rows]
+
+        return self._write(txn)
+
+    def _held(self, name: str, lease: Lease, **params: Any) -> bool:
+        """Run a lease-conditional update; count it as fenced when the lease is not held."""
+        cursor = self._exec(name, {"id": lease.job_id, "token": lease.token, **params})
+        if cursor.rowcount == 0:
+            self._count("fenced", 1)
+            return False
+        return True
+
+    def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:
+        """Push each held lease's expiry to now + ``lease_seconds``."""
+
+        def txn() -> list[bool]:
+            expires = self.clock.now() + lease_seconds
+            return [self._held("extend", lease, expires=expires) for lease in leases]
+
+        return self._write(txn)
+
+    def complete(self, lease: Lease, result: bytes | None) -> bool:
+        """Mark a held job succeeded with its result."""
+        return self._write(
+            lambda: self._held("complete", lease, result=result, now=self.clock.now())
+        )
+
+    def fail(self, lease: Lease, failure: Failure) -> bool:
+        """Schedule a held job's retry, or dead-letter it when there is no ``retry_at``."""
+
+        def txn() -> bool:
+            params = {"error": failure.error, "traceback": failure.traceback}
+            now = self.clock.now()
+            if failure.retry_at is None:
+                return self._held("fail_dead", lease, now=now, **params)
+            return self._held("fail_retry", lease, now=now, retry_at=failure.retry_at, **params)
+
+        return self._write(txn)
+
+    def release(self, lease: Lease) -> bool:
+        """Give a held job back to ready, returning its attempt."""
+        return self._write(lambda: self._held("release", lease, now=self.clock.now()))
+
+    def recover(self, max_recoveries: int) -> RecoveryReport:
+        """Return expired leases to ready, or dead once a job is out of recoveries."""
+
+        def txn() -> RecoveryReport:
+            now = self.clock.now()
+            recovered = dead = 0
+            for row in self._exec("expired_leases", {"now": now}).fetchall():
+                recoveries = row["recoveries"] + 1
+                if recoveries >= max_recoveries:
+                    error = poison_pill_reason(recoveries)
+                    self._exec("recover_dead", {"id": row["id"], "now": now, "error": error})
+                    dead += 1
+                else:
+                    self._exec("recover_ready", {"id": row["id"], "now": now})
+                    recovered += 1
+            self._count("recovered", recovered)
+            self._count("poisoned", dead)
+            return RecoveryReport(recovered, dead)
+
+        return self._write(txn)
+
+    def probe(self, statement: str, params: dict[str, Any]) -> tuple[bool, float | None]:
+        """Whether matching work is ready, and when the next matching scheduled job is due."""
+        row = self._read(lambda: self.conn.execute(statement, params).fetchone())
+        return bool(row["ready"]), row["next_due"]
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits to the file."""
+        return int(self._read(lambda: self._exec("data_version").fetchone()[0]))
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        """One job by id."""
+        row = self._read(lambda: self._exec("get", {"id": job_id}).fetchone())
+        return None if row is None else _record(row)
+
+    def query(self, q: JobQuery) -> list[JobRecord]:
+        """Jobs matching the filters, newest first."""
+        clause, params = sql.filter_clause(q)
+        params.update(limit=q.limit, offset=q.offset)
+        statement = sql.splice(sql.query("query"), filters=clause)
+        rows = self._read(lambda: self.conn.execute(statement, params).fetchall())
+        return [_record(r) for r in rows]
+
+    def stats(self) -> list[QueueStats]:
+        """Counts per (queue, priority) by state; due scheduled jobs count as ready."""
+        rows = self._read(lambda: self._exec("stats", {"now": self.clock.now()}).fetchall())
+        table: dict[tuple[str, int], QueueStats] = {}
+        for r in rows:
+            key = (r["queue"], r["priority"])
+            row = table.setdefault(key, QueueStats(r["queue"], Priority(r["priority"])))
+            state = State(r["st"])
+            row.counts[state] = row.counts.get(state, 0) + r["n"]
+        return [table[k] for k in sorted(table)]
+
+    def counters(self) -> dict[str, int]:
+        """Every counter in `COUNTERS`."""
+        rows = self._read(lambda: self._exec("counters").fetchall())
+        found = {r["name"]: int(r["value"]) for r in rows}
+        return {name: found.get(name, 0) for name in COUNTERS}
+
+    # -- repairing -----------------------------------------------------------------------
+    def retry_dead(self, job_ids: Sequence[str] | None) -> int:
+        """Dead jobs back to ready with fresh attempts, oldest first; skips held unique keys."""
+        ids = None if job_ids is None else json.dumps(list(job_ids))
+
+        def txn() -> int:
+            now = self.clock.now()
+            count = 0
+            for row in self._exec("dead_jobs", {"ids": ids}).fetchall():
+                key = row["unique_key"]
+                if key is not None and self._exec(
+                    "active_with_key", {"unique_key": key}
+                ).fetchone():
+                    continue  # a newer job holds the key; retrying would run it twice
+                self._exec("retry_dead", {"seq": row["seq"], "now": now})
+                count += 1
+            return count
+
+        return self._write(txn)
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel an active job."""
+        return self._write(
+            lambda: self._exec("cancel", {"id": job_id, "now": self.clock.now()}).rowcount > 0
+        )
+
+    def purge(self, states: Sequence[State], finished_before: float | None) -> int:
+        """Delete jobs in the final states among ``states``."""
+        final = tuple(dict.fromkeys(State(s) for s in states if State(s) in FINAL_STATES))
+        if not final:
+            return 0
+        params: dict[str, Any] = {"before": finished_before}
+        statement = sql.splice(sql.query("purge"), states=sql.states_list(final, params))
+        return self._write(lambda: self.conn.execute(statement, params).rowcount)
+
+    # -- worker registry -------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo, ttl: float) -> None:
+        """Upsert a worker's row with a fresh expiry."""
+        params = {
+            "id": info.id,
+            "host": info.host,
+            "pid": info.pid,
+            "pool": info.pool,
+            "queues": None if info.queues is None else _json(list(info.queues), "queues"),
+            "started_at": info.started_at,
+            "stats": _json(info.stats, f"the stats of worker {info.id}"),
+        }
+
+        def txn() -> None:
+            now = self.clock.now()
+            self._exec("drop_expired_workers", {"now": now})
+            self._exec("register_worker", {**params, "now": now, "expires": now + ttl})
+
+        self._write(txn)
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Remove a worker's row."""
+        self._write(lambda: self._exec("unregister_worker", {"id": worker_id}))
+
+    def workers(self) -> list[WorkerInfo]:
+        """Live workers, in registration order."""
+        rows = self._read(lambda: self._exec("workers", {"now": self.clock.now()}).fetchall())
+        return [_worker(r) for r in rows]

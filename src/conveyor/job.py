@@ -1,0 +1,250 @@
+"""Jobs: their states, the one table of allowed state changes, and the records backends keep.
+
+```
+            enqueue(delay)            due
+  (new) ──────────────► scheduled ─────────► ready ──claim──► running ──► succeeded
+    │                      ▲   ▲                ▲                │  │
+    └──── enqueue ─────────┼───┼──────► ready   │ release/recover│  └──► dead (no retries left,
+                           │   └── retry ───────┼────────────────┘        Fail, poison pill)
+                           └─ failed retry ─────┘
+  scheduled | ready | running ──cancel──► cancelled      dead ──retry──► ready
+```
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from conveyor.errors import ConfigError, InvalidTransition
+
+
+class State(StrEnum):
+    """Where a job is in its life."""
+
+    SCHEDULED = "scheduled"
+    READY = "ready"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+#: The allowed state changes. Every backend obeys this table; the contract suite checks it.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.SCHEDULED: frozenset({State.READY, State.CANCELLED}),
+    State.READY: frozenset({State.RUNNING, State.CANCELLED}),
+    State.RUNNING: frozenset(
+        {State.SUCCEEDED, State.SCHEDULED, State.READY, State.DEAD, State.CANCELLED}
+    ),
+    State.SUCCEEDED: frozenset(),
+    State.DEAD: frozenset({State.READY}),
+    State.CANCELLED: frozenset(),
+}
+
+#: States in which a job still holds its unique key.
+ACTIVE_STATES = frozenset({State.SCHEDULED, State.READY, State.RUNNING})
+#: States a job never leaves on its own.
+FINAL_STATES = frozenset({State.SUCCEEDED, State.DEAD, State.CANCELLED})
+
+
+def check_transition(old: State, new: State) -> None:
+    """Raise `InvalidTransition` unless ``old → new`` is in `TRANSITIONS`."""
+    if new not in TRANSITIONS[old]:
+        raise InvalidTransition(f"a job cannot go from {old.value!r} to {new.value!r}")
+
+
+class Priority(IntEnum):
+    """Strict priority: every ready `HIGH` job runs before any `NORMAL` one, and so on."""
+
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
+
+    @classmethod
+    def parse(cls, value: str | int | Priority) -> Priority:
+        """Accept ``"high"``, ``"normal"``, ``"low"``, a `Priority` or its number."""
+        if isinstance(value, Priority):
+            return value
+        if isinstance(value, int):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        elif isinstance(value, str) and value.strip().upper() in cls.__members__:
+            return cls[value.strip().upper()]
+        raise ConfigError(
+            f"unknown priority {value!r}: use one of 'high', 'normal' or 'low'"
+        )
+
+    @property
+    def label(self) -> str:
+        """The lower-case name, as users write it."""
+        return self.name.lower()
+
+
+def new_job_id() -> str:
+    """A 26-character id that sorts by creation time (48-bit ms time, 80 random bits)."""
+    ms = int(time.time() * 1000)
+    return f"{ms:012x}{os.urandom(7).hex()}"
+
+
+@dataclass(slots=True)
+class NewJob:
+    """What `enqueue` hands a backend: one job, its payload already encoded."""
+
+    task: str
+    queue: str
+    priority: Priority
+    payload: bytes
+    max_retries: int
+    timeout: float
+    run_at: float | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+    unique_key: str | None = None
+    id: str = field(default_factory=new_job_id)
+
+
+@dataclass(slots=True)
+class EnqueueResult:
+    """The id a job was stored under, and whether a unique key matched an existing job."""
+
+    id: str
+    existing: bool = False
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A stored job as a backend returns it."""
+
+    id: str
+    task: str
+    queue: str
+    priority: Priority
+    state: State
+    payload: bytes
+    headers: dict[str, Any]
+    attempts: int
+    max_retries: int
+    timeout: float
+    run_at: float
+    created_at: float
+    updated_at: float
+    unique_key: str | None = None
+    recoveries: int = 0
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+    worker_id: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    last_error: str | None = None
+    traceback: str | None = None
+    result: bytes | None = None
+    failed_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view, with the payload and result left as text."""
+        return {
+            "id": self.id,
+            "task": self.task,
+            "queue": self.queue,
+            "priority": self.priority.label,
+            "state": self.state.value,
+            "payload": self.payload.decode("utf-8", "replace"),
+            "headers": self.headers,
+            "attempts": self.attempts,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "run_at": self.run_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "failed_at": self.failed_at,
+            "unique_key": self.unique_key,
+            "recoveries": self.recoveries,
+            "worker_id": self.worker_id,
+            "last_error": self.last_error,
+            "traceback": self.traceback,
+            "result": None if self.result is None else self.result.decode("utf-8", "replace"),
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class Lease:
+    """Proof that one worker holds one running job: the fencing token."""
+
+    job_id: str
+    token: str
+
+
+@dataclass(slots=True, frozen=True)
+class Routing:
+    """Which jobs a worker takes. ``None`` means every value.
+
+    ``queues`` holds names or glob patterns (``account-*``), matched in storage, so queues
+    created after the worker started match too.
+    """
+
+    queues: tuple[str, ...] | None = None
+    priorities: tuple[Priority, ...] | None = None
+    tasks: tuple[str, ...] | None = None
+
+    def matches(self, queue: str, priority: Priority, task: str) -> bool:
+        """Whether a job with these fields is one this worker runs."""
+        from fnmatch import fnmatchcase
+
+        if self.queues is not None and not any(fnmatchcase(queue, q) for q in self.queues):
+            return False
+        if self.priorities is not None and priority not in self.priorities:
+            return False
+        return self.tasks is None or task in self.tasks
+
+
+@dataclass(slots=True, frozen=True)
+class Failure:
+    """How a running job failed, and what happens next.
+
+    With ``retry_at`` set the job is scheduled again at that time; otherwise it is dead.
+    """
+
+    error: str
+    traceback: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(slots=True)
+class QueueStats:
+    """Counts of jobs in one queue at one priority, by state."""
+
+    queue: str
+    priority: Priority
+    counts: dict[State, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class JobQuery:
+    """A filter for listing jobs, newest first."""
+
+    states: tuple[State, ...] | None = None
+    queue: str | None = None
+    task: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class WorkerInfo:
+    """What a live worker reports about itself in the registry."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    last_seen: float = 0.0
+    pool: str | None = None
+    queues: tuple[str, ...] | None = None
+    stats: dict[str, Any] = field(default_factory=dict)

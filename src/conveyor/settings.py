@@ -1,0 +1,101 @@
+"""Settings, from the environment, a ``.env`` file, and keyword overrides (CLI flags win).
+
+Variable names are the seeds' own (``WORKER_CONCURRENCY``, ``JOB_TIMEOUT``, ...), without a
+prefix; ``CONVEYOR_URL`` picks the backend. A wrong value is a `ConfigError` that names the
+variable, the value, and what is accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from conveyor.errors import ConfigError
+from conveyor.job import Priority
+
+DEFAULT_URL = "sqlite:///conveyor.db"
+
+CommaList = Annotated[tuple[str, ...] | None, NoDecode]
+PriorityList = Annotated[tuple[Priority, ...] | None, NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting Conveyor reads. Field ``x_y`` is the variable ``X_Y``."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        validate_default=True,
+    )
+
+    conveyor_url: str = Field(DEFAULT_URL, description="backend URL")
+    worker_concurrency: int = Field(10, ge=1, le=10_000, description="jobs run at once")
+    worker_queues: CommaList = Field(None, description="queue names or glob patterns")
+    worker_priorities: PriorityList = Field(None, description="high, normal, low")
+    worker_job_types: CommaList = Field(None, description="task names")
+    worker_max_jobs: int | None = Field(None, ge=1, description="exit after this many jobs")
+    worker_memory_limit: int | None = Field(None, ge=1, description="exit above this RSS (MB)")
+    worker_max_time: float | None = Field(None, gt=0, description="exit after seconds")
+    worker_sleep: float = Field(1.0, gt=0, le=60, description="longest idle wait (s)")
+    worker_grace_period: float = Field(30.0, ge=0, description="shutdown wait (s)")
+    job_timeout: float = Field(300.0, gt=0, description="default task timeout (s)")
+    max_retries: int = Field(3, ge=0, le=1000, description="default retries")
+    lease_seconds: float = Field(30.0, ge=0.5, description="lease length (s)")
+    max_recoveries: int = Field(3, ge=1, description="lost leases before poison pill")
+    reaper_interval: float = Field(5.0, gt=0, description="expired-lease sweep period (s)")
+    enable_reaper: bool = Field(True, description="run the lease reaper in workers")
+    max_payload_bytes: int = Field(1024 * 1024, ge=1024, description="argument size limit")
+    result_ttl: float = Field(86_400.0, ge=0, description="keep succeeded jobs (s)")
+    dead_ttl: float = Field(30 * 86_400.0, ge=0, description="keep dead jobs (s)")
+
+    @field_validator("worker_queues", "worker_job_types", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            items = tuple(v.strip() for v in value.split(",") if v.strip())
+            return items or None
+        return value
+
+    @field_validator("worker_priorities", mode="before")
+    @classmethod
+    def _priorities(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if value is None or not value:
+            return None
+        try:
+            return tuple(Priority.parse(v) for v in value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("conveyor_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(
+                "a backend URL needs a scheme: memory://, sqlite:///path.db, redis://, "
+                "postgresql://"
+            )
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings; ``overrides`` (e.g. CLI flags) win over the environment when not None."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = ["invalid Conveyor settings:"]
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        info = Settings.model_fields.get(field)
+        hint = f" ({info.description})" if info is not None and info.description else ""
+        lines.append(
+            f"  {field.upper()}={err.get('input')!r}: {err['msg']}{hint}"
+        )
+    return "\n".join(lines)

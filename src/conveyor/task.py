@@ -1,0 +1,181 @@
+"""Tasks: registered functions, and the typed ways to enqueue them.
+
+``Task[P, R]`` keeps the decorated function's parameters ``P`` and result ``R``, so
+``send_email.enqueue("a@example.com", subject="Hi")`` is checked by mypy or pyright.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from conveyor.errors import ConfigError
+from conveyor.job import Priority
+from conveyor.retry import Backoff
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor, JobHandle
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+UniqueKey = str | Callable[..., str]
+_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
+
+
+def check_name(kind: str, value: str) -> str:
+    """Queue and task names: 1 to 200 letters, digits, ``_ . : -``."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ConfigError(
+            f"{kind} name {value!r} is not valid: use 1 to 200 characters from "
+            "letters, digits, '_', '.', ':' and '-'"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call options that override a task's defaults. ``None`` keeps the default."""
+
+    delay: float | None = None
+    run_at: datetime | float | None = None
+    priority: Priority | None = None
+    queue: str | None = None
+    unique_key: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+    retries: int | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.delay is not None and self.run_at is not None:
+            raise ConfigError("give either delay= or run_at=, not both")
+        if self.delay is not None and self.delay < 0:
+            raise ConfigError(f"delay={self.delay!r} is negative; give seconds >= 0")
+        if self.queue is not None:
+            check_name("queue", self.queue)
+        if self.retries is not None and self.retries < 0:
+            raise ConfigError(f"retries={self.retries!r} is negative")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError(f"timeout={self.timeout!r} must be > 0 seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One call waiting to be enqueued, e.g. in `Conveyor.enqueue_many`."""
+
+    task: Task[Any, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: CallOptions
+
+
+class Task(Generic[P, R]):
+    """A function registered on an app, with its default job options."""
+
+    def __init__(
+        self,
+        app: Conveyor,
+        fn: Callable[P, Any],
+        *,
+        name: str,
+        queue: str,
+        priority: Priority,
+        retries: int | None,
+        backoff: Backoff,
+        timeout: float | None,
+        unique_key: UniqueKey | None,
+    ) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = check_name("task", name)
+        self.queue = check_name("queue", queue)
+        self.priority = priority
+        self.retries = retries
+        self.backoff = backoff
+        self.timeout = timeout
+        self.unique_key = unique_key
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue} priority={self.priority.label}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Call the function directly, in this process, without a job."""
+        return self.fn(*args, **kwargs)
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Store a job for this call and return its handle (from sync code)."""
+        return self.options().enqueue(*args, **kwargs)
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Store a job for this call and return its handle (from async code)."""
+        return await self.options().enqueue_async(*args, **kwargs)
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
+        """A call to enqueue later, for instance in bulk with `Conveyor.enqueue_many`."""
+        return self.options().call(*args, **kwargs)
+
+    def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[JobHandle[R]]:
+        """Enqueue one job per tuple of positional arguments, in one round trip."""
+        specs = [JobSpec(self, tuple(args), {}, CallOptions()) for args in calls]
+        return self.app.enqueue_many(specs)
+
+    def options(
+        self,
+        *,
+        delay: float | None = None,
+        run_at: datetime | float | None = None,
+        priority: str | Priority | None = None,
+        queue: str | None = None,
+        unique_key: str | None = None,
+        headers: dict[str, Any] | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> BoundTask[P, R]:
+        """This task with per-call options: ``task.options(delay=60).enqueue(...)``."""
+        opts = CallOptions(
+            delay=delay,
+            run_at=run_at,
+            priority=None if priority is None else Priority.parse(priority),
+            queue=queue,
+            unique_key=unique_key,
+            headers=dict(headers or {}),
+            retries=retries,
+            timeout=timeout,
+        )
+        return BoundTask(self, opts)
+
+
+class BoundTask(Generic[P, R]):
+    """A task together with per-call options; made by `Task.options`."""
+
+    def __init__(self, task: Task[P, R], options: CallOptions) -> None:
+        self.task = task
+        self.opts = options
+
+    def options(self, **changes: Any) -> BoundTask[P, R]:
+        """More options on top of these."""
+        if "priority" in changes and changes["priority"] is not None:
+            changes["priority"] = Priority.parse(changes["priority"])
+        return BoundTask(self.task, replace(self.opts, **changes))
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
+        """A call with these options, to enqueue later."""
+        return JobSpec(self.task, args, kwargs, self.opts)
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Store the job (from sync code)."""
+        return self.task.app.enqueue_many([self.call(*args, **kwargs)])[0]
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Store the job (from async code)."""
+        handles = await self.task.app.enqueue_many_async([self.call(*args, **kwargs)])
+        return handles[0]

@@ -1,0 +1,185 @@
+"""Run one claimed job: decode it, find its task, call it, and decide what happens next.
+
+Nothing a job does can escape this module: every exception, even ``SystemExit`` or
+``KeyboardInterrupt`` raised by task code, becomes an `Outcome`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import traceback
+from collections.abc import Awaitable
+from concurrent.futures import Executor
+from contextvars import copy_context
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from conveyor.context import JobContext, _current
+from conveyor.errors import Fail, Retry, SerializationError
+from conveyor.job import Failure, JobRecord
+from conveyor.serialization import decode_payload, encode_value
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.task import Task
+
+MAX_ERROR_CHARS = 64 * 1024
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one run: a result to store, or a failure (retry or dead)."""
+
+    result: bytes | None = None
+    failure: Failure | None = None
+    timed_out_thread: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the job should be marked succeeded."""
+        return self.failure is None
+
+
+class TaskRaisedBaseException(Exception):
+    """Carries a ``SystemExit``/``KeyboardInterrupt`` out of task code as a plain error."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(describe(original))
+        self.original = original
+
+
+class ThreadTimeout(Exception):
+    """A sync task overran its timeout; its thread cannot be stopped."""
+
+
+async def execute(
+    app: Conveyor, job: JobRecord, worker_id: str, threads: Executor
+) -> Outcome:
+    """Run ``job`` and return its outcome; never raises except on cancellation."""
+    task = app.tasks.get(job.task)
+    if task is None:
+        known = ", ".join(sorted(app.tasks)) or "none"
+        return dead(
+            f"unknown_task: no task named {job.task!r} is registered in this worker "
+            f"(registered: {known}); deploy the task to the workers, then run "
+            f"`conveyor failed retry {job.id}`"
+        )
+    try:
+        args, kwargs = decode_payload(job.payload)
+    except SerializationError as exc:
+        return dead(f"decode_error: {exc}; the raw payload is kept on the job")
+    try:
+        task.signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return dead(f"bad_arguments: the arguments do not fit {task.name}{task.signature}: {exc}")
+    ctx = JobContext(
+        id=job.id, task=job.task, queue=job.queue, attempt=job.attempts,
+        max_retries=job.max_retries, worker_id=worker_id, headers=job.headers,
+    )
+    try:
+        value = await _guard(_call(task, args, kwargs, ctx, job.timeout, threads))
+    except asyncio.CancelledError:
+        raise
+    except Retry as exc:
+        return _retry_or_dead(app, job, task, exc, exc.reason, exc.delay)
+    except Fail as exc:
+        return dead(f"Fail: {exc.reason}", exc)
+    except TaskRaisedBaseException as exc:
+        return _retry_or_dead(app, job, task, exc.original, describe(exc.original))
+    except ThreadTimeout as exc:
+        out = _retry_or_dead(app, job, task, exc, f"timeout: {exc}")
+        out.timed_out_thread = True
+        return out
+    except TimeoutError as exc:
+        msg = f"timeout: the task ran longer than its {job.timeout:g}s timeout and was cancelled"
+        return _retry_or_dead(app, job, task, exc, msg)
+    except Exception as exc:  # noqa: BLE001 - every task error becomes a job failure
+        return _retry_or_dead(app, job, task, exc, describe(exc))
+    try:
+        return Outcome(result=None if value is None else encode_value(value))
+    except SerializationError as exc:
+        return dead(f"result_error: the task's return value could not be stored: {exc}")
+
+
+async def _call(
+    task: Task[Any, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    ctx: JobContext,
+    timeout: float,
+    threads: Executor,
+) -> Any:
+    token = _current.set(ctx)
+    try:
+        if task.is_async:
+            return await asyncio.wait_for(task.fn(*args, **kwargs), timeout)
+        context = copy_context()
+        loop = asyncio.get_running_loop()
+        call = functools.partial(context.run, task.fn, *args, **kwargs)
+        future = loop.run_in_executor(threads, call)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise ThreadTimeout(
+                f"the sync task ran longer than its {timeout:g}s timeout; its thread cannot "
+                "be interrupted, so the worker will finish its other jobs and restart"
+            ) from None
+    finally:
+        _current.reset(token)
+
+
+async def _guard(awaitable: Awaitable[Any]) -> Any:
+    # asyncio re-raises SystemExit and KeyboardInterrupt out of the event loop, which
+    # would kill the worker; catch them in the job's own frame and report them as errors.
+    try:
+        return await awaitable
+    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+        raise TaskRaisedBaseException(exc) from exc
+
+
+def _retry_or_dead(
+    app: Conveyor,
+    job: JobRecord,
+    task: Task[Any, Any],
+    exc: BaseException,
+    message: str,
+    delay: float | None = None,
+) -> Outcome:
+    if job.attempts > job.max_retries:
+        runs = job.attempts
+        return dead(f"{message} (gave up after {runs} attempt{'s' * (runs != 1)})", exc)
+    wait = delay if delay is not None else task.backoff(job.attempts)
+    return Outcome(
+        failure=Failure(message, format_traceback(exc), retry_at=app.clock.now() + wait)
+    )
+
+
+def dead(message: str, exc: BaseException | None = None) -> Outcome:
+    """An outcome that sends the job to the dead-letter store."""
+    tb = None if exc is None else format_traceback(exc)
+    return Outcome(failure=Failure(_clip(message), tb, retry_at=None))
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, even when the exception's ``__str__`` itself fails."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break the worker
+        text = f"<unprintable {type(exc).__name__}>"
+    return _clip(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def format_traceback(exc: BaseException) -> str | None:
+    """The traceback as text, clipped to a safe size."""
+    try:
+        return _clip("".join(traceback.format_exception(exc)))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    return text[: MAX_ERROR_CHARS - 40] + f"... [{len(text) - MAX_ERROR_CHARS + 40} chars cut]"
+

@@ -1,0 +1,108 @@
+"""The heartbeat: a thread that keeps running jobs' leases alive.
+
+It runs on its own thread, event loop and backend connection, so a task that blocks the
+worker's event loop (a ``time.sleep`` in an ``async def``) cannot make its own lease expire.
+When the backend says a lease is gone, or no extend has succeeded for a whole lease, the
+worker is told so it can cancel the job (its result would be fenced off anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from conveyor.backends.base import Backend
+from conveyor.job import Lease, WorkerInfo
+
+log = logging.getLogger("conveyor.worker")
+
+
+class Heartbeat(threading.Thread):
+    """Extends held leases every ``interval`` seconds and refreshes the worker registry."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        lease_seconds: float,
+        interval: float,
+        on_lost: Callable[[list[str]], None],
+        info: Callable[[], WorkerInfo],
+    ) -> None:
+        super().__init__(name="conveyor-heartbeat", daemon=True)
+        self.backend = backend
+        self.lease_seconds = lease_seconds
+        self.interval = interval
+        self.on_lost = on_lost
+        self.info = info
+        self._leases: dict[str, tuple[Lease, float]] = {}
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self.beats = 0
+
+    def hold(self, lease: Lease) -> None:
+        """Start extending ``lease``."""
+        with self._lock:
+            self._leases[lease.job_id] = (lease, time.monotonic())
+
+    def drop(self, job_id: str) -> None:
+        """Stop extending the lease of ``job_id``."""
+        with self._lock:
+            self._leases.pop(job_id, None)
+
+    def stop(self) -> None:
+        """Ask the thread to finish; `join` waits for it."""
+        self._halt.set()
+
+    def run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._open())
+            while not self._halt.wait(self.interval):
+                loop.run_until_complete(self._beat())
+            loop.run_until_complete(self._close())
+        finally:
+            loop.close()
+
+    async def _open(self) -> None:
+        try:
+            await self.backend.open()
+        except Exception as exc:  # noqa: BLE001 - retried on every beat
+            log.warning("heartbeat could not reach the backend yet: %s", exc)
+
+    async def _close(self) -> None:
+        try:
+            await self.backend.close()
+        except Exception:
+            log.debug("heartbeat backend close failed", exc_info=True)
+
+    async def _beat(self) -> None:
+        with self._lock:
+            held = list(self._leases.values())
+        lost: list[str] = []
+        if held:
+            try:
+                ok = await self.backend.extend([lease for lease, _ in held], self.lease_seconds)
+            except Exception as exc:  # noqa: BLE001 - a blip must not stop the heartbeat
+                log.warning("could not extend %d lease(s): %s", len(held), exc)
+                ok = None
+            now = time.monotonic()
+            with self._lock:
+                for i, (lease, last_ok) in enumerate(held):
+                    if lease.job_id not in self._leases:
+                        continue
+                    if ok is not None and ok[i]:
+                        self._leases[lease.job_id] = (lease, now)
+                    elif ok is not None or now - last_ok > self.lease_seconds:
+                        lost.append(lease.job_id)
+                        del self._leases[lease.job_id]
+        if lost:
+            self.on_lost(lost)
+        try:
+            await self.backend.register_worker(self.info(), ttl=max(3 * self.interval, 5.0))
+        except Exception as exc:  # noqa: BLE001
+            log.debug("worker registry refresh failed: %s", exc)
+        self.beats += 1

@@ -1,0 +1,64 @@
+"""Housekeeping that any worker may do: recover expired leases, prune old jobs.
+
+Every backend makes `recover` and `purge` safe to run from many workers at once, so the
+reaper needs no election: each worker runs it, and a pass that finds nothing costs little.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from conveyor.backends.base import Backend
+from conveyor.clock import Clock
+from conveyor.job import State
+
+log = logging.getLogger("conveyor.worker")
+
+
+class Reaper:
+    """Recovers expired leases every ``interval`` s; prunes finished jobs every ``prune_every``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        clock: Clock,
+        *,
+        max_recoveries: int,
+        result_ttl: float,
+        dead_ttl: float,
+        prune_every: float = 60.0,
+    ) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.max_recoveries = max_recoveries
+        self.result_ttl = result_ttl
+        self.dead_ttl = dead_ttl
+        self.prune_every = prune_every
+        self._last_prune = float("-inf")
+        self.recovered = 0
+        self.poisoned = 0
+
+    async def tick(self) -> None:
+        """One pass; errors are logged, never raised."""
+        try:
+            report = await self.backend.recover(self.max_recoveries)
+        except Exception as exc:  # noqa: BLE001 - the next tick tries again
+            log.warning("lease recovery failed: %s", exc)
+            return
+        if report.recovered or report.dead:
+            self.recovered += report.recovered
+            self.poisoned += report.dead
+            log.warning(
+                "recovered %d job(s) whose worker lost its lease; %d dead-lettered as poison pills",
+                report.recovered, report.dead,
+            )
+        now = self.clock.now()
+        if now - self._last_prune >= self.prune_every:
+            self._last_prune = now
+            try:
+                await self.backend.purge(
+                    [State.SUCCEEDED, State.CANCELLED], finished_before=now - self.result_ttl
+                )
+                await self.backend.purge([State.DEAD], finished_before=now - self.dead_ttl)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("pruning finished jobs failed: %s", exc)

@@ -1,0 +1,436 @@
+"""The worker: claims jobs its routing matches and runs up to ``concurrency`` at once.
+
+One asyncio loop per process. Async tasks run on the loop, sync tasks in a thread pool.
+Around that loop: a heartbeat thread that keeps leases alive (`heartbeat.py`), a reaper
+that recovers jobs from dead workers (`reaper.py`), and signal handling for graceful
+shutdown (`shutdown.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from conveyor.job import JobRecord, Lease, Priority, Routing, WorkerInfo
+from conveyor.worker.executor import Outcome, execute
+from conveyor.worker.heartbeat import Heartbeat
+from conveyor.worker.reaper import Reaper
+from conveyor.worker.shutdown import SignalHandlers
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.backends.base import Backend
+
+log = logging.getLogger("conveyor.worker")
+
+EXIT_OK = 0
+EXIT_FORCED = 1
+
+
+@dataclass(slots=True)
+class _Running:
+    job: JobRecord
+    lease: Lease
+    task: asyncio.Task[None]
+    started: float
+    cancel_reason: str | None = None
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters a worker keeps about itself."""
+
+    processed: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    dead: int = 0
+    fenced: int = 0
+    lost: int = 0
+    released: int = 0
+    busy_seconds: float = 0.0
+    pickup_seconds: list[float] = field(default_factory=list)
+
+
+class Worker:
+    """Runs jobs for one app. Options default to the app's settings (``WORKER_*``)."""
+
+    def __init__(
+        self,
+        app: Conveyor,
+        *,
+        concurrency: int | None = None,
+        queues: tuple[str, ...] | None = None,
+        priorities: tuple[Priority, ...] | None = None,
+        job_types: tuple[str, ...] | None = None,
+        burst: bool = False,
+        max_jobs: int | None = None,
+        memory_limit: int | None = None,
+        max_time: float | None = None,
+        grace_period: float | None = None,
+        lease_seconds: float | None = None,
+        heartbeat_interval: float | None = None,
+        reaper: bool | None = None,
+        reaper_interval: float | None = None,
+        poll_interval: float | None = None,
+        handle_signals: bool = False,
+        pool: str | None = None,
+    ) -> None:
+        s = app.settings
+        self.app = app
+        self.concurrency = concurrency or s.worker_concurrency
+        self.routing = Routing(
+            queues=queues or s.worker_queues,
+            priorities=priorities or s.worker_priorities,
+            tasks=job_types or s.worker_job_types,
+        )
+        self.burst = burst
+        self.max_jobs = max_jobs or s.worker_max_jobs
+        self.memory_limit = memory_limit or s.worker_memory_limit
+        self.max_time = max_time or s.worker_max_time
+        self.grace_period = s.worker_grace_period if grace_period is None else grace_period
+        self.lease_seconds = lease_seconds or s.lease_seconds
+        self.heartbeat_interval = heartbeat_interval or self.lease_seconds / 3
+        self.reaper_enabled = s.enable_reaper if reaper is None else reaper
+        self.reaper_interval = reaper_interval or s.reaper_interval
+        self.poll_interval = poll_interval or s.worker_sleep
+        self.handle_signals = handle_signals
+        self.pool = pool
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.counts = WorkerStats()
+        self.stop_reason: str | None = None
+        self.stuck_threads = 0
+        self._running: dict[str, _Running] = {}
+        self._started_mono = time.monotonic()
+        self._started_at = app.clock.now()
+        self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conveyor-job")
+        self._wake: asyncio.Event | None = None
+        self._force: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._backend: Backend | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._process = psutil.Process()
+
+    # -- public --------------------------------------------------------------------------
+    def stop(self, reason: str = "stop requested") -> None:
+        """Stop fetching, let running jobs finish (up to the grace period), then return."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            log.info("worker %s stopping: %s", self.id, reason)
+        if self._wake is not None:
+            self._wake.set()
+
+    def force_stop(self) -> None:
+        """Stop now: running jobs are released back to ready without waiting."""
+        self.stop("forced stop")
+        if self._force is not None:
+            self._force.set()
+
+    def stats(self) -> dict[str, Any]:
+        """This worker's counters, uptime, memory and utilisation."""
+        uptime = time.monotonic() - self._started_mono
+        busy = self.counts.busy_seconds + sum(
+            time.monotonic() - r.started for r in self._running.values()
+        )
+        c = self.counts
+        return {
+            "id": self.id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "pool": self.pool,
+            "queues": list(self.routing.queues or ["*"]),
+            "concurrency": self.concurrency,
+            "running": len(self._running),
+            "processed": c.processed,
+            "succeeded": c.succeeded,
+            "failed": c.retried + c.dead,
+            "retried": c.retried,
+            "dead": c.dead,
+            "fenced": c.fenced,
+            "lost": c.lost,
+            "released": c.released,
+            "uptime": round(uptime, 3),
+            "rss_mb": round(self._process.memory_info().rss / 2**20, 1),
+            "utilisation": round(min(1.0, busy / max(uptime * self.concurrency, 1e-9)), 4),
+        }
+
+    def info(self) -> WorkerInfo:
+        """The record this worker keeps in the backend's registry."""
+        return WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self._started_at,
+            pool=self.pool,
+            queues=self.routing.queues,
+            stats=self.stats(),
+        )
+
+    async def run(self) -> int:
+        """Work until stopped (signal, limit, burst done); return the process exit code."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._force = asyncio.Event()
+        signals = SignalHandlers(self) if self.handle_signals else None
+        try:
+            backend = await self._connect()
+            if backend is None:
+                return EXIT_OK
+            self._backend = backend
+            self._heartbeat = Heartbeat(
+                backend.clone(), lease_seconds=self.lease_seconds,
+                interval=self.heartbeat_interval, on_lost=self._on_lost_threadsafe,
+                info=self.info,
+            )
+            self._heartbeat.start()
+            log.info(
+                "worker %s started: concurrency=%d queues=%s priorities=%s tasks=%s",
+                self.id, self.concurrency, _show(self.routing.queues),
+                _show(self.routing.priorities and [p.label for p in self.routing.priorities]),
+                _show(self.routing.tasks),
+            )
+            housekeeping = asyncio.create_task(self._housekeeping(backend))
+            try:
+                await self._fetch_loop(backend)
+                await self._drain()
+            finally:
+                housekeeping.cancel()
+                await asyncio.gather(housekeeping, return_exceptions=True)
+                await self._finish(backend)
+        finally:
+            if signals is not None:
+                signals.remove()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        return EXIT_FORCED if self._force.is_set() else EXIT_OK
+
+    # -- fetching ------------------------------------------------------------------------
+    async def _connect(self) -> Backend | None:
+        delay = 0.2
+        while self.stop_reason is None:
+            try:
+                return await self.app.open()
+            except Exception as exc:  # noqa: BLE001 - keep trying until stopped
+                log.warning("cannot reach the backend (%s); retrying in %.1fs", exc, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 10.0)
+        return None
+
+    def _free_slots(self) -> int:
+        free = self.concurrency - len(self._running)
+        if self.max_jobs is not None:
+            free = min(free, self.max_jobs - self.counts.processed - len(self._running))
+        return free
+
+    async def _fetch_loop(self, backend: Backend) -> None:
+        assert self._wake is not None
+        delay = 0.1
+        while self.stop_reason is None:
+            free = self._free_slots()
+            if free <= 0:
+                await self._wait_wake()
+                continue
+            try:
+                jobs = await backend.claim(self.id, self.routing, free, self.lease_seconds)
+                delay = 0.1
+            except Exception as exc:  # noqa: BLE001 - an outage must not kill the worker
+                log.warning("claim failed (%s); retrying in %.1fs", exc, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            now = self.app.clock.now()
+            for job in jobs:
+                self.counts.pickup_seconds.append(max(0.0, now - job.run_at))
+                self._start(job)
+            if jobs:
+                continue
+            if self.burst:
+                if not self._running:
+                    self.stop("burst: no more jobs in the queues this worker serves")
+                else:
+                    await self._wait_wake()
+            else:
+                await self._idle(backend)
+
+    async def _idle(self, backend: Backend) -> None:
+        assert self._wake is not None
+        waiter = asyncio.ensure_future(backend.wait_for_work(self.routing, self.poll_interval))
+        woken = asyncio.ensure_future(self._wake.wait())
+        done, pending = await asyncio.wait({waiter, woken}, return_when=asyncio.FIRST_COMPLETED)
+        for fut in pending:
+            fut.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._wake.clear()
+        if waiter in done and waiter.exception() is not None:
+            log.warning("waiting for work failed: %s", waiter.exception())
+            await self._sleep(self.poll_interval)
+
+    async def _wait_wake(self) -> None:
+        assert self._wake is not None
+        await self._wake.wait()
+        self._wake.clear()
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    # -- running -------------------------------------------------------------------------
+    def _start(self, job: JobRecord) -> None:
+        assert job.lease_token is not None and self._heartbeat is not None
+        lease = Lease(job.id, job.lease_token)
+        self._heartbeat.hold(lease)
+        task = asyncio.create_task(self._run_job(job, lease), name=f"job-{job.id}")
+        self._running[job.id] = _Running(job, lease, task, time.monotonic())
+
+    async def _run_job(self, job: JobRecord, lease: Lease) -> None:
+        try:
+            outcome = await execute(self.app, job, self.id, self._threads)
+        except asyncio.CancelledError:
+            reason = self._running[job.id].cancel_reason
+            if reason == "lost":
+                self.counts.lost += 1
+                log.warning("job %s (%s) lost its lease and was cancelled", job.id, job.task)
+            elif await self._ack(lease, release=True):
+                self.counts.released += 1
+            self._done(job.id)
+            return
+        await self._ack(lease, outcome=outcome)
+        c = self.counts
+        c.processed += 1
+        if outcome.failure is None:
+            c.succeeded += 1
+        elif outcome.failure.retry_at is None:
+            c.dead += 1
+            log.error("job %s (%s) dead: %s", job.id, job.task, outcome.failure.error)
+        else:
+            c.retried += 1
+            log.warning(
+                "job %s (%s) failed, will retry: %s", job.id, job.task, outcome.failure.error
+            )
+        if outcome.timed_out_thread:
+            self.stuck_threads += 1
+            self.stop("a sync task overran its timeout; restarting to free its stuck thread")
+        self._done(job.id)
+        if self.max_jobs is not None and c.processed >= self.max_jobs:
+            self.stop(f"max jobs reached ({self.max_jobs})")
+
+    def _done(self, job_id: str) -> None:
+        running = self._running.pop(job_id)
+        self.counts.busy_seconds += time.monotonic() - running.started
+        if self._heartbeat is not None:
+            self._heartbeat.drop(job_id)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _ack(
+        self, lease: Lease, *, outcome: Outcome | None = None, release: bool = False
+    ) -> bool:
+        """Report a job's end; retried through backend blips while the lease lasts."""
+        assert self._backend is not None
+        deadline = time.monotonic() + self.lease_seconds
+        delay = 0.05
+        while True:
+            try:
+                if release:
+                    ok = await self._backend.release(lease)
+                elif outcome is not None and outcome.failure is None:
+                    ok = await self._backend.complete(lease, outcome.result)
+                else:
+                    assert outcome is not None and outcome.failure is not None
+                    ok = await self._backend.fail(lease, outcome.failure)
+                break
+            except Exception as exc:  # noqa: BLE001
+                if time.monotonic() + delay > deadline:
+                    log.error("giving up reporting job %s: %s", lease.job_id, exc)
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        if not ok:
+            self.counts.fenced += 1
+            log.warning(
+                "job %s: the result was rejected because this worker no longer holds its "
+                "lease (another worker recovered it)", lease.job_id,
+            )
+        return ok
+
+    def _on_lost_threadsafe(self, job_ids: list[str]) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._cancel, job_ids, "lost")
+
+    def _cancel(self, job_ids: list[str], reason: str) -> None:
+        for job_id in job_ids:
+            running = self._running.get(job_id)
+            if running is not None and not running.task.done():
+                running.cancel_reason = reason
+                running.task.cancel()
+
+    # -- stopping ------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        assert self._force is not None
+        if self._running and not self._force.is_set():
+            log.info(
+                "waiting up to %gs for %d running job(s)", self.grace_period, len(self._running)
+            )
+            tasks = {r.task for r in self._running.values()}
+            force = asyncio.ensure_future(self._force.wait())
+            await _wait_all_or(tasks, force, self.grace_period)
+            force.cancel()
+        if self._running:
+            log.warning("releasing %d unfinished job(s) back to ready", len(self._running))
+            self._cancel(list(self._running), "shutdown")
+            await asyncio.wait({r.task for r in self._running.values()}, timeout=10)
+
+    async def _housekeeping(self, backend: Backend) -> None:
+        s = self.app.settings
+        reaper = Reaper(
+            backend, self.app.clock, max_recoveries=s.max_recoveries,
+            result_ttl=s.result_ttl, dead_ttl=s.dead_ttl,
+        )
+        next_reap = 0.0
+        while True:
+            now = time.monotonic()
+            if self.reaper_enabled and now >= next_reap:
+                next_reap = now + self.reaper_interval
+                await reaper.tick()
+            if self.max_time is not None and now - self._started_mono >= self.max_time:
+                self.stop(f"max time reached ({self.max_time:g}s)")
+            if self.memory_limit is not None:
+                rss = self._process.memory_info().rss / 2**20
+                if rss > self.memory_limit:
+                    self.stop(f"memory limit reached ({rss:.0f} MB > {self.memory_limit} MB)")
+            await asyncio.sleep(min(1.0, self.reaper_interval))
+
+    async def _finish(self, backend: Backend) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            await asyncio.to_thread(self._heartbeat.join, 5.0)
+        try:
+            await backend.unregister_worker(self.id)
+        except Exception:
+            log.debug("unregister failed", exc_info=True)
+        log.info(
+            "worker %s stopped: %d processed, %d succeeded, %d retried, %d dead",
+            self.id, self.counts.processed, self.counts.succeeded, self.counts.retried,
+            self.counts.dead,
+        )
+
+
+async def _wait_all_or(
+    tasks: set[asyncio.Task[None]], force: asyncio.Future[Any], timeout: float
+) -> None:
+    """Wait until every task is done, ``force`` fires, or ``timeout`` passes."""
+    all_done = asyncio.ensure_future(asyncio.wait(tasks))
+    await asyncio.wait({all_done, force}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    all_done.cancel()
+
+
+def _show(values: Any) -> str:
+    return "all" if not values else ",".join(str(v) for v in values)
