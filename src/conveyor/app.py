@@ -106,7 +106,10 @@ class Conveyor:
         policy = resolve_backoff(backoff)
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
-            task_name = name or f"{func.__module__}.{func.__qualname__}"
+            # Tasks defined inside functions (factories, tests) drop the "<locals>" part,
+            # which is not a valid name; a clash is then reported as a duplicate.
+            qualname = func.__qualname__.replace(".<locals>", "")
+            task_name = name or f"{func.__module__}.{qualname}"
             if task_name in self.tasks:
                 raise ConfigError(
                     f"a task named {task_name!r} is already registered; give one of them "
@@ -212,7 +215,10 @@ class Conveyor:
         """Store many jobs in one round trip (from async code)."""
         jobs = [self.build(s) for s in specs]
         if self.eager:
-            return self._run_eager(jobs)
+            from conveyor.testing import run_eager_async
+
+            # Awaited, so async tasks run on the caller's loop, as a direct call would.
+            return await run_eager_async(self, jobs)
         backend = await self.open()
         results = await backend.enqueue(jobs)
         return [JobHandle(self, r.id, existing=r.existing) for r in results]

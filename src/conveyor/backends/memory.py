@@ -231,6 +231,12 @@ class MemoryBackend(Backend):
         event = asyncio.Event()
         with self._s.lock:
             now = self.clock.now()
+            # Work that arrived between the caller's empty claim and this call counts.
+            if any(
+                j.state is State.READY and routing.matches(j.queue, j.priority, j.task)
+                for j in self._s.jobs.values()
+            ):
+                return
             due = [j.run_at for j in self._s.jobs.values() if j.state is State.SCHEDULED]
             if due:
                 timeout = max(0.0, min(timeout, min(due) - now))

@@ -34,6 +34,8 @@ class Outcome:
     result: bytes | None = None
     failure: Failure | None = None
     timed_out_thread: bool = False
+    #: The exception behind ``failure``, if any (eager mode re-raises it to the caller).
+    exception: BaseException | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -113,7 +115,9 @@ async def _call(
     token = _current.set(ctx)
     try:
         if task.is_async:
-            return await asyncio.wait_for(task.fn(*args, **kwargs), timeout)
+            # Guarded inside the task wait_for creates: asyncio re-raises a SystemExit or
+            # KeyboardInterrupt from any Task's own step out of the loop, past our frame.
+            return await asyncio.wait_for(_guard(task.fn(*args, **kwargs)), timeout)
         context = copy_context()
         loop = asyncio.get_running_loop()
         call = functools.partial(context.run, task.fn, *args, **kwargs)
@@ -151,14 +155,15 @@ def _retry_or_dead(
         return dead(f"{message} (gave up after {runs} attempt{'s' * (runs != 1)})", exc)
     wait = delay if delay is not None else task.backoff(job.attempts)
     return Outcome(
-        failure=Failure(message, format_traceback(exc), retry_at=app.clock.now() + wait)
+        failure=Failure(message, format_traceback(exc), retry_at=app.clock.now() + wait),
+        exception=exc,
     )
 
 
 def dead(message: str, exc: BaseException | None = None) -> Outcome:
     """An outcome that sends the job to the dead-letter store."""
     tb = None if exc is None else format_traceback(exc)
-    return Outcome(failure=Failure(_clip(message), tb, retry_at=None))
+    return Outcome(failure=Failure(_clip(message), tb, retry_at=None), exception=exc)
 
 
 def describe(exc: BaseException) -> str:

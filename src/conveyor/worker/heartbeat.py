@@ -70,6 +70,8 @@ class Heartbeat(threading.Thread):
     async def _open(self) -> None:
         try:
             await self.backend.open()
+            # Register at once, so `conveyor workers` shows a worker before its first beat.
+            await self.backend.register_worker(self.info(), ttl=max(3 * self.interval, 5.0))
         except Exception as exc:  # noqa: BLE001 - retried on every beat
             log.warning("heartbeat could not reach the backend yet: %s", exc)
 

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,8 @@ class WorkerStats:
     lost: int = 0
     released: int = 0
     busy_seconds: float = 0.0
-    pickup_seconds: list[float] = field(default_factory=list)
+    #: Seconds from ``run_at`` to claim, for the most recent jobs.
+    pickup_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
 class Worker:
@@ -137,9 +139,9 @@ class Worker:
     def stats(self) -> dict[str, Any]:
         """This worker's counters, uptime, memory and utilisation."""
         uptime = time.monotonic() - self._started_mono
-        busy = self.counts.busy_seconds + sum(
-            time.monotonic() - r.started for r in self._running.values()
-        )
+        # tuple() copies in one step: the heartbeat thread calls this while the loop runs.
+        running = tuple(self._running.values())
+        busy = self.counts.busy_seconds + sum(time.monotonic() - r.started for r in running)
         c = self.counts
         return {
             "id": self.id,
@@ -148,7 +150,7 @@ class Worker:
             "pool": self.pool,
             "queues": list(self.routing.queues or ["*"]),
             "concurrency": self.concurrency,
-            "running": len(self._running),
+            "running": len(running),
             "processed": c.processed,
             "succeeded": c.succeeded,
             "failed": c.retried + c.dead,

@@ -108,7 +108,8 @@ def retrying(fn: Callable[[], T]) -> T:
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc) or attempt == LOCKED_RETRIES - 1:
                 raise
-            time.sleep(min(0.5, 0.02 * 2**attempt) * (0.5 + random.random()))
+            jitter = 0.5 + random.random()  # noqa: S311 - spreads retries, not a secret
+            time.sleep(min(0.5, 0.02 * 2**attempt) * jitter)
     raise AssertionError("unreachable")
 
 

@@ -40,7 +40,9 @@ INSERT INTO {jobs} (
 
 -- name: promote_due
 -- Due scheduled jobs become ready before every claim, whatever the routing.
-UPDATE {jobs} SET state = 'ready', updated_at = :now
+-- INDEXED BY: without ANALYZE statistics the planner prefers {jobs_claim} (state = ?) and
+-- would walk every scheduled job instead of only the due ones.
+UPDATE {jobs} INDEXED BY {jobs_due} SET state = 'ready', updated_at = :now
 WHERE state = 'scheduled' AND run_at <= :now;
 
 -- name: claim
@@ -92,9 +94,9 @@ SET state = 'ready', attempts = attempts - 1, updated_at = :now,
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
 -- name: expired_leases
-SELECT id, recoveries FROM {jobs}
+SELECT id, recoveries FROM {jobs} INDEXED BY {jobs_lease}
 WHERE state = 'running' AND lease_expires_at <= :now
-ORDER BY seq;
+ORDER BY lease_expires_at;
 
 -- name: recover_ready
 UPDATE {jobs}
@@ -161,7 +163,7 @@ WHERE state IN ({states})
 -- Is matching work ready now, and when is the next matching scheduled job due?
 SELECT
     EXISTS (SELECT 1 FROM {jobs} WHERE state = 'ready' AND {routing}) AS ready,
-    (SELECT run_at FROM {jobs} WHERE state = 'scheduled' AND {routing}
+    (SELECT run_at FROM {jobs} INDEXED BY {jobs_due} WHERE state = 'scheduled' AND {routing}
      ORDER BY run_at LIMIT 1) AS next_due;
 
 -- name: drop_expired_workers

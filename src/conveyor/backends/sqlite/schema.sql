@@ -26,11 +26,14 @@
 --   by (priority, run_at, seq). Every SQLite index entry ends with the rowid, so this index
 --   already yields that exact order: the claim walks it from the front and stops after
 --   LIMIT matching rows, with no sort. Routing filters (queue, task) are checked on the rows
---   it walks; leading with queue would only help exact-name routing and would break the
---   strict priority order across queues. The same index serves `stats`-style state scans.
+--   it walks. Leading with queue would only help exact-name routing (not patterns), and
+--   strict priority across several queues would then need a sort of every ready job.
 -- {jobs_due} (run_at) WHERE state = 'scheduled': promoting due jobs and finding the next
 --   due time (wait_for_work) touch only scheduled rows, earliest first.
 -- {jobs_lease} (lease_expires_at) WHERE state = 'running': `recover` finds expired leases.
+--   Queries name these two partial indexes with INDEXED BY: without ANALYZE statistics the
+--   planner would rather use {jobs_claim}'s state prefix and walk every scheduled (or
+--   running) job.
 -- {jobs_unique} UNIQUE (unique_key) WHERE state IN ('scheduled', 'ready', 'running'): a
 --   unique key is held only while its job is active; final states free it.
 

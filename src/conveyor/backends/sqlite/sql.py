@@ -50,7 +50,7 @@ def _fill_names(text: str, source: str) -> str:
 
 
 def parse_blocks(text: str, source: str) -> dict[str, str]:
-    """Split a `.sql` file into its ``-- name: x`` blocks (the text before the first is a header)."""
+    """Split a `.sql` file into its ``-- name: x`` blocks; text before the first is a header."""
     parts = _NAME_LINE.split(text)
     blocks: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):

@@ -43,6 +43,11 @@ def _json(value: Any, what: str) -> str:
         raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
 
 
+def _float(value: float | None) -> float | None:
+    # RETURNING hands back REAL columns holding whole numbers as ints; give floats back.
+    return None if value is None else float(value)
+
+
 def _record(row: sqlite3.Row) -> JobRecord:
     return JobRecord(
         id=row["id"],
@@ -54,21 +59,21 @@ def _record(row: sqlite3.Row) -> JobRecord:
         headers=json.loads(row["headers"]),
         attempts=row["attempts"],
         max_retries=row["max_retries"],
-        timeout=row["timeout"],
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        timeout=float(row["timeout"]),
+        run_at=float(row["run_at"]),
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
         unique_key=row["unique_key"],
         recoveries=row["recoveries"],
         lease_token=row["lease_token"],
-        lease_expires_at=row["lease_expires_at"],
+        lease_expires_at=_float(row["lease_expires_at"]),
         worker_id=row["worker_id"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
+        started_at=_float(row["started_at"]),
+        finished_at=_float(row["finished_at"]),
         last_error=row["last_error"],
         traceback=row["traceback"],
         result=None if row["result"] is None else bytes(row["result"]),
-        failed_at=row["failed_at"],
+        failed_at=_float(row["failed_at"]),
     )
 
 
@@ -78,8 +83,8 @@ def _worker(row: sqlite3.Row) -> WorkerInfo:
         id=row["id"],
         host=row["host"],
         pid=row["pid"],
-        started_at=row["started_at"],
-        last_seen=row["last_seen"],
+        started_at=float(row["started_at"]),
+        last_seen=float(row["last_seen"]),
         pool=row["pool"],
         queues=queues,
         stats=json.loads(row["stats"]),
@@ -120,8 +125,6 @@ class Store:
     # -- producing -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """Store jobs in order; a held unique key returns the job holding it."""
-        for new in jobs:
-            _json(new.headers, f"the headers of job {new.id} ({new.task})")
 
         def txn() -> list[EnqueueResult]:
             now = self.clock.now()
@@ -142,7 +145,7 @@ class Store:
                         "priority": int(new.priority),
                         "state": (State.SCHEDULED if run_at > now else State.READY).value,
                         "payload": new.payload,
-                        "headers": _json(new.headers, "headers"),
+                        "headers": _json(new.headers, f"the headers of job {new.id} ({new.task})"),
                         "max_retries": new.max_retries,
                         "timeout": new.timeout,
                         "run_at": run_at,
@@ -246,7 +249,7 @@ class Store:
     def probe(self, statement: str, params: dict[str, Any]) -> tuple[bool, float | None]:
         """Whether matching work is ready, and when the next matching scheduled job is due."""
         row = self._read(lambda: self.conn.execute(statement, params).fetchone())
-        return bool(row["ready"]), row["next_due"]
+        return bool(row["ready"]), _float(row["next_due"])
 
     def data_version(self) -> int:
         """A number that changes when another connection commits to the file."""
@@ -293,9 +296,10 @@ class Store:
             count = 0
             for row in self._exec("dead_jobs", {"ids": ids}).fetchall():
                 key = row["unique_key"]
-                if key is not None and self._exec(
-                    "active_with_key", {"unique_key": key}
-                ).fetchone():
+                if (
+                    key is not None
+                    and self._exec("active_with_key", {"unique_key": key}).fetchone()
+                ):
                     continue  # a newer job holds the key; retrying would run it twice
                 self._exec("retry_dead", {"seq": row["seq"], "now": now})
                 count += 1

@@ -1,0 +1,46 @@
+"""The ``conveyor`` command line: workers, enqueueing, status, jobs and the demo.
+
+Each command lives in its own module; this one only wires them into one Typer app.
+Exit codes: 0 ok, 1 not found or nothing done, 2 usage or configuration error,
+3 backend unavailable.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from conveyor.cli.demo import demo
+from conveyor.cli.failed import failed_app
+from conveyor.cli.jobs import enqueue, jobs_app
+from conveyor.cli.status import status, workers
+from conveyor.cli.worker import worker
+
+app = typer.Typer(
+    name="conveyor",
+    help="Conveyor: background jobs with leases and strict priorities.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("worker")(worker)
+app.command("enqueue")(enqueue)
+app.command("status")(status)
+app.command("workers")(workers)
+app.command("demo")(demo)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(failed_app, name="failed")
+
+
+@app.callback()
+def _root() -> None:
+    """Conveyor: background jobs with leases and strict priorities."""
+
+
+def main() -> None:
+    """Entry point of the ``conveyor`` script and ``python -m conveyor``."""
+    app(prog_name="conveyor")
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,141 @@
+"""``conveyor failed list | retry | purge``: the dead-letter store."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from conveyor.cli.common import (
+    EXIT_NOTHING,
+    AppOption,
+    JsonOption,
+    UrlOption,
+    err,
+    fail,
+    handle_errors,
+    out,
+    print_json,
+    resolve_app,
+    run_with_backend,
+)
+from conveyor.cli.jobs import job_table
+from conveyor.errors import ConfigError
+from conveyor.job import JobQuery, JobRecord, State
+
+if TYPE_CHECKING:
+    from conveyor.backends.base import Backend
+
+failed_app = typer.Typer(
+    help="Dead jobs (out of retries, failed with Fail, or poison pills).", no_args_is_help=True
+)
+
+
+@failed_app.command("list")
+@handle_errors
+def list_failed(
+    app_spec: AppOption = None,
+    url: UrlOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List dead jobs with their last error, newest first."""
+    app = resolve_app(app_spec, url)
+
+    async def read(backend: Backend) -> list[JobRecord]:
+        return await backend.query(JobQuery(states=(State.DEAD,), limit=limit))
+
+    jobs = run_with_backend(app, read)
+    if as_json:
+        print_json([j.to_dict() for j in jobs])
+    else:
+        out.print(job_table(jobs, title=f"{len(jobs)} dead job(s)", error_column=True))
+
+
+@failed_app.command("retry")
+@handle_errors
+def retry(
+    job_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="[ID]...", help="Dead jobs to run again.")
+    ] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Retry every dead job.")] = False,
+    app_spec: AppOption = None,
+    url: UrlOption = None,
+) -> None:
+    """Move dead jobs back to ready with fresh attempts. Exit 1 if none was retried."""
+    if bool(job_ids) == all_jobs:
+        raise ConfigError("give the ids of the dead jobs to retry, or --all (not both)")
+    app = resolve_app(app_spec, url)
+    wanted = None if all_jobs else list(job_ids or [])
+
+    async def act(backend: Backend) -> int:
+        return await backend.retry_dead(wanted)
+
+    count = run_with_backend(app, act)
+    out.print(f"retried {count} job(s)", highlight=False)
+    if count == 0:
+        err.print("no dead job matched", highlight=False)
+        raise typer.Exit(EXIT_NOTHING)
+    if wanted is not None and count < len(wanted):
+        err.print(
+            f"{len(wanted) - count} id(s) were not dead jobs (missing, not dead, or their "
+            "unique key is held by a newer job)",
+            highlight=False,
+        )
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and not os.environ.get("CI")
+
+
+@failed_app.command("purge")
+@handle_errors
+def purge(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    older_than: Annotated[
+        float | None, typer.Option(help="Only jobs that died more than this many s ago.")
+    ] = None,
+    app_spec: AppOption = None,
+    url: UrlOption = None,
+) -> None:
+    """Delete dead jobs for good.
+
+    Asks for confirmation on a terminal. Without a terminal (or with CI set) it deletes
+    nothing unless --yes is given: it prints how many jobs would go and exits 1.
+    """
+    app = resolve_app(app_spec, url)
+    before = None if older_than is None else time.time() - older_than
+
+    async def count_dead(backend: Backend) -> int:
+        n = 0
+        offset = 0
+        while True:
+            page = await backend.query(
+                JobQuery(states=(State.DEAD,), limit=1000, offset=offset)
+            )
+            n += sum(1 for j in page if before is None or (j.finished_at or 0.0) < before)
+            if len(page) < 1000:
+                return n
+            offset += 1000
+
+    if not yes:
+        pending = run_with_backend(app, count_dead)
+        if pending == 0:
+            out.print("no dead jobs to purge", highlight=False)
+            raise typer.Exit(EXIT_NOTHING)
+        if not _interactive():
+            fail(
+                f"would delete {pending} dead job(s); re-run with --yes to delete them",
+                EXIT_NOTHING,
+            )
+        if not typer.confirm(f"Delete {pending} dead job(s) for good?"):
+            raise typer.Exit(EXIT_NOTHING)
+
+    async def act(backend: Backend) -> int:
+        return await backend.purge([State.DEAD], finished_before=before)
+
+    deleted = run_with_backend(app, act)
+    out.print(f"purged {deleted} dead job(s)", highlight=False)

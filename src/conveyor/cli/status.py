@@ -1,0 +1,153 @@
+"""``conveyor status`` and ``conveyor workers``: what is queued, running and done."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from conveyor.cli.common import (
+    AppOption,
+    JsonOption,
+    UrlOption,
+    fmt_duration,
+    handle_errors,
+    out,
+    print_json,
+    redact_url,
+    resolve_app,
+    run_with_backend,
+)
+from conveyor.job import QueueStats, State, WorkerInfo
+
+if TYPE_CHECKING:
+    from conveyor.backends.base import Backend
+
+#: Columns of the status table, in life order.
+STATES = (
+    State.SCHEDULED, State.READY, State.RUNNING, State.SUCCEEDED, State.DEAD, State.CANCELLED
+)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """One read of the backend: per-queue counts, counters and live workers."""
+
+    queues: list[QueueStats]
+    counters: dict[str, int]
+    workers: list[WorkerInfo]
+
+    def totals(self) -> dict[str, int]:
+        """Jobs per state over every queue and priority."""
+        sums = {s.value: 0 for s in STATES}
+        for row in self.queues:
+            for state, n in row.counts.items():
+                sums[state.value] = sums.get(state.value, 0) + n
+        return sums
+
+
+async def snapshot(backend: Backend) -> Snapshot:
+    """Read stats, counters and workers from ``backend``."""
+    return Snapshot(await backend.stats(), await backend.counters(), await backend.workers())
+
+
+def status_json(url: str, snap: Snapshot) -> dict[str, Any]:
+    """The ``status --json`` document."""
+    return {
+        "url": redact_url(url),
+        "queues": [
+            {
+                "queue": row.queue,
+                "priority": row.priority.label,
+                **{s.value: row.counts.get(s, 0) for s in STATES},
+            }
+            for row in snap.queues
+        ],
+        "totals": snap.totals(),
+        "counters": snap.counters,
+        "workers": len(snap.workers),
+    }
+
+
+@handle_errors
+def status(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """Jobs per queue and priority by state, totals, lease counters and live workers.
+
+    Succeeded and cancelled jobs count while they are kept (RESULT_TTL), dead ones for
+    DEAD_TTL.
+    """
+    app = resolve_app(app_spec, url)
+    snap = run_with_backend(app, snapshot)
+    if as_json:
+        print_json(status_json(app.url, snap))
+        return
+    table = Table(title=f"Conveyor · {redact_url(app.url)}", title_justify="left")
+    table.add_column("queue")
+    table.add_column("priority")
+    for s in STATES:
+        table.add_column(s.value, justify="right", min_width=len(s.value))
+    for row in snap.queues:
+        table.add_row(
+            row.queue, row.priority.label, *(_n(row.counts.get(s, 0)) for s in STATES)
+        )
+    totals = snap.totals()
+    table.add_section()
+    table.add_row("total", "", *(_n(totals[s.value]) for s in STATES), style="bold")
+    out.print(table)
+    c = snap.counters
+    out.print(
+        f"workers live: {len(snap.workers)}   lease counters: fenced {c.get('fenced', 0)}, "
+        f"recovered {c.get('recovered', 0)}, poisoned {c.get('poisoned', 0)}",
+        highlight=False,
+    )
+
+
+def _n(value: int) -> str:
+    return f"{value:,}" if value else "[dim]0[/]"
+
+
+def worker_row(info: WorkerInfo, now: float) -> dict[str, Any]:
+    """One live worker as plain data."""
+    stats = info.stats
+    return {
+        "id": info.id,
+        "host": info.host,
+        "pid": info.pid,
+        "pool": info.pool,
+        "queues": list(info.queues) if info.queues else ["*"],
+        "processed": stats.get("processed", 0),
+        "running": stats.get("running", 0),
+        "concurrency": stats.get("concurrency"),
+        "uptime": round(max(0.0, now - info.started_at), 1),
+        "rss_mb": stats.get("rss_mb"),
+        "last_seen": info.last_seen,
+    }
+
+
+@handle_errors
+def workers(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """Live workers from the backend's registry."""
+    app = resolve_app(app_spec, url)
+
+    async def read(backend: Backend) -> list[WorkerInfo]:
+        return await backend.workers()
+
+    now = time.time()
+    rows = [worker_row(w, now) for w in sorted(run_with_backend(app, read), key=lambda w: w.id)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} live worker(s)", title_justify="left")
+    for name in ("id", "host", "pid", "queues", "running", "processed", "uptime", "rss"):
+        numeric = name in ("pid", "running", "processed")
+        table.add_column(name, justify="right" if numeric else "left")
+    for r in rows:
+        rss = "-" if r["rss_mb"] is None else f"{r['rss_mb']:.0f} MB"
+        running = f"{r['running']}/{r['concurrency'] or '?'}"
+        table.add_row(
+            r["id"], r["host"], str(r["pid"]), ",".join(r["queues"]), running,
+            str(r["processed"]), fmt_duration(r["uptime"]), rss,
+        )
+    out.print(table)

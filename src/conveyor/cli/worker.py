@@ -1,0 +1,138 @@
+"""``conveyor worker``: run one worker process for an app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from conveyor.cli.common import (
+    AppOption,
+    UrlOption,
+    err,
+    handle_errors,
+    redact_url,
+    resolve_app,
+    set_url,
+    split_list,
+)
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def configure_logging(level: str) -> None:
+    """Send stdlib logging to stderr as ``time level logger: message``."""
+    name = level.strip().upper()
+    if name.lower() not in LOG_LEVELS:
+        from conveyor.errors import ConfigError
+
+        raise ConfigError(f"--log-level {level!r} is not one of {', '.join(LOG_LEVELS)}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(name)
+
+
+def apply_overrides(app: Conveyor, **overrides: Any) -> None:
+    """Check CLI values like the environment's, then let them win over the app's settings."""
+    from conveyor.settings import load_settings
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return
+    checked = load_settings(**given)
+    app.settings = app.settings.model_copy(update={k: getattr(checked, k) for k in given})
+
+
+@handle_errors
+def worker(
+    app_spec: AppOption = None,
+    url: UrlOption = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", help="Jobs run at once.")
+    ] = None,
+    queues: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated queue names or globs, e.g. mail,account-*."),
+    ] = None,
+    priorities: Annotated[
+        str | None, typer.Option(help="Comma-separated priorities to serve, e.g. high,normal.")
+    ] = None,
+    job_types: Annotated[
+        str | None, typer.Option(help="Comma-separated task names to run (default: all).")
+    ] = None,
+    burst: Annotated[
+        bool, typer.Option("--burst", help="Exit once the served queues are empty.")
+    ] = False,
+    max_jobs: Annotated[
+        int | None, typer.Option(help="Exit (for a restart) after this many jobs.")
+    ] = None,
+    memory_limit: Annotated[
+        int | None, typer.Option(help="Exit (for a restart) above this RSS, in MB.")
+    ] = None,
+    max_time: Annotated[
+        float | None, typer.Option(help="Exit (for a restart) after this many seconds.")
+    ] = None,
+    grace_period: Annotated[
+        float | None,
+        typer.Option(help="On SIGTERM, seconds to let running jobs finish before release."),
+    ] = None,
+    lease_seconds: Annotated[
+        float | None, typer.Option(help="Lease length: a dead worker's jobs return after it.")
+    ] = None,
+    sleep: Annotated[
+        float | None, typer.Option(help="Longest idle wait between polls, in seconds.")
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning, error or critical.")
+    ] = "info",
+) -> None:
+    """Run a worker: claim jobs from the backend and run them until stopped.
+
+    Flags win over environment variables (WORKER_CONCURRENCY, WORKER_QUEUES, ...), which win
+    over defaults. SIGTERM or Ctrl-C stops gracefully; a second one stops at once.
+    """
+    configure_logging(log_level)
+    from conveyor.worker import Worker
+
+    app = resolve_app(app_spec, None, need_app=True)
+    set_url(app, url)
+    apply_overrides(
+        app,
+        worker_concurrency=concurrency,
+        worker_queues=split_list(queues),
+        worker_priorities=split_list(priorities),
+        worker_job_types=split_list(job_types),
+        worker_max_jobs=max_jobs,
+        worker_memory_limit=memory_limit,
+        worker_max_time=max_time,
+        worker_grace_period=grace_period,
+        lease_seconds=lease_seconds,
+        worker_sleep=sleep,
+    )
+    w = Worker(app, burst=burst, handle_signals=True)
+    s = app.settings
+    err.print(
+        f"conveyor worker · app {app_spec} · {redact_url(app.url)} · pid {os.getpid()} · "
+        f"concurrency {w.concurrency} · queues {','.join(s.worker_queues or ['*'])}"
+        f"{' · burst' if burst else ''}",
+        markup=False, highlight=False,
+    )
+    code = asyncio.run(w.run())
+    if w.stuck_threads > 0 or code != 0:
+        # A sync task's thread may still be running (it overran its timeout, or a forced
+        # stop released its job); Python would wait for it at exit, so leave without waiting.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise typer.Exit(code)

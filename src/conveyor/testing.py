@@ -1,0 +1,415 @@
+"""Helpers for testing your own tasks: eager mode, a memory backend, and `drain`.
+
+```python
+from conveyor.testing import drain, eager, use_memory_backend
+
+def test_signup_sends_mail() -> None:
+    with use_memory_backend(app), eager(app):
+        job = send_email.enqueue("a@example.com", subject="Hi")  # ran already
+        assert job.state() is State.SUCCEEDED
+
+def test_the_whole_flow() -> None:
+    with use_memory_backend(app, clock=FakeClock()):
+        signup("a@example.com")                 # enqueues jobs as in production
+        drain(app).raise_on_failure()           # a real worker runs them, retries included
+```
+
+Eager mode runs each job once, inline, through the same executor a worker uses, so argument
+checks, timeouts and `current_job()` behave as in production; delays are ignored and a
+failure dead-letters the job at once (no retries) and, by default, re-raises the task's
+exception to the caller. See ``docs/testing.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from conveyor.app import Conveyor, JobHandle
+from conveyor.backends.memory import MemoryBackend
+from conveyor.clock import SYSTEM_CLOCK, Clock, FakeClock
+from conveyor.errors import JobControl, JobFailed
+from conveyor.job import JobQuery, JobRecord, Lease, NewJob, Routing, State
+from conveyor.settings import load_settings
+from conveyor.worker.executor import Outcome, ThreadTimeout, execute
+from conveyor.worker.worker import Worker
+
+if TYPE_CHECKING:
+    from conveyor.backends.base import Backend
+
+__all__ = [
+    "DrainReport",
+    "drain",
+    "drain_async",
+    "eager",
+    "make_test_app",
+    "run_eager",
+    "run_eager_async",
+    "use_memory_backend",
+]
+
+T = TypeVar("T")
+
+#: `eager(app, raise_errors=False)` remembers its choice here; plain ``app.eager = True``
+#: means ``raise_errors=True``.
+_RAISE_ERRORS: weakref.WeakKeyDictionary[Conveyor, bool] = weakref.WeakKeyDictionary()
+#: Enough for any test's jobs; `drain` compares the store before and after.
+_SNAPSHOT_LIMIT = 10_000_000
+
+
+# -- test apps -----------------------------------------------------------------------------
+def make_test_app(
+    *, clock: Clock | None = None, eager: bool = False, **settings: Any
+) -> Conveyor:
+    """A fresh app on its own `memory://` store.
+
+    ``settings`` override the environment (``max_retries=0``, ``job_timeout=5``, ...);
+    ``eager=True`` runs jobs as they are enqueued.
+    """
+    app = Conveyor(
+        "memory://", settings=load_settings(**settings), clock=clock or SYSTEM_CLOCK
+    )
+    app.eager = eager
+    return app
+
+
+@contextlib.contextmanager
+def use_memory_backend(app: Conveyor, *, clock: Clock | None = None) -> Iterator[MemoryBackend]:
+    """Point ``app`` at a fresh, empty memory store (and ``clock``, if given) until exit.
+
+    For apps defined in your own code with a production URL: their tasks stay registered,
+    only the storage (and time) is swapped, and put back afterwards.
+    """
+    saved = (app.url, app.clock, app._backend, app._opened)
+    new_clock = clock if clock is not None else app.clock
+    backend = MemoryBackend("memory://", clock=new_clock)
+    app.url, app.clock, app._backend, app._opened = "memory://", new_clock, backend, False
+    try:
+        yield backend
+    finally:
+        app.url, app.clock, app._backend, app._opened = saved
+
+
+# -- eager mode ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def eager(app: Conveyor, *, raise_errors: bool = True) -> Iterator[Conveyor]:
+    """Run every job enqueued on ``app`` inline, at once, until the block exits.
+
+    With ``raise_errors`` (the default) a job that fails re-raises the task's exception to
+    the code that enqueued it (or `JobFailed` when there is no task exception, e.g. a
+    `Fail`); the job is dead-lettered either way.
+    """
+    saved_eager, saved_raise = app.eager, _RAISE_ERRORS.get(app)
+    app.eager = True
+    _RAISE_ERRORS[app] = raise_errors
+    try:
+        yield app
+    finally:
+        app.eager = saved_eager
+        if saved_raise is None:
+            _RAISE_ERRORS.pop(app, None)
+        else:
+            _RAISE_ERRORS[app] = saved_raise
+
+
+def run_eager(
+    app: Conveyor, jobs: Sequence[NewJob], *, raise_errors: bool | None = None
+) -> list[JobHandle[Any]]:
+    """Store ``jobs`` and run each new one once, now; what `Conveyor.enqueue_many` does in
+    eager mode. Works from sync code, and from sync code called inside an event loop.
+    """
+    stored = _undelayed(jobs)
+    results = app.backend.enqueue_sync(stored)
+    fresh = [job for job, r in zip(stored, results, strict=True) if not r.existing]
+    errors = _in_thread(lambda: _run_all(app, fresh)) if fresh else []
+    _raise_first(app, errors, raise_errors)
+    return [JobHandle(app, r.id, existing=r.existing) for r in results]
+
+
+async def run_eager_async(
+    app: Conveyor, jobs: Sequence[NewJob], *, raise_errors: bool | None = None
+) -> list[JobHandle[Any]]:
+    """`run_eager` for async code: the jobs run on the caller's event loop."""
+    stored = _undelayed(jobs)
+    backend = await app.open()
+    results = await backend.enqueue(stored)
+    fresh = [job for job, r in zip(stored, results, strict=True) if not r.existing]
+    errors = await _run_all(app, fresh)
+    _raise_first(app, errors, raise_errors)
+    return [JobHandle(app, r.id, existing=r.existing) for r in results]
+
+
+def _undelayed(jobs: Sequence[NewJob]) -> list[NewJob]:
+    # Eager mode ignores delay= and run_at=: the job is due now, so it can run now.
+    return [replace(job, run_at=None) for job in jobs]
+
+
+@dataclass(slots=True)
+class _Failed:
+    record: JobRecord
+    outcome: Outcome
+
+
+async def _run_all(app: Conveyor, jobs: Sequence[NewJob]) -> list[_Failed]:
+    backend = await app.open()
+    worker_id = f"eager-{socket.gethostname()}-{os.getpid()}"
+    failed: list[_Failed] = []
+    threads = ThreadPoolExecutor(1, thread_name_prefix="conveyor-eager")
+    try:
+        for job in jobs:
+            lease_seconds = job.timeout + app.settings.lease_seconds
+            record = await _claim_exact(backend, job, worker_id, lease_seconds)
+            if record is None:
+                continue  # another worker took it first; it runs there
+            outcome = await _run_once(app, backend, record, worker_id, threads)
+            if outcome.failure is not None:
+                failed.append(_Failed(await backend.get(record.id) or record, outcome))
+    finally:
+        # A sync task stuck past its timeout keeps its thread; do not wait for it.
+        threads.shutdown(wait=False)
+    return failed
+
+
+async def _claim_exact(
+    backend: Backend, job: NewJob, worker_id: str, lease_seconds: float
+) -> JobRecord | None:
+    """Claim this very job; older jobs claimed on the way are given back at once."""
+    routing = Routing(queues=(job.queue,), priorities=(job.priority,), tasks=(job.task,))
+    others: list[JobRecord] = []
+    try:
+        while True:
+            claimed = await backend.claim(worker_id, routing, 1, lease_seconds)
+            if not claimed:
+                return None
+            if claimed[0].id == job.id:
+                return claimed[0]
+            others.append(claimed[0])
+    finally:
+        for other in others:
+            assert other.lease_token is not None
+            await backend.release(Lease(other.id, other.lease_token))
+
+
+async def _run_once(
+    app: Conveyor, backend: Backend, record: JobRecord, worker_id: str, threads: ThreadPoolExecutor
+) -> Outcome:
+    assert record.lease_token is not None
+    lease = Lease(record.id, record.lease_token)
+    outcome = await execute(app, record, worker_id, threads)
+    failure = outcome.failure
+    if failure is None:
+        await backend.complete(lease, outcome.result)
+        return outcome
+    if failure.retry_at is not None:
+        failure = replace(failure, error=f"{failure.error} (eager mode: no retries)", retry_at=None)
+        outcome = replace(outcome, failure=failure)
+    await backend.fail(lease, failure)
+    return outcome
+
+
+def _raise_first(app: Conveyor, errors: list[_Failed], raise_errors: bool | None) -> None:
+    if raise_errors is None:
+        raise_errors = _RAISE_ERRORS.get(app, True)
+    if not errors or not raise_errors:
+        return
+    first = errors[0]
+    exc = first.outcome.exception
+    if isinstance(exc, Exception) and not isinstance(exc, (JobControl, ThreadTimeout)):
+        raise exc
+    record = first.record
+    raise JobFailed(
+        f"job {record.id} ({record.task}) ended dead in eager mode: {record.last_error}",
+        record,
+    ) from exc
+
+
+def _in_thread(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` on a private event loop in a short-lived thread and return its result.
+
+    A thread, so that sync code called from inside a running event loop (a sync
+    ``enqueue`` in an async test) can still run async task code to completion.
+    """
+    box: dict[str, Any] = {}
+
+    async def main() -> T:
+        return await work()
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="conveyor-testing", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+# -- drain ---------------------------------------------------------------------------------
+@dataclass(slots=True, repr=False)
+class DrainReport:
+    """What one `drain` ran.
+
+    ``succeeded`` and ``dead`` hold the jobs that reached those states while draining, in
+    the order they finished; ``retried`` counts failed runs that were scheduled again and
+    ``processed`` every run.
+    """
+
+    succeeded: list[JobRecord] = field(default_factory=list)
+    dead: list[JobRecord] = field(default_factory=list)
+    retried: int = 0
+    processed: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<DrainReport processed={self.processed} succeeded={len(self.succeeded)} "
+            f"dead={len(self.dead)} retried={self.retried}>"
+        )
+
+    @property
+    def ok(self) -> bool:
+        """Whether no job was dead-lettered."""
+        return not self.dead
+
+    def raise_on_failure(self) -> None:
+        """Raise `JobFailed` naming every dead-lettered job and its error."""
+        if not self.dead:
+            return
+        lines = [f"  {j.id} {j.task}: {j.last_error}" for j in self.dead]
+        raise JobFailed(
+            f"{len(self.dead)} job(s) were dead-lettered while draining:\n" + "\n".join(lines),
+            self.dead[0],
+        )
+
+
+def drain(
+    app: Conveyor,
+    *,
+    queues: Sequence[str] | None = None,
+    max_jobs: int | None = None,
+    timeout: float = 10.0,
+    include_scheduled: bool = True,
+    concurrency: int | None = None,
+) -> DrainReport:
+    """Run a real worker until no job it serves is ready (from sync code).
+
+    See `drain_async`. Safe to call inside a running event loop: the worker then runs on a
+    private loop in a helper thread.
+    """
+    return _in_thread(
+        lambda: drain_async(
+            app, queues=queues, max_jobs=max_jobs, timeout=timeout,
+            include_scheduled=include_scheduled, concurrency=concurrency,
+        )
+    )
+
+
+async def drain_async(
+    app: Conveyor,
+    *,
+    queues: Sequence[str] | None = None,
+    max_jobs: int | None = None,
+    timeout: float = 10.0,
+    include_scheduled: bool = True,
+    concurrency: int | None = None,
+) -> DrainReport:
+    """Run a real `Worker` (in burst mode) until no job it serves is ready or running.
+
+    ``queues`` (names or globs) limits the lanes; every queue by default. With
+    ``include_scheduled`` delayed jobs and retries run too: on a `FakeClock` the clock jumps
+    to the next due job at once, on a real clock the drain waits for jobs due before its
+    ``timeout``. ``max_jobs`` stops after that many runs. Raises `TimeoutError` if jobs
+    are still running or ready after ``timeout`` seconds (a task that never ends, or one
+    that keeps enqueueing more work).
+    """
+    deadline = time.monotonic() + timeout
+    backend = await app.open()
+    routing = Routing(queues=tuple(queues) if queues else None)
+    before = {j.id: j.state for j in await _snapshot(backend)}
+    report = DrainReport()
+    while True:
+        # Options that would make a worker stop early (WORKER_MAX_TIME, ...) are not
+        # wanted here, and routing comes from the arguments, never from WORKER_* settings.
+        worker = Worker(app, burst=True, concurrency=concurrency, reaper=False)
+        worker.routing = routing
+        worker.max_jobs = None if max_jobs is None else max_jobs - report.processed
+        worker.max_time = worker.memory_limit = None
+        await _run_worker(worker, deadline, timeout)
+        report.processed += worker.counts.processed
+        report.retried += worker.counts.retried
+        if max_jobs is not None and report.processed >= max_jobs:
+            break
+        if await _has_ready(backend, routing):
+            continue  # the worker stopped itself early (a stuck sync thread)
+        if not include_scheduled or not await _next_due(app, backend, routing, deadline):
+            break
+    for job in await _snapshot(backend):
+        if before.get(job.id) is not job.state and job.state is State.SUCCEEDED:
+            report.succeeded.append(job)
+        elif before.get(job.id) is not job.state and job.state is State.DEAD:
+            report.dead.append(job)
+    report.succeeded.sort(key=_finish_order)
+    report.dead.sort(key=_finish_order)
+    return report
+
+
+async def _run_worker(worker: Worker, deadline: float, timeout: float) -> None:
+    run = asyncio.ensure_future(worker.run())
+    done, _ = await asyncio.wait({run}, timeout=max(0.0, deadline - time.monotonic()))
+    if not done:
+        worker.force_stop()
+        await run
+        raise TimeoutError(
+            f"drain did not finish within {timeout:g}s: jobs were still running or ready "
+            f"({worker.counts.processed} run by the last worker); a task may never end, or "
+            "keep enqueueing more work. Raise timeout= or pass max_jobs="
+        )
+    run.result()
+
+
+async def _snapshot(backend: Backend) -> list[JobRecord]:
+    return await backend.query(JobQuery(limit=_SNAPSHOT_LIMIT))
+
+
+async def _has_ready(backend: Backend, routing: Routing) -> bool:
+    ready = await backend.query(JobQuery(states=(State.READY,), limit=_SNAPSHOT_LIMIT))
+    return any(routing.matches(j.queue, j.priority, j.task) for j in ready)
+
+
+async def _next_due(app: Conveyor, backend: Backend, routing: Routing, deadline: float) -> bool:
+    """Make the next scheduled job due, if one is due in time; whether there was one.
+
+    On a `FakeClock` the clock jumps to it. On a real clock this waits for it, if it comes
+    before ``deadline``.
+    """
+    scheduled = await backend.query(JobQuery(states=(State.SCHEDULED,), limit=_SNAPSHOT_LIMIT))
+    due = [j.run_at for j in scheduled if routing.matches(j.queue, j.priority, j.task)]
+    if not due:
+        return False
+    wait = min(due) - app.clock.now()
+    if wait <= 0:
+        return True
+    if isinstance(app.clock, FakeClock):
+        app.clock.advance(wait)
+        return True
+    if time.monotonic() + wait > deadline:
+        return False
+    await asyncio.sleep(wait)
+    return True
+
+
+def _finish_order(job: JobRecord) -> tuple[float, float]:
+    return (job.finished_at or 0.0, job.created_at)

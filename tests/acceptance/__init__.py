@@ -1,0 +1,1 @@
+"""Acceptance tests: the real ``conveyor worker`` CLI in subprocesses, real signals, SQLite."""
