@@ -1,7 +1,7 @@
 """Helpers for testing your own tasks: eager mode, a memory backend, and `drain`.
 
 ```python
-from conveyor.testing import drain, eager, use_memory_backend
+from conveyor.testing import FakeClock, drain, eager, use_memory_backend
 
 def test_signup_sends_mail() -> None:
     with use_memory_backend(app), eager(app):
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DrainReport",
+    "FakeClock",
     "drain",
     "drain_async",
     "eager",
@@ -264,8 +265,8 @@ class DrainReport:
     """What one `drain` ran.
 
     ``succeeded`` and ``dead`` hold the jobs that reached those states while draining, in
-    the order they finished; ``retried`` counts failed runs that were scheduled again and
-    ``processed`` every run.
+    the order they finished (then enqueue order); ``retried`` counts failed runs that were
+    scheduled again and ``processed`` every run.
     """
 
     succeeded: list[JobRecord] = field(default_factory=list)
@@ -356,7 +357,7 @@ async def drain_async(
             continue  # the worker stopped itself early (a stuck sync thread)
         if not include_scheduled or not await _next_due(app, backend, routing, deadline):
             break
-    for job in await _snapshot(backend):
+    for job in reversed(await _snapshot(backend)):  # oldest first
         if before.get(job.id) is not job.state and job.state is State.SUCCEEDED:
             report.succeeded.append(job)
         elif before.get(job.id) is not job.state and job.state is State.DEAD:
@@ -411,5 +412,6 @@ async def _next_due(app: Conveyor, backend: Backend, routing: Routing, deadline:
     return True
 
 
-def _finish_order(job: JobRecord) -> tuple[float, float]:
-    return (job.finished_at or 0.0, job.created_at)
+def _finish_order(job: JobRecord) -> float:
+    # A stable sort: jobs that finished at the same instant (a FakeClock) keep enqueue order.
+    return job.finished_at or 0.0

@@ -13,7 +13,7 @@ from conveyor.job import JobRecord, Lease, Routing
 from conveyor.retry import resolve_backoff
 from conveyor.worker.executor import Outcome, execute
 
-# -- policies --------------------------------------------------------------------------------
+# -- policies ------------------------------------------------------------------------------
 
 
 def test_exponential_without_jitter_doubles_from_base_up_to_the_cap() -> None:

@@ -41,7 +41,7 @@ def test_every_other_change_raises(old: State, new: State) -> None:
 
 
 def test_final_states_have_no_way_out_except_retrying_a_dead_job() -> None:
-    assert FINAL_STATES == {State.SUCCEEDED, State.DEAD, State.CANCELLED}
+    assert {State.SUCCEEDED, State.DEAD, State.CANCELLED} == FINAL_STATES
     assert TRANSITIONS[State.SUCCEEDED] == frozenset()
     assert TRANSITIONS[State.CANCELLED] == frozenset()
     assert TRANSITIONS[State.DEAD] == frozenset({State.READY})
@@ -49,4 +49,4 @@ def test_final_states_have_no_way_out_except_retrying_a_dead_job() -> None:
 
 def test_no_state_goes_to_itself_and_active_states_are_the_rest() -> None:
     assert all(s not in TRANSITIONS[s] for s in State)
-    assert ACTIVE_STATES == set(State) - FINAL_STATES
+    assert set(State) - FINAL_STATES == ACTIVE_STATES
