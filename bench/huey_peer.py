@@ -49,8 +49,11 @@ def drain(jobs: int, workers: int) -> float:
         [str(consumer), "huey_peer.huey", "-w", str(workers), "-k", "thread", "-q"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
+    deadline = start + 600
     try:
         while huey.pending_count() > 0:
+            if time.perf_counter() > deadline:
+                raise SystemExit("huey_consumer did not drain the queue in 600 s")
             if proc.poll() is not None:
                 raise SystemExit(f"huey_consumer exited early: {proc.stderr.read()!r}")
             time.sleep(0.01)
@@ -65,12 +68,19 @@ def drain(jobs: int, workers: int) -> float:
 
 def main() -> int:
     """Run one measurement and print it as JSON."""
+    # Huey names tasks after their module: enqueue through `huey_peer`, the module the
+    # consumer imports, not through this script's `__main__` copy of it.
+    import huey_peer
+
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["enqueue", "drain"])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
-    seconds = enqueue(args.jobs) if args.mode == "enqueue" else drain(args.jobs, args.workers)
+    if args.mode == "enqueue":
+        seconds = huey_peer.enqueue(args.jobs)
+    else:
+        seconds = huey_peer.drain(args.jobs, args.workers)
     print(json.dumps({"seconds": seconds, "version": huey_pkg.__version__}))
     return 0
 

@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -222,50 +223,83 @@ def table(rows: list[Row], huey_note: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every measurement and print the table."""
+    """Run every measurement ``--repeat`` times and print the medians."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per measurement")
     parser.add_argument("--batch", type=int, default=1_000, help="enqueue_many batch size")
     parser.add_argument("--concurrency", type=int, default=32, help="drain worker concurrency")
     parser.add_argument("--huey-workers", type=int, default=4, help="Huey consumer threads")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is shown")
     parser.add_argument("--no-peers", action="store_true", help="skip Huey")
     args = parser.parse_args(argv)
 
     WORK_DIR.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_DIR))
     print("\n".join(machine()), flush=True)
+    python: Path | None = None
+    huey_note = "skipped (--no-peers)"
+    if not args.no_peers:
+        python, why = huey_python()
+        huey_note = f"not measured: {why}" if python is None else ""
+    times: dict[str, list[float]] = {}
     try:
-        def url(name: str) -> str:
-            return f"sqlite:///{tmp / name}"
-
-        rows = [
-            Row("enqueue: one enqueue() call per job", args.jobs,
-                enqueue_single(url("single.db"), args.jobs)),
-            Row(f"enqueue_many: batches of {args.batch:,}", args.jobs,
-                enqueue_bulk(url("bulk.db"), args.jobs, args.batch),
-                note="Huey has no bulk enqueue API"),
-            Row(f"drain: 1 worker process, concurrency {args.concurrency}", args.jobs,
-                drain(url("drain.db"), args.jobs, args.concurrency),
-                note=f"start to exit of `conveyor worker --burst`; Huey: consumer, "
-                f"{args.huey_workers} threads, start to empty queue"),
-        ]
-        huey_note = "skipped (--no-peers)"
-        if not args.no_peers:
-            python, why = huey_python()
-            if python is None:
-                huey_note = f"not measured: {why}"
-            else:
-                single = huey_run(python, "enqueue", tmp / "huey-single.db", args.jobs, 1)
-                drained = huey_run(
-                    python, "drain", tmp / "huey-drain.db", args.jobs, args.huey_workers
-                )
-                rows[0].huey_s = single["seconds"]
-                rows[2].huey_s = drained["seconds"]
-                huey_note = f"huey {single['version']} (SqliteHuey, WAL) in {HUEY_VENV}"
-        print(table(rows, huey_note))
+        for n in range(args.repeat):
+            for key, seconds in one_round(tmp, n, args, python).items():
+                times.setdefault(key, []).append(seconds)
+            print(f"round {n + 1}/{args.repeat} done", file=sys.stderr, flush=True)
+        if python is not None:
+            huey_note = f"huey {huey_version(python)} (SqliteHuey: WAL, synchronous=FULL)"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+    def med(key: str) -> float | None:
+        return statistics.median(times[key]) if key in times else None
+
+    rows = [
+        Row("enqueue: one enqueue() call per job", args.jobs, med("c_single") or 0.0,
+            med("h_single")),
+        Row(f"enqueue_many: batches of {args.batch:,}", args.jobs, med("c_bulk") or 0.0,
+            note="Huey has no bulk enqueue API"),
+        Row(f"drain: 1 worker process, concurrency {args.concurrency}", args.jobs,
+            med("c_drain") or 0.0, med("h_drain"),
+            note=f"Conveyor: start to exit of `conveyor worker --burst`; Huey: "
+            f"huey_consumer, {args.huey_workers} threads, start to empty queue"),
+    ]
+    print(f"median of {args.repeat} round(s), each on fresh database files")
+    print(table(rows, huey_note))
     return 0
+
+
+def one_round(
+    tmp: Path, n: int, args: argparse.Namespace, python: Path | None
+) -> dict[str, float]:
+    """Every measurement once, on fresh files. Conveyor and Huey alternate inside the
+    round, so drift in the machine's speed (a noisy neighbour) lands on both."""
+
+    def url(name: str) -> str:
+        return f"sqlite:///{tmp / f'{name}-{n}.db'}"
+
+    out = {"c_single": enqueue_single(url("single"), args.jobs)}
+    if python is not None:
+        out["h_single"] = huey_run(
+            python, "enqueue", tmp / f"huey-single-{n}.db", args.jobs, 1
+        )["seconds"]
+    out["c_bulk"] = enqueue_bulk(url("bulk"), args.jobs, args.batch)
+    out["c_drain"] = drain(url("drain"), args.jobs, args.concurrency)
+    if python is not None:
+        out["h_drain"] = huey_run(
+            python, "drain", tmp / f"huey-drain-{n}.db", args.jobs, args.huey_workers
+        )["seconds"]
+    return out
+
+
+def huey_version(python: Path) -> str:
+    """The installed Huey version."""
+    out = subprocess.run(
+        [str(python), "-c", "import huey; print(huey.__version__)"], capture_output=True,
+        text=True, check=False,
+    )
+    return out.stdout.strip() or "?"
 
 
 if __name__ == "__main__":

@@ -30,12 +30,23 @@ step "installing conveyor[test] into $VENV"
   || die "pip install -e '.[test]'"
 
 # -- 3. Servers ---------------------------------------------------------------------------
-# >>> SERVERS: the Redis and PostgreSQL backends will need real servers here, e.g.
-#   command -v redis-server >/dev/null || apt-get install -y redis-server postgresql
-#   start redis-server and postgres on loopback (ports from REDIS_URL / POSTGRES_URL),
-#   export their URLs, and `trap stop_servers EXIT`.
+# Real servers on loopback for the Redis and PostgreSQL backends, installed from Debian's
+# packages where missing, in a throwaway directory, and stopped when this script exits.
 # Tests that need a server skip locally when it is missing and fail when CI is set.
-# <<< SERVERS (nothing to start yet: SQLite and memory need no server)
+SERVERS="$(mktemp -d /tmp/conveyor-servers.XXXXXX)"
+stop_servers() {
+  bash scripts/redis.sh stop "$SERVERS/redis" >/dev/null 2>&1 || true
+  bash scripts/postgres.sh stop "$SERVERS/postgres" >/dev/null 2>&1 || true
+  rm -rf "$SERVERS"
+}
+trap stop_servers EXIT
+step "starting redis-server"
+redis_env="$(bash scripts/redis.sh start "$SERVERS/redis")" || die "could not start redis-server"
+export "${redis_env?}"
+step "starting PostgreSQL"
+pg_env="$(bash scripts/postgres.sh start "$SERVERS/postgres")" || die "could not start PostgreSQL"
+export "${pg_env?}"
+echo "$redis_env"; echo "$pg_env"
 
 # -- 4. Checks (each one runs even if an earlier one failed) ------------------------------
 failed=()

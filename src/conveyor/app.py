@@ -203,24 +203,42 @@ class Conveyor:
             return run_at.timestamp()
         return run_at
 
-    def enqueue_many(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
-        """Store many jobs in one round trip (from sync code)."""
+    def enqueue_many(
+        self, specs: Sequence[JobSpec], *, connection: object | None = None
+    ) -> list[JobHandle[Any]]:
+        """Store many jobs in one round trip (from sync code).
+
+        With ``connection`` (or calls made with ``options(connection=...)``) the jobs are
+        stored inside that open database transaction and exist only if it commits. In
+        eager mode jobs run at once and the connection is not used.
+        """
         jobs = [self.build(s) for s in specs]
         if self.eager:
             return self._run_eager(jobs)
-        results = self.backend.enqueue_sync(jobs)
+        conn = _connection(specs, connection)
+        if conn is not None:
+            results = self.backend.enqueue_in(conn, jobs)
+        else:
+            results = self.backend.enqueue_sync(jobs)
         return [JobHandle(self, r.id, existing=r.existing) for r in results]
 
-    async def enqueue_many_async(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
-        """Store many jobs in one round trip (from async code)."""
+    async def enqueue_many_async(
+        self, specs: Sequence[JobSpec], *, connection: object | None = None
+    ) -> list[JobHandle[Any]]:
+        """Store many jobs in one round trip (from async code); see `enqueue_many`."""
         jobs = [self.build(s) for s in specs]
         if self.eager:
             from conveyor.testing import run_eager_async
 
             # Awaited, so async tasks run on the caller's loop, as a direct call would.
             return await run_eager_async(self, jobs)
-        backend = await self.open()
-        results = await backend.enqueue(jobs)
+        conn = _connection(specs, connection)
+        if conn is not None:
+            # The caller's connection does the work: no need to open the backend's own.
+            results = await self.backend.enqueue_in_async(conn, jobs)
+        else:
+            backend = await self.open()
+            results = await backend.enqueue(jobs)
         return [JobHandle(self, r.id, existing=r.existing) for r in results]
 
     def _run_eager(self, jobs: list[NewJob]) -> list[JobHandle[Any]]:
@@ -232,6 +250,20 @@ class Conveyor:
     def job(self, job_id: str) -> JobHandle[Any]:
         """A handle on an existing job, by id."""
         return JobHandle(self, job_id)
+
+
+def _connection(specs: Sequence[JobSpec], given: object | None) -> object | None:
+    """The one connection a batch is enqueued in: ``given``, else the calls' own."""
+    named = {id(s.options.connection): s.options.connection for s in specs}
+    named.pop(id(None), None)
+    if given is not None:
+        named[id(given)] = given
+    if len(named) > 1:
+        raise ConfigError(
+            "these calls name different connections= to enqueue in; one batch is stored in "
+            "one transaction, so enqueue each connection's calls separately"
+        )
+    return next(iter(named.values()), None)
 
 
 def _first(*values: T | None) -> T:

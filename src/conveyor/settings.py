@@ -1,15 +1,15 @@
 """Settings, from the environment, a ``.env`` file, and keyword overrides (CLI flags win).
 
 Variable names are the seeds' own (``WORKER_CONCURRENCY``, ``JOB_TIMEOUT``, ...), without a
-prefix; ``CONVEYOR_URL`` picks the backend. A wrong value is a `ConfigError` that names the
-variable, the value, and what is accepted.
+prefix; ``CONVEYOR_URL`` picks the backend (``REDIS_URL`` when it is unset). A wrong value is
+a `ConfigError` that names the variable, the value, and what is accepted.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from conveyor.errors import ConfigError
@@ -29,7 +29,12 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    conveyor_url: str = Field(DEFAULT_URL, description="backend URL")
+    # REDIS_URL (the seeds' name) is honoured when CONVEYOR_URL is not set.
+    conveyor_url: str = Field(
+        DEFAULT_URL,
+        validation_alias=AliasChoices("conveyor_url", "redis_url"),
+        description="backend URL; REDIS_URL is used when CONVEYOR_URL is unset",
+    )
     worker_concurrency: int = Field(10, ge=1, le=10_000, description="jobs run at once")
     worker_queues: CommaList = Field(None, description="queue names or glob patterns")
     worker_priorities: PriorityList = Field(None, description="high, normal, low")

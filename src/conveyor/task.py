@@ -49,6 +49,8 @@ class CallOptions:
     headers: dict[str, Any] = field(default_factory=dict)
     retries: int | None = None
     timeout: float | None = None
+    #: The caller's database connection or session to enqueue in (transactional enqueue).
+    connection: object | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.delay is not None and self.run_at is not None:
@@ -139,8 +141,14 @@ class Task(Generic[P, R]):
         headers: dict[str, Any] | None = None,
         retries: int | None = None,
         timeout: float | None = None,
+        connection: object | None = None,
     ) -> BoundTask[P, R]:
-        """This task with per-call options: ``task.options(delay=60).enqueue(...)``."""
+        """This task with per-call options: ``task.options(delay=60).enqueue(...)``.
+
+        ``connection`` enqueues inside the caller's open database transaction (PostgreSQL:
+        a psycopg connection, or an SQLAlchemy session or connection), so the job exists
+        only if that transaction commits.
+        """
         opts = CallOptions(
             delay=delay,
             run_at=run_at,
@@ -150,6 +158,7 @@ class Task(Generic[P, R]):
             headers=dict(headers or {}),
             retries=retries,
             timeout=timeout,
+            connection=connection,
         )
         return BoundTask(self, opts)
 

@@ -241,12 +241,13 @@ def backend_call(url: str, fn: Callable[[Backend], Awaitable[T]]) -> T:
 
 
 class Cluster:
-    """One SQLite store, one ledger, and the worker processes a test starts on them."""
+    """One store (a SQLite file unless ``url`` names another), one ledger, and the worker
+    processes a test starts on them."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, url: str | None = None) -> None:
         self.dir = tmp_path
         self.db = tmp_path / "conveyor.db"
-        self.url = f"sqlite:///{self.db}"
+        self.url = url or f"sqlite:///{self.db}"
         self.ledger_path = tmp_path / "ledger.jsonl"
         self.app: Conveyor = build_app(self.url)
         self.processes: list[WorkerProcess] = []

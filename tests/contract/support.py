@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,31 @@ from typing import Any
 from conveyor.backends.base import Backend
 from conveyor.job import JobRecord, Lease, NewJob, Priority, Routing
 
+#: Environment variables naming the real servers the test command started.
+SERVER_ENV = {"redis": "CONVEYOR_TEST_REDIS_URL", "postgres": "CONVEYOR_TEST_POSTGRES_URL"}
+
+
+def server_url(name: str) -> str:
+    """The base URL of a real test server; skips locally when unset, fails under CI."""
+    import os
+
+    import pytest
+
+    url = os.environ.get(SERVER_ENV[name])
+    if url:
+        return url
+    message = f"no {name} server: {SERVER_ENV[name]} is not set (scripts/test.sh sets it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 #: Backend name → URL of a fresh, empty store in a test's temporary directory.
 BACKEND_URLS: dict[str, Callable[[Path], str]] = {
     "memory": lambda tmp: "memory://",
     "sqlite": lambda tmp: f"sqlite:///{tmp / 'contract.db'}",
+    "postgres": lambda tmp: f"{server_url('postgres')}?schema=t_{os.urandom(6).hex()}",
+    "redis": lambda tmp: f"{server_url('redis')}?prefix=test-{os.urandom(8).hex()}",
 }
 
 EVERYTHING = Routing()

@@ -65,11 +65,13 @@ class SameAsMemory(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
         self.tmp = Path(tempfile.mkdtemp(prefix="conveyor-model-"))
+        # Before the loop exists: the URL may skip the test (no server), leaking nothing.
+        url = type(self).other_url(self.tmp)
+        self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
         self.ref = create_backend("memory://", clock=self.clock)
-        self.sut = create_backend(type(self).other_url(self.tmp), clock=self.clock)
+        self.sut = create_backend(url, clock=self.clock)
         self.ids: list[str] = []
         self.leases: dict[str, tuple[Lease, Lease]] = {}
         self.stale: list[tuple[Lease, Lease]] = []

@@ -20,6 +20,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     """No ``WORKER_*`` variable or ``.env`` file of the developer's leaks into a test."""
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)  # an alias of CONVEYOR_URL
     monkeypatch.chdir(tmp_path)
     yield
 

@@ -30,6 +30,19 @@ def create_backend(url: str, *, clock: Clock = SYSTEM_CLOCK) -> Backend:
         from conveyor.backends.sqlite import SqliteBackend
 
         return SqliteBackend(url, clock=clock)
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from conveyor.backends.postgres import PostgresBackend
+        except ImportError as exc:
+            raise ConfigError(
+                f"the postgresql:// backend needs psycopg 3 and its pool ({exc}): "
+                "pip install 'conveyor[postgres]'"
+            ) from None
+        return PostgresBackend(url, clock=clock)
+    if scheme in ("redis", "rediss"):
+        from conveyor.backends.redis import RedisBackend
+
+        return RedisBackend(url, clock=clock)
     if scheme in SCHEMES:
         raise ConfigError(
             f"the {scheme}:// backend is not available in this version of Conveyor yet; "

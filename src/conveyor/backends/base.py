@@ -16,6 +16,10 @@ Rules every implementation keeps:
   given back) or, once ``recoveries`` reaches ``max_recoveries``, to dead as a poison pill.
 * A unique key is held while the job is scheduled, ready or running; enqueueing the same key
   then returns the existing job with ``existing=True``.
+
+A few methods are optional, with defaults here: `migrate` (backends with a schema),
+`diagnostics` (health warnings for ``conveyor status``) and `enqueue_in` /
+`enqueue_in_async` (transactional enqueue on the caller's own database connection).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from conveyor.errors import ConfigError
 from conveyor.job import (
     EnqueueResult,
     Failure,
@@ -70,6 +75,15 @@ class Backend(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The backend may not be used afterwards."""
 
+    async def migrate(self) -> str:
+        """Create or upgrade the storage schema, open the backend, and say what was done.
+
+        ``conveyor migrate`` calls this; backends without a separate migration step simply
+        open (which sets up their storage).
+        """
+        await self.open()
+        return "nothing to migrate: this backend sets up its storage when it opens"
+
     @abc.abstractmethod
     def clone(self) -> Backend:
         """A new handle on the same store, for use from another thread or event loop."""
@@ -82,6 +96,20 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """`enqueue` for code that has no event loop."""
+
+    def enqueue_in(self, connection: object, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """Store jobs through the caller's ``connection``, inside its open transaction.
+
+        The jobs exist only if that transaction commits. Only backends that live in the
+        caller's database can do this; the default refuses with a `ConfigError`.
+        """
+        raise ConfigError(_no_transactional_enqueue(self.url, connection))
+
+    async def enqueue_in_async(
+        self, connection: object, jobs: Sequence[NewJob]
+    ) -> list[EnqueueResult]:
+        """`enqueue_in` for an async connection (or session)."""
+        raise ConfigError(_no_transactional_enqueue(self.url, connection))
 
     # -- working -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -135,6 +163,10 @@ class Backend(abc.ABC):
     async def counters(self) -> dict[str, int]:
         """Totals since the store was created, one per name in `COUNTERS`."""
 
+    async def diagnostics(self) -> list[str]:
+        """Warnings about the store's health (one line each) for ``conveyor status``."""
+        return []
+
     # -- repairing -----------------------------------------------------------------------
     @abc.abstractmethod
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
@@ -160,3 +192,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def workers(self) -> list[WorkerInfo]:
         """Live workers."""
+
+
+def _no_transactional_enqueue(url: str, connection: object) -> str:
+    scheme = url.partition("://")[0] or url
+    return (
+        f"transactional enqueue (connection={type(connection).__name__}) needs the PostgreSQL "
+        f"backend: the {scheme}:// backend cannot join your database transaction. Enqueue "
+        "without connection=, or set CONVEYOR_URL to the postgresql:// database that "
+        "connection belongs to"
+    )

@@ -12,6 +12,7 @@ import typer
 from conveyor.cli.demo import demo
 from conveyor.cli.failed import failed_app
 from conveyor.cli.jobs import enqueue, jobs_app
+from conveyor.cli.migrate import migrate
 from conveyor.cli.status import status, workers
 from conveyor.cli.worker import worker
 
@@ -29,6 +30,7 @@ app.command("enqueue")(enqueue)
 app.command("status")(status)
 app.command("workers")(workers)
 app.command("demo")(demo)
+app.command("migrate")(migrate)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(failed_app, name="failed")
 

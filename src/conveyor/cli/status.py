@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli.common import (
@@ -38,6 +39,7 @@ class Snapshot:
     queues: list[QueueStats]
     counters: dict[str, int]
     workers: list[WorkerInfo]
+    diagnostics: list[str] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
         """Jobs per state over every queue and priority."""
@@ -50,7 +52,10 @@ class Snapshot:
 
 async def snapshot(backend: Backend) -> Snapshot:
     """Read stats, counters and workers from ``backend``."""
-    return Snapshot(await backend.stats(), await backend.counters(), await backend.workers())
+    return Snapshot(
+        await backend.stats(), await backend.counters(), await backend.workers(),
+        await backend.diagnostics(),
+    )
 
 
 def status_json(url: str, snap: Snapshot) -> dict[str, Any]:
@@ -68,12 +73,14 @@ def status_json(url: str, snap: Snapshot) -> dict[str, Any]:
         "totals": snap.totals(),
         "counters": snap.counters,
         "workers": len(snap.workers),
+        "diagnostics": snap.diagnostics,
     }
 
 
 @handle_errors
 def status(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOption = False) -> None:
-    """Jobs per queue and priority by state, totals, lease counters and live workers.
+    """Jobs per queue and priority by state, totals, lease counters, live workers, and
+    warnings about the store's health (e.g. a PostgreSQL transaction holding back vacuum).
 
     Succeeded and cancelled jobs count while they are kept (RESULT_TTL), dead ones for
     DEAD_TTL.
@@ -102,6 +109,8 @@ def status(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOptio
         f"recovered {c.get('recovered', 0)}, poisoned {c.get('poisoned', 0)}",
         highlight=False,
     )
+    for line in snap.diagnostics:
+        out.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
 
 
 def _n(value: int) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from conveyor.errors import ConfigError, SchemaVersionError
 from conveyor.job import JobRecord, Lease, Priority, Routing, WorkerInfo
 from conveyor.worker.executor import Outcome, execute
 from conveyor.worker.heartbeat import Heartbeat
@@ -219,6 +220,8 @@ class Worker:
         while self.stop_reason is None:
             try:
                 return await self.app.open()
+            except (ConfigError, SchemaVersionError):
+                raise  # waiting cannot fix these: an operator must (e.g. `conveyor migrate`)
             except Exception as exc:  # noqa: BLE001 - keep trying until stopped
                 log.warning("cannot reach the backend (%s); retrying in %.1fs", exc, delay)
                 await self._sleep(delay)

@@ -1,0 +1,396 @@
+-- Every query the PostgreSQL backend runs, as named blocks (`-- name: x`).
+--
+-- The data model and the indexes are described at the top of schema.sql. `{jobs}` and the
+-- other names in braces are schema-qualified table names filled in by `sql.Queries`;
+-- `{now}` is the one "now" expression (the injected clock's time, or the server's
+-- statement_timestamp()); `{routing}` and `{filters}` are slots for clauses built at run
+-- time, which only ever hold `%(name)s` parameters, never values.
+--
+-- Each statement is one transaction on an autocommit connection, and one round trip: a
+-- state change and its counter bump or NOTIFY ride in the same statement as data-modifying
+-- CTEs. "Held" below means: the job is running under exactly this lease token; a call on a
+-- lease that is not held changes nothing but the `fenced` counter.
+
+-- name: meta_exists
+SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %(schema)s AND tablename = 'meta'
+) AS present;
+
+-- name: schema_version
+SELECT value FROM {meta} WHERE key = 'schema_version';
+
+-- name: set_schema_version
+INSERT INTO {meta} (key, value) VALUES ('schema_version', %(version)s)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: lock_schema
+-- Held until the end of the creating or migrating transaction: one migrator at a time.
+SELECT pg_advisory_xact_lock(hashtext('conveyor-migrate:' || %(schema)s));
+
+-- name: enqueue
+-- Insert a batch in order. A unique key already held by an active job makes ON CONFLICT skip
+-- the row (the partial unique index is the arbiter, so concurrent enqueues of one key wait
+-- for each other and exactly one wins); `holder` then names the job holding the key, as far
+-- as this statement's snapshot can see (the caller asks again when it cannot). One NOTIFY
+-- per statement names the queues that gained ready jobs; it is delivered on commit, so a
+-- job enqueued inside a caller's transaction wakes workers only if that commits.
+WITH t AS (SELECT {now} AS now),
+input AS (
+    SELECT * FROM unnest(
+        %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(priorities)s::int2[],
+        %(payloads)s::bytea[], %(headers)s::text[], %(max_retries)s::int4[],
+        %(timeouts)s::float8[], %(run_ats)s::float8[], %(unique_keys)s::text[]
+    ) WITH ORDINALITY AS i (
+        id, task, queue, priority, payload, headers, max_retries, timeout, run_at,
+        unique_key, ord
+    )
+),
+ins AS (
+    INSERT INTO {jobs} AS j (
+        id, task, queue, priority, state, payload, headers, max_retries, timeout, run_at,
+        created_at, updated_at, unique_key
+    )
+    SELECT i.id, i.task, i.queue, i.priority,
+           CASE WHEN coalesce(i.run_at, t.now) > t.now THEN 'scheduled' ELSE 'ready' END,
+           i.payload, i.headers::jsonb, i.max_retries, i.timeout, coalesce(i.run_at, t.now),
+           t.now, t.now, i.unique_key
+    FROM input i, t
+    ORDER BY i.ord
+    ON CONFLICT (unique_key) WHERE state IN ('scheduled', 'ready', 'running') DO NOTHING
+    RETURNING j.id, j.queue, j.state
+),
+wake AS (
+    SELECT pg_notify(%(channel)s, CASE WHEN length(q) > 7000 THEN '*' ELSE q END)
+    FROM (SELECT string_agg(DISTINCT queue, ',') AS q FROM ins WHERE state = 'ready') s
+    WHERE q IS NOT NULL AND %(channel)s::text IS NOT NULL
+)
+SELECT i.ord, ins.id IS NOT NULL AS inserted,
+       (SELECT h.id FROM {jobs} h
+        WHERE h.unique_key = i.unique_key AND h.state IN ('scheduled', 'ready', 'running')
+       ) AS holder,
+       (SELECT count(*) FROM wake) AS notified
+FROM input i LEFT JOIN ins ON ins.id = i.id
+ORDER BY i.ord;
+
+-- name: claim
+-- Lease up to %(limit)s ready jobs in run order. The MATERIALIZED CTE is an optimisation
+-- fence: the planner may otherwise re-run a LIMIT subquery per joined row and lock or
+-- update more rows than LIMIT (PostgreSQL bug #15715, Oban's and QueueClassic's reports).
+-- FOR UPDATE SKIP LOCKED under the LIMIT locks only the rows it returns and steps over rows
+-- other claimers hold. When a scheduled job is already due, nothing is claimed and `due`
+-- says so: the caller promotes due jobs (promote_due) and claims again, so a due job and a
+-- ready one compete in one strict order, as the protocol requires.
+WITH t AS (SELECT {now} AS now),
+d AS (
+    SELECT EXISTS (
+        SELECT 1 FROM {jobs}, t WHERE state = 'scheduled' AND run_at <= t.now
+    ) AS due
+),
+pick AS MATERIALIZED (
+    SELECT id FROM {jobs}
+    WHERE state = 'ready' AND {routing} AND NOT (SELECT due FROM d)
+    ORDER BY priority, run_at, seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE {jobs} j
+    SET state = 'running', attempts = j.attempts + 1, lease_token = %(token)s,
+        lease_expires_at = t.now + %(lease)s, worker_id = %(worker_id)s,
+        started_at = t.now, updated_at = t.now
+    FROM pick, t
+    WHERE j.id = pick.id
+    RETURNING j.*
+)
+SELECT d.due, c.* FROM d LEFT JOIN claimed c ON true;
+
+-- name: promote_due
+-- Every due scheduled job becomes ready, whatever the caller's routing. SKIP LOCKED: two
+-- claimers promoting at once split the rows instead of queueing on each other's locks.
+WITH t AS (SELECT {now} AS now),
+due AS (
+    SELECT s.id FROM {jobs} s, t
+    WHERE s.state = 'scheduled' AND s.run_at <= t.now
+    FOR UPDATE OF s SKIP LOCKED
+)
+UPDATE {jobs} j SET state = 'ready', updated_at = t.now
+FROM due, t
+WHERE j.id = due.id;
+
+-- name: extend
+-- Push each held lease to now + %(lease)s; returns the ids still held.
+WITH t AS (SELECT {now} AS now),
+held AS (
+    UPDATE {jobs} j SET lease_expires_at = t.now + %(lease)s
+    FROM t, unnest(%(ids)s::text[], %(tokens)s::text[]) AS l (id, token)
+    WHERE j.id = l.id AND j.state = 'running' AND j.lease_token = l.token
+    RETURNING j.id
+),
+fenced AS (
+    UPDATE {counters}
+    SET value = value + cardinality(%(ids)s::text[]) - (SELECT count(*) FROM held)
+    WHERE name = 'fenced' AND (SELECT count(*) FROM held) < cardinality(%(ids)s::text[])
+)
+SELECT id FROM held;
+
+-- name: complete
+-- Mark held jobs succeeded with their results: a batch, one row per lease (see
+-- batching.py); returns the (id, token) pairs that were held. Only the current token can
+-- match a job's row, so a stale and a current lease of one job in the same batch each get
+-- their own answer.
+WITH t AS (SELECT {now} AS now),
+done AS (
+    UPDATE {jobs} j
+    SET state = 'succeeded', result = l.result, updated_at = t.now, finished_at = t.now,
+        lease_token = NULL, lease_expires_at = NULL
+    FROM t, unnest(%(ids)s::text[], %(tokens)s::text[], %(results)s::bytea[])
+        AS l (id, token, result)
+    WHERE j.id = l.id AND j.state = 'running' AND j.lease_token = l.token
+    RETURNING j.id, l.token
+),
+fenced AS (
+    UPDATE {counters}
+    SET value = value + cardinality(%(ids)s::text[]) - (SELECT count(*) FROM done)
+    WHERE name = 'fenced' AND (SELECT count(*) FROM done) < cardinality(%(ids)s::text[])
+)
+SELECT id, token FROM done;
+
+-- name: fail
+-- A held job is scheduled again at %(retry_at)s, or dead when that is NULL. A retry wakes
+-- idle workers so they take the new due time into account.
+WITH t AS (SELECT {now} AS now),
+done AS (
+    UPDATE {jobs} j
+    SET state = CASE WHEN %(retry_at)s::float8 IS NULL THEN 'dead' ELSE 'scheduled' END,
+        run_at = coalesce(%(retry_at)s::float8, j.run_at),
+        last_error = %(error)s, traceback = %(traceback)s,
+        failed_at = CASE WHEN %(retry_at)s::float8 IS NULL THEN t.now ELSE j.failed_at END,
+        finished_at = CASE WHEN %(retry_at)s::float8 IS NULL THEN t.now ELSE j.finished_at END,
+        updated_at = t.now, lease_token = NULL, lease_expires_at = NULL
+    FROM t
+    WHERE j.id = %(id)s AND j.state = 'running' AND j.lease_token = %(token)s
+    RETURNING j.queue, j.state
+),
+fenced AS (
+    UPDATE {counters} SET value = value + 1
+    WHERE name = 'fenced' AND NOT EXISTS (SELECT 1 FROM done)
+),
+wake AS (
+    SELECT pg_notify(%(channel)s, queue) FROM done
+    WHERE state = 'scheduled' AND %(channel)s::text IS NOT NULL
+)
+SELECT count(*) AS held, (SELECT count(*) FROM wake) AS notified FROM done;
+
+-- name: release
+-- A held job goes back to ready at once and gets its attempt back (graceful shutdown).
+WITH t AS (SELECT {now} AS now),
+done AS (
+    UPDATE {jobs} j
+    SET state = 'ready', attempts = j.attempts - 1, updated_at = t.now,
+        lease_token = NULL, lease_expires_at = NULL
+    FROM t
+    WHERE j.id = %(id)s AND j.state = 'running' AND j.lease_token = %(token)s
+    RETURNING j.queue
+),
+fenced AS (
+    UPDATE {counters} SET value = value + 1
+    WHERE name = 'fenced' AND NOT EXISTS (SELECT 1 FROM done)
+),
+wake AS (
+    SELECT pg_notify(%(channel)s, queue) FROM done WHERE %(channel)s::text IS NOT NULL
+)
+SELECT count(*) AS held, (SELECT count(*) FROM wake) AS notified FROM done;
+
+-- name: recover
+-- Expired leases go back to ready (one more recovery, the attempt given back), or to dead
+-- as a poison pill once recoveries reach %(max_recoveries)s. Safe from many workers at
+-- once: SKIP LOCKED splits the rows between concurrent reapers, and a row another reaper
+-- (or the job's own worker) changed meanwhile is re-checked against the WHERE clause
+-- before it is touched. %(reason)s carries a marker that becomes the recovery count.
+WITH t AS (SELECT {now} AS now),
+expired AS MATERIALIZED (
+    SELECT r.id FROM {jobs} r, t
+    WHERE r.state = 'running' AND r.lease_expires_at <= t.now
+    FOR UPDATE OF r SKIP LOCKED
+),
+done AS (
+    UPDATE {jobs} j
+    SET state = CASE WHEN j.recoveries + 1 >= %(max_recoveries)s THEN 'dead' ELSE 'ready' END,
+        recoveries = j.recoveries + 1, attempts = j.attempts - 1,
+        last_error = CASE WHEN j.recoveries + 1 >= %(max_recoveries)s
+            THEN replace(%(reason)s, %(marker)s, (j.recoveries + 1)::text)
+            ELSE j.last_error END,
+        failed_at = CASE WHEN j.recoveries + 1 >= %(max_recoveries)s
+            THEN t.now ELSE j.failed_at END,
+        finished_at = CASE WHEN j.recoveries + 1 >= %(max_recoveries)s
+            THEN t.now ELSE j.finished_at END,
+        updated_at = t.now, lease_token = NULL, lease_expires_at = NULL
+    FROM expired e, t
+    WHERE j.id = e.id
+    RETURNING j.queue, j.state
+),
+counted AS (
+    UPDATE {counters} c SET value = c.value + n.n
+    FROM (
+        SELECT CASE WHEN state = 'dead' THEN 'poisoned' ELSE 'recovered' END AS name,
+               count(*) AS n
+        FROM done GROUP BY 1
+    ) n
+    WHERE c.name = n.name
+),
+wake AS (
+    SELECT pg_notify(%(channel)s, q)
+    FROM (SELECT string_agg(DISTINCT queue, ',') AS q FROM done WHERE state = 'ready') s
+    WHERE q IS NOT NULL AND %(channel)s::text IS NOT NULL
+)
+SELECT count(*) FILTER (WHERE state = 'ready') AS recovered,
+       count(*) FILTER (WHERE state = 'dead') AS dead,
+       (SELECT count(*) FROM wake) AS notified
+FROM done;
+
+-- name: probe
+-- Is matching work ready now, and in how many seconds is the next matching scheduled job
+-- due (<= 0: due already; NULL: none)? Served by jobs_ready and jobs_scheduled.
+WITH t AS (SELECT {now} AS now)
+SELECT EXISTS (SELECT 1 FROM {jobs} WHERE state = 'ready' AND {routing}) AS ready,
+       (SELECT min(run_at) FROM {jobs} WHERE state = 'scheduled' AND {routing}) - t.now
+           AS due_in
+FROM t;
+
+-- name: get
+SELECT * FROM {jobs} WHERE id = %(id)s;
+
+-- name: query
+SELECT * FROM {jobs}
+WHERE {filters}
+ORDER BY seq DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: stats
+-- Due scheduled jobs count as ready: they are claimable now. A full scan: status reads.
+WITH t AS (SELECT {now} AS now)
+SELECT queue, priority,
+       CASE WHEN state = 'scheduled' AND run_at <= t.now THEN 'ready' ELSE state END AS st,
+       count(*) AS n
+FROM {jobs}, t
+GROUP BY 1, 2, 3;
+
+-- name: counters
+SELECT name, value FROM {counters};
+
+-- name: retry_dead
+-- Dead jobs (all, or those in %(ids)s) back to ready with fresh attempts. A job whose unique
+-- key an active job holds stays dead (retrying it would run the work twice), and of several
+-- dead jobs sharing a key only the oldest comes back.
+WITH t AS (SELECT {now} AS now),
+cand AS MATERIALIZED (
+    SELECT c.id, c.seq, c.unique_key FROM {jobs} c
+    WHERE c.state = 'dead' AND (%(ids)s::text[] IS NULL OR c.id = ANY(%(ids)s::text[]))
+    FOR UPDATE OF c
+),
+pick AS (
+    SELECT id FROM cand WHERE unique_key IS NULL
+    UNION ALL
+    SELECT * FROM (
+        SELECT DISTINCT ON (unique_key) id FROM cand c
+        WHERE unique_key IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM {jobs} a
+            WHERE a.unique_key = c.unique_key AND a.state IN ('scheduled', 'ready', 'running')
+        )
+        ORDER BY unique_key, seq
+    ) k
+),
+done AS (
+    UPDATE {jobs} j
+    SET state = 'ready', attempts = 0, recoveries = 0, run_at = t.now, finished_at = NULL,
+        updated_at = t.now, lease_token = NULL, lease_expires_at = NULL
+    FROM pick, t
+    WHERE j.id = pick.id
+    RETURNING j.queue
+),
+wake AS (
+    SELECT pg_notify(%(channel)s, q)
+    FROM (SELECT string_agg(DISTINCT queue, ',') AS q FROM done) s
+    WHERE q IS NOT NULL AND %(channel)s::text IS NOT NULL
+)
+SELECT count(*) AS retried, (SELECT count(*) FROM wake) AS notified FROM done;
+
+-- name: cancel
+WITH t AS (SELECT {now} AS now)
+UPDATE {jobs} j
+SET state = 'cancelled', updated_at = t.now, finished_at = t.now,
+    lease_token = NULL, lease_expires_at = NULL
+FROM t
+WHERE j.id = %(id)s AND j.state IN ('scheduled', 'ready', 'running');
+
+-- name: purge_before
+-- Retention: delete up to %(batch)s finished jobs older than %(before)s (jobs_finished).
+-- Small batches keep each transaction short, so pruning never holds back vacuum itself;
+-- SKIP LOCKED lets several workers prune at once without waiting on each other.
+WITH doomed AS (
+    SELECT d.id FROM {jobs} d
+    WHERE d.state = ANY(%(states)s::text[]) AND d.finished_at < %(before)s
+    LIMIT %(batch)s
+    FOR UPDATE OF d SKIP LOCKED
+)
+DELETE FROM {jobs} j USING doomed WHERE j.id = doomed.id;
+
+-- name: purge_all
+WITH doomed AS (
+    SELECT d.id FROM {jobs} d
+    WHERE d.state = ANY(%(states)s::text[])
+    LIMIT %(batch)s
+    FOR UPDATE OF d SKIP LOCKED
+)
+DELETE FROM {jobs} j USING doomed WHERE j.id = doomed.id;
+
+-- name: register_worker
+-- Drop expired rows, then upsert this worker; an upsert keeps its `registered` number (and
+-- so its place in the listing) while it stays live.
+WITH t AS (SELECT {now} AS now),
+gone AS (DELETE FROM {workers} w USING t WHERE w.expires_at <= t.now)
+INSERT INTO {workers} (id, host, pid, pool, queues, started_at, last_seen, expires_at, stats)
+SELECT %(id)s, %(host)s, %(pid)s, %(pool)s, %(queues)s::text[], %(started_at)s, t.now,
+       t.now + %(ttl)s, %(stats)s::jsonb
+FROM t
+ON CONFLICT (id) DO UPDATE SET
+    host = excluded.host, pid = excluded.pid, pool = excluded.pool, queues = excluded.queues,
+    started_at = excluded.started_at, last_seen = excluded.last_seen,
+    expires_at = excluded.expires_at, stats = excluded.stats;
+
+-- name: unregister_worker
+DELETE FROM {workers} WHERE id = %(id)s;
+
+-- name: workers
+WITH t AS (SELECT {now} AS now)
+SELECT w.* FROM {workers} w, t WHERE w.expires_at > t.now ORDER BY w.registered;
+
+-- name: long_transactions
+-- Sessions whose transaction has been open longer than %(seconds)s: while one is open,
+-- VACUUM cannot remove the dead rows every claim and ack leaves behind, and claims slow
+-- down as they wade through them (research/reliability.md, "MVCC bloat").
+SELECT pid, usename, datname, state, backend_xmin IS NOT NULL AS holds_xmin,
+       extract(epoch FROM now() - xact_start)::float8 AS seconds,
+       left(regexp_replace(query, '\s+', ' ', 'g'), 80) AS query
+FROM pg_stat_activity
+WHERE xact_start IS NOT NULL
+  AND xact_start < now() - make_interval(secs => %(seconds)s)
+  AND pid <> pg_backend_pid()
+ORDER BY xact_start
+LIMIT 10;
+
+-- name: old_prepared_transactions
+-- Prepared (two-phase) transactions pin the xmin horizon too, and outlive sessions.
+SELECT gid, database, extract(epoch FROM now() - prepared)::float8 AS seconds
+FROM pg_prepared_xacts
+WHERE prepared < now() - make_interval(secs => %(seconds)s)
+ORDER BY prepared
+LIMIT 10;
+
+-- name: dead_tuples
+-- How far autovacuum is behind on the jobs table.
+SELECT n_live_tup, n_dead_tup,
+       extract(epoch FROM now() - greatest(last_autovacuum, last_vacuum))::float8
+           AS since_vacuum
+FROM pg_stat_user_tables
+WHERE schemaname = %(schema)s AND relname = 'jobs';

@@ -1,0 +1,160 @@
+"""Between Python and the tables: rows to records, and the enqueue statement's bookkeeping.
+
+Shared by the backend's own connections (sync and async) and by transactional enqueue on a
+caller's connection, so every road stores a job the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from conveyor.errors import BackendError, SerializationError
+from conveyor.job import EnqueueResult, JobRecord, NewJob, Priority, State, WorkerInfo
+
+Row = dict[str, Any]
+
+#: How often one enqueue asks again for the holder of a unique key it could not see (the
+#: holder committed after the statement's snapshot, or finished in between).
+MAX_ROUNDS = 5
+
+
+def to_json(value: Any, what: str) -> str:
+    """Strict JSON text (no NaN), with an error naming ``what`` when it cannot be stored."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def to_record(row: Row) -> JobRecord:
+    """A `JobRecord` from a ``SELECT *`` row of the jobs table."""
+    return JobRecord(
+        id=row["id"],
+        task=row["task"],
+        queue=row["queue"],
+        priority=Priority(row["priority"]),
+        state=State(row["state"]),
+        payload=bytes(row["payload"]),
+        headers=row["headers"],
+        attempts=row["attempts"],
+        max_retries=row["max_retries"],
+        timeout=row["timeout"],
+        run_at=row["run_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        unique_key=row["unique_key"],
+        recoveries=row["recoveries"],
+        lease_token=row["lease_token"],
+        lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        last_error=row["last_error"],
+        traceback=row["traceback"],
+        result=_bytes(row["result"]),
+        failed_at=row["failed_at"],
+    )
+
+
+def run_order(records: list[JobRecord], seqs: dict[str, int]) -> list[JobRecord]:
+    """Records in claim order: priority, then run_at, then enqueue order."""
+    return sorted(records, key=lambda j: (j.priority, j.run_at, seqs[j.id]))
+
+
+def to_worker(row: Row) -> WorkerInfo:
+    """A `WorkerInfo` from a row of the workers table."""
+    queues = row["queues"]
+    return WorkerInfo(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        started_at=row["started_at"],
+        last_seen=row["last_seen"],
+        pool=row["pool"],
+        queues=None if queues is None else tuple(queues),
+        stats=row["stats"],
+    )
+
+
+class EnqueuePlan:
+    """One enqueue call: the statement's parameters, and the reading of its answer.
+
+    `params` covers the jobs still unresolved; `absorb` reads the rows back and returns
+    whether every job now has a result. A job whose unique key was held by a transaction
+    that committed after the statement began (so its snapshot cannot name the holder) stays
+    unresolved, and the caller runs the statement again for it.
+    """
+
+    def __init__(self, jobs: Sequence[NewJob], now: float | None, channel: str | None) -> None:
+        self.jobs = list(jobs)
+        self.now = now
+        self.channel = channel
+        self.results: list[EnqueueResult | None] = [None] * len(self.jobs)
+        self.pending = list(range(len(self.jobs)))
+        self.rounds = 0
+        self._headers = [
+            to_json(j.headers, f"the headers of job {j.id} ({j.task})") for j in self.jobs
+        ]
+
+    def params(self) -> dict[str, Any]:
+        """Parameters of the ``enqueue`` statement for the unresolved jobs."""
+        self.rounds += 1
+        if self.rounds > MAX_ROUNDS:
+            keys = sorted({str(self.jobs[i].unique_key) for i in self.pending})
+            raise BackendError(
+                f"could not store or find the job holding unique key(s) {keys} after "
+                f"{MAX_ROUNDS} tries: other jobs with these keys keep starting and finishing. "
+                "If you enqueue inside a REPEATABLE READ or SERIALIZABLE transaction, its "
+                "snapshot cannot see the holder: use READ COMMITTED, or retry the transaction"
+            )
+        jobs = [self.jobs[i] for i in self.pending]
+        return {
+            "now": self.now,
+            "channel": self.channel,
+            "ids": [j.id for j in jobs],
+            "tasks": [j.task for j in jobs],
+            "queues": [j.queue for j in jobs],
+            "priorities": [int(j.priority) for j in jobs],
+            "payloads": [j.payload for j in jobs],
+            "headers": [self._headers[i] for i in self.pending],
+            "max_retries": [j.max_retries for j in jobs],
+            "timeouts": [float(j.timeout) for j in jobs],
+            "run_ats": [None if j.run_at is None else float(j.run_at) for j in jobs],
+            "unique_keys": [j.unique_key for j in jobs],
+        }
+
+    def absorb(self, rows: Sequence[tuple[Any, ...]]) -> bool:
+        """Read ``(ord, inserted, holder, ...)`` rows; ``True`` once every job has a result."""
+        first_holder: dict[str, str] = {}  # keys this very statement inserted
+        retry: list[int] = []
+        for row in sorted(rows, key=lambda r: int(r[0])):
+            ordinal, inserted, holder = int(row[0]), bool(row[1]), row[2]
+            index = self.pending[ordinal - 1]
+            job = self.jobs[index]
+            key = job.unique_key
+            if inserted:
+                self.results[index] = EnqueueResult(job.id)
+                if key is not None:
+                    first_holder.setdefault(key, job.id)
+            elif key is not None and key in first_holder:
+                # An earlier job of this batch took the key; the statement's snapshot
+                # cannot see rows the statement itself inserted.
+                self.results[index] = EnqueueResult(first_holder[key], existing=True)
+            elif holder is not None:
+                self.results[index] = EnqueueResult(str(holder), existing=True)
+            else:
+                retry.append(index)
+        self.pending = retry
+        return not retry
+
+    def done(self) -> list[EnqueueResult]:
+        """One result per job, in order."""
+        out = [r for r in self.results if r is not None]
+        assert len(out) == len(self.jobs)
+        return out

@@ -1,0 +1,195 @@
+"""The SQL the PostgreSQL backend runs: named blocks loaded from the `.sql` files beside this one.
+
+Every table lives in the backend's own schema (``?schema=`` in the URL, default ``conveyor``),
+so the templates say ``{jobs}`` and `Queries` fills in ``"schema".jobs``: the one place names
+are spelled. ``{now}`` is the one expression for "now" (see `NOW`). Clauses that depend on a
+worker's routing or a query's filters are built here; values always travel as parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from conveyor.job import JobQuery, Routing, State
+
+#: Tables and indexes, by template name → unqualified name inside the schema.
+TABLES = {"jobs": "jobs", "counters": "counters", "workers": "workers", "meta": "meta"}
+
+#: "Now" on the backend's clock, in seconds since the epoch. With the system clock the
+#: caller passes ``now = None`` and the server's clock decides, so leases and schedules of
+#: every process agree whatever their own clocks say; an injected clock (tests) passes its
+#: time. ``statement_timestamp()`` is fixed for one statement, unlike ``clock_timestamp()``,
+#: so every row a statement touches gets the same time.
+NOW = "coalesce(%(now)s::float8, extract(epoch FROM statement_timestamp())::float8)"
+
+#: Slots a template may leave for a clause built at run time.
+SLOTS = frozenset({"routing", "filters"})
+
+#: Identifiers we accept for a schema: plain lower-case names, so quoting never surprises.
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_GLOB_CHARS = frozenset("*?[")
+
+Params = dict[str, Any]
+
+
+def parse_blocks(text: str, source: str) -> dict[str, str]:
+    """Split a `.sql` file into its ``-- name: x`` blocks; text before the first is a header."""
+    parts = _NAME_LINE.split(text)
+    blocks: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in blocks:
+            raise ValueError(f"{source}: block {name!r} is defined twice")
+        blocks[name] = body.strip()
+    return blocks
+
+
+@cache
+def load(filename: str) -> dict[str, str]:
+    """The raw named blocks of one `.sql` file shipped with this package."""
+    text = files(__package__ or __name__).joinpath(filename).read_text(encoding="utf-8")
+    return parse_blocks(text, filename)
+
+
+def quote(identifier: str) -> str:
+    """A double-quoted SQL identifier."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class Queries:
+    """The blocks of one file with table names qualified by one schema."""
+
+    def __init__(self, schema: str, filename: str) -> None:
+        self.schema = schema
+        self.filename = filename
+        self._names = {key: f"{quote(schema)}.{quote(t)}" for key, t in TABLES.items()}
+        self._names["schema"] = quote(schema)
+        self._names["now"] = NOW
+        self._blocks = {name: self._fill(body) for name, body in load(filename).items()}
+
+    def _fill(self, text: str) -> str:
+        def sub(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key in self._names:
+                return self._names[key]
+            if key in SLOTS:
+                return match.group(0)
+            raise ValueError(f"{self.filename}: unknown placeholder {{{key}}}")
+
+        return _PLACEHOLDER.sub(sub, text)
+
+    def __getitem__(self, name: str) -> str:
+        return self._blocks[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._blocks
+
+    def names(self) -> list[str]:
+        """Every block name, in file order."""
+        return list(self._blocks)
+
+
+@cache
+def queries(schema: str, filename: str = "queries.sql") -> Queries:
+    """The (cached) blocks of ``filename`` for ``schema``."""
+    return Queries(schema, filename)
+
+
+def splice(template: str, **clauses: str) -> str:
+    """Fill a template's slots with clauses built by this module."""
+    for slot, clause in clauses.items():
+        if slot not in SLOTS:
+            raise ValueError(f"unknown SQL slot {slot!r}")
+        template = template.replace("{" + slot + "}", clause)
+    return template
+
+
+def glob_to_regex(pattern: str) -> str:
+    """An anchored PostgreSQL regular expression matching what `fnmatch.fnmatchcase` does.
+
+    Python's own `fnmatch.translate` emits syntax PostgreSQL lacks (``(?s:``, ``\\Z``,
+    atomic groups), so the few glob forms are translated here: ``*``, ``?``, ``[set]`` and
+    ``[!set]``; every other character matches itself.
+    """
+    out = ["^"]
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            j = i
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")  # no closing bracket: fnmatch takes "[" literally
+                continue
+            body = pattern[i:j]
+            i = j + 1
+            negate = body.startswith("!")
+            if negate:
+                body = body[1:]
+            # Inside brackets only a backslash and a leading caret are special to us.
+            body = body.replace("\\", "\\\\")
+            if not negate and body.startswith("^"):
+                body = "\\" + body
+            out.append("[" + ("^" if negate else "") + body + "]")
+        elif c.isalnum() or c == "_":
+            out.append(c)
+        else:
+            out.append("\\" + c)
+    out.append("$")
+    return "".join(out)
+
+
+def routing_clause(routing: Routing, column_prefix: str = "") -> tuple[str, Params]:
+    """A boolean SQL expression matching `Routing` (named ``%(r_...)s`` parameters)."""
+    p = column_prefix
+    parts: list[str] = []
+    params: Params = {}
+    if routing.queues is not None:
+        exact = [q for q in routing.queues if not _GLOB_CHARS & set(q)]
+        globs = [glob_to_regex(q) for q in routing.queues if _GLOB_CHARS & set(q)]
+        tests = []
+        if exact:
+            params["r_queues"] = exact
+            tests.append(f"{p}queue = ANY(%(r_queues)s::text[])")
+        if globs:
+            params["r_globs"] = globs
+            tests.append(f"{p}queue ~ ANY(%(r_globs)s::text[])")
+        parts.append("(" + " OR ".join(tests) + ")" if tests else "false")
+    if routing.priorities is not None:
+        params["r_priorities"] = [int(x) for x in routing.priorities]
+        parts.append(f"{p}priority = ANY(%(r_priorities)s::int2[])")
+    if routing.tasks is not None:
+        params["r_tasks"] = list(routing.tasks)
+        parts.append(f"{p}task = ANY(%(r_tasks)s::text[])")
+    return (" AND ".join(parts) or "true"), params
+
+
+def filter_clause(q: JobQuery) -> tuple[str, Params]:
+    """A boolean SQL expression matching a `JobQuery`'s filters, and its parameters."""
+    parts: list[str] = []
+    params: Params = {}
+    if q.states is not None:
+        params["f_states"] = [State(s).value for s in q.states]
+        parts.append("state = ANY(%(f_states)s::text[])")
+    if q.queue is not None:
+        params["f_queue"] = q.queue
+        parts.append("queue = %(f_queue)s")
+    if q.task is not None:
+        params["f_task"] = q.task
+        parts.append("task = %(f_task)s")
+    return (" AND ".join(parts) or "true"), params

@@ -1,0 +1,42 @@
+"""The Redis backend: the distributed default (``redis://``, ``rediss://``).
+
+``redis://[[user]:password@]host:6379/0?prefix=conveyor`` — ``prefix`` names the store
+(default ``conveyor``); other query options go to redis-py (``socket_timeout``, ...).
+
+Every state change is one Lua script (the ``.lua`` files beside this module, each with a
+header listing its keys and arguments), so a job is in exactly one state at any time.
+
+Key layout, all under one hash tag so every script's keys live in one Cluster slot::
+
+  {P}:job:<id>          HASH  one job: id task queue priority state payload headers
+                              attempts max_retries timeout run_at created_at updated_at
+                              unique_key recoveries lease_token lease_expires_at worker_id
+                              started_at finished_at last_error traceback result failed_at
+                              seq (enqueue order)
+  {P}:seq               STRING enqueue counter (FIFO across queues)
+  {P}:all               ZSET  seq -> id: every job, for newest-first queries
+  {P}:ready:<lane>      ZSET  run_at -> %016x(seq)<id>: ready jobs of one lane, where
+                              lane = <priority digit><len(queue)>:<queue><task>
+  {P}:lanes             SET   the non-empty lanes (claim matches routing against these,
+                              so glob patterns see queues created later)
+  {P}:scheduled         ZSET  run_at -> id: delayed jobs and retries, promoted by claim
+  {P}:leases            ZSET  lease expiry -> id: running jobs, swept by recover
+  {P}:done:<state>      ZSET  finished_at -> id for succeeded / dead / cancelled (purge)
+  {P}:unique            HASH  unique key -> id of the active job holding it
+  {P}:counts            HASH  "<state>:<priority>:<queue>" -> jobs (stats)
+  {P}:counters          HASH  fenced / recovered / poisoned
+  {P}:waiters           HASH  parked worker -> routing + deadline (park.lua)
+  {P}:wake:<waiter>     LIST  wake-up tokens a parked worker BLPOPs
+  {P}:workers           HASH  worker id -> "<last_seen>|<JSON info>"
+  {P}:workers:expiry    ZSET  drop-off time -> worker id
+
+Modules: `backend` (the protocol), `connection` (clients, timeouts, errors, persistence
+warning), `keys` (names, URL, routing for Lua), `codec` (records), `scripts` (loader),
+`batch` (coalesced acknowledgements). ``docs/redis.md`` has the operator's view.
+"""
+
+from __future__ import annotations
+
+from conveyor.backends.redis.backend import RedisBackend
+
+__all__ = ["RedisBackend"]

@@ -1,0 +1,391 @@
+"""`RedisBackend`: the Backend protocol on Redis, one Lua script per state change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+
+from conveyor.backends.base import Backend, RecoveryReport, poison_pill_reason
+from conveyor.backends.redis import codec
+from conveyor.backends.redis.batch import Batcher
+from conveyor.backends.redis.connection import (
+    SOCKET_TIMEOUT,
+    async_client,
+    check_persistence,
+    persistence_problems,
+    sync_client,
+    translated,
+)
+from conveyor.backends.redis.keys import Keys, parse_url, routing_json
+from conveyor.backends.redis.scripts import load_all, run, run_sync, script
+from conveyor.clock import SYSTEM_CLOCK, Clock, SystemClock
+from conveyor.job import (
+    FINAL_STATES,
+    EnqueueResult,
+    Failure,
+    JobQuery,
+    JobRecord,
+    Lease,
+    NewJob,
+    Priority,
+    QueueStats,
+    Routing,
+    State,
+    WorkerInfo,
+)
+
+#: Jobs per enqueue script call: bigger batches are split (and pipelined), so one call
+#: never blocks Redis for long.
+ENQUEUE_CHUNK = 1000
+#: Scheduled jobs promoted per claim, and expired leases / finished jobs per script call.
+PROMOTE_BATCH = 1000
+SWEEP_BATCH = 1000
+
+_POISON = poison_pill_reason(1234567).split("1234567")
+
+
+class RedisBackend(Backend):
+    """Jobs in Redis (`redis://`, `rediss://`); see the package docstring for the layout."""
+
+    def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.url = url
+        self.clock = clock
+        self.target = parse_url(url)
+        self.keys = Keys(self.target.prefix)
+        # The server's clock (TIME) unless a clock was injected, e.g. a FakeClock in tests.
+        self._server_time = isinstance(clock, SystemClock)
+        self._aclient: AsyncRedis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sclient: Redis | None = None
+        self._waiter = f"{os.getpid()}-{secrets.token_hex(6)}"
+        self._acks: Batcher[tuple[str, Lease, Any], bool] = Batcher(self._ack_batch)
+
+    def clone(self) -> RedisBackend:
+        """A new handle (its own connections) on the same store and clock."""
+        return RedisBackend(self.url, clock=self.clock)
+
+    def __repr__(self) -> str:
+        return f"RedisBackend({self.target.display!r})"
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _client(self) -> AsyncRedis:
+        # asyncio connections belong to one event loop; a handle used from a new loop
+        # (asyncio.run called twice) gets fresh ones.
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._loop is not loop:
+            self._aclient = async_client(self.target)
+            self._loop = loop
+        return self._aclient
+
+    def _sync(self) -> Redis:
+        if self._sclient is None:
+            self._sclient = sync_client(self.target)
+        return self._sclient
+
+    def _now(self) -> str:
+        return "" if self._server_time else repr(self.clock.now())
+
+    async def _run(self, name: str, keys: list[str], *args: Any) -> Any:
+        with translated(self.target):
+            return await run(self._client(), name, keys, [self.keys.base, self._now(), *args])
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect, load the scripts, and warn about settings that can lose jobs."""
+        client = self._client()
+        with translated(self.target):
+            await client.ping()
+            await load_all(client)
+            await check_persistence(client, self.target)
+
+    async def close(self) -> None:
+        """Close this handle's connections; safe to call twice."""
+        client, loop = self._aclient, self._loop
+        self._aclient = self._loop = None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                if loop is asyncio.get_running_loop():
+                    await client.hdel(self.keys.waiters, self._waiter)
+                    await client.aclose()
+        if self._sclient is not None:
+            self._sclient.close()
+            self._sclient = None
+
+    # -- producing -----------------------------------------------------------------------
+    def _enqueue_keys(self) -> list[str]:
+        k = self.keys
+        return [k.all, k.seq, k.lanes, k.scheduled, k.unique, k.counts, k.waiters]
+
+    def _enqueue_args(self, jobs: Sequence[NewJob]) -> list[Any]:
+        args: list[Any] = [self.keys.base, self._now(), len(jobs)]
+        for job in jobs:
+            args.extend(codec.job_args(job))
+        return args
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """Store jobs in order: one script call per `ENQUEUE_CHUNK` jobs, one round trip."""
+        if not jobs:
+            return []
+        chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
+        keys = self._enqueue_keys()
+        with translated(self.target):
+            client = self._client()
+            if len(chunks) == 1:
+                replies = [await run(client, "enqueue", keys, self._enqueue_args(jobs))]
+            else:
+                await load_all(client)  # a pipeline cannot load a missing script midway
+                async with client.pipeline(transaction=False) as pipe:
+                    for chunk in chunks:
+                        pipe.evalsha(
+                            script("enqueue").sha, len(keys), *keys,
+                            *self._enqueue_args(chunk),
+                        )
+                    replies = await pipe.execute()
+        return [r for reply in replies for r in _results(reply)]
+
+    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """`enqueue` for code without an event loop (thread-safe)."""
+        out: list[EnqueueResult] = []
+        keys = self._enqueue_keys()
+        with translated(self.target):
+            for i in range(0, len(jobs), ENQUEUE_CHUNK):
+                chunk = jobs[i : i + ENQUEUE_CHUNK]
+                out.extend(_results(run_sync(self._sync(), "enqueue", keys,
+                                             self._enqueue_args(chunk))))
+        return out
+
+    # -- working -------------------------------------------------------------------------
+    async def claim(
+        self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` matching jobs in one round trip, in run order."""
+        k = self.keys
+        reply = await self._run(
+            "claim", [k.lanes, k.scheduled, k.leases, k.counts], worker_id, limit,
+            repr(float(lease_seconds)), secrets.token_hex(16), routing_json(routing),
+            PROMOTE_BATCH,
+        )
+        return [codec.record(flat) for flat in reply]
+
+    async def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:
+        """Push held leases forward; ``False`` for each lost one."""
+        if not leases:
+            return []
+        args: list[Any] = [repr(float(lease_seconds))]
+        for lease in leases:
+            args += [lease.job_id, lease.token]
+        reply = await self._run("extend", [self.keys.leases, self.keys.counters], *args)
+        return [r == b"1" for r in reply]
+
+    async def complete(self, lease: Lease, result: bytes | None) -> bool:
+        """Mark the job succeeded; acknowledgements made together share one round trip."""
+        return await self._acks.submit(("complete", lease, result))
+
+    async def fail(self, lease: Lease, failure: Failure) -> bool:
+        """Schedule the retry or dead-letter the job; ``False`` if the lease was lost."""
+        return await self._acks.submit(("fail", lease, failure))
+
+    async def _ack_batch(self, items: list[tuple[str, Lease, Any]]) -> list[bool]:
+        """Run queued completions and failures: one script each, pipelined."""
+        k = self.keys
+        done: list[Any] = []
+        failed: list[Any] = []
+        for kind, lease, extra in items:
+            if kind == "complete":
+                done += [lease.job_id, lease.token, b"" if extra is None else b"r" + extra]
+            else:
+                f: Failure = extra
+                failed += [
+                    lease.job_id, lease.token, f.error,
+                    "" if f.traceback is None else "t" + f.traceback,
+                    "" if f.retry_at is None else repr(float(f.retry_at)),
+                ]
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        if done:
+            calls.append(("complete", [k.leases, k.unique, k.counts, k.counters,
+                                       k.done(State.SUCCEEDED)], done))
+        if failed:
+            calls.append(("fail", [k.leases, k.unique, k.counts, k.counters,
+                                   k.done(State.DEAD), k.scheduled, k.waiters], failed))
+        replies = [iter(await self._run(name, keys, *args)) for name, keys, args in calls]
+        by_kind = dict(zip([c[0] for c in calls], replies, strict=True))
+        return [next(by_kind[kind]) == b"1" for kind, _, _ in items]
+
+    async def release(self, lease: Lease) -> bool:
+        """Back to ready at once, attempt returned; ``False`` if the lease was lost."""
+        k = self.keys
+        [ok] = await self._run(
+            "release", [k.leases, k.lanes, k.counts, k.counters, k.waiters],
+            lease.job_id, lease.token,
+        )
+        return bool(ok == b"1")
+
+    async def recover(self, max_recoveries: int) -> RecoveryReport:
+        """Expired leases back to ready, or dead as poison pills; batch by batch."""
+        k = self.keys
+        keys = [k.leases, k.lanes, k.unique, k.counts, k.counters, k.done(State.DEAD),
+                k.waiters]
+        recovered = dead = 0
+        while True:
+            r, d, more = await self._run(
+                "recover", keys, max_recoveries, SWEEP_BATCH, _POISON[0], _POISON[1]
+            )
+            recovered, dead = recovered + int(r), dead + int(d)
+            if more != b"1":
+                return RecoveryReport(recovered, dead)
+
+    async def wait_for_work(self, routing: Routing, timeout: float) -> None:
+        """Park until an enqueue for ``routing`` wakes us, a scheduled job is due, or
+        ``timeout`` passes: a blocking pop on this handle's wake list, no polling."""
+        if timeout <= 0:
+            return
+        k = self.keys
+        wait = float(await self._run(
+            "park", [k.lanes, k.scheduled, k.waiters], self._waiter, routing_json(routing),
+            repr(float(timeout)),
+        ))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        key = k.wake(self._waiter)
+        while (left := deadline - loop.time()) > 0:
+            _honour_cancel()
+            # Blocks below the socket timeout, so a dead server still shows as an error.
+            with translated(self.target):
+                if await self._client().blpop([key], timeout=min(left, SOCKET_TIMEOUT - 1)):
+                    return
+
+    # -- reading -------------------------------------------------------------------------
+    async def get(self, job_id: str) -> JobRecord | None:
+        """One job by id (one HGETALL), or ``None``."""
+        with translated(self.target):
+            flat = await self._client().execute_command(  # type: ignore[no-untyped-call]
+                "HGETALL", self.keys.job(job_id)
+            )
+        return codec.record(flat) if flat else None
+
+    def get_sync(self, job_id: str) -> JobRecord | None:
+        """`get` for code without an event loop."""
+        with translated(self.target):
+            flat = self._sync().execute_command(  # type: ignore[no-untyped-call]
+                "HGETALL", self.keys.job(job_id)
+            )
+        return codec.record(flat) if flat else None
+
+    async def query(self, query: JobQuery) -> list[JobRecord]:
+        """Jobs newest first, filtered in Redis."""
+        if query.states is not None and not query.states:
+            return []
+        states = "" if query.states is None else ",".join(s.value for s in query.states)
+        reply = await self._run(
+            "query", [self.keys.all], states,
+            "" if query.queue is None else "q" + query.queue,
+            "" if query.task is None else "t" + query.task,
+            max(0, query.offset), max(0, query.limit),
+        )
+        return [codec.record(flat) for flat in reply]
+
+    async def stats(self) -> list[QueueStats]:
+        """Totals per queue and priority by state; due scheduled jobs count as ready."""
+        counts, due = await self._run("stats", [self.keys.counts, self.keys.scheduled])
+        table: dict[tuple[str, int], dict[State, int]] = defaultdict(dict)
+        for field, value in zip(counts[::2], counts[1::2], strict=True):
+            state, prio, queue = field.decode().split(":", 2)
+            table[(queue, int(prio))][State(state)] = int(value)
+        for prio, queue in zip(due[::2], due[1::2], strict=True):
+            row = table[(queue.decode(), int(prio))]
+            row[State.SCHEDULED] -= 1
+            row[State.READY] = row.get(State.READY, 0) + 1
+        out = []
+        for (queue, prio), row in sorted(table.items()):
+            nonzero = {s: n for s, n in row.items() if n > 0}
+            if nonzero:
+                out.append(QueueStats(queue, Priority(prio), nonzero))
+        return out
+
+    async def counters(self) -> dict[str, int]:
+        """The fenced / recovered / poisoned totals."""
+        names = ["fenced", "recovered", "poisoned"]
+        with translated(self.target):
+            values = await self._client().hmget(self.keys.counters, names)
+        return {n: int(v or 0) for n, v in zip(names, values, strict=True)}
+
+    async def diagnostics(self) -> list[str]:
+        """Server settings that can lose jobs (``conveyor status`` shows them)."""
+        with translated(self.target):
+            return await persistence_problems(self._client())
+
+    # -- repairing -----------------------------------------------------------------------
+    async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
+        """Dead jobs back to ready with fresh attempts, oldest enqueue first."""
+        k = self.keys
+        keys = [k.done(State.DEAD), k.lanes, k.unique, k.counts, k.waiters]
+        if job_ids is None:
+            return int(await self._run("retry_dead", keys, "1"))
+        if not job_ids:
+            return 0
+        return int(await self._run("retry_dead", keys, "0", *job_ids))
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel an active job; ``False`` if it was final or unknown."""
+        k = self.keys
+        keys = [k.scheduled, k.lanes, k.leases, k.unique, k.counts, k.done(State.CANCELLED)]
+        return bool(await self._run("cancel", keys, job_id))
+
+    async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
+        """Delete finished jobs, oldest first, `SWEEP_BATCH` per script call."""
+        final = [s for s in dict.fromkeys(states) if s in FINAL_STATES]
+        if not final:
+            return 0
+        keys = [self.keys.all, self.keys.counts, *(self.keys.done(s) for s in final)]
+        before = "" if finished_before is None else repr(float(finished_before))
+        total = 0
+        while True:
+            deleted, more = await self._run(
+                "purge", keys, before, SWEEP_BATCH, *(s.value for s in final)
+            )
+            total += int(deleted)
+            if more != b"1":
+                return total
+
+    # -- worker registry -------------------------------------------------------------------
+    def _registry(self) -> list[str]:
+        return [self.keys.workers, self.keys.workers_expiry]
+
+    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
+        """Record or refresh a live worker until ``ttl`` seconds from now."""
+        await self._run(
+            "workers", self._registry(), "register", info.id, repr(float(ttl)),
+            codec.worker_json(info),
+        )
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Remove a worker that is shutting down."""
+        await self._run("workers", self._registry(), "unregister", worker_id, "0", "")
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Live workers (expired entries are dropped on the way)."""
+        flat = await self._run("workers", self._registry(), "list", "", "0", "")
+        return [codec.worker_info(entry) for entry in flat[1::2]]
+
+
+def _honour_cancel() -> None:
+    """Raise if this task was cancelled: redis-py can swallow a cancel that lands while it
+    waits for a reply (the command still completes), and a parked worker must stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def _results(reply: list[bytes]) -> list[EnqueueResult]:
+    return [
+        EnqueueResult(job_id.decode(), existing=flag == b"1")
+        for job_id, flag in zip(reply[::2], reply[1::2], strict=True)
+    ]

@@ -1,0 +1,50 @@
+-- fail.lua: a running job failed: schedule its retry, or dead-letter it; batched.
+--
+-- KEYS[1] leases     ZSET lease expiry -> id
+-- KEYS[2] unique     HASH unique key -> id
+-- KEYS[3] counts     HASH "state:priority:queue" -> jobs
+-- KEYS[4] counters   HASH fenced / recovered / poisoned
+-- KEYS[5] dead       ZSET finished_at -> id of dead jobs
+-- KEYS[6] scheduled  ZSET run_at -> id
+-- KEYS[7] waiters    HASH parked worker -> routing and deadline
+-- derived: job hashes, wake lists
+-- ARGV[1] P, ARGV[2] now, then groups of 5: job id, lease token, error,
+--   traceback ("" = none, else "t" .. text), retry_at ("" = dead)
+-- Returns: "1" per job handled, "0" per stale lease (counted as fenced).
+
+local out = {}
+local touched = {}
+for i = 3, #ARGV, 5 do
+  local id = ARGV[i]
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, 'state', 'lease_token', 'priority', 'queue',
+    'unique_key', 'task')
+  if f[1] == 'running' and f[2] == ARGV[i + 1] then
+    redis.call('HSET', key, 'last_error', ARGV[i + 2], 'updated_at', NOW)
+    if ARGV[i + 3] == '' then
+      redis.call('HDEL', key, 'traceback')
+    else
+      redis.call('HSET', key, 'traceback', string.sub(ARGV[i + 3], 2))
+    end
+    clear_lease(key)
+    redis.call('ZREM', KEYS[1], id)
+    if ARGV[i + 4] == '' then
+      redis.call('HSET', key, 'state', 'dead', 'failed_at', NOW, 'finished_at', NOW)
+      redis.call('ZADD', KEYS[5], NOW, id)
+      move(KEYS[3], 'running', 'dead', f[3], f[4])
+      release_unique(KEYS[2], f[5], id)
+    else
+      local run_at = tonumber(ARGV[i + 4])
+      redis.call('HSET', key, 'state', 'scheduled', 'run_at', run_at)
+      redis.call('ZADD', KEYS[6], run_at, id)
+      move(KEYS[3], 'running', 'scheduled', f[3], f[4])
+      touch(touched, lane_of(f[3], f[4], f[6]), 0, run_at)
+    end
+    out[#out + 1] = '1'
+  else
+    redis.call('HINCRBY', KEYS[4], 'fenced', 1)
+    out[#out + 1] = '0'
+  end
+end
+wake(KEYS[7], touched)
+return out

@@ -1,0 +1,194 @@
+"""Key names, URL options, and routing in the form the Lua scripts read.
+
+Every key of one store starts with ``{prefix}:``, so all of them share one Redis Cluster
+hash tag: scripts that touch several (a claim across queues, a unique key and a job) stay
+atomic on a cluster too. See the package docstring for the whole layout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from conveyor.errors import ConfigError
+from conveyor.job import Routing, State
+
+DEFAULT_PREFIX = "conveyor"
+
+#: Markers the translated patterns use, expanded by ``compile`` in lib.lua; ``%`` before a
+#: letter other than a Lua class letter never comes out of `lua_glob` otherwise.
+ANY_CHAR = "%Q"
+NO_CHAR = "%N"
+
+#: Query options this backend reads itself; the rest go to redis-py (``socket_timeout``...).
+OWN_OPTIONS = frozenset({"prefix"})
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The fixed keys of one store; per-job and per-lane keys are built in Lua from `base`."""
+
+    prefix: str
+
+    @property
+    def base(self) -> str:
+        """What every key starts with: the hash tag plus a colon."""
+        return "{" + self.prefix + "}:"
+
+    def __getattr__(self, name: str) -> str:
+        # Only the names in `NAMES` exist; anything else is a typo worth an AttributeError.
+        if name in NAMES:
+            return self.base + NAMES[name]
+        raise AttributeError(name)
+
+    def job(self, job_id: str) -> str:
+        """The hash holding one job."""
+        return f"{self.base}job:{job_id}"
+
+    def wake(self, waiter: str) -> str:
+        """The list a parked worker blocks on."""
+        return f"{self.base}wake:{waiter}"
+
+    def done(self, state: State) -> str:
+        """The retention index (by finished_at) of one final state."""
+        return f"{self.base}done:{state.value}"
+
+
+#: Attribute name -> key suffix, for the fixed keys.
+NAMES = {
+    "all": "all",
+    "seq": "seq",
+    "lanes": "lanes",
+    "scheduled": "scheduled",
+    "leases": "leases",
+    "unique": "unique",
+    "counts": "counts",
+    "counters": "counters",
+    "waiters": "waiters",
+    "workers": "workers",
+    "workers_expiry": "workers:expiry",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A parsed ``redis://`` URL: what redis-py connects to, and this store's prefix."""
+
+    redis_url: str
+    prefix: str
+    display: str
+
+
+def parse_url(url: str) -> Target:
+    """Split our own options (``prefix``) from a ``redis://`` / ``rediss://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"not a Redis URL: {url!r} (use redis://host:6379/0 or rediss://)")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    own = {k: v for k, v in query if k in OWN_OPTIONS}
+    rest = [(k, v) for k, v in query if k not in OWN_OPTIONS]
+    prefix = own.get("prefix", DEFAULT_PREFIX)
+    if not prefix or any(c in prefix for c in "{}"):
+        raise ConfigError(
+            f"invalid prefix={prefix!r} in the Redis URL: use a non-empty name without "
+            "braces (it becomes the keys' hash tag)"
+        )
+    redis_url = urlunsplit(parts._replace(query=urlencode(rest)))
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    if parts.password is not None or parts.username:
+        netloc = f"{parts.username or ''}:***@{netloc}"
+    display = urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
+    return Target(redis_url, prefix, display)
+
+
+# -- routing -------------------------------------------------------------------------------
+@lru_cache(maxsize=256)
+def lua_glob(pattern: str) -> str:
+    """An anchored Lua pattern matching what `fnmatch.fnmatchcase` matches (ASCII sets)."""
+    out = ["^"]
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            # One character, not one byte: lib.lua swaps this marker for a UTF-8 class
+            # (raw high bytes would not survive the trip through JSON).
+            out.append(ANY_CHAR)
+        elif c == "[":
+            end, chars = _bracket(pattern, i)
+            if end is None:
+                out.append("%[")
+            else:
+                out.append(chars)
+                i = end + 1
+        else:
+            out.append(_literal(c))
+    out.append("$")
+    return "".join(out)
+
+
+def _literal(c: str) -> str:
+    if c == "%":
+        return "[%%]"  # never "%%": followed by Q or N it would read as a marker
+    if c == "\x00":
+        return "%z"
+    if c.isascii() and not c.isalnum():
+        return "%" + c
+    return c
+
+
+def _bracket(pattern: str, i: int) -> tuple[int | None, str]:
+    """Translate the set starting after ``[`` at ``i``: (index of its ``]``, Lua set)."""
+    j = i
+    if j < len(pattern) and pattern[j] == "!":
+        j += 1
+    if j < len(pattern) and pattern[j] == "]":
+        j += 1
+    end = pattern.find("]", j)
+    if end < 0:
+        return None, ""
+    body = pattern[i:end]
+    negate = body.startswith("!")
+    if negate:
+        body = body[1:]
+    members: set[str] = set()
+    k = 0
+    while k < len(body):
+        if k + 2 < len(body) and body[k + 1] == "-":
+            lo, hi = body[k], body[k + 2]
+            members.update(chr(o) for o in range(ord(lo), ord(hi) + 1))
+            k += 3
+        else:
+            members.add(body[k])
+            k += 1
+    if any(not ch.isascii() for ch in members):
+        raise ConfigError(
+            f"queue pattern {pattern!r}: [...] sets may only hold ASCII characters on Redis"
+        )
+    if not members:
+        return end, ANY_CHAR if negate else NO_CHAR
+    # A "%" member goes last, as "%%]", so it cannot run into a letter and form a marker.
+    chars = "".join(_literal(ch) for ch in sorted(members - {"%"}))
+    if "%" in members:
+        chars += "%%"
+    return end, ("[^" if negate else "[") + chars + "]"
+
+
+@lru_cache(maxsize=256)
+def routing_json(routing: Routing) -> str:
+    """The routing as the scripts read it: absent lists match everything."""
+    spec: dict[str, list[str] | list[int]] = {}
+    if routing.queues is not None:
+        spec["q"] = [lua_glob(q) for q in routing.queues]
+    if routing.priorities is not None:
+        spec["p"] = [int(p) for p in routing.priorities]
+    if routing.tasks is not None:
+        spec["t"] = list(routing.tasks)
+    # cjson reads [] as an empty table: "match nothing", as an empty tuple means.
+    return json.dumps(spec, separators=(",", ":"))

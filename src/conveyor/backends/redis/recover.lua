@@ -1,0 +1,50 @@
+-- recover.lua: jobs whose lease expired go back to ready (one more recovery, the attempt
+-- given back) or, once out of recoveries, to dead as poison pills. Each job leaves the
+-- lease index in the same atomic step, so many workers may run this at once.
+--
+-- KEYS[1] leases    ZSET lease expiry -> id
+-- KEYS[2] lanes     SET of non-empty ready lanes
+-- KEYS[3] unique    HASH unique key -> id
+-- KEYS[4] counts    HASH "state:priority:queue" -> jobs
+-- KEYS[5] counters  HASH fenced / recovered / poisoned
+-- KEYS[6] dead      ZSET finished_at -> id of dead jobs
+-- KEYS[7] waiters   HASH parked worker -> routing and deadline
+-- derived: job hashes, ready lanes, wake lists
+-- ARGV[1] P, ARGV[2] now, ARGV[3] max recoveries, ARGV[4] batch size,
+-- ARGV[5], ARGV[6] the poison-pill reason before and after its recovery count
+-- Returns: {recovered, dead, "1" if a full batch was found (call again)}
+
+local max_recoveries = tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
+local recovered, dead = 0, 0
+local touched = {}
+for _, id in ipairs(ids) do
+  local key = job_key(id)
+  redis.call('ZREM', KEYS[1], id)
+  local f = redis.call('HMGET', key, 'state', 'priority', 'queue', 'task', 'run_at', 'seq',
+    'unique_key')
+  if f[1] == 'running' then
+    local n = redis.call('HINCRBY', key, 'recoveries', 1)
+    redis.call('HINCRBY', key, 'attempts', -1)
+    clear_lease(key)
+    if n >= max_recoveries then
+      redis.call('HSET', key, 'state', 'dead', 'last_error', ARGV[5] .. n .. ARGV[6],
+        'failed_at', NOW, 'finished_at', NOW, 'updated_at', NOW)
+      redis.call('ZADD', KEYS[6], NOW, id)
+      move(KEYS[4], 'running', 'dead', f[2], f[3])
+      release_unique(KEYS[3], f[7], id)
+      dead = dead + 1
+    else
+      redis.call('HSET', key, 'state', 'ready', 'updated_at', NOW)
+      move(KEYS[4], 'running', 'ready', f[2], f[3])
+      touch(touched, make_ready(KEYS[2], id, f[2], f[3], f[4], f[5], f[6]), 1, nil)
+      recovered = recovered + 1
+    end
+  end
+end
+if recovered > 0 then redis.call('HINCRBY', KEYS[5], 'recovered', recovered) end
+if dead > 0 then redis.call('HINCRBY', KEYS[5], 'poisoned', dead) end
+wake(KEYS[7], touched)
+local more = '0'
+if #ids == tonumber(ARGV[4]) then more = '1' end
+return {recovered, dead, more}

@@ -1,0 +1,33 @@
+-- release.lua: give running jobs back to ready at once, attempt returned (shutdown).
+--
+-- KEYS[1] leases    ZSET lease expiry -> id
+-- KEYS[2] lanes     SET of non-empty ready lanes
+-- KEYS[3] counts    HASH "state:priority:queue" -> jobs
+-- KEYS[4] counters  HASH fenced / recovered / poisoned
+-- KEYS[5] waiters   HASH parked worker -> routing and deadline
+-- derived: job hashes, ready lanes, wake lists
+-- ARGV[1] P, ARGV[2] now, then pairs of (job id, lease token)
+-- Returns: "1" per released job, "0" per stale lease (counted as fenced).
+
+local out = {}
+local touched = {}
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, 'state', 'lease_token', 'priority', 'queue', 'task',
+    'run_at', 'seq')
+  if f[1] == 'running' and f[2] == ARGV[i + 1] then
+    redis.call('HSET', key, 'state', 'ready', 'updated_at', NOW)
+    redis.call('HINCRBY', key, 'attempts', -1)
+    clear_lease(key)
+    redis.call('ZREM', KEYS[1], id)
+    move(KEYS[3], 'running', 'ready', f[3], f[4])
+    touch(touched, make_ready(KEYS[2], id, f[3], f[4], f[5], f[6], f[7]), 1, nil)
+    out[#out + 1] = '1'
+  else
+    redis.call('HINCRBY', KEYS[4], 'fenced', 1)
+    out[#out + 1] = '0'
+  end
+end
+wake(KEYS[5], touched)
+return out

@@ -1,0 +1,73 @@
+"""The Lua scripts: one `.lua` file per operation, each prefixed with ``lib.lua``.
+
+Scripts run by EVALSHA; a server that does not know one yet (first use, or after a
+restart, since Redis does not persist its script cache) gets it with SCRIPT LOAD and the
+call is repeated once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import NoScriptError
+
+NAMES = (
+    "enqueue", "claim", "extend", "complete", "fail", "release", "recover", "cancel",
+    "retry_dead", "purge", "park", "stats", "query", "workers",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A loaded script's full source and its SHA1."""
+
+    name: str
+    source: str
+    sha: str
+
+
+def _read(filename: str) -> str:
+    return files(__package__ or __name__).joinpath(filename).read_text(encoding="utf-8")
+
+
+@cache
+def script(name: str) -> Script:
+    """The script ``name`` (``<name>.lua`` after ``lib.lua``)."""
+    if name not in NAMES:
+        raise KeyError(name)
+    source = f"{_read('lib.lua')}\n-- {name}.lua\n{_read(name + '.lua')}"
+    return Script(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+async def run(client: AsyncRedis, name: str, keys: list[str], args: list[Any]) -> Any:
+    """Run script ``name`` on ``client``, loading it first if the server lacks it."""
+    s = script(name)
+    try:
+        return await client.evalsha(s.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await client.script_load(s.source)
+        return await client.evalsha(s.sha, len(keys), *keys, *args)
+
+
+def run_sync(client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    """`run` for the sync client."""
+    s = script(name)
+    try:
+        return client.evalsha(s.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        client.script_load(s.source)
+        return client.evalsha(s.sha, len(keys), *keys, *args)
+
+
+async def load_all(client: AsyncRedis) -> None:
+    """Load every script in one round trip, so the first real calls need no retry."""
+    async with client.pipeline(transaction=False) as pipe:
+        for name in NAMES:
+            pipe.script_load(script(name).source)
+        await pipe.execute()

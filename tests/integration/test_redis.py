@@ -1,0 +1,259 @@
+"""Redis specifics the contract suite cannot see: URLs and passwords, the persistence
+warning, wake-ups, round trips per batch, retention and the key layout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from redis.crc import key_slot
+from tests.acceptance.harness import Cluster
+from tests.contract.support import new_job, server_url
+
+from conveyor import BackendUnavailable, Conveyor
+from conveyor.backends import create_backend
+from conveyor.backends.redis import RedisBackend
+from conveyor.clock import FakeClock
+from conveyor.job import Lease, Routing, State
+
+from .redis_server import RedisServer
+
+
+def fresh_url(base: str | None = None) -> str:
+    return f"{base or server_url('redis')}?prefix=it-{os.urandom(6).hex()}"
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[RedisBackend]:
+    b = create_backend(fresh_url(), clock=FakeClock())
+    assert isinstance(b, RedisBackend)
+    await b.open()
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[Redis]:
+    with Redis.from_url(server_url("redis")) as client:
+        yield client
+
+
+def evalsha_calls(client: Redis) -> int:
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+
+
+# -- URLs ----------------------------------------------------------------------------------
+async def test_url_forms_reach_the_same_store() -> None:
+    base = server_url("redis")
+    host_port = base.split("://", 1)[1].split("/", 1)[0]
+    prefix = f"url-{os.urandom(4).hex()}"
+    forms = [
+        f"redis://{host_port}?prefix={prefix}",
+        f"redis://{host_port}/0?prefix={prefix}",
+        f"redis://{host_port}/0?socket_timeout=2&prefix={prefix}&socket_connect_timeout=1",
+    ]
+    first = create_backend(forms[0])
+    await first.open()
+    [job_id] = [r.id for r in await first.enqueue([new_job()])]
+    for url in forms[1:]:
+        other = create_backend(url)
+        await other.open()
+        assert (await other.get(job_id)) is not None, url
+        await other.close()
+    await first.close()
+
+
+def test_rediss_and_redis_url_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(create_backend("rediss://cache.example:6380/1"), RedisBackend)
+    monkeypatch.delenv("CONVEYOR_URL", raising=False)
+    monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/3")
+    app = Conveyor()
+    assert isinstance(app.backend, RedisBackend)
+    assert app.backend.target.redis_url.startswith("redis://cache.example:6379/3")
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "secured", password="s3cret-pw")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_password_in_the_url(secured: RedisServer) -> None:
+    good = create_backend(f"{secured.url}?prefix=pw")
+    await good.open()
+    [result] = await good.enqueue([new_job()])
+    assert (await good.get(result.id)) is not None
+    await good.close()
+
+    for url in (f"redis://:wrong@127.0.0.1:{secured.port}/0", f"redis://127.0.0.1:{secured.port}/0"):
+        bad = create_backend(url)
+        with pytest.raises(BackendUnavailable) as info:
+            await bad.open()
+        assert "wrong" not in str(info.value) and "s3cret" not in str(info.value)
+        await bad.close()
+
+
+# -- persistence warning -------------------------------------------------------------------
+async def test_warns_about_settings_that_lose_jobs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RedisServer(tmp_path / "loose", "--appendonly", "no",
+                         "--maxmemory-policy", "allkeys-lru")
+    server.start()
+    try:
+        b = create_backend(server.url)
+        with caplog.at_level(logging.WARNING, logger="conveyor.backend.redis"):
+            await b.open()
+        problems = await b.diagnostics()
+        await b.close()
+    finally:
+        server.stop()
+    text = caplog.text
+    assert "appendonly is 'no'" in text and "since the last RDB snapshot" in text
+    assert "allkeys-lru" in text and "evicts" in text
+    assert len(problems) == 2 and "appendonly" in problems[0]
+
+
+async def test_no_warning_for_a_durable_server(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="conveyor.backend.redis"):
+        b = create_backend(fresh_url())
+        await b.open()
+        await b.close()
+    assert "appendonly" not in caplog.text and "maxmemory" not in caplog.text
+
+
+# -- wake-ups ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_an_idle_worker_wakes_on_enqueue_not_on_its_poll_interval(tmp_path: Path) -> None:
+    # Given a worker that would sleep 30 s between polls, idle and registered
+    cluster = Cluster(tmp_path, fresh_url())
+    try:
+        cluster.start_worker(env={"WORKER_SLEEP": "30"})
+        deadline = time.monotonic() + 20
+        while not cluster.workers():
+            assert time.monotonic() < deadline, cluster.outputs()
+            time.sleep(0.05)
+        time.sleep(0.5)  # let it park (a claim that finds nothing, then the wait)
+
+        # When a job is enqueued, Then it runs long before the poll interval would end
+        for round_ in range(3):
+            ids = cluster.enqueue_work(1, start=round_)
+            cluster.wait_ended(ids, timeout=10)
+    finally:
+        cluster.close()
+
+
+async def test_wait_for_work_ignores_work_for_other_routing(backend: RedisBackend) -> None:
+    other = backend.clone()
+    await other.open()
+    waiter = asyncio.create_task(backend.wait_for_work(Routing(queues=("mail",)), 1.0))
+    await asyncio.sleep(0.1)
+    await other.enqueue([new_job(queue="jobs")])
+    await asyncio.sleep(0.2)
+    assert not waiter.done()  # not woken for a queue it does not serve
+    await other.enqueue([new_job(queue="mail")])
+    await asyncio.wait_for(waiter, 0.5)
+    await other.close()
+
+
+# -- round trips ---------------------------------------------------------------------------
+async def test_one_claim_leases_many_jobs_in_one_script_call(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    await backend.enqueue([new_job(queue=f"q{i % 5}") for i in range(50)])
+    raw.config_resetstat()
+
+    claimed = await backend.claim("w", Routing(), 50, 30.0)
+
+    assert len(claimed) == 50
+    assert evalsha_calls(raw) == 1
+
+
+async def test_bulk_enqueue_and_concurrent_acks_share_round_trips(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    raw.config_resetstat()
+    results = await backend.enqueue([new_job() for _ in range(2500)])
+    assert len(results) == 2500
+    assert evalsha_calls(raw) == 3  # 1,000 jobs per script call, pipelined
+
+    jobs = await backend.claim("w", Routing(), 100, 30.0)
+    raw.config_resetstat()
+    oks = await asyncio.gather(
+        *(backend.complete(Lease(j.id, j.lease_token or ""), b"1") for j in jobs)
+    )
+    assert all(oks)
+    assert evalsha_calls(raw) <= 2  # the first ack goes alone, the rest together
+
+
+# -- glob patterns -------------------------------------------------------------------------
+QUEUES = ["a.b", "a%b", "aQb", "a-b", "é", "éé", "x[1]", "100%", "q1", "Q1", "a]b", "a^b"]
+PATTERNS = [
+    "a?b", "a%b", "a[%.]b", "?", "??", "x[[]1]", "*%", "[!a]*", "[a-z]1", "a[!-]b",
+    "a[]]b", "a[^]b", "*", "a*", "[qQ]?", "a[!%]b", "*[", "[z-a]*",
+]
+
+
+async def test_glob_patterns_match_exactly_like_fnmatch(backend: RedisBackend) -> None:
+    await backend.enqueue([new_job(queue=q) for q in QUEUES])
+    for pattern in PATTERNS:
+        claimed = await backend.claim("w", Routing(queues=(pattern,)), 100, 30.0)
+        got = sorted(j.queue for j in claimed)
+        assert got == sorted(q for q in QUEUES if fnmatchcase(q, pattern)), pattern
+        for job in claimed:
+            assert await backend.release(Lease(job.id, job.lease_token or ""))
+
+
+# -- retention and layout ------------------------------------------------------------------
+async def test_purge_leaves_only_the_fixed_keys(raw: Redis) -> None:
+    clock = FakeClock()
+    url = fresh_url()
+    prefix = url.rsplit("prefix=", 1)[1]
+    b = create_backend(url, clock=clock)
+    await b.open()
+    await b.enqueue([new_job(queue=f"q{i % 3}", unique_key=f"k{i}") for i in range(30)])
+    for job in await b.claim("w", Routing(), 30, 30.0):
+        assert await b.complete(Lease(job.id, job.lease_token or ""), b"result")
+    clock.advance(100)
+
+    assert await b.purge([State.SUCCEEDED], finished_before=clock.now() - 200) == 0
+    assert await b.purge([State.SUCCEEDED], finished_before=clock.now()) == 30
+
+    left = sorted(k.decode() for k in raw.scan_iter(match=f"{{{prefix}}}:*"))
+    assert left == [f"{{{prefix}}}:seq"], left
+    await b.close()
+
+
+async def test_every_key_of_a_store_shares_one_cluster_slot(raw: Redis) -> None:
+    url = fresh_url()
+    prefix = url.rsplit("prefix=", 1)[1]
+    b = create_backend(url, clock=FakeClock())
+    await b.open()
+    await b.enqueue([new_job(queue="a"), new_job(queue="b", run_at=2e9, unique_key="u")])
+    await b.claim("w", Routing(), 1, 30.0)
+    keys = list(raw.scan_iter(match=f"{{{prefix}}}:*"))
+    assert len(keys) >= 8
+    assert {key_slot(k) for k in keys} == {key_slot(prefix.encode())}
+    await b.close()
+
+
+async def test_enqueue_is_idempotent_by_job_id(backend: RedisBackend) -> None:
+    job = new_job()
+    [first] = await backend.enqueue([job])
+    [again] = await backend.enqueue([job])  # e.g. a producer retrying after a timeout
+    assert (first.existing, again.existing) == (False, True)
+    assert len(await backend.claim("w", Routing(), 10, 30.0)) == 1
