@@ -155,3 +155,26 @@ async def test_system_exit_and_keyboard_interrupt_in_a_task_only_fail_the_job(
     assert record.last_error is not None and error.__name__ in record.last_error
     assert seen == [6]
     assert (worker.counts.retried, worker.counts.dead, worker.counts.succeeded) == (1, 1, 1)
+
+
+async def test_a_task_raising_cancelled_error_itself_fails_instead_of_looping() -> None:
+    # Given a task that raises CancelledError on its own (no one cancelled it)
+    import asyncio
+
+    from conveyor import Conveyor, State, Worker
+
+    app = Conveyor("memory://")
+
+    @app.task(retries=0)
+    async def cancels_itself() -> None:
+        raise asyncio.CancelledError()
+
+    handle = await cancels_itself.enqueue_async()
+    # When a burst worker runs it
+    worker = Worker(app, burst=True, concurrency=1)
+    assert await worker.run() == 0
+    # Then the job is dead with the reason, not released back to ready
+    info = await handle.info_async()
+    assert info.state is State.DEAD
+    assert info.last_error is not None and "CancelledError" in info.last_error
+    assert worker.counts.released == 0

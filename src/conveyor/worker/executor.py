@@ -59,6 +59,35 @@ async def execute(
     app: Conveyor, job: JobRecord, worker_id: str, threads: Executor
 ) -> Outcome:
     """Run ``job`` and return its outcome; never raises except on cancellation."""
+    prepared = _prepare(app, job)
+    if isinstance(prepared, Outcome):
+        return prepared
+    task, args, kwargs = prepared
+    ctx = JobContext(
+        id=job.id, task=job.task, queue=job.queue, attempt=job.attempts,
+        max_retries=job.max_retries, worker_id=worker_id, headers=job.headers,
+    )
+    try:
+        value = await _guard(_call(task, args, kwargs, ctx, job.timeout, threads))
+    except asyncio.CancelledError as exc:
+        current = asyncio.current_task()
+        if current is None or current.cancelling():
+            raise  # the worker cancelled it (shutdown, lost lease): the worker decides
+        # Task code raised CancelledError itself (e.g. from a library it awaited): a plain
+        # failure, or releasing it would run it again forever.
+        return _retry_or_dead(app, job, task, exc, describe(exc) + " (raised by the task)")
+    except Exception as exc:  # noqa: BLE001 - every task error becomes a job failure
+        return _failed(app, job, task, exc)
+    try:
+        return Outcome(result=None if value is None else encode_value(value))
+    except SerializationError as exc:
+        return dead(f"result_error: the task's return value could not be stored: {exc}")
+
+
+def _prepare(
+    app: Conveyor, job: JobRecord
+) -> Outcome | tuple[Task[Any, Any], list[Any], dict[str, Any]]:
+    """The task and arguments to call, or a dead outcome saying why there are none."""
     task = app.tasks.get(job.task)
     if task is None:
         known = ", ".join(sorted(app.tasks)) or "none"
@@ -75,33 +104,25 @@ async def execute(
         task.signature.bind(*args, **kwargs)
     except TypeError as exc:
         return dead(f"bad_arguments: the arguments do not fit {task.name}{task.signature}: {exc}")
-    ctx = JobContext(
-        id=job.id, task=job.task, queue=job.queue, attempt=job.attempts,
-        max_retries=job.max_retries, worker_id=worker_id, headers=job.headers,
-    )
-    try:
-        value = await _guard(_call(task, args, kwargs, ctx, job.timeout, threads))
-    except asyncio.CancelledError:
-        raise
-    except Retry as exc:
+    return task, args, kwargs
+
+
+def _failed(app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: Exception) -> Outcome:
+    """The outcome of a task that raised ``exc``."""
+    if isinstance(exc, Retry):
         return _retry_or_dead(app, job, task, exc, exc.reason, exc.delay)
-    except Fail as exc:
+    if isinstance(exc, Fail):
         return dead(f"Fail: {exc.reason}", exc)
-    except TaskRaisedBaseException as exc:
+    if isinstance(exc, TaskRaisedBaseException):
         return _retry_or_dead(app, job, task, exc.original, describe(exc.original))
-    except ThreadTimeout as exc:
+    if isinstance(exc, ThreadTimeout):
         out = _retry_or_dead(app, job, task, exc, f"timeout: {exc}")
         out.timed_out_thread = True
         return out
-    except TimeoutError as exc:
+    if isinstance(exc, TimeoutError):
         msg = f"timeout: the task ran longer than its {job.timeout:g}s timeout and was cancelled"
         return _retry_or_dead(app, job, task, exc, msg)
-    except Exception as exc:  # noqa: BLE001 - every task error becomes a job failure
-        return _retry_or_dead(app, job, task, exc, describe(exc))
-    try:
-        return Outcome(result=None if value is None else encode_value(value))
-    except SerializationError as exc:
-        return dead(f"result_error: the task's return value could not be stored: {exc}")
+    return _retry_or_dead(app, job, task, exc, describe(exc))
 
 
 async def _call(
