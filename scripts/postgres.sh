@@ -13,10 +13,11 @@
 #   CONVEYOR_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:PORT/conveyor_test
 #
 # Progress goes to stderr. Every wait is bounded. `stop` is a fast shutdown of that cluster
-# only (pg_ctl stop -m fast on <dir>/data); it is safe to call twice.
+# only (pg_ctl stop -m fast on <dir>/data); it is safe to call twice. `restart` (MODE=fast or
+# immediate) is for fault tests; a `start` after a `stop` keeps the port.
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop|url <dir>" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|restart|url <dir>" >&2; exit 2; }
 say() { printf 'postgres.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
@@ -94,7 +95,9 @@ EOF
     [ -n "$port" ] || die "a server already runs on $data but its port is unknown"
     say "already running on port $port"
   else
-    port="$(free_port)"
+    # A restart after `stop` keeps its port, so URLs handed out before stay valid.
+    port="$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$data/conveyor.conf" 2>/dev/null || true)"
+    [ -n "$port" ] || port="$(free_port)"
     cat >"$data/conveyor.conf" <<EOF
 port = $port
 listen_addresses = '127.0.0.1'
@@ -133,6 +136,13 @@ stop() {
   fi
 }
 
+restart() {
+  local bin
+  bin="$(find_bin || true)"
+  [ -n "$bin" ] && [ -f "$data/PG_VERSION" ] || die "no cluster in $data"
+  as_owner "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -m "${MODE:-fast}" -w -t 60 restart >&2
+}
+
 url() {
   local port
   port="$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$data/conveyor.conf" 2>/dev/null || true)"
@@ -143,6 +153,7 @@ url() {
 case "$action" in
   start) start ;;
   stop) stop ;;
+  restart) restart ;;
   url) url ;;
   *) usage ;;
 esac

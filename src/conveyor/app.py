@@ -254,6 +254,8 @@ class Conveyor:
 
 def _connection(specs: Sequence[JobSpec], given: object | None) -> object | None:
     """The one connection a batch is enqueued in: ``given``, else the calls' own."""
+    if given is None and len(specs) == 1:
+        return specs[0].options.connection  # one call: nothing to reconcile
     named = {id(s.options.connection): s.options.connection for s in specs}
     named.pop(id(None), None)
     if given is not None:

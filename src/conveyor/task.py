@@ -65,6 +65,11 @@ class CallOptions:
             raise ConfigError(f"timeout={self.timeout!r} must be > 0 seconds")
 
 
+#: The options of a call made without `Task.options`, shared by the specs `enqueue` builds
+#: and never hands out (its ``headers`` dict is only read).
+_DEFAULTS = CallOptions()
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """One call waiting to be enqueued, e.g. in `Conveyor.enqueue_many`."""
@@ -115,19 +120,20 @@ class Task(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Store a job for this call and return its handle (from sync code)."""
-        return self.options().enqueue(*args, **kwargs)
+        return self.app.enqueue_many([JobSpec(self, args, kwargs, _DEFAULTS)])[0]
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Store a job for this call and return its handle (from async code)."""
-        return await self.options().enqueue_async(*args, **kwargs)
+        handles = await self.app.enqueue_many_async([JobSpec(self, args, kwargs, _DEFAULTS)])
+        return handles[0]
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
         """A call to enqueue later, for instance in bulk with `Conveyor.enqueue_many`."""
-        return self.options().call(*args, **kwargs)
+        return JobSpec(self, args, kwargs, CallOptions())  # the caller's own: it may edit it
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[JobHandle[R]]:
         """Enqueue one job per tuple of positional arguments, in one round trip."""
-        specs = [JobSpec(self, tuple(args), {}, CallOptions()) for args in calls]
+        specs = [JobSpec(self, tuple(args), {}, _DEFAULTS) for args in calls]
         return self.app.enqueue_many(specs)
 
     def options(

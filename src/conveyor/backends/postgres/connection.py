@@ -158,15 +158,3 @@ def looks_closed(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -
     except (OSError, ValueError, psycopg.OperationalError):
         return True
     return bool(readable)
-
-
-def check_sync(conn: psycopg.Connection[Any]) -> None:
-    """The sync pool's checkout check: raise so the pool replaces a dead connection."""
-    if looks_closed(conn):
-        raise psycopg.OperationalError("the server closed this pooled connection")
-
-
-async def check_async(conn: psycopg.AsyncConnection[Any]) -> None:
-    """The async pool's checkout check (see `looks_closed`)."""
-    if looks_closed(conn):
-        raise psycopg.OperationalError("the server closed this pooled connection")

@@ -9,6 +9,7 @@ come out, so the pools refill with fresh ones after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -53,13 +54,40 @@ class AsyncPool:
             open=False,
             name=f"conveyor-{target.schema}",
         )
+        self._guard: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        """Start the pool's background connecting (does not wait for it)."""
-        await self.pool.open(wait=False)
+        """Open the pool with its first connection (the server was just reached directly)."""
+        try:
+            await self.pool.open(wait=True, timeout=self.target.pool_timeout)
+        except PoolTimeout:
+            await self.pool.close(timeout=1.0)
+            await self.probe()  # names the real cause when the server went away meanwhile
+            raise BackendUnavailable(
+                f"could not open a pooled connection to PostgreSQL at {self.target.where} "
+                f"within {self.target.pool_timeout:g}s; raise pool_timeout in the URL"
+            ) from None
+        self._guard = asyncio.create_task(self._close_at_loop_end(), name="conveyor-pg-guard")
+
+    async def _close_at_loop_end(self) -> None:
+        # psycopg_pool's maintenance tasks swallow a cancellation that lands while they
+        # connect and then wait forever, so asyncio.run() would hang at exit when a backend
+        # was never closed (a worker's main backend, a script's enqueue_async). asyncio.run()
+        # cancels every task at the end, this one included: close the pool then, which
+        # stops those tasks properly.
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await self.pool.close(timeout=1.0)
+            raise
 
     async def close(self) -> None:
         """Close every connection."""
+        if self._guard is not None:
+            self._guard.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._guard
+        # Also when the guard was cancelled before it ever ran (a pool closed right away).
         await self.pool.close(timeout=5.0)
 
     async def probe(self) -> None:
@@ -78,11 +106,19 @@ class AsyncPool:
         for _ in range(self.target.pool_size + 1):
             if self.down:
                 await self.probe()
+            task = asyncio.current_task()
+            requests = task.cancelling() if task is not None else 0
             try:
                 conn = await self.pool.getconn()
             except PoolTimeout:
                 await self.probe()  # names the real cause when the server is down
                 raise _exhausted(self.target, self.target.pool_size) from None
+            if task is not None and task.cancelling() > requests:
+                # Python 3.11's asyncio.wait_for (inside psycopg_pool's wait for a free
+                # connection) can swallow a cancellation that lands as the connection is
+                # handed over; honour it, or a cancelled caller would run on.
+                await self.pool.putconn(conn)
+                raise asyncio.CancelledError
             if not looks_closed(conn):
                 return conn
             self.down = True  # the server closed it: restarted, or gone

@@ -63,6 +63,10 @@ def sync_connection(obj: object) -> psycopg.Connection[Any]:
             # Joins (or begins) the session's transaction, as the session's own queries do.
             obj = obj.connection()
         if isinstance(obj, Connection):
+            if not obj.in_transaction():
+                # What SQLAlchemy's autobegin does on execute: without it, its commit()
+                # would not know a transaction is open and would not commit ours.
+                obj.begin()
             conn = _from_dbapi(obj.connection.dbapi_connection, obj)
             if isinstance(conn, psycopg.Connection):
                 return conn
@@ -84,6 +88,8 @@ async def async_connection(obj: object) -> psycopg.AsyncConnection[Any]:
         if isinstance(obj, AsyncSession):
             obj = await obj.connection()
         if isinstance(obj, AsyncConnection):
+            if not obj.in_transaction():
+                await obj.begin()  # see sync_connection
             raw = await obj.get_raw_connection()
             conn = _from_dbapi(raw.driver_connection, obj)
             if isinstance(conn, psycopg.AsyncConnection):
