@@ -78,6 +78,10 @@ start() {
   if [ "$(id -u)" -eq 0 ]; then
     id postgres >/dev/null 2>&1 || die "no 'postgres' user to own the cluster"
     chown postgres "$dir"
+    # The server runs as postgres, so every directory above <dir> must let it through
+    # (mktemp -d makes 0700 directories, for instance).
+    runuser -u postgres -- test -x "$dir" \
+      || die "the postgres user cannot reach $dir: make its parent directories world-searchable (chmod o+x)"
   fi
   if [ ! -f "$data/PG_VERSION" ]; then
     say "initdb in $data"

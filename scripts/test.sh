@@ -34,6 +34,7 @@ step "installing conveyor[test] into $VENV"
 # packages where missing, in a throwaway directory, and stopped when this script exits.
 # Tests that need a server skip locally when it is missing and fail when CI is set.
 SERVERS="$(mktemp -d /tmp/conveyor-servers.XXXXXX)"
+chmod 755 "$SERVERS"  # PostgreSQL runs as the postgres user and must reach its data dir
 stop_servers() {
   bash scripts/redis.sh stop "$SERVERS/redis" >/dev/null 2>&1 || true
   bash scripts/postgres.sh stop "$SERVERS/postgres" >/dev/null 2>&1 || true
