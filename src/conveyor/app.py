@@ -8,14 +8,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from conveyor.backends import create_backend
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import ConfigError, JobFailed, JobNotFound, UnknownTask
 from conveyor.job import FINAL_STATES, JobRecord, NewJob, Priority, State
 from conveyor.retry import Backoff, resolve_backoff
+from conveyor.schedule import (
+    CronSchedule,
+    IntervalSchedule,
+    Missed,
+    ScheduleDecorator,
+    ScheduleEntry,
+    TaskOptions,
+    schedule_decorator,
+)
 from conveyor.serialization import decode_value, encode_payload, encode_value
 from conveyor.settings import Settings, load_settings
 from conveyor.task import JobSpec, Task, UniqueKey
@@ -54,6 +63,8 @@ class Conveyor:
         self.url = self.settings.conveyor_url
         self.clock = clock
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Cron and periodic entries, by name (`cron`, `periodic`); a `Scheduler` fires them.
+        self.schedules: dict[str, ScheduleEntry] = {}
         self._backend: Backend | None = None
         self._opened = False
         self.eager = False
@@ -123,6 +134,51 @@ class Conveyor:
             return task
 
         return register if fn is None else register(fn)
+
+    # -- schedules -----------------------------------------------------------------------
+    def cron(
+        self,
+        expression: str,
+        *,
+        timezone: str = "UTC",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        missed: Missed = "run_once",
+        name: str | None = None,
+        **task_options: Unpack[TaskOptions],
+    ) -> ScheduleDecorator:
+        """Enqueue a task on a cron schedule: ``@app.cron("*/5 * * * *")``.
+
+        Decorates a function (registering it as a task, with the ``queue``, ``priority``,
+        ``retries`` and ``timeout`` given) or an existing `Task`. Each tick is enqueued once,
+        however many schedulers run, with ``args`` and ``kwargs``. ``timezone`` is an IANA
+        name (DST as croniter handles it: see ``docs/scheduling.md``); ``missed`` is what
+        happens to ticks missed while no scheduler ran: ``skip``, ``run_once`` (default) or
+        ``run_each``. ``name`` (default: the task's) names the entry.
+        """
+        return schedule_decorator(
+            self, CronSchedule(expression, timezone), name=name, args=args, kwargs=kwargs,
+            missed=missed, task_options=dict(task_options),
+        )
+
+    def periodic(
+        self,
+        *,
+        every: float | timedelta,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        missed: Missed = "run_once",
+        name: str | None = None,
+        **task_options: Unpack[TaskOptions],
+    ) -> ScheduleDecorator:
+        """Enqueue a task every ``every`` seconds (or `timedelta`, at least 1 s); see `cron`.
+
+        Ticks fall on multiples of ``every`` since the Unix epoch, so schedulers agree on them.
+        """
+        return schedule_decorator(
+            self, IntervalSchedule(every), name=name, args=args, kwargs=kwargs,
+            missed=missed, task_options=dict(task_options),
+        )
 
     def get_task(self, name: str) -> Task[Any, Any]:
         """The task registered under ``name``."""

@@ -7,15 +7,18 @@ a `ConfigError` that names the variable, the value, and what is accepted.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from conveyor.errors import ConfigError
 from conveyor.job import Priority
 
 DEFAULT_URL = "sqlite:///conveyor.db"
+
+WorkerMode = Literal["thin", "default", "specialized", "job-specialized", "scheduler-only"]
+WORKER_MODES: tuple[str, ...] = get_args(WorkerMode)
 
 CommaList = Annotated[tuple[str, ...] | None, NoDecode]
 PriorityList = Annotated[tuple[Priority, ...] | None, NoDecode]
@@ -53,6 +56,19 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(1024 * 1024, ge=1024, description="argument size limit")
     result_ttl: float = Field(86_400.0, ge=0, description="keep succeeded jobs (s)")
     dead_ttl: float = Field(30 * 86_400.0, ge=0, description="keep dead jobs (s)")
+    worker_mode: WorkerMode | None = Field(
+        None, description="thin, default, specialized, job-specialized or scheduler-only"
+    )
+    enable_scheduler: bool | None = Field(
+        None, description="run the built-in scheduler in `conveyor worker` (true/false)"
+    )
+    scheduler_interval: float = Field(
+        1.0, ge=0.1, le=60, description="seconds between scheduler ticks, 0.1 to 60"
+    )
+    worker_metrics_interval: float = Field(
+        30.0, ge=0, description="seconds between a worker's metrics lines (0: none)"
+    )
+    log_format: Literal["text", "json"] = Field("text", description="text or json log lines")
 
     @field_validator("worker_queues", "worker_job_types", mode="before")
     @classmethod
@@ -74,6 +90,25 @@ class Settings(BaseSettings):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("worker_mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower().replace("_", "-") or None
+        return value
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> Settings:
+        problem = mode_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("conveyor_url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -83,6 +118,27 @@ class Settings(BaseSettings):
                 "postgresql://"
             )
         return value
+
+
+def mode_problem(s: Settings) -> str | None:
+    """Why ``WORKER_MODE`` cannot work with the other settings, or ``None`` when it can."""
+    if s.worker_mode == "specialized" and not s.worker_priorities:
+        return (
+            "WORKER_MODE=specialized serves only WORKER_PRIORITIES, but WORKER_PRIORITIES is "
+            "not set: set it (e.g. WORKER_PRIORITIES=high) or use WORKER_MODE=default"
+        )
+    if s.worker_mode == "job-specialized" and not s.worker_job_types:
+        return (
+            "WORKER_MODE=job-specialized serves only WORKER_JOB_TYPES, but WORKER_JOB_TYPES "
+            "is not set: set it to task names (e.g. WORKER_JOB_TYPES=app.send_email) or use "
+            "WORKER_MODE=default"
+        )
+    if s.worker_mode == "scheduler-only" and s.enable_scheduler is False:
+        return (
+            "WORKER_MODE=scheduler-only runs only the scheduler, but ENABLE_SCHEDULER=false "
+            "turns it off: remove ENABLE_SCHEDULER or pick another WORKER_MODE"
+        )
+    return None
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -97,7 +153,10 @@ def load_settings(**overrides: Any) -> Settings:
 def _explain(exc: ValidationError) -> str:
     lines = ["invalid Conveyor settings:"]
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a check across several settings: its message names them
+            lines.append("  " + str(err["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(err["loc"][0])
         info = Settings.model_fields.get(field)
         hint = f" ({info.description})" if info is not None and info.description else ""
         lines.append(

@@ -42,7 +42,10 @@ async def _main(url: str, name: str, batches: int, total: int, deadline: float) 
                 )
                 for _ in range(10)
             ]
-            if i % 2:
+            if i % 4 == 1:
+                for one in batch:  # one job and no unique key: a single autocommit INSERT
+                    await asyncio.to_thread(backend.enqueue_sync, [one])
+            elif i % 2:
                 await asyncio.to_thread(backend.enqueue_sync, batch)
             else:
                 await backend.enqueue(batch)

@@ -7,18 +7,26 @@ import contextlib
 import multiprocessing
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from conveyor.backends import create_backend
-from conveyor.backends.sqlite import SqliteBackend
+from conveyor.backends.sqlite import SqliteBackend, sql
 from conveyor.backends.sqlite.connection import SCHEMA_VERSION, parse_url
 from conveyor.backends.sqlite.sql import NAMES
+from conveyor.backends.sqlite.store import Store
 from conveyor.clock import FakeClock
-from conveyor.errors import BackendError, BackendUnavailable, ConfigError, SchemaVersionError
-from conveyor.job import JobQuery, NewJob, Priority, Routing, State
+from conveyor.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    SchemaVersionError,
+    SerializationError,
+)
+from conveyor.job import Failure, JobQuery, Lease, NewJob, Priority, Routing, State
 
 from .sqlite_contender import contend
 
@@ -204,6 +212,46 @@ async def test_an_older_schema_is_migrated_forward_keeping_data(tmp_path: Path) 
     assert row == (str(SCHEMA_VERSION),)
 
 
+async def test_version_1_unique_index_is_narrowed_to_keyed_jobs(tmp_path: Path) -> None:
+    # Given a version 1 file, whose unique-key index also held every job without a key
+    path = tmp_path / "c.db"
+    backend = await opened(path)
+    [held] = await backend.enqueue([job(unique_key="k")])
+    await backend.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"DROP INDEX {NAMES['jobs_unique']}")
+        conn.execute(
+            f"CREATE UNIQUE INDEX {NAMES['jobs_unique']} ON {NAMES['jobs']} (unique_key) "
+            "WHERE state IN ('scheduled', 'ready', 'running')"
+        )
+    conn.close()
+    set_version(path, "1")
+
+    # When it is opened by this version
+    backend = await opened(path)
+
+    # Then the index only covers keyed jobs, and a held key still returns its job
+    with sqlite3.connect(path) as conn:
+        [index_sql] = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = ?", (NAMES["jobs_unique"],)
+        ).fetchone()
+    conn.close()
+    assert "unique_key IS NOT NULL" in index_sql
+    [again] = await backend.enqueue([job(unique_key="k")])
+    assert again.existing and again.id == held.id
+    await backend.close()
+
+
+async def test_the_unique_key_lookup_uses_the_index(tmp_path: Path) -> None:
+    await (await opened(tmp_path / "c.db")).close()
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN " + sql.query("active_with_key"), {"unique_key": "k"}
+        ).fetchall()
+    conn.close()
+    assert NAMES["jobs_unique"] in " ".join(str(row[-1]) for row in plan)
+
+
 async def test_an_app_database_keeps_its_own_tables(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     with sqlite3.connect(path) as conn:
@@ -249,6 +297,107 @@ async def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
 
     with pytest.raises(BackendUnavailable, match=r"notes\.db.*not a database"):
         await backend.open()
+    await backend.close()
+
+
+# -- group commit -------------------------------------------------------------------------
+
+
+def count_transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the number of writes each shared transaction commits."""
+    sizes: list[int] = []
+    together = Store.together
+
+    def spy(self: Store, writes: Sequence[Callable[[], object]]) -> list[object]:
+        sizes.append(len(writes))
+        return together(self, writes)
+
+    monkeypatch.setattr(Store, "together", spy)
+    return sizes
+
+
+async def test_acks_that_queue_up_share_one_transaction_and_stay_fenced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 20 running jobs, and a stale token for one of them
+    backend = await opened(tmp_path / "c.db")
+    await backend.enqueue([job() for _ in range(20)])
+    claimed = await backend.claim("w", Routing(), 20, 60.0)
+    leases = [Lease(j.id, j.lease_token or "") for j in claimed]
+    stale = Lease(leases[0].job_id, "not-the-token")
+    sizes = count_transactions(monkeypatch)
+
+    # When all their acks (and the stale one) are sent at once
+    acks = [backend.complete(lease, b"1") for lease in leases[:10]]
+    acks += [backend.fail(lease, Failure("boom", retry_at=None)) for lease in leases[10:]]
+    results = await asyncio.gather(backend.complete(stale, b"x"), *acks)
+
+    # Then they were committed in fewer transactions than acks, each with its own answer
+    assert sum(sizes) >= 2 and len(sizes) < len(results)
+    assert results == [False] + [True] * 20
+    states = [(await backend.get(lease.job_id)) for lease in leases]
+    assert [r.state for r in states if r is not None] == [State.SUCCEEDED] * 10 + [State.DEAD] * 10
+    assert all(r is not None and r.result == b"1" for r in states[:10])
+    assert (await backend.counters())["fenced"] == 1
+    await backend.close()
+
+
+async def test_an_error_in_a_shared_transaction_reaches_only_its_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given running jobs, and a batch of new jobs one of which SQLite cannot store
+    backend = await opened(tmp_path / "c.db")
+    await backend.enqueue([job() for _ in range(5)])
+    claimed = await backend.claim("w", Routing(), 5, 60.0)
+    leases = [Lease(j.id, j.lease_token or "") for j in claimed]
+    bad = [job(), job(headers={"when": {1, 2}})]  # a set is not JSON
+    sizes = count_transactions(monkeypatch)
+
+    # When the bad enqueue queues up together with the acks
+    outcomes = await asyncio.gather(
+        *[backend.complete(lease, None) for lease in leases[:2]],
+        backend.enqueue(bad),
+        *[backend.complete(lease, None) for lease in leases[2:]],
+        return_exceptions=True,
+    )
+
+    # Then only the enqueue failed (and stored nothing); every ack committed
+    assert sizes and max(sizes) > 1
+    assert isinstance(outcomes[2], SerializationError)
+    assert [o for i, o in enumerate(outcomes) if i != 2] == [True] * 5
+    assert await backend.get(bad[0].id) is None
+    for lease in leases:
+        found = await backend.get(lease.job_id)
+        assert found is not None and found.state is State.SUCCEEDED
+    await backend.close()
+
+
+async def test_a_locked_file_fails_each_waiting_write(tmp_path: Path) -> None:
+    # Given a file another connection holds the write lock on, and a short busy timeout
+    path = tmp_path / "c.db"
+    await (await opened(path)).close()
+    backend = SqliteBackend(url_for(path, "?busy_timeout=50"))
+    await backend.open()
+    [first, second] = await backend.enqueue([job(), job()])
+    claimed = await backend.claim("w", Routing(), 2, 60.0)
+    leases = [Lease(j.id, j.lease_token or "") for j in claimed]
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    # When both jobs are acked at once
+    outcomes = await asyncio.gather(
+        *[backend.complete(lease, None) for lease in leases], return_exceptions=True
+    )
+
+    # Then each caller hears the file is locked, and after the lock is gone they succeed
+    assert all(isinstance(o, BackendUnavailable) for o in outcomes), outcomes
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert await asyncio.gather(*[backend.complete(lease, None) for lease in leases]) == [
+        True,
+        True,
+    ]
+    assert {first.id, second.id} == {lease.job_id for lease in leases}
     await backend.close()
 
 

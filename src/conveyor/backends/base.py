@@ -17,6 +17,13 @@ Rules every implementation keeps:
 * A unique key is held while the job is scheduled, ready or running; enqueueing the same key
   then returns the existing job with ``existing=True``.
 
+The scheduler's three calls keep the rest of the promise "each cron tick runs once":
+``acquire_lease`` / ``release_lease`` elect one active scheduler (a named lease on the
+backend's clock), and ``enqueue_tick`` enqueues a tick's job and records the tick in one
+atomic step that refuses a tick not newer than the one recorded, so even two schedulers
+that both believe they lead cannot enqueue one tick twice. ``schedule_state`` reads back
+the last tick of each entry.
+
 A few methods are optional, with defaults here: `migrate` (backends with a schema),
 `diagnostics` (health warnings for ``conveyor status``) and `enqueue_in` /
 `enqueue_in_async` (transactional enqueue on the caller's own database connection).
@@ -179,6 +186,31 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
         """Delete final-state jobs in ``states`` (finished before a time, if given)."""
+
+    # -- scheduling ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or renew the lease ``name`` for ``ttl`` seconds on the backend's clock.
+
+        True when ``owner`` now holds it: it was free, expired, or already ``owner``'s.
+        """
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give up the lease ``name`` if ``owner`` holds it (otherwise change nothing)."""
+
+    @abc.abstractmethod
+    async def schedule_state(self, names: Sequence[str]) -> dict[str, float | None]:
+        """The last tick recorded for each schedule entry (``None``: never fired)."""
+
+    @abc.abstractmethod
+    async def enqueue_tick(
+        self, name: str, tick: float, jobs: Sequence[NewJob]
+    ) -> list[EnqueueResult] | None:
+        """Atomically enqueue ``jobs`` and record ``tick`` as entry ``name``'s last tick.
+
+        Does nothing and returns ``None`` when the recorded tick is already ``>= tick``.
+        """
 
     # -- worker registry -------------------------------------------------------------------
     @abc.abstractmethod

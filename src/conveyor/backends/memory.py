@@ -42,6 +42,8 @@ class _Store:
     unique: dict[str, str] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     workers: dict[str, tuple[WorkerInfo, float]] = field(default_factory=dict)
+    leases: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> owner, expiry
+    ticks: dict[str, float] = field(default_factory=dict)  # schedule entry -> last tick
     waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     seq: itertools.count[int] = field(default_factory=itertools.count)
@@ -324,6 +326,36 @@ class MemoryBackend(Backend):
                 del self._s.jobs[job_id]
                 del self._s.order[job_id]
         return len(doomed)
+
+    # -- scheduling ----------------------------------------------------------------------
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        with self._s.lock:
+            now = self.clock.now()
+            holder = self._s.leases.get(name)
+            if holder is not None and holder[0] != owner and holder[1] > now:
+                return False
+            self._s.leases[name] = (owner, now + ttl)
+            return True
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        with self._s.lock:
+            holder = self._s.leases.get(name)
+            if holder is not None and holder[0] == owner:
+                del self._s.leases[name]
+
+    async def schedule_state(self, names: Sequence[str]) -> dict[str, float | None]:
+        with self._s.lock:
+            return {name: self._s.ticks.get(name) for name in names}
+
+    async def enqueue_tick(
+        self, name: str, tick: float, jobs: Sequence[NewJob]
+    ) -> list[EnqueueResult] | None:
+        with self._s.lock:
+            last = self._s.ticks.get(name)
+            if last is not None and last >= tick:
+                return None
+            self._s.ticks[name] = tick
+            return self.enqueue_sync(jobs)
 
     # -- worker registry -------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl: float) -> None:

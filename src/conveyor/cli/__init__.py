@@ -10,9 +10,12 @@ from __future__ import annotations
 import typer
 
 from conveyor.cli.demo import demo
+from conveyor.cli.export import export
 from conveyor.cli.failed import failed_app
 from conveyor.cli.jobs import enqueue, jobs_app
 from conveyor.cli.migrate import migrate
+from conveyor.cli.run import run
+from conveyor.cli.scheduler import schedule_app, scheduler
 from conveyor.cli.status import status, workers
 from conveyor.cli.worker import worker
 
@@ -31,8 +34,12 @@ app.command("status")(status)
 app.command("workers")(workers)
 app.command("demo")(demo)
 app.command("migrate")(migrate)
+app.command("run")(run)
+app.command("export")(export)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(failed_app, name="failed")
+app.command("scheduler")(scheduler)
+app.add_typer(schedule_app, name="schedule")
 
 
 @app.callback()

@@ -127,6 +127,8 @@ def worker_row(info: WorkerInfo, now: float) -> dict[str, Any]:
         "pool": info.pool,
         "queues": list(info.queues) if info.queues else ["*"],
         "processed": stats.get("processed", 0),
+        "failed": stats.get("failed", 0),
+        "utilisation": stats.get("utilisation"),
         "running": stats.get("running", 0),
         "concurrency": stats.get("concurrency"),
         "uptime": round(max(0.0, now - info.started_at), 1),
@@ -149,14 +151,18 @@ def workers(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOpti
         print_json(rows)
         return
     table = Table(title=f"{len(rows)} live worker(s)", title_justify="left")
-    for name in ("id", "host", "pid", "queues", "running", "processed", "uptime", "rss"):
-        numeric = name in ("pid", "running", "processed")
+    columns = ("id", "host", "pid", "pool", "queues", "running", "processed", "failed",
+               "util", "uptime", "rss")
+    for name in columns:
+        numeric = name in ("pid", "running", "processed", "failed", "util")
         table.add_column(name, justify="right" if numeric else "left")
     for r in rows:
         rss = "-" if r["rss_mb"] is None else f"{r['rss_mb']:.0f} MB"
         running = f"{r['running']}/{r['concurrency'] or '?'}"
+        util = "-" if r["utilisation"] is None else f"{r['utilisation']:.0%}"
         table.add_row(
-            r["id"], r["host"], str(r["pid"]), ",".join(r["queues"]), running,
-            str(r["processed"]), fmt_duration(r["uptime"]), rss,
+            r["id"], r["host"], str(r["pid"]), r["pool"] or "-", ",".join(r["queues"]),
+            running, str(r["processed"]), str(r["failed"]), util, fmt_duration(r["uptime"]),
+            rss,
         )
     out.print(table)

@@ -28,15 +28,20 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def configure_logging(level: str) -> None:
-    """Send stdlib logging to stderr as ``time level logger: message``."""
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Send stdlib logging to stderr as ``time level logger: message`` (or JSON lines)."""
     name = level.strip().upper()
     if name.lower() not in LOG_LEVELS:
         from conveyor.errors import ConfigError
 
         raise ConfigError(f"--log-level {level!r} is not one of {', '.join(LOG_LEVELS)}")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    if fmt == "json":
+        from conveyor.worker.metrics import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(name)
@@ -95,6 +100,28 @@ def worker(
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning, error or critical.")
     ] = "info",
+    pool: Annotated[
+        str | None,
+        typer.Option(envvar="CONVEYOR_POOL", help="Pool name shown in `conveyor workers`."),
+    ] = None,
+    parent_pid: Annotated[
+        int | None,
+        typer.Option(help="Stop gracefully when this parent process is gone (supervisors)."),
+    ] = None,
+    metrics_interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between metrics log lines; 0 turns them off."),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="WORKER_MODE: thin, default, specialized, job-specialized or "
+                     "scheduler-only (docs/workers.md)."),
+    ] = None,
+    scheduler: Annotated[
+        bool | None,
+        typer.Option("--scheduler/--no-scheduler",
+                     help="Run the built-in scheduler (ENABLE_SCHEDULER); default per mode."),
+    ] = None,
 ) -> None:
     """Run a worker: claim jobs from the backend and run them until stopped.
 
@@ -103,6 +130,7 @@ def worker(
     """
     configure_logging(log_level)
     from conveyor.worker import Worker
+    from conveyor.worker.companions import run_worker
 
     app = resolve_app(app_spec, None, need_app=True)
     set_url(app, url)
@@ -118,16 +146,31 @@ def worker(
         worker_grace_period=grace_period,
         lease_seconds=lease_seconds,
         worker_sleep=sleep,
+        worker_metrics_interval=metrics_interval,
+        worker_mode=mode,
+        enable_scheduler=scheduler,
     )
-    w = Worker(app, burst=burst, handle_signals=True)
+    from conveyor.cli.scheduler import apply_mode, run_scheduler_only
+
+    plan = apply_mode(app)
+    if plan.concurrency == 0:
+        raise typer.Exit(run_scheduler_only(app, app_spec))
+    if app.settings.log_format == "json":
+        configure_logging(log_level, "json")
+    w = Worker(app, burst=burst, handle_signals=True, pool=pool)
     s = app.settings
     err.print(
         f"conveyor worker · app {app_spec} · {redact_url(app.url)} · pid {os.getpid()} · "
         f"concurrency {w.concurrency} · queues {','.join(s.worker_queues or ['*'])}"
-        f"{' · burst' if burst else ''}",
+        f"{f' · pool {pool}' if pool else ''}{' · burst' if burst else ''}",
         markup=False, highlight=False,
     )
-    code = asyncio.run(w.run())
+    from conveyor.scheduler import Scheduler
+    from conveyor.scheduler.beside import with_scheduler
+
+    code = asyncio.run(with_scheduler(run_worker(
+        w, metrics_interval=app.settings.worker_metrics_interval, parent_pid=parent_pid
+    ), w, Scheduler(app) if plan.scheduler else None))
     if w.stuck_threads > 0 or code != 0:
         # A sync task's thread may still be running (it overran its timeout, or a forced
         # stop released its job); Python would wait for it at exit, so leave without waiting.

@@ -21,6 +21,7 @@ from conveyor.backends.postgres.connection import Target, parse_url, translate
 from conveyor.backends.postgres.listener import Listener
 from conveyor.backends.postgres.pools import AsyncConn, AsyncPool, SyncPool
 from conveyor.backends.postgres.rows import EnqueuePlan, Row, run_order, to_record
+from conveyor.backends.postgres.scheduling import PostgresScheduling
 from conveyor.backends.postgres.transactional import async_connection, sync_connection
 from conveyor.clock import SYSTEM_CLOCK, Clock, SystemClock
 from conveyor.errors import BackendError
@@ -30,7 +31,7 @@ from conveyor.job import EnqueueResult, Failure, JobRecord, Lease, NewJob, Routi
 _MARKER = "987654321"
 
 
-class PostgresBackend(Admin, Backend):
+class PostgresBackend(Admin, PostgresScheduling, Backend):
     """Jobs in PostgreSQL (`postgresql://user@host/db?schema=conveyor`).
 
     Async methods share one `psycopg_pool.AsyncConnectionPool`; `enqueue_sync` and

@@ -79,3 +79,17 @@ ALTER TABLE {jobs} SET (
     autovacuum_vacuum_scale_factor = 0.02,
     autovacuum_analyze_scale_factor = 0.02
 );
+
+-- name: migrate_3
+-- The scheduler's state: named leader leases (free once expires_at <= now on the backend's
+-- clock), and per cron or periodic entry the last tick enqueued, which `enqueue_tick` only
+-- moves forward, in the same transaction as the tick's job.
+CREATE TABLE {leases} (
+    name text PRIMARY KEY,
+    owner text NOT NULL,
+    expires_at double precision NOT NULL
+);
+CREATE TABLE {schedules} (
+    name text PRIMARY KEY,
+    last_tick double precision NOT NULL
+);

@@ -23,6 +23,8 @@
 -- {counters}  name → total, one row per name in `conveyor.backends.base.COUNTERS`.
 -- {workers}   the live-worker registry; a row is live while expires_at > now.
 -- {meta}      key → value; `schema_version` is the last migration step applied.
+-- {leases}    name → owner and expiry: the scheduler's leader lease.
+-- {schedules} cron/periodic entry name → the last tick enqueued.
 --
 -- Indexes, and why
 -- ----------------
@@ -114,4 +116,13 @@ CREATE TABLE {workers} (
     last_seen double precision NOT NULL,
     expires_at double precision NOT NULL,
     stats jsonb NOT NULL DEFAULT '{}'
+);
+CREATE TABLE {leases} (
+    name text PRIMARY KEY,
+    owner text NOT NULL,
+    expires_at double precision NOT NULL
+);
+CREATE TABLE {schedules} (
+    name text PRIMARY KEY,
+    last_tick double precision NOT NULL
 );

@@ -16,7 +16,10 @@ from typing import Any
 from conveyor.job import JobQuery, Routing, State
 
 #: Tables and indexes, by template name → unqualified name inside the schema.
-TABLES = {"jobs": "jobs", "counters": "counters", "workers": "workers", "meta": "meta"}
+TABLES = {
+    "jobs": "jobs", "counters": "counters", "workers": "workers", "meta": "meta",
+    "leases": "leases", "schedules": "schedules",
+}
 
 #: "Now" on the backend's clock, in seconds since the epoch. With the system clock the
 #: caller passes ``now = None`` and the server's clock decides, so leases and schedules of

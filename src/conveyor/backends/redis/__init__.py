@@ -29,6 +29,8 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
   {P}:wake:<waiter>     LIST  wake-up tokens a parked worker BLPOPs
   {P}:workers           HASH  worker id -> "<last_seen>|<JSON info>"
   {P}:workers:expiry    ZSET  drop-off time -> worker id
+  {P}:locks             HASH  lease name -> "<owner>|<expiry>" (scheduler leader lease)
+  {P}:schedules         HASH  schedule entry name -> last tick enqueued
 
 Modules: `backend` (the protocol), `connection` (clients, timeouts, errors, persistence
 warning), `keys` (names, URL, routing for Lua), `codec` (records), `scripts` (loader),

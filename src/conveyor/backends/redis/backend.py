@@ -25,6 +25,7 @@ from conveyor.backends.redis.connection import (
     translated,
 )
 from conveyor.backends.redis.keys import Keys, parse_url, routing_json
+from conveyor.backends.redis.scheduling import RedisScheduling
 from conveyor.backends.redis.scripts import load_all, run, run_sync, script
 from conveyor.clock import SYSTEM_CLOCK, Clock, SystemClock
 from conveyor.job import (
@@ -52,7 +53,7 @@ SWEEP_BATCH = 1000
 _POISON = poison_pill_reason(1234567).split("1234567")
 
 
-class RedisBackend(Backend):
+class RedisBackend(RedisScheduling, Backend):
     """Jobs in Redis (`redis://`, `rediss://`); see the package docstring for the layout."""
 
     def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:

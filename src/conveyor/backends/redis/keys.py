@@ -69,6 +69,8 @@ NAMES = {
     "waiters": "waiters",
     "workers": "workers",
     "workers_expiry": "workers:expiry",
+    "locks": "locks",
+    "schedules": "schedules",
 }
 
 

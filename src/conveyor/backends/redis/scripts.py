@@ -19,8 +19,12 @@ from redis.exceptions import NoScriptError
 
 NAMES = (
     "enqueue", "claim", "extend", "complete", "fail", "release", "recover", "cancel",
-    "retry_dead", "purge", "park", "stats", "query", "workers",
+    "retry_dead", "purge", "park", "stats", "query", "workers", "lease", "tick",
 )
+
+#: Scripts that go on with another script's body: ``tick`` records a schedule tick, then
+#: enqueues with exactly enqueue.lua's code.
+CONTINUES_WITH = {"tick": "enqueue"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,9 @@ def script(name: str) -> Script:
     if name not in NAMES:
         raise KeyError(name)
     source = f"{_read('lib.lua')}\n-- {name}.lua\n{_read(name + '.lua')}"
+    if name in CONTINUES_WITH:
+        then = CONTINUES_WITH[name]
+        source += f"\n-- {then}.lua\n{_read(then + '.lua')}"
     return Script(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
 
 

@@ -12,6 +12,8 @@ from typing import TypeVar
 from conveyor.backends.base import Backend, RecoveryReport
 from conveyor.backends.sqlite import sql
 from conveyor.backends.sqlite.connection import Target, connect, parse_url
+from conveyor.backends.sqlite.group_commit import GroupCommit
+from conveyor.backends.sqlite.scheduling import SqliteScheduling
 from conveyor.backends.sqlite.store import Store
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import BackendError
@@ -34,14 +36,15 @@ T = TypeVar("T")
 POLL_INTERVAL = 0.02
 
 
-class SqliteBackend(Backend):
+class SqliteBackend(SqliteScheduling, Backend):
     """Jobs in one SQLite file (`sqlite:///path.db`), safe for several processes at once.
 
     The file runs in WAL mode and every write is a ``BEGIN IMMEDIATE`` transaction, so
     readers never block and writers queue on SQLite's busy timeout instead of failing.
     Async methods run on a single thread that owns this handle's connection, so a slow disk
     never stalls the event loop; `enqueue_sync` and `get_sync` use a second connection
-    behind a lock, callable from any thread.
+    behind a lock, callable from any thread. The hot writes (enqueue, claim and the acks)
+    that queue up while that thread is busy share one transaction (`group_commit.py`).
     """
 
     def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -50,6 +53,7 @@ class SqliteBackend(Backend):
         self.target: Target = parse_url(url)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-sqlite")
         self._store: Store | None = None  # touched only on the executor's thread
+        self._commits = GroupCommit(self._executor, self._open_store)
         self._sync_store: Store | None = None
         self._sync_lock = threading.Lock()
         self._closed = False
@@ -79,6 +83,20 @@ class SqliteBackend(Backend):
     async def _run_write(self, fn: Callable[[Store], T]) -> T:
         try:
             return await self._run(fn)
+        finally:
+            self._writes += 1
+
+    def _grouped(self, fn: Callable[[Store], T]) -> asyncio.Future[T]:
+        """``fn`` as a write that may share its transaction with others (group commit)."""
+        if self._closed:
+            raise BackendError(f"{self!r} is closed; create a new backend (or clone())")
+        future: asyncio.Future[T] = self._commits.submit(fn)
+        return future
+
+    async def _grouped_write(self, fn: Callable[[Store], T]) -> T:
+        """`_grouped`, then note a write other waiters of this handle should look at."""
+        try:
+            return await self._grouped(fn)
         finally:
             self._writes += 1
 
@@ -116,7 +134,7 @@ class SqliteBackend(Backend):
     # -- producing -----------------------------------------------------------------------
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """Store jobs atomically, in order."""
-        return await self._run_write(lambda s: s.enqueue(jobs))
+        return await self._grouped_write(lambda s: s.enqueue(jobs))
 
     def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """`enqueue` from code without an event loop (any thread)."""
@@ -131,13 +149,7 @@ class SqliteBackend(Backend):
         self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
     ) -> list[JobRecord]:
         """Lease up to ``limit`` matching jobs, in run order."""
-        if self._closed:
-            raise BackendError(f"{self!r} is closed; create a new backend (or clone())")
-        loop = asyncio.get_running_loop()
-        claimed = loop.run_in_executor(
-            self._executor,
-            lambda: self._open_store().claim(worker_id, routing, limit, lease_seconds),
-        )
+        claimed = self._grouped(lambda s: s.claim(worker_id, routing, limit, lease_seconds))
         try:
             return await asyncio.shield(claimed)
         except asyncio.CancelledError:
@@ -159,15 +171,15 @@ class SqliteBackend(Backend):
 
     async def complete(self, lease: Lease, result: bytes | None) -> bool:
         """Mark the job succeeded; ``False`` if the lease was lost."""
-        return await self._run(lambda s: s.complete(lease, result))
+        return await self._grouped(lambda s: s.complete(lease, result))
 
     async def fail(self, lease: Lease, failure: Failure) -> bool:
         """Retry later or dead-letter; ``False`` if the lease was lost."""
-        return await self._run_write(lambda s: s.fail(lease, failure))
+        return await self._grouped_write(lambda s: s.fail(lease, failure))
 
     async def release(self, lease: Lease) -> bool:
         """Back to ready at once, attempt returned; ``False`` if the lease was lost."""
-        return await self._run_write(lambda s: s.release(lease))
+        return await self._grouped_write(lambda s: s.release(lease))
 
     async def recover(self, max_recoveries: int) -> RecoveryReport:
         """Return expired leases to ready, or dead once out of recoveries."""

@@ -19,6 +19,8 @@
 -- {counters}  name → total, one row per name in `conveyor.backends.base.COUNTERS`.
 -- {workers}   the live-worker registry; a row is live while expires_at > now.
 -- {meta}      key → value; `schema_version` is the last migration step applied.
+-- {leases}    name → owner and expiry: the scheduler's leader lease (migrate_3).
+-- {schedules} cron/periodic entry name → the last tick enqueued (migrate_3).
 --
 -- Indexes, and why
 -- ----------------
@@ -95,3 +97,27 @@ CREATE TABLE IF NOT EXISTS {workers} (
     expires_at REAL NOT NULL,
     stats TEXT NOT NULL DEFAULT '{}'
 );
+
+-- name: migrate_2
+-- {jobs_unique} held an entry for every active job, keyed or not: one more page written on
+-- every enqueue and every state change. Most jobs have no unique key, so index only the
+-- rows that have one; `active_with_key` (unique_key = ...) still uses the index, and the
+-- uniqueness it enforces is the same, since NULL keys never conflicted.
+DROP INDEX IF EXISTS {jobs_unique};
+CREATE UNIQUE INDEX IF NOT EXISTS {jobs_unique} ON {jobs} (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'ready', 'running');
+
+-- name: migrate_3
+-- The scheduler's state. {leases}: named leader leases (name, holder, expiry on the
+-- backend's clock); a lease is free once expires_at <= now. {schedules}: per cron or
+-- periodic entry, the last tick enqueued (seconds since the epoch), which `enqueue_tick`
+-- only ever moves forward, in the same transaction as the tick's job.
+CREATE TABLE IF NOT EXISTS {leases} (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {schedules} (
+    name TEXT PRIMARY KEY,
+    last_tick REAL NOT NULL
+) WITHOUT ROWID;

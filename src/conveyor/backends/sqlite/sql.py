@@ -21,6 +21,8 @@ NAMES: dict[str, str] = {
     "counters": "conveyor_counters",
     "workers": "conveyor_workers",
     "meta": "conveyor_meta",
+    "leases": "conveyor_leases",
+    "schedules": "conveyor_schedules",
     "jobs_claim": "conveyor_jobs_claim",
     "jobs_due": "conveyor_jobs_due",
     "jobs_lease": "conveyor_jobs_lease",

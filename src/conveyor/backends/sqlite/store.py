@@ -1,7 +1,8 @@
 """The Backend protocol's operations as plain synchronous calls on one SQLite connection.
 
 `SqliteBackend` runs these on its own thread (async methods) or under a lock (sync methods).
-Each public method is one transaction, so each is atomic as the protocol requires.
+Each public method is one transaction, so each is atomic as the protocol requires; `together`
+lets several writes share one transaction (and so one commit).
 """
 
 from __future__ import annotations
@@ -104,8 +105,25 @@ class Store:
         self.conn.close()
 
     def _write(self, fn: Callable[[], T]) -> T:
+        if self.conn.in_transaction:
+            return fn()  # one of several writes `together` commits: it owns the transaction
         try:
             return write(self.conn, fn)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def together(self, writes: Sequence[Callable[[], T]]) -> list[T]:
+        """Run several writes in one transaction (one commit), in order; all or none.
+
+        Each write is one of this class's write methods, which then runs inside this
+        transaction instead of opening its own. `group_commit` uses it.
+        """
+        return self._write(lambda: [fn() for fn in writes])
+
+    def _autocommit(self, fn: Callable[[], T]) -> T:
+        """``fn``, one statement that is its own transaction (no BEGIN ... COMMIT)."""
+        try:
+            return retrying(fn)
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
 
@@ -125,6 +143,13 @@ class Store:
     # -- producing -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """Store jobs in order; a held unique key returns the job holding it."""
+        if len(jobs) == 1 and jobs[0].unique_key is None and not self.conn.in_transaction:
+            # Nothing to read first, so the one INSERT can be its own transaction (SQLite's
+            # autocommit, just as durable): it saves the BEGIN and COMMIT round trips. It
+            # takes the write lock as it starts, so it waits on a busy file like BEGIN
+            # IMMEDIATE does.
+            new = jobs[0]
+            return self._autocommit(lambda: [self._insert(new, self.clock.now())])
 
         def txn() -> list[EnqueueResult]:
             now = self.clock.now()
@@ -135,28 +160,34 @@ class Store:
                     if row is not None:
                         out.append(EnqueueResult(row["id"], existing=True))
                         continue
-                run_at = now if new.run_at is None else new.run_at
-                self._exec(
-                    "insert_job",
-                    {
-                        "id": new.id,
-                        "task": new.task,
-                        "queue": new.queue,
-                        "priority": int(new.priority),
-                        "state": (State.SCHEDULED if run_at > now else State.READY).value,
-                        "payload": new.payload,
-                        "headers": _json(new.headers, f"the headers of job {new.id} ({new.task})"),
-                        "max_retries": new.max_retries,
-                        "timeout": new.timeout,
-                        "run_at": run_at,
-                        "now": now,
-                        "unique_key": new.unique_key,
-                    },
-                )
-                out.append(EnqueueResult(new.id))
+                out.append(self._insert(new, now))
             return out
 
         return self._write(txn)
+
+    def _insert(self, new: NewJob, now: float) -> EnqueueResult:
+        run_at = now if new.run_at is None else new.run_at
+        headers = (
+            _json(new.headers, f"the headers of job {new.id} ({new.task})") if new.headers else "{}"
+        )
+        self._exec(
+            "insert_job",
+            {
+                "id": new.id,
+                "task": new.task,
+                "queue": new.queue,
+                "priority": int(new.priority),
+                "state": (State.SCHEDULED if run_at > now else State.READY).value,
+                "payload": new.payload,
+                "headers": headers,
+                "max_retries": new.max_retries,
+                "timeout": new.timeout,
+                "run_at": run_at,
+                "now": now,
+                "unique_key": new.unique_key,
+            },
+        )
+        return EnqueueResult(new.id)
 
     # -- working -------------------------------------------------------------------------
     def claim(

@@ -1,0 +1,88 @@
+"""The scheduler's part of the Backend protocol on SQLite: leader leases and tick records.
+
+Queries live in `schedules.sql`; tables come from schema step ``migrate_3``. Each call is one
+``BEGIN IMMEDIATE`` transaction on the backend's own thread, like every other write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite.store import Store
+from conveyor.job import EnqueueResult, NewJob
+
+T = TypeVar("T")
+
+
+def _q(name: str) -> str:
+    return sql.load("schedules.sql")[name]
+
+
+def acquire_lease(store: Store, name: str, owner: str, ttl: float) -> bool:
+    """Take, or renew, the lease ``name`` for ``owner``; whether ``owner`` now holds it."""
+
+    def txn() -> bool:
+        now = store.clock.now()
+        params = {"name": name, "owner": owner, "expires": now + ttl, "now": now}
+        return store.conn.execute(_q("acquire_lease"), params).rowcount > 0
+
+    return store._write(txn)
+
+
+def release_lease(store: Store, name: str, owner: str) -> None:
+    """Drop the lease if ``owner`` holds it."""
+    store._write(lambda: store.conn.execute(_q("release_lease"), {"name": name, "owner": owner}))
+
+
+def schedule_state(store: Store, names: Sequence[str]) -> dict[str, float | None]:
+    """The last tick of each named entry."""
+    rows = store._read(lambda: store.conn.execute(_q("schedule_state")).fetchall())
+    found = {row["name"]: float(row["last_tick"]) for row in rows}
+    return {name: found.get(name) for name in names}
+
+
+def enqueue_tick(
+    store: Store, name: str, tick: float, jobs: Sequence[NewJob]
+) -> list[EnqueueResult] | None:
+    """Record ``tick`` and enqueue its jobs in one transaction, unless it is not new."""
+
+    def txn() -> list[EnqueueResult] | None:
+        params = {"name": name, "tick": tick}
+        if store.conn.execute(_q("record_tick"), params).rowcount == 0:
+            return None
+        return store.enqueue(jobs)  # joins this transaction
+
+    return store._write(txn)
+
+
+class SqliteScheduling:
+    """Mixed into `SqliteBackend`: runs the functions above on the backend's thread."""
+
+    async def _run_write(self, fn: Callable[[Store], T]) -> T:
+        raise NotImplementedError  # provided by SqliteBackend
+
+    async def _run(self, fn: Callable[[Store], T]) -> T:
+        raise NotImplementedError  # provided by SqliteBackend
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or renew a named lease (see `Backend.acquire_lease`)."""
+        return await self._run(lambda s: acquire_lease(s, name, owner, ttl))
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give up a named lease held by ``owner``."""
+        await self._run(lambda s: release_lease(s, name, owner))
+
+    async def schedule_state(self, names: Sequence[str]) -> dict[str, float | None]:
+        """The last tick recorded per entry."""
+        return await self._run(lambda s: schedule_state(s, names))
+
+    async def enqueue_tick(
+        self, name: str, tick: float, jobs: Sequence[NewJob]
+    ) -> list[EnqueueResult] | None:
+        """Enqueue a tick's jobs and record the tick, atomically; ``None`` if not new."""
+        return await self._run_write(lambda s: enqueue_tick(s, name, tick, jobs))
+
+
+__all__ = ["SqliteScheduling", "acquire_lease", "enqueue_tick", "release_lease"]

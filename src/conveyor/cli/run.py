@@ -1,0 +1,152 @@
+"""``conveyor run``: the supervisor, and ``status`` / ``stop`` / ``restart`` from another shell.
+
+``conveyor run`` starts the pools ``QUEUE_MULTI_WORKER`` selects; ``conveyor run single``
+one pool for every queue; ``conveyor run multi`` every configured pool; ``conveyor run jobs
+mail`` the named pools.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from conveyor.cli.common import (
+    EXIT_NOTHING,
+    AppOption,
+    JsonOption,
+    UrlOption,
+    fmt_duration,
+    handle_errors,
+    out,
+    print_json,
+    resolve_app,
+)
+from conveyor.cli.worker import configure_logging
+
+if TYPE_CHECKING:
+    from conveyor.supervisor.rundir import RunDir
+
+CONTROL = ("status", "stop", "restart")
+
+RunDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--run-dir", envvar="CONVEYOR_RUN_DIR",
+        help="Where the supervisor keeps its lock and state (default .conveyor).",
+    ),
+]
+
+
+@handle_errors
+def run(
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[single|multi|POOL...|status|stop|restart]",
+            help="Pools to start (default: by QUEUE_MULTI_WORKER), or a control command.",
+            show_default=False,
+        ),
+    ] = None,
+    app_spec: AppOption = None,
+    url: UrlOption = None,
+    run_dir: RunDirOption = Path(".conveyor"),
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    backoff: Annotated[
+        float, typer.Option(help="First restart delay after a crash; doubles per crash.")
+    ] = 1.0,
+    backoff_cap: Annotated[float, typer.Option(help="Longest restart delay, in seconds.")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(help="`stop`: seconds to wait for the supervisor to exit.")
+    ] = 120.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Supervise worker pools: start N processes per pool, replace those that exit (with
+    back-off when they keep crashing), restart them one by one on SIGHUP, stop gracefully
+    on SIGTERM. `status`, `stop` and `restart` talk to a running supervisor.
+    """
+    from conveyor.supervisor.rundir import RunDir
+
+    words = list(words or [])
+    rd = RunDir(run_dir)
+    if words and words[0] in CONTROL:
+        if len(words) > 1:
+            from conveyor.errors import ConfigError
+
+            raise ConfigError(f"`conveyor run {words[0]}` takes no pool names")
+        _control(words[0], rd, timeout, as_json)
+        return
+    _supervise(words, app_spec, url, rd, log_level, backoff, backoff_cap)
+
+
+def _supervise(
+    words: list[str], app_spec: str | None, url: str | None, rd: RunDir, log_level: str,
+    backoff: float, backoff_cap: float,
+) -> None:
+    from conveyor.supervisor.child import worker_command
+    from conveyor.supervisor.config import load_pools
+    from conveyor.supervisor.supervisor import Supervisor
+
+    app = resolve_app(app_spec, url, need_app=True)  # fail here, not in N crash loops
+    assert app_spec is not None
+    configure_logging(log_level, app.settings.log_format)
+    pools = load_pools().resolve(words)
+    sup = Supervisor(
+        pools, lambda pool: worker_command(pool, app_spec, url, log_level),
+        dict(os.environ), rd, backoff_base=backoff, backoff_cap=backoff_cap,
+        info={"app": app_spec, "run_dir": str(rd.path.resolve())},
+    )
+    raise typer.Exit(sup.run())
+
+
+def _control(command: str, rd: RunDir, timeout: float, as_json: bool) -> None:
+    if command == "status":
+        state = rd.live()
+        if as_json:
+            print_json({"running": state is not None, **(state or {})})
+        elif state is None:
+            out.print(f"no supervisor is running in {rd.path}", highlight=False)
+        else:
+            _print_status(state)
+        raise typer.Exit(0 if state is not None else EXIT_NOTHING)
+    sig = signal.SIGTERM if command == "stop" else signal.SIGHUP
+    state = rd.signal(sig)
+    if state is None:
+        out.print(f"no supervisor is running in {rd.path}", highlight=False)
+        raise typer.Exit(EXIT_NOTHING)
+    pid = int(state["pid"])
+    if command == "restart":
+        out.print(f"supervisor {pid}: rolling restart requested", highlight=False)
+        return
+    out.print(f"supervisor {pid}: stopping (waiting up to {timeout:g}s)", highlight=False)
+    if not rd.wait_gone(pid, timeout):
+        from conveyor.errors import ConveyorError
+
+        raise ConveyorError(f"supervisor {pid} still running after {timeout:g}s")
+    out.print(f"supervisor {pid}: stopped", highlight=False)
+
+
+def _print_status(state: dict[str, Any]) -> None:
+    now = time.time()
+    title = (
+        f"supervisor {state['pid']} · app {state.get('app')} · up "
+        f"{fmt_duration(now - state['started_at'])}"
+        f"{' · rolling restart' if state.get('rolling') else ''}"
+        f"{' · stopping' if state.get('stopping') else ''}"
+    )
+    table = Table(title=title, title_justify="left")
+    for name in ("pool", "slot", "pid", "state", "uptime", "restarts", "last exit"):
+        table.add_column(name, justify="right" if name in ("slot", "pid", "restarts") else "left")
+    for pool in state["pools"]:
+        for w in pool["workers"]:
+            up = "-" if w["started_at"] is None else fmt_duration(now - w["started_at"])
+            table.add_row(
+                pool["name"], str(w["slot"]), str(w["pid"] or "-"), w["state"], up,
+                str(w["restarts"]), w["last_exit"] or "-",
+            )
+    out.print(table)

@@ -1,0 +1,144 @@
+"""``conveyor scheduler`` and ``conveyor schedule list``; worker modes for ``conveyor worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from conveyor.cli.common import (
+    AppOption,
+    JsonOption,
+    UrlOption,
+    err,
+    handle_errors,
+    out,
+    print_json,
+    redact_url,
+    resolve_app,
+    run_with_backend,
+    set_url,
+)
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.modes import ModePlan
+
+log = logging.getLogger("conveyor.worker")
+
+schedule_app = typer.Typer(
+    help="Cron and periodic entries: `conveyor schedule list`.", no_args_is_help=True
+)
+
+
+def apply_mode(app: Conveyor) -> ModePlan:
+    """Resolve ``WORKER_MODE`` and narrow the app's worker settings to what the mode serves.
+
+    The `Worker` reads its routing and concurrency from the settings, so the plan is
+    written back there; settings the mode ignores are logged once.
+    """
+    from conveyor.modes import resolve_mode
+
+    plan = resolve_mode(app.settings)
+    for ignored in plan.ignored:
+        log.warning("ignoring %s", ignored)
+    app.settings = app.settings.model_copy(update={
+        "worker_queues": plan.routing.queues,
+        "worker_priorities": plan.routing.priorities,
+        "worker_job_types": plan.routing.tasks,
+        "worker_concurrency": max(1, plan.concurrency),
+    })
+    log.info(
+        "worker mode %s: concurrency=%d scheduler=%s", plan.mode, plan.concurrency,
+        "on" if plan.scheduler else "off",
+    )
+    return plan
+
+
+def run_scheduler_only(app: Conveyor, app_spec: str | None) -> int:
+    """Run only a `Scheduler` until SIGTERM or Ctrl-C; returns the exit code."""
+    from conveyor.scheduler import Scheduler
+
+    s = Scheduler(app, handle_signals=True)
+    err.print(
+        f"conveyor scheduler · app {app_spec} · {redact_url(app.url)} · pid {os.getpid()} · "
+        f"interval {s.interval:g}s · entries {len(app.schedules)}",
+        markup=False, highlight=False,
+    )
+
+    async def go() -> int:
+        try:
+            return await s.run()
+        finally:
+            await app.aclose()
+
+    return asyncio.run(go())
+
+
+@handle_errors
+def scheduler(
+    app_spec: AppOption = None,
+    url: UrlOption = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between ticks, 0.1 to 60 (SCHEDULER_INTERVAL)."),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning, error or critical.")
+    ] = "info",
+) -> None:
+    """Run a scheduler: enqueue the app's cron and periodic entries, once per tick.
+
+    Run as many as you like: one leads (a lease in the backend), the others stand by and
+    take over within a few intervals. SIGTERM or Ctrl-C stops it.
+    """
+    from conveyor.cli.worker import apply_overrides, configure_logging
+
+    configure_logging(log_level)
+    app = resolve_app(app_spec, None, need_app=True)
+    set_url(app, url)
+    apply_overrides(app, scheduler_interval=interval)
+    raise typer.Exit(run_scheduler_only(app, app_spec))
+
+
+@schedule_app.command("list")
+@handle_errors
+def schedule_list(
+    app_spec: AppOption = None,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Each cron and periodic entry: schedule, time zone, next run, last run, missed policy."""
+    from conveyor.scheduler import entry_rows
+
+    app = resolve_app(app_spec, None, need_app=True)
+    set_url(app, url)
+    rows = run_with_backend(app, lambda backend: entry_rows(app, backend))
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no schedule entries: decorate tasks with @app.cron or @app.periodic")
+        return
+    out.print(_table(rows))
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "schedule", "timezone", "next run (UTC)", "last run (UTC)", "missed"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            escape(r["name"]), escape(r["schedule"]), r["timezone"], _short(r["next_run"]),
+            _short(r["last_run"]) if r["last_run"] else "never", r["missed"],
+        )
+    return table
+
+
+def _short(iso_time: str) -> str:
+    return iso_time.replace("T", " ").replace(".000000Z", "Z")

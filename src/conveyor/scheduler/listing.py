@@ -1,0 +1,38 @@
+"""What ``conveyor schedule list`` shows: each entry with its next and last run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from conveyor.schedule import iso
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.backends.base import Backend
+
+
+async def entry_rows(app: Conveyor, backend: Backend) -> list[dict[str, Any]]:
+    """One row per entry, by name: schedule, timezone, task, next and last run, policy.
+
+    Times are seconds since the epoch (``*_at``) and UTC ISO strings; ``last_run`` is the
+    last tick enqueued by any scheduler, ``None`` when it never fired.
+    """
+    entries = [app.schedules[n] for n in sorted(app.schedules)]
+    state = await backend.schedule_state([e.name for e in entries]) if entries else {}
+    now = app.clock.now()
+    rows = []
+    for entry in entries:
+        last = state.get(entry.name)
+        upcoming = entry.schedule.after(now)
+        rows.append({
+            "name": entry.name,
+            "task": entry.task.name,
+            "schedule": entry.schedule.describe(),
+            "timezone": entry.timezone,
+            "missed": entry.missed,
+            "next_run": iso(upcoming),
+            "next_run_at": upcoming,
+            "last_run": None if last is None else iso(last),
+            "last_run_at": last,
+        })
+    return rows

@@ -1,0 +1,175 @@
+"""`Scheduler`: one asyncio task that, while it leads, enqueues due cron and periodic ticks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from conveyor.errors import ConfigError, SchemaVersionError
+from conveyor.schedule import MAX_CATCH_UP, ScheduleEntry, due_ticks, iso
+
+__all__ = ["LEADER_LEASE", "MAX_CATCH_UP", "Fired", "Scheduler"]
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.backends.base import Backend
+
+log = logging.getLogger("conveyor.scheduler")
+
+#: The name of the lease that makes one scheduler the active one.
+LEADER_LEASE = "conveyor:scheduler"
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """One tick this scheduler enqueued."""
+
+    entry: str
+    tick: float
+    job_id: str
+    existing: bool
+
+
+class Scheduler:
+    """Fires an app's schedule entries; run as many as you like, one leads at a time.
+
+    Every ``interval`` seconds (``SCHEDULER_INTERVAL``) it takes or renews the leader lease
+    (``lease_ttl``, default three intervals and at least 1 s); only the leader fires. A
+    tick counts as on time for ``lease_ttl + interval`` seconds (long enough for a new
+    leader to take over); older unfired ticks follow each entry's ``missed`` policy.
+    """
+
+    def __init__(
+        self,
+        app: Conveyor,
+        *,
+        interval: float | None = None,
+        lease_ttl: float | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        self.app = app
+        self.interval = interval if interval is not None else app.settings.scheduler_interval
+        if not 0.1 <= self.interval <= 60:
+            raise ConfigError(
+                f"scheduler interval={self.interval!r}s is out of range: give 0.1 to 60 "
+                "seconds (SCHEDULER_INTERVAL)"
+            )
+        self.lease_ttl = lease_ttl if lease_ttl is not None else max(3 * self.interval, 1.0)
+        self.window = self.lease_ttl + self.interval
+        self.handle_signals = handle_signals
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.is_leader = False
+        self.fired: list[Fired] = []
+        self.stop_reason: str | None = None
+        self._stopping: asyncio.Event | None = None
+
+    # -- control -------------------------------------------------------------------------
+    def stop(self, reason: str = "stop requested") -> None:
+        """Finish the current tick, give up the lease, and return from `run`."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            log.info("scheduler %s stopping: %s", self.owner, reason)
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def run(self) -> int:
+        """Tick until stopped; returns the process exit code (0)."""
+        self._stopping = asyncio.Event()
+        if self.stop_reason is not None:
+            self._stopping.set()
+        loop = asyncio.get_running_loop()
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop, f"received {sig.name}")
+        entries = sorted(self.app.schedules)
+        log.info(
+            "scheduler %s started: interval=%gs entries=%s", self.owner, self.interval,
+            ",".join(entries) or "none",
+        )
+        try:
+            while not self._stopping.is_set():
+                started = loop.time()
+                await self._safe_tick()
+                left = self.interval - (loop.time() - started)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), max(0.0, left))
+        finally:
+            if self.handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            await self._resign()
+        return 0
+
+    async def _safe_tick(self) -> None:
+        try:
+            await self.tick()
+        except (ConfigError, SchemaVersionError):
+            raise  # an operator must fix these; waiting cannot
+        except Exception as exc:  # noqa: BLE001 - an outage must not kill the scheduler
+            if self.is_leader:
+                log.warning("scheduler %s lost contact while leading: %s", self.owner, exc)
+            else:
+                log.warning("scheduler tick failed: %s", exc)
+            self.is_leader = False
+
+    async def _resign(self) -> None:
+        if not self.is_leader:
+            return
+        self.is_leader = False
+        try:
+            backend = await self.app.open()
+            await backend.release_lease(LEADER_LEASE, self.owner)
+        except Exception:  # the lease expires on its own anyway
+            log.debug("releasing the scheduler lease failed", exc_info=True)
+
+    # -- one tick --------------------------------------------------------------------------
+    async def tick(self) -> list[Fired]:
+        """One pass: lead if possible, then enqueue every due tick; returns what it fired."""
+        if not self.app.schedules:
+            return []  # nothing to fire: no need to hold (or write) a lease
+        backend = await self.app.open()
+        leader = await backend.acquire_lease(LEADER_LEASE, self.owner, self.lease_ttl)
+        if leader != self.is_leader:
+            log.info(
+                "scheduler %s %s", self.owner,
+                "is now the leader" if leader else "is no longer the leader",
+            )
+            self.is_leader = leader
+        if not leader:
+            return []
+        entries = list(self.app.schedules.values())
+        state = await backend.schedule_state([e.name for e in entries])
+        fired: list[Fired] = []
+        for entry in entries:
+            fired += await self._fire(backend, entry, state.get(entry.name))
+        self.fired += fired
+        return fired
+
+    async def _fire(
+        self, backend: Backend, entry: ScheduleEntry, last: float | None
+    ) -> list[Fired]:
+        now = self.app.clock.now()
+        ticks = due_ticks(
+            entry.schedule, last, now, window=self.window, missed=entry.missed,
+            limit=MAX_CATCH_UP,
+        )
+        if len(ticks) > 1 or (ticks and now - ticks[0] > self.window):
+            log.warning(
+                "schedule %s missed ticks since %s; policy %s: enqueueing %d",
+                entry.name, "never" if last is None else iso(last), entry.missed, len(ticks),
+            )
+        fired = []
+        for tick in ticks:
+            results = await backend.enqueue_tick(entry.name, tick, [entry.job(self.app, tick)])
+            if results is None:
+                continue  # another scheduler recorded this tick first
+            [result] = results
+            fired.append(Fired(entry.name, tick, result.id, result.existing))
+            log.info("schedule %s: tick %s enqueued as job %s", entry.name, iso(tick), result.id)
+        return fired

@@ -1,0 +1,1 @@
+"""Supervisor: `conveyor run` keeps pools of worker processes running (see supervisor.py)."""

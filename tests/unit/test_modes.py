@@ -1,0 +1,104 @@
+"""Worker modes: WORKER_MODE → routing, concurrency and scheduler, and the settings' errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor import ConfigError, Priority
+from conveyor.job import Routing
+from conveyor.modes import THIN_CONCURRENCY, resolve_mode
+from conveyor.settings import load_settings
+
+
+def plan(**settings: object):  # type: ignore[no-untyped-def]
+    return resolve_mode(load_settings(**settings))
+
+
+def test_thin_serves_everything_with_five_slots_and_the_scheduler() -> None:
+    p = plan(worker_mode="thin")
+    assert (p.routing, p.concurrency, p.scheduler) == (Routing(), THIN_CONCURRENCY, True)
+
+
+def test_thin_keeps_an_explicit_concurrency_and_ignores_filters() -> None:
+    p = plan(worker_mode="thin", worker_concurrency=2, worker_priorities="high")
+    assert (p.routing, p.concurrency) == (Routing(), 2)
+    assert p.ignored == ("WORKER_PRIORITIES (every priority is served in WORKER_MODE=thin)",)
+
+
+def test_default_serves_every_priority_and_task_in_its_queues() -> None:
+    p = plan(
+        worker_mode="default", worker_queues="mail,jobs", worker_priorities="high",
+        worker_job_types="app.a",
+    )
+    assert p.routing == Routing(queues=("mail", "jobs"))
+    assert (p.concurrency, p.scheduler) == (10, True)
+    assert len(p.ignored) == 2
+
+
+def test_default_scheduler_can_be_turned_off() -> None:
+    assert not plan(worker_mode="default", enable_scheduler="false").scheduler
+
+
+def test_specialized_serves_only_its_priorities_without_a_scheduler() -> None:
+    p = plan(worker_mode="specialized", worker_priorities="high", worker_concurrency=20)
+    assert p.routing == Routing(priorities=(Priority.HIGH,))
+    assert (p.concurrency, p.scheduler) == (20, False)
+    assert plan(
+        worker_mode="specialized", worker_priorities="high", enable_scheduler=True
+    ).scheduler
+
+
+def test_job_specialized_serves_only_its_task_types() -> None:
+    p = plan(worker_mode="job-specialized", worker_job_types="app.send_email, app.resize")
+    assert p.routing == Routing(tasks=("app.send_email", "app.resize"))
+    assert not p.scheduler
+
+
+def test_scheduler_only_has_no_job_slots() -> None:
+    p = plan(worker_mode="scheduler-only")
+    assert (p.concurrency, p.scheduler) == (0, True)
+
+
+def test_unset_mode_keeps_the_filters_and_the_scheduler() -> None:
+    p = plan(worker_priorities="high,normal", worker_job_types="app.a")
+    assert p.routing == Routing(priorities=(Priority.HIGH, Priority.NORMAL), tasks=("app.a",))
+    assert (p.mode, p.scheduler, p.ignored) == ("default", True, ())
+
+
+def test_mode_names_accept_underscores_and_case() -> None:
+    assert plan(worker_mode="Job_Specialized", worker_job_types="a").mode == "job-specialized"
+
+
+@pytest.mark.parametrize(
+    ("settings", "names"),
+    [
+        ({"worker_mode": "specialized"}, ["WORKER_MODE=specialized", "WORKER_PRIORITIES"]),
+        ({"worker_mode": "job-specialized"}, ["WORKER_MODE=job-specialized", "WORKER_JOB_TYPES"]),
+        (
+            {"worker_mode": "scheduler-only", "enable_scheduler": False},
+            ["WORKER_MODE=scheduler-only", "ENABLE_SCHEDULER=false"],
+        ),
+        ({"worker_mode": "fat"}, ["WORKER_MODE='fat'", "thin", "scheduler-only"]),
+        ({"scheduler_interval": 0.05}, ["SCHEDULER_INTERVAL=0.05", "0.1 to 60"]),
+        ({"scheduler_interval": 61}, ["SCHEDULER_INTERVAL=61", "0.1 to 60"]),
+    ],
+)
+def test_settings_errors_name_the_variables(settings: dict[str, object], names: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(**settings)
+    for name in names:
+        assert name in str(info.value)
+
+
+def test_mode_errors_come_from_the_environment_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_MODE", "specialized")
+    with pytest.raises(ConfigError, match="WORKER_PRIORITIES is not set"):
+        load_settings()
+    monkeypatch.setenv("WORKER_PRIORITIES", "low")
+    assert load_settings().worker_priorities == (Priority.LOW,)
+
+
+def test_resolve_rechecks_settings_changed_in_code() -> None:
+    s = load_settings().model_copy(update={"worker_mode": "specialized"})
+    with pytest.raises(ConfigError, match="WORKER_PRIORITIES"):
+        resolve_mode(s)
