@@ -1,0 +1,311 @@
+"""Run one measurement for one peer and print it as one JSON line.
+
+    python -m peers.driver PEER MODE [--jobs N] [--procs W] [--concurrency C] ...
+
+PEER is a module name in this package without ``_peer`` (``conveyor``, ``celery``, ...), or
+``floor`` for plain redis-py. MODE is one of:
+
+- ``enqueue``: ``--jobs`` single enqueue calls from one producer (the sync API if the peer
+  has one, else one awaited call at a time);
+- ``async``: ``--jobs`` async enqueues from ``--producers`` concurrent coroutines;
+- ``bulk``: the peer's bulk API in batches of ``--batch``;
+- ``drain``: ``--jobs`` jobs queued first (untimed), then ``--procs`` worker processes
+  started; seconds from their start until the counter reaches ``--jobs``;
+- ``latency``: one idle worker; ``--jobs`` jobs at ``--rate`` per second; percentiles of
+  the delay from just before each enqueue call to the job's start, in milliseconds;
+- ``floor`` (PEER ``floor`` only): one LPUSH per job, one INCR per job, pipelined LPUSH.
+
+The server is flushed first. Worker processes get their own process group and are
+stopped (SIGTERM, then SIGKILL) on the way out, also on a timeout or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from peers.common import COUNTER, LATENCY, Peer, sync_client
+
+PAYLOAD = b'{"task":"bench.incr","args":[0.0],"id":"0123456789abcdef0123456789abcdef"}' * 2
+
+
+def load(name: str) -> Peer:
+    """The `Peer` built by ``peers/<name>_peer.py``."""
+    module = importlib.import_module(f"peers.{name}_peer")
+    peer: Peer = module.peer()
+    return peer
+
+
+# -- producing ----------------------------------------------------------------------------
+async def enqueue_single(peer: Peer, jobs: int) -> dict[str, Any]:
+    """One call per job from one producer; sync API when the peer has one."""
+    if peer.enqueue is not None:
+        fn = peer.enqueue
+        fn(0.0)
+        start = time.perf_counter()
+        for _ in range(jobs):
+            fn(0.0)
+        return {"seconds": time.perf_counter() - start, "api": "sync"}
+    assert peer.aenqueue is not None
+    afn = peer.aenqueue
+    await afn(0.0)
+    start = time.perf_counter()
+    for _ in range(jobs):
+        await afn(0.0)
+    return {"seconds": time.perf_counter() - start, "api": "async, awaited one by one"}
+
+
+async def enqueue_concurrent(peer: Peer, jobs: int, producers: int) -> dict[str, Any]:
+    """``jobs`` async enqueues from ``producers`` coroutines at once."""
+    if peer.aenqueue is None:
+        return {"error": "no async enqueue API"}
+    afn = peer.aenqueue
+    await afn(0.0)
+
+    async def producer(n: int) -> None:
+        for _ in range(n):
+            await afn(0.0)
+
+    shares = [jobs // producers + (1 if i < jobs % producers else 0) for i in range(producers)]
+    start = time.perf_counter()
+    await asyncio.gather(*(producer(n) for n in shares))
+    return {"seconds": time.perf_counter() - start}
+
+
+async def enqueue_bulk(peer: Peer, jobs: int, batch: int) -> dict[str, Any]:
+    """The peer's bulk API, ``batch`` jobs per call."""
+    sizes = [min(batch, jobs - lo) for lo in range(0, jobs, batch)]
+    if peer.bulk is not None:
+        peer.bulk([0.0])
+        start = time.perf_counter()
+        for size in sizes:
+            peer.bulk([0.0] * size)
+    elif peer.abulk is not None:
+        await peer.abulk([0.0])
+        start = time.perf_counter()
+        for size in sizes:
+            await peer.abulk([0.0] * size)
+    else:
+        return {"error": "no bulk enqueue API"}
+    return {"seconds": time.perf_counter() - start, "api": peer.bulk_api}
+
+
+async def fill(peer: Peer, jobs: int) -> None:
+    """Queue ``jobs`` jobs as fast as the peer allows (untimed)."""
+    if peer.bulk is not None or peer.abulk is not None:
+        await enqueue_bulk(peer, jobs - 1, 1000)  # its warm-up call adds the last one
+    elif peer.aenqueue is not None:
+        await enqueue_concurrent(peer, jobs - 1, 50)
+    else:
+        assert peer.enqueue is not None
+        for _ in range(jobs):
+            peer.enqueue(0.0)
+
+
+# -- workers ------------------------------------------------------------------------------
+class Workers:
+    """Worker processes, each in its own process group, stopped on exit. Their output goes
+    to temporary files (a pipe nobody reads would block a chatty worker)."""
+
+    def __init__(self, peer: Peer, procs: int, concurrency: int) -> None:
+        self.logs = [tempfile.TemporaryFile() for _ in range(procs)]  # noqa: SIM115 - closed in stop()
+        self.procs = [
+            subprocess.Popen(
+                peer.worker(concurrency), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            for log in self.logs
+        ]
+
+    def check(self) -> None:
+        """Fail if a worker has exited."""
+        for proc, log in zip(self.procs, self.logs, strict=True):
+            if proc.poll() is not None:
+                log.seek(0)
+                out = log.read().decode(errors="replace")
+                raise RuntimeError(f"a worker exited with {proc.returncode}: {out[-1500:]}")
+
+    def stop(self) -> None:
+        """SIGTERM each group, then SIGKILL what is left after 3 s (the measurement is over)."""
+        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+            alive = [p for p in self.procs if p.poll() is None]
+            for proc in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+            deadline = time.monotonic() + wait
+            for proc in alive:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+        for proc in self.procs:  # a worker's own children, if it left any behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for log in self.logs:
+            log.close()
+
+
+def wait_counter(target: int, workers: Workers, timeout: float, step: float = 0.002) -> float:
+    """Block until the counter reaches ``target``; the moment it did (perf_counter)."""
+    client = sync_client()
+    deadline = time.perf_counter() + timeout
+    while True:
+        now = time.perf_counter()
+        if int(client.get(COUNTER) or 0) >= target:
+            return now
+        if now > deadline:
+            done = int(client.get(COUNTER) or 0)
+            raise TimeoutError(f"only {done} of {target} jobs ran within {timeout:.0f} s")
+        workers.check()
+        time.sleep(step)
+
+
+async def drain(
+    peer: Peer, jobs: int, procs: int, concurrency: int, timeout: float
+) -> dict[str, Any]:
+    """Queue ``jobs``, then time ``procs`` workers from start until all have run."""
+    await fill(peer, jobs)
+    workers_start = time.perf_counter()
+    workers = Workers(peer, procs, concurrency)
+    try:
+        done = wait_counter(jobs, workers, timeout)
+        await asyncio.sleep(0.2)  # a duplicate run would show as a count above ``jobs``
+        ran = int(sync_client().get(COUNTER) or 0)
+    finally:
+        workers.stop()
+    return {"seconds": done - workers_start, "ran": ran}
+
+
+async def latency(peer: Peer, jobs: int, rate: float, concurrency: int) -> dict[str, Any]:
+    """An idle worker; ``jobs`` jobs at a steady ``rate``; enqueue-to-start percentiles."""
+    client = sync_client()
+    workers = Workers(peer, 1, concurrency)
+    try:
+        await warm_up(peer, workers)
+        client.delete(COUNTER, LATENCY)
+        start = time.time()
+        for i in range(jobs):
+            pause = start + i / rate - time.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            if peer.enqueue is not None:
+                peer.enqueue(time.time())
+            else:
+                assert peer.aenqueue is not None
+                await peer.aenqueue(time.time())
+        wait_counter(jobs, workers, 60.0)
+    finally:
+        workers.stop()
+    delays = sorted(float(x) * 1000 for x in client.lrange(LATENCY, 0, -1))
+    q = statistics.quantiles(delays, n=100, method="inclusive")
+    return {"p50": q[49], "p95": q[94], "p99": q[98], "max": delays[-1], "n": len(delays)}
+
+
+async def warm_up(peer: Peer, workers: Workers) -> None:
+    """Send a job every 0.1 s until the worker runs one, then leave it idle for 1 s."""
+    client = sync_client()
+    deadline = time.monotonic() + 60
+    while int(client.get(COUNTER) or 0) == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker ran no job within 60 s of its start")
+        workers.check()
+        if peer.enqueue is not None:
+            peer.enqueue(0.0)
+        else:
+            assert peer.aenqueue is not None
+            await peer.aenqueue(0.0)
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
+
+
+# -- the floor ----------------------------------------------------------------------------
+def floor(jobs: int, batch: int) -> dict[str, Any]:
+    """Plain redis-py from one process: what one round trip per job costs."""
+    client = sync_client()
+    out: dict[str, Any] = {"version": importlib.import_module("redis").__version__}
+    client.ping()
+    start = time.perf_counter()
+    for _ in range(jobs):
+        client.lpush("bench:floor", PAYLOAD)
+    out["lpush"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(jobs):
+        client.incr(COUNTER)
+    out["incr"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for lo in range(0, jobs, batch):
+        pipe = client.pipeline(transaction=False)
+        for _ in range(min(batch, jobs - lo)):
+            pipe.lpush("bench:floor", PAYLOAD)
+        pipe.execute()
+    out["pipelined"] = time.perf_counter() - start
+    return out
+
+
+# -- main ---------------------------------------------------------------------------------
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Flush the server, run the measurement, report it with the peer's description."""
+    os.environ["BENCH_CONCURRENCY"] = str(args.concurrency)
+    sync_client().flushall()
+    if args.peer == "floor":
+        return floor(args.jobs, args.batch)
+    peer = load(args.peer)
+    out: dict[str, Any] = {"version": peer.version, "settings": peer.settings}
+    if args.mode == "describe":
+        return {**out, "bulk_api": peer.bulk_api, "sync": peer.enqueue is not None,
+                "async": peer.aenqueue is not None}
+    if peer.open is not None:
+        await peer.open()
+    try:
+        if args.mode == "enqueue":
+            out.update(await enqueue_single(peer, args.jobs))
+        elif args.mode == "async":
+            out.update(await enqueue_concurrent(peer, args.jobs, args.producers))
+        elif args.mode == "bulk":
+            out.update(await enqueue_bulk(peer, args.jobs, args.batch))
+        elif args.mode == "drain":
+            out.update(await drain(peer, args.jobs, args.procs, args.concurrency, args.timeout))
+        else:
+            out.update(await latency(peer, args.jobs, args.rate, args.concurrency))
+    finally:
+        if peer.close is not None:
+            await peer.close()
+    return out
+
+
+def main() -> int:
+    """Parse the arguments, run, print one JSON line (an ``error`` key if it failed)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("peer")
+    parser.add_argument(
+        "mode", choices=["describe", "enqueue", "async", "bulk", "drain", "latency", "floor"]
+    )
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--producers", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args()
+    # SIGTERM from redis_bench.py (its timeout) unwinds, so the workers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
+    try:
+        out = asyncio.run(run(args))
+    except Exception as exc:  # noqa: BLE001 - reported to redis_bench.py, which goes on
+        out = {"error": f"{type(exc).__name__}: {exc}"[-2000:]}
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
