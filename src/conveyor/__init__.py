@@ -25,13 +25,16 @@ from conveyor.errors import (
     InvalidTransition,
     JobFailed,
     JobNotFound,
+    ListenersFailed,
     PayloadTooLarge,
     Retry,
     SchemaVersionError,
     SerializationError,
     UnknownTask,
 )
+from conveyor.events import DispatchResult, Event
 from conveyor.job import JobRecord, Priority, State
+from conveyor.middleware import EnqueueContext, ExecutionContext, correlation_id
 from conveyor.retry import exponential, fixed, linear
 from conveyor.settings import Settings
 from conveyor.task import BoundTask, JobSpec, Task
@@ -46,6 +49,10 @@ __all__ = [
     "ConfigError",
     "Conveyor",
     "ConveyorError",
+    "DispatchResult",
+    "EnqueueContext",
+    "Event",
+    "ExecutionContext",
     "Fail",
     "InvalidTransition",
     "JobContext",
@@ -54,6 +61,7 @@ __all__ = [
     "JobNotFound",
     "JobRecord",
     "JobSpec",
+    "ListenersFailed",
     "PayloadTooLarge",
     "Priority",
     "Retry",
@@ -65,6 +73,7 @@ __all__ = [
     "UnknownTask",
     "Worker",
     "__version__",
+    "correlation_id",
     "current_job",
     "exponential",
     "fixed",

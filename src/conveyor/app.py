@@ -15,6 +15,15 @@ from conveyor.backends import create_backend
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import ConfigError, JobFailed, JobNotFound, UnknownTask
 from conveyor.job import FINAL_STATES, JobRecord, NewJob, Priority, State
+from conveyor.middleware import (
+    EnqueueContext,
+    EnqueueMiddleware,
+    JobMetrics,
+    JobMiddleware,
+    MiddlewareStack,
+    run_chain,
+    run_chain_sync,
+)
 from conveyor.retry import Backoff, resolve_backoff
 from conveyor.schedule import (
     CronSchedule,
@@ -31,10 +40,12 @@ from conveyor.task import JobSpec, Task, UniqueKey
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
+    from conveyor.events import DispatchResult, Event, Listener, ListenerOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+E = TypeVar("E", bound="Event")
 
 
 class _TaskDecorator(Protocol):
@@ -65,6 +76,12 @@ class Conveyor:
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: Cron and periodic entries, by name (`cron`, `periodic`); a `Scheduler` fires them.
         self.schedules: dict[str, ScheduleEntry] = {}
+        #: Middleware, outermost first, built-ins included (see `conveyor.middleware`).
+        self.middlewares = MiddlewareStack()
+        #: Run counts and durations per task, queue and outcome (the metrics middleware's).
+        self.job_metrics = JobMetrics()
+        #: Event listeners by event class (`listener`).
+        self.listeners: dict[type[Event], list[Listener]] = {}
         self._backend: Backend | None = None
         self._opened = False
         self.eager = False
@@ -88,6 +105,7 @@ class Conveyor:
         backoff: Backoff | str | float | None = None,
         timeout: float | None = None,
         unique_key: UniqueKey | None = None,
+        middleware: Sequence[JobMiddleware] = (),
     ) -> _TaskDecorator: ...
 
     def task(
@@ -101,13 +119,15 @@ class Conveyor:
         backoff: Backoff | str | float | None = None,
         timeout: float | None = None,
         unique_key: UniqueKey | None = None,
+        middleware: Sequence[JobMiddleware] = (),
     ) -> Any:
         """Register a function (``async def`` or plain ``def``) as a task.
 
         Options: ``name`` (default ``module.function``), ``queue``, ``priority`` (``high``,
         ``normal``, ``low``), ``retries`` (default ``MAX_RETRIES``), ``backoff``,
         ``timeout`` in seconds (default ``JOB_TIMEOUT``), ``unique_key`` (a string, or a
-        function of the task's arguments returning one).
+        function of the task's arguments returning one), ``middleware`` (job middleware
+        for this task only, run inside the app's).
         """
         if retries is not None and retries < 0:
             raise ConfigError(f"retries={retries!r} is negative; give 0 or more")
@@ -129,6 +149,7 @@ class Conveyor:
             task: Task[Any, Any] = Task(
                 self, func, name=task_name, queue=queue, priority=prio, retries=retries,
                 backoff=policy, timeout=timeout, unique_key=unique_key,
+                middleware=middleware,
             )
             self.tasks[task_name] = task
             return task
@@ -179,6 +200,58 @@ class Conveyor:
             self, IntervalSchedule(every), name=name, args=args, kwargs=kwargs,
             missed=missed, task_options=dict(task_options),
         )
+
+    # -- middleware and events ---------------------------------------------------------
+    def middleware(self, mw: JobMiddleware) -> JobMiddleware:
+        """Add job middleware (``async def mw(ctx, call_next)``) inside those already added.
+
+        Usable as a decorator. See `conveyor.middleware` for the order.
+        """
+        self.middlewares.job.append(mw)
+        return mw
+
+    use = middleware
+
+    def enqueue_middleware(self, mw: EnqueueMiddleware) -> EnqueueMiddleware:
+        """Add enqueue middleware: ``ctx.jobs`` may be changed before ``call_next()``."""
+        self.middlewares.enqueue.append(mw)
+        return mw
+
+    def listener(
+        self,
+        event: type[E],
+        *,
+        queued: bool = False,
+        name: str | None = None,
+        queue: str = "events",
+        **task_options: Unpack[ListenerOptions],
+    ) -> Callable[[Callable[[E], Any]], Callable[[E], Any]]:
+        """Register a listener of ``event`` (and of its subclasses); see `conveyor.events`.
+
+        With ``queued=True`` every dispatch enqueues one job for it, on ``queue``, with
+        any other `task` option (``retries``, ``timeout``, ``priority``, ...).
+        """
+        from conveyor.events import listener_decorator
+
+        return listener_decorator(self, event, queued, name, queue, task_options)
+
+    def dispatch(self, event: Event, *, raise_errors: bool = False) -> DispatchResult:
+        """Run ``event``'s listeners now and enqueue its queued ones (from sync code).
+
+        A failing listener is logged and never stops the others; the result lists them,
+        and ``raise_errors=True`` raises `ListenersFailed` once every listener had its turn.
+        """
+        from conveyor.events import dispatch
+
+        return dispatch(self, event, raise_errors=raise_errors)
+
+    async def dispatch_async(
+        self, event: Event, *, raise_errors: bool = False
+    ) -> DispatchResult:
+        """`dispatch` for async code."""
+        from conveyor.events import dispatch_async
+
+        return await dispatch_async(self, event, raise_errors=raise_errors)
 
     def get_task(self, name: str) -> Task[Any, Any]:
         """The task registered under ``name``."""
@@ -268,7 +341,14 @@ class Conveyor:
         stored inside that open database transaction and exist only if it commits. In
         eager mode jobs run at once and the connection is not used.
         """
-        jobs = [self.build(s) for s in specs]
+        ctx = EnqueueContext(self, specs, [self.build(s) for s in specs], is_async=False)
+        return run_chain_sync(
+            self.middlewares.enqueue, ctx, lambda: self._store(specs, ctx.jobs, connection)
+        )
+
+    def _store(
+        self, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
+    ) -> list[JobHandle[Any]]:
         if self.eager:
             return self._run_eager(jobs)
         conn = _connection(specs, connection)
@@ -282,7 +362,15 @@ class Conveyor:
         self, specs: Sequence[JobSpec], *, connection: object | None = None
     ) -> list[JobHandle[Any]]:
         """Store many jobs in one round trip (from async code); see `enqueue_many`."""
-        jobs = [self.build(s) for s in specs]
+        ctx = EnqueueContext(self, specs, [self.build(s) for s in specs], is_async=True)
+        return await run_chain(
+            self.middlewares.enqueue, ctx,
+            lambda: self._store_async(specs, ctx.jobs, connection),
+        )
+
+    async def _store_async(
+        self, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
+    ) -> list[JobHandle[Any]]:
         if self.eager:
             from conveyor.testing import run_eager_async
 

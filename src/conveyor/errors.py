@@ -11,7 +11,8 @@ ConveyorError
 ├── JobNotFound                 no job has that id
 ├── JobFailed                   a job you wait on ended dead or cancelled
 ├── UnknownTask                 no task is registered under that name
-└── InvalidTransition           a job state change the state table forbids
+├── InvalidTransition           a job state change the state table forbids
+└── ListenersFailed             dispatch(raise_errors=True): some listeners failed
 
 JobControl                      raised by task code to steer its own job
 ├── Retry                       run again after a delay (counts as an attempt)
@@ -62,6 +63,18 @@ class UnknownTask(ConveyorError, LookupError):
 
 class InvalidTransition(ConveyorError):
     """A job state change that the state table does not allow."""
+
+
+class ListenersFailed(ConveyorError):
+    """Listeners of a dispatched event failed; ``errors`` holds their exceptions.
+
+    Raised only when asked (``dispatch(event, raise_errors=True)``), after every listener
+    had its turn.
+    """
+
+    def __init__(self, message: str, errors: list[Exception]) -> None:
+        super().__init__(message)
+        self.errors = errors
 
 
 class JobControl(Exception):

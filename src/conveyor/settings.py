@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from conveyor.errors import ConfigError
@@ -22,6 +29,9 @@ WORKER_MODES: tuple[str, ...] = get_args(WorkerMode)
 
 CommaList = Annotated[tuple[str, ...] | None, NoDecode]
 PriorityList = Annotated[tuple[Priority, ...] | None, NoDecode]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+# The logging channels `conveyor.logs` knows, by the names LOG_CHANNEL and LOG_STACK take.
+LOG_CHANNELS: tuple[str, ...] = ("single", "daily", "stderr", "stack", "slack", "sentry", "null")
 
 
 class Settings(BaseSettings):
@@ -69,6 +79,17 @@ class Settings(BaseSettings):
         30.0, ge=0, description="seconds between a worker's metrics lines (0: none)"
     )
     log_format: Literal["text", "json"] = Field("text", description="text or json log lines")
+    log_channel: str = Field("stderr", description="default log channel (docs/logging.md)")
+    log_stack: CommaList = Field(None, description="the stack channel's channels: single,slack")
+    log_level: LogLevel = Field("info", description="debug, info, warning, error or critical")
+    log_path: str = Field("conveyor.log", description="file of the single and daily channels")
+    log_days: int = Field(14, ge=1, description="daily log files kept")
+    log_slack_webhook_url: SecretStr | None = Field(None, description="Slack incoming webhook")
+    log_slack_username: str = Field("Conveyor", description="Slack message author")
+    log_slack_emoji: str = Field(":boom:", description="Slack message icon")
+    log_slack_level: LogLevel = Field("error", description="lowest level sent to Slack")
+    sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN of the sentry channel")
+    log_sentry_level: LogLevel = Field("error", description="lowest level sent to Sentry")
 
     @field_validator("worker_queues", "worker_job_types", mode="before")
     @classmethod
@@ -109,6 +130,26 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("log_level", "log_slack_level", "log_sentry_level", "log_channel",
+                     mode="before")
+    @classmethod
+    def _lower_log(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_stack", mode="before")
+    @classmethod
+    def _split_stack(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip().lower() for v in value.split(",") if v.strip()) or None
+        return value
+
+    @model_validator(mode="after")
+    def _log_needs(self) -> Settings:
+        problem = log_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
     @field_validator("conveyor_url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -138,6 +179,27 @@ def mode_problem(s: Settings) -> str | None:
             "WORKER_MODE=scheduler-only runs only the scheduler, but ENABLE_SCHEDULER=false "
             "turns it off: remove ENABLE_SCHEDULER or pick another WORKER_MODE"
         )
+    return None
+
+
+def log_problem(s: Settings) -> str | None:
+    """Why the ``LOG_*`` channel settings cannot work, or ``None`` when they can."""
+    known = ", ".join(LOG_CHANNELS)
+    if s.log_channel not in LOG_CHANNELS:
+        return f"LOG_CHANNEL={s.log_channel!r} is not a log channel: use one of {known}"
+    for name in s.log_stack or ():
+        if name not in LOG_CHANNELS or name == "stack":
+            return (
+                f"LOG_STACK names {name!r}, which is not a channel a stack can hold: use "
+                f"channels among {known} (but not stack)"
+            )
+    used = set(s.log_stack or ()) if s.log_channel == "stack" else {s.log_channel}
+    if s.log_channel == "stack" and not s.log_stack:
+        return "LOG_CHANNEL=stack needs LOG_STACK, e.g. LOG_STACK=single,slack"
+    if "slack" in used and s.log_slack_webhook_url is None:
+        return "the slack log channel needs LOG_SLACK_WEBHOOK_URL (a Slack incoming webhook)"
+    if "sentry" in used and s.sentry_dsn is None:
+        return "the sentry log channel needs SENTRY_DSN (from your Sentry project's settings)"
     return None
 
 

@@ -19,6 +19,7 @@ from conveyor.retry import Backoff
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor, JobHandle
+    from conveyor.middleware.chain import JobMiddleware
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,6 +96,7 @@ class Task(Generic[P, R]):
         backoff: Backoff,
         timeout: float | None,
         unique_key: UniqueKey | None,
+        middleware: Iterable[JobMiddleware] = (),
     ) -> None:
         self.app = app
         self.fn = fn
@@ -105,6 +107,8 @@ class Task(Generic[P, R]):
         self.backoff = backoff
         self.timeout = timeout
         self.unique_key = unique_key
+        #: Job middleware for this task only, run inside the app's (outermost first).
+        self.middleware: tuple[JobMiddleware, ...] = tuple(middleware)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__

@@ -88,7 +88,8 @@ def test_kubernetes(pools: list[Pool]) -> None:
     assert events["terminationGracePeriodSeconds"] > 90
     [container] = events["containers"]
     assert container["livenessProbe"]["exec"]["command"]
-    assert container["readinessProbe"]["exec"]["command"] == ["conveyor", "status", "--json"]
+    readiness = container["readinessProbe"]["exec"]["command"]
+    assert readiness == ["conveyor", "health", "--timeout", "10"]
     url = next(e for e in container["env"] if e["name"] == "CONVEYOR_URL")
     assert url["valueFrom"]["secretKeyRef"] == {"name": "conveyor", "key": "url"}
     jobs = deployments["conveyor-jobs"]["spec"]

@@ -139,7 +139,8 @@ def test_per_call_options_override_the_task(app: Conveyor, clock: FakeClock) -> 
     assert (record.queue, record.priority, record.max_retries, record.timeout) == (
         "other", Priority.HIGH, 0, 1.5,
     )
-    assert record.headers == {"tenant": "acme"}
+    assert record.headers["tenant"] == "acme"
+    assert set(record.headers) == {"tenant", "correlation_id"}  # the tracing middleware's
 
 
 def test_run_at_takes_aware_datetimes_and_timestamps(app: Conveyor, clock: FakeClock) -> None:

@@ -12,6 +12,7 @@ import typer
 from conveyor.cli.demo import demo
 from conveyor.cli.export import export
 from conveyor.cli.failed import failed_app
+from conveyor.cli.health import health
 from conveyor.cli.jobs import enqueue, jobs_app
 from conveyor.cli.migrate import migrate
 from conveyor.cli.run import run
@@ -32,6 +33,7 @@ app.command("worker")(worker)
 app.command("enqueue")(enqueue)
 app.command("status")(status)
 app.command("workers")(workers)
+app.command("health")(health)
 app.command("demo")(demo)
 app.command("migrate")(migrate)
 app.command("run")(run)

@@ -23,28 +23,28 @@ from conveyor.cli.common import (
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.settings import Settings
 
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def configure_logging(level: str, fmt: str = "text") -> None:
-    """Send stdlib logging to stderr as ``time level logger: message`` (or JSON lines)."""
-    name = level.strip().upper()
-    if name.lower() not in LOG_LEVELS:
+def configure_logging(level: str, fmt: str = "text", settings: Settings | None = None) -> None:
+    """Send stdlib logging to ``LOG_CHANNEL`` of ``settings`` at ``level`` (see docs/logging.md).
+
+    Without ``settings`` (before the app's are read) lines go to stderr in format ``fmt``:
+    ``time level logger: message`` or JSON lines.
+    """
+    name = level.strip().lower()
+    if name not in LOG_LEVELS:
         from conveyor.errors import ConfigError
 
         raise ConfigError(f"--log-level {level!r} is not one of {', '.join(LOG_LEVELS)}")
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        from conveyor.worker.metrics import JsonFormatter
+    from conveyor import logs
+    from conveyor.settings import Settings
 
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(name)
+    if settings is None:
+        settings = Settings.model_construct(log_format=fmt)
+    logs.configure_logging(settings.model_copy(update={"log_level": name}))
 
 
 def apply_overrides(app: Conveyor, **overrides: Any) -> None:
@@ -98,8 +98,9 @@ def worker(
         float | None, typer.Option(help="Longest idle wait between polls, in seconds.")
     ] = None,
     log_level: Annotated[
-        str, typer.Option(help="debug, info, warning, error or critical.")
-    ] = "info",
+        str | None,
+        typer.Option(help="debug, info, warning, error or critical (default: LOG_LEVEL)."),
+    ] = None,
     pool: Annotated[
         str | None,
         typer.Option(envvar="CONVEYOR_POOL", help="Pool name shown in `conveyor workers`."),
@@ -112,6 +113,18 @@ def worker(
         float | None,
         typer.Option(help="Seconds between metrics log lines; 0 turns them off."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus /metrics and the /livez and /readyz probes on "
+                     "this port (docs/monitoring.md); default off."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address for --metrics-port; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
+    metrics_refresh: Annotated[
+        float, typer.Option(help="Seconds between the backend reads behind queue-depth "
+                            "metrics and /readyz.", min=0.1)
+    ] = 5.0,
     mode: Annotated[
         str | None,
         typer.Option(help="WORKER_MODE: thin, default, specialized, job-specialized or "
@@ -128,9 +141,9 @@ def worker(
     Flags win over environment variables (WORKER_CONCURRENCY, WORKER_QUEUES, ...), which win
     over defaults. SIGTERM or Ctrl-C stops gracefully; a second one stops at once.
     """
-    configure_logging(log_level)
+    configure_logging(log_level or "info")
     from conveyor.worker import Worker
-    from conveyor.worker.companions import run_worker
+    from conveyor.worker.companions import MetricsEndpoint, run_worker
 
     app = resolve_app(app_spec, None, need_app=True)
     set_url(app, url)
@@ -150,13 +163,12 @@ def worker(
         worker_mode=mode,
         enable_scheduler=scheduler,
     )
+    configure_logging(log_level or app.settings.log_level, settings=app.settings)
     from conveyor.cli.scheduler import apply_mode, run_scheduler_only
 
     plan = apply_mode(app)
     if plan.concurrency == 0:
         raise typer.Exit(run_scheduler_only(app, app_spec))
-    if app.settings.log_format == "json":
-        configure_logging(log_level, "json")
     w = Worker(app, burst=burst, handle_signals=True, pool=pool)
     s = app.settings
     err.print(
@@ -168,8 +180,12 @@ def worker(
     from conveyor.scheduler import Scheduler
     from conveyor.scheduler.beside import with_scheduler
 
+    endpoint = None if metrics_port is None else MetricsEndpoint(
+        metrics_port, metrics_host, metrics_refresh
+    )
     code = asyncio.run(with_scheduler(run_worker(
-        w, metrics_interval=app.settings.worker_metrics_interval, parent_pid=parent_pid
+        w, metrics_interval=app.settings.worker_metrics_interval, parent_pid=parent_pid,
+        metrics=endpoint,
     ), w, Scheduler(app) if plan.scheduler else None))
     if w.stuck_threads > 0 or code != 0:
         # A sync task's thread may still be running (it overran its timeout, or a forced

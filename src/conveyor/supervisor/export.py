@@ -163,9 +163,9 @@ def _container(pool: Pool, target: Target) -> dict[str, Any]:
             "exec": {"command": ["python", "-c", "import os; os.kill(1, 0)"]},
             "periodSeconds": 30, "timeoutSeconds": 5, "failureThreshold": 3,
         },
-        # Readiness: the backend answers (`conveyor status --json` exits 0).
+        # Readiness: the backend answers (`conveyor health` exits 0; docs/monitoring.md).
         "readinessProbe": {
-            "exec": {"command": ["conveyor", "status", "--json"]},
+            "exec": {"command": ["conveyor", "health", "--timeout", "10"]},
             "initialDelaySeconds": 5, "periodSeconds": 30, "timeoutSeconds": 20,
             "failureThreshold": 3,
         },

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.context import JobContext, _current
 from conveyor.errors import Fail, Retry, SerializationError
 from conveyor.job import Failure, JobRecord
+from conveyor.middleware.chain import ExecutionContext, run_chain
 from conveyor.serialization import decode_payload, encode_value
 
 if TYPE_CHECKING:
@@ -67,8 +68,9 @@ async def execute(
         id=job.id, task=job.task, queue=job.queue, attempt=job.attempts,
         max_retries=job.max_retries, worker_id=worker_id, headers=job.headers,
     )
+    call = ExecutionContext(app, job, task, args, kwargs, ctx)
     try:
-        value = await _guard(_call(task, args, kwargs, ctx, job.timeout, threads))
+        value = await _guard(_run(call, job.timeout, threads))
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
         if current is None or current.cancelling():
@@ -123,6 +125,23 @@ def _failed(app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: Exception)
         msg = f"timeout: the task ran longer than its {job.timeout:g}s timeout and was cancelled"
         return _retry_or_dead(app, job, task, exc, msg)
     return _retry_or_dead(app, job, task, exc, describe(exc))
+
+
+async def _run(call: ExecutionContext, timeout: float, threads: Executor) -> Any:
+    """The middleware onion (app's, then the task's) around the timed task call."""
+    layers = [*call.app.middlewares.job, *call.task.middleware]
+    token = _current.set(call.context)  # middleware may call current_job() too
+    try:
+        # The inner guard turns a sync task's SystemExit into an Exception before any
+        # middleware sees it; the outer one in `execute` catches middleware's own.
+        return await run_chain(
+            layers, call,
+            lambda: _guard(
+                _call(call.task, call.args, call.kwargs, call.context, timeout, threads)
+            ),
+        )
+    finally:
+        _current.reset(token)
 
 
 async def _call(

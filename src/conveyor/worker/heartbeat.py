@@ -42,6 +42,13 @@ class Heartbeat(threading.Thread):
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self.beats = 0
+        #: ``time.monotonic()`` of the last successful registry refresh (``None``: none yet).
+        self.last_beat: float | None = None
+
+    @property
+    def ttl(self) -> float:
+        """Seconds the registry keeps this worker after a refresh; a beat older is stale."""
+        return max(3 * self.interval, 5.0)
 
     def hold(self, lease: Lease) -> None:
         """Start extending ``lease``."""
@@ -71,7 +78,8 @@ class Heartbeat(threading.Thread):
         try:
             await self.backend.open()
             # Register at once, so `conveyor workers` shows a worker before its first beat.
-            await self.backend.register_worker(self.info(), ttl=max(3 * self.interval, 5.0))
+            await self.backend.register_worker(self.info(), ttl=self.ttl)
+            self.last_beat = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - retried on every beat
             log.warning("heartbeat could not reach the backend yet: %s", exc)
 
@@ -104,7 +112,8 @@ class Heartbeat(threading.Thread):
         if lost:
             self.on_lost(lost)
         try:
-            await self.backend.register_worker(self.info(), ttl=max(3 * self.interval, 5.0))
+            await self.backend.register_worker(self.info(), ttl=self.ttl)
+            self.last_beat = time.monotonic()
         except Exception as exc:  # noqa: BLE001
             log.debug("worker registry refresh failed: %s", exc)
         self.beats += 1

@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,11 @@ class WorkerStats:
     busy_seconds: float = 0.0
     #: Seconds from ``run_at`` to claim, for the most recent jobs.
     pickup_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+
+#: Called on the worker's loop when a job ends: the job, its outcome (``succeeded``,
+#: ``retried``, ``dead``, ``released``, ``lost`` or ``unreported``) and seconds it ran.
+JobObserver = Callable[[JobRecord, str, float], None]
 
 
 class Worker:
@@ -111,6 +117,8 @@ class Worker:
         self.counts = WorkerStats()
         self.stop_reason: str | None = None
         self.stuck_threads = 0
+        #: Per-job hooks, e.g. the Prometheus duration histogram (`conveyor.metrics`).
+        self.job_observers: list[JobObserver] = []
         self._running: dict[str, _Running] = {}
         self._started_mono = time.monotonic()
         self._started_at = app.clock.now()
@@ -163,7 +171,18 @@ class Worker:
             "uptime": round(uptime, 3),
             "rss_mb": round(self._process.memory_info().rss / 2**20, 1),
             "utilisation": round(min(1.0, busy / max(uptime * self.concurrency, 1e-9)), 4),
+            # per task, queue and outcome, from the metrics middleware (`app.job_metrics`)
+            "tasks": self.app.job_metrics.snapshot(),
         }
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since the registry last heard from this worker (``None``: never)."""
+        beat = self._heartbeat.last_beat if self._heartbeat is not None else None
+        return None if beat is None else time.monotonic() - beat
+
+    def heartbeat_ttl(self) -> float:
+        """How old a heartbeat may get before the registry forgets this worker."""
+        return max(3 * self.heartbeat_interval, 5.0)
 
     def info(self) -> WorkerInfo:
         """The record this worker keeps in the backend's registry."""
@@ -300,20 +319,26 @@ class Worker:
             outcome = await execute(self.app, job, self.id, self._threads)
         except asyncio.CancelledError:
             reason = self._running[job.id].cancel_reason
+            end = "unreported"
             if reason == "lost":
                 self.counts.lost += 1
+                end = "lost"
                 log.warning("job %s (%s) lost its lease and was cancelled", job.id, job.task)
             elif await self._ack(lease, release=True):
                 self.counts.released += 1
-            self._done(job.id)
+                end = "released"
+            self._done(job.id, end)
             return
         await self._ack(lease, outcome=outcome)
         c = self.counts
         c.processed += 1
+        end = "retried"
         if outcome.failure is None:
             c.succeeded += 1
+            end = "succeeded"
         elif outcome.failure.retry_at is None:
             c.dead += 1
+            end = "dead"
             log.error("job %s (%s) dead: %s", job.id, job.task, outcome.failure.error)
         else:
             c.retried += 1
@@ -323,13 +348,19 @@ class Worker:
         if outcome.timed_out_thread:
             self.stuck_threads += 1
             self.stop("a sync task overran its timeout; restarting to free its stuck thread")
-        self._done(job.id)
+        self._done(job.id, end)
         if self.max_jobs is not None and c.processed >= self.max_jobs:
             self.stop(f"max jobs reached ({self.max_jobs})")
 
-    def _done(self, job_id: str) -> None:
+    def _done(self, job_id: str, outcome: str) -> None:
         running = self._running.pop(job_id)
-        self.counts.busy_seconds += time.monotonic() - running.started
+        seconds = time.monotonic() - running.started
+        self.counts.busy_seconds += seconds
+        for observe in self.job_observers:
+            try:
+                observe(running.job, outcome, seconds)
+            except Exception:
+                log.exception("job observer %r failed", observe)
         if self._heartbeat is not None:
             self._heartbeat.drop(job_id)
         if self._wake is not None:

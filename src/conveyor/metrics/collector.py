@@ -1,0 +1,152 @@
+"""The worker's metrics, read at scrape time from what the worker and the refresher keep.
+
+Nothing here counts twice: the worker's counters (`Worker.counts`) and the refresher's
+cached `BackendView` are read when Prometheus scrapes. The one exception is the job duration
+histogram, which needs each job's duration as it ends; the worker hands it over through
+`Worker.job_observers`.
+
+Backend-wide numbers (queue depth, lease counters, live workers) describe the whole store,
+so every worker reports the same values: aggregate them with ``max``, never ``sum``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from conveyor.job import JobRecord
+
+if TYPE_CHECKING:
+    from conveyor.metrics.refresher import Refresher
+    from conveyor.worker.worker import Worker
+
+#: Job duration buckets, in seconds: from a quick cache write to a long report.
+DURATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+)
+
+#: Backend counter name (`Backend.counters`) → metric name and help.
+STORE_COUNTERS = {
+    "recovered": ("conveyor_lease_recoveries_total",
+                  "Jobs returned to ready after their worker's lease expired (whole store)."),
+    "fenced": ("conveyor_fenced_completions_total",
+               "Results rejected because the worker no longer held the lease (whole store)."),
+    "poisoned": ("conveyor_poison_pills_total",
+                 "Jobs dead-lettered after too many lease recoveries (whole store)."),
+}
+
+
+class WorkerCollector(Collector):
+    """Metric families for one worker process and the store it reads."""
+
+    def __init__(self, worker: Worker, refresher: Refresher | None) -> None:
+        self.worker = worker
+        self.refresher = refresher
+
+    def collect(self) -> Iterator[Metric]:
+        """Called by prometheus-client on every scrape, on the server's thread."""
+        yield from self._worker_metrics()
+        if self.refresher is not None:
+            yield from self._backend_metrics(self.refresher)
+
+    def _worker_metrics(self) -> Iterator[Metric]:
+        w = self.worker
+        stats = w.stats()  # one consistent read; safe off the loop (the heartbeat does it)
+        c = w.counts
+        info = GaugeMetricFamily(
+            "conveyor_worker_info", "Always 1; labels identify this worker process.",
+            labels=["worker", "pool", "host"],
+        )
+        info.add_metric([w.id, w.pool or "", str(stats["host"])], 1)
+        yield info
+        jobs = CounterMetricFamily(
+            "conveyor_worker_jobs", "Jobs this worker finished, by outcome.", labels=["outcome"]
+        )
+        for outcome, n in (("succeeded", c.succeeded), ("retried", c.retried),
+                           ("dead", c.dead), ("released", c.released), ("lost", c.lost)):
+            jobs.add_metric([outcome], n)
+        yield jobs
+        yield CounterMetricFamily(
+            "conveyor_worker_fenced_completions",
+            "Results this worker reported that were rejected: it no longer held the lease.",
+            value=c.fenced,
+        )
+        yield CounterMetricFamily(
+            "conveyor_worker_busy_seconds",
+            "Seconds of job run time, summed over finished jobs (divide a rate by concurrency "
+            "for utilisation).",
+            value=c.busy_seconds,
+        )
+        yield GaugeMetricFamily(
+            "conveyor_worker_running_jobs", "Jobs running now.", value=stats["running"]
+        )
+        yield GaugeMetricFamily(
+            "conveyor_worker_concurrency", "Jobs this worker runs at once at most.",
+            value=w.concurrency,
+        )
+        yield GaugeMetricFamily(
+            "conveyor_worker_utilisation_ratio",
+            "Busy time over available slot time since the worker started (0 to 1).",
+            value=stats["utilisation"],
+        )
+        yield GaugeMetricFamily(
+            "conveyor_worker_uptime_seconds", "Seconds since the worker started.",
+            value=stats["uptime"],
+        )
+        age = w.heartbeat_age()
+        if age is not None:
+            yield GaugeMetricFamily(
+                "conveyor_worker_heartbeat_age_seconds",
+                "Seconds since the worker last refreshed its entry in the registry.", value=age,
+            )
+
+    def _backend_metrics(self, refresher: Refresher) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "conveyor_backend_up", "1 when the last read of the backend succeeded in time.",
+            value=1 if refresher.backend_fresh() else 0,
+        )
+        view = refresher.view
+        if view is None:
+            return
+        yield GaugeMetricFamily(
+            "conveyor_backend_read_age_seconds",
+            "Seconds since the backend figures below were read.",
+            value=refresher.backend_age() or 0.0,
+        )
+        depth = GaugeMetricFamily(
+            "conveyor_queue_jobs", "Jobs in the store per queue and priority, by state.",
+            labels=["queue", "priority", "state"],
+        )
+        for row in view.queues:
+            for state, n in sorted(row.counts.items(), key=lambda kv: kv[0].value):
+                depth.add_metric([row.queue, row.priority.label, state.value], n)
+        yield depth
+        for key, (name, doc) in STORE_COUNTERS.items():
+            yield CounterMetricFamily(
+                name.removesuffix("_total"), doc, value=view.counters.get(key, 0)
+            )
+        yield GaugeMetricFamily(
+            "conveyor_workers_live", "Workers in the backend's registry (whole store).",
+            value=view.workers,
+        )
+
+
+def build_registry(worker: Worker, refresher: Refresher | None) -> CollectorRegistry:
+    """A registry with the worker's metrics, the duration histogram and process metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(WorkerCollector(worker, refresher))
+    ProcessCollector(registry=registry)
+    duration = Histogram(
+        "conveyor_job_duration_seconds", "Run time of jobs, by task, queue and outcome.",
+        labelnames=["task", "queue", "outcome"], buckets=DURATION_BUCKETS, registry=registry,
+    )
+
+    def observe(job: JobRecord, outcome: str, seconds: float) -> None:
+        duration.labels(job.task, job.queue, outcome).observe(seconds)
+
+    worker.job_observers.append(observe)
+    return registry

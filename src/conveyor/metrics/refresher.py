@@ -1,0 +1,108 @@
+"""The refresher: reads the backend every few seconds so scrapes and probes never wait on it.
+
+It runs on the worker's event loop with its own backend handle (`Backend.clone`), so its
+reads neither share a connection with the worker's claims nor block the scrape thread. It
+also ticks ``loop_tick`` every `TICK_SECONDS`: if that timestamp goes stale, the event loop
+is stuck (a blocking call in an ``async def``), which is what ``/livez`` reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from conveyor.backends.base import Backend
+from conveyor.job import QueueStats
+
+log = logging.getLogger("conveyor.metrics")
+
+TICK_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class BackendView:
+    """One read of the backend: job counts per queue and priority, counters, live workers."""
+
+    queues: list[QueueStats]
+    counters: dict[str, int]
+    workers: int
+    #: ``time.monotonic()`` when the read finished.
+    read_at: float
+
+
+class Refresher:
+    """Keeps a `BackendView` fresh; `run` until cancelled."""
+
+    def __init__(self, backend: Backend, *, interval: float = 5.0, timeout: float = 5.0) -> None:
+        self.backend = backend
+        self.interval = interval
+        self.timeout = timeout
+        #: The last successful read (``None`` until the first one).
+        self.view: BackendView | None = None
+        #: Why the last read failed (``None`` when it succeeded).
+        self.error: str | None = "the backend has not been read yet"
+        self.loop_tick = time.monotonic()
+        self._opened = False
+
+    def backend_age(self) -> float | None:
+        """Seconds since the last successful read (``None``: never)."""
+        return None if self.view is None else time.monotonic() - self.view.read_at
+
+    def backend_fresh(self) -> bool:
+        """True when the last read succeeded and is not older than a refresh cycle allows."""
+        age = self.backend_age()
+        return self.error is None and age is not None and age <= self.max_age
+
+    @property
+    def max_age(self) -> float:
+        """How old the view may be while the backend still counts as reachable."""
+        return self.interval + self.timeout + TICK_SECONDS
+
+    async def run(self) -> None:
+        """Read now and every ``interval`` seconds; tick the loop timestamp meanwhile."""
+        ticker = asyncio.create_task(self._tick())
+        try:
+            while True:
+                await self.refresh()
+                await asyncio.sleep(self.interval)
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await self._close()
+
+    async def refresh(self) -> None:
+        """One read of the backend, bounded by ``timeout``."""
+        try:
+            self.view = await asyncio.wait_for(self._read(), self.timeout)
+            self.error = None
+        except TimeoutError:
+            self.error = f"the backend did not answer within {self.timeout:g}s"
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz, retried next cycle
+            self.error = f"{type(exc).__name__}: {exc}"
+        if self.error is not None:
+            log.debug("metrics refresh failed: %s", self.error)
+
+    async def _read(self) -> BackendView:
+        if not self._opened:
+            await self.backend.open()
+            self._opened = True
+        queues = await self.backend.stats()
+        counters = await self.backend.counters()
+        workers = await self.backend.workers()
+        return BackendView(queues, counters, len(workers), time.monotonic())
+
+    async def _tick(self) -> None:
+        while True:
+            self.loop_tick = time.monotonic()
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def _close(self) -> None:
+        if self._opened:
+            try:
+                await self.backend.close()
+            except Exception:
+                log.debug("metrics backend close failed", exc_info=True)
