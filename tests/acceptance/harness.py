@@ -22,15 +22,16 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from conveyor import Conveyor, JobRecord, State
 from conveyor.backends import create_backend
 from conveyor.backends.base import Backend
-from conveyor.job import WorkerInfo
+from conveyor.job import JobQuery, WorkerInfo
 
-from .ledger_app import LEDGER_ENV, build_app
+from .ledger_app import LEDGER_ENV, WORK, build_app
 
 T = TypeVar("T")
 
@@ -166,17 +167,21 @@ def check(
 
 # -- worker processes ---------------------------------------------------------------------
 class WorkerProcess:
-    """One ``python -m conveyor worker`` process; its output goes to a log file."""
+    """One ``python -m conveyor worker`` (or other ``conveyor`` command) process; its
+    output goes to a log file."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str], cwd: Path, log: Path, *,
+        command: str = "worker", app: str = APP_REF,
+    ) -> None:
         self.args = list(args)
         self.log_path = log
         self._log = log.open("wb")
-        command = [sys.executable, "-m", "conveyor", "worker", "--app", APP_REF, *args]
+        argv = [sys.executable, "-m", "conveyor", command, "--app", app, *args]
         # A new session keeps a Ctrl-C at the terminal from reaching the workers: each test
         # decides which signals its workers get.
         self.proc = subprocess.Popen(
-            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.started = time.monotonic()
@@ -280,6 +285,18 @@ class Cluster:
         self.processes.append(proc)
         return proc
 
+    def start_scheduler(
+        self, app: str, *args: str, env: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        """Start ``conveyor scheduler --app APP ARGS`` on this cluster's store."""
+        n = len(self.processes)
+        proc = WorkerProcess(
+            ["--log-level", "info", *args], {**self.env, **(env or {})}, self.dir,
+            self.dir / f"scheduler-{n}.log", command="scheduler", app=app,
+        )
+        self.processes.append(proc)
+        return proc
+
     def close(self) -> None:
         """Kill every process this cluster started that is still running."""
         for proc in self.processes:
@@ -292,10 +309,12 @@ class Cluster:
 
     # -- enqueueing --------------------------------------------------------------------------
     def enqueue_work(
-        self, count: int, *, seconds: float = 0.0, batch: int = 1000, start: int = 0
+        self, count: int, *, seconds: float = 0.0, batch: int = 1000, start: int = 0,
+        task_name: str = WORK,
     ) -> list[str]:
-        """Enqueue ``count`` ``ledger.work`` jobs in bulk; return their ids in order."""
-        task = self.app.get_task("ledger.work")
+        """Enqueue ``count`` ``ledger.work`` (or ``task_name``) jobs in bulk; return their
+        ids in order."""
+        task = self.app.get_task(task_name)
         ids: list[str] = []
         for lo in range(start, start + count, batch):
             hi = min(lo + batch, start + count)
@@ -326,6 +345,17 @@ class Cluster:
         for row in stats:
             total.update({s: n for s, n in row.counts.items() if n})
         return total
+
+    def jobs(self, task: str | None = None) -> list[JobRecord]:
+        """Every stored job (of one task), read now."""
+        return backend_call(self.url, lambda b: b.query(JobQuery(task=task, limit=100_000)))
+
+    def ticks(self, schedule: str) -> list[float]:
+        """The tick of each job a schedule entry enqueued (repeats kept), oldest first."""
+        return sorted(
+            datetime.fromisoformat(j.headers["tick"]).timestamp()
+            for j in self.jobs() if j.headers.get("schedule") == schedule
+        )
 
     def workers(self) -> list[WorkerInfo]:
         """Workers live in the registry."""

@@ -23,6 +23,7 @@ from conveyor import Conveyor, current_job
 LEDGER_ENV = "LEDGER_PATH"
 
 WORK = "ledger.work"
+MAIL = "ledger.mail"
 CRASH = "ledger.crash"
 
 
@@ -32,6 +33,7 @@ def record(event: str, **fields: Any) -> None:
     line = {
         "event": event,
         "job_id": job.id,
+        "task": job.task,
         "pid": os.getpid(),
         "attempt": job.attempt,
         "t": time.time(),
@@ -54,6 +56,15 @@ def build_app(url: str | None = None) -> Conveyor:
     @app.task(name=WORK)
     async def work(n: int, seconds: float = 0.0) -> int:
         """Record a start, sleep ``seconds`` (cancellable), record an end."""
+        record("start", n=n)
+        if seconds:
+            await asyncio.sleep(seconds)
+        record("end", n=n)
+        return n
+
+    @app.task(name=MAIL)
+    async def mail(n: int, seconds: float = 0.0) -> int:
+        """Another task type (for job-specialized workers): the same records as `work`."""
         record("start", n=n)
         if seconds:
             await asyncio.sleep(seconds)

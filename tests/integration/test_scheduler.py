@@ -1,22 +1,18 @@
-"""Many schedulers at once on SQLite: each tick is enqueued exactly once.
+"""Many schedulers at once on SQLite: each tick is enqueued exactly once; worker modes.
 
 In process: three apps (three backend handles on one file) on one fake clock, moved
-through ten ticks. As real processes: three ``conveyor scheduler`` on one file with a
-one-second periodic entry, then SIGTERM; and ``conveyor schedule list --json``.
+through ten ticks. The real-process scheduler tests (three ``conveyor scheduler`` at once,
+missed-tick policies) run on every store in ``tests/acceptance/test_scheduler.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
-from itertools import pairwise
 from pathlib import Path
 
 from conveyor import Conveyor
@@ -85,62 +81,6 @@ def _env(tmp_path: Path) -> dict[str, str]:
         **base, "CONVEYOR_URL": f"sqlite:///{tmp_path / 'x.db'}", "PYTHONPATH": path,
         "SCHEDULER_INTERVAL": "0.2",
     }
-
-
-def _heartbeat_ticks(db: Path) -> list[str]:
-    if not db.exists():
-        return []
-    with sqlite3.connect(db) as conn:
-        try:
-            rows = conn.execute(
-                "SELECT json_extract(headers, '$.tick') FROM conveyor_jobs "
-                "WHERE json_extract(headers, '$.schedule') = 'heartbeat'"
-            ).fetchall()
-        except sqlite3.OperationalError:
-            return []  # not created yet
-    return [r[0] for r in rows]
-
-
-def test_three_scheduler_processes_enqueue_each_second_once(tmp_path: Path) -> None:
-    env = _env(tmp_path)
-    db = tmp_path / "x.db"
-    cmd = [sys.executable, "-m", "conveyor", "scheduler", "--app", "cronapp:app"]
-    procs = [
-        subprocess.Popen(cmd, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-        for _ in range(3)
-    ]
-    try:
-        # Wait (bounded) until the periodic entry fired for several seconds
-        deadline = time.monotonic() + 30
-        while len(_heartbeat_ticks(db)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        outputs = [p.communicate(timeout=15)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], outputs
-    ticks = _heartbeat_ticks(db)
-    assert len(ticks) >= 4, outputs
-    assert len(ticks) == len(set(ticks))  # never twice
-    seconds = sorted(datetime.fromisoformat(t).timestamp() for t in ticks)
-    assert all(b - a == 1 for a, b in pairwise(seconds)), ticks
-    assert sum("is now the leader" in o for o in outputs) >= 1
-
-    # And `schedule list --json` shows both entries with their last and next runs
-    listed = subprocess.run(
-        [sys.executable, "-m", "conveyor", "schedule", "list", "--app", "cronapp:app",
-         "--json"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True,
-    )
-    rows = {r["name"]: r for r in json.loads(listed.stdout)}
-    assert set(rows) == {"heartbeat", "prune"}
-    beat, prune = rows["heartbeat"], rows["prune"]
-    assert (beat["schedule"], beat["timezone"], beat["missed"]) == ("every 1s", "UTC", "run_each")
-    assert beat["last_run"] == max(ticks)
-    assert (prune["schedule"], prune["timezone"], prune["missed"]) == (
-        "*/5 * * * *", "Europe/Paris", "skip",
-    )
-    assert prune["next_run_at"] > time.time() - 1 and prune["next_run"].endswith("Z")
 
 
 def test_worker_modes_route_jobs_and_run_the_scheduler(tmp_path: Path) -> None:
