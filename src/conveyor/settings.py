@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     worker_memory_limit: int | None = Field(None, ge=1, description="exit above this RSS (MB)")
     worker_max_time: float | None = Field(None, gt=0, description="exit after seconds")
     worker_sleep: float = Field(1.0, gt=0, le=60, description="longest idle wait (s)")
+    worker_timeout: float | None = Field(
+        None, gt=0, description="cap on the timeout of every job this worker runs (s)"
+    )
+    worker_tries: int | None = Field(
+        None, ge=1, description="cap on the runs a job gets in this worker (Laravel --tries)"
+    )
     worker_grace_period: float = Field(30.0, ge=0, description="shutdown wait (s)")
     job_timeout: float = Field(300.0, gt=0, description="default task timeout (s)")
     max_retries: int = Field(3, ge=0, le=1000, description="default retries")

@@ -40,7 +40,13 @@ def test_pool_variables_win_over_worker_defaults(tmp_path: Path) -> None:
     assert (mail.max_jobs, mail.memory_limit, mail.sleep) == (50, 256, 2.0)
     assert mail.queues == ("mail", "notify-*") and mail.priorities == ("high", "normal")
     assert events.max_jobs == 1000
-    assert mail.worker_env() == {"CONVEYOR_POOL": "mail", "JOB_TIMEOUT": "30", "MAX_RETRIES": "2"}
+    assert mail.worker_env() == {
+        "CONVEYOR_POOL": "mail",
+        "JOB_TIMEOUT": "30",
+        "WORKER_TIMEOUT": "30",
+        "MAX_RETRIES": "2",
+        "WORKER_TRIES": "3",
+    }
     assert mail.worker_args() == [
         "--pool", "mail", "--queues", "mail,notify-*", "--priorities", "high,normal",
         "--max-jobs", "50", "--memory-limit", "256", "--sleep", "2",

@@ -249,3 +249,33 @@ async def test_stats_report_what_happened(app: Conveyor) -> None:
     stats = worker.stats()
     assert (stats["processed"], stats["succeeded"], stats["failed"], stats["dead"]) == (2, 1, 1, 1)
     assert stats["pool"] == "jobs" and stats["running"] == 0
+
+
+async def test_worker_caps_bound_the_timeout_and_runs_stored_on_jobs() -> None:
+    # Given jobs enqueued with a long timeout and many retries
+    import asyncio
+
+    from conveyor import Conveyor, State, Worker
+
+    app = Conveyor("memory://")
+
+    @app.task(timeout=60, retries=10, backoff=0)
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    handle = await slow.enqueue_async()
+    # When a worker with WORKER_TIMEOUT=0.05 and WORKER_TRIES=2 runs them until none is left
+    worker = Worker(app, timeout_cap=0.05, tries_cap=2, concurrency=1)
+    runner = asyncio.create_task(worker.run())
+    info = await handle.info_async()
+    for _ in range(200):
+        info = await handle.info_async()
+        if info.state is State.DEAD:
+            break
+        await asyncio.sleep(0.02)
+    worker.stop()
+    assert await runner == 0
+    # Then each run was cut at the cap, and the job is dead after two runs, not eleven
+    assert info.state is State.DEAD
+    assert info.attempts == 2
+    assert info.last_error is not None and "timeout" in info.last_error

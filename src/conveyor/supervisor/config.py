@@ -164,9 +164,11 @@ class Pool:
     def worker_env(self) -> dict[str, str]:
         """Environment variables for this pool's processes (those without a worker flag)."""
         env = {"CONVEYOR_POOL": self.name}
+        # Caps on every job the pool runs, and the defaults of jobs enqueued from it.
         if self.timeout is not None:
-            env["JOB_TIMEOUT"] = f"{self.timeout:g}"
+            env["WORKER_TIMEOUT"] = env["JOB_TIMEOUT"] = f"{self.timeout:g}"
         if self.tries is not None:
+            env["WORKER_TRIES"] = str(self.tries)
             env["MAX_RETRIES"] = str(self.tries - 1)
         return env
 

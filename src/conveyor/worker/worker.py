@@ -84,6 +84,8 @@ class Worker:
         max_jobs: int | None = None,
         memory_limit: int | None = None,
         max_time: float | None = None,
+        timeout_cap: float | None = None,
+        tries_cap: int | None = None,
         grace_period: float | None = None,
         lease_seconds: float | None = None,
         heartbeat_interval: float | None = None,
@@ -105,6 +107,8 @@ class Worker:
         self.max_jobs = max_jobs or s.worker_max_jobs
         self.memory_limit = memory_limit or s.worker_memory_limit
         self.max_time = max_time or s.worker_max_time
+        self.timeout_cap = timeout_cap or s.worker_timeout
+        self.tries_cap = tries_cap or s.worker_tries
         self.grace_period = s.worker_grace_period if grace_period is None else grace_period
         self.lease_seconds = lease_seconds or s.lease_seconds
         self.heartbeat_interval = heartbeat_interval or self.lease_seconds / 3
@@ -309,6 +313,12 @@ class Worker:
     # -- running -------------------------------------------------------------------------
     def _start(self, job: JobRecord) -> None:
         assert job.lease_token is not None and self._heartbeat is not None
+        # A pool's caps (WORKER_TIMEOUT, WORKER_TRIES) bound every job it runs, whatever
+        # the enqueuing process stored on the job.
+        if self.timeout_cap is not None:
+            job.timeout = min(job.timeout, self.timeout_cap)
+        if self.tries_cap is not None:
+            job.max_retries = min(job.max_retries, self.tries_cap - 1)
         lease = Lease(job.id, job.lease_token)
         self._heartbeat.hold(lease)
         task = asyncio.create_task(self._run_job(job, lease), name=f"job-{job.id}")
