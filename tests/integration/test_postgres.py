@@ -309,6 +309,19 @@ def test_url_options_are_taken_out_of_the_libpq_url() -> None:
     assert target.where == "db:5433/app (schema jobs)"
 
 
+async def test_libpq_options_reach_the_server_as_written(pg_base: str) -> None:
+    # Given a libpq option with an escaped space and a literal "+" (libpq URI rules)
+    target = parse_url(with_options(
+        pg_base, options="-c%20statement_timeout%3D4321", application_name="a+b%20c"
+    ))
+    # When we connect with the conninfo Conveyor builds
+    async with await psycopg.AsyncConnection.connect(target.conninfo) as conn:
+        cur = await conn.execute("SELECT current_setting('statement_timeout'), "
+                                 "current_setting('application_name')")
+        # Then the server got them unchanged
+        assert await cur.fetchone() == ("4321ms", "a+b c")
+
+
 @pytest.mark.parametrize("option", ["schema=Bad-Name", "listen=maybe", "pool_size=0"])
 def test_bad_url_options_are_config_errors(option: str) -> None:
     with pytest.raises(ConfigError):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import select
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import PoolTimeout
@@ -95,7 +95,9 @@ def parse_url(url: str) -> Target:
     options: dict[str, Any] = {}
     libpq: list[tuple[str, str]] = []
     connect_timeout = DEFAULT_CONNECT_TIMEOUT
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    # libpq URIs decode %XX only and take "+" literally; parse_qsl would turn "+" into a
+    # space, so protect it, and re-encode with quote (spaces as %20), not quote_plus.
+    for key, value in parse_qsl(parts.query.replace("+", "%2B"), keep_blank_values=True):
         if key == "schema":
             if not sql.SCHEMA_NAME.match(value):
                 raise ConfigError(
@@ -114,7 +116,8 @@ def parse_url(url: str) -> Target:
         else:
             libpq.append((key, value))
     libpq.append(("connect_timeout", str(connect_timeout)))
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq), ""))
+    query = urlencode(libpq, quote_via=quote)  # options=-c%20x%3Dy keeps its space
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, query, ""))
     return Target(conninfo, connect_timeout=connect_timeout, **options)
 
 
