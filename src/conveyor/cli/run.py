@@ -56,7 +56,10 @@ def run(
     app_spec: AppOption = None,
     url: UrlOption = None,
     run_dir: RunDirOption = Path(".conveyor"),
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error (default: $LOG_LEVEL, for workers too)."),
+    ] = None,
     backoff: Annotated[
         float, typer.Option(help="First restart delay after a crash; doubles per crash.")
     ] = 1.0,
@@ -85,7 +88,7 @@ def run(
 
 
 def _supervise(
-    words: list[str], app_spec: str | None, url: str | None, rd: RunDir, log_level: str,
+    words: list[str], app_spec: str | None, url: str | None, rd: RunDir, log_level: str | None,
     backoff: float, backoff_cap: float,
 ) -> None:
     from conveyor.supervisor.child import worker_command
@@ -94,7 +97,7 @@ def _supervise(
 
     app = resolve_app(app_spec, url, need_app=True)  # fail here, not in N crash loops
     assert app_spec is not None
-    configure_logging(log_level, app.settings.log_format)
+    configure_logging(log_level or app.settings.log_level, app.settings.log_format)
     pools = load_pools().resolve(words)
     sup = Supervisor(
         pools, lambda pool: worker_command(pool, app_spec, url, log_level),

@@ -44,13 +44,18 @@ def _pdeathsig() -> Callable[[], None] | None:
 _PREEXEC = _pdeathsig()
 
 
-def worker_command(pool: Pool, app_spec: str, url: str | None, log_level: str) -> list[str]:
-    """The command line of one worker process of ``pool``."""
+def worker_command(
+    pool: Pool, app_spec: str, url: str | None, log_level: str | None
+) -> list[str]:
+    """The command line of one worker process of ``pool``.
+
+    Without ``log_level`` the worker reads ``LOG_LEVEL`` from the environment it inherits.
+    """
     command = [sys.executable, "-m", "conveyor", "worker", "--app", app_spec]
     if url:
         command += ["--url", url]
-    return [*command, *pool.worker_args(), "--parent-pid", str(os.getpid()),
-            "--log-level", log_level]
+    command += [*pool.worker_args(), "--parent-pid", str(os.getpid())]
+    return command if log_level is None else [*command, "--log-level", log_level]
 
 
 @dataclass(slots=True)
