@@ -350,3 +350,22 @@ async def test_a_server_that_is_down_is_reported_quickly() -> None:
     with pytest.raises(BackendUnavailable):
         await asyncio.to_thread(t.enqueue)
     assert time.monotonic() - begin < 5.0
+
+
+async def test_enqueue_statement_gets_a_generic_plan(
+    pg: PostgresBackend, pg_base: str, schema: str
+) -> None:
+    # Planning the enqueue afresh on every call cost more than running it: the statement
+    # must stay simple enough that the plan cache settles on one generic plan. (The claim
+    # must not: its generic plan scans the whole table, so no session-wide setting.)
+    from conveyor.backends.postgres.rows import EnqueuePlan
+
+    text = pg.q["enqueue"]
+    with psycopg.connect(pg_base, autocommit=True, prepare_threshold=1) as conn:
+        for _ in range(20):
+            conn.execute(text, EnqueuePlan([job()], None, None).params()).fetchall()
+        [(generic, custom)] = conn.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+        ).fetchall()
+    assert generic >= 10, (generic, custom)
+    assert count_jobs(pg_base, schema) == 20

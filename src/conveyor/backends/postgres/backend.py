@@ -159,7 +159,7 @@ class PostgresBackend(Admin, PostgresScheduling, Backend):
         if not jobs:
             return []
         async with self._conn() as conn:
-            return await _enqueue_async(conn, self.q["enqueue"], self._plan(jobs))
+            return await _enqueue_async(conn, self.q, self._plan(jobs))
 
     def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """`enqueue` from code without an event loop (any thread)."""
@@ -167,7 +167,7 @@ class PostgresBackend(Admin, PostgresScheduling, Backend):
             return []
         plan = self._plan(jobs)
         with self._sync_pool().connection() as conn:
-            return _enqueue_sync(conn, self.q["enqueue"], plan)
+            return _enqueue_sync(conn, self.q, plan)
 
     def enqueue_in(self, connection: object, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """Store jobs inside the caller's open transaction (see `transactional`)."""
@@ -175,7 +175,7 @@ class PostgresBackend(Admin, PostgresScheduling, Backend):
         if not jobs:
             return []
         try:
-            return _enqueue_sync(conn, self.q["enqueue"], self._plan(jobs))
+            return _enqueue_sync(conn, self.q, self._plan(jobs))
         except psycopg.Error as exc:
             raise translate(exc, self.target) from exc
 
@@ -187,7 +187,7 @@ class PostgresBackend(Admin, PostgresScheduling, Backend):
         if not jobs:
             return []
         try:
-            return await _enqueue_async(conn, self.q["enqueue"], self._plan(jobs))
+            return await _enqueue_async(conn, self.q, self._plan(jobs))
         except psycopg.Error as exc:
             raise translate(exc, self.target) from exc
 
@@ -348,18 +348,28 @@ class PostgresBackend(Admin, PostgresScheduling, Backend):
 
 
 def _enqueue_sync(
-    conn: psycopg.Connection[Any], text: str, plan: EnqueuePlan
+    conn: psycopg.Connection[Any], q: sql.Queries, plan: EnqueuePlan
 ) -> list[EnqueueResult]:
     with conn.cursor() as cur:
         while True:
-            cur.execute(text, plan.params())
-            if plan.absorb(cur.fetchall()):
+            cur.execute(q["enqueue"], plan.params())
+            holders: list[tuple[Any, ...]] = []
+            keys = plan.absorb(cur.fetchall())
+            if keys:
+                cur.execute(q["unique_holders"], {"keys": keys})
+                holders = cur.fetchall()
+            if plan.settle(holders):
                 return plan.done()
 
 
-async def _enqueue_async(conn: AsyncConn, text: str, plan: EnqueuePlan) -> list[EnqueueResult]:
+async def _enqueue_async(conn: AsyncConn, q: sql.Queries, plan: EnqueuePlan) -> list[EnqueueResult]:
     async with conn.cursor() as cur:
         while True:
-            await cur.execute(text, plan.params())
-            if plan.absorb(await cur.fetchall()):
+            await cur.execute(q["enqueue"], plan.params())
+            holders: list[tuple[Any, ...]] = []
+            keys = plan.absorb(await cur.fetchall())
+            if keys:
+                await cur.execute(q["unique_holders"], {"keys": keys})
+                holders = await cur.fetchall()
+            if plan.settle(holders):
                 return plan.done()

@@ -28,23 +28,15 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 SELECT pg_advisory_xact_lock(hashtext('conveyor-migrate:' || %(schema)s));
 
 -- name: enqueue
--- Insert a batch in order. A unique key already held by an active job makes ON CONFLICT skip
--- the row (the partial unique index is the arbiter, so concurrent enqueues of one key wait
--- for each other and exactly one wins); `holder` then names the job holding the key, as far
--- as this statement's snapshot can see (the caller asks again when it cannot). One NOTIFY
--- per statement names the queues that gained ready jobs; it is delivered on commit, so a
--- job enqueued inside a caller's transaction wakes workers only if that commits.
+-- Insert a batch in order and return the ids stored. A unique key already held by an active
+-- job makes ON CONFLICT skip the row (the partial unique index is the arbiter, so concurrent
+-- enqueues of one key wait for each other and exactly one wins); the caller then asks
+-- `unique_holders` who holds it. One NOTIFY per statement names the queues that gained
+-- ready jobs; it is delivered on commit, so a job enqueued inside a caller's transaction
+-- wakes workers only if that commits. Keep this statement plain: the hot path of every
+-- producer, it is simple enough that PostgreSQL's plan cache settles on one generic plan
+-- instead of planning it afresh on every call, which costs more than running it.
 WITH t AS (SELECT {now} AS now),
-input AS (
-    SELECT * FROM unnest(
-        %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(priorities)s::int2[],
-        %(payloads)s::bytea[], %(headers)s::text[], %(max_retries)s::int4[],
-        %(timeouts)s::float8[], %(run_ats)s::float8[], %(unique_keys)s::text[]
-    ) WITH ORDINALITY AS i (
-        id, task, queue, priority, payload, headers, max_retries, timeout, run_at,
-        unique_key, ord
-    )
-),
 ins AS (
     INSERT INTO {jobs} AS j (
         id, task, queue, priority, state, payload, headers, max_retries, timeout, run_at,
@@ -54,7 +46,14 @@ ins AS (
            CASE WHEN coalesce(i.run_at, t.now) > t.now THEN 'scheduled' ELSE 'ready' END,
            i.payload, i.headers::jsonb, i.max_retries, i.timeout, coalesce(i.run_at, t.now),
            t.now, t.now, i.unique_key
-    FROM input i, t
+    FROM unnest(
+        %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(priorities)s::int2[],
+        %(payloads)s::bytea[], %(headers)s::text[], %(max_retries)s::int4[],
+        %(timeouts)s::float8[], %(run_ats)s::float8[], %(unique_keys)s::text[]
+    ) WITH ORDINALITY AS i (
+        id, task, queue, priority, payload, headers, max_retries, timeout, run_at,
+        unique_key, ord
+    ), t
     ORDER BY i.ord
     ON CONFLICT (unique_key) WHERE state IN ('scheduled', 'ready', 'running') DO NOTHING
     RETURNING j.id, j.queue, j.state
@@ -64,13 +63,13 @@ wake AS (
     FROM (SELECT string_agg(DISTINCT queue, ',') AS q FROM ins WHERE state = 'ready') s
     WHERE q IS NOT NULL AND %(channel)s::text IS NOT NULL
 )
-SELECT i.ord, ins.id IS NOT NULL AS inserted,
-       (SELECT h.id FROM {jobs} h
-        WHERE h.unique_key = i.unique_key AND h.state IN ('scheduled', 'ready', 'running')
-       ) AS holder,
-       (SELECT count(*) FROM wake) AS notified
-FROM input i LEFT JOIN ins ON ins.id = i.id
-ORDER BY i.ord;
+SELECT id, (SELECT count(*) FROM wake) AS notified FROM ins;
+
+-- name: unique_holders
+-- The active jobs holding these unique keys, as far as this statement's snapshot can see
+-- (a key whose holder is not visible, or has finished meanwhile, is enqueued again).
+SELECT unique_key, id FROM {jobs}
+WHERE unique_key = ANY(%(keys)s::text[]) AND state IN ('scheduled', 'ready', 'running');
 
 -- name: claim
 -- Lease up to %(limit)s ready jobs in run order. The MATERIALIZED CTE is an optimisation

@@ -98,6 +98,7 @@ class EnqueuePlan:
         self.results: list[EnqueueResult | None] = [None] * len(self.jobs)
         self.pending = list(range(len(self.jobs)))
         self.rounds = 0
+        self._first_holder: dict[str, str] = {}  # keys the last insert stored, by key
         self._headers = [
             to_json(j.headers, f"the headers of job {j.id} ({j.task})") for j in self.jobs
         ]
@@ -129,25 +130,47 @@ class EnqueuePlan:
             "unique_keys": [j.unique_key for j in jobs],
         }
 
-    def absorb(self, rows: Sequence[tuple[Any, ...]]) -> bool:
-        """Read ``(ord, inserted, holder, ...)`` rows; ``True`` once every job has a result."""
-        first_holder: dict[str, str] = {}  # keys this very statement inserted
-        retry: list[int] = []
-        for row in sorted(rows, key=lambda r: int(r[0])):
-            ordinal, inserted, holder = int(row[0]), bool(row[1]), row[2]
-            index = self.pending[ordinal - 1]
+    def absorb(self, rows: Sequence[tuple[Any, ...]]) -> list[str]:
+        """Read the ``(id, ...)`` rows the insert stored; the keys whose holder to look up.
+
+        A job the insert skipped has a unique key some active job holds: either an earlier
+        job of this very batch (resolved here) or another job (`settle` names it).
+        """
+        stored = {str(row[0]) for row in rows}
+        self._first_holder = {}
+        lookup: list[str] = []
+        for index in self.pending:
             job = self.jobs[index]
             key = job.unique_key
-            if inserted:
+            if job.id in stored:
                 self.results[index] = EnqueueResult(job.id)
                 if key is not None:
-                    first_holder.setdefault(key, job.id)
-            elif key is not None and key in first_holder:
-                # An earlier job of this batch took the key; the statement's snapshot
-                # cannot see rows the statement itself inserted.
-                self.results[index] = EnqueueResult(first_holder[key], existing=True)
-            elif holder is not None:
-                self.results[index] = EnqueueResult(str(holder), existing=True)
+                    self._first_holder.setdefault(key, job.id)
+            elif key is None:
+                raise BackendError(f"job {job.id} ({job.task}) was neither stored nor skipped")
+        for index in self.pending:
+            key = self.jobs[index].unique_key
+            if self.results[index] is None and key is not None:
+                if key in self._first_holder:
+                    self.results[index] = EnqueueResult(self._first_holder[key], existing=True)
+                elif key not in lookup:
+                    lookup.append(key)
+        return lookup
+
+    def settle(self, holders: Sequence[tuple[Any, ...]] = ()) -> bool:
+        """Read ``(unique_key, id)`` holder rows; ``True`` once every job has a result.
+
+        A job whose key has no visible holder (it finished since the insert, or committed
+        after a REPEATABLE READ snapshot began) stays pending for another round.
+        """
+        held = {str(key): str(job_id) for key, job_id in holders}
+        retry: list[int] = []
+        for index in self.pending:
+            if self.results[index] is not None:
+                continue
+            key = self.jobs[index].unique_key
+            if key is not None and key in held:
+                self.results[index] = EnqueueResult(held[key], existing=True)
             else:
                 retry.append(index)
         self.pending = retry

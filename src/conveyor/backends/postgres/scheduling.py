@@ -65,7 +65,7 @@ class PostgresScheduling:
         """Record the tick and enqueue its jobs in one transaction; ``None`` if not new."""
         from conveyor.backends.postgres.backend import _enqueue_async
 
-        enqueue = sql.queries(self.target.schema)["enqueue"]
+        q = sql.queries(self.target.schema)
         async with self._conn() as conn:
             try:
                 async with conn.transaction():
@@ -74,6 +74,6 @@ class PostgresScheduling:
                     )
                     if await cur.fetchone() is None:
                         return None
-                    return await _enqueue_async(conn, enqueue, self._plan(jobs))
+                    return await _enqueue_async(conn, q, self._plan(jobs))
             except psycopg.Error as exc:
                 raise translate(exc, self.target) from exc
