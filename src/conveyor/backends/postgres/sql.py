@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib.resources import files
 from typing import Any
 
+from conveyor.backends.sqlfiles import load_blocks
 from conveyor.job import JobQuery, Routing, State
 
 #: Tables and indexes, by template name → unqualified name inside the schema.
@@ -34,29 +34,16 @@ SLOTS = frozenset({"routing", "filters"})
 #: Identifiers we accept for a schema: plain lower-case names, so quoting never surprises.
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
-_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _GLOB_CHARS = frozenset("*?[")
 
 Params = dict[str, Any]
 
 
-def parse_blocks(text: str, source: str) -> dict[str, str]:
-    """Split a `.sql` file into its ``-- name: x`` blocks; text before the first is a header."""
-    parts = _NAME_LINE.split(text)
-    blocks: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in blocks:
-            raise ValueError(f"{source}: block {name!r} is defined twice")
-        blocks[name] = body.strip()
-    return blocks
-
-
 @cache
 def load(filename: str) -> dict[str, str]:
     """The raw named blocks of one `.sql` file shipped with this package."""
-    text = files(__package__ or __name__).joinpath(filename).read_text(encoding="utf-8")
-    return parse_blocks(text, filename)
+    return load_blocks(__package__ or __name__, filename)
 
 
 def quote(identifier: str) -> str:

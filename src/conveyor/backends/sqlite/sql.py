@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import sqlite3
 from functools import cache
-from importlib.resources import files
 from typing import Any
 
+from conveyor.backends.sqlfiles import load_blocks
 from conveyor.job import JobQuery, Routing, State
 
 #: Every table and index the backend owns. Prefixed, so the file can hold an app's tables too.
@@ -32,7 +32,6 @@ NAMES: dict[str, str] = {
 #: Slots a template may leave for a clause built at run time.
 SLOTS = frozenset({"routing", "filters", "states"})
 
-_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _GLOB_CHARS = frozenset("*?[")
 
@@ -51,22 +50,11 @@ def _fill_names(text: str, source: str) -> str:
     return _PLACEHOLDER.sub(sub, text)
 
 
-def parse_blocks(text: str, source: str) -> dict[str, str]:
-    """Split a `.sql` file into its ``-- name: x`` blocks; text before the first is a header."""
-    parts = _NAME_LINE.split(text)
-    blocks: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in blocks:
-            raise ValueError(f"{source}: block {name!r} is defined twice")
-        blocks[name] = _fill_names(body.strip(), source)
-    return blocks
-
-
 @cache
 def load(filename: str) -> dict[str, str]:
-    """The named blocks of one `.sql` file shipped with this package."""
-    text = files(__package__ or __name__).joinpath(filename).read_text(encoding="utf-8")
-    return parse_blocks(text, filename)
+    """The named blocks of one `.sql` file shipped with this package, table names filled in."""
+    blocks = load_blocks(__package__ or __name__, filename)
+    return {name: _fill_names(body, filename) for name, body in blocks.items()}
 
 
 def query(name: str) -> str:
