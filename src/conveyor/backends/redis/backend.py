@@ -12,6 +12,7 @@ from typing import Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import NoScriptError
 
 from conveyor.backends.base import Backend, RecoveryReport, poison_pill_reason
 from conveyor.backends.redis import codec
@@ -49,6 +50,8 @@ ENQUEUE_CHUNK = 1000
 #: Scheduled jobs promoted per claim, and expired leases / finished jobs per script call.
 PROMOTE_BATCH = 1000
 SWEEP_BATCH = 1000
+#: Async enqueues of fewer jobs than this are coalesced with concurrent ones.
+COALESCE_BELOW = 100
 
 _POISON = poison_pill_reason(1234567).split("1234567")
 
@@ -68,6 +71,22 @@ class RedisBackend(RedisScheduling, Backend):
         self._sclient: Redis | None = None
         self._waiter = f"{os.getpid()}-{secrets.token_hex(6)}"
         self._acks: Batcher[tuple[str, Lease, Any], bool] = Batcher(self._ack_batch)
+        # Enqueues made while one is in flight share the next script call.
+        self._enqueues: Batcher[Sequence[NewJob], list[EnqueueResult]] = Batcher(
+            self._enqueue_batch
+        )
+        k = self.keys
+        self._ekeys = [k.all, k.seq, k.lanes, k.scheduled, k.unique, k.counts, k.waiters]
+        self._ckeys = [k.lanes, k.scheduled, k.leases, k.counts]
+        # Pickup: a parked worker sends its claim right behind its BLPOP, so Redis runs
+        # the claim the moment a wake token arrives (no extra round trip). The last
+        # claim's arguments say what to claim; jobs claimed that way wait in `_stash`
+        # until the next `claim` call (or are released by `unregister_worker` / `close`).
+        self._last_claim: tuple[str, Routing, int, float] | None = None
+        self._stash: list[JobRecord] = []
+        self._stash_owner: str | None = None
+        self._parked: asyncio.Task[None] | None = None
+        self._spare: set[asyncio.Task[Any]] = set()
 
     def clone(self) -> RedisBackend:
         """A new handle (its own connections) on the same store and clock."""
@@ -109,6 +128,9 @@ class RedisBackend(RedisScheduling, Backend):
 
     async def close(self) -> None:
         """Close this handle's connections; safe to call twice."""
+        if self._aclient is not None and self._loop is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await self._release_stash()
         client, loop = self._aclient, self._loop
         self._aclient = self._loop = None
         if client is not None:
@@ -122,26 +144,46 @@ class RedisBackend(RedisScheduling, Backend):
 
     # -- producing -----------------------------------------------------------------------
     def _enqueue_keys(self) -> list[str]:
-        k = self.keys
-        return [k.all, k.seq, k.lanes, k.scheduled, k.unique, k.counts, k.waiters]
+        return self._ekeys
 
     def _enqueue_args(self, jobs: Sequence[NewJob]) -> list[Any]:
         args: list[Any] = [self.keys.base, self._now(), len(jobs)]
+        job_args = codec.job_args
         for job in jobs:
-            args.extend(codec.job_args(job))
+            args += job_args(job)
         return args
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-        """Store jobs in order: one script call per `ENQUEUE_CHUNK` jobs, one round trip."""
+        """Store jobs in order: one script call per `ENQUEUE_CHUNK` jobs, one round trip.
+
+        Small calls made while another enqueue is in flight are coalesced: they go out
+        together in the next script call, each caller getting its own results (and an
+        error reaching every caller of that call)."""
         if not jobs:
             return []
-        chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
-        keys = self._enqueue_keys()
+        if len(jobs) >= COALESCE_BELOW:
+            return await self._enqueue_now(jobs)
+        return await self._enqueues.submit(jobs)
+
+    async def _enqueue_batch(self, calls: list[Sequence[NewJob]]) -> list[list[EnqueueResult]]:
+        if len(calls) == 1:
+            return [await self._enqueue_now(calls[0])]
+        results = await self._enqueue_now([job for jobs in calls for job in jobs])
+        out = []
+        i = 0
+        for jobs in calls:
+            out.append(results[i : i + len(jobs)])
+            i += len(jobs)
+        return out
+
+    async def _enqueue_now(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        keys = self._ekeys
         with translated(self.target):
             client = self._client()
-            if len(chunks) == 1:
+            if len(jobs) <= ENQUEUE_CHUNK:
                 replies = [await run(client, "enqueue", keys, self._enqueue_args(jobs))]
             else:
+                chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
                 await load_all(client)  # a pipeline cannot load a missing script midway
                 async with client.pipeline(transaction=False) as pipe:
                     for chunk in chunks:
@@ -150,31 +192,68 @@ class RedisBackend(RedisScheduling, Backend):
                             *self._enqueue_args(chunk),
                         )
                     replies = await pipe.execute()
-        return [r for reply in replies for r in _results(reply)]
+        flat = replies[0] if len(replies) == 1 else [r for reply in replies for r in reply]
+        return _results(jobs, flat)
 
     def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """`enqueue` for code without an event loop (thread-safe)."""
-        out: list[EnqueueResult] = []
-        keys = self._enqueue_keys()
+        keys = self._ekeys
         with translated(self.target):
+            if len(jobs) <= ENQUEUE_CHUNK:
+                return _results(jobs, run_sync(self._sync(), "enqueue", keys,
+                                               self._enqueue_args(jobs)))
+            out: list[EnqueueResult] = []
             for i in range(0, len(jobs), ENQUEUE_CHUNK):
                 chunk = jobs[i : i + ENQUEUE_CHUNK]
-                out.extend(_results(run_sync(self._sync(), "enqueue", keys,
-                                             self._enqueue_args(chunk))))
-        return out
+                out.extend(_results(chunk, run_sync(self._sync(), "enqueue", keys,
+                                                    self._enqueue_args(chunk))))
+            return out
 
     # -- working -------------------------------------------------------------------------
     async def claim(
         self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
     ) -> list[JobRecord]:
         """Lease up to ``limit`` matching jobs in one round trip, in run order."""
-        k = self.keys
-        reply = await self._run(
-            "claim", [k.lanes, k.scheduled, k.leases, k.counts], worker_id, limit,
-            repr(float(lease_seconds)), secrets.token_hex(16), routing_json(routing),
-            PROMOTE_BATCH,
-        )
+        await self._settle_parked()
+        if self._stash and self._stash_owner == worker_id:
+            out, self._stash = self._stash[:limit], self._stash[limit:]
+            if out:
+                return out
+        self._last_claim = (worker_id, routing, limit, lease_seconds)
+        reply = await self._run("claim", self._ckeys, *self._claim_args(*self._last_claim))
         return [codec.record(flat) for flat in reply]
+
+    def _claim_args(
+        self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
+    ) -> list[Any]:
+        return [worker_id, limit, repr(float(lease_seconds)), secrets.token_hex(16),
+                routing_json(routing), PROMOTE_BATCH]
+
+    async def _settle_parked(self) -> None:
+        """Let a cancelled wait's in-flight BLPOP + claim finish, so no lease is lost."""
+        parked, self._parked = self._parked, None
+        if parked is None or parked.get_loop() is not asyncio.get_running_loop():
+            return
+        if not parked.done():
+            await self._unblock()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(parked), SOCKET_TIMEOUT)
+        if parked.done() and not parked.cancelled():
+            parked.exception()  # retrieved: its caller was cancelled, nobody else reads it
+
+    async def _unblock(self) -> None:
+        """Push a token to this handle's own wake list, ending its BLPOP."""
+        with contextlib.suppress(Exception):
+            await self._client().lpush(self.keys.wake(self._waiter), "1")
+
+    async def _release_stash(self, worker_id: str | None = None) -> None:
+        await self._settle_parked()
+        if self._stash and (worker_id is None or self._stash_owner == worker_id):
+            stash, self._stash = self._stash, []
+            for job in stash:
+                if job.lease_token is not None:
+                    with contextlib.suppress(Exception):
+                        await self.release(Lease(job.id, job.lease_token))
 
     async def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:
         """Push held leases forward; ``False`` for each lost one."""
@@ -245,23 +324,72 @@ class RedisBackend(RedisScheduling, Backend):
 
     async def wait_for_work(self, routing: Routing, timeout: float) -> None:
         """Park until an enqueue for ``routing`` wakes us, a scheduled job is due, or
-        ``timeout`` passes: a blocking pop on this handle's wake list, no polling."""
+        ``timeout`` passes: a blocking pop on this handle's wake list, no polling.
+
+        After a `claim` with the same routing on this handle, that claim is pipelined
+        behind the blocking pop: Redis runs it as soon as the pop returns, and the jobs
+        it leases are what the next `claim` call returns."""
         if timeout <= 0:
             return
+        await self._settle_parked()
         k = self.keys
         wait = float(await self._run(
             "park", [k.lanes, k.scheduled, k.waiters], self._waiter, routing_json(routing),
             repr(float(timeout)),
         ))
+        if wait <= 0:
+            return
+        _honour_cancel()
+        last = self._last_claim
+        # Only on the server's clock: an injected clock's "now" would be the park time.
+        follow = (last if self._server_time and last is not None and last[1] == routing
+                  and last[2] > 0 else None)
+        self._parked = asyncio.get_running_loop().create_task(self._park(wait, follow))
+        try:
+            await asyncio.shield(self._parked)
+        except asyncio.CancelledError:
+            # The pop (and the claim behind it) may be in flight: end it at once; the
+            # claim's jobs, if any, go to the stash for the next claim (or release).
+            task = asyncio.get_running_loop().create_task(self._unblock())
+            self._spare.add(task)
+            task.add_done_callback(self._spare.discard)
+            raise
+        self._parked = None
+
+    async def _park(self, wait: float, follow: tuple[str, Routing, int, float] | None) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        key = k.wake(self._waiter)
+        key = self.keys.wake(self._waiter)
+        client = self._client()
         while (left := deadline - loop.time()) > 0:
-            _honour_cancel()
             # Blocks below the socket timeout, so a dead server still shows as an error.
+            block = min(left, SOCKET_TIMEOUT - 1)
             with translated(self.target):
-                if await self._client().blpop([key], timeout=min(left, SOCKET_TIMEOUT - 1)):
-                    return
+                if follow is None:
+                    if await client.blpop([key], timeout=block):
+                        return
+                    continue
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.blpop([key], timeout=block)
+                    pipe.evalsha(script("claim").sha, len(self._ckeys), *self._ckeys,
+                                 self.keys.base, self._now(), *self._claim_args(*follow))
+                    popped, reply = await pipe.execute(raise_on_error=False)
+            if isinstance(popped, Exception):
+                with translated(self.target):
+                    raise popped
+            if isinstance(reply, NoScriptError):
+                with translated(self.target):
+                    await load_all(client)
+                return  # the worker's own claim comes next
+            if isinstance(reply, Exception):
+                with translated(self.target):
+                    raise reply
+            if reply:
+                self._stash += [codec.record(flat) for flat in reply]
+                self._stash_owner = follow[0]
+                return
+            if popped:
+                return
 
     # -- reading -------------------------------------------------------------------------
     async def get(self, job_id: str) -> JobRecord | None:
@@ -368,7 +496,8 @@ class RedisBackend(RedisScheduling, Backend):
         )
 
     async def unregister_worker(self, worker_id: str) -> None:
-        """Remove a worker that is shutting down."""
+        """Remove a worker that is shutting down (its unstarted jobs go back at once)."""
+        await self._release_stash(worker_id)
         await self._run("workers", self._registry(), "unregister", worker_id, "0", "")
 
     async def workers(self) -> list[WorkerInfo]:
@@ -385,8 +514,10 @@ def _honour_cancel() -> None:
         raise asyncio.CancelledError
 
 
-def _results(reply: list[bytes]) -> list[EnqueueResult]:
+def _results(jobs: Sequence[NewJob], reply: list[bytes]) -> list[EnqueueResult]:
+    """enqueue.lua's reply: per job, ``b""`` if stored under its own id, else the id of
+    the job that already existed."""
     return [
-        EnqueueResult(job_id.decode(), existing=flag == b"1")
-        for job_id, flag in zip(reply[::2], reply[1::2], strict=True)
+        EnqueueResult(job.id) if not got else EnqueueResult(got.decode(), existing=True)
+        for job, got in zip(jobs, reply, strict=True)
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from conveyor.job import JobRecord, NewJob, Priority, State, WorkerInfo
 
 
@@ -16,7 +18,8 @@ def job_args(job: NewJob) -> list[Any]:
         job.queue,
         int(job.priority),
         job.payload,
-        json.dumps(job.headers, separators=(",", ":"), allow_nan=False) if job.headers else "{}",
+        # Header values were checked when the job was built (JSON types, no NaN).
+        orjson.dumps(job.headers) if job.headers else "{}",
         job.max_retries,
         repr(float(job.timeout)),
         "" if job.run_at is None else repr(float(job.run_at)),

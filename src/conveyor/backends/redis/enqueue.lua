@@ -1,4 +1,6 @@
 -- enqueue.lua: store a batch of new jobs, in order, and wake parked workers.
+-- standalone: loaded without lib.lua (scripts.py), so a call defines only what it uses;
+-- the wake-up code below is lib.lua's `wake`, and the field layout is lib.lua's.
 --
 -- KEYS[1] all        ZSET seq -> id, every job (query order)
 -- KEYS[2] seq        STRING, the store's enqueue counter
@@ -11,11 +13,31 @@
 -- ARGV[1] P, ARGV[2] now, ARGV[3] n jobs, then per job 10 fields:
 --   id, task, queue, priority, payload, headers (JSON), max_retries, timeout,
 --   run_at ("" = now), unique ("" = none, else "u" .. key)
--- Returns: per job, its id and "1" when it already existed (same unique key or id).
+-- Returns: per job, "" when it was stored under its own id, else the id of the job that
+--   already existed (same unique key or same id).
+--
+-- Per job only EXISTS and HSET run one by one; the index writes (all, lanes, counts,
+-- scheduled) are gathered and sent as a few variadic commands at the end.
+
+local P = ARGV[1]
+-- NOW as a number for comparisons, NOWS as the string stored (formatting a Lua number
+-- for every field costs more than the rest of a small enqueue).
+local NOW, NOWS
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  NOWS = t[1] .. '.' .. string.sub('00000' .. t[2], -6)
+else
+  NOWS = ARGV[2]
+end
+NOW = tonumber(NOWS)
 
 local n = tonumber(ARGV[3])
 local out = {}
-local touched = {}
+local all = {}        -- seq, id, seq, id, ... for KEYS[1]
+local sched = {}      -- run_at, id, ... for KEYS[4]
+local lanes = {}      -- lane -> {run_at, member, ...}
+local counts = {}     -- "state:prio:queue" -> added jobs
+local touched = {}    -- lane -> {ready = n, due = earliest scheduled run_at}
 local seq = redis.call('INCRBY', KEYS[2], n) - n
 for i = 0, n - 1 do
   local a = 4 + i * 10
@@ -23,39 +45,161 @@ for i = 0, n - 1 do
   local ukey = nil
   if ARGV[a + 9] ~= '' then ukey = string.sub(ARGV[a + 9], 2) end
   local holder = ukey and redis.call('HGET', KEYS[5], ukey)
-  local key = job_key(id)
+  local key = P .. 'job:' .. id
   if holder then
     out[#out + 1] = holder
-    out[#out + 1] = '1'
   elseif redis.call('EXISTS', key) == 1 then
     -- A retried enqueue of the same id (e.g. after a timeout) must not store it twice.
     out[#out + 1] = id
-    out[#out + 1] = '1'
   else
     seq = seq + 1
-    local run_at = NOW
-    if ARGV[a + 8] ~= '' then run_at = tonumber(ARGV[a + 8]) end
+    local run_at, run_ats = NOW, NOWS
+    if ARGV[a + 8] ~= '' then
+      run_ats = ARGV[a + 8]
+      run_at = tonumber(run_ats)
+    end
+    local seqs = tostring(seq)
     local state = 'ready'
     if run_at > NOW then state = 'scheduled' end
-    redis.call('HSET', key, 'id', id, 'task', task, 'queue', queue, 'priority', prio,
-      'state', state, 'payload', ARGV[a + 4], 'headers', ARGV[a + 5], 'attempts', 0,
-      'max_retries', ARGV[a + 6], 'timeout', ARGV[a + 7], 'run_at', run_at,
-      'created_at', NOW, 'updated_at', NOW, 'recoveries', 0, 'seq', seq)
     if ukey then
-      redis.call('HSET', key, 'unique_key', ukey)
+      redis.call('HSET', key, 'id', id, 'task', task, 'queue', queue, 'priority', prio,
+        'state', state, 'payload', ARGV[a + 4], 'headers', ARGV[a + 5], 'attempts', '0',
+        'max_retries', ARGV[a + 6], 'timeout', ARGV[a + 7], 'run_at', run_ats,
+        'created_at', NOWS, 'updated_at', NOWS, 'recoveries', '0', 'seq', seqs,
+        'unique_key', ukey)
       redis.call('HSET', KEYS[5], ukey, id)
-    end
-    redis.call('ZADD', KEYS[1], seq, id)
-    count(KEYS[6], state, prio, queue, 1)
-    if state == 'ready' then
-      touch(touched, make_ready(KEYS[3], id, prio, queue, task, run_at, seq), 1, nil)
     else
-      redis.call('ZADD', KEYS[4], run_at, id)
-      touch(touched, lane_of(prio, queue, task), 0, run_at)
+      redis.call('HSET', key, 'id', id, 'task', task, 'queue', queue, 'priority', prio,
+        'state', state, 'payload', ARGV[a + 4], 'headers', ARGV[a + 5], 'attempts', '0',
+        'max_retries', ARGV[a + 6], 'timeout', ARGV[a + 7], 'run_at', run_ats,
+        'created_at', NOWS, 'updated_at', NOWS, 'recoveries', '0', 'seq', seqs)
     end
-    out[#out + 1] = id
-    out[#out + 1] = '0'
+    all[#all + 1] = seqs
+    all[#all + 1] = id
+    local field = state .. ':' .. prio .. ':' .. queue
+    counts[field] = (counts[field] or 0) + 1
+    local lane = prio .. #queue .. ':' .. queue .. task
+    local t = touched[lane]
+    if not t then
+      t = {ready = 0}
+      touched[lane] = t
+    end
+    if state == 'ready' then
+      local l = lanes[lane]
+      if not l then
+        l = {}
+        lanes[lane] = l
+      end
+      l[#l + 1] = run_ats
+      l[#l + 1] = string.format('%016x', seq) .. id
+      t.ready = t.ready + 1
+    else
+      sched[#sched + 1] = run_ats
+      sched[#sched + 1] = id
+      if not t.due or run_at < t.due then t.due = run_at end
+    end
+    out[#out + 1] = ''
   end
 end
-wake(KEYS[7], touched)
+
+-- Variadic writes, at most 1,000 arguments each (Lua's unpack has a stack limit).
+local function zadd(key, pairs_)
+  for i = 1, #pairs_, 1000 do
+    redis.call('ZADD', key, unpack(pairs_, i, math.min(i + 999, #pairs_)))
+  end
+end
+if #all > 0 then
+  zadd(KEYS[1], all)
+  zadd(KEYS[4], sched)
+  local names = {}
+  for lane, l in pairs(lanes) do
+    zadd(P .. 'ready:' .. lane, l)
+    names[#names + 1] = lane
+  end
+  if #names > 0 then
+    for i = 1, #names, 1000 do
+      redis.call('SADD', KEYS[3], unpack(names, i, math.min(i + 999, #names)))
+    end
+  end
+  for field, delta in pairs(counts) do
+    if redis.call('HINCRBY', KEYS[6], field, delta) <= 0 then
+      redis.call('HDEL', KEYS[6], field)
+    end
+  end
+end
+
+-- Wake-ups: lib.lua's `wake`, defined only when some worker is parked.
+if next(touched) == nil or redis.call('HLEN', KEYS[7]) == 0 then return out end
+
+local ANY = '[%z\1-\127\194-\244][\128-\191]*'
+local NONE = '[^%z\1-\255]'
+local function compile(spec)
+  local r = {}
+  if spec.q then
+    r.q = {}
+    for i, pattern in ipairs(spec.q) do
+      pattern = string.gsub(pattern, '%%Q', function() return ANY end)
+      r.q[i] = (string.gsub(pattern, '%%N', function() return NONE end))
+    end
+  end
+  if spec.p then
+    r.p = {}
+    for _, p in ipairs(spec.p) do r.p[tonumber(p)] = true end
+  end
+  if spec.t then
+    r.t = {}
+    for _, t in ipairs(spec.t) do r.t[t] = true end
+  end
+  return r
+end
+local function matches(r, prio, queue, task)
+  if r.p and not r.p[prio] then return false end
+  if r.t and not r.t[task] then return false end
+  if r.q then
+    for _, pattern in ipairs(r.q) do
+      if string.find(queue, pattern) then return true end
+    end
+    return false
+  end
+  return true
+end
+
+local budget = 0
+local targets = {}
+for lane, t in pairs(touched) do
+  local colon = string.find(lane, ':', 2, true)
+  local qlen = tonumber(string.sub(lane, 2, colon - 1))
+  budget = budget + t.ready
+  targets[#targets + 1] = {tonumber(string.sub(lane, 1, 1)),
+    string.sub(lane, colon + 1, colon + qlen), string.sub(lane, colon + qlen + 1),
+    t.ready, t.due}
+end
+local flat = redis.call('HGETALL', KEYS[7])
+for i = 1, #flat, 2 do
+  local spec = cjson.decode(flat[i + 1])
+  local hit = false
+  if spec.d < NOW then
+    redis.call('HDEL', KEYS[7], flat[i])  -- its wait is over: it will park again if idle
+  else
+    local r = compile(spec)
+    for _, l in ipairs(targets) do
+      if matches(r, l[1], l[2], l[3]) then
+        if budget > 0 and l[4] > 0 then
+          budget = budget - 1
+          hit = true
+          break
+        elseif l[5] and l[5] < spec.d then
+          hit = true
+          break
+        end
+      end
+    end
+  end
+  if hit then
+    local key = P .. 'wake:' .. flat[i]
+    redis.call('LPUSH', key, '1')
+    redis.call('EXPIRE', key, 300)
+    redis.call('HDEL', KEYS[7], flat[i])
+  end
+end
 return out

@@ -63,6 +63,6 @@ class RedisScheduling:
         if reply is None:
             return None
         return [
-            EnqueueResult(job_id.decode(), existing=flag == b"1")
-            for job_id, flag in zip(reply[::2], reply[1::2], strict=True)
+            EnqueueResult(job.id) if not got else EnqueueResult(got.decode(), existing=True)
+            for job, got in zip(jobs, reply, strict=True)
         ]

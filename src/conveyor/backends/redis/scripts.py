@@ -1,4 +1,6 @@
-"""The Lua scripts: one `.lua` file per operation, each prefixed with ``lib.lua``.
+"""The Lua scripts: one `.lua` file per operation, each prefixed with ``lib.lua`` unless
+it is in `STANDALONE` (hot scripts that define only the few helpers they use, so a call
+does not pay for defining every helper).
 
 Scripts run by EVALSHA; a server that does not know one yet (first use, or after a
 restart, since Redis does not persist its script cache) gets it with SCRIPT LOAD and the
@@ -26,6 +28,9 @@ NAMES = (
 #: enqueues with exactly enqueue.lua's code.
 CONTINUES_WITH = {"tick": "enqueue"}
 
+#: Scripts loaded without ``lib.lua``: they read ``P`` and ``now`` from ARGV themselves.
+STANDALONE = frozenset({"enqueue"})
+
 
 @dataclass(frozen=True, slots=True)
 class Script:
@@ -42,10 +47,11 @@ def _read(filename: str) -> str:
 
 @cache
 def script(name: str) -> Script:
-    """The script ``name`` (``<name>.lua`` after ``lib.lua``)."""
+    """The script ``name`` (``<name>.lua`` after ``lib.lua``, unless standalone)."""
     if name not in NAMES:
         raise KeyError(name)
-    source = f"{_read('lib.lua')}\n-- {name}.lua\n{_read(name + '.lua')}"
+    body = f"-- {name}.lua\n{_read(name + '.lua')}"
+    source = body if name in STANDALONE else f"{_read('lib.lua')}\n{body}"
     if name in CONTINUES_WITH:
         then = CONTINUES_WITH[name]
         source += f"\n-- {then}.lua\n{_read(then + '.lua')}"
