@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,12 +15,12 @@ from redis.exceptions import NoScriptError
 
 from conveyor.backends.base import Backend, RecoveryReport, poison_pill_reason
 from conveyor.backends.redis import codec
+from conveyor.backends.redis.admin import SWEEP_BATCH, RedisAdmin
 from conveyor.backends.redis.batch import Batcher
 from conveyor.backends.redis.connection import (
     SOCKET_TIMEOUT,
     async_client,
     check_persistence,
-    persistence_problems,
     sync_client,
     translated,
 )
@@ -30,15 +29,11 @@ from conveyor.backends.redis.scheduling import RedisScheduling
 from conveyor.backends.redis.scripts import load_all, run, run_sync, script
 from conveyor.clock import SYSTEM_CLOCK, Clock, SystemClock
 from conveyor.job import (
-    FINAL_STATES,
     EnqueueResult,
     Failure,
-    JobQuery,
     JobRecord,
     Lease,
     NewJob,
-    Priority,
-    QueueStats,
     Routing,
     State,
     WorkerInfo,
@@ -47,16 +42,15 @@ from conveyor.job import (
 #: Jobs per enqueue script call: bigger batches are split (and pipelined), so one call
 #: never blocks Redis for long.
 ENQUEUE_CHUNK = 1000
-#: Scheduled jobs promoted per claim, and expired leases / finished jobs per script call.
+#: Scheduled jobs promoted per claim (expired leases per call: the admin's SWEEP_BATCH).
 PROMOTE_BATCH = 1000
-SWEEP_BATCH = 1000
 #: Async enqueues of fewer jobs than this are coalesced with concurrent ones.
 COALESCE_BELOW = 100
 
 _POISON = poison_pill_reason(1234567).split("1234567")
 
 
-class RedisBackend(RedisScheduling, Backend):
+class RedisBackend(RedisScheduling, RedisAdmin, Backend):
     """Jobs in Redis (`redis://`, `rediss://`); see the package docstring for the layout."""
 
     def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -407,82 +401,6 @@ class RedisBackend(RedisScheduling, Backend):
                 "HGETALL", self.keys.job(job_id)
             )
         return codec.record(flat) if flat else None
-
-    async def query(self, query: JobQuery) -> list[JobRecord]:
-        """Jobs newest first, filtered in Redis."""
-        if query.states is not None and not query.states:
-            return []
-        states = "" if query.states is None else ",".join(s.value for s in query.states)
-        reply = await self._run(
-            "query", [self.keys.all], states,
-            "" if query.queue is None else "q" + query.queue,
-            "" if query.task is None else "t" + query.task,
-            max(0, query.offset), max(0, query.limit),
-        )
-        return [codec.record(flat) for flat in reply]
-
-    async def stats(self) -> list[QueueStats]:
-        """Totals per queue and priority by state; due scheduled jobs count as ready."""
-        counts, due = await self._run("stats", [self.keys.counts, self.keys.scheduled])
-        table: dict[tuple[str, int], dict[State, int]] = defaultdict(dict)
-        for field, value in zip(counts[::2], counts[1::2], strict=True):
-            state, prio, queue = field.decode().split(":", 2)
-            table[(queue, int(prio))][State(state)] = int(value)
-        for prio, queue in zip(due[::2], due[1::2], strict=True):
-            row = table[(queue.decode(), int(prio))]
-            row[State.SCHEDULED] -= 1
-            row[State.READY] = row.get(State.READY, 0) + 1
-        out = []
-        for (queue, prio), row in sorted(table.items()):
-            nonzero = {s: n for s, n in row.items() if n > 0}
-            if nonzero:
-                out.append(QueueStats(queue, Priority(prio), nonzero))
-        return out
-
-    async def counters(self) -> dict[str, int]:
-        """The fenced / recovered / poisoned totals."""
-        names = ["fenced", "recovered", "poisoned"]
-        with translated(self.target):
-            values = await self._client().hmget(self.keys.counters, names)
-        return {n: int(v or 0) for n, v in zip(names, values, strict=True)}
-
-    async def diagnostics(self) -> list[str]:
-        """Server settings that can lose jobs (``conveyor status`` shows them)."""
-        with translated(self.target):
-            return await persistence_problems(self._client())
-
-    # -- repairing -----------------------------------------------------------------------
-    async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
-        """Dead jobs back to ready with fresh attempts, oldest enqueue first."""
-        k = self.keys
-        keys = [k.done(State.DEAD), k.lanes, k.unique, k.counts, k.waiters]
-        if job_ids is None:
-            return int(await self._run("retry_dead", keys, "1"))
-        if not job_ids:
-            return 0
-        return int(await self._run("retry_dead", keys, "0", *job_ids))
-
-    async def cancel(self, job_id: str) -> bool:
-        """Cancel an active job; ``False`` if it was final or unknown."""
-        k = self.keys
-        keys = [k.scheduled, k.lanes, k.leases, k.unique, k.counts, k.done(State.CANCELLED)]
-        return bool(await self._run("cancel", keys, job_id))
-
-    async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
-        """Delete finished jobs, oldest first, `SWEEP_BATCH` per script call."""
-        final = [s for s in dict.fromkeys(states) if s in FINAL_STATES]
-        if not final:
-            return 0
-        keys = [self.keys.all, self.keys.counts, *(self.keys.done(s) for s in final)]
-        before = "" if finished_before is None else repr(float(finished_before))
-        total = 0
-        while True:
-            deleted, more = await self._run(
-                "purge", keys, before, SWEEP_BATCH, *(s.value for s in final)
-            )
-            total += int(deleted)
-            if more != b"1":
-                return total
 
     # -- worker registry -------------------------------------------------------------------
     def _registry(self) -> list[str]:
