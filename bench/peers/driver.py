@@ -23,19 +23,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
 from peers.common import COUNTER, LATENCY, Peer, sync_client
+from peers.procs import Workers
 
 PAYLOAD = b'{"task":"bench.incr","args":[0.0],"id":"0123456789abcdef0123456789abcdef"}' * 2
 
@@ -114,46 +112,6 @@ async def fill(peer: Peer, jobs: int) -> None:
 
 
 # -- workers ------------------------------------------------------------------------------
-class Workers:
-    """Worker processes, each in its own process group, stopped on exit. Their output goes
-    to temporary files (a pipe nobody reads would block a chatty worker)."""
-
-    def __init__(self, peer: Peer, procs: int, concurrency: int) -> None:
-        self.logs = [tempfile.TemporaryFile() for _ in range(procs)]  # noqa: SIM115 - closed in stop()
-        self.procs = [
-            subprocess.Popen(
-                peer.worker(concurrency), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            for log in self.logs
-        ]
-
-    def check(self) -> None:
-        """Fail if a worker has exited."""
-        for proc, log in zip(self.procs, self.logs, strict=True):
-            if proc.poll() is not None:
-                log.seek(0)
-                out = log.read().decode(errors="replace")
-                raise RuntimeError(f"a worker exited with {proc.returncode}: {out[-1500:]}")
-
-    def stop(self) -> None:
-        """SIGTERM each group, then SIGKILL what is left after 3 s (the measurement is over)."""
-        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-            alive = [p for p in self.procs if p.poll() is None]
-            for proc in alive:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-            deadline = time.monotonic() + wait
-            for proc in alive:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(max(0.1, deadline - time.monotonic()))
-        for proc in self.procs:  # a worker's own children, if it left any behind
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        for log in self.logs:
-            log.close()
-
-
 def wait_counter(target: int, workers: Workers, timeout: float, step: float = 0.002) -> float:
     """Block until the counter reaches ``target``; the moment it did (perf_counter)."""
     client = sync_client()
@@ -175,7 +133,7 @@ async def drain(
     """Queue ``jobs``, then time ``procs`` workers from start until all have run."""
     await fill(peer, jobs)
     workers_start = time.perf_counter()
-    workers = Workers(peer, procs, concurrency)
+    workers = Workers(peer.worker(concurrency), procs)
     try:
         done = wait_counter(jobs, workers, timeout)
         await asyncio.sleep(0.2)  # a duplicate run would show as a count above ``jobs``
@@ -188,7 +146,7 @@ async def drain(
 async def latency(peer: Peer, jobs: int, rate: float, concurrency: int) -> dict[str, Any]:
     """An idle worker; ``jobs`` jobs at a steady ``rate``; enqueue-to-start percentiles."""
     client = sync_client()
-    workers = Workers(peer, 1, concurrency)
+    workers = Workers(peer.worker(concurrency), 1)
     try:
         await warm_up(peer, workers)
         client.delete(COUNTER, LATENCY)

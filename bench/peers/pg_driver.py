@@ -25,21 +25,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
 import psycopg
 
 from peers.pg_common import CREATE_DONE, Peer, pg_url
+from peers.procs import Workers
 
 PAYLOAD = b'{"task":"bench.incr","args":[0.0],"id":"0123456789abcdef0123456789abcdef"}' * 2
 #: Seconds between two looks at ``bench_done``.
@@ -116,46 +114,6 @@ async def fill(peer: Peer, jobs: int) -> None:
 
 
 # -- workers ------------------------------------------------------------------------------
-class Workers:
-    """Worker processes, each in its own process group, stopped on exit. Their output goes
-    to temporary files (a pipe nobody reads would block a chatty worker)."""
-
-    def __init__(self, peer: Peer, procs: int, concurrency: int) -> None:
-        self.logs = [tempfile.TemporaryFile() for _ in range(procs)]  # noqa: SIM115 - closed in stop()
-        self.procs = [
-            subprocess.Popen(
-                peer.worker(concurrency), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            for log in self.logs
-        ]
-
-    def check(self) -> None:
-        """Fail if a worker has exited."""
-        for proc, log in zip(self.procs, self.logs, strict=True):
-            if proc.poll() is not None:
-                log.seek(0)
-                out = log.read().decode(errors="replace")
-                raise RuntimeError(f"a worker exited with {proc.returncode}: {out[-1500:]}")
-
-    def stop(self) -> None:
-        """SIGTERM each group, then SIGKILL what is left after 3 s (the measurement is over)."""
-        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-            alive = [p for p in self.procs if p.poll() is None]
-            for proc in alive:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-            deadline = time.monotonic() + wait
-            for proc in alive:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(max(0.1, deadline - time.monotonic()))
-        for proc in self.procs:  # a worker's own children, if it left any behind
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        for log in self.logs:
-            log.close()
-
-
 def wait_done(
     conn: psycopg.Connection[Any], target: int, workers: Workers, timeout: float, base: int = 0
 ) -> float:
@@ -196,7 +154,7 @@ async def drain(
     with psycopg.connect(pg_url(), autocommit=True) as conn:
         sql("CHECKPOINT")  # the fill's dirty pages are not flushed on the workers' time
         workers_start = time.perf_counter()
-        workers = Workers(peer, procs, concurrency)
+        workers = Workers(peer.worker(concurrency), procs)
         try:
             done = wait_done(conn, jobs, workers, timeout)
             await asyncio.sleep(0.2)  # a duplicate run would show as a count above ``jobs``
@@ -208,7 +166,7 @@ async def drain(
 
 async def latency(peer: Peer, jobs: int, rate: float, concurrency: int) -> dict[str, Any]:
     """An idle worker; ``jobs`` jobs at a steady ``rate``; enqueue-to-start percentiles."""
-    workers = Workers(peer, 1, concurrency)
+    workers = Workers(peer.worker(concurrency), 1)
     try:
         with psycopg.connect(pg_url(), autocommit=True) as conn:
             await warm_up(peer, workers, conn)
