@@ -34,6 +34,7 @@ from typing import Any
 
 from peers.common import COUNTER, LATENCY, Peer, sync_client
 from peers.procs import Workers
+from peers.producing import enqueue_bulk, enqueue_concurrent, enqueue_single, fill
 
 PAYLOAD = b'{"task":"bench.incr","args":[0.0],"id":"0123456789abcdef0123456789abcdef"}' * 2
 
@@ -43,72 +44,6 @@ def load(name: str) -> Peer:
     module = importlib.import_module(f"peers.{name}_peer")
     peer: Peer = module.peer()
     return peer
-
-
-# -- producing ----------------------------------------------------------------------------
-async def enqueue_single(peer: Peer, jobs: int) -> dict[str, Any]:
-    """One call per job from one producer; sync API when the peer has one."""
-    if peer.enqueue is not None:
-        fn = peer.enqueue
-        fn(0.0)
-        start = time.perf_counter()
-        for _ in range(jobs):
-            fn(0.0)
-        return {"seconds": time.perf_counter() - start, "api": "sync"}
-    assert peer.aenqueue is not None
-    afn = peer.aenqueue
-    await afn(0.0)
-    start = time.perf_counter()
-    for _ in range(jobs):
-        await afn(0.0)
-    return {"seconds": time.perf_counter() - start, "api": "async, awaited one by one"}
-
-
-async def enqueue_concurrent(peer: Peer, jobs: int, producers: int) -> dict[str, Any]:
-    """``jobs`` async enqueues from ``producers`` coroutines at once."""
-    if peer.aenqueue is None:
-        return {"error": "no async enqueue API"}
-    afn = peer.aenqueue
-    await afn(0.0)
-
-    async def producer(n: int) -> None:
-        for _ in range(n):
-            await afn(0.0)
-
-    shares = [jobs // producers + (1 if i < jobs % producers else 0) for i in range(producers)]
-    start = time.perf_counter()
-    await asyncio.gather(*(producer(n) for n in shares))
-    return {"seconds": time.perf_counter() - start}
-
-
-async def enqueue_bulk(peer: Peer, jobs: int, batch: int) -> dict[str, Any]:
-    """The peer's bulk API, ``batch`` jobs per call."""
-    sizes = [min(batch, jobs - lo) for lo in range(0, jobs, batch)]
-    if peer.bulk is not None:
-        peer.bulk([0.0])
-        start = time.perf_counter()
-        for size in sizes:
-            peer.bulk([0.0] * size)
-    elif peer.abulk is not None:
-        await peer.abulk([0.0])
-        start = time.perf_counter()
-        for size in sizes:
-            await peer.abulk([0.0] * size)
-    else:
-        return {"error": "no bulk enqueue API"}
-    return {"seconds": time.perf_counter() - start, "api": peer.bulk_api}
-
-
-async def fill(peer: Peer, jobs: int) -> None:
-    """Queue ``jobs`` jobs as fast as the peer allows (untimed)."""
-    if peer.bulk is not None or peer.abulk is not None:
-        await enqueue_bulk(peer, jobs - 1, 1000)  # its warm-up call adds the last one
-    elif peer.aenqueue is not None:
-        await enqueue_concurrent(peer, jobs - 1, 50)
-    else:
-        assert peer.enqueue is not None
-        for _ in range(jobs):
-            peer.enqueue(0.0)
 
 
 # -- workers ------------------------------------------------------------------------------

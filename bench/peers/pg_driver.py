@@ -38,6 +38,7 @@ import psycopg
 
 from peers.pg_common import CREATE_DONE, Peer, pg_url
 from peers.procs import Workers
+from peers.producing import enqueue_bulk, enqueue_single, fill
 
 PAYLOAD = b'{"task":"bench.incr","args":[0.0],"id":"0123456789abcdef0123456789abcdef"}' * 2
 #: Seconds between two looks at ``bench_done``.
@@ -56,61 +57,6 @@ def sql(statement: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(pg_url(), autocommit=True) as conn:
         cur = conn.execute(statement)
         return cur.fetchall() if cur.description else []
-
-
-# -- producing ----------------------------------------------------------------------------
-async def enqueue_single(peer: Peer, jobs: int) -> dict[str, Any]:
-    """One call per job from one producer; sync API when the peer has one."""
-    if peer.enqueue is not None:
-        fn = peer.enqueue
-        fn(0.0)
-        start = time.perf_counter()
-        for _ in range(jobs):
-            fn(0.0)
-        return {"seconds": time.perf_counter() - start, "api": "sync"}
-    assert peer.aenqueue is not None
-    afn = peer.aenqueue
-    await afn(0.0)
-    start = time.perf_counter()
-    for _ in range(jobs):
-        await afn(0.0)
-    return {"seconds": time.perf_counter() - start, "api": "async, awaited one by one"}
-
-
-async def enqueue_bulk(peer: Peer, jobs: int, batch: int) -> dict[str, Any]:
-    """The peer's bulk API, ``batch`` jobs per call."""
-    sizes = [min(batch, jobs - lo) for lo in range(0, jobs, batch)]
-    if peer.bulk is not None:
-        peer.bulk([0.0])
-        start = time.perf_counter()
-        for size in sizes:
-            peer.bulk([0.0] * size)
-    elif peer.abulk is not None:
-        await peer.abulk([0.0])
-        start = time.perf_counter()
-        for size in sizes:
-            await peer.abulk([0.0] * size)
-    else:
-        return {"error": "no bulk enqueue API"}
-    return {"seconds": time.perf_counter() - start, "api": peer.bulk_api}
-
-
-async def fill(peer: Peer, jobs: int) -> None:
-    """Queue ``jobs`` jobs as fast as the peer allows (untimed)."""
-    if peer.bulk is not None or peer.abulk is not None:
-        await enqueue_bulk(peer, jobs - 1, 1000)  # its warm-up call adds the last one
-    elif peer.aenqueue is not None:
-        afn = peer.aenqueue
-
-        async def producer(n: int) -> None:
-            for _ in range(n):
-                await afn(0.0)
-
-        await asyncio.gather(*(producer(jobs // 50 + (i < jobs % 50)) for i in range(50)))
-    else:
-        assert peer.enqueue is not None
-        for _ in range(jobs):
-            peer.enqueue(0.0)
 
 
 # -- workers ------------------------------------------------------------------------------
