@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that installs everything and runs every check: ruff, mypy --strict and
-# pytest (unit, contract, integration, acceptance, typing). CI runs exactly this
-# (`.ci/run`). Needs only python3 >= 3.11; safe to run again and again.
+# pytest (unit, contract, integration, acceptance, typing, and the dashboard in headless
+# Chromium). CI runs exactly this (`.ci/run`). Needs only python3 >= 3.11; safe to run
+# again and again.
 #
 #   bash scripts/test.sh                 # everything
 #   bash scripts/test.sh -m "not slow"   # extra arguments go to pytest
@@ -48,6 +49,24 @@ step "starting PostgreSQL"
 pg_env="$(bash scripts/postgres.sh start "$SERVERS/postgres")" || die "could not start PostgreSQL"
 export "${pg_env?}"
 echo "$redis_env"; echo "$pg_env"
+
+# -- 3b. A browser for the dashboard tests -------------------------------------------------
+# Debian's chromium, driven by Playwright through its executable path (no browser download).
+# The browser tests skip locally when it is missing and fail when CI is set.
+if ! command -v chromium >/dev/null 2>&1; then
+  step "chromium not found: installing it with apt-get"
+  if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 300 apt-get update -qq || true
+    timeout 600 apt-get install -y -qq chromium || echo "could not install chromium" >&2
+  else
+    echo "no apt-get: install chromium yourself for the dashboard's browser tests" >&2
+  fi
+fi
+if command -v chromium >/dev/null 2>&1; then
+  export CONVEYOR_CHROMIUM="${CONVEYOR_CHROMIUM:-$(command -v chromium)}"
+  step "chromium: $CONVEYOR_CHROMIUM"
+fi
 
 # -- 4. Checks (each one runs even if an earlier one failed) ------------------------------
 failed=()

@@ -15,6 +15,7 @@ from conveyor.backends import create_backend
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import ConfigError, JobFailed, JobNotFound, UnknownTask
 from conveyor.job import FINAL_STATES, JobRecord, NewJob, Priority, State
+from conveyor.limits import Limits
 from conveyor.middleware import (
     EnqueueContext,
     EnqueueMiddleware,
@@ -106,6 +107,11 @@ class Conveyor:
         timeout: float | None = None,
         unique_key: UniqueKey | None = None,
         middleware: Sequence[JobMiddleware] = (),
+        rate_limit: str | None = None,
+        rate_limit_key: Callable[..., Any] | None = None,
+        max_concurrency: int | None = None,
+        concurrency_key: Callable[..., Any] | None = None,
+        max_rate_limited: int | None = None,
     ) -> _TaskDecorator: ...
 
     def task(
@@ -120,6 +126,11 @@ class Conveyor:
         timeout: float | None = None,
         unique_key: UniqueKey | None = None,
         middleware: Sequence[JobMiddleware] = (),
+        rate_limit: str | None = None,
+        rate_limit_key: Callable[..., Any] | None = None,
+        max_concurrency: int | None = None,
+        concurrency_key: Callable[..., Any] | None = None,
+        max_rate_limited: int | None = None,
     ) -> Any:
         """Register a function (``async def`` or plain ``def``) as a task.
 
@@ -128,6 +139,12 @@ class Conveyor:
         ``timeout`` in seconds (default ``JOB_TIMEOUT``), ``unique_key`` (a string, or a
         function of the task's arguments returning one), ``middleware`` (job middleware
         for this task only, run inside the app's).
+
+        Limits, enforced by every worker on the store (docs/limits.md): ``rate_limit``
+        (``"45/s"``, ``"100/m"``, ``"1000/h"``) with an optional ``rate_limit_key`` (a
+        function of the arguments: one window per key); ``max_concurrency`` with an optional
+        ``concurrency_key``; ``max_rate_limited``, how often a job may raise `RateLimited`
+        without using an attempt (default 25).
         """
         if retries is not None and retries < 0:
             raise ConfigError(f"retries={retries!r} is negative; give 0 or more")
@@ -135,6 +152,11 @@ class Conveyor:
             raise ConfigError(f"timeout={timeout!r} must be > 0 seconds")
         prio = Priority.parse(priority)
         policy = resolve_backoff(backoff)
+        limits = Limits.build(
+            rate_limit=rate_limit, rate_limit_key=rate_limit_key,
+            max_concurrency=max_concurrency, concurrency_key=concurrency_key,
+            max_rate_limited=max_rate_limited,
+        )
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             # Tasks defined inside functions (factories, tests) drop the "<locals>" part,
@@ -148,7 +170,7 @@ class Conveyor:
                 )
             task: Task[Any, Any] = Task(
                 self, func, name=task_name, queue=queue, priority=prio, retries=retries,
-                backoff=policy, timeout=timeout, unique_key=unique_key,
+                backoff=policy, timeout=timeout, unique_key=unique_key, limits=limits,
                 middleware=middleware,
             )
             self.tasks[task_name] = task

@@ -14,7 +14,7 @@ ConveyorError
 ├── InvalidTransition           a job state change the state table forbids
 └── ListenersFailed             dispatch(raise_errors=True): some listeners failed
 
-JobControl                      raised by task code to steer its own job
+JobControl                      raised by task code to steer its own job (Retry, RateLimited, Fail)
 ├── Retry                       run again after a delay (counts as an attempt)
 └── Fail                        fail now, never retry: the job goes to the dead-letter store
 ```
@@ -91,6 +91,24 @@ class Retry(JobControl):
     def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
         super().__init__(reason)
         self.delay = delay
+        self.reason = reason
+
+
+class RateLimited(JobControl):
+    """The service the task calls said "too many requests": run the job again later.
+
+    Raise it on an HTTP 429 (pass the ``Retry-After`` seconds as ``retry_after``). The job
+    waits in storage and runs again after that delay *without* using one of its attempts,
+    up to the task's ``max_rate_limited`` times (default 25); after that a further
+    `RateLimited` counts as a failed attempt. With ``retry_after=None`` the delay doubles
+    from 1 second with each reschedule, up to 5 minutes.
+    """
+
+    def __init__(self, retry_after: float | None = None, reason: str = "rate limited") -> None:
+        if retry_after is not None and retry_after < 0:
+            retry_after = 0.0
+        super().__init__(reason)
+        self.retry_after = retry_after
         self.reason = reason
 
 

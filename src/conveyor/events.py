@@ -66,6 +66,11 @@ class ListenerOptions(TypedDict, total=False):
     timeout: float
     unique_key: UniqueKey
     middleware: Sequence[JobMiddleware]
+    rate_limit: str
+    rate_limit_key: Callable[..., Any]
+    max_concurrency: int
+    concurrency_key: Callable[..., Any]
+    max_rate_limited: int
 
 
 @dataclass(slots=True, frozen=True)

@@ -225,6 +225,20 @@ class QueueStats:
     counts: dict[State, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True, frozen=True)
+class HistoryPoint:
+    """Jobs of one queue that finished one attempt in one minute (for throughput charts).
+
+    ``minute`` is the Unix time of the minute's first second (a multiple of 60).
+    ``failed`` counts failed attempts, whether or not a retry follows.
+    """
+
+    minute: int
+    queue: str
+    succeeded: int = 0
+    failed: int = 0
+
+
 @dataclass(slots=True)
 class JobQuery:
     """A filter for listing jobs, newest first."""

@@ -30,6 +30,8 @@ WORKER_MODES: tuple[str, ...] = get_args(WorkerMode)
 CommaList = Annotated[tuple[str, ...] | None, NoDecode]
 PriorityList = Annotated[tuple[Priority, ...] | None, NoDecode]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+# Queue name or glob -> seconds, from "mail=60,reports-*=600" (ALERT_WAIT_QUEUES).
+WaitThresholds = Annotated[dict[str, float] | None, NoDecode]
 # The logging channels `conveyor.logs` knows, by the names LOG_CHANNEL and LOG_STACK take.
 LOG_CHANNELS: tuple[str, ...] = ("single", "daily", "stderr", "stack", "slack", "sentry", "null")
 
@@ -96,6 +98,28 @@ class Settings(BaseSettings):
     log_slack_level: LogLevel = Field("error", description="lowest level sent to Slack")
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN of the sentry channel")
     log_sentry_level: LogLevel = Field("error", description="lowest level sent to Sentry")
+    history_hours: float = Field(
+        24.0, ge=0, description="hours of per-minute throughput history kept (0: none)"
+    )
+    alert_wait_seconds: float | None = Field(
+        None, gt=0, description="alert when a queue's oldest ready job waited longer (s)"
+    )
+    alert_wait_queues: WaitThresholds = Field(
+        None, description="per-queue wait thresholds in seconds, e.g. mail=60,reports-*=600"
+    )
+    alert_channel: str | None = Field(
+        None, description="log channel of wait alerts (default: LOG_CHANNEL)"
+    )
+    alert_level: LogLevel = Field("error", description="level of wait alert lines")
+    alert_interval: float = Field(
+        15.0, ge=0.1, le=3600, description="seconds between wait checks, 0.1 to 3600"
+    )
+    supervisor_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="port of `conveyor run`'s /metrics (default off)"
+    )
+    supervisor_metrics_host: str = Field(
+        "127.0.0.1", description="address of `conveyor run`'s metrics port"
+    )
 
     @field_validator("worker_queues", "worker_job_types", mode="before")
     @classmethod
@@ -156,6 +180,33 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return self
 
+    @field_validator("alert_wait_queues", mode="before")
+    @classmethod
+    def _thresholds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_thresholds(value)
+        return value
+
+    @field_validator("alert_wait_queues")
+    @classmethod
+    def _positive(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for queue, seconds in (value or {}).items():
+            if not seconds > 0 or seconds == float("inf"):
+                raise ValueError(f"the threshold of {queue!r} must be a number of seconds > 0")
+        return value or None
+
+    @field_validator("alert_channel", "alert_level", mode="before")
+    @classmethod
+    def _lower_alert(cls, value: Any) -> Any:
+        return (value.strip().lower() or None) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _alert_needs(self) -> Settings:
+        problem = alert_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
     @field_validator("conveyor_url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -206,6 +257,44 @@ def log_problem(s: Settings) -> str | None:
         return "the slack log channel needs LOG_SLACK_WEBHOOK_URL (a Slack incoming webhook)"
     if "sentry" in used and s.sentry_dsn is None:
         return "the sentry log channel needs SENTRY_DSN (from your Sentry project's settings)"
+    return None
+
+
+def parse_thresholds(text: str) -> dict[str, float] | None:
+    """``"mail=60, reports-*=600"`` → ``{"mail": 60.0, "reports-*": 600.0}`` (empty: None)."""
+    out: dict[str, float] = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        queue, sep, seconds = item.partition("=")
+        try:
+            if not sep or not queue.strip():
+                raise ValueError
+            out[queue.strip()] = float(seconds)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not QUEUE=SECONDS: write e.g. mail=60,reports-*=600"
+            ) from None
+    return out or None
+
+
+def alert_problem(s: Settings) -> str | None:
+    """Why the ``ALERT_*`` settings cannot work, or ``None`` when they can."""
+    channel = s.alert_channel
+    if channel is None:
+        return None
+    if channel not in LOG_CHANNELS:
+        return (
+            f"ALERT_CHANNEL={channel!r} is not a log channel: use one of "
+            f"{', '.join(LOG_CHANNELS)}"
+        )
+    used = set(s.log_stack or ()) if channel == "stack" else {channel}
+    if channel == "stack" and not s.log_stack:
+        return "ALERT_CHANNEL=stack needs LOG_STACK, e.g. LOG_STACK=single,slack"
+    if "slack" in used and s.log_slack_webhook_url is None:
+        return "ALERT_CHANNEL uses the slack channel, which needs LOG_SLACK_WEBHOOK_URL"
+    if "sentry" in used and s.sentry_dsn is None:
+        return "ALERT_CHANNEL uses the sentry channel, which needs SENTRY_DSN"
     return None
 
 

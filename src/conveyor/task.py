@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from conveyor.errors import ConfigError
 from conveyor.job import Priority
+from conveyor.limits import NO_LIMITS, Limits
 from conveyor.retry import Backoff
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class Task(Generic[P, R]):
         timeout: float | None,
         unique_key: UniqueKey | None,
         middleware: Iterable[JobMiddleware] = (),
+        limits: Limits = NO_LIMITS,
     ) -> None:
         self.app = app
         self.fn = fn
@@ -109,6 +111,8 @@ class Task(Generic[P, R]):
         self.unique_key = unique_key
         #: Job middleware for this task only, run inside the app's (outermost first).
         self.middleware: tuple[JobMiddleware, ...] = tuple(middleware)
+        #: Rate and concurrency limits, enforced by workers before each start.
+        self.limits = limits
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__

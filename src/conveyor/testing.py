@@ -38,7 +38,7 @@ from conveyor.app import Conveyor, JobHandle
 from conveyor.backends.memory import MemoryBackend
 from conveyor.clock import SYSTEM_CLOCK, Clock, FakeClock
 from conveyor.errors import JobControl, JobFailed
-from conveyor.job import JobQuery, JobRecord, Lease, NewJob, Routing, State
+from conveyor.job import Failure, JobQuery, JobRecord, Lease, NewJob, Routing, State
 from conveyor.settings import load_settings
 from conveyor.worker.executor import Outcome, ThreadTimeout, execute
 from conveyor.worker.worker import Worker
@@ -206,6 +206,12 @@ async def _run_once(
     assert record.lease_token is not None
     lease = Lease(record.id, record.lease_token)
     outcome = await execute(app, record, worker_id, threads)
+    if outcome.defer is not None:  # RateLimited: eager mode runs each job once, now
+        waited = Failure(
+            f"RateLimited: the task asked to wait {outcome.defer:g}s (eager mode does not "
+            "wait; use drain() with a real worker to test waiting)"
+        )
+        outcome = replace(outcome, failure=waited, defer=None)
     failure = outcome.failure
     if failure is None:
         await backend.complete(lease, outcome.result)

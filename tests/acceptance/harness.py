@@ -207,6 +207,13 @@ class WorkerProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            # SIGUSR2 makes a worker print its tasks' and threads' stacks; SIGABRT makes
+            # faulthandler (PYTHONFAULTHANDLER) print the threads' stacks of any process.
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                os.kill(self.pid, signal.SIGUSR2)
+                time.sleep(0.5)
+                os.kill(self.pid, signal.SIGABRT)
+                self.proc.wait(5)
             raise AssertionError(
                 f"worker {self.pid} still running after {timeout:g}s\n{self.output_tail()}"
             ) from None
@@ -271,16 +278,20 @@ class Cluster:
             LEDGER_ENV: str(self.ledger_path),
             "PYTHONPATH": os.pathsep.join(p for p in path if p),
             "PYTHONUNBUFFERED": "1",
+            "PYTHONFAULTHANDLER": "1",
         })
         return env
 
     # -- processes -------------------------------------------------------------------------
-    def start_worker(self, *args: str, env: dict[str, str] | None = None) -> WorkerProcess:
-        """Start ``conveyor worker --app ledger_app:app ARGS`` on this cluster's store."""
+    def start_worker(
+        self, *args: str, env: dict[str, str] | None = None, app: str = APP_REF
+    ) -> WorkerProcess:
+        """Start ``conveyor worker --app APP ARGS`` (default ledger_app:app) on this
+        cluster's store."""
         n = len(self.processes)
         proc = WorkerProcess(
             ["--log-level", "info", *args], {**self.env, **(env or {})}, self.dir,
-            self.dir / f"worker-{n}.log",
+            self.dir / f"worker-{n}.log", app=app,
         )
         self.processes.append(proc)
         return proc

@@ -21,7 +21,7 @@ from conveyor import BackendUnavailable, Conveyor
 from conveyor.backends import create_backend
 from conveyor.backends.redis import RedisBackend
 from conveyor.clock import FakeClock
-from conveyor.job import Lease, Routing, State
+from conveyor.job import HistoryPoint, Lease, Routing, State
 
 from .redis_server import RedisServer
 
@@ -99,7 +99,10 @@ async def test_password_in_the_url(secured: RedisServer) -> None:
     assert (await good.get(result.id)) is not None
     await good.close()
 
-    for url in (f"redis://:wrong@127.0.0.1:{secured.port}/0", f"redis://127.0.0.1:{secured.port}/0"):
+    for url in (
+        f"redis://:wrong@127.0.0.1:{secured.port}/0",
+        f"redis://127.0.0.1:{secured.port}/0",
+    ):
         bad = create_backend(url)
         with pytest.raises(BackendUnavailable) as info:
             await bad.open()
@@ -111,8 +114,9 @@ async def test_password_in_the_url(secured: RedisServer) -> None:
 async def test_warns_about_settings_that_lose_jobs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = RedisServer(tmp_path / "loose", "--appendonly", "no",
-                         "--maxmemory-policy", "allkeys-lru")
+    server = RedisServer(
+        tmp_path / "loose", "--appendonly", "no", "--maxmemory-policy", "allkeys-lru"
+    )
     server.start()
     try:
         b = create_backend(server.url)
@@ -203,8 +207,24 @@ async def test_bulk_enqueue_and_concurrent_acks_share_round_trips(
 # -- glob patterns -------------------------------------------------------------------------
 QUEUES = ["a.b", "a%b", "aQb", "a-b", "é", "éé", "x[1]", "100%", "q1", "Q1", "a]b", "a^b"]
 PATTERNS = [
-    "a?b", "a%b", "a[%.]b", "?", "??", "x[[]1]", "*%", "[!a]*", "[a-z]1", "a[!-]b",
-    "a[]]b", "a[^]b", "*", "a*", "[qQ]?", "a[!%]b", "*[", "[z-a]*",
+    "a?b",
+    "a%b",
+    "a[%.]b",
+    "?",
+    "??",
+    "x[[]1]",
+    "*%",
+    "[!a]*",
+    "[a-z]1",
+    "a[!-]b",
+    "a[]]b",
+    "a[^]b",
+    "*",
+    "a*",
+    "[qQ]?",
+    "a[!%]b",
+    "*[",
+    "[z-a]*",
 ]
 
 
@@ -257,3 +277,96 @@ async def test_enqueue_is_idempotent_by_job_id(backend: RedisBackend) -> None:
     [again] = await backend.enqueue([job])  # e.g. a producer retrying after a timeout
     assert (first.existing, again.existing) == (False, True)
     assert len(await backend.claim("w", Routing(), 10, 30.0)) == 1
+
+
+# -- pause, limits, history, delete --------------------------------------------------------
+async def test_enqueueing_into_a_paused_queue_wakes_nobody(backend: RedisBackend) -> None:
+    # Given a worker parked on a paused queue
+    other = backend.clone()
+    await other.open()
+    await backend.pause_queue("mail")
+    waiter = asyncio.create_task(backend.wait_for_work(Routing(queues=("mail",)), 1.0))
+    await asyncio.sleep(0.1)
+
+    # When jobs arrive in that queue, it sleeps on
+    await other.enqueue([new_job(queue="mail") for _ in range(3)])
+    await asyncio.sleep(0.2)
+    assert not waiter.done()
+
+    # and resuming the queue wakes it
+    await other.resume_queue("mail")
+    await asyncio.wait_for(waiter, 0.5)
+    await other.close()
+
+
+async def test_claim_with_a_paused_queue_is_still_one_script_call(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    await backend.enqueue([new_job(queue=f"q{i % 5}") for i in range(50)])
+    await backend.pause_queue("q0")
+    raw.config_resetstat()
+
+    claimed = await backend.claim("w", Routing(), 50, 30.0)
+
+    assert len(claimed) == 40 and {j.queue for j in claimed} == {"q1", "q2", "q3", "q4"}
+    assert evalsha_calls(raw) == 1
+
+
+async def test_new_keys_share_the_store_slot_and_delete_cleans_up(raw: Redis) -> None:
+    # Given a store that used every new feature
+    url = fresh_url()
+    prefix = url.rsplit("prefix=", 1)[1]
+    b = create_backend(url, clock=FakeClock())
+    await b.open()
+    await b.enqueue([new_job(queue="a", unique_key="u1"), new_job(queue="b")])
+    await b.pause_queue("b")
+    assert await b.rate_acquire("api:{x}", 5, 60.0) == 0.0
+    assert await b.slot_acquire("acct:1", "h", 2, 30.0)
+    await b.record_history([HistoryPoint(1_800_000_000, "a", 1, 0)], keep=1e12)
+    [job] = await b.claim("w", Routing(), 1, 30.0)
+    assert await b.complete(Lease(job.id, job.lease_token or ""), None)
+
+    # Then every key lives in the store's slot (a "{" in a limit key changes nothing)
+    keys = {k.decode() for k in raw.scan_iter(match=f"{{{prefix}}}:*")}
+    assert {key_slot(k.encode()) for k in keys} == {key_slot(prefix.encode())}
+    assert {f"{{{prefix}}}:paused", f"{{{prefix}}}:history"} <= keys
+
+    # And deleting the finished job leaves no trace of it in any index
+    assert await b.delete([job.id, job.id]) == 1
+    left = {k.decode() for k in raw.scan_iter(match=f"{{{prefix}}}:*")}
+    assert f"{{{prefix}}}:job:{job.id}" not in left
+    assert f"{{{prefix}}}:done:succeeded" not in left
+    assert raw.zscore(f"{{{prefix}}}:all", job.id) is None
+    counts = raw.hgetall(f"{{{prefix}}}:counts")
+    assert all(not f.startswith(b"succeeded:") for f in counts)
+    await b.close()
+
+
+async def test_rate_windows_and_slots_expire_with_their_data(raw: Redis) -> None:
+    url = fresh_url()
+    prefix = url.rsplit("prefix=", 1)[1]
+    b = create_backend(url, clock=FakeClock())
+    await b.open()
+    assert await b.rate_acquire("k", 1, 60.0) == 0.0
+    assert await b.slot_acquire("k", "h", 1, 30.0)
+    # A window lives one period after its newest start, slots as long as the last one.
+    assert 59_000 < raw.pttl(f"{{{prefix}}}:rate:k") <= 60_001
+    assert 29_000 < raw.pttl(f"{{{prefix}}}:slots:k") <= 30_001
+    await b.slot_release("k", "h")
+    assert not raw.exists(f"{{{prefix}}}:slots:k")
+    await b.close()
+
+
+async def test_a_paused_queues_due_job_does_not_end_a_wait(backend: RedisBackend) -> None:
+    # Given a paused queue whose scheduled job is due but not yet promoted (nobody claimed)
+    clock = backend.clock
+    assert isinstance(clock, FakeClock)
+    await backend.pause_queue("mail")
+    await backend.enqueue([new_job(queue="mail", run_at=clock.now() + 1)])
+    clock.advance(2)
+
+    # Then a waiter still sleeps its whole timeout
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await backend.wait_for_work(Routing(queues=("mail",)), 0.3)
+    assert loop.time() - started >= 0.25

@@ -252,6 +252,101 @@ async def test_the_unique_key_lookup_uses_the_index(tmp_path: Path) -> None:
     assert NAMES["jobs_unique"] in " ".join(str(row[-1]) for row in plan)
 
 
+def schema_of(path: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'conveyor%' ORDER BY name"
+        ).fetchall()
+    conn.close()
+    return [(kind, name, " ".join((text or "").split())) for kind, name, text in rows]
+
+
+def version_3_file(path: Path) -> None:
+    """A file as Conveyor wrote it at schema version 3 (before limits and operations)."""
+    blocks = sql.load("schema.sql")
+    with sqlite3.connect(path) as conn:
+        for block in ("meta", "migrate_1", "migrate_2", "migrate_3"):
+            for statement in sql.statements(blocks[block]):
+                conn.execute(statement)
+        conn.execute(sql.query("set_schema_version"), {"version": "3"})
+    conn.close()
+
+
+async def test_a_version_3_file_migrates_to_the_fresh_schema(tmp_path: Path) -> None:
+    # Given a version 3 file holding a ready job
+    old = tmp_path / "old.db"
+    version_3_file(old)
+    with sqlite3.connect(old) as conn:
+        conn.execute(
+            f"INSERT INTO {NAMES['jobs']} (id, task, queue, priority, state, payload, "
+            "max_retries, timeout, run_at, created_at, updated_at) "
+            "VALUES ('j1', 't', 'q', 1, 'ready', x'5b5d', 0, 5.0, 1.0, 1.0, 1.0)"
+        )
+    conn.close()
+
+    # When this version opens it
+    backend = await opened(old)
+
+    # Then its schema is exactly a fresh file's, and the new tables work on the old data
+    await (await opened(tmp_path / "fresh.db")).close()
+    assert schema_of(old) == schema_of(tmp_path / "fresh.db")
+    await backend.pause_queue("q")
+    assert await backend.claim("w", Routing(), 10, 30.0) == []
+    await backend.resume_queue("q")
+    assert [j.id for j in await backend.claim("w", Routing(), 10, 30.0)] == ["j1"]
+    assert await backend.rate_acquire("k", 1, 60.0) == 0.0
+    await backend.close()
+
+
+def plan_of(path: Path, statement: str, params: dict[str, object]) -> str:
+    with sqlite3.connect(path) as conn:
+        plan = conn.execute("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+    conn.close()
+    return " | ".join(str(row[-1]) for row in plan)
+
+
+async def test_the_claim_skips_paused_queues_without_a_sort(tmp_path: Path) -> None:
+    # The paused check reads the tiny paused table once; the claim still walks the claim
+    # index in run order and stops after LIMIT rows.
+    await (await opened(tmp_path / "c.db")).close()
+    clause, params = sql.routing_clause(Routing(queues=("a", "b*")))
+    params.update(token="t", expires=1.0, worker_id="w", now=1.0, limit=5)
+    plan = plan_of(tmp_path / "c.db", sql.splice(sql.query("claim"), routing=clause), params)
+    assert NAMES["jobs_claim"] in plan
+    assert NAMES["paused"] in plan
+    assert "TEMP B-TREE" not in plan
+
+
+async def test_delete_looks_jobs_up_by_id(tmp_path: Path) -> None:
+    await (await opened(tmp_path / "c.db")).close()
+    statement = sql.load("operations.sql")["delete_final"]
+    plan = plan_of(tmp_path / "c.db", statement, {"ids": "[]"})
+    assert "(id=?)" in plan
+    assert NAMES["jobs_claim"] not in plan
+
+
+async def test_defer_and_resume_wake_a_waiter_on_the_same_handle(tmp_path: Path) -> None:
+    # Given a worker waiting on a handle whose only ready job sits in a paused queue
+    backend = await opened(tmp_path / "c.db")
+    await backend.pause_queue("q")
+    await backend.enqueue([job()])
+    waiter = asyncio.create_task(backend.wait_for_work(Routing(), 10.0))
+    await asyncio.sleep(0.1)
+    assert not waiter.done()
+
+    # When the same handle resumes the queue, the waiter wakes
+    await backend.resume_queue("q")
+    await asyncio.wait_for(waiter, 5.0)
+
+    # And a job deferred by the same handle wakes a waiter too
+    [running] = await backend.claim("w", Routing(), 1, 30.0)
+    waiter = asyncio.create_task(backend.wait_for_work(Routing(), 10.0))
+    await asyncio.sleep(0.1)
+    assert await backend.defer(Lease(running.id, running.lease_token or ""), 0.0)
+    await asyncio.wait_for(waiter, 5.0)
+    await backend.close()
+
+
 async def test_an_app_database_keeps_its_own_tables(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     with sqlite3.connect(path) as conn:

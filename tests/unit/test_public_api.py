@@ -29,6 +29,7 @@ EXPECTED = [
     "ListenersFailed",
     "PayloadTooLarge",
     "Priority",
+    "RateLimited",
     "Retry",
     "SchemaVersionError",
     "SerializationError",

@@ -24,6 +24,13 @@ atomic step that refuses a tick not newer than the one recorded, so even two sch
 that both believe they lead cannot enqueue one tick twice. ``schedule_state`` reads back
 the last tick of each entry.
 
+Limits (see docs/limits.md): ``rate_acquire`` is a sliding window of job starts per key,
+``slot_acquire`` / ``slot_release`` a counting semaphore per key whose slots expire like
+leases (so a dead worker's slot comes free), and ``defer`` puts a running job back to wait
+without using an attempt. Operations: ``pause_queue`` stops ``claim`` from taking a queue's
+jobs until ``resume_queue``; ``record_history`` / ``history`` keep per-minute counts of
+finished attempts; ``oldest_ready`` says how long each queue's oldest ready job has waited.
+
 A few methods are optional, with defaults here: `migrate` (backends with a schema),
 `diagnostics` (health warnings for ``conveyor status``) and `enqueue_in` /
 `enqueue_in_async` (transactional enqueue on the caller's own database connection).
@@ -34,11 +41,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from conveyor.errors import ConfigError
 from conveyor.job import (
     EnqueueResult,
     Failure,
+    HistoryPoint,
     JobQuery,
     JobRecord,
     Lease,
@@ -123,7 +132,10 @@ class Backend(abc.ABC):
     async def claim(
         self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
     ) -> list[JobRecord]:
-        """Move up to ``limit`` matching jobs to running under a new lease, in run order."""
+        """Move up to ``limit`` matching jobs to running under a new lease, in run order.
+
+        Jobs of paused queues are never claimed.
+        """
 
     @abc.abstractmethod
     async def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:
@@ -146,8 +158,49 @@ class Backend(abc.ABC):
         """Return jobs with expired leases to ready, or dead once out of recoveries."""
 
     @abc.abstractmethod
+    async def defer(
+        self, lease: Lease, delay: float, headers: dict[str, Any] | None = None
+    ) -> bool:
+        """Put a running job back to wait ``delay`` seconds, without using an attempt.
+
+        The job becomes scheduled at ``now + delay`` on the backend's clock (ready at once
+        when ``delay <= 0``), ``attempts`` goes back down by one and the lease is dropped; its
+        headers are replaced by ``headers`` when given. ``False`` (and counted under
+        ``fenced``) if the lease was lost. Rate limits and `RateLimited` use it.
+        """
+
+    @abc.abstractmethod
     async def wait_for_work(self, routing: Routing, timeout: float) -> None:
-        """Sleep until work may be ready for ``routing``, or ``timeout`` seconds pass."""
+        """Sleep until work may be ready for ``routing``, or ``timeout`` seconds pass.
+
+        Ready jobs of paused queues do not count (they must not turn the wait into a busy
+        loop); `resume_queue` wakes waiters.
+        """
+
+    # -- limits --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def rate_acquire(self, key: str, limit: int, period: float) -> float:
+        """Take one start from the sliding window ``key``: ``limit`` starts per ``period``.
+
+        Returns ``0.0`` when granted, recording the start at the backend's ``now``. When
+        ``limit`` starts already lie in ``(now - period, now]`` nothing is recorded and the
+        result is the seconds until the oldest of them leaves the window (always > 0).
+        Atomic across every handle on the store.
+        """
+
+    @abc.abstractmethod
+    async def slot_acquire(self, key: str, holder: str, limit: int, ttl: float) -> bool:
+        """Hold one of ``limit`` concurrency slots of ``key`` for ``ttl`` seconds.
+
+        True when ``holder`` now holds a slot: a free one was taken, or ``holder`` already
+        held one and its expiry was pushed to ``now + ttl``. Slots past their expiry are
+        free, so a dead worker's slot comes back after its ttl. False when all ``limit``
+        slots are held by others. Atomic across every handle on the store.
+        """
+
+    @abc.abstractmethod
+    async def slot_release(self, key: str, holder: str) -> None:
+        """Free ``holder``'s slot of ``key`` (nothing happens if it holds none)."""
 
     # -- reading -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -170,6 +223,23 @@ class Backend(abc.ABC):
     async def counters(self) -> dict[str, int]:
         """Totals since the store was created, one per name in `COUNTERS`."""
 
+    @abc.abstractmethod
+    async def oldest_ready(self) -> dict[str, float]:
+        """Per queue with ready jobs (due scheduled ones count): the oldest one's ``run_at``.
+
+        ``now - value`` is how long that queue's oldest ready job has waited. Queues with
+        no ready job are absent. Paused queues are included.
+        """
+
+    @abc.abstractmethod
+    async def record_history(self, points: Sequence[HistoryPoint], keep: float) -> None:
+        """Add ``points`` to the per-minute counts (summing with what is stored for the same
+        minute and queue), and drop minutes older than ``keep`` seconds before now."""
+
+    @abc.abstractmethod
+    async def history(self, since: float) -> list[HistoryPoint]:
+        """Stored per-minute counts with ``minute >= since``, by minute then queue."""
+
     async def diagnostics(self) -> list[str]:
         """Warnings about the store's health (one line each) for ``conveyor status``."""
         return []
@@ -182,6 +252,25 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def cancel(self, job_id: str) -> bool:
         """Cancel a scheduled, ready or running job; ``False`` if it was already final."""
+
+    @abc.abstractmethod
+    async def delete(self, job_ids: Sequence[str]) -> int:
+        """Delete the given jobs that are in a final state; how many were deleted.
+
+        Jobs that are scheduled, ready or running are left alone (cancel them first).
+        """
+
+    @abc.abstractmethod
+    async def pause_queue(self, queue: str) -> None:
+        """Stop ``claim`` from taking jobs of ``queue`` (enqueueing goes on)."""
+
+    @abc.abstractmethod
+    async def resume_queue(self, queue: str) -> None:
+        """Let ``claim`` take ``queue``'s jobs again, and wake waiting workers."""
+
+    @abc.abstractmethod
+    async def paused_queues(self) -> list[str]:
+        """The names of paused queues, sorted."""
 
     @abc.abstractmethod
     async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:

@@ -15,6 +15,7 @@ import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from conveyor.backends.base import COUNTERS, Backend, RecoveryReport, poison_pill_reason
 from conveyor.clock import SYSTEM_CLOCK, Clock
@@ -23,6 +24,7 @@ from conveyor.job import (
     FINAL_STATES,
     EnqueueResult,
     Failure,
+    HistoryPoint,
     JobQuery,
     JobRecord,
     Lease,
@@ -44,6 +46,10 @@ class _Store:
     workers: dict[str, tuple[WorkerInfo, float]] = field(default_factory=dict)
     leases: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> owner, expiry
     ticks: dict[str, float] = field(default_factory=dict)  # schedule entry -> last tick
+    rates: dict[str, list[float]] = field(default_factory=dict)  # key -> start times
+    slots: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> holder -> expiry
+    paused: set[str] = field(default_factory=set)
+    history: dict[tuple[int, str], list[int]] = field(default_factory=dict)
     waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     seq: itertools.count[int] = field(default_factory=itertools.count)
@@ -135,7 +141,9 @@ class MemoryBackend(Backend):
             ready = [
                 j
                 for j in s.jobs.values()
-                if j.state is State.READY and routing.matches(j.queue, j.priority, j.task)
+                if j.state is State.READY
+                and j.queue not in s.paused
+                and routing.matches(j.queue, j.priority, j.task)
             ]
             ready.sort(key=lambda j: (j.priority, j.run_at, s.order[j.id]))
             claimed = []
@@ -204,6 +212,22 @@ class MemoryBackend(Backend):
         self._wake()
         return True
 
+    async def defer(
+        self, lease: Lease, delay: float, headers: dict[str, Any] | None = None
+    ) -> bool:
+        with self._s.lock:
+            job = self._held(lease)
+            if job is None:
+                return False
+            now = self.clock.now()
+            job.run_at = now + max(0.0, delay)
+            self._set_state(job, State.SCHEDULED if delay > 0 else State.READY, now)
+            job.attempts -= 1
+            if headers is not None:
+                job.headers = dict(headers)
+        self._wake()
+        return True
+
     async def recover(self, max_recoveries: int) -> RecoveryReport:
         recovered = dead = 0
         with self._s.lock:
@@ -234,17 +258,49 @@ class MemoryBackend(Backend):
         with self._s.lock:
             now = self.clock.now()
             # Work that arrived between the caller's empty claim and this call counts.
+            paused = self._s.paused
             if any(
-                j.state is State.READY and routing.matches(j.queue, j.priority, j.task)
+                j.state is State.READY
+                and j.queue not in paused
+                and routing.matches(j.queue, j.priority, j.task)
                 for j in self._s.jobs.values()
             ):
                 return
-            due = [j.run_at for j in self._s.jobs.values() if j.state is State.SCHEDULED]
+            due = [
+                j.run_at
+                for j in self._s.jobs.values()
+                if j.state is State.SCHEDULED and j.queue not in paused
+            ]
             if due:
                 timeout = max(0.0, min(timeout, min(due) - now))
             self._s.waiters.append((loop, event))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
+
+    # -- limits --------------------------------------------------------------------------
+    async def rate_acquire(self, key: str, limit: int, period: float) -> float:
+        with self._s.lock:
+            now = self.clock.now()
+            starts = [t for t in self._s.rates.get(key, []) if t > now - period]
+            self._s.rates[key] = starts
+            if len(starts) >= limit:
+                return max(starts[-limit] + period - now, 1e-6)
+            starts.append(now)
+            return 0.0
+
+    async def slot_acquire(self, key: str, holder: str, limit: int, ttl: float) -> bool:
+        with self._s.lock:
+            now = self.clock.now()
+            held = {h: t for h, t in self._s.slots.get(key, {}).items() if t > now}
+            self._s.slots[key] = held
+            if holder not in held and len(held) >= limit:
+                return False
+            held[holder] = now + ttl
+            return True
+
+    async def slot_release(self, key: str, holder: str) -> None:
+        with self._s.lock:
+            self._s.slots.get(key, {}).pop(holder, None)
 
     # -- reading -------------------------------------------------------------------------
     async def get(self, job_id: str) -> JobRecord | None:
@@ -282,6 +338,34 @@ class MemoryBackend(Backend):
         with self._s.lock:
             return dict(self._s.counters)
 
+    async def oldest_ready(self) -> dict[str, float]:
+        with self._s.lock:
+            now = self.clock.now()
+            oldest: dict[str, float] = {}
+            for j in self._s.jobs.values():
+                if j.state is State.READY or (j.state is State.SCHEDULED and j.run_at <= now):
+                    oldest[j.queue] = min(oldest.get(j.queue, j.run_at), j.run_at)
+            return oldest
+
+    async def record_history(self, points: Sequence[HistoryPoint], keep: float) -> None:
+        with self._s.lock:
+            table = self._s.history
+            for p in points:
+                row = table.setdefault((p.minute, p.queue), [0, 0])
+                row[0] += p.succeeded
+                row[1] += p.failed
+            cutoff = self.clock.now() - keep
+            for k in [k for k in table if k[0] < cutoff]:
+                del table[k]
+
+    async def history(self, since: float) -> list[HistoryPoint]:
+        with self._s.lock:
+            return [
+                HistoryPoint(minute, queue, ok, bad)
+                for (minute, queue), (ok, bad) in sorted(self._s.history.items())
+                if minute >= since
+            ]
+
     # -- repairing -----------------------------------------------------------------------
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
         count = 0
@@ -312,6 +396,31 @@ class MemoryBackend(Backend):
                 return False
             self._set_state(job, State.CANCELLED, self.clock.now())
             return True
+
+    async def delete(self, job_ids: Sequence[str]) -> int:
+        with self._s.lock:
+            doomed = [
+                i
+                for i in dict.fromkeys(job_ids)
+                if i in self._s.jobs and self._s.jobs[i].state in FINAL_STATES
+            ]
+            for job_id in doomed:
+                del self._s.jobs[job_id]
+                del self._s.order[job_id]
+        return len(doomed)
+
+    async def pause_queue(self, queue: str) -> None:
+        with self._s.lock:
+            self._s.paused.add(queue)
+
+    async def resume_queue(self, queue: str) -> None:
+        with self._s.lock:
+            self._s.paused.discard(queue)
+        self._wake()
+
+    async def paused_queues(self) -> list[str]:
+        with self._s.lock:
+            return sorted(self._s.paused)
 
     async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
         final = [s for s in states if s in FINAL_STATES]
@@ -375,4 +484,3 @@ class MemoryBackend(Backend):
             live = {k: v for k, v in self._s.workers.items() if v[1] > now}
             self._s.workers = live
             return [copy.copy(info) for info, _ in live.values()]
-

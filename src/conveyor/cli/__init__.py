@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typer
 
+from conveyor.cli.dashboard import dashboard
 from conveyor.cli.demo import demo
 from conveyor.cli.export import export
 from conveyor.cli.failed import failed_app
@@ -35,6 +36,7 @@ app.command("status")(status)
 app.command("workers")(workers)
 app.command("health")(health)
 app.command("demo")(demo)
+app.command("dashboard")(dashboard)
 app.command("migrate")(migrate)
 app.command("run")(run)
 app.command("export")(export)

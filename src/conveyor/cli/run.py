@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -67,6 +68,20 @@ def run(
     timeout: Annotated[
         float, typer.Option(help="`stop`: seconds to wait for the supervisor to exit.")
     ] = 120.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /metrics for every pool, /livez and /readyz on this port "
+                     "(SUPERVISOR_METRICS_PORT; docs/monitoring.md); default off."),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(help="Address for --metrics-port (SUPERVISOR_METRICS_HOST, default "
+                     "127.0.0.1); 0.0.0.0 exposes it to the network."),
+    ] = None,
+    metrics_refresh: Annotated[
+        float, typer.Option(help="Seconds between the backend reads behind queue-depth "
+                            "metrics and /readyz.", min=0.1)
+    ] = 5.0,
     as_json: JsonOption = False,
 ) -> None:
     """Supervise worker pools: start N processes per pool, replace those that exit (with
@@ -84,26 +99,46 @@ def run(
             raise ConfigError(f"`conveyor run {words[0]}` takes no pool names")
         _control(words[0], rd, timeout, as_json)
         return
-    _supervise(words, app_spec, url, rd, log_level, backoff, backoff_cap)
+    endpoint = Endpoint(metrics_port, metrics_host, metrics_refresh)
+    _supervise(words, app_spec, url, rd, log_level, backoff, backoff_cap, endpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """``--metrics-port``, ``--metrics-host`` and ``--metrics-refresh`` as given."""
+
+    port: int | None
+    host: str | None
+    refresh: float
 
 
 def _supervise(
     words: list[str], app_spec: str | None, url: str | None, rd: RunDir, log_level: str | None,
-    backoff: float, backoff_cap: float,
+    backoff: float, backoff_cap: float, endpoint: Endpoint,
 ) -> None:
     from conveyor.supervisor.child import worker_command
     from conveyor.supervisor.config import load_pools
+    from conveyor.supervisor.metrics import WORKER_ARGS, SupervisorMetrics, worker_env
     from conveyor.supervisor.supervisor import Supervisor
 
     app = resolve_app(app_spec, url, need_app=True)  # fail here, not in N crash loops
     assert app_spec is not None
     configure_logging(log_level or app.settings.log_level, app.settings.log_format)
     pools = load_pools().resolve(words)
+    port = endpoint.port if endpoint.port is not None else app.settings.supervisor_metrics_port
+    extra = WORKER_ARGS if port is not None else ()
+    env = dict(os.environ) | (worker_env(rd.path) if port is not None else {})
     sup = Supervisor(
-        pools, lambda pool: worker_command(pool, app_spec, url, log_level),
-        dict(os.environ), rd, backoff_base=backoff, backoff_cap=backoff_cap,
+        pools, lambda pool: worker_command(pool, app_spec, url, log_level, extra),
+        env, rd, backoff_base=backoff, backoff_cap=backoff_cap,
         info={"app": app_spec, "run_dir": str(rd.path.resolve())},
     )
+    if port is not None:
+        sup.companion = SupervisorMetrics(
+            sup, app.backend.clone(), port=port,
+            host=endpoint.host or app.settings.supervisor_metrics_host,
+            refresh=endpoint.refresh,
+        )
     raise typer.Exit(sup.run())
 
 

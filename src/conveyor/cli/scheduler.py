@@ -62,6 +62,7 @@ def apply_mode(app: Conveyor) -> ModePlan:
 
 def run_scheduler_only(app: Conveyor, app_spec: str | None) -> int:
     """Run only a `Scheduler` until SIGTERM or Ctrl-C; returns the exit code."""
+    from conveyor.alerts import WaitAlerts
     from conveyor.scheduler import Scheduler
 
     s = Scheduler(app, handle_signals=True)
@@ -71,10 +72,17 @@ def run_scheduler_only(app: Conveyor, app_spec: str | None) -> int:
         markup=False, highlight=False,
     )
 
+    # A wrong ALERT_* setting fails here, before the scheduler starts.
+    alerts = WaitAlerts.from_settings(app.backend.clone(), app.clock, app.settings)
+
     async def go() -> int:
+        watcher = None if alerts is None else asyncio.create_task(alerts.run())
         try:
             return await s.run()
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
             await app.aclose()
 
     return asyncio.run(go())

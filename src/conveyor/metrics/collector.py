@@ -29,6 +29,14 @@ DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 )
 
+#: Families read from the backend (the whole store, not one process): a supervisor serves
+#: its own read of them and never passes its workers' copies through.
+BACKEND_FAMILIES = frozenset({
+    "conveyor_backend_up", "conveyor_backend_read_age_seconds", "conveyor_queue_jobs",
+    "conveyor_lease_recoveries", "conveyor_fenced_completions", "conveyor_poison_pills",
+    "conveyor_workers_live",
+})
+
 #: Backend counter name (`Backend.counters`) → metric name and help.
 STORE_COUNTERS = {
     "recovered": ("conveyor_lease_recoveries_total",
@@ -51,7 +59,7 @@ class WorkerCollector(Collector):
         """Called by prometheus-client on every scrape, on the server's thread."""
         yield from self._worker_metrics()
         if self.refresher is not None:
-            yield from self._backend_metrics(self.refresher)
+            yield from backend_metrics(self.refresher)
 
     def _worker_metrics(self) -> Iterator[Metric]:
         w = self.worker
@@ -103,36 +111,47 @@ class WorkerCollector(Collector):
                 "conveyor_worker_heartbeat_age_seconds",
                 "Seconds since the worker last refreshed its entry in the registry.", value=age,
             )
+        waits = CounterMetricFamily(
+            "conveyor_rate_limit_waits",
+            "Jobs this worker put back to wait without using an attempt, by task and reason "
+            "(rate_limit, concurrency, retry_after: the task raised RateLimited, unchecked).",
+            labels=["task", "reason"],
+        )
+        for (task, reason), n in sorted(dict(c.waits).items()):  # one copy: the loop adds keys
+            waits.add_metric([task, reason], n)
+        yield waits
 
-    def _backend_metrics(self, refresher: Refresher) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "conveyor_backend_up", "1 when the last read of the backend succeeded in time.",
-            value=1 if refresher.backend_fresh() else 0,
+
+def backend_metrics(refresher: Refresher) -> Iterator[Metric]:
+    """The whole-store families (`BACKEND_FAMILIES`) from the refresher's last read."""
+    yield GaugeMetricFamily(
+        "conveyor_backend_up", "1 when the last read of the backend succeeded in time.",
+        value=1 if refresher.backend_fresh() else 0,
+    )
+    view = refresher.view
+    if view is None:
+        return
+    yield GaugeMetricFamily(
+        "conveyor_backend_read_age_seconds",
+        "Seconds since the backend figures below were read.",
+        value=refresher.backend_age() or 0.0,
+    )
+    depth = GaugeMetricFamily(
+        "conveyor_queue_jobs", "Jobs in the store per queue and priority, by state.",
+        labels=["queue", "priority", "state"],
+    )
+    for row in view.queues:
+        for state, n in sorted(row.counts.items(), key=lambda kv: kv[0].value):
+            depth.add_metric([row.queue, row.priority.label, state.value], n)
+    yield depth
+    for key, (name, doc) in STORE_COUNTERS.items():
+        yield CounterMetricFamily(
+            name.removesuffix("_total"), doc, value=view.counters.get(key, 0)
         )
-        view = refresher.view
-        if view is None:
-            return
-        yield GaugeMetricFamily(
-            "conveyor_backend_read_age_seconds",
-            "Seconds since the backend figures below were read.",
-            value=refresher.backend_age() or 0.0,
-        )
-        depth = GaugeMetricFamily(
-            "conveyor_queue_jobs", "Jobs in the store per queue and priority, by state.",
-            labels=["queue", "priority", "state"],
-        )
-        for row in view.queues:
-            for state, n in sorted(row.counts.items(), key=lambda kv: kv[0].value):
-                depth.add_metric([row.queue, row.priority.label, state.value], n)
-        yield depth
-        for key, (name, doc) in STORE_COUNTERS.items():
-            yield CounterMetricFamily(
-                name.removesuffix("_total"), doc, value=view.counters.get(key, 0)
-            )
-        yield GaugeMetricFamily(
-            "conveyor_workers_live", "Workers in the backend's registry (whole store).",
-            value=view.workers,
-        )
+    yield GaugeMetricFamily(
+        "conveyor_workers_live", "Workers in the backend's registry (whole store).",
+        value=view.workers,
+    )
 
 
 def build_registry(worker: Worker, refresher: Refresher | None) -> CollectorRegistry:

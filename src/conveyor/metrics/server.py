@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -30,6 +30,18 @@ log = logging.getLogger("conveyor.metrics")
 
 #: Seconds without an event loop tick before ``/livez`` fails.
 STALL_SECONDS = 30.0
+
+
+class ProbeSet(Protocol):
+    """What ``/livez`` and ``/readyz`` ask: the reasons for failing (empty: pass)."""
+
+    def live(self) -> list[str]:
+        """Why the process is not live."""
+        ...
+
+    def ready(self) -> list[str]:
+        """Why the process is not ready."""
+        ...
 
 
 class Probes:
@@ -63,7 +75,7 @@ class Probes:
 
 class _Handler(BaseHTTPRequestHandler):
     registry: ClassVar[CollectorRegistry]
-    probes: ClassVar[Probes]
+    probes: ClassVar[ProbeSet]
 
     def do_GET(self) -> None:
         path = self.path.partition("?")[0]
@@ -91,8 +103,8 @@ class MetricsServer:
     """Serves a registry and the probes on ``host:port`` from a daemon thread."""
 
     def __init__(
-        self, registry: CollectorRegistry, probes: Probes, *, host: str = "127.0.0.1",
-        port: int = 0,
+        self, registry: CollectorRegistry, probes: ProbeSet, *, host: str = "127.0.0.1",
+        port: int = 0, flag: str = "--metrics-port",
     ) -> None:
         handler = type("Handler", (_Handler,), {"registry": registry, "probes": probes})
         try:
@@ -100,7 +112,7 @@ class MetricsServer:
         except OSError as exc:
             raise ConfigError(
                 f"cannot serve metrics on {host}:{port} ({exc.strerror or exc}); pick a free "
-                "--metrics-port, or 0 for any"
+                f"{flag}, or 0 for any"
             ) from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -120,5 +132,6 @@ class MetricsServer:
 
     def stop(self) -> None:
         """Stop answering and close the socket (blocks until the thread ends)."""
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() would wait forever for a loop never run
+            self._server.shutdown()
         self._server.server_close()

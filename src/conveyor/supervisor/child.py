@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from conveyor.supervisor.config import Pool
@@ -36,6 +36,9 @@ def _pdeathsig() -> Callable[[], None] | None:
 
     def preexec() -> None:
         # Only async-signal-safe work here: the library was looked up before the fork.
+        # The supervisor may run metrics threads (`--metrics-port`): Python's allocator is
+        # guarded by the GIL, which the forking thread holds, and glibc's malloc resets its
+        # locks in the child, so a lock held by another thread cannot hang this call.
         prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
     return preexec
@@ -45,16 +48,17 @@ _PREEXEC = _pdeathsig()
 
 
 def worker_command(
-    pool: Pool, app_spec: str, url: str | None, log_level: str | None
+    pool: Pool, app_spec: str, url: str | None, log_level: str | None,
+    extra: Sequence[str] = (),
 ) -> list[str]:
-    """The command line of one worker process of ``pool``.
+    """The command line of one worker process of ``pool`` (``extra``: more flags).
 
     Without ``log_level`` the worker reads ``LOG_LEVEL`` from the environment it inherits.
     """
     command = [sys.executable, "-m", "conveyor", "worker", "--app", app_spec]
     if url:
         command += ["--url", url]
-    command += [*pool.worker_args(), "--parent-pid", str(os.getpid())]
+    command += [*pool.worker_args(), *extra, "--parent-pid", str(os.getpid())]
     return command if log_level is None else [*command, "--log-level", log_level]
 
 
@@ -74,7 +78,7 @@ class Child:
         """Start one worker process for ``pool``; its output goes to ours."""
         proc = subprocess.Popen(
             command, env={**env, **pool.worker_env()}, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_PREEXEC,  # noqa: PLW1509 - no threads here
+            start_new_session=True, preexec_fn=_PREEXEC,  # noqa: PLW1509 - see _pdeathsig
         )
         return cls(pool.name, slot, proc)
 

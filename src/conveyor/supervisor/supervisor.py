@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from conveyor.supervisor.child import Child, backoff, describe_exit
 from conveyor.supervisor.config import Pool
@@ -46,6 +46,9 @@ class Slot:
     child: Child | None = None
     crashes: int = 0
     restarts: int = 0
+    #: Exits since start: clean ones (recycled) and the others (crashed).
+    recycled: int = 0
+    crashed: int = 0
     next_start: float = 0.0
     last_exit: str | None = None
 
@@ -53,6 +56,28 @@ class Slot:
     def label(self) -> str:
         """``mail#1``, for logs."""
         return f"{self.pool.name}#{self.index}"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatus:
+    """How one pool is doing, for metrics and probes."""
+
+    processes: int
+    running: int
+    recycled: int
+    crashed: int
+
+
+class Companion(Protocol):
+    """Something that runs beside the supervisor's loop (the metrics endpoint)."""
+
+    def start(self) -> None:
+        """Called once the run directory is ours, before any worker starts."""
+        ...
+
+    def stop(self) -> None:
+        """Called once every worker has stopped."""
+        ...
 
 
 @dataclass(slots=True)
@@ -79,6 +104,8 @@ class Supervisor:
     stable_after: float = 30.0
     warmup: float = 1.0
     info: dict[str, Any] = field(default_factory=dict)
+    #: Started and stopped with the supervisor (`conveyor run --metrics-port`).
+    companion: Companion | None = None
 
     def __post_init__(self) -> None:
         self.slots = [Slot(p, i) for p in self.pools for i in range(p.processes)]
@@ -90,6 +117,9 @@ class Supervisor:
         self._started_at = time.time()
         self._last_state = ""
         self._create_time = process_create_time()
+        self._started_mono = time.monotonic()
+        #: ``time.monotonic()`` of the loop's last turn (``/livez``).
+        self.loop_tick = time.monotonic()
 
     # -- running ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -100,6 +130,8 @@ class Supervisor:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
         try:
+            if self.companion is not None:
+                self.companion.start()
             log.info(
                 "supervisor %d started: %s", _pid(), ", ".join(
                     f"{p.name} x{p.processes} (queues {','.join(p.queues or ['*'])})"
@@ -112,6 +144,8 @@ class Supervisor:
                 time.sleep(TICK)
             self._shutdown()
         finally:
+            if self.companion is not None:
+                self.companion.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.run_dir.clear()
@@ -126,7 +160,7 @@ class Supervisor:
         self._stops += 1
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = self.loop_tick = time.monotonic()
         if self._hup:
             self._hup = False
             log.info("SIGHUP: restarting %d worker(s) one at a time", len(self.slots))
@@ -151,6 +185,7 @@ class Supervisor:
         slot.restarts += 1
         slot.last_exit = describe_exit(code)
         if code == 0:
+            slot.recycled += 1
             slot.crashes = 0
             slot.next_start = now
             log.info(
@@ -161,6 +196,7 @@ class Supervisor:
         if child.uptime() >= self.stable_after:
             slot.crashes = 0
         slot.crashes += 1
+        slot.crashed += 1
         delay = backoff(slot.crashes, self.backoff_base, self.backoff_cap)
         slot.next_start = now + delay
         log.warning(
@@ -234,6 +270,7 @@ class Supervisor:
         forwarded = 1
         deadline = time.monotonic() + self._kill_after()
         while any(c.poll() is None for c in children) and time.monotonic() < deadline:
+            self.loop_tick = time.monotonic()
             if self._stops > forwarded:  # a second signal: the workers stop now
                 forwarded = self._stops
                 log.warning("signal again: telling workers to release their jobs and exit")
@@ -245,6 +282,42 @@ class Supervisor:
                 log.warning("worker pid %d did not stop in time: SIGKILL", child.pid)
                 child.signal(signal.SIGKILL)
                 child.proc.wait(10)
+
+    # -- read from other threads (metrics) ----------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop signal has arrived."""
+        return self._stops > 0
+
+    def uptime(self) -> float:
+        """Seconds since the supervisor was created."""
+        return time.monotonic() - self._started_mono
+
+    def processes(self) -> list[tuple[str, Child]]:
+        """Every worker process running now with its pool: slots, and during a rolling
+        restart both the retiring and the warming-up process."""
+        found = [c for s in list(self.slots) if (c := s.child) is not None]
+        found += list(self.retiring)
+        step = self._step
+        if step is not None and all(c is not step.new for c in found):
+            found.append(step.new)
+        # ``returncode`` is set by the loop's poll(); never wait on a child from here.
+        return [(c.pool, c) for c in found if c.proc.returncode is None]
+
+    def pool_status(self) -> dict[str, PoolStatus]:
+        """Per pool: processes wanted and running, and exits since start."""
+        out: dict[str, PoolStatus] = {}
+        for pool in self.pools:
+            slots = [s for s in list(self.slots) if s.pool is pool]
+            out[pool.name] = PoolStatus(
+                processes=pool.processes,
+                running=sum(
+                    1 for s in slots if (c := s.child) is not None and c.proc.returncode is None
+                ),
+                recycled=sum(s.recycled for s in slots),
+                crashed=sum(s.crashed for s in slots),
+            )
+        return out
 
     # -- state for other shells ------------------------------------------------------------
     def state(self, *, stopping: bool = False) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.context import JobContext, _current
-from conveyor.errors import Fail, Retry, SerializationError
+from conveyor.errors import Fail, RateLimited, Retry, SerializationError
 from conveyor.job import Failure, JobRecord
+from conveyor.limits import rate_limited_headers
 from conveyor.middleware.chain import ExecutionContext, run_chain
 from conveyor.serialization import decode_payload, encode_value
 
@@ -37,11 +38,15 @@ class Outcome:
     timed_out_thread: bool = False
     #: The exception behind ``failure``, if any (eager mode re-raises it to the caller).
     exception: BaseException | None = None
+    #: Seconds to wait in storage before running again without using an attempt
+    #: (`RateLimited`), with the job's new ``headers``; ``failure`` is then ``None``.
+    defer: float | None = None
+    headers: dict[str, Any] | None = None
 
     @property
     def succeeded(self) -> bool:
         """Whether the job should be marked succeeded."""
-        return self.failure is None
+        return self.failure is None and self.defer is None
 
 
 class TaskRaisedBaseException(Exception):
@@ -113,6 +118,8 @@ def _failed(app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: Exception)
     """The outcome of a task that raised ``exc``."""
     if isinstance(exc, Retry):
         return _retry_or_dead(app, job, task, exc, exc.reason, exc.delay)
+    if isinstance(exc, RateLimited):
+        return _rate_limited(app, job, task, exc)
     if isinstance(exc, Fail):
         return dead(f"Fail: {exc.reason}", exc)
     if isinstance(exc, TaskRaisedBaseException):
@@ -198,6 +205,28 @@ def _retry_or_dead(
         failure=Failure(message, format_traceback(exc), retry_at=app.clock.now() + wait),
         exception=exc,
     )
+
+
+#: Longest delay `RateLimited` without ``retry_after`` waits.
+MAX_RATE_LIMITED_DELAY = 300.0
+
+
+def _rate_limited(
+    app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: RateLimited
+) -> Outcome:
+    """Wait ``retry_after`` without using an attempt, within the task's own cap."""
+    count, headers = rate_limited_headers(job)
+    cap = task.limits.max_rate_limited
+    if count > cap:
+        message = (
+            f"RateLimited: {exc.reason} (rescheduled {cap} times already, the task's "
+            "max_rate_limited; this one counts as a failed attempt)"
+        )
+        return _retry_or_dead(app, job, task, exc, message, exc.retry_after)
+    delay = exc.retry_after
+    if delay is None:
+        delay = min(2.0 ** (count - 1), MAX_RATE_LIMITED_DELAY)
+    return Outcome(defer=delay, headers=headers, exception=exc)
 
 
 def dead(message: str, exc: BaseException | None = None) -> Outcome:

@@ -39,6 +39,7 @@ class Heartbeat(threading.Thread):
         self.on_lost = on_lost
         self.info = info
         self._leases: dict[str, tuple[Lease, float]] = {}
+        self._slots: dict[str, tuple[str, int]] = {}  # job id -> concurrency key, limit
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self.beats = 0
@@ -55,10 +56,16 @@ class Heartbeat(threading.Thread):
         with self._lock:
             self._leases[lease.job_id] = (lease, time.monotonic())
 
+    def hold_slot(self, job_id: str, key: str, limit: int) -> None:
+        """Keep renewing the concurrency slot ``job_id`` holds in ``key`` (like its lease)."""
+        with self._lock:
+            self._slots[job_id] = (key, limit)
+
     def drop(self, job_id: str) -> None:
-        """Stop extending the lease of ``job_id``."""
+        """Stop extending the lease (and any slot) of ``job_id``."""
         with self._lock:
             self._leases.pop(job_id, None)
+            self._slots.pop(job_id, None)
 
     def stop(self) -> None:
         """Ask the thread to finish; `join` waits for it."""
@@ -89,6 +96,19 @@ class Heartbeat(threading.Thread):
         except Exception:
             log.debug("heartbeat backend close failed", exc_info=True)
 
+    async def _renew_slots(self) -> None:
+        with self._lock:
+            slots = list(self._slots.items())
+        for job_id, (key, limit) in slots:
+            try:
+                if not await self.backend.slot_acquire(key, job_id, limit, self.lease_seconds):
+                    log.warning(
+                        "job %s: its concurrency slot in %r expired and was taken by another "
+                        "job; the limit may be exceeded until one ends", job_id, key,
+                    )
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not renew the concurrency slot of job %s: %s", job_id, exc)
+
     async def _beat(self) -> None:
         with self._lock:
             held = list(self._leases.values())
@@ -111,6 +131,7 @@ class Heartbeat(threading.Thread):
                         del self._leases[lease.job_id]
         if lost:
             self.on_lost(lost)
+        await self._renew_slots()
         try:
             await self.backend.register_worker(self.info(), ttl=self.ttl)
             self.last_beat = time.monotonic()

@@ -1,10 +1,16 @@
-"""Signals: the first SIGTERM or SIGINT stops gracefully, a second one stops now."""
+"""Signals: the first SIGTERM or SIGINT stops gracefully, a second one stops now.
+
+SIGUSR2 prints what the worker is doing (every asyncio task's and thread's stack) to
+stderr without stopping it: ``kill -USR2 PID`` on a worker that seems stuck.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,6 +29,7 @@ class SignalHandlers:
         self.loop = asyncio.get_running_loop()
         for sig in SIGNALS:
             self.loop.add_signal_handler(sig, self._handle, sig)
+        self.loop.add_signal_handler(signal.SIGUSR2, dump_stacks)
 
     def _handle(self, sig: signal.Signals) -> None:
         if self.worker.stop_reason is None:
@@ -34,5 +41,16 @@ class SignalHandlers:
 
     def remove(self) -> None:
         """Restore default signal handling."""
-        for sig in SIGNALS:
+        for sig in (*SIGNALS, signal.SIGUSR2):
             self.loop.remove_signal_handler(sig)
+
+
+def dump_stacks() -> None:
+    """Print every asyncio task's stack and every thread's stack to stderr."""
+    tasks = asyncio.all_tasks()
+    print(f"--- {len(tasks)} asyncio task(s) ---", file=sys.stderr)
+    for task in tasks:
+        task.print_stack(limit=20, file=sys.stderr)
+    print("--- threads ---", file=sys.stderr)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()

@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +24,8 @@ import psutil
 
 from conveyor.errors import ConfigError, SchemaVersionError
 from conveyor.job import JobRecord, Lease, Priority, Routing, WorkerInfo
+from conveyor.limits import Pacer, Wait
+from conveyor.worker.admission import admit
 from conveyor.worker.executor import Outcome, execute
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.reaper import Reaper
@@ -60,6 +62,9 @@ class WorkerStats:
     lost: int = 0
     released: int = 0
     busy_seconds: float = 0.0
+    #: Jobs put back to wait without using an attempt, by (task, reason): ``rate_limit``,
+    #: ``concurrency``, ``retry_after`` (the task raised `RateLimited`) or ``unchecked``.
+    waits: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: Seconds from ``run_at`` to claim, for the most recent jobs.
     pickup_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
@@ -133,6 +138,8 @@ class Worker:
         self._backend: Backend | None = None
         self._heartbeat: Heartbeat | None = None
         self._process = psutil.Process()
+        self._pacer = Pacer()
+        self._closing = False
 
     # -- public --------------------------------------------------------------------------
     def stop(self, reason: str = "stop requested") -> None:
@@ -228,8 +235,11 @@ class Worker:
                 await self._fetch_loop(backend)
                 await self._drain()
             finally:
+                # The flag ends the loop even if a library swallows the cancellation (seen
+                # with redis-py under Python 3.11), and the wait is bounded either way.
+                self._closing = True
                 housekeeping.cancel()
-                await asyncio.gather(housekeeping, return_exceptions=True)
+                await asyncio.wait({housekeeping}, timeout=5.0)
                 await self._finish(backend)
         finally:
             if signals is not None:
@@ -325,8 +335,43 @@ class Worker:
         self._running[job.id] = _Running(job, lease, task, time.monotonic())
 
     async def _run_job(self, job: JobRecord, lease: Lease) -> None:
+        task = self.app.tasks.get(job.task)
+        if task is None or not task.limits.gated:
+            await self._run_admitted(job, lease)
+            return
+        assert self._backend is not None and self._heartbeat is not None
+        verdict = await admit(self._backend, job, task, self.lease_seconds, self._pacer)
+        if isinstance(verdict, Wait):
+            await self._defer(job, lease, verdict.delay, verdict.headers, verdict.reason)
+            return
+        if isinstance(verdict, Outcome):
+            await self._run_admitted(job, lease, verdict)
+            return
+        if verdict.slot is None:
+            await self._run_admitted(job, lease)
+            return
+        self._heartbeat.hold_slot(job.id, verdict.slot, task.limits.max_concurrency or 1)
         try:
-            outcome = await execute(self.app, job, self.id, self._threads)
+            await self._run_admitted(job, lease)
+        finally:
+            with contextlib.suppress(Exception):  # an unreleased slot expires by itself
+                await self._backend.slot_release(verdict.slot, job.id)
+
+    async def _defer(
+        self, job: JobRecord, lease: Lease, delay: float, headers: dict[str, Any] | None,
+        reason: str,
+    ) -> None:
+        """Put the job back to wait ``delay`` seconds in storage, its attempt unused."""
+        if await self._ack(lease, defer=(delay, headers)):
+            self.counts.waits[(job.task, reason)] += 1
+            log.debug("job %s (%s) waits %.3fs: %s", job.id, job.task, delay, reason)
+        self._done(job.id, "deferred")
+
+    async def _run_admitted(
+        self, job: JobRecord, lease: Lease, verdict: Outcome | None = None
+    ) -> None:
+        try:
+            outcome = verdict or await execute(self.app, job, self.id, self._threads)
         except asyncio.CancelledError:
             reason = self._running[job.id].cancel_reason
             end = "unreported"
@@ -338,6 +383,9 @@ class Worker:
                 self.counts.released += 1
                 end = "released"
             self._done(job.id, end)
+            return
+        if outcome.defer is not None:  # the task raised RateLimited
+            await self._defer(job, lease, outcome.defer, outcome.headers, "retry_after")
             return
         await self._ack(lease, outcome=outcome)
         c = self.counts
@@ -377,7 +425,12 @@ class Worker:
             self._wake.set()
 
     async def _ack(
-        self, lease: Lease, *, outcome: Outcome | None = None, release: bool = False
+        self,
+        lease: Lease,
+        *,
+        outcome: Outcome | None = None,
+        release: bool = False,
+        defer: tuple[float, dict[str, Any] | None] | None = None,
     ) -> bool:
         """Report a job's end; retried through backend blips while the lease lasts."""
         assert self._backend is not None
@@ -387,6 +440,8 @@ class Worker:
             try:
                 if release:
                     ok = await self._backend.release(lease)
+                elif defer is not None:
+                    ok = await self._backend.defer(lease, *defer)
                 elif outcome is not None and outcome.failure is None:
                     ok = await self._backend.complete(lease, outcome.result)
                 else:
@@ -441,7 +496,7 @@ class Worker:
             result_ttl=s.result_ttl, dead_ttl=s.dead_ttl,
         )
         next_reap = 0.0
-        while True:
+        while not self._closing:
             now = time.monotonic()
             if self.reaper_enabled and now >= next_reap:
                 next_reap = now + self.reaper_interval

@@ -8,10 +8,12 @@ schema is created and upgraded by ``conveyor migrate``. URL options: see `connec
 docs/postgres.md covers setup, migrations, PgBouncer, pruning and vacuum.
 
 Layout: `backend` (the protocol's hot path), `admin` (reads, repairs, registry, health),
+`limits` (rate windows and concurrency slots), `operations` (pause/resume, delete, oldest
+wait, throughput history), `scheduling` (leader lease and cron ticks),
 `pools` (connections and outage handling), `connection` (URL, errors), `listener`
 (LISTEN/NOTIFY), `batching` (group commit of acks), `rows` (records and enqueue
 bookkeeping), `transactional` (the caller's connections), `migrations` and `sql` (the loader
-for ``schema.sql``, ``migrations.sql`` and ``queries.sql``).
+for ``schema.sql``, ``migrations.sql``, ``queries.sql`` and the other ``.sql`` files).
 """
 
 from __future__ import annotations

@@ -18,9 +18,11 @@ from conveyor.backends.postgres import migrations, sql
 from conveyor.backends.postgres.admin import Admin
 from conveyor.backends.postgres.batching import AckBatcher
 from conveyor.backends.postgres.connection import Target, parse_url, translate
+from conveyor.backends.postgres.limits import PostgresLimits
 from conveyor.backends.postgres.listener import Listener
+from conveyor.backends.postgres.operations import PostgresOperations
 from conveyor.backends.postgres.pools import AsyncConn, AsyncPool, SyncPool
-from conveyor.backends.postgres.rows import EnqueuePlan, Row, run_order, to_record
+from conveyor.backends.postgres.rows import EnqueuePlan, Row, run_order, to_json, to_record
 from conveyor.backends.postgres.scheduling import PostgresScheduling
 from conveyor.backends.postgres.transactional import async_connection, sync_connection
 from conveyor.clock import SYSTEM_CLOCK, Clock, SystemClock
@@ -31,7 +33,7 @@ from conveyor.job import EnqueueResult, Failure, JobRecord, Lease, NewJob, Routi
 _MARKER = "987654321"
 
 
-class PostgresBackend(Admin, PostgresScheduling, Backend):
+class PostgresBackend(Admin, PostgresOperations, PostgresLimits, PostgresScheduling, Backend):
     """Jobs in PostgreSQL (`postgresql://user@host/db?schema=conveyor`).
 
     Async methods share one `psycopg_pool.AsyncConnectionPool`; `enqueue_sync` and
@@ -221,7 +223,10 @@ class PostgresBackend(Admin, PostgresScheduling, Backend):
             return []
         statement, params = self._claim_sql(routing)
         params.update(
-            now=now, limit=limit, token=secrets.token_hex(16), lease=lease_seconds,
+            now=now,
+            limit=limit,
+            token=secrets.token_hex(16),
+            lease=lease_seconds,
             worker_id=worker_id,
         )
         rows: list[Row] = []
@@ -254,10 +259,15 @@ class PostgresBackend(Admin, PostgresScheduling, Backend):
         """Push held leases forward; ``False`` for each lease no longer held."""
         if not leases:
             return []
-        rows = await self._rows("extend", {
-            "now": self._now(), "lease": lease_seconds,
-            "ids": [x.job_id for x in leases], "tokens": [x.token for x in leases],
-        })
+        rows = await self._rows(
+            "extend",
+            {
+                "now": self._now(),
+                "lease": lease_seconds,
+                "ids": [x.job_id for x in leases],
+                "tokens": [x.token for x in leases],
+            },
+        )
         held = {r["id"] for r in rows}
         return [x.job_id in held for x in leases]
 
@@ -270,44 +280,84 @@ class PostgresBackend(Admin, PostgresScheduling, Backend):
     async def _complete_batch(
         self, acks: Sequence[tuple[Lease, bytes | None]]
     ) -> set[tuple[str, str]]:
-        rows = await self._rows("complete", {
-            "now": self._now(),
-            "ids": [lease.job_id for lease, _ in acks],
-            "tokens": [lease.token for lease, _ in acks],
-            "results": [result for _, result in acks],
-        })
+        rows = await self._rows(
+            "complete",
+            {
+                "now": self._now(),
+                "ids": [lease.job_id for lease, _ in acks],
+                "tokens": [lease.token for lease, _ in acks],
+                "results": [result for _, result in acks],
+            },
+        )
         return {(r["id"], r["token"]) for r in rows}
 
     async def fail(self, lease: Lease, failure: Failure) -> bool:
         """Schedule a retry, or dead-letter; ``False`` if the lease was lost."""
-        rows = await self._rows("fail", {
-            "now": self._now(), "channel": self._channel, "id": lease.job_id,
-            "token": lease.token, "retry_at": failure.retry_at, "error": failure.error,
-            "traceback": failure.traceback,
-        })
+        rows = await self._rows(
+            "fail",
+            {
+                "now": self._now(),
+                "channel": self._channel,
+                "id": lease.job_id,
+                "token": lease.token,
+                "retry_at": failure.retry_at,
+                "error": failure.error,
+                "traceback": failure.traceback,
+            },
+        )
         return bool(rows[0]["held"])
 
     async def release(self, lease: Lease) -> bool:
         """Back to ready at once, attempt returned; ``False`` if the lease was lost."""
-        rows = await self._rows("release", {
-            "now": self._now(), "channel": self._channel, "id": lease.job_id,
-            "token": lease.token,
-        })
+        rows = await self._rows(
+            "release",
+            {
+                "now": self._now(),
+                "channel": self._channel,
+                "id": lease.job_id,
+                "token": lease.token,
+            },
+        )
+        return bool(rows[0]["held"])
+
+    async def defer(
+        self, lease: Lease, delay: float, headers: dict[str, Any] | None = None
+    ) -> bool:
+        """Back to wait ``delay`` seconds, attempt returned; ``False`` if the lease was lost."""
+        text = None if headers is None else to_json(headers, f"the headers of job {lease.job_id}")
+        rows = await self._rows(
+            "defer",
+            {
+                "now": self._now(),
+                "channel": self._channel,
+                "id": lease.job_id,
+                "token": lease.token,
+                "delay": delay,
+                "headers": text,
+            },
+        )
         return bool(rows[0]["held"])
 
     async def recover(self, max_recoveries: int) -> RecoveryReport:
         """Expired leases back to ready, or dead once out of recoveries; safe concurrently."""
-        rows = await self._rows("recover", {
-            "now": self._now(), "channel": self._channel, "max_recoveries": max_recoveries,
-            "reason": poison_pill_reason(int(_MARKER)), "marker": _MARKER,
-        })
+        rows = await self._rows(
+            "recover",
+            {
+                "now": self._now(),
+                "channel": self._channel,
+                "max_recoveries": max_recoveries,
+                "reason": poison_pill_reason(int(_MARKER)),
+                "marker": _MARKER,
+            },
+        )
         return RecoveryReport(int(rows[0]["recovered"]), int(rows[0]["dead"]))
 
     async def wait_for_work(self, routing: Routing, timeout: float) -> None:
         """Sleep until matching work may be ready, or ``timeout`` seconds pass.
 
         Wakes on NOTIFY within milliseconds of a commit; without LISTEN it polls every
-        ``poll_interval``. Returns at once when matching work is ready or due.
+        ``poll_interval``. Returns at once when matching work is ready or due; jobs of paused
+        queues do not count (`resume_queue` sends the NOTIFY that wakes the wait).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)

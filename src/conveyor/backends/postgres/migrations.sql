@@ -93,3 +93,28 @@ CREATE TABLE {schedules} (
     name text PRIMARY KEY,
     last_tick double precision NOT NULL
 );
+
+-- name: migrate_4
+-- Limits and operations: rate windows and concurrency slots (one row per key, locked by
+-- every call on it), paused queues (a tiny table the claim checks), and per-minute
+-- throughput history. New tables only: no rewrite of the jobs table, no long lock.
+CREATE TABLE {rates} (
+    key text PRIMARY KEY,
+    starts double precision[] NOT NULL,
+    wait double precision NOT NULL DEFAULT 0
+);
+CREATE TABLE {slots} (
+    key text PRIMARY KEY,
+    holders jsonb NOT NULL DEFAULT '{}'
+);
+CREATE TABLE {paused} (
+    queue text PRIMARY KEY,
+    paused_at double precision NOT NULL
+);
+CREATE TABLE {history} (
+    minute bigint NOT NULL,
+    queue text NOT NULL,
+    succeeded bigint NOT NULL DEFAULT 0,
+    failed bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (minute, queue)
+);

@@ -78,7 +78,10 @@ WHERE unique_key = ANY(%(keys)s::text[]) AND state IN ('scheduled', 'ready', 'ru
 -- FOR UPDATE SKIP LOCKED under the LIMIT locks only the rows it returns and steps over rows
 -- other claimers hold. When a scheduled job is already due, nothing is claimed and `due`
 -- says so: the caller promotes due jobs (promote_due) and claims again, so a due job and a
--- ready one compete in one strict order, as the protocol requires.
+-- ready one compete in one strict order, as the protocol requires. Paused queues' jobs are
+-- stepped over: `NOT IN` on the tiny {paused} table is one hashed subplan, read once per
+-- statement, and the pick still walks jobs_ready in order. (Due jobs of paused queues are
+-- promoted like any other: they wait as ready jobs until the queue is resumed.)
 WITH t AS (SELECT {now} AS now),
 d AS (
     SELECT EXISTS (
@@ -88,6 +91,7 @@ d AS (
 pick AS MATERIALIZED (
     SELECT id FROM {jobs}
     WHERE state = 'ready' AND {routing} AND NOT (SELECT due FROM d)
+      AND queue NOT IN (SELECT queue FROM {paused})
     ORDER BY priority, run_at, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -200,6 +204,31 @@ wake AS (
 )
 SELECT count(*) AS held, (SELECT count(*) FROM wake) AS notified FROM done;
 
+-- name: defer
+-- A held job waits again without using an attempt: scheduled at now + %(delay)s (ready at
+-- once when the delay is not positive), its attempt given back, its headers replaced when
+-- %(headers)s is given. It stays active, so it keeps its unique key. Wakes idle workers so
+-- they take the job (or its new due time) into account.
+WITH t AS (SELECT {now} AS now),
+done AS (
+    UPDATE {jobs} j
+    SET state = CASE WHEN %(delay)s::float8 > 0 THEN 'scheduled' ELSE 'ready' END,
+        run_at = t.now + greatest(%(delay)s::float8, 0), attempts = j.attempts - 1,
+        headers = coalesce(%(headers)s::jsonb, j.headers), updated_at = t.now,
+        lease_token = NULL, lease_expires_at = NULL
+    FROM t
+    WHERE j.id = %(id)s AND j.state = 'running' AND j.lease_token = %(token)s
+    RETURNING j.queue
+),
+fenced AS (
+    UPDATE {counters} SET value = value + 1
+    WHERE name = 'fenced' AND NOT EXISTS (SELECT 1 FROM done)
+),
+wake AS (
+    SELECT pg_notify(%(channel)s, queue) FROM done WHERE %(channel)s::text IS NOT NULL
+)
+SELECT count(*) AS held, (SELECT count(*) FROM wake) AS notified FROM done;
+
 -- name: recover
 -- Expired leases go back to ready (one more recovery, the attempt given back), or to dead
 -- as a poison pill once recoveries reach %(max_recoveries)s. Safe from many workers at
@@ -249,11 +278,16 @@ FROM done;
 
 -- name: probe
 -- Is matching work ready now, and in how many seconds is the next matching scheduled job
--- due (<= 0: due already; NULL: none)? Served by jobs_ready and jobs_scheduled.
+-- due (<= 0: due already; NULL: none)? Served by jobs_ready and jobs_scheduled. Jobs of
+-- paused queues do not count, or an idle worker would spin on work it may not claim.
 WITH t AS (SELECT {now} AS now)
-SELECT EXISTS (SELECT 1 FROM {jobs} WHERE state = 'ready' AND {routing}) AS ready,
-       (SELECT min(run_at) FROM {jobs} WHERE state = 'scheduled' AND {routing}) - t.now
-           AS due_in
+SELECT EXISTS (
+           SELECT 1 FROM {jobs}
+           WHERE state = 'ready' AND {routing} AND queue NOT IN (SELECT queue FROM {paused})
+       ) AS ready,
+       (SELECT min(run_at) FROM {jobs}
+        WHERE state = 'scheduled' AND {routing}
+          AND queue NOT IN (SELECT queue FROM {paused})) - t.now AS due_in
 FROM t;
 
 -- name: get

@@ -25,6 +25,12 @@
 -- {meta}      key → value; `schema_version` is the last migration step applied.
 -- {leases}    name → owner and expiry: the scheduler's leader lease.
 -- {schedules} cron/periodic entry name → the last tick enqueued.
+-- {rates}     rate-limit key → the sorted start times still inside its window (`starts`),
+--             and `wait`, the answer to the last `rate_acquire` (0: granted): one row per
+--             key, so its row lock serialises concurrent callers (see limits.sql).
+-- {slots}     concurrency-limit key → `holders`, a jsonb object holder → slot expiry.
+-- {paused}    the paused queues (queue → when it was paused); `claim` skips their jobs.
+-- {history}   (minute, queue) → succeeded and failed attempts finished in that minute.
 --
 -- Indexes, and why
 -- ----------------
@@ -125,4 +131,24 @@ CREATE TABLE {leases} (
 CREATE TABLE {schedules} (
     name text PRIMARY KEY,
     last_tick double precision NOT NULL
+);
+CREATE TABLE {rates} (
+    key text PRIMARY KEY,
+    starts double precision[] NOT NULL,
+    wait double precision NOT NULL DEFAULT 0
+);
+CREATE TABLE {slots} (
+    key text PRIMARY KEY,
+    holders jsonb NOT NULL DEFAULT '{}'
+);
+CREATE TABLE {paused} (
+    queue text PRIMARY KEY,
+    paused_at double precision NOT NULL
+);
+CREATE TABLE {history} (
+    minute bigint NOT NULL,
+    queue text NOT NULL,
+    succeeded bigint NOT NULL DEFAULT 0,
+    failed bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (minute, queue)
 );

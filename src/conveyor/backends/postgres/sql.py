@@ -17,8 +17,16 @@ from conveyor.job import JobQuery, Routing, State
 
 #: Tables and indexes, by template name → unqualified name inside the schema.
 TABLES = {
-    "jobs": "jobs", "counters": "counters", "workers": "workers", "meta": "meta",
-    "leases": "leases", "schedules": "schedules",
+    "jobs": "jobs",
+    "counters": "counters",
+    "workers": "workers",
+    "meta": "meta",
+    "leases": "leases",
+    "schedules": "schedules",
+    "rates": "rate_windows",
+    "slots": "slots",
+    "paused": "paused_queues",
+    "history": "history",
 }
 
 #: "Now" on the backend's clock, in seconds since the epoch. With the system clock the

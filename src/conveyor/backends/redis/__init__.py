@@ -31,10 +31,17 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
   {P}:workers:expiry    ZSET  drop-off time -> worker id
   {P}:locks             HASH  lease name -> "<owner>|<expiry>" (scheduler leader lease)
   {P}:schedules         HASH  schedule entry name -> last tick enqueued
+  {P}:paused            SET   paused queues (claim and park skip their lanes)
+  {P}:rate:<key>        ZSET  start time -> random member: one rate limit's window
+  {P}:slots:<key>       ZSET  holder -> expiry: one concurrency limit's slots
+  {P}:history           ZSET  minute -> minute: stored throughput minutes (pruning)
+  {P}:history:<minute>  HASH  "s<queue>" -> succeeded, "f<queue>" -> failed attempts
 
-Modules: `backend` (the protocol), `connection` (clients, timeouts, errors, persistence
-warning), `keys` (names, URL, routing for Lua), `codec` (records), `scripts` (loader),
-`batch` (coalesced acknowledgements). ``docs/redis.md`` has the operator's view.
+Modules: `backend` (the protocol), `admin` (reads and repairs), `scheduling` (leader
+lease, ticks), `limits` (rate windows, slots, defer), `operations` (pause, delete, oldest
+wait, history), `connection` (clients, timeouts, errors, persistence warning), `keys`
+(names, URL, routing for Lua), `codec` (records), `scripts` (loader), `batch` (coalesced
+acknowledgements). ``docs/redis.md`` has the operator's view.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Reads and repairs on Redis: listing, counts, retrying dead jobs, cancelling, purging."""
+"""Reads and repairs on Redis: getting and listing jobs, counts, retrying dead jobs,
+cancelling, purging."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from conveyor.backends.redis import codec
@@ -26,8 +28,28 @@ class RedisAdmin:
     def _client(self) -> AsyncRedis:
         raise NotImplementedError  # provided by RedisBackend
 
+    def _sync(self) -> Redis:
+        raise NotImplementedError  # provided by RedisBackend
+
     async def _run(self, name: str, keys: list[str], *args: Any) -> Any:
         raise NotImplementedError  # provided by RedisBackend
+
+    # -- reading -------------------------------------------------------------------------
+    async def get(self, job_id: str) -> JobRecord | None:
+        """One job by id (one HGETALL), or ``None``."""
+        with translated(self.target):
+            flat = await self._client().execute_command(  # type: ignore[no-untyped-call]
+                "HGETALL", self.keys.job(job_id)
+            )
+        return codec.record(flat) if flat else None
+
+    def get_sync(self, job_id: str) -> JobRecord | None:
+        """`get` for code without an event loop."""
+        with translated(self.target):
+            flat = self._sync().execute_command(  # type: ignore[no-untyped-call]
+                "HGETALL", self.keys.job(job_id)
+            )
+        return codec.record(flat) if flat else None
 
     async def query(self, query: JobQuery) -> list[JobRecord]:
         """Jobs newest first, filtered in Redis."""
@@ -35,10 +57,13 @@ class RedisAdmin:
             return []
         states = "" if query.states is None else ",".join(s.value for s in query.states)
         reply = await self._run(
-            "query", [self.keys.all], states,
+            "query",
+            [self.keys.all],
+            states,
             "" if query.queue is None else "q" + query.queue,
             "" if query.task is None else "t" + query.task,
-            max(0, query.offset), max(0, query.limit),
+            max(0, query.offset),
+            max(0, query.limit),
         )
         return [codec.record(flat) for flat in reply]
 
@@ -76,7 +101,7 @@ class RedisAdmin:
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
         """Dead jobs back to ready with fresh attempts, oldest enqueue first."""
         k = self.keys
-        keys = [k.done(State.DEAD), k.lanes, k.unique, k.counts, k.waiters]
+        keys = [k.done(State.DEAD), k.lanes, k.unique, k.counts, k.waiters, k.paused]
         if job_ids is None:
             return int(await self._run("retry_dead", keys, "1"))
         if not job_ids:

@@ -25,6 +25,8 @@ from conveyor.backends.redis.connection import (
     translated,
 )
 from conveyor.backends.redis.keys import Keys, parse_url, routing_json
+from conveyor.backends.redis.limits import RedisLimits
+from conveyor.backends.redis.operations import RedisOperations
 from conveyor.backends.redis.scheduling import RedisScheduling
 from conveyor.backends.redis.scripts import load_all, run, run_sync, script
 from conveyor.clock import SYSTEM_CLOCK, Clock, SystemClock
@@ -50,7 +52,7 @@ COALESCE_BELOW = 100
 _POISON = poison_pill_reason(1234567).split("1234567")
 
 
-class RedisBackend(RedisScheduling, RedisAdmin, Backend):
+class RedisBackend(RedisScheduling, RedisAdmin, RedisLimits, RedisOperations, Backend):
     """Jobs in Redis (`redis://`, `rediss://`); see the package docstring for the layout."""
 
     def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -70,8 +72,8 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
             self._enqueue_batch
         )
         k = self.keys
-        self._ekeys = [k.all, k.seq, k.lanes, k.scheduled, k.unique, k.counts, k.waiters]
-        self._ckeys = [k.lanes, k.scheduled, k.leases, k.counts]
+        self._ekeys = [k.all, k.seq, k.lanes, k.scheduled, k.unique, k.counts, k.waiters, k.paused]
+        self._ckeys = [k.lanes, k.scheduled, k.leases, k.counts, k.paused]
         # Pickup: a parked worker sends its claim right behind its BLPOP, so Redis runs
         # the claim the moment a wake token arrives (no extra round trip). The last
         # claim's arguments say what to claim; jobs claimed that way wait in `_stash`
@@ -182,7 +184,9 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
                 async with client.pipeline(transaction=False) as pipe:
                     for chunk in chunks:
                         pipe.evalsha(
-                            script("enqueue").sha, len(keys), *keys,
+                            script("enqueue").sha,
+                            len(keys),
+                            *keys,
                             *self._enqueue_args(chunk),
                         )
                     replies = await pipe.execute()
@@ -194,13 +198,17 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
         keys = self._ekeys
         with translated(self.target):
             if len(jobs) <= ENQUEUE_CHUNK:
-                return _results(jobs, run_sync(self._sync(), "enqueue", keys,
-                                               self._enqueue_args(jobs)))
+                return _results(
+                    jobs, run_sync(self._sync(), "enqueue", keys, self._enqueue_args(jobs))
+                )
             out: list[EnqueueResult] = []
             for i in range(0, len(jobs), ENQUEUE_CHUNK):
                 chunk = jobs[i : i + ENQUEUE_CHUNK]
-                out.extend(_results(chunk, run_sync(self._sync(), "enqueue", keys,
-                                                    self._enqueue_args(chunk))))
+                out.extend(
+                    _results(
+                        chunk, run_sync(self._sync(), "enqueue", keys, self._enqueue_args(chunk))
+                    )
+                )
             return out
 
     # -- working -------------------------------------------------------------------------
@@ -220,8 +228,14 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
     def _claim_args(
         self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
     ) -> list[Any]:
-        return [worker_id, limit, repr(float(lease_seconds)), secrets.token_hex(16),
-                routing_json(routing), PROMOTE_BATCH]
+        return [
+            worker_id,
+            limit,
+            repr(float(lease_seconds)),
+            secrets.token_hex(16),
+            routing_json(routing),
+            PROMOTE_BATCH,
+        ]
 
     async def _settle_parked(self) -> None:
         """Let a cancelled wait's in-flight BLPOP + claim finish, so no lease is lost."""
@@ -278,17 +292,38 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
             else:
                 f: Failure = extra
                 failed += [
-                    lease.job_id, lease.token, f.error,
+                    lease.job_id,
+                    lease.token,
+                    f.error,
                     "" if f.traceback is None else "t" + f.traceback,
                     "" if f.retry_at is None else repr(float(f.retry_at)),
                 ]
         calls: list[tuple[str, list[str], list[Any]]] = []
         if done:
-            calls.append(("complete", [k.leases, k.unique, k.counts, k.counters,
-                                       k.done(State.SUCCEEDED)], done))
+            calls.append(
+                (
+                    "complete",
+                    [k.leases, k.unique, k.counts, k.counters, k.done(State.SUCCEEDED)],
+                    done,
+                )
+            )
         if failed:
-            calls.append(("fail", [k.leases, k.unique, k.counts, k.counters,
-                                   k.done(State.DEAD), k.scheduled, k.waiters], failed))
+            calls.append(
+                (
+                    "fail",
+                    [
+                        k.leases,
+                        k.unique,
+                        k.counts,
+                        k.counters,
+                        k.done(State.DEAD),
+                        k.scheduled,
+                        k.waiters,
+                        k.paused,
+                    ],
+                    failed,
+                )
+            )
         replies = [iter(await self._run(name, keys, *args)) for name, keys, args in calls]
         by_kind = dict(zip([c[0] for c in calls], replies, strict=True))
         return [next(by_kind[kind]) == b"1" for kind, _, _ in items]
@@ -297,16 +332,26 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
         """Back to ready at once, attempt returned; ``False`` if the lease was lost."""
         k = self.keys
         [ok] = await self._run(
-            "release", [k.leases, k.lanes, k.counts, k.counters, k.waiters],
-            lease.job_id, lease.token,
+            "release",
+            [k.leases, k.lanes, k.counts, k.counters, k.waiters, k.paused],
+            lease.job_id,
+            lease.token,
         )
         return bool(ok == b"1")
 
     async def recover(self, max_recoveries: int) -> RecoveryReport:
         """Expired leases back to ready, or dead as poison pills; batch by batch."""
         k = self.keys
-        keys = [k.leases, k.lanes, k.unique, k.counts, k.counters, k.done(State.DEAD),
-                k.waiters]
+        keys = [
+            k.leases,
+            k.lanes,
+            k.unique,
+            k.counts,
+            k.counters,
+            k.done(State.DEAD),
+            k.waiters,
+            k.paused,
+        ]
         recovered = dead = 0
         while True:
             r, d, more = await self._run(
@@ -327,17 +372,25 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
             return
         await self._settle_parked()
         k = self.keys
-        wait = float(await self._run(
-            "park", [k.lanes, k.scheduled, k.waiters], self._waiter, routing_json(routing),
-            repr(float(timeout)),
-        ))
+        wait = float(
+            await self._run(
+                "park",
+                [k.lanes, k.scheduled, k.waiters, k.paused],
+                self._waiter,
+                routing_json(routing),
+                repr(float(timeout)),
+            )
+        )
         if wait <= 0:
             return
         _honour_cancel()
         last = self._last_claim
         # Only on the server's clock: an injected clock's "now" would be the park time.
-        follow = (last if self._server_time and last is not None and last[1] == routing
-                  and last[2] > 0 else None)
+        follow = (
+            last
+            if self._server_time and last is not None and last[1] == routing and last[2] > 0
+            else None
+        )
         self._parked = asyncio.get_running_loop().create_task(self._park(wait, follow))
         try:
             await asyncio.shield(self._parked)
@@ -365,8 +418,14 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
                     continue
                 async with client.pipeline(transaction=False) as pipe:
                     pipe.blpop([key], timeout=block)
-                    pipe.evalsha(script("claim").sha, len(self._ckeys), *self._ckeys,
-                                 self.keys.base, self._now(), *self._claim_args(*follow))
+                    pipe.evalsha(
+                        script("claim").sha,
+                        len(self._ckeys),
+                        *self._ckeys,
+                        self.keys.base,
+                        self._now(),
+                        *self._claim_args(*follow),
+                    )
                     popped, reply = await pipe.execute(raise_on_error=False)
             if isinstance(popped, Exception):
                 with translated(self.target):
@@ -385,23 +444,6 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
             if popped:
                 return
 
-    # -- reading -------------------------------------------------------------------------
-    async def get(self, job_id: str) -> JobRecord | None:
-        """One job by id (one HGETALL), or ``None``."""
-        with translated(self.target):
-            flat = await self._client().execute_command(  # type: ignore[no-untyped-call]
-                "HGETALL", self.keys.job(job_id)
-            )
-        return codec.record(flat) if flat else None
-
-    def get_sync(self, job_id: str) -> JobRecord | None:
-        """`get` for code without an event loop."""
-        with translated(self.target):
-            flat = self._sync().execute_command(  # type: ignore[no-untyped-call]
-                "HGETALL", self.keys.job(job_id)
-            )
-        return codec.record(flat) if flat else None
-
     # -- worker registry -------------------------------------------------------------------
     def _registry(self) -> list[str]:
         return [self.keys.workers, self.keys.workers_expiry]
@@ -409,7 +451,11 @@ class RedisBackend(RedisScheduling, RedisAdmin, Backend):
     async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
         """Record or refresh a live worker until ``ttl`` seconds from now."""
         await self._run(
-            "workers", self._registry(), "register", info.id, repr(float(ttl)),
+            "workers",
+            self._registry(),
+            "register",
+            info.id,
+            repr(float(ttl)),
             codec.worker_json(info),
         )
 

@@ -1,11 +1,13 @@
 -- claim.lua: promote due scheduled jobs, then lease up to `limit` ready jobs the routing
 -- matches: strict priority (high, normal, low) across every matching lane, then oldest
 -- run_at, then enqueue order. Routing happens here, so a worker never sees other work.
+-- Lanes of paused queues are skipped (their due scheduled jobs are still promoted).
 --
 -- KEYS[1] lanes      SET of non-empty ready lanes
 -- KEYS[2] scheduled  ZSET run_at -> id
 -- KEYS[3] leases     ZSET lease expiry -> id of each running job
 -- KEYS[4] counts     HASH "state:priority:queue" -> jobs
+-- KEYS[5] paused     SET paused queue names
 -- derived: job hashes, ready lanes
 -- ARGV[1] P, ARGV[2] now, ARGV[3] worker id, ARGV[4] limit, ARGV[5] lease seconds,
 -- ARGV[6] token base (random; job i gets base .. "." .. i), ARGV[7] routing JSON,
@@ -27,10 +29,11 @@ end
 
 if limit <= 0 then return {} end
 local routing = compile(cjson.decode(ARGV[7]))
+local paused = paused_set(KEYS[5])
 local by_prio = {{}, {}, {}}
 for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local prio, queue, task = parse_lane(lane)
-  if matches(routing, prio, queue, task) then
+  if not (paused and paused[queue]) and matches(routing, prio, queue, task) then
     table.insert(by_prio[prio + 1], lane)
   end
 end

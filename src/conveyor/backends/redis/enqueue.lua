@@ -9,6 +9,7 @@
 -- KEYS[5] unique     HASH unique key -> id of the active job holding it
 -- KEYS[6] counts     HASH "state:priority:queue" -> jobs
 -- KEYS[7] waiters    HASH parked worker -> routing and deadline (park.lua)
+-- KEYS[8] paused     SET paused queue names (read only when a worker is parked)
 -- derived: job hashes, ready lanes, wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] n jobs, then per job 10 fields:
 --   id, task, queue, priority, payload, headers (JSON), max_retries, timeout,
@@ -164,16 +165,21 @@ local function matches(r, prio, queue, task)
   return true
 end
 
+local any_paused = redis.call('EXISTS', KEYS[8]) == 1
 local budget = 0
 local targets = {}
 for lane, t in pairs(touched) do
   local colon = string.find(lane, ':', 2, true)
   local qlen = tonumber(string.sub(lane, 2, colon - 1))
-  budget = budget + t.ready
-  targets[#targets + 1] = {tonumber(string.sub(lane, 1, 1)),
-    string.sub(lane, colon + 1, colon + qlen), string.sub(lane, colon + qlen + 1),
-    t.ready, t.due}
+  local queue = string.sub(lane, colon + 1, colon + qlen)
+  -- A paused queue's jobs wake nobody: claim would not take them.
+  if not (any_paused and redis.call('SISMEMBER', KEYS[8], queue) == 1) then
+    budget = budget + t.ready
+    targets[#targets + 1] = {tonumber(string.sub(lane, 1, 1)), queue,
+      string.sub(lane, colon + qlen + 1), t.ready, t.due}
+  end
 end
+if #targets == 0 then return out end
 local flat = redis.call('HGETALL', KEYS[7])
 for i = 1, #flat, 2 do
   local spec = cjson.decode(flat[i + 1])

@@ -7,6 +7,7 @@
 -- KEYS[5] dead       ZSET finished_at -> id of dead jobs
 -- KEYS[6] scheduled  ZSET run_at -> id
 -- KEYS[7] waiters    HASH parked worker -> routing and deadline
+-- KEYS[8] paused     SET paused queue names (their retries wake nobody)
 -- derived: job hashes, wake lists
 -- ARGV[1] P, ARGV[2] now, then groups of 5: job id, lease token, error,
 --   traceback ("" = none, else "t" .. text), retry_at ("" = dead)
@@ -46,5 +47,5 @@ for i = 3, #ARGV, 5 do
     out[#out + 1] = '0'
   end
 end
-wake(KEYS[7], touched)
+wake(KEYS[7], touched, KEYS[8])
 return out

@@ -55,6 +55,14 @@ class Keys:
         """The retention index (by finished_at) of one final state."""
         return f"{self.base}done:{state.value}"
 
+    def rate(self, key: str) -> str:
+        """The sliding window of one rate-limit key (start times)."""
+        return f"{self.base}rate:{key}"
+
+    def slots(self, key: str) -> str:
+        """The concurrency slots of one limit key (holder -> expiry)."""
+        return f"{self.base}slots:{key}"
+
 
 #: Attribute name -> key suffix, for the fixed keys.
 NAMES = {
@@ -71,6 +79,8 @@ NAMES = {
     "workers_expiry": "workers:expiry",
     "locks": "locks",
     "schedules": "schedules",
+    "paused": "paused",
+    "history": "history",
 }
 
 

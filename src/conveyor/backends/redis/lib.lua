@@ -87,6 +87,16 @@ local function clear_lease(key)
   redis.call('HDEL', key, 'lease_token', 'lease_expires_at')
 end
 
+-- The paused queues as a lookup table, or nil when none is paused (the usual case: one
+-- SMEMBERS of a missing key, so claim and park pay next to nothing for pausing).
+local function paused_set(paused)
+  local names = redis.call('SMEMBERS', paused)
+  if #names == 0 then return nil end
+  local set = {}
+  for _, q in ipairs(names) do set[q] = true end
+  return set
+end
+
 -- routing: {q = {lua patterns}, p = {priorities}, t = {tasks}}; a missing list matches all.
 -- One UTF-8 character, and a class matching nothing; see keys.py ANY_CHAR / NO_CHAR.
 local ANY = '[%z\1-\127\194-\244][\128-\191]*'
@@ -126,16 +136,21 @@ end
 
 -- touched: lane -> {ready = n jobs made ready, due = earliest new scheduled run_at}.
 -- Wakes at most one parked worker per ready job (no herd), and every parked worker that
--- would otherwise sleep past a newly scheduled job it serves.
-local function wake(waiters, touched)
+-- would otherwise sleep past a newly scheduled job it serves. Lanes of queues in the
+-- `paused` SET wake nobody: claim would not take their jobs (resume wakes them later).
+local function wake(waiters, touched, paused)
   if next(touched) == nil or redis.call('HLEN', waiters) == 0 then return end
+  local any_paused = redis.call('EXISTS', paused) == 1
   local budget = 0
   local lanes = {}
   for lane, t in pairs(touched) do
     local prio, queue, task = parse_lane(lane)
-    budget = budget + t.ready
-    lanes[#lanes + 1] = {prio, queue, task, t.ready, t.due}
+    if not (any_paused and redis.call('SISMEMBER', paused, queue) == 1) then
+      budget = budget + t.ready
+      lanes[#lanes + 1] = {prio, queue, task, t.ready, t.due}
+    end
   end
+  if #lanes == 0 then return end
   local flat = redis.call('HGETALL', waiters)
   for i = 1, #flat, 2 do
     local spec = cjson.decode(flat[i + 1])

@@ -9,6 +9,7 @@
 -- KEYS[5] counters  HASH fenced / recovered / poisoned
 -- KEYS[6] dead      ZSET finished_at -> id of dead jobs
 -- KEYS[7] waiters   HASH parked worker -> routing and deadline
+-- KEYS[8] paused    SET paused queue names (their jobs wake nobody)
 -- derived: job hashes, ready lanes, wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] max recoveries, ARGV[4] batch size,
 -- ARGV[5], ARGV[6] the poison-pill reason before and after its recovery count
@@ -44,7 +45,7 @@ for _, id in ipairs(ids) do
 end
 if recovered > 0 then redis.call('HINCRBY', KEYS[5], 'recovered', recovered) end
 if dead > 0 then redis.call('HINCRBY', KEYS[5], 'poisoned', dead) end
-wake(KEYS[7], touched)
+wake(KEYS[7], touched, KEYS[8])
 local more = '0'
 if #ids == tonumber(ARGV[4]) then more = '1' end
 return {recovered, dead, more}

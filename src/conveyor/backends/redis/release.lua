@@ -5,6 +5,7 @@
 -- KEYS[3] counts    HASH "state:priority:queue" -> jobs
 -- KEYS[4] counters  HASH fenced / recovered / poisoned
 -- KEYS[5] waiters   HASH parked worker -> routing and deadline
+-- KEYS[6] paused    SET paused queue names (their jobs wake nobody)
 -- derived: job hashes, ready lanes, wake lists
 -- ARGV[1] P, ARGV[2] now, then pairs of (job id, lease token)
 -- Returns: "1" per released job, "0" per stale lease (counted as fenced).
@@ -29,5 +30,5 @@ for i = 3, #ARGV, 2 do
     out[#out + 1] = '0'
   end
 end
-wake(KEYS[5], touched)
+wake(KEYS[5], touched, KEYS[6])
 return out

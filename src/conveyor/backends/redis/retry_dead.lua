@@ -6,6 +6,7 @@
 -- KEYS[3] unique    HASH unique key -> id
 -- KEYS[4] counts    HASH "state:priority:queue" -> jobs
 -- KEYS[5] waiters   HASH parked worker -> routing and deadline
+-- KEYS[6] paused    SET paused queue names (their jobs wake nobody)
 -- derived: job hashes, ready lanes, wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] "1" for every dead job, else the ids follow from ARGV[4]
 -- Returns: how many jobs went back to ready.
@@ -45,5 +46,5 @@ for _, j in ipairs(jobs) do
     count_ok = count_ok + 1
   end
 end
-wake(KEYS[5], touched)
+wake(KEYS[5], touched, KEYS[6])
 return count_ok

@@ -20,8 +20,29 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
 NAMES = (
-    "enqueue", "claim", "extend", "complete", "fail", "release", "recover", "cancel",
-    "retry_dead", "purge", "park", "stats", "query", "workers", "lease", "tick",
+    "enqueue",
+    "claim",
+    "extend",
+    "complete",
+    "fail",
+    "release",
+    "recover",
+    "cancel",
+    "retry_dead",
+    "purge",
+    "park",
+    "stats",
+    "query",
+    "workers",
+    "lease",
+    "tick",
+    "defer",
+    "rate",
+    "slot",
+    "oldest",
+    "history",
+    "delete",
+    "pause",
 )
 
 #: Scripts that go on with another script's body: ``tick`` records a schedule tick, then

@@ -2,15 +2,15 @@
 --
 -- Loaded as lib.lua + this file + enqueue.lua (scripts.py), so the enqueue below is the
 -- very same code as a plain enqueue's, and the tick record and the jobs commit together.
--- KEYS[1..7] as enqueue.lua (all, seq, lanes, scheduled, unique, counts, waiters)
--- KEYS[8]    schedules  HASH entry name -> last tick enqueued (seconds since the epoch)
+-- KEYS[1..8] as enqueue.lua (all, seq, lanes, scheduled, unique, counts, waiters, paused)
+-- KEYS[9]    schedules  HASH entry name -> last tick enqueued (seconds since the epoch)
 -- ARGV       as enqueue.lua, then two more: entry name, tick
 -- Returns: nil (and changes nothing) when the recorded tick is not older than this one;
 -- otherwise enqueue.lua's reply.
 
 local tick_name, tick_at = ARGV[#ARGV - 1], tonumber(ARGV[#ARGV])
-local last_tick = redis.call('HGET', KEYS[8], tick_name)
+local last_tick = redis.call('HGET', KEYS[9], tick_name)
 if last_tick and tonumber(last_tick) >= tick_at then
   return false
 end
-redis.call('HSET', KEYS[8], tick_name, num(tick_at))
+redis.call('HSET', KEYS[9], tick_name, num(tick_at))

@@ -6,7 +6,9 @@
 
 Layout: `backend` (the async surface and its thread), `store` (each operation as one
 transaction), `connection` (URL, pragmas, retries, errors, migrations), `sql` (the loader
-for ``schema.sql`` and ``queries.sql``, and the one list of table names).
+for ``schema.sql`` and ``queries.sql``, and the one list of table names), `group_commit`,
+and one module (with its own ``.sql`` file) per further part of the protocol: `scheduling`,
+`limits` (rate windows, concurrency slots) and `operations` (pause, delete, history).
 """
 
 from __future__ import annotations

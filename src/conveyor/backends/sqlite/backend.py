@@ -7,12 +7,14 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from conveyor.backends.base import Backend, RecoveryReport
 from conveyor.backends.sqlite import sql
 from conveyor.backends.sqlite.connection import Target, connect, parse_url
 from conveyor.backends.sqlite.group_commit import GroupCommit
+from conveyor.backends.sqlite.limits import SqliteLimits
+from conveyor.backends.sqlite.operations import SqliteOperations
 from conveyor.backends.sqlite.scheduling import SqliteScheduling
 from conveyor.backends.sqlite.store import Store
 from conveyor.clock import SYSTEM_CLOCK, Clock
@@ -36,7 +38,7 @@ T = TypeVar("T")
 POLL_INTERVAL = 0.02
 
 
-class SqliteBackend(SqliteScheduling, Backend):
+class SqliteBackend(SqliteScheduling, SqliteLimits, SqliteOperations, Backend):
     """Jobs in one SQLite file (`sqlite:///path.db`), safe for several processes at once.
 
     The file runs in WAL mode and every write is a ``BEGIN IMMEDIATE`` transaction, so
@@ -181,6 +183,12 @@ class SqliteBackend(SqliteScheduling, Backend):
         """Back to ready at once, attempt returned; ``False`` if the lease was lost."""
         return await self._grouped_write(lambda s: s.release(lease))
 
+    async def defer(
+        self, lease: Lease, delay: float, headers: dict[str, Any] | None = None
+    ) -> bool:
+        """Back to wait ``delay`` seconds, attempt returned; ``False`` if the lease was lost."""
+        return await self._grouped_write(lambda s: s.defer(lease, delay, headers))
+
     async def recover(self, max_recoveries: int) -> RecoveryReport:
         """Return expired leases to ready, or dead once out of recoveries."""
         return await self._run_write(lambda s: s.recover(max_recoveries))
@@ -190,7 +198,8 @@ class SqliteBackend(SqliteScheduling, Backend):
 
         Other processes cannot signal this one, so it polls ``PRAGMA data_version`` (a
         cheap read that changes when any other connection commits) every `POLL_INTERVAL`
-        and only then asks whether matching work is ready or a scheduled job is due.
+        and only then asks whether matching work is ready or a scheduled job is due. Jobs of
+        paused queues count for neither; `resume_queue` is a write, so it wakes waiters.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)

@@ -47,7 +47,8 @@ WHERE state = 'scheduled' AND run_at <= :now;
 
 -- name: claim
 -- The inner SELECT walks {jobs_claim} in run order; RETURNING gives rows in no set order,
--- so the caller sorts them again.
+-- so the caller sorts them again. Paused queues are skipped: the NOT IN subquery does not
+-- depend on the row, so SQLite reads the tiny {paused} table once per claim.
 UPDATE {jobs}
 SET state = 'running',
     attempts = attempts + 1,
@@ -58,7 +59,7 @@ SET state = 'running',
     updated_at = :now
 WHERE seq IN (
     SELECT seq FROM {jobs}
-    WHERE state = 'ready' AND {routing}
+    WHERE state = 'ready' AND {routing} AND queue NOT IN (SELECT queue FROM {paused})
     ORDER BY priority, run_at, seq
     LIMIT :limit
 )
@@ -90,6 +91,15 @@ WHERE id = :id AND state = 'running' AND lease_token = :token;
 -- The attempt is given back: the job did not get to run to an outcome.
 UPDATE {jobs}
 SET state = 'ready', attempts = attempts - 1, updated_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: defer
+-- Back to wait without using an attempt; the job stays active, so it keeps its unique key.
+-- :headers is NULL to keep the stored headers.
+UPDATE {jobs}
+SET state = :state, run_at = :run_at, attempts = attempts - 1,
+    headers = coalesce(:headers, headers), updated_at = :now,
     lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
@@ -160,10 +170,15 @@ WHERE state IN ({states})
   AND (:before IS NULL OR coalesce(finished_at, 0.0) < :before);
 
 -- name: wait_probe
--- Is matching work ready now, and when is the next matching scheduled job due?
+-- Is matching work ready now, and when is the next matching scheduled job due? Jobs of
+-- paused queues count for neither, or a waiter would wake (and claim nothing) at once.
 SELECT
-    EXISTS (SELECT 1 FROM {jobs} WHERE state = 'ready' AND {routing}) AS ready,
-    (SELECT run_at FROM {jobs} INDEXED BY {jobs_due} WHERE state = 'scheduled' AND {routing}
+    EXISTS (
+        SELECT 1 FROM {jobs}
+        WHERE state = 'ready' AND {routing} AND queue NOT IN (SELECT queue FROM {paused})
+    ) AS ready,
+    (SELECT run_at FROM {jobs} INDEXED BY {jobs_due}
+     WHERE state = 'scheduled' AND {routing} AND queue NOT IN (SELECT queue FROM {paused})
      ORDER BY run_at LIMIT 1) AS next_due;
 
 -- name: drop_expired_workers

@@ -21,6 +21,11 @@
 -- {meta}      key → value; `schema_version` is the last migration step applied.
 -- {leases}    name → owner and expiry: the scheduler's leader lease (migrate_3).
 -- {schedules} cron/periodic entry name → the last tick enqueued (migrate_3).
+-- {rate_starts} (key, started_at): one row per start a rate window granted (migrate_4).
+-- {slots}     (key, holder) → expiry: held concurrency slots, free once expires_at <= now
+--             (migrate_4).
+-- {paused}    the names of paused queues; `claim` skips their jobs (migrate_4).
+-- {history}   (minute, queue) → attempts that succeeded / failed in that minute (migrate_4).
 --
 -- Indexes, and why
 -- ----------------
@@ -38,6 +43,8 @@
 --   running) job.
 -- {jobs_unique} UNIQUE (unique_key) WHERE state IN ('scheduled', 'ready', 'running'): a
 --   unique key is held only while its job is active; final states free it.
+-- {rate_starts_key} (key, started_at): `rate_acquire` prunes and counts one key's window
+--   in start order.
 
 -- name: meta
 CREATE TABLE IF NOT EXISTS {meta} (
@@ -120,4 +127,32 @@ CREATE TABLE IF NOT EXISTS {leases} (
 CREATE TABLE IF NOT EXISTS {schedules} (
     name TEXT PRIMARY KEY,
     last_tick REAL NOT NULL
+) WITHOUT ROWID;
+
+-- name: migrate_4
+-- Limits and operations. {rate_starts}: a sliding window keeps each granted start (several
+-- may share one instant, so no primary key); `rate_acquire` prunes a key's starts that left
+-- the window. {slots}: concurrency slots that expire like leases. {paused}: a tiny table the
+-- claim query reads once per claim (`queue NOT IN (SELECT queue FROM {paused})`).
+-- {history}: per-minute counts, summed by upsert; `minute` is a multiple of 60.
+CREATE TABLE IF NOT EXISTS {rate_starts} (
+    key TEXT NOT NULL,
+    started_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {rate_starts_key} ON {rate_starts} (key, started_at);
+CREATE TABLE IF NOT EXISTS {slots} (
+    key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (key, holder)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {paused} (
+    queue TEXT NOT NULL PRIMARY KEY
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {history} (
+    minute INTEGER NOT NULL,
+    queue TEXT NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (minute, queue)
 ) WITHOUT ROWID;

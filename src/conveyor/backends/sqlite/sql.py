@@ -23,10 +23,15 @@ NAMES: dict[str, str] = {
     "meta": "conveyor_meta",
     "leases": "conveyor_leases",
     "schedules": "conveyor_schedules",
+    "rate_starts": "conveyor_rate_starts",
+    "slots": "conveyor_slots",
+    "paused": "conveyor_paused",
+    "history": "conveyor_history",
     "jobs_claim": "conveyor_jobs_claim",
     "jobs_due": "conveyor_jobs_due",
     "jobs_lease": "conveyor_jobs_lease",
     "jobs_unique": "conveyor_jobs_unique",
+    "rate_starts_key": "conveyor_rate_starts_key",
 }
 
 #: Slots a template may leave for a clause built at run time.

@@ -256,6 +256,24 @@ class Store:
         """Give a held job back to ready, returning its attempt."""
         return self._write(lambda: self._held("release", lease, now=self.clock.now()))
 
+    def defer(self, lease: Lease, delay: float, headers: dict[str, Any] | None) -> bool:
+        """Put a held job back to wait ``delay`` seconds, returning its attempt."""
+        stored = None if headers is None else _json(headers, f"the headers of job {lease.job_id}")
+
+        def txn() -> bool:
+            now = self.clock.now()
+            state = State.SCHEDULED if delay > 0 else State.READY
+            return self._held(
+                "defer",
+                lease,
+                state=state.value,
+                run_at=now + max(0.0, delay),
+                headers=stored,
+                now=now,
+            )
+
+        return self._write(txn)
+
     def recover(self, max_recoveries: int) -> RecoveryReport:
         """Return expired leases to ready, or dead once a job is out of recoveries."""
 

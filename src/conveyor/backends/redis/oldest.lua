@@ -1,0 +1,31 @@
+-- oldest.lua: per queue, the run_at of its oldest ready job (due scheduled jobs count,
+-- paused queues too), read in one atomic step.
+--
+-- KEYS[1] lanes      SET of non-empty ready lanes
+-- KEYS[2] scheduled  ZSET run_at -> id
+-- derived: ready lanes, job hashes of due scheduled jobs
+-- ARGV[1] P, ARGV[2] now
+-- Returns: flat queue, run_at pairs (each queue once).
+
+local oldest = {}
+local function see(queue, run_at)
+  if not oldest[queue] or run_at < oldest[queue] then oldest[queue] = run_at end
+end
+for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  -- A lane's lowest score is its oldest run_at.
+  local first = redis.call('ZRANGE', P .. 'ready:' .. lane, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local _, queue = parse_lane(lane)
+    see(queue, tonumber(first[2]))
+  end
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', num(NOW), 'WITHSCORES')
+for i = 1, #due, 2 do
+  see(redis.call('HGET', job_key(due[i]), 'queue'), tonumber(due[i + 1]))
+end
+local out = {}
+for queue, run_at in pairs(oldest) do
+  out[#out + 1] = queue
+  out[#out + 1] = num(run_at)
+end
+return out

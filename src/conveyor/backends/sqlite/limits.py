@@ -1,0 +1,88 @@
+"""Rate windows and concurrency slots on SQLite: the backend side of rate and concurrency limits.
+
+Queries live in `limits.sql`; tables come from schema step ``migrate_4``. Each call is one
+``BEGIN IMMEDIATE`` transaction (or part of a group commit), so two processes counting the
+same window or the same slots never both take the last one. Times come from the store's
+clock, as everywhere else in the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite.store import Store
+
+T = TypeVar("T")
+
+#: The shortest wait `rate_acquire` reports when refusing, so a refusal is always > 0.
+MIN_WAIT = 1e-6
+
+
+def _exec(store: Store, name: str, params: dict[str, Any]) -> Any:
+    return store.conn.execute(sql.load("limits.sql")[name], params)
+
+
+def rate_acquire(store: Store, key: str, limit: int, period: float) -> float:
+    """Record a start in window ``key`` and return 0.0, or the seconds until there is room."""
+
+    def txn() -> float:
+        now = store.clock.now()
+        _exec(store, "rate_prune", {"key": key, "cutoff": now - period})
+        row = _exec(store, "rate_nth_newest", {"key": key, "skip": max(0, limit - 1)}).fetchone()
+        if row is not None:  # ``limit`` starts are still in the window
+            return max(float(row["started_at"]) + period - now, MIN_WAIT)
+        _exec(store, "rate_record", {"key": key, "now": now})
+        return 0.0
+
+    return store._write(txn)
+
+
+def slot_acquire(store: Store, key: str, holder: str, limit: int, ttl: float) -> bool:
+    """Take or renew ``holder``'s slot of ``key``; False when ``limit`` others hold one."""
+
+    def txn() -> bool:
+        now = store.clock.now()
+        params = {"key": key, "holder": holder, "now": now, "expires": now + ttl}
+        _exec(store, "slot_prune", params)
+        if _exec(store, "slot_renew", params).rowcount > 0:
+            return True
+        if _exec(store, "slot_count", params).fetchone()[0] >= limit:
+            return False
+        _exec(store, "slot_take", params)
+        return True
+
+    return store._write(txn)
+
+
+def slot_release(store: Store, key: str, holder: str) -> None:
+    """Free ``holder``'s slot of ``key``, if it holds one."""
+    store._write(lambda: _exec(store, "slot_release", {"key": key, "holder": holder}))
+
+
+class SqliteLimits:
+    """Mixed into `SqliteBackend`: runs the functions above on the backend's thread.
+
+    Rate and slot calls come once per job start, so they go through the group commit and
+    share a transaction with the claims and acks queued beside them.
+    """
+
+    def _grouped(self, fn: Callable[[Store], T]) -> asyncio.Future[T]:
+        raise NotImplementedError  # provided by SqliteBackend
+
+    async def rate_acquire(self, key: str, limit: int, period: float) -> float:
+        """Take one start from a sliding window (see `Backend.rate_acquire`)."""
+        return await self._grouped(lambda s: rate_acquire(s, key, limit, period))
+
+    async def slot_acquire(self, key: str, holder: str, limit: int, ttl: float) -> bool:
+        """Hold one of ``limit`` slots of ``key`` for ``ttl`` seconds."""
+        return await self._grouped(lambda s: slot_acquire(s, key, holder, limit, ttl))
+
+    async def slot_release(self, key: str, holder: str) -> None:
+        """Free ``holder``'s slot of ``key``."""
+        await self._grouped(lambda s: slot_release(s, key, holder))
+
+
+__all__ = ["SqliteLimits", "rate_acquire", "slot_acquire", "slot_release"]

@@ -1,0 +1,241 @@
+"""The OpenAPI 3.1 document of the JSON API, made from `conveyor.dashboard.api.OPERATIONS`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from conveyor import __version__
+
+if TYPE_CHECKING:
+    from conveyor.dashboard.api import Operation
+
+_STR: dict[str, Any] = {"type": "string"}
+_NUM: dict[str, Any] = {"type": "number"}
+_INT: dict[str, Any] = {"type": "integer"}
+_TIME: dict[str, Any] = {"type": ["number", "null"], "description": "seconds since the epoch"}
+_COUNTS: dict[str, Any] = {
+    "type": "object",
+    "description": "jobs by state",
+    "properties": {
+        s: _INT for s in ("scheduled", "ready", "running", "succeeded", "dead", "cancelled")
+    },
+}
+
+
+def _obj(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _list(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_JOB_SUMMARY = _obj(
+    {
+        "id": _STR,
+        "task": _STR,
+        "queue": _STR,
+        "priority": {"enum": ["high", "normal", "low"]},
+        "state": _STR,
+        "attempts": _INT,
+        "max_retries": _INT,
+        "run_at": _TIME,
+        "created_at": _TIME,
+        "updated_at": _TIME,
+        "failed_at": _TIME,
+        "last_error": {"type": ["string", "null"]},
+    }
+)
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Overview": _obj(
+        {
+            "now": _NUM,
+            "totals": _COUNTS,
+            "queues": _list(
+                _obj(
+                    {
+                        "name": _STR,
+                        "paused": {"type": "boolean"},
+                        "oldest_wait": {
+                            "type": ["number", "null"],
+                            "description": "seconds the oldest ready job has waited",
+                        },
+                        "counts": _COUNTS,
+                        "priorities": _list(_obj({"priority": _STR, "counts": _COUNTS})),
+                    }
+                )
+            ),
+            "counters": _obj({"fenced": _INT, "recovered": _INT, "poisoned": _INT}),
+            "workers": _INT,
+        }
+    ),
+    "History": _obj(
+        {
+            "minutes": _INT,
+            "series": _list(
+                _obj(
+                    {
+                        "minute": _INT,
+                        "succeeded": _INT,
+                        "failed": _INT,
+                        "failure_rate": {"type": ["number", "null"]},
+                    }
+                )
+            ),
+            "queues": {
+                "type": "object",
+                "additionalProperties": _obj({"succeeded": _INT, "failed": _INT}),
+            },
+        },
+        "per-minute finished attempts, oldest first, gaps as zeros",
+    ),
+    "Workers": _obj(
+        {
+            "workers": _list(
+                _obj(
+                    {
+                        "id": _STR,
+                        "host": _STR,
+                        "pid": _INT,
+                        "pool": {"type": ["string", "null"]},
+                        "queues": _list(_STR),
+                        "running": _INT,
+                        "concurrency": {"type": ["integer", "null"]},
+                        "processed": _INT,
+                        "failed": _INT,
+                        "utilisation": {"type": ["number", "null"]},
+                        "rss_mb": {"type": ["number", "null"]},
+                        "started_at": _NUM,
+                        "uptime": _NUM,
+                        "last_seen": _NUM,
+                        "stats": {"type": "object"},
+                    }
+                )
+            )
+        }
+    ),
+    "Job": _JOB_SUMMARY,
+    "Jobs": _obj({"jobs": _list(_ref("Job")), "limit": _INT, "offset": _INT}),
+    "JobDetail": _obj(
+        {
+            **_JOB_SUMMARY["properties"],
+            "args": {"type": ["array", "null"]},
+            "kwargs": {"type": ["object", "null"]},
+            "payload_error": {"type": ["string", "null"]},
+            "headers": {"type": "object"},
+            "result": {},
+            "traceback": {"type": ["string", "null"]},
+            "timeline": _list(_obj({"at": _NUM, "event": _STR})),
+            "actions": _list({"enum": ["retry", "cancel", "delete"]}),
+        },
+        "every field of JobRecord.to_dict, plus the decoded arguments and a timeline",
+    ),
+    "Schedules": _obj(
+        {
+            "app_loaded": {"type": "boolean"},
+            "entries": _list(
+                _obj(
+                    {
+                        "name": _STR,
+                        "task": _STR,
+                        "schedule": _STR,
+                        "timezone": _STR,
+                        "missed": _STR,
+                        "next_run": _STR,
+                        "next_run_at": _NUM,
+                        "last_run": {"type": ["string", "null"]},
+                        "last_run_at": _TIME,
+                    }
+                )
+            ),
+        }
+    ),
+    "Csrf": _obj({"csrf_token": _STR, "header": _STR}),
+    "Ids": _obj(
+        {"ids": _list(_STR), "all": {"type": "boolean"}},
+        'either {"ids": ["..."]} or {"all": true}',
+    ),
+    "Outcome": _obj({"action": _STR, "count": _INT, "message": _STR}),
+    "OpenAPI": {"type": "object"},
+    "Error": _obj({"error": _STR}),
+}
+
+_ERRORS = {
+    "400": "bad parameter or body",
+    "401": "authentication required",
+    "403": "read-only dashboard, or the CSRF check failed",
+    "404": "no such job",
+    "503": "the backend cannot be reached",
+}
+
+
+def document(operations: Sequence[Operation], prefix: str = "") -> dict[str, Any]:
+    """The OpenAPI document; ``prefix`` is where the dashboard is mounted."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        entry: dict[str, Any] = {
+            "operationId": op.name,
+            "summary": op.summary,
+            "parameters": [
+                {
+                    "name": p.name,
+                    "in": p.where,
+                    "required": p.where == "path",
+                    "description": p.description,
+                    "schema": {"type": p.type},
+                }
+                for p in op.params
+            ],
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": _ref(op.response)}},
+                },
+                **{
+                    code: {
+                        "description": text,
+                        "content": {"application/json": {"schema": _ref("Error")}},
+                    }
+                    for code, text in _ERRORS.items()
+                },
+            },
+        }
+        if op.method == "POST":
+            entry["security"] = [{"csrf": []}, {"bearer": []}]
+        if op.body is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(op.body)}},
+            }
+        paths.setdefault(op.path, {})[op.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Conveyor dashboard API",
+            "version": __version__,
+            "description": (
+                "What the dashboard's pages show, as JSON, and the same actions. POSTs need "
+                "the X-CSRF-Token header matching the conveyor_csrf cookie (GET /api/csrf "
+                "gives both) or Authorization: Bearer <token>."
+            ),
+        },
+        "servers": [{"url": str(prefix).rstrip("/") or "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic"},
+            },
+        },
+    }

@@ -1,0 +1,246 @@
+"""The HTML pages, rendered on the server, and the form POSTs behind their buttons.
+
+Pages: overview, workers, jobs (filters and search), job detail, failed jobs, scheduled
+jobs and cron entries, login. Every form POST goes through `action` (read-only and CSRF
+checks) and answers with a redirect back to the page, carrying a signed notice.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from conveyor.dashboard import actions, data
+from conveyor.dashboard.actions import Outcome
+from conveyor.dashboard.security import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE
+from conveyor.dashboard.views import (
+    action,
+    backend,
+    base_path,
+    dashboard,
+    render,
+    safe_next,
+    signed_notice,
+)
+from conveyor.errors import JobNotFound
+from conveyor.job import State
+
+PAGE_SIZE = 50
+
+
+async def overview(request: Request) -> Response:
+    dash = dashboard(request)
+    view = await data.overview(await backend(request), dash.clock)
+    return render(request, "overview.html", {"page": "overview", "view": view})
+
+
+async def workers(request: Request) -> Response:
+    dash = dashboard(request)
+    rows = await data.workers(await backend(request), dash.clock)
+    return render(request, "workers.html", {"page": "workers", "workers": rows})
+
+
+async def jobs(request: Request) -> Response:
+    q = request.query_params
+    try:
+        states = data.parse_states(q.getlist("state"))
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    store = await backend(request)
+    search = (q.get("q") or "").strip()
+    task = (q.get("task") or "").strip() or None
+    if search:
+        found = await store.get(search)
+        if found is not None:
+            return RedirectResponse(f"{base_path(request)}/jobs/{found.id}", status_code=303)
+        task = search
+    queue = (q.get("queue") or "").strip() or None
+    offset = _page_offset(request)
+    rows = await data.jobs(
+        store, states=states, queue=queue, task=task, limit=PAGE_SIZE + 1, offset=offset
+    )
+    view = await data.overview(store, dashboard(request).clock)
+    filters = {
+        "state": [s.value for s in states] if states else [],
+        "queue": queue or "",
+        "task": task or "",
+        "q": search,
+    }
+    return render(
+        request,
+        "jobs.html",
+        {
+            "page": "jobs",
+            "jobs": rows[:PAGE_SIZE],
+            "filters": filters,
+            "states": [s.value for s in data.STATES],
+            "queues": [row["name"] for row in view["queues"]],
+            "offset": offset,
+            "more": len(rows) > PAGE_SIZE,
+            "page_size": PAGE_SIZE,
+            "page_link": _page_link(request),
+        },
+    )
+
+
+async def job(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    record = await (await backend(request)).get(job_id)
+    if record is None:
+        raise JobNotFound(f"job {job_id} does not exist (or was pruned after retention)")
+    return render(request, "job.html", {"page": "jobs", "job": data.job_detail(record)})
+
+
+async def failed(request: Request) -> Response:
+    offset = _page_offset(request)
+    rows = await data.jobs(
+        await backend(request), states=(State.DEAD,), limit=PAGE_SIZE + 1, offset=offset
+    )
+    return render(
+        request,
+        "failed.html",
+        {
+            "page": "failed",
+            "jobs": rows[:PAGE_SIZE],
+            "offset": offset,
+            "more": len(rows) > PAGE_SIZE,
+            "page_size": PAGE_SIZE,
+            "page_link": _page_link(request),
+        },
+    )
+
+
+async def scheduled(request: Request) -> Response:
+    dash = dashboard(request)
+    store = await backend(request)
+    rows = await data.jobs(store, states=(State.SCHEDULED,), limit=PAGE_SIZE)
+    entries = await data.schedules(dash.app, store)
+    return render(
+        request,
+        "scheduled.html",
+        {
+            "page": "scheduled",
+            "jobs": rows,
+            "entries": entries,
+            "app_loaded": dash.app is not None,
+        },
+    )
+
+
+# -- login (only with a token) ------------------------------------------------------------
+async def login(request: Request) -> Response:
+    dash = dashboard(request)
+    if dash.guard.token is None:
+        return RedirectResponse(f"{base_path(request)}/", status_code=303)
+    error = None
+    if request.method == "POST":
+        form = await request.form()
+        submitted, token = form.get(CSRF_FIELD), form.get("token")
+        if not dash.guard.csrf_matches(
+            request.cookies.get(CSRF_COOKIE), submitted if isinstance(submitted, str) else None
+        ):
+            error = "the form expired: try again"
+        elif isinstance(token, str) and dash.guard.check_token(token):
+            response = RedirectResponse(f"{base_path(request)}/", status_code=303)
+            response.set_cookie(
+                SESSION_COOKIE,
+                dash.guard.session(),
+                httponly=True,
+                samesite="strict",
+                path=base_path(request) or "/",
+                secure=request.url.scheme == "https",
+            )
+            return response
+        else:
+            error = "wrong token"
+    return render(
+        request,
+        "login.html",
+        {"page": "login", "error": error},
+        401 if error else 200,
+    )
+
+
+# -- actions ------------------------------------------------------------------------------
+@action
+async def retry(request: Request) -> Response:
+    ids = await _form_ids(request)
+    return await _done(request, await actions.retry(await backend(request), ids))
+
+
+@action
+async def delete(request: Request) -> Response:
+    ids = await _form_ids(request)
+    return await _done(request, await actions.delete(await backend(request), ids))
+
+
+@action
+async def cancel(request: Request) -> Response:
+    outcome = await actions.cancel(await backend(request), request.path_params["job_id"])
+    return await _done(request, outcome)
+
+
+@action
+async def pause(request: Request) -> Response:
+    return await _done(
+        request, await actions.pause(await backend(request), request.path_params["queue"])
+    )
+
+
+@action
+async def resume(request: Request) -> Response:
+    return await _done(
+        request, await actions.resume(await backend(request), request.path_params["queue"])
+    )
+
+
+async def _form_ids(request: Request) -> list[str] | None:
+    """The ``id`` fields of the form; ``None`` when ``all=1`` (every dead job)."""
+    form = await request.form()
+    if form.get("all") == "1":
+        return None
+    ids = [v for v in form.getlist("id") if isinstance(v, str) and v]
+    if not ids:
+        raise HTTPException(400, "no job selected: tick at least one job")
+    return ids
+
+
+async def _done(request: Request, outcome: Outcome) -> Response:
+    form = await request.form()
+    target = safe_next(request, form.get("next"))
+    return RedirectResponse(f"{target}?{signed_notice(request, outcome.message)}", 303)
+
+
+def _page_offset(request: Request) -> int:
+    raw = request.query_params.get("offset", "0")
+    if not raw.isdigit():
+        raise HTTPException(400, f"offset={raw!r} is not a whole number")
+    return int(raw)
+
+
+def _page_link(request: Request) -> str:
+    """The current URL without ``offset``, ready for ``&offset=N``."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
+    return f"{request.url.path}?{urlencode(params)}"
+
+
+def routes() -> list[Route]:
+    """The pages and their form actions."""
+    return [
+        Route("/", overview, name="overview"),
+        Route("/workers", workers, name="workers"),
+        Route("/jobs", jobs, name="jobs"),
+        Route("/jobs/retry", retry, methods=["POST"], name="retry"),
+        Route("/jobs/delete", delete, methods=["POST"], name="delete"),
+        Route("/jobs/{job_id}", job, name="job"),
+        Route("/jobs/{job_id}/cancel", cancel, methods=["POST"], name="cancel"),
+        Route("/failed", failed, name="failed"),
+        Route("/scheduled", scheduled, name="scheduled"),
+        Route("/queues/{queue}/pause", pause, methods=["POST"], name="pause"),
+        Route("/queues/{queue}/resume", resume, methods=["POST"], name="resume"),
+        Route("/login", login, methods=["GET", "POST"], name="login"),
+    ]
