@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from conveyor.worker.worker import Worker, WorkerStats
+from conveyor.worker.state import WorkerStats
+from conveyor.worker.worker import Worker
 
 __all__ = ["Worker", "WorkerStats"]

@@ -11,7 +11,7 @@ import faulthandler
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conveyor.worker.worker import Worker
@@ -54,3 +54,12 @@ def dump_stacks() -> None:
     print("--- threads ---", file=sys.stderr)
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
+
+
+async def wait_all_or(
+    tasks: set[asyncio.Task[None]], force: asyncio.Future[Any], timeout: float
+) -> None:
+    """Wait until every task is done, ``force`` fires, or ``timeout`` passes."""
+    all_done = asyncio.ensure_future(asyncio.wait(tasks))
+    await asyncio.wait({all_done, force}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    all_done.cancel()

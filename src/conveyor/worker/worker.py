@@ -14,10 +14,7 @@ import logging
 import os
 import socket
 import time
-from collections import Counter, deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -29,7 +26,8 @@ from conveyor.worker.admission import admit
 from conveyor.worker.executor import Outcome, execute
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.reaper import Reaper
-from conveyor.worker.shutdown import SignalHandlers
+from conveyor.worker.shutdown import SignalHandlers, wait_all_or
+from conveyor.worker.state import JobObserver, Running, WorkerStats
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -39,39 +37,6 @@ log = logging.getLogger("conveyor.worker")
 
 EXIT_OK = 0
 EXIT_FORCED = 1
-
-
-@dataclass(slots=True)
-class _Running:
-    job: JobRecord
-    lease: Lease
-    task: asyncio.Task[None]
-    started: float
-    cancel_reason: str | None = None
-
-
-@dataclass(slots=True)
-class WorkerStats:
-    """Counters a worker keeps about itself."""
-
-    processed: int = 0
-    succeeded: int = 0
-    retried: int = 0
-    dead: int = 0
-    fenced: int = 0
-    lost: int = 0
-    released: int = 0
-    busy_seconds: float = 0.0
-    #: Jobs put back to wait without using an attempt, by (task, reason): ``rate_limit``,
-    #: ``concurrency``, ``retry_after`` (the task raised `RateLimited`) or ``unchecked``.
-    waits: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: Seconds from ``run_at`` to claim, for the most recent jobs.
-    pickup_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
-
-
-#: Called on the worker's loop when a job ends: the job, its outcome (``succeeded``,
-#: ``retried``, ``dead``, ``released``, ``lost`` or ``unreported``) and seconds it ran.
-JobObserver = Callable[[JobRecord, str, float], None]
 
 
 class Worker:
@@ -128,7 +93,7 @@ class Worker:
         self.stuck_threads = 0
         #: Per-job hooks, e.g. the Prometheus duration histogram (`conveyor.metrics`).
         self.job_observers: list[JobObserver] = []
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, Running] = {}
         self._started_mono = time.monotonic()
         self._started_at = app.clock.now()
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conveyor-job")
@@ -332,7 +297,7 @@ class Worker:
         lease = Lease(job.id, job.lease_token)
         self._heartbeat.hold(lease)
         task = asyncio.create_task(self._run_job(job, lease), name=f"job-{job.id}")
-        self._running[job.id] = _Running(job, lease, task, time.monotonic())
+        self._running[job.id] = Running(job, lease, task, time.monotonic())
 
     async def _run_job(self, job: JobRecord, lease: Lease) -> None:
         task = self.app.tasks.get(job.task)
@@ -482,7 +447,7 @@ class Worker:
             )
             tasks = {r.task for r in self._running.values()}
             force = asyncio.ensure_future(self._force.wait())
-            await _wait_all_or(tasks, force, self.grace_period)
+            await wait_all_or(tasks, force, self.grace_period)
             force.cancel()
         if self._running:
             log.warning("releasing %d unfinished job(s) back to ready", len(self._running))
@@ -522,15 +487,6 @@ class Worker:
             self.id, self.counts.processed, self.counts.succeeded, self.counts.retried,
             self.counts.dead,
         )
-
-
-async def _wait_all_or(
-    tasks: set[asyncio.Task[None]], force: asyncio.Future[Any], timeout: float
-) -> None:
-    """Wait until every task is done, ``force`` fires, or ``timeout`` passes."""
-    all_done = asyncio.ensure_future(asyncio.wait(tasks))
-    await asyncio.wait({all_done, force}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    all_done.cancel()
 
 
 def _show(values: Any) -> str:
