@@ -75,6 +75,7 @@ class Listener:
         async with self._lock:
             if self.listening:
                 return True
+            conn = None
             try:
                 conn = await psycopg.AsyncConnection.connect(
                     self.target.conninfo, **self.target.connect_kwargs()
@@ -82,7 +83,14 @@ class Listener:
                 await conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(
                     self.target.channel
                 )))
-            except (psycopg.Error, OSError) as exc:
+            except BaseException as exc:
+                # Cancelled (the waiter was woken otherwise) or failed after connecting:
+                # close the connection, or it leaks until garbage collection.
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                if not isinstance(exc, (psycopg.Error, OSError)):
+                    raise
                 self._failed_at = time.monotonic()
                 log.warning(
                     "cannot LISTEN on PostgreSQL at %s (%s): idle workers poll every %gs "
