@@ -23,7 +23,7 @@ import pytest
 
 from conveyor import State
 
-from .harness import Cluster, wait_for
+from .harness import Cluster, WorkerProcess, wait_for
 from .limits_app import ACCOUNT, API_ENV, CALL, RATE, build_app
 
 JOBS = 1_000
@@ -62,6 +62,23 @@ def api() -> Iterator[Api]:
         proc.wait(10)
 
 
+def start_three(
+    cluster: Cluster, concurrency: str, env: dict[str, str] | None = None
+) -> list[WorkerProcess]:
+    """Three workers of the limits app, once all three are in the registry."""
+    workers = [
+        cluster.start_worker("--concurrency", concurrency, env=env, app=LIMITS_APP)
+        for _ in range(3)
+    ]
+    wait_for(
+        lambda: len(cluster.workers()) >= 3,
+        timeout=30,
+        what="three workers to register",
+        detail=cluster.outputs,
+    )
+    return workers
+
+
 def busiest_second(times: list[float]) -> int:
     """The most arrivals inside any one-second window."""
     times = sorted(times)
@@ -77,16 +94,7 @@ def busiest_second(times: list[float]) -> int:
 @pytest.mark.timeout(240)
 def test_three_workers_keep_45_per_second_and_never_see_a_429(cluster: Cluster, api: Api) -> None:
     # Given three worker processes running the rate-limited task
-    env = {API_ENV: api.url}
-    workers = [
-        cluster.start_worker("--concurrency", "10", env=env, app=LIMITS_APP) for _ in range(3)
-    ]
-    wait_for(
-        lambda: len(cluster.workers()) >= 3,
-        timeout=30,
-        what="three workers to register",
-        detail=cluster.outputs,
-    )
+    workers = start_three(cluster, "10", {API_ENV: api.url})
 
     # When 1,000 jobs are enqueued at once
     app = build_app(cluster.url)
@@ -146,13 +154,7 @@ def test_one_job_per_account_across_processes_and_a_dead_workers_slot_comes_back
     cluster: Cluster,
 ) -> None:
     # Given three workers and a long job holding account "a"'s only slot
-    workers = [cluster.start_worker("--concurrency", "4", app=LIMITS_APP) for _ in range(3)]
-    wait_for(
-        lambda: len(cluster.workers()) >= 3,
-        timeout=30,
-        what="three workers to register",
-        detail=cluster.outputs,
-    )
+    workers = start_three(cluster, "4")
     app = build_app(cluster.url)
     try:
         task = app.get_task(ACCOUNT)

@@ -22,9 +22,9 @@ from conveyor.job import Failure, HistoryPoint, Lease, Routing
 XSS = "<script>alert(1)</script>"
 
 
-def build_app() -> Conveyor:
-    """An app on an empty memory store with two tasks and a cron entry."""
-    app = Conveyor("memory://")
+def build_app(url: str = "memory://") -> Conveyor:
+    """An app on the empty store at ``url`` with two tasks and a cron entry."""
+    app = Conveyor(url)
 
     @app.task(name="mail.send", queue="mail", priority="high", retries=0)
     def send(to: str) -> None:
@@ -83,8 +83,13 @@ def client_for(asgi: ASGIApp, **kwargs: Any) -> httpx.AsyncClient:
 @pytest.fixture
 async def client(app: Conveyor) -> AsyncIterator[httpx.AsyncClient]:
     """A client on the dashboard of `app` (read-write, no auth)."""
-    async with client_for(create_dashboard(app)) as c:
-        yield c
+    dashboard = create_dashboard(app)
+    try:
+        async with client_for(dashboard) as c:
+            yield c
+    finally:
+        # The in-process transport runs no lifespan: close the dashboard's own handle here.
+        await dashboard.state.dashboard.close()
 
 
 async def csrf(client: httpx.AsyncClient, prefix: str = "") -> str:

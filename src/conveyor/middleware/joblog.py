@@ -11,6 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from conveyor.errors import RateLimited
 from conveyor.middleware.tracing import correlation_id
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ log = logging.getLogger("conveyor.job")
 
 
 async def log_job(ctx: ExecutionContext, call_next: JobNext) -> Any:
-    """Log ``job ... started`` before the task and ``... succeeded|failed in Ns`` after."""
+    """Log ``job ... started`` before the task and ``... succeeded|failed|rate limited in
+    Ns`` after."""
     fields: dict[str, Any] = {
         "job_id": ctx.job.id, "task": ctx.task.name, "queue": ctx.queue,
         "attempt": ctx.attempt, "correlation_id": correlation_id() or "-",
@@ -31,6 +33,13 @@ async def log_job(ctx: ExecutionContext, call_next: JobNext) -> Any:
     start = time.perf_counter()
     try:
         value = await call_next()
+    except RateLimited as exc:
+        took = time.perf_counter() - start
+        log.info(
+            "%s rate limited in %.3fs: %s (waits, no attempt used)", head, took, exc.reason,
+            extra={**fields, "duration": took, "outcome": "rate_limited"},
+        )
+        raise
     except BaseException as exc:
         took = time.perf_counter() - start
         log.info(

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from conveyor.errors import RateLimited
+
 if TYPE_CHECKING:
     from conveyor.middleware.chain import ExecutionContext, JobNext
 
@@ -24,7 +26,8 @@ class _Series:
 class JobMetrics:
     """Counters and duration sums of job runs, keyed by (task, queue, outcome).
 
-    ``outcome`` is ``succeeded`` or ``failed`` (whether the run raised, retry or not).
+    ``outcome`` is ``succeeded``, ``failed`` (whether the run raised, retry or not) or
+    ``rate_limited`` (the task raised `RateLimited`).
     Safe to read from another thread.
     """
 
@@ -71,6 +74,9 @@ async def measure_job(ctx: ExecutionContext, call_next: JobNext) -> Any:
         value = await call_next()
         outcome = "succeeded"
         return value
+    except RateLimited:
+        outcome = "rate_limited"  # waits without using an attempt: not a failure
+        raise
     finally:
         ctx.app.job_metrics.observe(
             ctx.task.name, ctx.queue, outcome, time.perf_counter() - start

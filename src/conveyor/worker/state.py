@@ -41,5 +41,6 @@ class WorkerStats:
 
 
 #: Called on the worker's loop when a job ends: the job, its outcome (``succeeded``,
-#: ``retried``, ``dead``, ``released``, ``lost`` or ``unreported``) and seconds it ran.
+#: ``retried``, ``dead``, ``released``, ``lost``, ``unreported`` or ``deferred``: put back to
+#: wait by a limit or `RateLimited`) and seconds it ran.
 JobObserver = Callable[[JobRecord, str, float], None]
