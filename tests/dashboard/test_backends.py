@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.contract.support import BACKEND_URLS
 
 from conveyor import Conveyor, Worker
-from conveyor.job import JobQuery, State
+from conveyor.job import Routing
 
-from ..contract.support import BACKEND_URLS
 from .conftest import XSS, build_app, csrf, make_dead
 
 REAL_STORES = ["sqlite", "redis", "postgres"]
@@ -167,8 +167,8 @@ async def test_dead_job_detail_shows_its_error_and_traceback_escaped(
     assert body["last_error"] == f"ValueError: {XSS}"
     assert body["traceback"] == f"Traceback:\n  {XSS}"
     assert body["args"] == [XSS] and body["actions"] == ["retry", "delete"]
-    assert [e["event"] for e in body["timeline"]][0] == "enqueued"
-    assert "attempt failed" in [e["event"] for e in body["timeline"]]
+    events = [e["event"] for e in body["timeline"]]
+    assert events[0] == "enqueued" and "attempt failed" in events
     page = (await client.get(f"/jobs/{seeded['dead']}")).text
     assert XSS not in page
     error = re.search(r'id="error">(.*?)</pre>', page, re.S)
@@ -270,7 +270,7 @@ async def test_a_paused_queue_is_not_worked_until_resumed(
     # Given the mail queue paused from the dashboard, and a worker on every queue,
     paused = await client.post("/api/queues/mail/pause", headers=await api_headers(client))
     assert paused.json()["count"] == 1
-    assert (await app.open()).paused_queues and await (await app.open()).paused_queues() == ["mail"]
+    assert await (await app.open()).paused_queues() == ["mail"]
     witness = (await app.tasks["reports.build"].enqueue_async("witness")).id
     async with working(app):
         # When the worker has run a job of another queue, enqueued after the pause,
@@ -326,3 +326,32 @@ async def test_scheduled_page_lists_cron_entries_and_delayed_jobs(
     assert entry["next_run_at"] % 300 == 0 and entry["next_run_at"] > app.clock.now()
     delayed = (await client.get(f"/api/jobs/{seeded['scheduled']}")).json()
     assert delayed["state"] == "scheduled" and delayed["run_at"] > app.clock.now() + 3000
+
+
+async def test_actions_that_do_not_apply_change_nothing(
+    app: Conveyor, client: httpx.AsyncClient, seeded: dict[str, Any]
+) -> None:
+    headers = await api_headers(client)
+    ready, dead = seeded["ready"], seeded["dead"]
+    # Retrying a job that is not dead, or that does not exist, retries nothing.
+    retried = await client.post("/api/jobs/retry", json={"ids": [ready, "nope"]}, headers=headers)
+    assert retried.json()["count"] == 0 and await state(client, ready) == "ready"
+    deleted = await client.post("/api/jobs/delete", json={"ids": ["nope"]}, headers=headers)
+    assert deleted.json()["count"] == 0
+    cancelled = await client.post("/api/jobs/nope/cancel", headers=headers)
+    assert cancelled.status_code == 404 and "job nope does not exist" in cancelled.json()["error"]
+    # A dead job cannot be cancelled; a running one cannot be deleted.
+    assert (await client.post(f"/api/jobs/{dead}/cancel", headers=headers)).json()["count"] == 0
+    assert await state(client, dead) == "dead"
+    backend = await app.open()
+    [running] = await backend.claim("test-worker", Routing(queues=("mail",)), 1, 30.0)
+    assert await ids(client, state="running") == {running.id}
+    gone = await client.post("/api/jobs/delete", json={"ids": [running.id]}, headers=headers)
+    assert gone.json()["count"] == 0 and await state(client, running.id) == "running"
+    # Pausing a queue that has no jobs yet lists it, paused, on the overview.
+    await client.post("/api/queues/later/pause", headers=headers)
+    queues = {q["name"]: q for q in (await client.get("/api/overview")).json()["queues"]}
+    assert queues["later"]["paused"] is True and queues["later"]["oldest_wait"] is None
+    # Searching for markup finds nothing and shows it escaped.
+    page = (await client.get("/jobs", params={"q": XSS})).text
+    assert "No job has the id" in page and XSS not in page

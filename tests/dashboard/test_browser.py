@@ -1,7 +1,10 @@
-"""The dashboard in a real headless Chromium, against a real SQLite store and worker.
+"""The dashboard in a real headless Chromium, against a real store and worker.
 
 The server is the real ``conveyor dashboard`` command and the worker the real
-``conveyor worker``, each a subprocess stopped (by its own PID) when the module's tests end.
+``conveyor worker``, each a subprocess stopped (by its own PID) when its tests end. Most
+tests share one SQLite stack; the retry test, which changes its store, gets a stack of its
+own on SQLite, Redis and PostgreSQL in turn (the servers skip or fail like the contract
+suite's).
 Skipped locally when Debian's ``chromium`` or Playwright is missing; failed when ``CI`` is
 set, since ``scripts/test.sh`` installs both.
 """
@@ -9,6 +12,7 @@ set, since ``scripts/test.sh`` installs both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from tests.contract.support import BACKEND_URLS
 
 from conveyor.backends import create_backend
 from conveyor.job import HistoryPoint, State
@@ -62,6 +67,13 @@ def wait_for(condition: Callable[[], T], *, timeout: float, what: str) -> T:
         time.sleep(0.05)
 
 
+def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a thread of its own: Playwright's sync API keeps an event loop
+    running in the test's thread, where ``asyncio.run`` (used by sync helpers) refuses."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result(timeout=30)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -91,8 +103,7 @@ class Stack:
             finally:
                 await backend.close()
 
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, go()).result(timeout=30)
+        return in_thread(asyncio.run, go())
 
     def state(self, job_id: str) -> State | None:
         async def read(backend: Any) -> State | None:
@@ -124,16 +135,12 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Given a store with one dead job (its flag file missing) and an hour of history, a
-    worker and ``conveyor dashboard`` (live refresh every second) running on it."""
-    tmp = tmp_path_factory.mktemp("dashboard")
-    url = f"sqlite:///{tmp / 'store.db'}"
+@contextlib.contextmanager
+def running_stack(tmp: Path, url: str) -> Iterator[Stack]:
+    """Given a store at ``url`` with one dead job (its flag file missing) and an hour of
+    history, a worker and ``conveyor dashboard`` (live refresh every second) running on it."""
     flag = tmp / "flag"
-    app = build(url)
-    job_id = app.tasks["flaky"].enqueue(str(flag)).id
-    app.close()
+    job_id = in_thread(_enqueue, url, str(flag))
     port = free_port()
     stack = Stack(url=url, base=f"http://127.0.0.1:{port}", flag=flag, dead_id=job_id)
 
@@ -183,6 +190,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack most tests share, on SQLite (``CONVEYOR_BROWSER_STORE=redis`` or
+    ``postgres`` runs them all on that server instead)."""
+    tmp = tmp_path_factory.mktemp("dashboard")
+    store = os.environ.get("CONVEYOR_BROWSER_STORE", "sqlite")
+    with running_stack(tmp, BACKEND_URLS[store](tmp)) as stack:
+        yield stack
+
+
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
+def own_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """A stack of the test's own on each real store in turn (for tests that change it)."""
+    with running_stack(tmp_path, BACKEND_URLS[request.param](tmp_path)) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +299,8 @@ def test_charts_render(stack: Stack, page: Any) -> None:
     assert page.errors == []
 
 
-def test_retry_a_failed_job_with_a_click_and_see_it_succeed(stack: Stack, page: Any) -> None:
+def test_retry_a_failed_job_with_a_click_and_see_it_succeed(own_stack: Stack, page: Any) -> None:
+    stack = own_stack
     # Given the dead job is listed on the failed page, and its cause is fixed,
     page.goto(stack.base + "/failed")
     row = page.locator(f"tr[data-job='{stack.dead_id}']")
@@ -308,8 +333,7 @@ def test_pages_refresh_live_without_reloading(stack: Stack, page: Any) -> None:
     before = int(page.locator("[data-total=scheduled]").inner_text())
     page.evaluate("() => { window.notReloaded = true; }")
     # When a job is enqueued elsewhere, Then the overview's count follows within a refresh.
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(_enqueue_later, stack.url, str(stack.flag)).result(timeout=30)
+    in_thread(_enqueue, stack.url, str(stack.flag), 3600.0)
     page.wait_for_function(
         f"() => document.querySelector('[data-total=scheduled]').textContent === '{before + 1}'"
     )
@@ -317,9 +341,10 @@ def test_pages_refresh_live_without_reloading(stack: Stack, page: Any) -> None:
     assert page.errors == []
 
 
-def _enqueue_later(url: str, flag: str) -> None:
+def _enqueue(url: str, flag: str, delay: float | None = None) -> str:
+    """Enqueue one ``flaky`` job; its id."""
     app = build(url)
     try:
-        app.tasks["flaky"].options(delay=3600).enqueue(flag)
+        return app.tasks["flaky"].options(delay=delay).enqueue(flag).id
     finally:
         app.close()

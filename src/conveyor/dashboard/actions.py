@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from conveyor.errors import JobNotFound
 from conveyor.job import State
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ async def cancel(backend: Backend, job_id: str) -> Outcome:
     """Cancel a scheduled, ready or running job."""
     if await backend.cancel(job_id):
         return Outcome("cancel", 1, f"cancelled job {job_id}")
+    # The backend answers False for a missing job too: say which it was (404, not "done").
+    if await backend.get(job_id) is None:
+        raise JobNotFound(f"job {job_id} does not exist (or was pruned after retention)")
     return Outcome("cancel", 0, f"job {job_id} was already finished: nothing to cancel")
 
 
