@@ -11,7 +11,7 @@ after ``retry_after`` seconds without using an attempt, at most ``max_rate_limit
 
 How the window works: ``45/s`` means at most 45 starts in any window of one second (a
 sliding log, not fixed buckets, so two bursts either side of a bucket edge cannot add up to
-90), measured over the period plus a small guard (`GUARD_SECONDS`, 50 ms), so jitter
+90), measured over the period plus a small guard (`GUARD_SECONDS`, 100 ms), so jitter
 between the worker and a remote API that counts the same limit does not push one request
 into the API's window. Bursts are smoothed by a second, finer window: at most a tenth of
 the limit (at least one) in any tenth of the period, so 45 jobs waiting for the window do
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from conveyor.job import JobRecord
 
 #: Extra seconds added to a rate window, for jitter between our clock and the API's.
-GUARD_SECONDS = 0.05
+GUARD_SECONDS = 0.1
 #: Bursts are smoothed: at most 1/SMOOTHING of the limit in any 1/SMOOTHING of the period.
 SMOOTHING = 10
 #: Longest pause between two tries of a job that waits for a concurrency slot.

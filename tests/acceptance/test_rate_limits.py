@@ -94,7 +94,7 @@ def busiest_second(times: list[float]) -> int:
 @pytest.mark.timeout(240)
 def test_three_workers_keep_45_per_second_and_never_see_a_429(cluster: Cluster, api: Api) -> None:
     # Given three worker processes running the rate-limited task
-    workers = start_three(cluster, "10", {API_ENV: api.url})
+    workers = start_three(cluster, "4", {API_ENV: api.url})
 
     # When 1,000 jobs are enqueued at once
     app = build_app(cluster.url)
