@@ -204,14 +204,17 @@ def fmt_time(ts: float | None) -> str:
 
 
 def fmt_duration(seconds: float) -> str:
-    """``1h02m``, ``3m05s``, ``4.2s``."""
+    """``4.2s``, ``3m05s``, ``1h02m``, ``2d03h`` (from 48 hours on)."""
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
 
 
 def redact_url(url: str) -> str:

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from conveyor.cli.common import fmt_duration
 from conveyor.dashboard.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER
 
 if TYPE_CHECKING:
@@ -139,19 +140,8 @@ def when(ts: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """``4.2s``, ``3m05s``, ``1h02m``, ``2d03h``."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
+    """``4.2s``, ``3m05s``, ``1h02m``, ``2d03h``; ``-`` for none."""
+    return "-" if seconds is None else fmt_duration(seconds)
 
 
 def ago(ts: float | None, now: float | None = None) -> str:
