@@ -115,6 +115,9 @@ class Task(Generic[P, R]):
         self.limits = limits
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
+        #: How many positional arguments always fit (every parameter plain, no default),
+        #: so the worker can skip `Signature.bind` for such calls; -1 when that is unknown.
+        self.positional_arity = _positional_arity(self.signature)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__wrapped__ = fn
@@ -175,6 +178,14 @@ class Task(Generic[P, R]):
             connection=connection,
         )
         return BoundTask(self, opts)
+
+
+def _positional_arity(signature: inspect.Signature) -> int:
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = signature.parameters.values()
+    if all(p.kind in plain and p.default is inspect.Parameter.empty for p in params):
+        return len(signature.parameters)
+    return -1
 
 
 class BoundTask(Generic[P, R]):

@@ -90,13 +90,20 @@ async def run_chain(
     inner: Callable[[], Awaitable[T]],
 ) -> T:
     """Run ``inner`` wrapped in ``layers``, the first one outermost."""
+    # Each ``call_next`` returns the next layer's own awaitable: no extra coroutine per
+    # layer, since this runs for every job.
+    call_next = inner
+    for layer in reversed(layers):
+        call_next = _bind(layer, ctx, call_next)
+    return await call_next()
 
-    async def step(i: int) -> T:
-        if i == len(layers):
-            return await inner()
-        return await layers[i](ctx, lambda: step(i + 1))
 
-    return await step(0)
+def _bind(
+    layer: Callable[[C, Callable[[], Awaitable[T]]], Awaitable[T]],
+    ctx: C,
+    call_next: Callable[[], Awaitable[T]],
+) -> Callable[[], Awaitable[T]]:
+    return lambda: layer(ctx, call_next)
 
 
 def run_chain_sync(

@@ -23,9 +23,14 @@ log = logging.getLogger("conveyor.job")
 async def log_job(ctx: ExecutionContext, call_next: JobNext) -> Any:
     """Log ``job ... started`` before the task and ``... succeeded|failed|rate limited in
     Ns`` after."""
+    if not log.isEnabledFor(logging.INFO):
+        return await call_next()  # nothing would be printed: skip building the lines
     fields: dict[str, Any] = {
-        "job_id": ctx.job.id, "task": ctx.task.name, "queue": ctx.queue,
-        "attempt": ctx.attempt, "correlation_id": correlation_id() or "-",
+        "job_id": ctx.job.id,
+        "task": ctx.task.name,
+        "queue": ctx.queue,
+        "attempt": ctx.attempt,
+        "correlation_id": correlation_id() or "-",
     }
     head = f"job {ctx.job.id} {ctx.task.name} (attempt {ctx.attempt}, queue {ctx.queue}"
     head += f", cid {fields['correlation_id']})"
@@ -36,20 +41,28 @@ async def log_job(ctx: ExecutionContext, call_next: JobNext) -> Any:
     except RateLimited as exc:
         took = time.perf_counter() - start
         log.info(
-            "%s rate limited in %.3fs: %s (waits, no attempt used)", head, took, exc.reason,
+            "%s rate limited in %.3fs: %s (waits, no attempt used)",
+            head,
+            took,
+            exc.reason,
             extra={**fields, "duration": took, "outcome": "rate_limited"},
         )
         raise
     except BaseException as exc:
         took = time.perf_counter() - start
         log.info(
-            "%s failed in %.3fs: %s", head, took, type(exc).__name__,
+            "%s failed in %.3fs: %s",
+            head,
+            took,
+            type(exc).__name__,
             extra={**fields, "duration": took, "outcome": "failed"},
         )
         raise
     took = time.perf_counter() - start
     log.info(
-        "%s succeeded in %.3fs", head, took,
+        "%s succeeded in %.3fs",
+        head,
+        took,
         extra={**fields, "duration": took, "outcome": "succeeded"},
     )
     return value

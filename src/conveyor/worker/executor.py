@@ -61,17 +61,20 @@ class ThreadTimeout(Exception):
     """A sync task overran its timeout; its thread cannot be stopped."""
 
 
-async def execute(
-    app: Conveyor, job: JobRecord, worker_id: str, threads: Executor
-) -> Outcome:
+async def execute(app: Conveyor, job: JobRecord, worker_id: str, threads: Executor) -> Outcome:
     """Run ``job`` and return its outcome; never raises except on cancellation."""
     prepared = _prepare(app, job)
     if isinstance(prepared, Outcome):
         return prepared
     task, args, kwargs = prepared
     ctx = JobContext(
-        id=job.id, task=job.task, queue=job.queue, attempt=job.attempts,
-        max_retries=job.max_retries, worker_id=worker_id, headers=job.headers,
+        id=job.id,
+        task=job.task,
+        queue=job.queue,
+        attempt=job.attempts,
+        max_retries=job.max_retries,
+        worker_id=worker_id,
+        headers=job.headers,
     )
     call = ExecutionContext(app, job, task, args, kwargs, ctx)
     try:
@@ -107,10 +110,13 @@ def _prepare(
         args, kwargs = decode_payload(job.payload)
     except SerializationError as exc:
         return dead(f"decode_error: {exc}; the raw payload is kept on the job")
-    try:
-        task.signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        return dead(f"bad_arguments: the arguments do not fit {task.name}{task.signature}: {exc}")
+    if kwargs or len(args) != task.positional_arity:
+        try:
+            task.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            return dead(
+                f"bad_arguments: the arguments do not fit {task.name}{task.signature}: {exc}"
+            )
     return task, args, kwargs
 
 
@@ -142,7 +148,8 @@ async def _run(call: ExecutionContext, timeout: float, threads: Executor) -> Any
         # The inner guard turns a sync task's SystemExit into an Exception before any
         # middleware sees it; the outer one in `execute` catches middleware's own.
         return await run_chain(
-            layers, call,
+            layers,
+            call,
             lambda: _guard(
                 _call(call.task, call.args, call.kwargs, call.context, timeout, threads)
             ),
@@ -162,9 +169,11 @@ async def _call(
     token = _current.set(ctx)
     try:
         if task.is_async:
-            # Guarded inside the task wait_for creates: asyncio re-raises a SystemExit or
-            # KeyboardInterrupt from any Task's own step out of the loop, past our frame.
-            return await asyncio.wait_for(_guard(task.fn(*args, **kwargs)), timeout)
+            # In the job's own Task (asyncio.timeout, not wait_for, which would start a
+            # Task per job); guarded here, so a SystemExit or KeyboardInterrupt from the
+            # task becomes an error in this frame instead of escaping the event loop.
+            async with asyncio.timeout(timeout):
+                return await _guard(task.fn(*args, **kwargs))
         context = copy_context()
         loop = asyncio.get_running_loop()
         call = functools.partial(context.run, task.fn, *args, **kwargs)
@@ -211,9 +220,7 @@ def _retry_or_dead(
 MAX_RATE_LIMITED_DELAY = 300.0
 
 
-def _rate_limited(
-    app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: RateLimited
-) -> Outcome:
+def _rate_limited(app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: RateLimited) -> Outcome:
     """Wait ``retry_after`` without using an attempt, within the task's own cap."""
     count, headers = rate_limited_headers(job)
     cap = task.limits.max_rate_limited
@@ -256,4 +263,3 @@ def _clip(text: str) -> str:
     if len(text) <= MAX_ERROR_CHARS:
         return text
     return text[: MAX_ERROR_CHARS - 40] + f"... [{len(text) - MAX_ERROR_CHARS + 40} chars cut]"
-

@@ -27,47 +27,64 @@ def job_args(job: NewJob) -> list[Any]:
     ]
 
 
+#: Field values to enum members without an enum call per job (unknown ones fall back).
+_PRIORITIES = {str(int(p)).encode(): p for p in Priority}
+_STATES = {s.value.encode(): s for s in State}
+
+
+def _float(value: bytes | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+def _headers(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)  # what older code accepted (NaN, huge integers)
+
+
 def record(flat: list[bytes] | dict[bytes, bytes]) -> JobRecord:
     """A `JobRecord` from a job hash's HGETALL: a script's flat list or redis-py's dict."""
-    f = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
-    text = {k.decode(): v for k, v in f.items() if k not in (b"payload", b"result")}
-
-    def s(name: str) -> str:
-        return text[name].decode()
-
-    def opt_float(name: str) -> float | None:
-        value = text.get(name)
-        return None if value is None else float(value)
-
-    def opt_text(name: str) -> str | None:
-        value = text.get(name)
-        return None if value is None else value.decode()
-
+    # One dict keyed by the raw field names: this runs once per claimed job.
+    if isinstance(flat, dict):
+        f = flat
+    else:
+        pairs = iter(flat)
+        f = dict(zip(pairs, pairs, strict=True))
+    get = f.get
+    priority = _PRIORITIES.get(f[b"priority"])
+    if priority is None:  # Priority.HIGH is 0: test for None, not truth
+        priority = Priority(int(f[b"priority"]))
+    state = _STATES.get(f[b"state"]) or State(f[b"state"].decode())
     return JobRecord(
-        id=s("id"),
-        task=s("task"),
-        queue=s("queue"),
-        priority=Priority(int(text["priority"])),
-        state=State(s("state")),
+        id=f[b"id"].decode(),
+        task=f[b"task"].decode(),
+        queue=f[b"queue"].decode(),
+        priority=priority,
+        state=state,
         payload=f[b"payload"],
-        headers=json.loads(text["headers"]),
-        attempts=int(text["attempts"]),
-        max_retries=int(text["max_retries"]),
-        timeout=float(text["timeout"]),
-        run_at=float(text["run_at"]),
-        created_at=float(text["created_at"]),
-        updated_at=float(text["updated_at"]),
-        unique_key=opt_text("unique_key"),
-        recoveries=int(text["recoveries"]),
-        lease_token=opt_text("lease_token"),
-        lease_expires_at=opt_float("lease_expires_at"),
-        worker_id=opt_text("worker_id"),
-        started_at=opt_float("started_at"),
-        finished_at=opt_float("finished_at"),
-        last_error=opt_text("last_error"),
-        traceback=opt_text("traceback"),
-        result=f.get(b"result"),
-        failed_at=opt_float("failed_at"),
+        headers=_headers(f[b"headers"]),
+        attempts=int(f[b"attempts"]),
+        max_retries=int(f[b"max_retries"]),
+        timeout=float(f[b"timeout"]),
+        run_at=float(f[b"run_at"]),
+        created_at=float(f[b"created_at"]),
+        updated_at=float(f[b"updated_at"]),
+        unique_key=_text(get(b"unique_key")),
+        recoveries=int(f[b"recoveries"]),
+        lease_token=_text(get(b"lease_token")),
+        lease_expires_at=_float(get(b"lease_expires_at")),
+        worker_id=_text(get(b"worker_id")),
+        started_at=_float(get(b"started_at")),
+        finished_at=_float(get(b"finished_at")),
+        last_error=_text(get(b"last_error")),
+        traceback=_text(get(b"traceback")),
+        result=get(b"result"),
+        failed_at=_float(get(b"failed_at")),
     )
 
 
