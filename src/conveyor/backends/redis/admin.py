@@ -5,33 +5,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
 
 from conveyor.backends.redis import codec
 from conveyor.backends.redis.connection import persistence_problems, translated
-from conveyor.backends.redis.keys import Keys, Target
+from conveyor.backends.redis.part import RedisPart
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord, Priority, QueueStats, State
 
 #: Finished jobs deleted, or expired leases swept, per script call.
 SWEEP_BATCH = 1000
 
 
-class RedisAdmin:
+class RedisAdmin(RedisPart):
     """Mixed into `RedisBackend`: the methods the CLI and the reaper's pruning use."""
 
-    keys: Keys
-    target: Target
-
-    def _client(self) -> AsyncRedis:
-        raise NotImplementedError  # provided by RedisBackend
-
     def _sync(self) -> Redis:
-        raise NotImplementedError  # provided by RedisBackend
-
-    async def _run(self, name: str, keys: list[str], *args: Any) -> Any:
         raise NotImplementedError  # provided by RedisBackend
 
     # -- reading -------------------------------------------------------------------------

@@ -8,17 +8,12 @@ from typing import Any
 
 import orjson
 
-from conveyor.backends.redis.keys import Keys
+from conveyor.backends.redis.part import RedisPart
 from conveyor.job import Lease
 
 
-class RedisLimits:
+class RedisLimits(RedisPart):
     """Mixed into `RedisBackend`: the backend side of rate and concurrency limits."""
-
-    keys: Keys
-
-    async def _run(self, name: str, keys: list[str], *args: Any) -> Any:
-        raise NotImplementedError  # provided by RedisBackend
 
     async def defer(
         self, lease: Lease, delay: float, headers: dict[str, Any] | None = None

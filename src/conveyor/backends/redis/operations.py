@@ -7,28 +7,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis as AsyncRedis
-
 from conveyor.backends.redis.admin import SWEEP_BATCH
 from conveyor.backends.redis.connection import translated
-from conveyor.backends.redis.keys import Keys, Target
+from conveyor.backends.redis.part import RedisPart
 from conveyor.job import HistoryPoint, State
 
 #: History points sent per script call.
 HISTORY_BATCH = 500
 
 
-class RedisOperations:
+class RedisOperations(RedisPart):
     """Mixed into `RedisBackend`: pausing queues, deleting jobs, oldest waits, history."""
-
-    keys: Keys
-    target: Target
-
-    def _client(self) -> AsyncRedis:
-        raise NotImplementedError  # provided by RedisBackend
-
-    async def _run(self, name: str, keys: list[str], *args: Any) -> Any:
-        raise NotImplementedError  # provided by RedisBackend
 
     # -- pause and resume ----------------------------------------------------------------
     def _pause_keys(self) -> list[str]:

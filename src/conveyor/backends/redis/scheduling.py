@@ -5,24 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis as AsyncRedis
-
 from conveyor.backends.redis.connection import translated
-from conveyor.backends.redis.keys import Keys, Target
+from conveyor.backends.redis.part import RedisPart
 from conveyor.job import EnqueueResult, NewJob
 
 
-class RedisScheduling:
+class RedisScheduling(RedisPart):
     """Mixed into `RedisBackend`: leader leases and atomic tick records."""
-
-    keys: Keys
-    target: Target
-
-    def _client(self) -> AsyncRedis:
-        raise NotImplementedError  # provided by RedisBackend
-
-    async def _run(self, name: str, keys: list[str], *args: Any) -> Any:
-        raise NotImplementedError  # provided by RedisBackend
 
     def _enqueue_keys(self) -> list[str]:
         raise NotImplementedError  # provided by RedisBackend
