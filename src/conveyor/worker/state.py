@@ -19,6 +19,10 @@ class Running:
     task: asyncio.Task[None]
     started: float
     cancel_reason: str | None = None
+    #: False once the job has run and only its report is left (it is then not cancelled).
+    executing: bool = True
+    #: The concurrency slot the job holds (released when it ends).
+    slot: str | None = None
 
 
 @dataclass(slots=True)

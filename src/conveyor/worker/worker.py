@@ -300,27 +300,51 @@ class Worker:
         self._running[job.id] = Running(job, lease, task, time.monotonic())
 
     async def _run_job(self, job: JobRecord, lease: Lease) -> None:
-        task = self.app.tasks.get(job.task)
-        if task is None or not task.limits.gated:
-            await self._run_admitted(job, lease)
-            return
-        assert self._backend is not None and self._heartbeat is not None
-        verdict = await admit(self._backend, job, task, self.lease_seconds, self._pacer)
-        if isinstance(verdict, Wait):
-            await self._defer(job, lease, verdict.delay, verdict.headers, verdict.reason)
-            return
-        if isinstance(verdict, Outcome):
-            await self._run_admitted(job, lease, verdict)
-            return
-        if verdict.slot is None:
-            await self._run_admitted(job, lease)
-            return
-        self._heartbeat.hold_slot(job.id, verdict.slot, task.limits.max_concurrency or 1)
+        run = self._running[job.id]
         try:
-            await self._run_admitted(job, lease)
+            try:
+                result = await self._admitted_run(job, run)
+            except asyncio.CancelledError:
+                await self._cancelled(job, lease, run)
+                return
+            # The job has run (no await since): a lost-lease or shutdown cancel from now on
+            # would only cut its report short, so `_cancel` leaves it alone.
+            run.executing = False
+            if isinstance(result, Wait):
+                await self._defer(job, lease, result.delay, result.headers, result.reason)
+            elif result.defer is not None:  # the task raised RateLimited
+                await self._defer(job, lease, result.defer, result.headers, "retry_after")
+            else:
+                await self._report(job, lease, result)
         finally:
-            with contextlib.suppress(Exception):  # an unreleased slot expires by itself
-                await self._backend.slot_release(verdict.slot, job.id)
+            if run.slot is not None and self._backend is not None:
+                with contextlib.suppress(Exception):  # an unreleased slot expires by itself
+                    await self._backend.slot_release(run.slot, job.id)
+
+    async def _admitted_run(self, job: JobRecord, run: Running) -> Outcome | Wait:
+        """Pass the task's limits (if any), then run the job."""
+        task = self.app.tasks.get(job.task)
+        if task is not None and task.limits.gated:
+            assert self._backend is not None and self._heartbeat is not None
+            verdict = await admit(self._backend, job, task, self.lease_seconds, self._pacer)
+            if isinstance(verdict, (Wait, Outcome)):
+                return verdict
+            if verdict.slot is not None:
+                run.slot = verdict.slot
+                limit = task.limits.max_concurrency or 1
+                self._heartbeat.hold_slot(job.id, verdict.slot, limit)
+        return await execute(self.app, job, self.id, self._threads)
+
+    async def _cancelled(self, job: JobRecord, lease: Lease, run: Running) -> None:
+        end = "unreported"
+        if run.cancel_reason == "lost":
+            self.counts.lost += 1
+            end = "lost"
+            log.warning("job %s (%s) lost its lease and was cancelled", job.id, job.task)
+        elif await self._ack(lease, release=True):
+            self.counts.released += 1
+            end = "released"
+        self._done(job.id, end)
 
     async def _defer(
         self, job: JobRecord, lease: Lease, delay: float, headers: dict[str, Any] | None,
@@ -332,26 +356,7 @@ class Worker:
             log.debug("job %s (%s) waits %.3fs: %s", job.id, job.task, delay, reason)
         self._done(job.id, "deferred")
 
-    async def _run_admitted(
-        self, job: JobRecord, lease: Lease, verdict: Outcome | None = None
-    ) -> None:
-        try:
-            outcome = verdict or await execute(self.app, job, self.id, self._threads)
-        except asyncio.CancelledError:
-            reason = self._running[job.id].cancel_reason
-            end = "unreported"
-            if reason == "lost":
-                self.counts.lost += 1
-                end = "lost"
-                log.warning("job %s (%s) lost its lease and was cancelled", job.id, job.task)
-            elif await self._ack(lease, release=True):
-                self.counts.released += 1
-                end = "released"
-            self._done(job.id, end)
-            return
-        if outcome.defer is not None:  # the task raised RateLimited
-            await self._defer(job, lease, outcome.defer, outcome.headers, "retry_after")
-            return
+    async def _report(self, job: JobRecord, lease: Lease, outcome: Outcome) -> None:
         await self._ack(lease, outcome=outcome)
         c = self.counts
         c.processed += 1
@@ -434,7 +439,7 @@ class Worker:
     def _cancel(self, job_ids: list[str], reason: str) -> None:
         for job_id in job_ids:
             running = self._running.get(job_id)
-            if running is not None and not running.task.done():
+            if running is not None and running.executing and not running.task.done():
                 running.cancel_reason = reason
                 running.task.cancel()
 
