@@ -7,15 +7,13 @@ backend's connection helpers declared below.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from psycopg.rows import dict_row
 
 from conveyor.backends.base import COUNTERS
 from conveyor.backends.postgres import sql
-from conveyor.backends.postgres.connection import Target
-from conveyor.backends.postgres.pools import AsyncConn
+from conveyor.backends.postgres.part import PostgresPart
 from conveyor.backends.postgres.rows import Row, to_json, to_record, to_worker
 from conveyor.job import (
     FINAL_STATES,
@@ -33,21 +31,10 @@ PURGE_BATCH = 5_000
 DEAD_ROWS_WARNING = 100_000
 
 
-class Admin:
+class Admin(PostgresPart):
     """Reading, repairing, pruning, the worker registry and diagnostics."""
 
     q: sql.Queries
-    target: Target
-    _channel: str | None
-
-    def _now(self) -> float | None:
-        raise NotImplementedError
-
-    def _conn(self) -> AbstractAsyncContextManager[AsyncConn]:
-        raise NotImplementedError
-
-    async def _rows(self, name: str, params: dict[str, Any], text: str | None = None) -> list[Row]:
-        raise NotImplementedError
 
     async def _rowcount(self, text: str, params: dict[str, Any]) -> int:
         async with self._conn() as conn, conn.cursor() as cur:

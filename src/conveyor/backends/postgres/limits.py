@@ -4,25 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.backends.postgres import sql
-from conveyor.backends.postgres.connection import Target
+from conveyor.backends.postgres.part import PostgresPart
 from conveyor.backends.postgres.rows import Row
 
 
-class PostgresLimits:
+class PostgresLimits(PostgresPart):
     """Mixed into `PostgresBackend`: ``rate_acquire``, ``slot_acquire``, ``slot_release``."""
 
-    target: Target
-
-    def _now(self) -> float | None:
-        raise NotImplementedError  # provided by PostgresBackend
-
-    async def _rows(self, name: str, params: dict[str, Any], text: str | None = None) -> list[Row]:
-        raise NotImplementedError  # provided by PostgresBackend
-
     async def _limit_rows(self, name: str, params: dict[str, Any]) -> list[Row]:
-        text = sql.queries(self.target.schema, "limits.sql")[name]
-        return await self._rows(name, params, text)
+        return await self._file_rows("limits.sql", name, params)
 
     async def rate_acquire(self, key: str, limit: int, period: float) -> float:
         """Take one start from the sliding window ``key``; ``0.0`` or the seconds to wait."""

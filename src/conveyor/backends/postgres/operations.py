@@ -9,27 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.backends.postgres import sql
-from conveyor.backends.postgres.connection import Target
+from conveyor.backends.postgres.part import PostgresPart
 from conveyor.backends.postgres.rows import Row
 from conveyor.job import HistoryPoint
 
 
-class PostgresOperations:
+class PostgresOperations(PostgresPart):
     """What the dashboard and alerts steer and read."""
 
-    target: Target
-    _channel: str | None
-
-    def _now(self) -> float | None:
-        raise NotImplementedError  # provided by PostgresBackend
-
-    async def _rows(self, name: str, params: dict[str, Any], text: str | None = None) -> list[Row]:
-        raise NotImplementedError  # provided by PostgresBackend
-
     async def _op_rows(self, name: str, params: dict[str, Any]) -> list[Row]:
-        text = sql.queries(self.target.schema, "operations.sql")[name]
-        return await self._rows(name, params, text)
+        return await self._file_rows("operations.sql", name, params)
 
     # -- pausing ---------------------------------------------------------------------------
     async def pause_queue(self, queue: str) -> None:

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from conveyor.backends.postgres import sql
-from conveyor.backends.postgres.connection import Target, translate
-from conveyor.backends.postgres.pools import AsyncConn
+from conveyor.backends.postgres.connection import translate
+from conveyor.backends.postgres.part import PostgresPart
 from conveyor.job import EnqueueResult, NewJob
 
 if TYPE_CHECKING:
     from conveyor.backends.postgres.rows import EnqueuePlan
 
 
-class PostgresScheduling:
+class PostgresScheduling(PostgresPart):
     """Mixed into `PostgresBackend`: leader leases and atomic tick records."""
-
-    target: Target
-
-    def _now(self) -> float | None:
-        raise NotImplementedError  # provided by PostgresBackend
-
-    def _conn(self) -> AbstractAsyncContextManager[AsyncConn]:
-        raise NotImplementedError  # provided by PostgresBackend
 
     def _plan(self, jobs: Sequence[NewJob]) -> EnqueuePlan:
         raise NotImplementedError  # provided by PostgresBackend
