@@ -8,11 +8,10 @@ clock, as everywhere else in the backend.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite.part import SqlitePart
 from conveyor.backends.sqlite.store import Store
 
 T = TypeVar("T")
@@ -62,15 +61,12 @@ def slot_release(store: Store, key: str, holder: str) -> None:
     store._write(lambda: _exec(store, "slot_release", {"key": key, "holder": holder}))
 
 
-class SqliteLimits:
+class SqliteLimits(SqlitePart):
     """Mixed into `SqliteBackend`: runs the functions above on the backend's thread.
 
     Rate and slot calls come once per job start, so they go through the group commit and
     share a transaction with the claims and acks queued beside them.
     """
-
-    def _grouped(self, fn: Callable[[Store], T]) -> asyncio.Future[T]:
-        raise NotImplementedError  # provided by SqliteBackend
 
     async def rate_acquire(self, key: str, limit: int, period: float) -> float:
         """Take one start from a sliding window (see `Backend.rate_acquire`)."""

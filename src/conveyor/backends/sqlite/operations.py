@@ -8,10 +8,11 @@ own thread, like every other write.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite.part import SqlitePart
 from conveyor.backends.sqlite.store import Store
 from conveyor.job import HistoryPoint
 
@@ -76,14 +77,8 @@ def history(store: Store, since: float) -> list[HistoryPoint]:
     ]
 
 
-class SqliteOperations:
+class SqliteOperations(SqlitePart):
     """Mixed into `SqliteBackend`: runs the functions above on the backend's thread."""
-
-    async def _run_write(self, fn: Callable[[Store], T]) -> T:
-        raise NotImplementedError  # provided by SqliteBackend
-
-    async def _run(self, fn: Callable[[Store], T]) -> T:
-        raise NotImplementedError  # provided by SqliteBackend
 
     async def pause_queue(self, queue: str) -> None:
         """Stop claims from taking ``queue``'s jobs."""

@@ -6,10 +6,11 @@ Queries live in `schedules.sql`; tables come from schema step ``migrate_3``. Eac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TypeVar
 
 from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite.part import SqlitePart
 from conveyor.backends.sqlite.store import Store
 from conveyor.job import EnqueueResult, NewJob
 
@@ -57,14 +58,8 @@ def enqueue_tick(
     return store._write(txn)
 
 
-class SqliteScheduling:
+class SqliteScheduling(SqlitePart):
     """Mixed into `SqliteBackend`: runs the functions above on the backend's thread."""
-
-    async def _run_write(self, fn: Callable[[Store], T]) -> T:
-        raise NotImplementedError  # provided by SqliteBackend
-
-    async def _run(self, fn: Callable[[Store], T]) -> T:
-        raise NotImplementedError  # provided by SqliteBackend
 
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew a named lease (see `Backend.acquire_lease`)."""
