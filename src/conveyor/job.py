@@ -144,6 +144,11 @@ class JobRecord:
     traceback: str | None = None
     result: bytes | None = None
     failed_at: float | None = None
+    #: Set when the stored record could not be decoded (see `conveyor.backends.unreadable`):
+    #: what is wrong with it. The other fields are then best-effort stand-ins.
+    unreadable: str | None = None
+    #: For an unreadable record: every stored field as text, for inspection.
+    raw: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view, with the payload and result left as text."""
@@ -170,6 +175,8 @@ class JobRecord:
             "last_error": self.last_error,
             "traceback": self.traceback,
             "result": None if self.result is None else self.result.decode("utf-8", "replace"),
+            "unreadable": self.unreadable,
+            "raw": self.raw,
         }
 
 
