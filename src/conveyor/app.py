@@ -25,6 +25,7 @@ from conveyor.middleware import (
     run_chain,
     run_chain_sync,
 )
+from conveyor.redaction import redact_url
 from conveyor.retry import Backoff, resolve_backoff
 from conveyor.schedule import (
     CronSchedule,
@@ -35,9 +36,17 @@ from conveyor.schedule import (
     TaskOptions,
     schedule_decorator,
 )
-from conveyor.serialization import decode_value, encode_payload, encode_value
+from conveyor.serialization import check_headers, decode_value, encode_payload
 from conveyor.settings import Settings, load_settings
-from conveyor.task import JobSpec, Task, UniqueKey
+from conveyor.task import (
+    JobSpec,
+    Task,
+    UniqueKey,
+    check_retries,
+    check_seconds,
+    check_unique_key,
+    run_time,
+)
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -88,7 +97,8 @@ class Conveyor:
         self.eager = False
 
     def __repr__(self) -> str:
-        return f"<Conveyor {self.url} tasks={len(self.tasks)}>"
+        # Error trackers record locals with repr(): never the URL's password.
+        return f"<Conveyor {redact_url(self.url)} tasks={len(self.tasks)}>"
 
     # -- tasks ---------------------------------------------------------------------------
     @overload
@@ -146,10 +156,10 @@ class Conveyor:
         ``concurrency_key``; ``max_rate_limited``, how often a job may raise `RateLimited`
         without using an attempt (default 25).
         """
-        if retries is not None and retries < 0:
-            raise ConfigError(f"retries={retries!r} is negative; give 0 or more")
-        if timeout is not None and timeout <= 0:
-            raise ConfigError(f"timeout={timeout!r} must be > 0 seconds")
+        if retries is not None:
+            check_retries(retries)
+        if timeout is not None:
+            check_seconds("timeout", timeout, positive=True)
         prio = Priority.parse(priority)
         policy = resolve_backoff(backoff)
         limits = Limits.build(
@@ -320,11 +330,10 @@ class Conveyor:
         if task.app is not self:
             raise ConfigError(f"task {task.name!r} belongs to another Conveyor app")
         headers = dict(opts.headers)
-        for key, value in headers.items():
-            encode_value(value, f"headers[{key!r}]")
+        check_headers(headers)
         unique = opts.unique_key
         if unique is None and task.unique_key is not None:
-            unique = (
+            unique = check_unique_key(
                 task.unique_key
                 if isinstance(task.unique_key, str)
                 else task.unique_key(*spec.args, **spec.kwargs)
@@ -344,15 +353,7 @@ class Conveyor:
         )
 
     def _run_at(self, delay: float | None, run_at: datetime | float | None) -> float | None:
-        if delay is not None:
-            return self.clock.now() + delay
-        if isinstance(run_at, datetime):
-            if run_at.tzinfo is None:
-                raise ConfigError(
-                    "run_at is a naive datetime; give an aware one (e.g. with tzinfo=UTC)"
-                )
-            return run_at.timestamp()
-        return run_at
+        return run_time(self.clock, delay, run_at)
 
     def enqueue_many(
         self, specs: Sequence[JobSpec], *, connection: object | None = None

@@ -3,6 +3,7 @@
 ```
 ConveyorError
 ├── ConfigError                 a setting is missing or has a wrong value
+│   └── InvalidOption           an enqueue or task option is out of range (also a ValueError)
 ├── SerializationError          an argument or result is not strict JSON
 │   └── PayloadTooLarge         the encoded payload is over the size limit
 ├── BackendError                the backend could not do what was asked
@@ -31,6 +32,13 @@ class ConveyorError(Exception):
 
 class ConfigError(ConveyorError):
     """A setting is missing or has a value Conveyor cannot use."""
+
+
+class InvalidOption(ConfigError, ValueError):
+    """An enqueue or task option has a value that cannot work (NaN, infinite, negative...).
+
+    Also a `ValueError`, so code that validates its own inputs can catch it as one.
+    """
 
 
 class SerializationError(ConveyorError, TypeError):
