@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from conveyor.errors import ConfigError
 from conveyor.job import Priority
+from conveyor.redaction import MASK, origin, redact_url
 
 DEFAULT_URL = "sqlite:///conveyor.db"
 
@@ -207,6 +208,23 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return self
 
+    @field_validator("log_slack_webhook_url")
+    @classmethod
+    def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        from conveyor.logs.slack import webhook_problem  # conveyor.logs reads Settings
+
+        if value is None or not value.get_secret_value().strip():
+            return None  # LOG_SLACK_WEBHOOK_URL= (empty) means unset
+        problem = webhook_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    def __repr_args__(self) -> Any:
+        # Error trackers record locals with repr(): the backend URL's password stays out.
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "conveyor_url" else value)
+
     @field_validator("conveyor_url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -317,6 +335,21 @@ def _explain(exc: ValidationError) -> str:
         info = Settings.model_fields.get(field)
         hint = f" ({info.description})" if info is not None and info.description else ""
         lines.append(
-            f"  {field.upper()}={err.get('input')!r}: {err['msg']}{hint}"
+            f"  {field.upper()}={_shown_input(field, err.get('input'))}: {err['msg']}{hint}"
         )
     return "\n".join(lines)
+
+
+#: Settings whose whole value is a secret (a mistyped one is never echoed in full).
+_SECRET_FIELDS = frozenset({"log_slack_webhook_url", "sentry_dsn"})
+
+
+def _shown_input(field: str, value: Any) -> str:
+    """The rejected value as an error may quote it: URLs without their secrets."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if field in _SECRET_FIELDS:
+        return repr(origin(value)) if isinstance(value, str) else repr(MASK)
+    if field == "conveyor_url" and isinstance(value, str):
+        return repr(redact_url(value))
+    return repr(value)

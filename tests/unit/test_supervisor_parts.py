@@ -25,7 +25,7 @@ def test_describe_exit() -> None:
 
 
 def test_worker_command_carries_the_pool_and_the_parent() -> None:
-    command = worker_command(Pool("mail", concurrency=4), "app:app", None, "info")
+    command = worker_command(Pool("mail", concurrency=4), "app:app", "info")
     assert command[:4] == [sys.executable, "-m", "conveyor", "worker"]
     assert command[command.index("--pool") + 1] == "mail"
     assert command[command.index("--concurrency") + 1] == "4"

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -31,6 +30,8 @@ from conveyor.errors import (
     SerializationError,
     UnknownTask,
 )
+from conveyor.redaction import redact_text
+from conveyor.redaction import redact_url as _redact_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -98,7 +99,8 @@ def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
         try:
             return fn(*args, **kwargs)
         except ConveyorError as exc:
-            err.print(f"error: {exc}", markup=False, highlight=False)
+            # Backends quote the URL they were given; never print its password.
+            err.print(f"error: {redact_text(str(exc))}", markup=False, highlight=False)
             raise typer.Exit(_code_for(exc)) from None
         except BrokenPipeError:
             # The reader went away (``conveyor jobs list | head``): stop quietly.
@@ -106,7 +108,10 @@ def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(EXIT_NOTHING) from None
         except OSError as exc:
-            err.print(f"error: backend unavailable: {exc}", markup=False, highlight=False)
+            err.print(
+                f"error: backend unavailable: {redact_text(str(exc))}", markup=False,
+                highlight=False,
+            )
             raise typer.Exit(EXIT_UNAVAILABLE) from None
 
     return wrapper
@@ -218,15 +223,8 @@ def fmt_duration(seconds: float) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` safe to print (see `conveyor.redaction`): the commands' one way to show it."""
+    return _redact_url(url)
 
 
 def split_list(value: str | None) -> tuple[str, ...] | None:

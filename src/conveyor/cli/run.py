@@ -26,11 +26,14 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
+    redact_url,
     resolve_app,
+    set_url,
 )
 from conveyor.cli.worker import configure_logging
 
 if TYPE_CHECKING:
+    from conveyor.app import Conveyor
     from conveyor.supervisor.rundir import RunDir
 
 CONTROL = ("status", "stop", "restart")
@@ -116,20 +119,20 @@ def _supervise(
     words: list[str], app_spec: str | None, url: str | None, rd: RunDir, log_level: str | None,
     backoff: float, backoff_cap: float, endpoint: Endpoint,
 ) -> None:
-    from conveyor.supervisor.child import worker_command
+    from conveyor.supervisor.child import url_env, worker_command
     from conveyor.supervisor.config import load_pools
     from conveyor.supervisor.metrics import WORKER_ARGS, SupervisorMetrics, worker_env
     from conveyor.supervisor.supervisor import Supervisor
 
-    app = resolve_app(app_spec, url, need_app=True)  # fail here, not in N crash loops
+    app = app_for_workers(app_spec, url)  # fail here, not in N crash loops
     assert app_spec is not None
     configure_logging(log_level or app.settings.log_level, app.settings.log_format)
     pools = load_pools().resolve(words)
     port = endpoint.port if endpoint.port is not None else app.settings.supervisor_metrics_port
     extra = WORKER_ARGS if port is not None else ()
-    env = dict(os.environ) | (worker_env(rd.path) if port is not None else {})
+    env = dict(os.environ) | url_env(url) | (worker_env(rd.path) if port is not None else {})
     sup = Supervisor(
-        pools, lambda pool: worker_command(pool, app_spec, url, log_level, extra),
+        pools, lambda pool: worker_command(pool, app_spec, log_level, extra),
         env, rd, backoff_base=backoff, backoff_cap=backoff_cap,
         info={"app": app_spec, "run_dir": str(rd.path.resolve())},
     )
@@ -140,6 +143,28 @@ def _supervise(
             refresh=endpoint.refresh,
         )
     raise typer.Exit(sup.run())
+
+
+def app_for_workers(app_spec: str | None, url: str | None) -> Conveyor:
+    """The app `conveyor run` supervises, pointed at ``url`` when given.
+
+    Workers get ``--url`` as ``CONVEYOR_URL`` in their environment, never on their command
+    line. An app that names its URL in code (``Conveyor("redis://...")``) does not read
+    ``CONVEYOR_URL``, so its workers would silently use another store than the one asked
+    for: that is refused with what to change.
+    """
+    from conveyor.errors import ConfigError
+    from conveyor.settings import load_settings
+
+    app = resolve_app(app_spec, None, need_app=True)
+    if url is not None and app.url != load_settings().conveyor_url:
+        raise ConfigError(
+            f"--url cannot reach the workers of --app {app_spec}: the app names its own "
+            f"backend URL ({redact_url(app.url)}) in code, so it ignores CONVEYOR_URL. Build "
+            "it with Conveyor() and set CONVEYOR_URL (or drop --url)"
+        )
+    set_url(app, url)
+    return app
 
 
 def _control(command: str, rd: RunDir, timeout: float, as_json: bool) -> None:

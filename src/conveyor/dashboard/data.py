@@ -7,7 +7,6 @@ page and its API route can never disagree. Times are seconds since the epoch.
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import SerializationError
@@ -25,14 +24,6 @@ STATES = (State.SCHEDULED, State.READY, State.RUNNING, State.SUCCEEDED, State.DE
 DEFAULT_MINUTES = 60
 MAX_MINUTES = 24 * 60
 PRIORITIES = tuple(p.label for p in Priority)
-
-_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
-
-
-def redact(text: str) -> str:
-    """``text`` with any ``scheme://user:password@`` password replaced by ``***``."""
-    return _PASSWORD.sub(r"\1:***@", text)
-
 
 async def overview(backend: Backend, clock: Clock) -> dict[str, Any]:
     """Totals by state, each queue by priority (paused or not, oldest wait), counters."""

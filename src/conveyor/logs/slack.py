@@ -3,7 +3,13 @@
 ``emit`` only formats the record and puts the line on a bounded queue, so the caller (a
 job, the worker loop) never waits on the network. The thread sends what has queued up in
 one message per batch, with an HTTP timeout. A full queue drops the line and counts it; a
-failing webhook is reported once on stderr, without its URL (the URL is a secret).
+failing webhook is reported on stderr once per outage, showing only the webhook's scheme and
+host (the rest of the URL is the secret). Nothing a message or the webhook does can stop
+the thread: each batch is sent inside its own catch-all.
+
+The URL is checked when the handler is made (and when settings are read): an incoming
+webhook is ``https://``; plain ``http://`` is accepted only to a loopback host (a local
+relay, tests).
 """
 
 from __future__ import annotations
@@ -16,8 +22,32 @@ import sys
 import threading
 import time
 import urllib.request
+from urllib.parse import urlsplit
+
+from conveyor.errors import ConfigError
+from conveyor.redaction import origin
 
 _STOP = object()
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def webhook_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a Slack webhook, or ``None``; never quotes the secret part."""
+    shown = origin(url)
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+    except ValueError:
+        return f"LOG_SLACK_WEBHOOK_URL ({shown}) is not a URL: paste the whole webhook URL"
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and host in _LOOPBACK:
+        return None
+    return (
+        f"LOG_SLACK_WEBHOOK_URL ({shown}) must be an https:// URL, like "
+        "https://hooks.slack.com/services/T.../B.../...: copy it whole from the Slack "
+        "app's Incoming Webhooks page (http:// is accepted only to 127.0.0.1 or localhost)"
+    )
 
 
 class SlackHandler(logging.Handler):
@@ -34,8 +64,12 @@ class SlackHandler(logging.Handler):
         batch_size: int = 20,
         max_queue: int = 1000,
     ) -> None:
+        problem = webhook_problem(webhook_url)
+        if problem is not None:
+            raise ConfigError(problem)
         super().__init__()
-        self._url = webhook_url
+        self._url = webhook_url.strip()
+        self._shown = origin(self._url)
         self.username = username
         self.emoji = emoji
         self.timeout = timeout
@@ -45,6 +79,7 @@ class SlackHandler(logging.Handler):
         """Lines dropped because the queue was full (Slack slow or unreachable)."""
         self.sent_batches = 0
         self.failures = 0
+        self._failing = False
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="conveyor-slack", daemon=True)
         self._thread.start()
@@ -79,7 +114,10 @@ class SlackHandler(logging.Handler):
             if first is _STOP:
                 return
             batch, stop = self._collect(str(first))
-            self._send(batch)
+            try:
+                self._send(batch)
+            except BaseException as exc:  # noqa: BLE001 - the thread must outlive any batch
+                self._failed(exc)
             if stop:
                 return
 
@@ -107,18 +145,26 @@ class SlackHandler(logging.Handler):
         request = urllib.request.Request(  # noqa: S310 (the URL is the configured webhook)
             self._url, data=body, headers={"Content-Type": "application/json"}, method="POST"
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                response.read()
-            self.sent_batches += 1
-        except Exception as exc:  # noqa: BLE001 (whatever fails, the thread must live on)
-            self._failed(exc)
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            response.read()
+        self.sent_batches += 1
+        self._failing = False
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: BaseException) -> None:
         self.failures += 1
-        if self.failures == 1:  # once: a dead webhook must not flood stderr
-            reason = getattr(exc, "reason", None) or getattr(exc, "code", None) or exc
+        if self._failing:  # once per outage: a dead webhook must not flood stderr
+            return
+        self._failing = True
+        # Only the exception's type and a reason without the URL: urllib quotes the full
+        # URL in some messages ("unknown url type: ..."), and the path is the secret.
+        reason = getattr(exc, "code", None) or getattr(exc, "reason", None) or exc
+        text = str(reason).replace(self._url, self._shown)
+        secret_path = urlsplit(self._url).path
+        if len(secret_path) > 1:
+            text = text.replace(secret_path, "/***")
+        with contextlib.suppress(Exception):
             sys.stderr.write(
                 f"conveyor: the slack log channel could not post to its webhook "
-                f"({type(exc).__name__}: {reason}); lines are dropped until it recovers\n"
+                f"{self._shown} ({type(exc).__name__}: {text}); lines are dropped until "
+                "it recovers\n"
             )

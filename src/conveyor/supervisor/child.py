@@ -48,18 +48,26 @@ _PREEXEC = _pdeathsig()
 
 
 def worker_command(
-    pool: Pool, app_spec: str, url: str | None, log_level: str | None,
-    extra: Sequence[str] = (),
+    pool: Pool, app_spec: str, log_level: str | None, extra: Sequence[str] = (),
 ) -> list[str]:
     """The command line of one worker process of ``pool`` (``extra``: more flags).
 
     Without ``log_level`` the worker reads ``LOG_LEVEL`` from the environment it inherits.
+    The backend URL is never on it (`ps` shows command lines to every user of the host):
+    `url_env` hands it over in the environment instead.
     """
     command = [sys.executable, "-m", "conveyor", "worker", "--app", app_spec]
-    if url:
-        command += ["--url", url]
     command += [*pool.worker_args(), *extra, "--parent-pid", str(os.getpid())]
     return command if log_level is None else [*command, "--log-level", log_level]
+
+
+def url_env(url: str | None) -> dict[str, str]:
+    """The environment that gives a worker ``url`` (``CONVEYOR_URL``; nothing for ``None``).
+
+    ``/proc/PID/environ`` is readable only by the process's owner and root, unlike its
+    command line.
+    """
+    return {"CONVEYOR_URL": url} if url else {}
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from conveyor.errors import ConfigError
 from conveyor.job import Routing, State
+from conveyor.redaction import redact_url
 
 DEFAULT_PREFIX = "conveyor"
 
@@ -108,13 +109,7 @@ def parse_url(url: str) -> Target:
             "braces (it becomes the keys' hash tag)"
         )
     redis_url = urlunsplit(parts._replace(query=urlencode(rest)))
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    if parts.password is not None or parts.username:
-        netloc = f"{parts.username or ''}:***@{netloc}"
-    display = urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
-    return Target(redis_url, prefix, display)
+    return Target(redis_url, prefix, redact_url(url))
 
 
 # -- routing -------------------------------------------------------------------------------

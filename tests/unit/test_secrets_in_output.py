@@ -1,0 +1,76 @@
+"""Where a backend URL is shown (repr, errors, `status`, worker command lines), no password."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.cli.run import app_for_workers
+from conveyor.cli.status import Snapshot, status_json
+from conveyor.errors import ConfigError
+from conveyor.settings import load_settings
+from conveyor.supervisor.child import url_env, worker_command
+from conveyor.supervisor.config import Pool
+
+URL = "redis://:p@ss@w0rd@cache.internal:6379/0?sentinel_password=hunter2&db=1"
+SECRETS = ("p@ss", "w0rd", "hunter2")
+
+
+def shows_no_secret(text: str) -> bool:
+    return not any(secret in text for secret in SECRETS)
+
+
+def test_repr_of_app_and_settings_hides_the_password() -> None:
+    app = Conveyor(URL)
+    assert shows_no_secret(repr(app)) and "cache.internal" in repr(app)
+    assert shows_no_secret(repr(app.settings)) and "cache.internal" in repr(app.settings)
+    assert shows_no_secret(str(app.settings))
+
+
+def test_a_mistyped_url_is_not_echoed_with_its_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(conveyor_url="redis:/:hunter2@cache.internal:6379/0")
+    message = str(caught.value)
+    assert "CONVEYOR_URL" in message and "cache.internal" in message
+    assert "hunter2" not in message
+
+
+def test_status_json_hides_query_secrets() -> None:
+    doc = status_json(URL, Snapshot([], {}, []))
+    assert shows_no_secret(doc["url"]) and "db=1" in doc["url"]
+
+
+def test_worker_command_line_never_holds_the_url() -> None:
+    command = worker_command(Pool("jobs"), "app:app", None)
+    assert shows_no_secret(" ".join(command)) and "--url" not in command
+    assert url_env(URL) == {"CONVEYOR_URL": URL}
+    assert url_env(None) == {}
+
+
+@pytest.fixture
+def hardcoded_app() -> Iterator[str]:
+    module = types.ModuleType("hardcoded_url_app")
+    module.app = Conveyor("sqlite:///somewhere-else.db")  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        yield f"{module.__name__}:app"
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_run_refuses_url_an_app_would_ignore(
+    hardcoded_app: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an app that names its own URL in code (so it never reads CONVEYOR_URL)
+    monkeypatch.setenv("CONVEYOR_URL", "memory://")
+    # When `conveyor run --url` is asked to point its workers elsewhere
+    with pytest.raises(ConfigError) as caught:
+        app_for_workers(hardcoded_app, URL)
+    # Then it says why, rather than start workers on another store, and leaks nothing
+    assert "CONVEYOR_URL" in str(caught.value) and shows_no_secret(str(caught.value))
+    # Without --url the app's own URL is used as it is
+    assert app_for_workers(hardcoded_app, None).url == "sqlite:///somewhere-else.db"
