@@ -27,11 +27,11 @@ from starlette.templating import Jinja2Templates
 
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.dashboard.api import routes as api_routes
-from conveyor.dashboard.data import redact
 from conveyor.dashboard.pages import routes as page_routes
 from conveyor.dashboard.security import CSRF_COOKIE, SECURITY_HEADERS, Guard
 from conveyor.dashboard.views import FILTERS, base_path, local_path, render
 from conveyor.errors import ConveyorError, JobNotFound
+from conveyor.redaction import redact_text, redact_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -59,7 +59,7 @@ class Dashboard:
 
         self.app: Conveyor | None = source if isinstance(source, Conveyor) else None
         self._source: Backend = source.backend if isinstance(source, Conveyor) else source
-        self.url = redact(self._source.url)
+        self.url = redact_url(self._source.url)
         self.guard = guard
         self.read_only = read_only
         self.clock: Clock = clock or (self.app.clock if self.app else SYSTEM_CLOCK)
@@ -221,7 +221,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _backend_error(request: Request, exc: Exception) -> Response:
-    message = f"the backend cannot be reached or failed: {redact(str(exc))}"
+    message = f"the backend cannot be reached or failed: {redact_text(str(exc))}"
     return _error(request, 503, message)
 
 
