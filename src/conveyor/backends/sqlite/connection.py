@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite import rows, sql
 from conveyor.errors import BackendError, BackendUnavailable, ConfigError, SchemaVersionError
 
 T = TypeVar("T")
@@ -171,6 +171,9 @@ def connect(target: Target, *, check_same_thread: bool = True) -> sqlite3.Connec
 
 def _setup(conn: sqlite3.Connection, target: Target) -> None:
     conn.row_factory = sqlite3.Row
+    # TEXT whose bytes are not UTF-8 would fail the whole fetch (and so every claim that
+    # meets it); read it as surrogates instead and let `rows` decide per record.
+    conn.text_factory = rows.text_factory
     conn.execute(f"PRAGMA busy_timeout = {int(target.busy_timeout_ms)}")
     # Switching to WAL needs a moment of exclusive access, so it can report "locked" while
     # other processes open the same new file; the mode then sticks to the file.

@@ -45,6 +45,15 @@ INSERT INTO {jobs} (
 UPDATE {jobs} INDEXED BY {jobs_due} SET state = 'ready', updated_at = :now
 WHERE state = 'scheduled' AND run_at <= :now;
 
+-- name: promote_damaged
+-- A run_at that is not a number (damage: TEXT or a BLOB) can never come due, since SQLite
+-- orders every number before any text or blob. `run_at >= ''` finds exactly those rows,
+-- with one seek to the far end of {jobs_due}, so they become ready and the claim that
+-- takes them quarantines them instead of leaving them scheduled forever. (One OR with
+-- promote_due's test would walk the whole index: INDEXED BY rules out a two-range plan.)
+UPDATE {jobs} INDEXED BY {jobs_due} SET state = 'ready', updated_at = :now
+WHERE state = 'scheduled' AND run_at >= '';
+
 -- name: claim
 -- The inner SELECT walks {jobs_claim} in run order; RETURNING gives rows in no set order,
 -- so the caller sorts them again. Paused queues are skipped: the NOT IN subquery does not
@@ -64,6 +73,15 @@ WHERE seq IN (
     LIMIT :limit
 )
 RETURNING *;
+
+-- name: quarantine
+-- A claimed row that cannot be decoded: dead at once, its attempt given back (it never
+-- ran), the lease dropped. Only the columns the claim and this outcome own are written, so
+-- the damaged content stays in the row for inspection.
+UPDATE {jobs}
+SET state = 'dead', attempts = attempts - 1, last_error = :error, failed_at = :now,
+    finished_at = :now, updated_at = :now, lease_token = NULL, lease_expires_at = NULL
+WHERE seq = :seq AND state = 'running';
 
 -- name: extend
 UPDATE {jobs} SET lease_expires_at = :expires
@@ -104,15 +122,22 @@ SET state = :state, run_at = :run_at, attempts = attempts - 1,
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
 -- name: expired_leases
-SELECT id, recoveries FROM {jobs} INDEXED BY {jobs_lease}
+-- Rows by seq, not id: an id may be damaged, and the seq cannot be. A lease expiry that is
+-- not a number (damage) never compares <= :now, so the second half takes those rows (a
+-- seek to the end of the index, as in promote_damaged): such a lease counts as expired.
+SELECT seq, id, recoveries, lease_expires_at, 0 AS damaged
+FROM {jobs} INDEXED BY {jobs_lease}
 WHERE state = 'running' AND lease_expires_at <= :now
-ORDER BY lease_expires_at;
+UNION ALL
+SELECT seq, id, recoveries, lease_expires_at, 1 AS damaged
+FROM {jobs} INDEXED BY {jobs_lease}
+WHERE state = 'running' AND lease_expires_at >= '';
 
 -- name: recover_ready
 UPDATE {jobs}
 SET state = 'ready', recoveries = recoveries + 1, attempts = attempts - 1, updated_at = :now,
     lease_token = NULL, lease_expires_at = NULL
-WHERE id = :id AND state = 'running';
+WHERE seq = :seq AND state = 'running';
 
 -- name: recover_dead
 -- A poison pill: the job kept losing its worker.
@@ -120,7 +145,7 @@ UPDATE {jobs}
 SET state = 'dead', recoveries = recoveries + 1, attempts = attempts - 1,
     last_error = :error, failed_at = :now, finished_at = :now, updated_at = :now,
     lease_token = NULL, lease_expires_at = NULL
-WHERE id = :id AND state = 'running';
+WHERE seq = :seq AND state = 'running';
 
 -- name: bump_counter
 UPDATE {counters} SET value = value + :n WHERE name = :name;
@@ -147,7 +172,7 @@ GROUP BY queue, priority, st;
 
 -- name: dead_jobs
 -- :ids is NULL for every dead job, or a JSON array of ids (no limit on how many).
-SELECT seq, id, unique_key FROM {jobs}
+SELECT seq, unique_key FROM {jobs}
 WHERE state = 'dead' AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
 ORDER BY seq;
 
@@ -182,7 +207,8 @@ SELECT
      ORDER BY run_at LIMIT 1) AS next_due;
 
 -- name: drop_expired_workers
-DELETE FROM {workers} WHERE expires_at <= :now;
+-- An expiry that is not a number (damage) would never expire: such rows go too.
+DELETE FROM {workers} WHERE expires_at <= :now OR typeof(expires_at) NOT IN ('integer', 'real');
 
 -- name: register_worker
 -- An upsert keeps the row (and so its place in the listing) while the worker stays live.

@@ -8,6 +8,8 @@ lets several writes share one transaction (and so one commit).
 from __future__ import annotations
 
 import json
+import logging
+import math
 import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -15,8 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from conveyor.backends.base import COUNTERS, RecoveryReport, poison_pill_reason
-from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite import rows, sql
 from conveyor.backends.sqlite.connection import retrying, translate, write
+from conveyor.backends.unreadable import UnreadableRecord
 from conveyor.clock import Clock
 from conveyor.errors import SerializationError
 from conveyor.job import (
@@ -27,7 +30,6 @@ from conveyor.job import (
     JobRecord,
     Lease,
     NewJob,
-    Priority,
     QueueStats,
     Routing,
     State,
@@ -35,6 +37,8 @@ from conveyor.job import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger("conveyor.backends.sqlite")
 
 
 def _json(value: Any, what: str) -> str:
@@ -49,46 +53,13 @@ def _float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _record(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        id=row["id"],
-        task=row["task"],
-        queue=row["queue"],
-        priority=Priority(row["priority"]),
-        state=State(row["state"]),
-        payload=bytes(row["payload"]),
-        headers=json.loads(row["headers"]),
-        attempts=row["attempts"],
-        max_retries=row["max_retries"],
-        timeout=float(row["timeout"]),
-        run_at=float(row["run_at"]),
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        unique_key=row["unique_key"],
-        recoveries=row["recoveries"],
-        lease_token=row["lease_token"],
-        lease_expires_at=_float(row["lease_expires_at"]),
-        worker_id=row["worker_id"],
-        started_at=_float(row["started_at"]),
-        finished_at=_float(row["finished_at"]),
-        last_error=row["last_error"],
-        traceback=row["traceback"],
-        result=None if row["result"] is None else bytes(row["result"]),
-        failed_at=_float(row["failed_at"]),
-    )
-
-
-def _worker(row: sqlite3.Row) -> WorkerInfo:
-    queues = None if row["queues"] is None else tuple(json.loads(row["queues"]))
-    return WorkerInfo(
-        id=row["id"],
-        host=row["host"],
-        pid=row["pid"],
-        started_at=float(row["started_at"]),
-        last_seen=float(row["last_seen"]),
-        pool=row["pool"],
-        queues=queues,
-        stats=json.loads(row["stats"]),
+def _claim_order(row: sqlite3.Row) -> tuple[float, float, int]:
+    # A damaged priority or run_at (text) must not break the sort: it goes last.
+    priority, run_at = rows.number_or_none(row["priority"]), rows.number_or_none(row["run_at"])
+    return (
+        math.inf if priority is None else priority,
+        math.inf if run_at is None else run_at,
+        row["seq"],
     )
 
 
@@ -200,6 +171,7 @@ class Store:
         def txn() -> list[JobRecord]:
             now = self.clock.now()
             self._exec("promote_due", {"now": now})
+            self._exec("promote_damaged", {"now": now})
             if limit <= 0:
                 return []
             # One token per claim: a lease is the pair (job id, token), so each job is
@@ -211,11 +183,26 @@ class Store:
                 now=now,
                 limit=limit,
             )
-            rows = self.conn.execute(statement, params).fetchall()
-            rows.sort(key=lambda r: (r["priority"], r["run_at"], r["seq"]))
-            return [_record(r) for r in rows]
+            claimed = self.conn.execute(statement, params).fetchall()
+            claimed.sort(key=_claim_order)
+            return self._readable(claimed, now)
 
         return self._write(txn)
+
+    def _readable(self, claimed: list[sqlite3.Row], now: float) -> list[JobRecord]:
+        """The claimed rows that decode, as records; the others are quarantined (dead).
+
+        One damaged row costs its own job only: it leaves the claim, in this same
+        transaction, with its damaged columns untouched for ``conveyor jobs show``.
+        """
+        out: list[JobRecord] = []
+        for row in claimed:
+            try:
+                out.append(rows.job_record(row))
+            except UnreadableRecord as problem:
+                self._exec("quarantine", {"seq": row["seq"], "error": str(problem), "now": now})
+                log.error("job %s quarantined: %s", problem.job_id, problem)
+        return out
 
     def _held(self, name: str, lease: Lease, **params: Any) -> bool:
         """Run a lease-conditional update; count it as fenced when the lease is not held."""
@@ -281,13 +268,21 @@ class Store:
             now = self.clock.now()
             recovered = dead = 0
             for row in self._exec("expired_leases", {"now": now}).fetchall():
-                recoveries = row["recoveries"] + 1
+                if row["damaged"]:
+                    log.error(
+                        "job %s has a lease expiry that is not a number (%r); recovering it "
+                        "as expired",
+                        rows.shown(row["id"]),
+                        rows.original(row["lease_expires_at"]),
+                    )
+                # A damaged count starts again from 0; SQL's `recoveries + 1` agrees.
+                recoveries = int(rows.number_or_none(row["recoveries"]) or 0) + 1
                 if recoveries >= max_recoveries:
                     error = poison_pill_reason(recoveries)
-                    self._exec("recover_dead", {"id": row["id"], "now": now, "error": error})
+                    self._exec("recover_dead", {"seq": row["seq"], "now": now, "error": error})
                     dead += 1
                 else:
-                    self._exec("recover_ready", {"id": row["id"], "now": now})
+                    self._exec("recover_ready", {"seq": row["seq"], "now": now})
                     recovered += 1
             self._count("recovered", recovered)
             self._count("poisoned", dead)
@@ -298,7 +293,12 @@ class Store:
     def probe(self, statement: str, params: dict[str, Any]) -> tuple[bool, float | None]:
         """Whether matching work is ready, and when the next matching scheduled job is due."""
         row = self._read(lambda: self.conn.execute(statement, params).fetchone())
-        return bool(row["ready"]), _float(row["next_due"])
+        next_due = row["next_due"]
+        if next_due is not None and rows.number_or_none(next_due) is None:
+            # A damaged run_at (text): the next claim promotes and quarantines it, so it
+            # counts as due now rather than never.
+            return bool(row["ready"]), self.clock.now()
+        return bool(row["ready"]), _float(next_due)
 
     def data_version(self) -> int:
         """A number that changes when another connection commits to the file."""
@@ -308,31 +308,43 @@ class Store:
     def get(self, job_id: str) -> JobRecord | None:
         """One job by id."""
         row = self._read(lambda: self._exec("get", {"id": job_id}).fetchone())
-        return None if row is None else _record(row)
+        return None if row is None else rows.job_or_placeholder(row)
 
     def query(self, q: JobQuery) -> list[JobRecord]:
         """Jobs matching the filters, newest first."""
         clause, params = sql.filter_clause(q)
         params.update(limit=q.limit, offset=q.offset)
         statement = sql.splice(sql.query("query"), filters=clause)
-        rows = self._read(lambda: self.conn.execute(statement, params).fetchall())
-        return [_record(r) for r in rows]
+        found = self._read(lambda: self.conn.execute(statement, params).fetchall())
+        return [rows.job_or_placeholder(r) for r in found]
 
     def stats(self) -> list[QueueStats]:
         """Counts per (queue, priority) by state; due scheduled jobs count as ready."""
-        rows = self._read(lambda: self._exec("stats", {"now": self.clock.now()}).fetchall())
+        found = self._read(lambda: self._exec("stats", {"now": self.clock.now()}).fetchall())
         table: dict[tuple[str, int], QueueStats] = {}
-        for r in rows:
-            key = (r["queue"], r["priority"])
-            row = table.setdefault(key, QueueStats(r["queue"], Priority(r["priority"])))
-            state = State(r["st"])
+        for r in found:
+            # A damaged queue name is counted under a readable form of its bytes; a
+            # priority or state outside the schema's checks is left out, and said so.
+            queue = rows.name_of(r["queue"])
+            try:
+                priority, state = rows.priority(r["priority"]), rows.state(r["st"])
+            except (TypeError, ValueError) as exc:
+                log.error("stats: %d job(s) of queue %r left out: %s", r["n"], queue, exc)
+                continue
+            key = (queue, int(priority))
+            row = table.setdefault(key, QueueStats(queue, priority))
             row.counts[state] = row.counts.get(state, 0) + r["n"]
         return [table[k] for k in sorted(table)]
 
     def counters(self) -> dict[str, int]:
         """Every counter in `COUNTERS`."""
-        rows = self._read(lambda: self._exec("counters").fetchall())
-        found = {r["name"]: int(r["value"]) for r in rows}
+        found: dict[str, int] = {}
+        for r in self._read(lambda: self._exec("counters").fetchall()):
+            try:
+                found[rows.text(r["name"])] = rows.integer(r["value"])
+            except (TypeError, ValueError) as exc:
+                # The next bump repairs it: SQL adds to a damaged value as to 0.
+                log.error("counter %r is damaged and read as 0: %s", rows.shown(r["name"]), exc)
         return {name: found.get(name, 0) for name in COUNTERS}
 
     # -- repairing -----------------------------------------------------------------------
@@ -345,8 +357,11 @@ class Store:
             count = 0
             for row in self._exec("dead_jobs", {"ids": ids}).fetchall():
                 key = row["unique_key"]
+                # A damaged key cannot be looked up (nor bound); the claim quarantines the
+                # job again anyway, until its record is repaired.
                 if (
-                    key is not None
+                    isinstance(key, str)
+                    and rows.note(key) == key
                     and self._exec("active_with_key", {"unique_key": key}).fetchone()
                 ):
                     continue  # a newer job holds the key; retrying would run it twice
@@ -397,5 +412,12 @@ class Store:
 
     def workers(self) -> list[WorkerInfo]:
         """Live workers, in registration order."""
-        rows = self._read(lambda: self._exec("workers", {"now": self.clock.now()}).fetchall())
-        return [_worker(r) for r in rows]
+        found = self._read(lambda: self._exec("workers", {"now": self.clock.now()}).fetchall())
+        out: list[WorkerInfo] = []
+        for r in found:
+            try:
+                out.append(rows.worker_info(r))
+            except (TypeError, ValueError) as exc:
+                # It expires like any other row (a damaged expiry is dropped at once).
+                log.error("worker registry entry %r skipped: %s", rows.shown(r["id"]), exc)
+        return out
