@@ -11,10 +11,11 @@ import typer
 
 from conveyor.cli.dashboard import dashboard
 from conveyor.cli.demo import demo
+from conveyor.cli.enqueue import enqueue
 from conveyor.cli.export import export
 from conveyor.cli.failed import failed_app
 from conveyor.cli.health import health
-from conveyor.cli.jobs import enqueue, jobs_app
+from conveyor.cli.jobs import jobs_app
 from conveyor.cli.migrate import migrate
 from conveyor.cli.run import run
 from conveyor.cli.scheduler import schedule_app, scheduler

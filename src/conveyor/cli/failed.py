@@ -18,13 +18,12 @@ from conveyor.cli.common import (
     fail,
     handle_errors,
     out,
-    print_json,
     resolve_app,
     run_with_backend,
 )
-from conveyor.cli.jobs import job_table
+from conveyor.cli.listing import JsonLinesOption, Printer, output_mode, stream
 from conveyor.errors import ConfigError
-from conveyor.job import JobQuery, JobRecord, State
+from conveyor.job import JobQuery, State
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -41,18 +40,13 @@ def list_failed(
     url: UrlOption = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
     as_json: JsonOption = False,
+    as_jsonl: JsonLinesOption = False,
 ) -> None:
-    """List dead jobs with their last error, newest first."""
+    """List dead jobs with their last error, newest first (streamed, in little memory)."""
     app = resolve_app(app_spec, url)
-
-    async def read(backend: Backend) -> list[JobRecord]:
-        return await backend.query(JobQuery(states=(State.DEAD,), limit=limit))
-
-    jobs = run_with_backend(app, read)
-    if as_json:
-        print_json([j.to_dict() for j in jobs])
-    else:
-        out.print(job_table(jobs, title=f"{len(jobs)} dead job(s)", error_column=True))
+    printer = Printer(output_mode(as_json, as_jsonl), "dead job", error_column=True)
+    query = JobQuery(states=(State.DEAD,))
+    run_with_backend(app, lambda backend: stream(backend, query, limit, printer))
 
 
 @failed_app.command("retry")

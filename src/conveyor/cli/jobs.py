@@ -1,4 +1,4 @@
-"""``conveyor enqueue`` and ``conveyor jobs show | list | cancel``."""
+"""``conveyor jobs show | list | cancel | delete`` (``conveyor enqueue`` is in `enqueue`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from conveyor.cli.common import (
     EXIT_NOTHING,
     AppOption,
     JsonOption,
     UrlOption,
-    clip,
+    err,
     fail,
     fmt_time,
     handle_errors,
@@ -24,84 +25,49 @@ from conveyor.cli.common import (
     run_with_backend,
     split_list,
 )
+from conveyor.cli.listing import JsonLinesOption, Printer, output_mode, stream
 from conveyor.errors import ConfigError, JobNotFound, SerializationError
-from conveyor.job import JobQuery, JobRecord, State
+from conveyor.job import FINAL_STATES, JobQuery, JobRecord, State
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
 
-jobs_app = typer.Typer(help="Look at and cancel single jobs.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Look at, cancel and delete single jobs.", no_args_is_help=True)
 
 _TIMES = ("run_at", "created_at", "updated_at", "started_at", "finished_at", "failed_at")
-
-
-def _parse_json(option: str, text: str | None, kind: type) -> Any:
-    if text is None:
-        return kind()
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{option} is not valid JSON ({exc.msg} at character {exc.pos}): {text!r}"
-        ) from None
-    if not isinstance(value, kind):
-        shape = "array, e.g. '[1, \"a\"]'" if kind is list else "object, e.g. '{\"k\": 1}'"
-        raise ConfigError(f"{option} must be a JSON {shape}; got {text!r}")
-    return value
-
-
-@handle_errors
-def enqueue(
-    task: Annotated[str, typer.Argument(help="Registered task name, e.g. myapp.send_email.")],
-    app_spec: AppOption = None,
-    url: UrlOption = None,
-    args: Annotated[
-        str | None, typer.Option("--args", help="Positional arguments as a JSON array.")
-    ] = None,
-    kwargs: Annotated[
-        str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")
-    ] = None,
-    queue: Annotated[str | None, typer.Option(help="Queue (default: the task's).")] = None,
-    priority: Annotated[
-        str | None, typer.Option(help="high, normal or low (default: the task's).")
-    ] = None,
-    delay: Annotated[float | None, typer.Option(help="Run no sooner than this many s.")] = None,
-    unique_key: Annotated[
-        str | None, typer.Option(help="Skip if a queued/running job holds this key.")
-    ] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Enqueue one job for a registered task and print its id."""
-    call_args = _parse_json("--args", args, list)
-    call_kwargs = _parse_json("--kwargs", kwargs, dict)
-    app = resolve_app(app_spec, url, need_app=True)
-    bound = app.get_task(task).options(
-        queue=queue, priority=priority, delay=delay, unique_key=unique_key
-    )
-    try:
-        handle = bound.enqueue(*call_args, **call_kwargs)
-    finally:
-        app.close()
-    if as_json:
-        print_json({"id": handle.id, "existing": handle.existing})
-    else:
-        out.print(handle.id, highlight=False)
+#: Shown apart from the field table: long text, or the record as stored.
+_APART = ("traceback", "payload", "raw", "unreadable")
 
 
 def job_details(job: JobRecord) -> dict[str, Any]:
-    """Every field of a job, with its arguments and result decoded where possible."""
+    """Every field of a job, with its arguments and result decoded where possible.
+
+    An unreadable record (``job.unreadable`` set) keeps ``args``/``kwargs`` as ``None``:
+    its ``raw`` fields are what there is to see.
+    """
     from conveyor.serialization import decode_payload, decode_value
 
     data = job.to_dict()
+    data["args"] = data["kwargs"] = None
+    if job.unreadable is not None:
+        return data
     try:
         data["args"], data["kwargs"] = decode_payload(job.payload)
     except SerializationError as exc:
-        data["args"] = data["kwargs"] = None
         data["payload_error"] = str(exc)
     if job.result is not None:
         with contextlib.suppress(ValueError):  # keep the raw text
             data["result"] = decode_value(job.result)
     return data
+
+
+def _field_text(key: str, value: Any) -> str:
+    if key in _TIMES:
+        try:
+            return fmt_time(value)
+        except (OverflowError, ValueError, OSError):  # a time no calendar can show
+            return repr(value)
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else str(value)
 
 
 @jobs_app.command("show")
@@ -112,7 +78,10 @@ def show(
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show every field of one job, with its error and traceback. Exit 1 if not found."""
+    """Show every field of one job, with its error and traceback. Exit 1 if not found.
+
+    A record the store cannot read is shown as what is wrong with it and its raw fields.
+    """
     app = resolve_app(app_spec, url)
 
     async def read(backend: Backend) -> JobRecord | None:
@@ -125,38 +94,29 @@ def show(
     if as_json:
         print_json(data)
         return
+    if job.unreadable is not None:
+        out.print("[bold red]unreadable record[/] (fields below are best-effort stand-ins)")
+        out.print(job.unreadable, markup=False, highlight=False)
+        out.print()
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for key, value in data.items():
-        if key in ("traceback", "payload") or value is None:
+        if key in _APART or value is None:
             continue
-        text = fmt_time(value) if key in _TIMES else (
-            json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-        )
-        table.add_row(key, text)
+        table.add_row(key, _field_text(key, value))
     out.print(table)
     if job.traceback:
         out.print("\n[bold]traceback[/]")
         out.print(job.traceback.rstrip(), markup=False, highlight=False)
-
-
-def job_table(jobs: list[JobRecord], *, title: str, error_column: bool = False) -> Table:
-    """A table of jobs, one per row."""
-    table = Table(title=title, title_justify="left")
-    for name in ("id", "task", "queue", "priority", "state", "attempts"):
-        table.add_column(name, no_wrap=name == "id")
-    table.add_column("failed at" if error_column else "updated")
-    if error_column:
-        table.add_column("error", overflow="fold")
-    for j in jobs:
-        row = [j.id, j.task, j.queue, j.priority.label, j.state.value, str(j.attempts)]
-        if error_column:
-            row += [fmt_time(j.failed_at or j.updated_at), clip(j.last_error)]
-        else:
-            row.append(fmt_time(j.updated_at))
-        table.add_row(*row)
-    return table
+    if job.raw is not None:
+        out.print("\n[bold]raw stored fields[/]")
+        raw = Table(show_header=False, box=None, pad_edge=False)
+        raw.add_column(style="bold")
+        raw.add_column(overflow="fold")
+        for key, value in job.raw.items():
+            raw.add_row(Text(key), Text(value))  # stored bytes: never read as rich markup
+        out.print(raw)
 
 
 def parse_states(value: str | None) -> tuple[State, ...] | None:
@@ -183,19 +143,13 @@ def list_jobs(
     task: Annotated[str | None, typer.Option(help="Only this task name.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
     as_json: JsonOption = False,
+    as_jsonl: JsonLinesOption = False,
 ) -> None:
-    """List jobs, newest first."""
-    query = JobQuery(states=parse_states(state), queue=queue, task=task, limit=limit)
+    """List jobs, newest first (streamed: any --limit runs in little memory)."""
+    query = JobQuery(states=parse_states(state), queue=queue, task=task)
     app = resolve_app(app_spec, url)
-
-    async def read(backend: Backend) -> list[JobRecord]:
-        return await backend.query(query)
-
-    jobs = run_with_backend(app, read)
-    if as_json:
-        print_json([j.to_dict() for j in jobs])
-    else:
-        out.print(job_table(jobs, title=f"{len(jobs)} job(s)"))
+    printer = Printer(output_mode(as_json, as_jsonl), "job")
+    run_with_backend(app, lambda backend: stream(backend, query, limit, printer))
 
 
 @jobs_app.command("cancel")
@@ -217,3 +171,59 @@ def cancel(
     if not done:
         fail(f"job {job_id} is already {job.state.value}; nothing to cancel", EXIT_NOTHING)
     out.print(f"cancelled {job_id}", highlight=False)
+
+
+@jobs_app.command("delete")
+@handle_errors
+def delete(
+    job_ids: Annotated[
+        list[str], typer.Argument(metavar="ID...", help="Finished jobs to delete for good.")
+    ],
+    app_spec: AppOption = None,
+    url: UrlOption = None,
+) -> None:
+    """Delete finished jobs (succeeded, dead or cancelled), unreadable ones included.
+
+    Exit 1 if any id is missing or not finished (cancel a waiting or running job first).
+    """
+    app = resolve_app(app_spec, url)
+    wanted = list(dict.fromkeys(job_ids))
+
+    async def act(backend: Backend) -> tuple[list[str], list[str]]:
+        problems: list[str] = []
+        final: list[str] = []
+        for job_id in wanted:
+            problem = _not_deletable(job_id, await backend.get(job_id))
+            (problems if problem else final).append(problem or job_id)
+        if final:
+            await backend.delete(final)
+        deleted: list[str] = []
+        for job_id in final:  # the store deletes only final jobs: one may have moved on
+            left = await backend.get(job_id)
+            if left is None:
+                deleted.append(job_id)
+            else:
+                problems.append(
+                    _not_deletable(job_id, left) or f"job {job_id} was not deleted; try again"
+                )
+        return deleted, problems
+
+    deleted, problems = run_with_backend(app, act)
+    if deleted:
+        out.print(f"deleted {len(deleted)} job(s): {' '.join(deleted)}", highlight=False)
+    for problem in problems:
+        err.print(f"error: {problem}", markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(EXIT_NOTHING)
+
+
+def _not_deletable(job_id: str, job: JobRecord | None) -> str | None:
+    """Why ``job`` cannot be deleted, or ``None`` when it can."""
+    if job is None:
+        return f"job {job_id} does not exist (or was pruned after retention)"
+    if job.state not in FINAL_STATES:
+        return (
+            f"job {job_id} is {job.state.value}, not finished; cancel it first "
+            f"(`conveyor jobs cancel {job_id}`), then delete it"
+        )
+    return None
