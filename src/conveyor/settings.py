@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         None, ge=1, description="cap on the runs a job gets in this worker (Laravel --tries)"
     )
     worker_grace_period: float = Field(30.0, ge=0, description="shutdown wait (s)")
+    worker_loop_warn: float = Field(
+        2.0, gt=0, description="log a blocked event loop after this many seconds"
+    )
+    worker_loop_grace: float = Field(
+        10.0, ge=0,
+        description="exit (code 4) once a loop stays blocked past its job's timeout plus this (s)",
+    )
     job_timeout: float = Field(300.0, gt=0, description="default task timeout (s)")
     max_retries: int = Field(3, ge=0, le=1000, description="default retries")
     lease_seconds: float = Field(30.0, ge=0.5, description="lease length (s)")

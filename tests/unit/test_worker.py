@@ -9,6 +9,7 @@ from conveyor import Conveyor, Priority, State, Worker
 from conveyor.clock import FakeClock
 from conveyor.job import JobQuery, Lease
 from conveyor.testing import make_test_app
+from conveyor.worker.state import EXIT_STUCK_THREAD
 
 from .conftest import until
 
@@ -60,7 +61,8 @@ async def test_a_sync_task_over_its_timeout_fails_and_the_worker_stops_itself(
     other.enqueue()
     worker = worker_for(app, concurrency=1)  # not burst: it stops on its own
     try:
-        assert await asyncio.wait_for(worker.run(), 5) == 0
+        # with its own exit code, so `Restart=on-failure` supervisors restart it too
+        assert await asyncio.wait_for(worker.run(), 5) == EXIT_STUCK_THREAD
     finally:
         release.set()
     record = handle.info()

@@ -187,7 +187,7 @@ def worker(
         w, metrics_interval=app.settings.worker_metrics_interval, parent_pid=parent_pid,
         metrics=endpoint,
     ), w, Scheduler(app) if plan.scheduler else None))
-    if w.stuck_threads > 0 or code != 0:
+    if w.stuck_threads > 0 or w.counts.abandoned > 0 or code != 0:
         # A sync task's thread may still be running (it overran its timeout, or a forced
         # stop released its job); Python would wait for it at exit, so leave without waiting.
         logging.shutdown()

@@ -1,7 +1,8 @@
 """Run one claimed job: decode it, find its task, call it, and decide what happens next.
 
-Nothing a job does can escape this module: every exception, even ``SystemExit`` or
-``KeyboardInterrupt`` raised by task code, becomes an `Outcome`.
+Nothing a job does can escape this module: every exception, even ``SystemExit``,
+``KeyboardInterrupt``, a custom `BaseException` or a `BaseExceptionGroup` raised by task
+code, becomes an `Outcome`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Outcome:
 
 
 class TaskRaisedBaseException(Exception):
-    """Carries a ``SystemExit``/``KeyboardInterrupt`` out of task code as a plain error."""
+    """Carries a `BaseException` that is not an `Exception` out of task code as one."""
 
     def __init__(self, original: BaseException) -> None:
         super().__init__(describe(original))
@@ -190,11 +191,17 @@ async def _call(
 
 
 async def _guard(awaitable: Awaitable[Any]) -> Any:
-    # asyncio re-raises SystemExit and KeyboardInterrupt out of the event loop, which
-    # would kill the worker; catch them in the job's own frame and report them as errors.
+    # A BaseException that is not an Exception would get past every ``except Exception``
+    # between here and the worker: asyncio re-raises SystemExit and KeyboardInterrupt out
+    # of the event loop (killing the worker), and stores any other kind (a custom subclass,
+    # a BaseExceptionGroup from a task group) on the job's Task, where nobody settles the
+    # job and its slot stays taken for good. Catch them all in the job's own frame and
+    # report them as errors; only a cancellation passes, for `execute` to judge.
     try:
         return await awaitable
-    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+    except (asyncio.CancelledError, Exception):
+        raise
+    except BaseException as exc:
         raise TaskRaisedBaseException(exc) from exc
 
 

@@ -11,9 +11,11 @@ import faulthandler
 import logging
 import signal
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from conveyor.worker.watchdog import LoopWatchdog
     from conveyor.worker.worker import Worker
 
 log = logging.getLogger("conveyor.worker")
@@ -22,14 +24,29 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class SignalHandlers:
-    """Installs the worker's handlers on the running loop; `remove` puts the defaults back."""
+    """Installs the worker's handlers; `remove` puts the previous ones back.
 
-    def __init__(self, worker: Worker) -> None:
+    SIGTERM and SIGINT get plain `signal.signal` handlers rather than the loop's own: those
+    run only when the loop turns, and a task that blocks the loop would then make the
+    worker deaf to signals. This handler runs in the main thread even while it is stuck in
+    a blocking call, tells the loop watchdog (which can end the process after the grace
+    period) and hands the stop to the loop, to run once it turns again.
+    """
+
+    def __init__(self, worker: Worker, watchdog: LoopWatchdog | None = None) -> None:
         self.worker = worker
+        self.watchdog = watchdog
         self.loop = asyncio.get_running_loop()
+        self._previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
         for sig in SIGNALS:
-            self.loop.add_signal_handler(sig, self._handle, sig)
+            signal.signal(sig, self._on_signal)
         self.loop.add_signal_handler(signal.SIGUSR2, dump_stacks)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.watchdog is not None:
+            self.watchdog.signalled()
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._handle, signal.Signals(signum))
 
     def _handle(self, sig: signal.Signals) -> None:
         if self.worker.stop_reason is None:
@@ -40,9 +57,10 @@ class SignalHandlers:
             self.worker.force_stop()
 
     def remove(self) -> None:
-        """Restore default signal handling."""
-        for sig in (*SIGNALS, signal.SIGUSR2):
-            self.loop.remove_signal_handler(sig)
+        """Restore the signal handling that was there before."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self.loop.remove_signal_handler(signal.SIGUSR2)
 
 
 def dump_stacks() -> None:

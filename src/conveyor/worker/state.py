@@ -5,9 +5,50 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
 
 from conveyor.job import JobRecord, Lease
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: A worker's exit codes (docs/workers.md). 0: it stopped as asked or recycled itself
+#: (max jobs, memory, max time, burst done); the others ask a supervisor to restart it.
+EXIT_OK = 0
+#: A second stop signal: running jobs were released at once.
+EXIT_FORCED = 1
+#: A plain ``def`` task overran its timeout; its thread cannot be stopped, so the process
+#: ends to free it.
+EXIT_STUCK_THREAD = 3
+#: An ``async def`` task blocked the event loop past its timeout plus the loop grace, or
+#: past the shutdown grace after a stop signal (`conveyor.worker.watchdog`).
+EXIT_LOOP_BLOCKED = 4
+
+
+class JobThreads(Executor):
+    """The worker's thread pool as one job sees it: remembers the thread work it was given.
+
+    A plain ``def`` task's thread cannot be stopped, so the worker must know whether a job's
+    code still runs after its asyncio Task ended (a timeout, the end of the grace period).
+    """
+
+    def __init__(self, pool: Executor) -> None:
+        self.pool = pool
+        self.future: Future[Any] | None = None
+
+    def submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[T]:
+        future = self.pool.submit(fn, *args, **kwargs)
+        self.future = future
+        return future
+
+    @property
+    def busy(self) -> bool:
+        """Whether the job's code is still running in a thread."""
+        return self.future is not None and not self.future.done()
 
 
 @dataclass(slots=True)
@@ -23,6 +64,8 @@ class Running:
     executing: bool = True
     #: The concurrency slot the job holds (released when it ends).
     slot: str | None = None
+    #: The thread work of a plain ``def`` task (see `JobThreads`).
+    threads: JobThreads | None = None
 
 
 @dataclass(slots=True)
@@ -36,6 +79,8 @@ class WorkerStats:
     fenced: int = 0
     lost: int = 0
     released: int = 0
+    #: Jobs whose thread still ran when the worker stopped: left to expire, not released.
+    abandoned: int = 0
     busy_seconds: float = 0.0
     #: Jobs put back to wait without using an attempt, by (task, reason): ``rate_limit``,
     #: ``concurrency``, ``retry_after`` (the task raised `RateLimited`) or ``unchecked``.
@@ -45,6 +90,7 @@ class WorkerStats:
 
 
 #: Called on the worker's loop when a job ends: the job, its outcome (``succeeded``,
-#: ``retried``, ``dead``, ``released``, ``lost``, ``unreported`` or ``deferred``: put back to
-#: wait by a limit or `RateLimited`) and seconds it ran.
+#: ``retried``, ``dead``, ``released``, ``lost``, ``unreported``, ``abandoned`` (its thread
+#: still ran at shutdown) or ``deferred``: put back to wait by a limit or `RateLimited`) and
+#: seconds it ran.
 JobObserver = Callable[[JobRecord, str, float], None]

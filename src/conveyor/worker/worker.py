@@ -23,11 +23,21 @@ from conveyor.errors import ConfigError, SchemaVersionError
 from conveyor.job import JobRecord, Lease, Priority, Routing, WorkerInfo
 from conveyor.limits import Pacer, Wait
 from conveyor.worker.admission import admit
-from conveyor.worker.executor import Outcome, execute
+from conveyor.worker.backoff import Backoff
+from conveyor.worker.executor import Outcome, dead, describe, execute
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.reaper import Reaper
 from conveyor.worker.shutdown import SignalHandlers, wait_all_or
-from conveyor.worker.state import JobObserver, Running, WorkerStats
+from conveyor.worker.state import (
+    EXIT_FORCED,
+    EXIT_OK,
+    EXIT_STUCK_THREAD,
+    JobObserver,
+    JobThreads,
+    Running,
+    WorkerStats,
+)
+from conveyor.worker.watchdog import Blocker, LoopWatchdog
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -35,8 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.worker")
 
-EXIT_OK = 0
-EXIT_FORCED = 1
+__all__ = ["EXIT_FORCED", "EXIT_OK", "EXIT_STUCK_THREAD", "Worker"]
 
 
 class Worker:
@@ -98,7 +107,9 @@ class Worker:
         self._started_at = app.clock.now()
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conveyor-job")
         self._wake: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
+        self._watchdog: LoopWatchdog | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backend: Backend | None = None
         self._heartbeat: Heartbeat | None = None
@@ -114,6 +125,8 @@ class Worker:
             log.info("worker %s stopping: %s", self.id, reason)
         if self._wake is not None:
             self._wake.set()
+        if self._stopping is not None:
+            self._stopping.set()
 
     def force_stop(self) -> None:
         """Stop now: running jobs are released back to ready without waiting."""
@@ -144,6 +157,8 @@ class Worker:
             "fenced": c.fenced,
             "lost": c.lost,
             "released": c.released,
+            "abandoned": c.abandoned,
+            "loop_stalls": 0 if self._watchdog is None else self._watchdog.stalls,
             "uptime": round(uptime, 3),
             "rss_mb": round(self._process.memory_info().rss / 2**20, 1),
             "utilisation": round(min(1.0, busy / max(uptime * self.concurrency, 1e-9)), 4),
@@ -176,8 +191,10 @@ class Worker:
         """Work until stopped (signal, limit, burst done); return the process exit code."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._force = asyncio.Event()
-        signals = SignalHandlers(self) if self.handle_signals else None
+        self._watchdog = self._start_watchdog()
+        signals = SignalHandlers(self, self._watchdog) if self.handle_signals else None
         try:
             backend = await self._connect()
             if backend is None:
@@ -207,23 +224,52 @@ class Worker:
                 await asyncio.wait({housekeeping}, timeout=5.0)
                 await self._finish(backend)
         finally:
+            self._watchdog.stop()
             if signals is not None:
                 signals.remove()
             self._threads.shutdown(wait=False, cancel_futures=True)
-        return EXIT_FORCED if self._force.is_set() else EXIT_OK
+        if self._force.is_set():
+            return EXIT_FORCED
+        return EXIT_STUCK_THREAD if self.stuck_threads else EXIT_OK
+
+    def _start_watchdog(self) -> LoopWatchdog:
+        s = self.app.settings
+        # Only a worker that owns its process (the CLI's) may end it; one run inside an
+        # application or a test only logs the stall.
+        watchdog = LoopWatchdog(
+            asyncio.get_running_loop(), blocker=self._blocker, warn_after=s.worker_loop_warn,
+            grace=s.worker_loop_grace, shutdown_grace=self.grace_period,
+            exit=None if self.handle_signals else _log_only,
+        )
+        watchdog.start()
+        return watchdog
+
+    def _blocker(self, task: asyncio.Task[object] | None) -> Blocker:
+        """What holds the loop, as the watchdog names it (called from its thread)."""
+        running = dict(self._running)  # the loop is stuck, but copy in one step anyway
+        name = task.get_name() if task is not None else ""
+        job_id = name[4:] if name.startswith("job-") else None
+        run = running.get(job_id) if job_id is not None else None
+        if run is not None:
+            job = run.job
+            return Blocker(f"job {job.id} ({job.task})", job.timeout, job.id)
+        timeout = max((r.job.timeout for r in running.values()), default=0.0)
+        what = f"the asyncio task {name!r}" if name else "code outside any task"
+        return Blocker(what, max(timeout, self.app.settings.job_timeout))
 
     # -- fetching ------------------------------------------------------------------------
     async def _connect(self) -> Backend | None:
-        delay = 0.2
+        backoff = Backoff("connecting to the backend", log, first=0.2)
         while self.stop_reason is None:
             try:
-                return await self.app.open()
+                backend = await self.app.open()
             except (ConfigError, SchemaVersionError):
                 raise  # waiting cannot fix these: an operator must (e.g. `conveyor migrate`)
             except Exception as exc:  # noqa: BLE001 - keep trying until stopped
-                log.warning("cannot reach the backend (%s); retrying in %.1fs", exc, delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await self._sleep(backoff.failed(exc))
+                continue
+            backoff.succeeded()
+            return backend
         return None
 
     def _free_slots(self) -> int:
@@ -234,7 +280,7 @@ class Worker:
 
     async def _fetch_loop(self, backend: Backend) -> None:
         assert self._wake is not None
-        delay = 0.1
+        backoff = Backoff("claiming jobs", log)
         while self.stop_reason is None:
             free = self._free_slots()
             if free <= 0:
@@ -242,12 +288,11 @@ class Worker:
                 continue
             try:
                 jobs = await backend.claim(self.id, self.routing, free, self.lease_seconds)
-                delay = 0.1
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the worker
-                log.warning("claim failed (%s); retrying in %.1fs", exc, delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await self._sleep(backoff.failed(exc))
                 continue
+            if backoff.failures:
+                backoff.succeeded()
             now = self.app.clock.now()
             for job in jobs:
                 self.counts.pickup_seconds.append(max(0.0, now - job.run_at))
@@ -271,8 +316,9 @@ class Worker:
             fut.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         self._wake.clear()
-        if waiter in done and waiter.exception() is not None:
-            log.warning("waiting for work failed: %s", waiter.exception())
+        error = waiter.exception() if waiter in done else None
+        if error is not None:
+            log.warning("waiting for work failed: %s", error)
             await self._sleep(self.poll_interval)
 
     async def _wait_wake(self) -> None:
@@ -281,9 +327,11 @@ class Worker:
         self._wake.clear()
 
     async def _sleep(self, seconds: float) -> None:
-        assert self._wake is not None
+        """Wait ``seconds``; only a stop cuts it short (a job ending must not: that would
+        turn an outage's back-off into a busy loop)."""
+        assert self._stopping is not None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     # -- running -------------------------------------------------------------------------
     def _start(self, job: JobRecord) -> None:
@@ -307,6 +355,12 @@ class Worker:
             except asyncio.CancelledError:
                 await self._cancelled(job, lease, run)
                 return
+            except BaseException as exc:
+                # `execute` turns everything a task raises into an Outcome, so this is a
+                # fault in the worker's own path (admission, a limit's key function...).
+                # The job must still end, or its slot and lease stay held for good.
+                log.exception("job %s (%s): the worker failed running it", job.id, job.task)
+                result = dead(f"worker_error: {describe(exc)}", exc)
             # The job has run (no await since): a lost-lease or shutdown cancel from now on
             # would only cut its report short, so `_cancel` leaves it alone.
             run.executing = False
@@ -317,6 +371,8 @@ class Worker:
             else:
                 await self._report(job, lease, result)
         finally:
+            if job.id in self._running:  # a report that raised: free the slot regardless
+                self._done(job.id, "unreported")
             if run.slot is not None and self._backend is not None:
                 with contextlib.suppress(Exception):  # an unreleased slot expires by itself
                     await self._backend.slot_release(run.slot, job.id)
@@ -333,7 +389,8 @@ class Worker:
                 run.slot = verdict.slot
                 limit = task.limits.max_concurrency or 1
                 self._heartbeat.hold_slot(job.id, verdict.slot, limit)
-        return await execute(self.app, job, self.id, self._threads)
+        run.threads = JobThreads(self._threads)
+        return await execute(self.app, job, self.id, run.threads)
 
     async def _cancelled(self, job: JobRecord, lease: Lease, run: Running) -> None:
         end = "unreported"
@@ -341,6 +398,18 @@ class Worker:
             self.counts.lost += 1
             end = "lost"
             log.warning("job %s (%s) lost its lease and was cancelled", job.id, job.task)
+        elif run.threads is not None and run.threads.busy:
+            # A plain def task's thread cannot be stopped: releasing its job would let
+            # another worker run it while this thread still does. Keep the lease out of
+            # the store's hands instead; it expires once this process has exited, which
+            # fences this run, and then the job is recovered.
+            self.counts.abandoned += 1
+            end = "abandoned"
+            log.warning(
+                "job %s (%s) still runs in its thread at the end of the grace period: it is "
+                "not released (it would run twice) but left to its lease, which expires "
+                "after this process exits", job.id, job.task,
+            )
         elif await self._ack(lease, release=True):
             self.counts.released += 1
             end = "released"
@@ -492,6 +561,13 @@ class Worker:
             self.id, self.counts.processed, self.counts.succeeded, self.counts.retried,
             self.counts.dead,
         )
+
+
+def _log_only(code: int) -> None:
+    log.critical(
+        "this worker does not own its process (it was not started by `conveyor worker`), so "
+        "it does not exit with code %d: restart the process yourself", code,
+    )
 
 
 def _show(values: Any) -> str:

@@ -1,0 +1,83 @@
+"""Back-off for a store that keeps failing, with a log that stays readable during an outage.
+
+While the store is down every claim fails. The worker waits longer after each failure
+(doubling from ``first`` up to ``cap``), and nothing but a stop may cut a wait short: a job
+that ends meanwhile must not turn the back-off into a busy loop. The log gets one warning per
+step of the back-off, then one reminder per ``remind`` seconds at the cap, and a summary when
+the store answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+
+class Backoff:
+    """How long to wait after each failure of one operation, and what to log about it."""
+
+    def __init__(
+        self,
+        what: str,
+        log: logging.Logger,
+        *,
+        first: float = 0.1,
+        cap: float = 10.0,
+        remind: float = 60.0,
+    ) -> None:
+        self.what = what
+        self.log = log
+        self.first = first
+        self.cap = cap
+        self.remind = remind
+        self.failures = 0
+        self._delay = 0.0
+        self._since = 0.0
+        self._last_line = 0.0
+        self._quiet = 0
+
+    def failed(self, exc: BaseException) -> float:
+        """Count a failure; the seconds to wait before the next attempt."""
+        now = time.monotonic()
+        if self.failures == 0:
+            self._since = now
+        self.failures += 1
+        previous = self._delay
+        self._delay = min(self.cap, self.first if previous == 0 else previous * 2)
+        if self._delay > previous:
+            self.log.warning(
+                "%s failed (%s); retrying in %.1fs", self.what, _one_line(exc), self._delay
+            )
+            self._last_line = now
+            if self._delay >= self.cap:
+                self.log.warning(
+                    "%s keeps failing: retrying every %.0fs, with one line per %.0fs from now "
+                    "on", self.what, self.cap, self.remind,
+                )
+        elif now - self._last_line >= self.remind:
+            self.log.warning(
+                "%s still failing after %d attempts over %.0fs (%d not logged): %s",
+                self.what, self.failures, now - self._since, self._quiet, _one_line(exc),
+            )
+            self._last_line = now
+            self._quiet = 0
+        else:
+            self._quiet += 1
+        return self._delay
+
+    def succeeded(self) -> None:
+        """The operation worked: log a summary if it had been failing, and start over."""
+        if self.failures:
+            self.log.warning(
+                "%s works again after %d failed attempt%s over %.1fs",
+                self.what, self.failures, "s" * (self.failures != 1),
+                time.monotonic() - self._since,
+            )
+        self.failures = 0
+        self._delay = 0.0
+        self._quiet = 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().replace("\n", " ") or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
