@@ -7,10 +7,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from redis import Redis
+from redis.exceptions import ResponseError
 
 from conveyor.backends.redis import codec
 from conveyor.backends.redis.connection import persistence_problems, translated
 from conveyor.backends.redis.part import RedisPart
+from conveyor.backends.redis.quarantine import log, show
+from conveyor.backends.unreadable import UnreadableRecord, placeholder
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord, Priority, QueueStats, State
 
 #: Finished jobs deleted, or expired leases swept, per script call.
@@ -25,20 +28,33 @@ class RedisAdmin(RedisPart):
 
     # -- reading -------------------------------------------------------------------------
     async def get(self, job_id: str) -> JobRecord | None:
-        """One job by id (one HGETALL), or ``None``."""
+        """One job by id (one HGETALL), or ``None``; a damaged record as a placeholder."""
+        key = self.keys.job(job_id)
         with translated(self.target):
-            flat = await self._client().execute_command(  # type: ignore[no-untyped-call]
-                "HGETALL", self.keys.job(job_id)
-            )
-        return codec.record(flat) if flat else None
+            try:
+                flat = await self._client().execute_command(  # type: ignore[no-untyped-call]
+                    "HGETALL", key
+                )
+            except ResponseError as exc:
+                if "WRONGTYPE" not in str(exc):
+                    raise
+                kind = await self._client().type(key)
+                return not_a_hash(job_id, kind)
+        return codec.readable(job_id, flat) if flat else None
 
     def get_sync(self, job_id: str) -> JobRecord | None:
         """`get` for code without an event loop."""
+        key = self.keys.job(job_id)
         with translated(self.target):
-            flat = self._sync().execute_command(  # type: ignore[no-untyped-call]
-                "HGETALL", self.keys.job(job_id)
-            )
-        return codec.record(flat) if flat else None
+            try:
+                flat = self._sync().execute_command(  # type: ignore[no-untyped-call]
+                    "HGETALL", key
+                )
+            except ResponseError as exc:
+                if "WRONGTYPE" not in str(exc):
+                    raise
+                return not_a_hash(job_id, self._sync().type(key))
+        return codec.readable(job_id, flat) if flat else None
 
     async def query(self, query: JobQuery) -> list[JobRecord]:
         """Jobs newest first, filtered in Redis."""
@@ -54,19 +70,36 @@ class RedisAdmin(RedisPart):
             max(0, query.offset),
             max(0, query.limit),
         )
-        return [codec.record(flat) for flat in reply]
+        out = []
+        for raw_id, flat in zip(reply[::2], reply[1::2], strict=True):
+            job_id = show(raw_id)
+            if isinstance(flat, bytes):  # query.lua's word for a key of another type
+                out.append(not_a_hash(job_id, flat))
+            elif flat:
+                out.append(codec.readable(job_id, flat))
+        return out
 
     async def stats(self) -> list[QueueStats]:
         """Totals per queue and priority by state; due scheduled jobs count as ready."""
         counts, due = await self._run("stats", [self.keys.counts, self.keys.scheduled])
         table: dict[tuple[str, int], dict[State, int]] = defaultdict(dict)
         for field, value in zip(counts[::2], counts[1::2], strict=True):
-            state, prio, queue = field.decode().split(":", 2)
-            table[(queue, int(prio))][State(state)] = int(value)
+            try:
+                state, digit, name = show(field).split(":", 2)
+                table[(name, Priority(int(digit)))][State(state)] = int(value)
+            except ValueError as exc:
+                # Damage: scripts reset such a total the next time they change it.
+                log.error(
+                    "skipped the unreadable counts entry %s = %s (%s)",
+                    show(field),
+                    show(value),
+                    exc,
+                )
         for prio, queue in zip(due[::2], due[1::2], strict=True):
-            row = table[(queue.decode(), int(prio))]
-            row[State.SCHEDULED] -= 1
-            row[State.READY] = row.get(State.READY, 0) + 1
+            row = table[(show(queue), int(prio))]
+            if row.get(State.SCHEDULED, 0) > 0:
+                row[State.SCHEDULED] -= 1
+                row[State.READY] = row.get(State.READY, 0) + 1
         out = []
         for (queue, prio), row in sorted(table.items()):
             nonzero = {s: n for s, n in row.items() if n > 0}
@@ -79,7 +112,14 @@ class RedisAdmin(RedisPart):
         names = ["fenced", "recovered", "poisoned"]
         with translated(self.target):
             values = await self._client().hmget(self.keys.counters, names)
-        return {n: int(v or 0) for n, v in zip(names, values, strict=True)}
+        out: dict[str, int] = {}
+        for name, value in zip(names, values, strict=True):
+            try:
+                out[name] = int(value or 0)
+            except ValueError:
+                log.error("counter %s holds %r, not an integer: shown as 0", name, value)
+                out[name] = 0
+        return out
 
     async def diagnostics(self) -> list[str]:
         """Server settings that can lose jobs (``conveyor status`` shows them)."""
@@ -118,3 +158,9 @@ class RedisAdmin(RedisPart):
             total += int(deleted)
             if more != b"1":
                 return total
+
+
+def not_a_hash(job_id: str, kind: bytes | str) -> JobRecord:
+    """A placeholder for a job key holding another type than a hash (``kind``)."""
+    detail = f"the key holds a {show(kind)}, not a hash; it is kept as it is"
+    return placeholder(job_id, {}, UnreadableRecord(job_id, "(key)", detail))

@@ -27,6 +27,7 @@ from conveyor.backends.redis.connection import (
 from conveyor.backends.redis.keys import Keys, parse_url, routing_json
 from conveyor.backends.redis.limits import RedisLimits
 from conveyor.backends.redis.operations import RedisOperations
+from conveyor.backends.redis.quarantine import RedisQuarantine, worker_infos
 from conveyor.backends.redis.scheduling import RedisScheduling
 from conveyor.backends.redis.scripts import load_all, run, run_sync, script
 from conveyor.clock import SYSTEM_CLOCK, Clock, SystemClock
@@ -52,7 +53,9 @@ COALESCE_BELOW = 100
 _POISON = poison_pill_reason(1234567).split("1234567")
 
 
-class RedisBackend(RedisScheduling, RedisAdmin, RedisLimits, RedisOperations, Backend):
+class RedisBackend(
+    RedisScheduling, RedisAdmin, RedisLimits, RedisOperations, RedisQuarantine, Backend
+):
     """Jobs in Redis (`redis://`, `rediss://`); see the package docstring for the layout."""
 
     def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -222,8 +225,12 @@ class RedisBackend(RedisScheduling, RedisAdmin, RedisLimits, RedisOperations, Ba
             if out:
                 return out
         self._last_claim = (worker_id, routing, limit, lease_seconds)
-        reply = await self._run("claim", self._ckeys, *self._claim_args(*self._last_claim))
-        return [codec.record(flat) for flat in reply]
+        while True:
+            reply = await self._run("claim", self._ckeys, *self._claim_args(*self._last_claim))
+            got = await self._claimed(reply)
+            # Only quarantined records were leased: claim again rather than report no work.
+            if got.jobs or not got.leased:
+                return got.jobs
 
     def _claim_args(
         self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
@@ -437,8 +444,9 @@ class RedisBackend(RedisScheduling, RedisAdmin, RedisLimits, RedisOperations, Ba
             if isinstance(reply, Exception):
                 with translated(self.target):
                     raise reply
-            if reply:
-                self._stash += [codec.record(flat) for flat in reply]
+            got = await self._claimed(reply)
+            if got.leased:
+                self._stash += got.jobs
                 self._stash_owner = follow[0]
                 return
             if popped:
@@ -467,7 +475,7 @@ class RedisBackend(RedisScheduling, RedisAdmin, RedisLimits, RedisOperations, Ba
     async def workers(self) -> list[WorkerInfo]:
         """Live workers (expired entries are dropped on the way)."""
         flat = await self._run("workers", self._registry(), "list", "", "0", "")
-        return [codec.worker_info(entry) for entry in flat[1::2]]
+        return worker_infos(flat)
 
 
 def _honour_cancel() -> None:

@@ -8,16 +8,21 @@
 -- KEYS[6] cancelled  ZSET finished_at -> id of cancelled jobs
 -- derived: the job hash, its ready lane
 -- ARGV[1] P, ARGV[2] now, ARGV[3] job id
--- Returns: 1 if cancelled, 0 if the job is unknown or already final.
+-- Returns: 1 if cancelled, 0 if the job is unknown or already final (or its key is not a
+-- hash: damage). A ready record whose lane cannot be named (damage) leaves its lane entry
+-- behind; claim.lua drops it as stale.
 
 local id = ARGV[3]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'priority', 'queue', 'task', 'seq', 'unique_key')
+local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue', 'task', 'seq', 'unique_key')
+if failed(f) then return 0 end
 local state = f[1]
 if state == 'scheduled' then
   redis.call('ZREM', KEYS[1], id)
 elseif state == 'ready' then
-  drop_from_lane(KEYS[2], lane_of(f[2], f[3], f[4]), id, f[5])
+  if usable(f[2], f[3], f[4]) then
+    drop_from_lane(KEYS[2], lane_of(f[2], f[3], f[4]), id, f[5])
+  end
 elseif state == 'running' then
   redis.call('ZREM', KEYS[3], id)
   clear_lease(key)

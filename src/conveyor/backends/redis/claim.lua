@@ -3,6 +3,13 @@
 -- run_at, then enqueue order. Routing happens here, so a worker never sees other work.
 -- Lanes of paused queues are skipped (their due scheduled jobs are still promoted).
 --
+-- Damage costs one entry: a lane member that is not a lane, a lane key that is not a
+-- ZSET, an id whose job key is missing or not a hash, or a record without a usable
+-- priority and queue is dropped from the index (the key is kept as it is) and noted; an
+-- entry for a job in another state is dropped as stale. A record whose `state` or
+-- `attempts` is damaged is leased all the same and reported, so the caller quarantines it
+-- (quarantine.lua) with the rest of the batch unharmed.
+--
 -- KEYS[1] lanes      SET of non-empty ready lanes
 -- KEYS[2] scheduled  ZSET run_at -> id
 -- KEYS[3] leases     ZSET lease expiry -> id of each running job
@@ -12,7 +19,9 @@
 -- ARGV[1] P, ARGV[2] now, ARGV[3] worker id, ARGV[4] limit, ARGV[5] lease seconds,
 -- ARGV[6] token base (random; job i gets base .. "." .. i), ARGV[7] routing JSON,
 -- ARGV[8] most scheduled jobs to promote in this call
--- Returns: one HGETALL array per leased job, in run order.
+-- Returns: {notes (damage repaired or skipped, as text)}, then per leased job, in run
+--   order: id, problem ("" for none, else the damaged field, "state=<old value>" for a
+--   state that was not "ready"), the job's HGETALL array.
 
 local limit = tonumber(ARGV[4])
 local expires = NOW + tonumber(ARGV[5])
@@ -20,63 +29,133 @@ local expires = NOW + tonumber(ARGV[5])
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[8]))
 for _, id in ipairs(due) do
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'priority', 'queue', 'task', 'run_at', 'seq')
   redis.call('ZREM', KEYS[2], id)
-  redis.call('HSET', key, 'state', 'ready', 'updated_at', NOW)
-  move(KEYS[4], 'scheduled', 'ready', f[1], f[2])
-  make_ready(KEYS[1], id, f[1], f[2], f[3], f[4], f[5])
+  local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue', 'task', 'run_at', 'seq')
+  if failed(f) then
+    note('scheduled job ' .. id .. ': its key is not a hash (kept); dropped from the schedule')
+  elseif STATES[f[1]] and f[1] ~= 'scheduled' then
+    note('scheduled job ' .. id .. ' is ' .. f[1] .. ': stale entry dropped from the schedule')
+  elseif not usable(f[2], f[3], f[4]) then
+    if redis.call('EXISTS', key) == 0 then
+      note('scheduled job ' .. id .. ' has no record: dropped from the schedule')
+    else
+      note('scheduled job ' .. id .. ' has no usable priority, queue or task (record kept): '
+        .. 'dropped from the schedule')
+    end
+    count(KEYS[4], 'scheduled', f[2], f[3], -1)
+  else
+    -- A damaged state is left for the claim below to report.
+    if f[1] == 'scheduled' then redis.call('HSET', key, 'state', 'ready') end
+    redis.call('HSET', key, 'updated_at', NOW)
+    move(KEYS[4], 'scheduled', 'ready', f[2], f[3])
+    make_ready(KEYS[1], id, f[2], f[3], f[4], f[5], f[6])
+  end
 end
 
-if limit <= 0 then return {} end
+if limit <= 0 then return {NOTES} end
 local routing = compile(cjson.decode(ARGV[7]))
 local paused = paused_set(KEYS[5])
 local by_prio = {{}, {}, {}}
 for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local prio, queue, task = parse_lane(lane)
-  if not (paused and paused[queue]) and matches(routing, prio, queue, task) then
-    table.insert(by_prio[prio + 1], lane)
+  if not prio then
+    note('lanes held ' .. lane .. ', which is not a lane: removed')
+    redis.call('SREM', KEYS[1], lane)
+  elseif not (paused and paused[queue]) and matches(routing, prio, queue, task) then
+    table.insert(by_prio[prio + 1], {lane, prio, queue})
   end
 end
 
-local out = {}
-local function lease(lane, m)
+local out = {{}}
+local leased = 0
+-- Lease one ready entry; false when it was dropped as damaged or stale.
+local function lease(l, m)
+  local lane, prio, queue = l[1], l[2], l[3]
   local id = string.sub(m, 17)
   local key = job_key(id)
   redis.call('ZREM', P .. 'ready:' .. lane, m)
-  redis.call('HINCRBY', key, 'attempts', 1)
-  redis.call('HSET', key, 'state', 'running', 'lease_token', ARGV[6] .. '.' .. (#out + 1),
+  local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue')
+  if failed(f) then
+    note('ready job ' .. id .. ': its key is not a hash (kept); dropped from lane ' .. lane)
+    count(KEYS[4], 'ready', prio, queue, -1)
+    return false
+  end
+  if STATES[f[1]] and f[1] ~= 'ready' then
+    note('ready job ' .. id .. ' is ' .. f[1] .. ': stale entry dropped from lane ' .. lane)
+    return false
+  end
+  if not usable(f[2], f[3]) then
+    if redis.call('EXISTS', key) == 0 then
+      note('ready job ' .. id .. ' has no record: dropped from lane ' .. lane)
+    else
+      note('ready job ' .. id .. ' has no usable priority or queue (record kept): dropped '
+        .. 'from lane ' .. lane)
+    end
+    count(KEYS[4], 'ready', prio, queue, -1)
+    return false
+  end
+  local problem = ''
+  if f[1] ~= 'ready' then
+    problem = 'state'
+    if f[1] then problem = 'state=' .. f[1] end
+  end
+  if failed(redis.pcall('HINCRBY', key, 'attempts', 1)) and problem == '' then
+    problem = 'attempts'
+  end
+  leased = leased + 1
+  redis.call('HSET', key, 'state', 'running', 'lease_token', ARGV[6] .. '.' .. leased,
     'lease_expires_at', expires, 'worker_id', ARGV[3], 'started_at', NOW, 'updated_at', NOW)
   redis.call('ZADD', KEYS[3], expires, id)
-  local prio, queue = parse_lane(lane)
-  move(KEYS[4], 'ready', 'running', prio, queue)
+  -- Counted from here on under the priority and queue its record names (the lane's,
+  -- unless one of them was rewritten), as every later script counts it.
+  count(KEYS[4], 'ready', prio, queue, -1)
+  count(KEYS[4], 'running', f[2], f[3], 1)
+  out[#out + 1] = id
+  out[#out + 1] = problem
   out[#out + 1] = redis.call('HGETALL', key)
+  return true
 end
 
 for p = 1, 3 do
   local lanes = by_prio[p]
-  local need = limit - #out
-  if need <= 0 then break end
-  -- The best `need` jobs of this priority are among the first `need` of each lane.
-  local cands = {}
-  for _, lane in ipairs(lanes) do
-    local top = redis.call('ZRANGE', P .. 'ready:' .. lane, 0, need - 1, 'WITHSCORES')
-    for j = 1, #top, 2 do
-      cands[#cands + 1] = {tonumber(top[j + 1]), top[j], lane}
+  -- Entries dropped as damage do not use up the limit: take more candidates.
+  while #lanes > 0 and leased < limit do
+    local need = limit - leased
+    -- The best `need` jobs of this priority are among the first `need` of each lane.
+    local cands = {}
+    for _, l in ipairs(lanes) do
+      local top = {}
+      if not l.gone then
+        top = redis.pcall('ZRANGE', P .. 'ready:' .. l[1], 0, need - 1, 'WITHSCORES')
+      end
+      if failed(top) then
+        note('ready lane ' .. l[1] .. ' is not a ZSET (kept): removed from lanes')
+        redis.call('SREM', KEYS[1], l[1])
+        l.gone = true
+      else
+        for j = 1, #top, 2 do
+          cands[#cands + 1] = {tonumber(top[j + 1]), top[j], l}
+        end
+      end
     end
+    if #cands == 0 then break end
+    if #lanes > 1 then
+      table.sort(cands, function(x, y)
+        if x[1] ~= y[1] then return x[1] < y[1] end
+        return x[2] < y[2]
+      end)
+    end
+    local dropped = false
+    for j = 1, math.min(need, #cands) do
+      if not lease(cands[j][3], cands[j][2]) then dropped = true end
+    end
+    if not dropped then break end
   end
-  if #lanes > 1 then
-    table.sort(cands, function(x, y)
-      if x[1] ~= y[1] then return x[1] < y[1] end
-      return x[2] < y[2]
-    end)
-  end
-  for j = 1, math.min(need, #cands) do
-    lease(cands[j][3], cands[j][2])
-  end
-  for _, lane in ipairs(lanes) do
-    if redis.call('EXISTS', P .. 'ready:' .. lane) == 0 then
-      redis.call('SREM', KEYS[1], lane)
+  for _, l in ipairs(lanes) do
+    if not l.gone and redis.call('EXISTS', P .. 'ready:' .. l[1]) == 0 then
+      redis.call('SREM', KEYS[1], l[1])
     end
   end
 end
+out[1] = NOTES
 return out

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from conveyor.backends.unreadable import (
+    UnreadableRecord,
+    field,
+    integer,
+    number,
+    placeholder,
+    text,
+)
 from conveyor.job import JobRecord, NewJob, Priority, State, WorkerInfo
 
 
@@ -33,7 +42,12 @@ _STATES = {s.value.encode(): s for s in State}
 
 
 def _float(value: bytes | None) -> float | None:
-    return None if value is None else float(value)
+    if value is None:
+        return None
+    x = float(value)
+    if x - x:  # nan or inf: x - x is nan, which is true
+        raise ValueError(f"{x!r} is not a finite number")
+    return x
 
 
 def _text(value: bytes | None) -> str | None:
@@ -42,19 +56,43 @@ def _text(value: bytes | None) -> str | None:
 
 def _headers(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw)  # what older code accepted (NaN, huge integers)
+        value = json.loads(raw)  # what older code accepted (NaN, huge integers)
+    if type(value) is not dict:
+        raise ValueError(f"headers must be a JSON object, found {type(value).__name__}")
+    return value
 
 
-def record(flat: list[bytes] | dict[bytes, bytes]) -> JobRecord:
-    """A `JobRecord` from a job hash's HGETALL: a script's flat list or redis-py's dict."""
-    # One dict keyed by the raw field names: this runs once per claimed job.
+def stored(flat: list[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """A job hash's fields by raw name, from a script's flat list or redis-py's dict."""
     if isinstance(flat, dict):
-        f = flat
-    else:
-        pairs = iter(flat)
-        f = dict(zip(pairs, pairs, strict=True))
+        return flat
+    pairs = iter(flat)
+    return dict(zip(pairs, pairs, strict=False))
+
+
+def record(flat: list[bytes] | dict[bytes, bytes], key_id: bytes | None = None) -> JobRecord:
+    """A `JobRecord` from a job hash's HGETALL: a script's flat list or redis-py's dict.
+
+    ``key_id`` is the id in the hash's key, which the ``id`` field must repeat. Raises
+    `UnreadableRecord`, naming the first field that cannot be read, for a damaged record.
+    """
+    # One dict keyed by the raw field names: this runs once per claimed job.
+    f = stored(flat)
+    try:
+        job = _fast(f)
+    except Exception:  # noqa: BLE001 - decoded again, field by field, to name the damage
+        return careful(f, key_id)
+    # Cheap checks the fast decode leaves out: a finite sum means finite times, and the
+    # record must be the one its key names.
+    total = job.timeout + job.run_at + job.created_at + job.updated_at
+    if total - total or (key_id is not None and f[b"id"] != key_id):
+        return careful(f, key_id)
+    return job
+
+
+def _fast(f: dict[bytes, bytes]) -> JobRecord:
     get = f.get
     priority = _PRIORITIES.get(f[b"priority"])
     if priority is None:  # Priority.HIGH is 0: test for None, not truth
@@ -88,6 +126,90 @@ def record(flat: list[bytes] | dict[bytes, bytes]) -> JobRecord:
     )
 
 
+def _priority(raw: Any) -> Priority:
+    return Priority(integer(raw))
+
+
+def _state(raw: Any) -> State:
+    return State(text(raw))
+
+
+def _json_object(raw: Any) -> Any:
+    return _headers(raw)
+
+
+def _bytes(raw: Any) -> bytes:
+    return bytes(raw)
+
+
+#: Every field the fast decode reads, with its decoder; the required ones come first.
+_REQUIRED: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("id", text),
+    ("task", text),
+    ("queue", text),
+    ("priority", _priority),
+    ("state", _state),
+    ("payload", _bytes),
+    ("headers", _json_object),
+    ("attempts", integer),
+    ("max_retries", integer),
+    ("timeout", number),
+    ("run_at", number),
+    ("created_at", number),
+    ("updated_at", number),
+    ("recoveries", integer),
+)
+_OPTIONAL: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("unique_key", text),
+    ("lease_token", text),
+    ("lease_expires_at", number),
+    ("worker_id", text),
+    ("started_at", number),
+    ("finished_at", number),
+    ("last_error", text),
+    ("traceback", text),
+    ("result", _bytes),
+    ("failed_at", number),
+)
+
+
+def careful(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
+    """`record`'s slow path: each field decoded on its own, so damage names its field.
+
+    The rules are the fast decode's (`_fast`), which is only ever stricter in passing a
+    record here; this decides. Raises `UnreadableRecord`."""
+    job_id = _job_id(f, key_id)
+    values: dict[str, Any] = {}
+    for name, decode in _REQUIRED:
+        raw = f.get(name.encode())
+        if raw is None:
+            raise UnreadableRecord(job_id, name, "the field is missing")
+        values[name] = field(job_id, name, decode, raw)
+    for name, decode in _OPTIONAL:
+        raw = f.get(name.encode())
+        values[name] = None if raw is None else field(job_id, name, decode, raw)
+    if key_id is not None and f[b"id"] != key_id:
+        raise UnreadableRecord(
+            job_id, "id", f"it names job {values['id']!r}, but the record is stored as {job_id!r}"
+        )
+    return JobRecord(**values)
+
+
+def _job_id(f: dict[bytes, bytes], key_id: bytes | None) -> str:
+    raw = key_id if key_id is not None else f.get(b"id", b"")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def readable(job_id: str, flat: list[bytes] | dict[bytes, bytes]) -> JobRecord:
+    """The record stored as ``job_id``, or a placeholder for one that cannot be read
+    (reads show damage; only a claim quarantines it)."""
+    f = stored(flat)
+    try:
+        return record(f, job_id.encode())
+    except UnreadableRecord as exc:
+        return placeholder(job_id, f, exc)
+
+
 def worker_json(info: WorkerInfo) -> str:
     """A worker's registry entry (``last_seen`` is added by the script, on its clock)."""
     return json.dumps(
@@ -118,5 +240,11 @@ def worker_info(entry: bytes) -> WorkerInfo:
         last_seen=float(seen),
         pool=d.get("pool"),
         queues=None if queues is None else tuple(queues),
-        stats=d.get("stats") or {},
+        stats=_object(d.get("stats") or {}),
     )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, found {type(value).__name__}")
+    return value

@@ -9,13 +9,16 @@
 -- derived: job hashes
 -- ARGV[1] P, ARGV[2] now, then triples of (job id, lease token, result) where result is
 --   "" for none or "r" .. the result bytes
--- Returns: "1" per completed job, "0" per stale lease (counted as fenced).
+-- Returns: "1" per completed job, "0" per stale lease (counted as fenced). A job key of
+-- another type than a hash (damage) is a stale lease too.
 
 local out = {}
 for i = 3, #ARGV, 3 do
   local id = ARGV[i]
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'lease_token', 'priority', 'queue', 'unique_key')
+  local f = redis.pcall('HMGET', key, 'state', 'lease_token', 'priority', 'queue',
+    'unique_key')
+  if failed(f) then f = {} end
   if f[1] == 'running' and f[2] == ARGV[i + 1] then
     redis.call('HSET', key, 'state', 'succeeded', 'updated_at', NOW, 'finished_at', NOW)
     clear_lease(key)

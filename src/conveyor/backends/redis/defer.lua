@@ -12,19 +12,29 @@
 -- derived: the job hash, its ready lane, wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] job id, ARGV[4] lease token, ARGV[5] delay (seconds),
 -- ARGV[6] headers ("" = keep them, else "h" .. JSON)
--- Returns: "1" when deferred, "0" for a stale lease (counted as fenced).
+-- Returns: "1" when deferred, "0" for a stale lease (counted as fenced), as for a job key
+-- of another type than a hash (damage). A record without a usable priority, queue or task
+-- (damage) cannot name a lane: it only leaves the lease index, and is noted.
 
 local id = ARGV[3]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'lease_token', 'priority', 'queue', 'task', 'seq')
+local f = redis.pcall('HMGET', key, 'state', 'lease_token', 'priority', 'queue', 'task', 'seq')
+if failed(f) then f = {} end
 if f[1] ~= 'running' or f[2] ~= ARGV[4] then
   redis.call('HINCRBY', KEYS[5], 'fenced', 1)
   return '0'
 end
+if not usable(f[3], f[4], f[5]) then
+  redis.call('ZREM', KEYS[1], id)
+  count(KEYS[4], 'running', f[3], f[4], -1)
+  note('running job ' .. id .. ' has no usable priority, queue or task (record kept): '
+    .. 'dropped from the lease index')
+  return '1'
+end
 local delay = tonumber(ARGV[5])
 local run_at = NOW
 if delay > 0 then run_at = NOW + delay end
-redis.call('HINCRBY', key, 'attempts', -1)
+give_back_attempt(key)
 redis.call('HSET', key, 'run_at', num(run_at), 'updated_at', NOW)
 if ARGV[6] ~= '' then
   redis.call('HSET', key, 'headers', string.sub(ARGV[6], 2))

@@ -16,7 +16,8 @@ local deleted = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'priority', 'queue', 'unique_key')
+  local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue', 'unique_key')
+  if failed(f) then f = {} end  -- a key of another type is not a job to delete
   -- A repeated id finds no hash the second time, so it is counted once.
   if f[1] and done[f[1]] then
     redis.call('DEL', key)

@@ -19,6 +19,9 @@
 --
 -- Per job only EXISTS and HSET run one by one; the index writes (all, lanes, counts,
 -- scheduled) are gathered and sent as a few variadic commands at the end.
+-- Damage does not stop an enqueue: a counts total that is not an integer starts again
+-- from this batch, and an unreadable waiter entry is dropped (both logged in the server
+-- log, as lib.lua's `note` does).
 
 local P = ARGV[1]
 -- NOW as a number for comparisons, NOWS as the string stored (formatting a Lua number
@@ -123,7 +126,14 @@ if #all > 0 then
     end
   end
   for field, delta in pairs(counts) do
-    if redis.call('HINCRBY', KEYS[6], field, delta) <= 0 then
+    local total = redis.pcall('HINCRBY', KEYS[6], field, delta)
+    if type(total) == 'table' then
+      redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' counts field ' .. field
+        .. ' held a non-integer total; reset from this change')
+      total = delta
+      redis.call('HSET', KEYS[6], field, total)
+    end
+    if total <= 0 then
       redis.call('HDEL', KEYS[6], field)
     end
   end
@@ -182,14 +192,23 @@ end
 if #targets == 0 then return out end
 local flat = redis.call('HGETALL', KEYS[7])
 for i = 1, #flat, 2 do
-  local spec = cjson.decode(flat[i + 1])
+  local ok, spec = pcall(cjson.decode, flat[i + 1])
+  local compiled, r = false, nil
+  if ok and type(spec) == 'table' and type(spec.d) == 'number' then
+    compiled, r = pcall(compile, spec)
+  end
   local hit = false
-  if spec.d < NOW then
+  if not compiled then
+    -- Damage: dropped like an expired wait (a live worker parks again with a new entry).
+    redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' waiter ' .. flat[i]
+      .. ' had an unreadable entry; dropped')
+    redis.call('HDEL', KEYS[7], flat[i])
+  elseif spec.d < NOW then
     redis.call('HDEL', KEYS[7], flat[i])  -- its wait is over: it will park again if idle
   else
-    local r = compile(spec)
     for _, l in ipairs(targets) do
-      if matches(r, l[1], l[2], l[3]) then
+      local matched, m = pcall(matches, r, l[1], l[2], l[3])
+      if matched and m then
         if budget > 0 and l[4] > 0 then
           budget = budget - 1
           hit = true

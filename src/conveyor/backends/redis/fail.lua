@@ -11,15 +11,18 @@
 -- derived: job hashes, wake lists
 -- ARGV[1] P, ARGV[2] now, then groups of 5: job id, lease token, error,
 --   traceback ("" = none, else "t" .. text), retry_at ("" = dead)
--- Returns: "1" per job handled, "0" per stale lease (counted as fenced).
+-- Returns: "1" per job handled, "0" per stale lease (counted as fenced), as for a job key
+-- of another type than a hash (damage). A retry of a record without a usable priority,
+-- queue or task (damage) is scheduled but wakes nobody, and claim.lua reports it when due.
 
 local out = {}
 local touched = {}
 for i = 3, #ARGV, 5 do
   local id = ARGV[i]
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'lease_token', 'priority', 'queue',
+  local f = redis.pcall('HMGET', key, 'state', 'lease_token', 'priority', 'queue',
     'unique_key', 'task')
+  if failed(f) then f = {} end
   if f[1] == 'running' and f[2] == ARGV[i + 1] then
     redis.call('HSET', key, 'last_error', ARGV[i + 2], 'updated_at', NOW)
     if ARGV[i + 3] == '' then
@@ -39,7 +42,9 @@ for i = 3, #ARGV, 5 do
       redis.call('HSET', key, 'state', 'scheduled', 'run_at', run_at)
       redis.call('ZADD', KEYS[6], run_at, id)
       move(KEYS[3], 'running', 'scheduled', f[3], f[4])
-      touch(touched, lane_of(f[3], f[4], f[6]), 0, run_at)
+      if usable(f[3], f[4], f[6]) then
+        touch(touched, lane_of(f[3], f[4], f[6]), 0, run_at)
+      end
     end
     out[#out + 1] = '1'
   else

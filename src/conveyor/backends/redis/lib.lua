@@ -11,8 +11,45 @@
 -- Lane      P.."ready:"..lane    ZSET score=run_at member=%016x(seq)..id (FIFO on ties)
 --           lane = priority digit .. #queue .. ":" .. queue .. task
 -- Wake list P.."wake:"..waiter   LIST a parked worker BLPOPs on (park.lua)
+--
+-- Damage (a record or index entry another program wrote badly) costs one entry, never a
+-- script: stored values are read with `number` (nil for anything but a finite number),
+-- job hashes with redis.pcall (a key of another type is an error reply, not an abort),
+-- and what a script repairs or skips is reported with `note`.
 
 local P = ARGV[1]
+
+-- Repairs and skips made by this call: logged in the server's log, and returned by the
+-- scripts whose callers log them too (claim.lua), so damage is never silent.
+local NOTES = {}
+local function note(msg)
+  NOTES[#NOTES + 1] = msg
+  redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ' .. msg)
+end
+
+-- Whether a redis.pcall reply is an error (e.g. WRONGTYPE for a key of another type).
+local function failed(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
+
+-- A stored number, or nil when it is not one: Lua's tonumber accepts "nan" and "inf",
+-- which no score or time may be.
+local function number(x)
+  local n = tonumber(x)
+  if n and n == n and n ~= math.huge and n ~= -math.huge then return n end
+  return nil
+end
+
+local PRIORITY = {['0'] = 0, ['1'] = 1, ['2'] = 2}
+local STATES = {scheduled = true, ready = true, running = true, succeeded = true,
+  dead = true, cancelled = true}
+
+-- Whether a job's priority and queue (and task, when given) can name a lane and a count:
+-- a record without them cannot be put anywhere, only left where it is.
+local function usable(prio, queue, task)
+  return PRIORITY[tostring(prio)] ~= nil and type(queue) == 'string'
+    and (task == nil or type(task) == 'string')
+end
 
 local function clock(arg)
   if arg == '' then
@@ -37,21 +74,38 @@ local function lane_of(prio, queue, task)
   return prio .. #queue .. ':' .. queue .. task
 end
 
+-- A lane's priority (a number), queue and task; nil for a member that is not a lane
+-- (damage): only a name lane_of gives back exactly is one.
 local function parse_lane(lane)
+  local prio = PRIORITY[string.sub(lane, 1, 1)]
   local colon = string.find(lane, ':', 2, true)
+  if not prio or not colon then return nil end
   local qlen = tonumber(string.sub(lane, 2, colon - 1))
-  return tonumber(string.sub(lane, 1, 1)), string.sub(lane, colon + 1, colon + qlen),
-    string.sub(lane, colon + qlen + 1)
+  if not qlen or qlen < 0 or qlen % 1 ~= 0 or colon + qlen > #lane then return nil end
+  local queue = string.sub(lane, colon + 1, colon + qlen)
+  local task = string.sub(lane, colon + qlen + 1)
+  if lane_of(prio, queue, task) ~= lane then return nil end
+  return prio, queue, task
 end
 
+-- A damaged seq sorts first among its run_at ties rather than stopping the script.
 local function member(seq, id)
-  return string.format('%016x', tonumber(seq)) .. id
+  return string.format('%016x', number(seq) or 0) .. id
 end
 
--- Per (state, priority, queue) totals for stats(); zero entries are dropped.
+-- Per (state, priority, queue) totals for stats(); zero entries are dropped. A job whose
+-- priority or queue is damaged is not counted (its caller notes why); a total that is not
+-- an integer (damage) starts again from this change.
 local function count(counts, state, prio, queue, delta)
+  if not usable(prio, queue) then return end
   local field = state .. ':' .. prio .. ':' .. queue
-  if redis.call('HINCRBY', counts, field, delta) <= 0 then
+  local n = redis.pcall('HINCRBY', counts, field, delta)
+  if failed(n) then
+    note('counts field ' .. field .. ' held a non-integer total; reset from this change')
+    n = delta
+    if n > 0 then redis.call('HSET', counts, field, n) end
+  end
+  if n <= 0 then
     redis.call('HDEL', counts, field)
   end
 end
@@ -64,7 +118,7 @@ end
 -- Put a job in its ready lane; returns the lane so callers can wake waiters for it.
 local function make_ready(lanes, id, prio, queue, task, run_at, seq)
   local lane = lane_of(prio, queue, task)
-  redis.call('ZADD', P .. 'ready:' .. lane, run_at, member(seq, id))
+  redis.call('ZADD', P .. 'ready:' .. lane, number(run_at) or NOW, member(seq, id))
   redis.call('SADD', lanes, lane)
   return lane
 end
@@ -81,6 +135,12 @@ local function release_unique(unique, key, id)
   if key and redis.call('HGET', unique, key) == id then
     redis.call('HDEL', unique, key)
   end
+end
+
+-- Give back the attempt a claim counted; a damaged count is left for the next claim to
+-- report (claim.lua), not allowed to stop this script.
+local function give_back_attempt(key)
+  redis.pcall('HINCRBY', key, 'attempts', -1)
 end
 
 local function clear_lease(key)
@@ -134,6 +194,21 @@ local function matches(r, prio, queue, task)
   return true
 end
 
+-- `matches` for routing read from the store: a malformed pattern (damage) matches nothing.
+local function matches_safely(r, prio, queue, task)
+  local ok, hit = pcall(matches, r, prio, queue, task)
+  return ok and hit
+end
+
+-- A parked worker's entry as {spec, compiled routing}, or nil when it is unreadable.
+local function waiter_spec(raw)
+  local ok, spec = pcall(cjson.decode, raw)
+  if not ok or type(spec) ~= 'table' or type(spec.d) ~= 'number' then return nil end
+  local compiled, r = pcall(compile, spec)
+  if not compiled then return nil end
+  return spec, r
+end
+
 -- touched: lane -> {ready = n jobs made ready, due = earliest new scheduled run_at}.
 -- Wakes at most one parked worker per ready job (no herd), and every parked worker that
 -- would otherwise sleep past a newly scheduled job it serves. Lanes of queues in the
@@ -145,7 +220,7 @@ local function wake(waiters, touched, paused)
   local lanes = {}
   for lane, t in pairs(touched) do
     local prio, queue, task = parse_lane(lane)
-    if not (any_paused and redis.call('SISMEMBER', paused, queue) == 1) then
+    if prio and not (any_paused and redis.call('SISMEMBER', paused, queue) == 1) then
       budget = budget + t.ready
       lanes[#lanes + 1] = {prio, queue, task, t.ready, t.due}
     end
@@ -153,14 +228,17 @@ local function wake(waiters, touched, paused)
   if #lanes == 0 then return end
   local flat = redis.call('HGETALL', waiters)
   for i = 1, #flat, 2 do
-    local spec = cjson.decode(flat[i + 1])
+    local spec, r = waiter_spec(flat[i + 1])
     local hit = false
-    if spec.d < NOW then
+    if not spec then
+      -- Damage: dropped like an expired wait (a live worker parks again with a new entry).
+      note('waiter ' .. flat[i] .. ' had an unreadable entry; dropped')
+      redis.call('HDEL', waiters, flat[i])
+    elseif spec.d < NOW then
       redis.call('HDEL', waiters, flat[i])  -- its wait is over: it will park again if idle
     else
-      local r = compile(spec)
       for _, l in ipairs(lanes) do
-        if matches(r, l[1], l[2], l[3]) then
+        if matches_safely(r, l[1], l[2], l[3]) then
           if budget > 0 and l[4] > 0 then
             budget = budget - 1
             hit = true

@@ -11,17 +11,20 @@ local oldest = {}
 local function see(queue, run_at)
   if not oldest[queue] or run_at < oldest[queue] then oldest[queue] = run_at end
 end
+-- Damage (a member that is not a lane, a lane or job key of another type, a job without
+-- a queue) is skipped: claim.lua repairs it and says so.
 for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local _, queue = parse_lane(lane)
   -- A lane's lowest score is its oldest run_at.
-  local first = redis.call('ZRANGE', P .. 'ready:' .. lane, 0, 0, 'WITHSCORES')
-  if first[2] then
-    local _, queue = parse_lane(lane)
+  local first = redis.pcall('ZRANGE', P .. 'ready:' .. lane, 0, 0, 'WITHSCORES')
+  if queue and not failed(first) and first[2] then
     see(queue, tonumber(first[2]))
   end
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', num(NOW), 'WITHSCORES')
 for i = 1, #due, 2 do
-  see(redis.call('HGET', job_key(due[i]), 'queue'), tonumber(due[i + 1]))
+  local queue = redis.pcall('HGET', job_key(due[i]), 'queue')
+  if type(queue) == 'string' then see(queue, tonumber(due[i + 1])) end
 end
 local out = {}
 for queue, run_at in pairs(oldest) do

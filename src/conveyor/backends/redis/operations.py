@@ -10,6 +10,7 @@ from typing import Any
 from conveyor.backends.redis.admin import SWEEP_BATCH
 from conveyor.backends.redis.connection import translated
 from conveyor.backends.redis.part import RedisPart
+from conveyor.backends.redis.quarantine import log, show
 from conveyor.job import HistoryPoint, State
 
 #: History points sent per script call.
@@ -59,7 +60,7 @@ class RedisOperations(RedisPart):
     async def oldest_ready(self) -> dict[str, float]:
         """Per queue with ready (or due) jobs: the oldest one's ``run_at``."""
         flat = await self._run("oldest", [self.keys.lanes, self.keys.scheduled])
-        return {q.decode(): float(t) for q, t in zip(flat[::2], flat[1::2], strict=True)}
+        return {show(q): float(t) for q, t in zip(flat[::2], flat[1::2], strict=True)}
 
     # -- history -------------------------------------------------------------------------
     async def record_history(self, points: Sequence[HistoryPoint], keep: float) -> None:
@@ -77,8 +78,13 @@ class RedisOperations(RedisPart):
         out: list[HistoryPoint] = []
         for minute, fields in zip(flat[::2], flat[1::2], strict=True):
             rows: dict[str, list[int]] = {}
-            for name, value in zip(fields[::2], fields[1::2], strict=True):
-                row = rows.setdefault(name[1:].decode(), [0, 0])
-                row[0 if name[:1] == b"s" else 1] = int(value)
-            out += [HistoryPoint(int(minute), q, s, f) for q, (s, f) in sorted(rows.items())]
+            try:
+                for name, value in zip(fields[::2], fields[1::2], strict=True):
+                    row = rows.setdefault(name[1:].decode(), [0, 0])
+                    row[0 if name[:1] == b"s" else 1] = int(value)
+                at = int(minute)
+            except ValueError as exc:  # damage: the next record resets it (history.lua)
+                log.error("skipped unreadable throughput history minute %s: %s", show(minute), exc)
+                continue
+            out += [HistoryPoint(at, q, s, f) for q, (s, f) in sorted(rows.items())]
         return out

@@ -19,8 +19,8 @@ local spec = cjson.decode(ARGV[4])
 local routing = compile(spec)
 local paused = paused_set(KEYS[4])
 for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local prio, queue, task = parse_lane(lane)
-  if not (paused and paused[queue]) and matches(routing, prio, queue, task) then
+  local prio, queue, task = parse_lane(lane)  -- nil for damage, which claim.lua removes
+  if prio and not (paused and paused[queue]) and matches(routing, prio, queue, task) then
     redis.call('HDEL', KEYS[3], waiter)
     return '0'
   end
@@ -30,10 +30,15 @@ local wait = tonumber(ARGV[5])
 -- one outside them (a paused queue's due job must not end every wait at once); past
 -- SCAN_PAUSED of them the last one's time caps it, waking the worker early at worst.
 local SCAN_PAUSED = 100
+local function queue_of(id)
+  local queue = redis.pcall('HGET', job_key(id), 'queue')
+  if type(queue) == 'string' then return queue end
+  return ''  -- damage: not a paused queue's job, so it caps the wait (claim reports it)
+end
 local firsts = redis.call('ZRANGE', KEYS[2], 0, paused and SCAN_PAUSED - 1 or 0, 'WITHSCORES')
 for i = 1, #firsts, 2 do
   if not paused or i + 1 == 2 * SCAN_PAUSED
-      or not paused[redis.call('HGET', job_key(firsts[i]), 'queue')] then
+      or not paused[queue_of(firsts[i])] then
     wait = math.min(wait, tonumber(firsts[i + 1]) - NOW)
     break
   end

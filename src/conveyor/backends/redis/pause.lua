@@ -17,9 +17,10 @@ end
 if redis.call('SREM', KEYS[1], queue) == 0 then return {} end
 local touched = {}
 for _, lane in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local _, q = parse_lane(lane)
+  local _, q = parse_lane(lane)  -- nil for damage, which claim.lua removes
   if q == queue then
-    touch(touched, lane, redis.call('ZCARD', P .. 'ready:' .. lane), nil)
+    local n = redis.pcall('ZCARD', P .. 'ready:' .. lane)
+    if not failed(n) then touch(touched, lane, n, nil) end
   end
 end
 wake(KEYS[3], touched, KEYS[1])

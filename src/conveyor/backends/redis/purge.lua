@@ -17,7 +17,8 @@ for k = 3, #KEYS do
   local ids = redis.call('ZRANGEBYSCORE', KEYS[k], '-inf', before, 'LIMIT', 0, budget)
   for _, id in ipairs(ids) do
     local key = job_key(id)
-    local f = redis.call('HMGET', key, 'state', 'priority', 'queue')
+    local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue')
+    if failed(f) then f = {} end  -- a key of another type only leaves the index
     redis.call('ZREM', KEYS[k], id)
     if f[1] == ARGV[k + 2] then
       redis.call('DEL', key)

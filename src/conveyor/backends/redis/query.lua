@@ -5,7 +5,8 @@
 -- ARGV[1] P, ARGV[2] now (unused), ARGV[3] states ("" = any, else comma separated),
 -- ARGV[4] queue ("" = any, else "q" .. name), ARGV[5] task (same form), ARGV[6] offset,
 -- ARGV[7] limit
--- Returns: one HGETALL array per job.
+-- Returns: per job, its id then its HGETALL array (empty for an id whose record is gone,
+--   or, for a key of another type than a hash (damage), that type's name as a string).
 
 local states = nil
 if ARGV[3] ~= '' then
@@ -18,24 +19,31 @@ if ARGV[5] ~= '' then task = string.sub(ARGV[5], 2) end
 local skip, limit = tonumber(ARGV[6]), tonumber(ARGV[7])
 local out = {}
 if limit <= 0 then return out end
+local function add(id)
+  local key = job_key(id)
+  local fields = redis.pcall('HGETALL', key)
+  if failed(fields) then fields = redis.call('TYPE', key).ok end
+  out[#out + 1] = id
+  out[#out + 1] = fields
+end
 if not (states or queue or task) then
   for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], skip, skip + limit - 1)) do
-    out[#out + 1] = redis.call('HGETALL', job_key(id))
+    add(id)
   end
   return out
 end
 local pos, page = 0, 500
-while #out < limit do
+while #out < 2 * limit do
   local ids = redis.call('ZREVRANGE', KEYS[1], pos, pos + page - 1)
   for _, id in ipairs(ids) do
-    local key = job_key(id)
-    local f = redis.call('HMGET', key, 'state', 'queue', 'task')
+    local f = redis.pcall('HMGET', job_key(id), 'state', 'queue', 'task')
+    if failed(f) then f = {} end  -- a key of another type matches no filter
     if (not states or states[f[1]]) and (not queue or queue == f[2])
         and (not task or task == f[3]) then
       if skip > 0 then
         skip = skip - 1
-      elseif #out < limit then
-        out[#out + 1] = redis.call('HGETALL', key)
+      elseif #out < 2 * limit then
+        add(id)
       end
     end
   end

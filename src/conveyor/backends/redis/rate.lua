@@ -8,6 +8,12 @@
 -- seconds until the oldest of the `limit` newest starts leaves the window (> 0).
 
 local limit, period = tonumber(ARGV[3]), tonumber(ARGV[4])
+-- A window of another type (damage) holds nothing worth keeping: start it again.
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'zset' and kind ~= 'none' then
+  note('rate window ' .. KEYS[1] .. ' was a ' .. kind .. ', not a ZSET: reset')
+  redis.call('DEL', KEYS[1])
+end
 -- Starts at or before now - period are out of the window (it is (now - period, now]).
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', num(NOW - period))
 local n = redis.call('ZCARD', KEYS[1])

@@ -14,6 +14,10 @@
 -- ARGV[1] P, ARGV[2] now, ARGV[3] max recoveries, ARGV[4] batch size,
 -- ARGV[5], ARGV[6] the poison-pill reason before and after its recovery count
 -- Returns: {recovered, dead, "1" if a full batch was found (call again)}
+--
+-- Damage does not stop a sweep: an id whose key is not a hash, or a record without a
+-- usable priority, queue or task, only leaves the lease index (the key is kept, noted);
+-- a recovery count that is not an integer dead-letters the job as out of recoveries.
 
 local max_recoveries = tonumber(ARGV[3])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
@@ -22,11 +26,21 @@ local touched = {}
 for _, id in ipairs(ids) do
   local key = job_key(id)
   redis.call('ZREM', KEYS[1], id)
-  local f = redis.call('HMGET', key, 'state', 'priority', 'queue', 'task', 'run_at', 'seq',
+  local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue', 'task', 'run_at', 'seq',
     'unique_key')
-  if f[1] == 'running' then
-    local n = redis.call('HINCRBY', key, 'recoveries', 1)
-    redis.call('HINCRBY', key, 'attempts', -1)
+  if failed(f) then
+    note('leased job ' .. id .. ': its key is not a hash (kept); dropped from the lease index')
+  elseif f[1] == 'running' and not usable(f[2], f[3], f[4]) then
+    count(KEYS[4], 'running', f[2], f[3], -1)
+    note('leased job ' .. id .. ' has no usable priority, queue or task (record kept): '
+      .. 'dropped from the lease index')
+  elseif f[1] == 'running' then
+    local n = redis.pcall('HINCRBY', key, 'recoveries', 1)
+    if failed(n) then
+      note('leased job ' .. id .. ': its recoveries count is not an integer; dead-lettered')
+      n = max_recoveries
+    end
+    give_back_attempt(key)
     clear_lease(key)
     if n >= max_recoveries then
       redis.call('HSET', key, 'state', 'dead', 'last_error', ARGV[5] .. n .. ARGV[6],

@@ -8,18 +8,27 @@
 -- KEYS[6] paused    SET paused queue names (their jobs wake nobody)
 -- derived: job hashes, ready lanes, wake lists
 -- ARGV[1] P, ARGV[2] now, then pairs of (job id, lease token)
--- Returns: "1" per released job, "0" per stale lease (counted as fenced).
+-- Returns: "1" per released job, "0" per stale lease (counted as fenced), as for a job
+-- key of another type than a hash (damage). A record without a usable priority, queue or
+-- task (damage) cannot name a lane: it only leaves the lease index, and is noted.
 
 local out = {}
 local touched = {}
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'lease_token', 'priority', 'queue', 'task',
+  local f = redis.pcall('HMGET', key, 'state', 'lease_token', 'priority', 'queue', 'task',
     'run_at', 'seq')
-  if f[1] == 'running' and f[2] == ARGV[i + 1] then
+  if failed(f) then f = {} end
+  if f[1] == 'running' and f[2] == ARGV[i + 1] and not usable(f[3], f[4], f[5]) then
+    redis.call('ZREM', KEYS[1], id)
+    count(KEYS[3], 'running', f[3], f[4], -1)
+    note('running job ' .. id .. ' has no usable priority, queue or task (record kept): '
+      .. 'dropped from the lease index')
+    out[#out + 1] = '1'
+  elseif f[1] == 'running' and f[2] == ARGV[i + 1] then
     redis.call('HSET', key, 'state', 'ready', 'updated_at', NOW)
-    redis.call('HINCRBY', key, 'attempts', -1)
+    give_back_attempt(key)
     clear_lease(key)
     redis.call('ZREM', KEYS[1], id)
     move(KEYS[3], 'running', 'ready', f[3], f[4])

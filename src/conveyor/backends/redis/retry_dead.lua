@@ -9,7 +9,8 @@
 -- KEYS[6] paused    SET paused queue names (their jobs wake nobody)
 -- derived: job hashes, ready lanes, wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] "1" for every dead job, else the ids follow from ARGV[4]
--- Returns: how many jobs went back to ready.
+-- Returns: how many jobs went back to ready. A dead record without a usable priority,
+-- queue or task (damage: repair it first) stays dead, and is noted.
 
 local ids = {}
 if ARGV[3] == '1' then
@@ -22,11 +23,14 @@ local seen = {}
 for _, id in ipairs(ids) do
   if not seen[id] then
     seen[id] = true
-    local f = redis.call('HMGET', job_key(id), 'state', 'priority', 'queue', 'task', 'seq',
+    local f = redis.pcall('HMGET', job_key(id), 'state', 'priority', 'queue', 'task', 'seq',
       'unique_key')
-    if f[1] == 'dead' then
+    if failed(f) then f = {} end
+    if f[1] == 'dead' and not usable(f[2], f[3], f[4]) then
+      note('dead job ' .. id .. ' has no usable priority, queue or task: not retried')
+    elseif f[1] == 'dead' then
       jobs[#jobs + 1] = {id = id, prio = f[2], queue = f[3], task = f[4],
-        seq = tonumber(f[5]), ukey = f[6]}
+        seq = number(f[5]) or 0, ukey = f[6]}
     end
   end
 end

@@ -7,6 +7,7 @@ from typing import Any
 
 from conveyor.backends.redis.connection import translated
 from conveyor.backends.redis.part import RedisPart
+from conveyor.backends.redis.quarantine import log
 from conveyor.job import EnqueueResult, NewJob
 
 
@@ -21,9 +22,7 @@ class RedisScheduling(RedisPart):
 
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew a named lease on the backend's clock (see `Backend.acquire_lease`)."""
-        held = await self._run(
-            "lease", [self.keys.locks], "acquire", name, owner, repr(float(ttl))
-        )
+        held = await self._run("lease", [self.keys.locks], "acquire", name, owner, repr(float(ttl)))
         return bool(held == 1)
 
     async def release_lease(self, name: str, owner: str) -> None:
@@ -36,9 +35,15 @@ class RedisScheduling(RedisPart):
             return {}
         with translated(self.target):
             values = await self._client().hmget(self.keys.schedules, list(names))
-        return {
-            n: None if v is None else float(v) for n, v in zip(names, values, strict=True)
-        }
+        out: dict[str, float | None] = {}
+        for name, value in zip(names, values, strict=True):
+            try:
+                out[name] = None if value is None else float(value)
+            except ValueError:
+                # Damage: counted as no tick, as tick.lua does (and overwrites it).
+                log.error("schedule %s has an unreadable last tick %r: none", name, value)
+                out[name] = None
+        return out
 
     async def enqueue_tick(
         self, name: str, tick: float, jobs: Sequence[NewJob]
@@ -46,7 +51,10 @@ class RedisScheduling(RedisPart):
         """Record the tick and enqueue its jobs in one script; ``None`` if not new."""
         args = self._enqueue_args(jobs)[2:]  # _run adds the prefix and the time itself
         reply = await self._run(
-            "tick", [*self._enqueue_keys(), self.keys.schedules], *args, name,
+            "tick",
+            [*self._enqueue_keys(), self.keys.schedules],
+            *args,
+            name,
             repr(float(tick)),
         )
         if reply is None:

@@ -43,6 +43,7 @@ NAMES = (
     "history",
     "delete",
     "pause",
+    "quarantine",
 )
 
 #: Scripts that go on with another script's body: ``tick`` records a schedule tick, then

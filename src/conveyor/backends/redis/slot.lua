@@ -8,6 +8,12 @@
 -- Returns: 1 when the holder holds a slot afterwards (acquire), else 0; release: 0.
 
 local holder = ARGV[4]
+-- Slots of another type (damage) hold nothing that can be read: start them again.
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'zset' and kind ~= 'none' then
+  note('concurrency slots ' .. KEYS[1] .. ' were a ' .. kind .. ', not a ZSET: reset')
+  redis.call('DEL', KEYS[1])
+end
 if ARGV[3] == 'release' then
   redis.call('ZREM', KEYS[1], holder)
   return 0

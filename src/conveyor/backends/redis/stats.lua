@@ -10,9 +10,12 @@
 local out = {redis.call('HGETALL', KEYS[1])}
 local due = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', NOW)) do
-  local f = redis.call('HMGET', job_key(id), 'priority', 'queue')
-  due[#due + 1] = f[1]
-  due[#due + 1] = f[2]
+  local f = redis.pcall('HMGET', job_key(id), 'priority', 'queue')
+  -- A damaged record is not counted (claim.lua drops it from the schedule and notes it).
+  if not failed(f) and usable(f[1], f[2]) then
+    due[#due + 1] = f[1]
+    due[#due + 1] = f[2]
+  end
 end
 out[2] = due
 return out
