@@ -26,8 +26,12 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from conveyor.worker.state import EXIT_FORCED, EXIT_LOOP_BLOCKED
+
+if TYPE_CHECKING:
+    from conveyor.worker.worker import Worker
 
 log = logging.getLogger("conveyor.worker")
 
@@ -159,6 +163,38 @@ class LoopWatchdog(threading.Thread):
                 "supervisor starts a new worker"
             )
         return None
+
+
+def watch(worker: Worker) -> LoopWatchdog:
+    """Start a watchdog on the running loop for ``worker`` (call from the loop's thread)."""
+    s = worker.app.settings
+
+    def blocker(task: asyncio.Task[object] | None) -> Blocker:
+        running = dict(worker._running)  # copied in one step: this runs on another thread
+        name = task.get_name() if task is not None else ""
+        run = running.get(name[4:]) if name.startswith("job-") else None
+        if run is not None:
+            return Blocker(f"job {run.job.id} ({run.job.task})", run.job.timeout, run.job.id)
+        timeout = max((r.job.timeout for r in running.values()), default=0.0)
+        what = f"the asyncio task {name!r}" if name else "code outside any asyncio task"
+        return Blocker(what, max(timeout, s.job_timeout))
+
+    # Only a worker that owns its process (the CLI's, which handles signals) may end it;
+    # one run inside an application or a test only logs the stall.
+    dog = LoopWatchdog(
+        asyncio.get_running_loop(), blocker=blocker, warn_after=s.worker_loop_warn,
+        grace=s.worker_loop_grace, shutdown_grace=worker.grace_period,
+        exit=None if worker.handle_signals else _log_only,
+    )
+    dog.start()
+    return dog
+
+
+def _log_only(code: int) -> None:
+    log.critical(
+        "this worker does not own its process (it was not started by `conveyor worker`), so "
+        "it does not exit with code %d: restart the process yourself", code,
+    )
 
 
 def _exit_now(code: int) -> None:

@@ -27,6 +27,7 @@ from conveyor.worker.backoff import Backoff
 from conveyor.worker.executor import Outcome, dead, describe, execute
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.reaper import Reaper
+from conveyor.worker.reporting import Reporter
 from conveyor.worker.shutdown import SignalHandlers, wait_all_or
 from conveyor.worker.state import (
     EXIT_FORCED,
@@ -37,15 +38,13 @@ from conveyor.worker.state import (
     Running,
     WorkerStats,
 )
-from conveyor.worker.watchdog import Blocker, LoopWatchdog
+from conveyor.worker.watchdog import LoopWatchdog, watch
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
     from conveyor.backends.base import Backend
 
 log = logging.getLogger("conveyor.worker")
-
-__all__ = ["EXIT_FORCED", "EXIT_OK", "EXIT_STUCK_THREAD", "Worker"]
 
 
 class Worker:
@@ -112,6 +111,7 @@ class Worker:
         self._watchdog: LoopWatchdog | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backend: Backend | None = None
+        self._reporter: Reporter
         self._heartbeat: Heartbeat | None = None
         self._process = psutil.Process()
         self._pacer = Pacer()
@@ -193,13 +193,14 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._force = asyncio.Event()
-        self._watchdog = self._start_watchdog()
+        self._watchdog = watch(self)
         signals = SignalHandlers(self, self._watchdog) if self.handle_signals else None
         try:
             backend = await self._connect()
             if backend is None:
                 return EXIT_OK
             self._backend = backend
+            self._reporter = Reporter(backend, self.lease_seconds, self.counts)
             self._heartbeat = Heartbeat(
                 backend.clone(), lease_seconds=self.lease_seconds,
                 interval=self.heartbeat_interval, on_lost=self._on_lost_threadsafe,
@@ -231,31 +232,6 @@ class Worker:
         if self._force.is_set():
             return EXIT_FORCED
         return EXIT_STUCK_THREAD if self.stuck_threads else EXIT_OK
-
-    def _start_watchdog(self) -> LoopWatchdog:
-        s = self.app.settings
-        # Only a worker that owns its process (the CLI's) may end it; one run inside an
-        # application or a test only logs the stall.
-        watchdog = LoopWatchdog(
-            asyncio.get_running_loop(), blocker=self._blocker, warn_after=s.worker_loop_warn,
-            grace=s.worker_loop_grace, shutdown_grace=self.grace_period,
-            exit=None if self.handle_signals else _log_only,
-        )
-        watchdog.start()
-        return watchdog
-
-    def _blocker(self, task: asyncio.Task[object] | None) -> Blocker:
-        """What holds the loop, as the watchdog names it (called from its thread)."""
-        running = dict(self._running)  # the loop is stuck, but copy in one step anyway
-        name = task.get_name() if task is not None else ""
-        job_id = name[4:] if name.startswith("job-") else None
-        run = running.get(job_id) if job_id is not None else None
-        if run is not None:
-            job = run.job
-            return Blocker(f"job {job.id} ({job.task})", job.timeout, job.id)
-        timeout = max((r.job.timeout for r in running.values()), default=0.0)
-        what = f"the asyncio task {name!r}" if name else "code outside any task"
-        return Blocker(what, max(timeout, self.app.settings.job_timeout))
 
     # -- fetching ------------------------------------------------------------------------
     async def _connect(self) -> Backend | None:
@@ -410,7 +386,7 @@ class Worker:
                 "not released (it would run twice) but left to its lease, which expires "
                 "after this process exits", job.id, job.task,
             )
-        elif await self._ack(lease, release=True):
+        elif await self._reporter.release(lease):
             self.counts.released += 1
             end = "released"
         self._done(job.id, end)
@@ -420,13 +396,13 @@ class Worker:
         reason: str,
     ) -> None:
         """Put the job back to wait ``delay`` seconds in storage, its attempt unused."""
-        if await self._ack(lease, defer=(delay, headers)):
+        if await self._reporter.defer(lease, delay, headers):
             self.counts.waits[(job.task, reason)] += 1
             log.debug("job %s (%s) waits %.3fs: %s", job.id, job.task, delay, reason)
         self._done(job.id, "deferred")
 
     async def _report(self, job: JobRecord, lease: Lease, outcome: Outcome) -> None:
-        await self._ack(lease, outcome=outcome)
+        await self._reporter.settle(lease, outcome)
         c = self.counts
         c.processed += 1
         end = "retried"
@@ -462,44 +438,6 @@ class Worker:
             self._heartbeat.drop(job_id)
         if self._wake is not None:
             self._wake.set()
-
-    async def _ack(
-        self,
-        lease: Lease,
-        *,
-        outcome: Outcome | None = None,
-        release: bool = False,
-        defer: tuple[float, dict[str, Any] | None] | None = None,
-    ) -> bool:
-        """Report a job's end; retried through backend blips while the lease lasts."""
-        assert self._backend is not None
-        deadline = time.monotonic() + self.lease_seconds
-        delay = 0.05
-        while True:
-            try:
-                if release:
-                    ok = await self._backend.release(lease)
-                elif defer is not None:
-                    ok = await self._backend.defer(lease, *defer)
-                elif outcome is not None and outcome.failure is None:
-                    ok = await self._backend.complete(lease, outcome.result)
-                else:
-                    assert outcome is not None and outcome.failure is not None
-                    ok = await self._backend.fail(lease, outcome.failure)
-                break
-            except Exception as exc:  # noqa: BLE001
-                if time.monotonic() + delay > deadline:
-                    log.error("giving up reporting job %s: %s", lease.job_id, exc)
-                    return False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        if not ok:
-            self.counts.fenced += 1
-            log.warning(
-                "job %s: the result was rejected because this worker no longer holds its "
-                "lease (another worker recovered it)", lease.job_id,
-            )
-        return ok
 
     def _on_lost_threadsafe(self, job_ids: list[str]) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -561,13 +499,6 @@ class Worker:
             self.id, self.counts.processed, self.counts.succeeded, self.counts.retried,
             self.counts.dead,
         )
-
-
-def _log_only(code: int) -> None:
-    log.critical(
-        "this worker does not own its process (it was not started by `conveyor worker`), so "
-        "it does not exit with code %d: restart the process yourself", code,
-    )
 
 
 def _show(values: Any) -> str:
