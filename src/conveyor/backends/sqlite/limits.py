@@ -8,6 +8,7 @@ clock, as everywhere else in the backend.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 from conveyor.backends.sqlite import sql
@@ -15,6 +16,8 @@ from conveyor.backends.sqlite.part import SqlitePart
 from conveyor.backends.sqlite.store import Store
 
 T = TypeVar("T")
+
+log = logging.getLogger("conveyor.backends.sqlite")
 
 #: The shortest wait `rate_acquire` reports when refusing, so a refusal is always > 0.
 MIN_WAIT = 1e-6
@@ -30,6 +33,10 @@ def rate_acquire(store: Store, key: str, limit: int, period: float) -> float:
     def txn() -> float:
         now = store.clock.now()
         _exec(store, "rate_prune", {"key": key, "cutoff": now - period})
+        if repaired := _exec(store, "rate_repair", {"key": key}).rowcount:
+            log.error(
+                "rate window %r: dropped %d start(s) whose time is not a number", key, repaired
+            )
         row = _exec(store, "rate_nth_newest", {"key": key, "skip": max(0, limit - 1)}).fetchone()
         if row is not None:  # ``limit`` starts are still in the window
             return max(float(row["started_at"]) + period - now, MIN_WAIT)
@@ -46,6 +53,8 @@ def slot_acquire(store: Store, key: str, holder: str, limit: int, ttl: float) ->
         now = store.clock.now()
         params = {"key": key, "holder": holder, "now": now, "expires": now + ttl}
         _exec(store, "slot_prune", params)
+        if repaired := _exec(store, "slot_repair", params).rowcount:
+            log.error("slots %r: freed %d slot(s) whose expiry is not a number", key, repaired)
         if _exec(store, "slot_renew", params).rowcount > 0:
             return True
         if _exec(store, "slot_count", params).fetchone()[0] >= limit:

@@ -12,6 +12,11 @@
 -- name: rate_prune
 DELETE FROM {rate_starts} WHERE key = :key AND started_at <= :cutoff;
 
+-- name: rate_repair
+-- Starts whose time is not a number (damage) would never leave the window and would sort
+-- first below: drop them (one seek past the key's numbers; logged by the caller).
+DELETE FROM {rate_starts} WHERE key = :key AND started_at >= '';
+
 -- name: rate_nth_newest
 -- The start that leaves the window first among the newest :skip + 1; none when fewer exist.
 SELECT started_at FROM {rate_starts}
@@ -24,6 +29,10 @@ INSERT INTO {rate_starts} (key, started_at) VALUES (:key, :now);
 
 -- name: slot_prune
 DELETE FROM {slots} WHERE key = :key AND expires_at <= :now;
+
+-- name: slot_repair
+-- A slot whose expiry is not a number (damage) would be held forever: it counts as expired.
+DELETE FROM {slots} WHERE key = :key AND typeof(expires_at) NOT IN ('integer', 'real');
 
 -- name: slot_renew
 UPDATE {slots} SET expires_at = :expires WHERE key = :key AND holder = :holder;

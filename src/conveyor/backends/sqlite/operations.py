@@ -8,15 +8,18 @@ own thread, like every other write.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite import rows, sql
 from conveyor.backends.sqlite.part import SqlitePart
 from conveyor.backends.sqlite.store import Store
 from conveyor.job import HistoryPoint
 
 T = TypeVar("T")
+
+log = logging.getLogger("conveyor.backends.sqlite")
 
 
 def _exec(store: Store, name: str, params: dict[str, Any] | None = None) -> Any:
@@ -35,8 +38,16 @@ def resume_queue(store: Store, queue: str) -> None:
 
 def paused_queues(store: Store) -> list[str]:
     """Paused queue names, sorted."""
-    rows = store._read(lambda: _exec(store, "paused_queues").fetchall())
-    return [row["queue"] for row in rows]
+    found = store._read(lambda: _exec(store, "paused_queues").fetchall())
+    return [_queue_name(row["queue"], "paused queues") for row in found]
+
+
+def _queue_name(value: Any, where: str) -> str:
+    # A damaged name is listed in a readable form (and said so), never a failed read.
+    name = rows.name_of(value)
+    if name != value:
+        log.error("%s: a queue name is not valid text: %r", where, rows.original(value))
+    return name
 
 
 def delete(store: Store, job_ids: Sequence[str]) -> int:
@@ -50,8 +61,15 @@ def delete(store: Store, job_ids: Sequence[str]) -> int:
 def oldest_ready(store: Store) -> dict[str, float]:
     """Per queue with ready (or due) jobs, the oldest one's ``run_at``."""
     now = store.clock.now()
-    rows = store._read(lambda: _exec(store, "oldest_ready", {"now": now}).fetchall())
-    return {row["queue"]: float(row["oldest"]) for row in rows}
+    out: dict[str, float] = {}
+    for row in store._read(lambda: _exec(store, "oldest_ready", {"now": now}).fetchall()):
+        queue = _queue_name(row["queue"], "oldest ready")
+        oldest = rows.number_or_none(row["oldest"])
+        if oldest is None:  # only damaged run_at values: the next claim quarantines them
+            log.error("oldest ready: queue %r has only jobs with a damaged run_at", queue)
+            continue
+        out[queue] = oldest
+    return out
 
 
 def record_history(store: Store, points: Sequence[HistoryPoint], keep: float) -> None:
@@ -64,17 +82,30 @@ def record_history(store: Store, points: Sequence[HistoryPoint], keep: float) ->
     def txn() -> None:
         store.conn.executemany(sql.load("operations.sql")["record_history"], rows)
         _exec(store, "prune_history", {"cutoff": store.clock.now() - keep})
+        if repaired := _exec(store, "repair_history", {}).rowcount:
+            log.error("history: dropped %d row(s) whose minute is not a number", repaired)
 
     store._write(txn)
 
 
 def history(store: Store, since: float) -> list[HistoryPoint]:
     """Stored minutes from ``since`` on, by minute then queue."""
-    rows = store._read(lambda: _exec(store, "history", {"since": since}).fetchall())
-    return [
-        HistoryPoint(int(r["minute"]), r["queue"], int(r["succeeded"]), int(r["failed"]))
-        for r in rows
-    ]
+    out: list[HistoryPoint] = []
+    for r in store._read(lambda: _exec(store, "history", {"since": since}).fetchall()):
+        try:
+            out.append(
+                HistoryPoint(
+                    rows.integer(r["minute"]),
+                    rows.text(r["queue"]),
+                    rows.integer(r["succeeded"]),
+                    rows.integer(r["failed"]),
+                )
+            )
+        except (TypeError, ValueError) as exc:
+            # Counts repair themselves on the next upsert (SQL adds to text as to 0);
+            # a damaged minute is dropped by the next record_history.
+            log.error("history row for queue %r skipped: %s", rows.shown(r["queue"]), exc)
+    return out
 
 
 class SqliteOperations(SqlitePart):

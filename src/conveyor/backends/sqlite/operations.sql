@@ -42,6 +42,11 @@ ON CONFLICT (minute, queue) DO UPDATE SET
 -- name: prune_history
 DELETE FROM {history} WHERE minute < :cutoff;
 
+-- name: repair_history
+-- A minute that is not a number (damage) would never be pruned: drop it (one seek past
+-- the numbers of the primary key; logged by the caller).
+DELETE FROM {history} WHERE minute >= '';
+
 -- name: history
 SELECT minute, queue, succeeded, failed FROM {history}
 WHERE minute >= :since

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from conveyor.backends.unreadable import UnreadableRecord, placeholder
@@ -241,6 +241,7 @@ def worker_info(row: sqlite3.Row) -> WorkerInfo:
         if not isinstance(listed, list) or not all(isinstance(q, str) for q in listed):
             raise ValueError("queues must be a JSON list of names")
         queues = tuple(listed)
+    real(row["expires_at"])  # a damaged expiry is damage too (the next register drops it)
     return WorkerInfo(
         id=text(row["id"]),
         host=text(row["host"]),
@@ -258,8 +259,3 @@ def name_of(value: Any) -> str:
     if type(value) is str and (value.isascii() or _utf8(value)):
         return value
     return shown(value)
-
-
-def mapping(row: sqlite3.Row) -> Mapping[str, Any]:
-    """A row as a plain mapping of its columns as read."""
-    return {name: row[name] for name in row.keys()}  # noqa: SIM118 - Row has no iter of keys

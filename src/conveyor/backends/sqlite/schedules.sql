@@ -7,6 +7,11 @@
 -- Every write runs inside `BEGIN IMMEDIATE` (see store.py), so the check and the write of
 -- each block are atomic across processes.
 
+-- name: repair_lease
+-- An expiry that is not a number (damage) never compares <= :now, so the lease could never
+-- be taken again: drop it, which frees it (logged by the caller).
+DELETE FROM {leases} WHERE name = :name AND typeof(expires_at) NOT IN ('integer', 'real');
+
 -- name: acquire_lease
 -- Take a free or expired lease, or renew our own; changes no row when another owner holds it.
 INSERT INTO {leases} (name, owner, expires_at) VALUES (:name, :owner, :expires)
@@ -21,6 +26,9 @@ SELECT name, last_tick FROM {schedules};
 
 -- name: record_tick
 -- Move an entry's last tick forward; changes no row when the recorded tick is not older.
+-- A recorded tick that is not a number (damage) is replaced: it would never compare older
+-- (SQLite orders numbers before text) and the entry would never fire again.
 INSERT INTO {schedules} (name, last_tick) VALUES (:name, :tick)
 ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick
-WHERE {schedules}.last_tick < excluded.last_tick;
+WHERE {schedules}.last_tick < excluded.last_tick
+   OR typeof({schedules}.last_tick) NOT IN ('integer', 'real');

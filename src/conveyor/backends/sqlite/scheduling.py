@@ -6,15 +6,18 @@ Queries live in `schedules.sql`; tables come from schema step ``migrate_3``. Eac
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TypeVar
 
-from conveyor.backends.sqlite import sql
+from conveyor.backends.sqlite import rows, sql
 from conveyor.backends.sqlite.part import SqlitePart
 from conveyor.backends.sqlite.store import Store
 from conveyor.job import EnqueueResult, NewJob
 
 T = TypeVar("T")
+
+log = logging.getLogger("conveyor.backends.sqlite")
 
 
 def _q(name: str) -> str:
@@ -27,6 +30,8 @@ def acquire_lease(store: Store, name: str, owner: str, ttl: float) -> bool:
     def txn() -> bool:
         now = store.clock.now()
         params = {"name": name, "owner": owner, "expires": now + ttl, "now": now}
+        if store.conn.execute(_q("repair_lease"), {"name": name}).rowcount:
+            log.error("lease %r had an expiry that is not a number; dropped it as expired", name)
         return store.conn.execute(_q("acquire_lease"), params).rowcount > 0
 
     return store._write(txn)
@@ -39,8 +44,13 @@ def release_lease(store: Store, name: str, owner: str) -> None:
 
 def schedule_state(store: Store, names: Sequence[str]) -> dict[str, float | None]:
     """The last tick of each named entry."""
-    rows = store._read(lambda: store.conn.execute(_q("schedule_state")).fetchall())
-    found = {row["name"]: float(row["last_tick"]) for row in rows}
+    found: dict[str, float] = {}
+    for row in store._read(lambda: store.conn.execute(_q("schedule_state")).fetchall()):
+        try:
+            found[rows.text(row["name"])] = rows.real(row["last_tick"])
+        except (TypeError, ValueError) as exc:
+            # Read as never ticked; the next tick recorded replaces it (record_tick).
+            log.error("schedule entry %r has a damaged last tick: %s", rows.shown(row["name"]), exc)
     return {name: found.get(name) for name in names}
 
 
