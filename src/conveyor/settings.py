@@ -240,7 +240,32 @@ class Settings(BaseSettings):
                 "a backend URL needs a scheme: memory://, sqlite:///path.db, redis://, "
                 "postgresql://"
             )
+        problem = url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name a backend (say, port 99999), or ``None`` when it can."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        if "," in parts.netloc:
+            return None  # several hosts (PostgreSQL, Sentinel): the driver parses them
+        port = parts.port
+    except ValueError as exc:  # a port out of range or not a number, a broken [IPv6]
+        if "port" not in str(exc).lower():
+            return f"the backend URL cannot be parsed ({exc}); check its host part"
+        port = -1
+    if port is None or 1 <= port <= 65535:
+        return None
+    shown = parts.netloc.rpartition(":")[2]  # only the port: never the password
+    return (
+        f"the backend URL's port {shown!r} is not a port number: give 1 to 65535, "
+        "e.g. redis://127.0.0.1:6379/0"
+    )
 
 
 def mode_problem(s: Settings) -> str | None:

@@ -159,9 +159,19 @@ def set_url(app: Conveyor, url: str | None) -> None:
         return
     from conveyor.settings import load_settings
 
+    check_url(url)
     checked = load_settings(conveyor_url=url)
     app.settings = app.settings.model_copy(update={"conveyor_url": checked.conveyor_url})
     app.url = checked.conveyor_url
+
+
+def check_url(url: str) -> None:
+    """Refuse ``--url`` in one line when it cannot name a backend (e.g. port 99999)."""
+    from conveyor.settings import url_problem
+
+    problem = url_problem(url)
+    if problem is not None:
+        raise ConfigError(f"--url: {problem}")
 
 
 def resolve_app(app_spec: str | None, url: str | None, *, need_app: bool = False) -> Conveyor:
@@ -171,6 +181,8 @@ def resolve_app(app_spec: str | None, url: str | None, *, need_app: bool = False
     """
     from conveyor.app import Conveyor
 
+    if url is not None:
+        check_url(url)
     if app_spec:
         app = load_app(app_spec)
         set_url(app, url)
