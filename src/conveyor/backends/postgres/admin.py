@@ -6,6 +6,7 @@ backend's connection helpers declared below.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,9 @@ from psycopg.rows import dict_row
 from conveyor.backends.base import COUNTERS
 from conveyor.backends.postgres import sql
 from conveyor.backends.postgres.part import PostgresPart
-from conveyor.backends.postgres.rows import Row, to_json, to_record, to_worker
+from conveyor.backends.postgres.records import record_or_placeholder, to_worker
+from conveyor.backends.postgres.rows import Row, to_json
+from conveyor.backends.unreadable import UnreadableRecord
 from conveyor.job import (
     FINAL_STATES,
     JobQuery,
@@ -24,6 +27,8 @@ from conveyor.job import (
     State,
     WorkerInfo,
 )
+
+log = logging.getLogger("conveyor.postgres")
 
 #: Rows deleted per purge statement: short transactions that never hold back vacuum.
 PURGE_BATCH = 5_000
@@ -45,14 +50,14 @@ class Admin(PostgresPart):
     async def get(self, job_id: str) -> JobRecord | None:
         """One job by id, or ``None``."""
         rows = await self._rows("get", {"id": job_id})
-        return to_record(rows[0]) if rows else None
+        return record_or_placeholder(rows[0]) if rows else None
 
     async def query(self, query: JobQuery) -> list[JobRecord]:
         """Jobs matching ``query``, newest first."""
         clause, params = sql.filter_clause(query)
         params.update(limit=query.limit, offset=query.offset)
         text = sql.splice(self.q["query"], filters=clause)
-        return [to_record(r) for r in await self._rows("query", params, text)]
+        return [record_or_placeholder(r) for r in await self._rows("query", params, text)]
 
     async def stats(self) -> list[QueueStats]:
         """Counts per (queue, priority) by state; due scheduled jobs count as ready."""
@@ -112,8 +117,21 @@ class Admin(PostgresPart):
         await self._rows("unregister_worker", {"id": worker_id})
 
     async def workers(self) -> list[WorkerInfo]:
-        """Live workers, in registration order."""
-        return [to_worker(r) for r in await self._rows("workers", {"now": self._now()})]
+        """Live workers, in registration order; a registry row that cannot be read is skipped.
+
+        Such a row is logged and left alone: it expires like any other, and the next worker
+        to register deletes it (`register_worker`).
+        """
+        found: list[WorkerInfo] = []
+        for row in await self._rows("workers", {"now": self._now()}):
+            try:
+                found.append(to_worker(row))
+            except UnreadableRecord as exc:
+                log.error(
+                    "skipping worker registry row %r: the stored field %r cannot be read (%s)",
+                    exc.job_id, exc.field, exc.detail,
+                )
+        return found
 
     # -- health ----------------------------------------------------------------------------
     async def diagnostics(self) -> list[str]:

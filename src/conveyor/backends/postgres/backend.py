@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -22,12 +23,19 @@ from conveyor.backends.postgres.limits import PostgresLimits
 from conveyor.backends.postgres.listener import Listener
 from conveyor.backends.postgres.operations import PostgresOperations
 from conveyor.backends.postgres.pools import AsyncConn, AsyncPool, SyncPool
-from conveyor.backends.postgres.rows import EnqueuePlan, Row, run_order, to_json, to_record
+from conveyor.backends.postgres.records import decode_claimed, raw_json, record_or_placeholder
+from conveyor.backends.postgres.rows import EnqueuePlan, Row, run_order, to_json
 from conveyor.backends.postgres.scheduling import PostgresScheduling
 from conveyor.backends.postgres.transactional import async_connection, sync_connection
+from conveyor.backends.unreadable import UnreadableRecord
 from conveyor.clock import SYSTEM_CLOCK, Clock, SystemClock
 from conveyor.errors import BackendError
 from conveyor.job import EnqueueResult, Failure, JobRecord, Lease, NewJob, Routing
+
+log = logging.getLogger("conveyor.postgres")
+
+#: Claim rounds one call may spend quarantining unreadable rows before it answers empty.
+QUARANTINE_ROUNDS = 10
 
 #: Stands for the recovery count in the poison-pill message until the SQL fills it in.
 _MARKER = "987654321"
@@ -122,6 +130,7 @@ class PostgresBackend(Admin, PostgresOperations, PostgresLimits, PostgresSchedul
 
     async def _rows(self, name: str, params: dict[str, Any], text: str | None = None) -> list[Row]:
         async with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            raw_json(cur)
             await cur.execute(text or self.q[name], params)
             return await cur.fetchall() if cur.description else []
 
@@ -229,19 +238,59 @@ class PostgresBackend(Admin, PostgresOperations, PostgresLimits, PostgresSchedul
             lease=lease_seconds,
             worker_id=worker_id,
         )
+        records: list[JobRecord] = []
         rows: list[Row] = []
         async with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-            for _ in range(3):
-                await cur.execute(statement, params)
-                rows = await cur.fetchall()
-                if not rows[0]["due"]:
+            raw_json(cur)
+            # Each round that finds only unreadable rows quarantines them and claims again:
+            # an empty answer must mean "no work" (a burst worker stops on it), not "the
+            # first rows in line were damaged".
+            for _ in range(QUARANTINE_ROUNDS):
+                rows = await self._claim_rows(cur, statement, params)
+                records, damaged = decode_claimed(rows)
+                if not damaged:
                     break
-                # A scheduled job fell due: make it ready so it takes its place in the order.
-                await cur.execute(self.q["promote_due"], {"now": now})
-            else:
-                return []  # jobs keep falling due this instant; the next claim takes them
-        records = [to_record(r) for r in rows if r["id"] is not None]
+                if not await self._quarantine(cur, damaged, params["token"]) or records:
+                    break
         return run_order(records, {r["id"]: r["seq"] for r in rows if r["id"] is not None})
+
+    async def _claim_rows(
+        self, cur: psycopg.AsyncCursor[Row], statement: str, params: dict[str, Any]
+    ) -> list[Row]:
+        for _ in range(3):
+            await cur.execute(statement, params)
+            rows = await cur.fetchall()
+            if not rows[0]["due"]:
+                return rows
+            # A scheduled job fell due: make it ready so it takes its place in the order.
+            await cur.execute(self.q["promote_due"], {"now": params["now"]})
+        return []  # jobs keep falling due this instant; the next claim takes them
+
+    async def _quarantine(
+        self, cur: psycopg.AsyncCursor[Row], damaged: list[UnreadableRecord], token: str
+    ) -> bool:
+        """Dead-letter claimed jobs that cannot be read, keeping their stored content.
+
+        The claim has committed: a failure here is logged, never raised, so the jobs that
+        could be read still run. A job left leased by such a failure is recovered once its
+        lease expires and quarantined by the next claim that takes it.
+        """
+        for exc in damaged:
+            log.error("quarantining job %s: %s", exc.job_id, exc)
+        try:
+            await cur.execute(
+                self.q["quarantine"],
+                {
+                    "now": self._now(),
+                    "token": token,
+                    "ids": [exc.job_id for exc in damaged],
+                    "errors": [str(exc) for exc in damaged],
+                },
+            )
+        except psycopg.Error as exc:
+            log.warning("could not quarantine %d unreadable job(s): %s", len(damaged), exc)
+            return False
+        return True
 
     def _release_orphans(self, claimed: asyncio.Future[list[JobRecord]]) -> None:
         if claimed.cancelled() or claimed.exception() is not None or not claimed.result():
@@ -392,9 +441,10 @@ class PostgresBackend(Admin, PostgresOperations, PostgresLimits, PostgresSchedul
     def get_sync(self, job_id: str) -> JobRecord | None:
         """`get` from code without an event loop (any thread)."""
         with self._sync_pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            raw_json(cur)
             cur.execute(self.q["get"], {"id": job_id})
             row = cur.fetchone()
-        return None if row is None else to_record(row)
+        return None if row is None else record_or_placeholder(row)
 
 
 def _enqueue_sync(

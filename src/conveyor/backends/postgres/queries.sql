@@ -9,7 +9,9 @@
 -- Each statement is one transaction on an autocommit connection, and one round trip: a
 -- state change and its counter bump or NOTIFY ride in the same statement as data-modifying
 -- CTEs. "Held" below means: the job is running under exactly this lease token; a call on a
--- lease that is not held changes nothing but the `fenced` counter.
+-- lease that is not held changes nothing but the `fenced` counter. Counters add in numeric
+-- and saturate at the int8 maximum: a counter row damaged up to that value must not make
+-- every statement that counts fail with "bigint out of range".
 
 -- name: meta_exists
 SELECT EXISTS (
@@ -82,10 +84,16 @@ WHERE unique_key = ANY(%(keys)s::text[]) AND state IN ('scheduled', 'ready', 'ru
 -- stepped over: `NOT IN` on the tiny {paused} table is one hashed subplan, read once per
 -- statement, and the pick still walks jobs_ready in order. (Due jobs of paused queues are
 -- promoted like any other: they wait as ready jobs until the queue is resumed.)
+-- Damaged rows (see records.py) must neither stop nor stall a claim: a scheduled run_at of
+-- NaN or +Infinity counts as due (float8 sorts NaN above +Infinity, and `NaN <= now` is
+-- false, so such a job would otherwise wait forever), so it is promoted, claimed and then
+-- quarantined; an attempt count the integer cannot take one past is left as it is rather
+-- than overflow and fail the whole statement.
 WITH t AS (SELECT {now} AS now),
 d AS (
     SELECT EXISTS (
-        SELECT 1 FROM {jobs}, t WHERE state = 'scheduled' AND run_at <= t.now
+        SELECT 1 FROM {jobs}, t
+        WHERE state = 'scheduled' AND (run_at <= t.now OR run_at >= 'Infinity')
     ) AS due
 ),
 pick AS MATERIALIZED (
@@ -98,7 +106,8 @@ pick AS MATERIALIZED (
 ),
 claimed AS (
     UPDATE {jobs} j
-    SET state = 'running', attempts = j.attempts + 1, lease_token = %(token)s,
+    SET state = 'running', lease_token = %(token)s,
+        attempts = j.attempts + (j.attempts >= 0 AND j.attempts < 2147483647)::int,
         lease_expires_at = t.now + %(lease)s, worker_id = %(worker_id)s,
         started_at = t.now, updated_at = t.now
     FROM pick, t
@@ -107,13 +116,26 @@ claimed AS (
 )
 SELECT d.due, c.* FROM d LEFT JOIN claimed c ON true;
 
+-- name: quarantine
+-- Jobs this claim leased (%(token)s) whose rows cannot be read go to dead at once, with
+-- the reason in last_error (`unreadable.unreadable_error`). Every other column stays as
+-- stored, for `conveyor jobs show` and repair; finished_at is set so retention prunes it.
+WITH t AS (SELECT {now} AS now)
+UPDATE {jobs} j
+SET state = 'dead', last_error = u.error, failed_at = t.now, finished_at = t.now,
+    updated_at = t.now, lease_token = NULL, lease_expires_at = NULL
+FROM t, unnest(%(ids)s::text[], %(errors)s::text[]) AS u (id, error)
+WHERE j.id = u.id AND j.state = 'running' AND j.lease_token = %(token)s;
+
 -- name: promote_due
 -- Every due scheduled job becomes ready, whatever the caller's routing. SKIP LOCKED: two
 -- claimers promoting at once split the rows instead of queueing on each other's locks.
+-- "Due" is exactly the claim's `d` test (a NaN or infinite run_at is due), or a claim
+-- would keep finding due jobs that this never promotes.
 WITH t AS (SELECT {now} AS now),
 due AS (
     SELECT s.id FROM {jobs} s, t
-    WHERE s.state = 'scheduled' AND s.run_at <= t.now
+    WHERE s.state = 'scheduled' AND (s.run_at <= t.now OR s.run_at >= 'Infinity')
     FOR UPDATE OF s SKIP LOCKED
 )
 UPDATE {jobs} j SET state = 'ready', updated_at = t.now
@@ -131,7 +153,10 @@ held AS (
 ),
 fenced AS (
     UPDATE {counters}
-    SET value = value + cardinality(%(ids)s::text[]) - (SELECT count(*) FROM held)
+    SET value = least(
+        value::numeric + cardinality(%(ids)s::text[]) - (SELECT count(*) FROM held),
+        9223372036854775807
+    )::int8
     WHERE name = 'fenced' AND (SELECT count(*) FROM held) < cardinality(%(ids)s::text[])
 )
 SELECT id FROM held;
@@ -153,7 +178,10 @@ done AS (
 ),
 fenced AS (
     UPDATE {counters}
-    SET value = value + cardinality(%(ids)s::text[]) - (SELECT count(*) FROM done)
+    SET value = least(
+        value::numeric + cardinality(%(ids)s::text[]) - (SELECT count(*) FROM done),
+        9223372036854775807
+    )::int8
     WHERE name = 'fenced' AND (SELECT count(*) FROM done) < cardinality(%(ids)s::text[])
 )
 SELECT id, token FROM done;
@@ -175,7 +203,7 @@ done AS (
     RETURNING j.queue, j.state
 ),
 fenced AS (
-    UPDATE {counters} SET value = value + 1
+    UPDATE {counters} SET value = least(value::numeric + 1, 9223372036854775807)::int8
     WHERE name = 'fenced' AND NOT EXISTS (SELECT 1 FROM done)
 ),
 wake AS (
@@ -196,7 +224,7 @@ done AS (
     RETURNING j.queue
 ),
 fenced AS (
-    UPDATE {counters} SET value = value + 1
+    UPDATE {counters} SET value = least(value::numeric + 1, 9223372036854775807)::int8
     WHERE name = 'fenced' AND NOT EXISTS (SELECT 1 FROM done)
 ),
 wake AS (
@@ -221,7 +249,7 @@ done AS (
     RETURNING j.queue
 ),
 fenced AS (
-    UPDATE {counters} SET value = value + 1
+    UPDATE {counters} SET value = least(value::numeric + 1, 9223372036854775807)::int8
     WHERE name = 'fenced' AND NOT EXISTS (SELECT 1 FROM done)
 ),
 wake AS (
@@ -235,22 +263,30 @@ SELECT count(*) AS held, (SELECT count(*) FROM wake) AS notified FROM done;
 -- once: SKIP LOCKED splits the rows between concurrent reapers, and a row another reaper
 -- (or the job's own worker) changed meanwhile is re-checked against the WHERE clause
 -- before it is touched. %(reason)s carries a marker that becomes the recovery count.
+-- Damaged rows cannot stop the reaper: a running job without a lease expiry, or with a NaN
+-- or infinite one, counts as expired; counts are computed in int8 and saturate instead of
+-- overflowing (an error here would fail every recovery, not one).
 WITH t AS (SELECT {now} AS now),
 expired AS MATERIALIZED (
     SELECT r.id FROM {jobs} r, t
-    WHERE r.state = 'running' AND r.lease_expires_at <= t.now
+    WHERE r.state = 'running' AND (
+        r.lease_expires_at <= t.now OR r.lease_expires_at IS NULL
+        OR r.lease_expires_at >= 'Infinity'
+    )
     FOR UPDATE OF r SKIP LOCKED
 ),
 done AS (
     UPDATE {jobs} j
-    SET state = CASE WHEN j.recoveries + 1 >= %(max_recoveries)s THEN 'dead' ELSE 'ready' END,
-        recoveries = j.recoveries + 1, attempts = j.attempts - 1,
-        last_error = CASE WHEN j.recoveries + 1 >= %(max_recoveries)s
-            THEN replace(%(reason)s, %(marker)s, (j.recoveries + 1)::text)
+    SET state = CASE WHEN j.recoveries::int8 + 1 >= %(max_recoveries)s
+            THEN 'dead' ELSE 'ready' END,
+        recoveries = j.recoveries + (j.recoveries < 2147483647)::int,
+        attempts = j.attempts - (j.attempts > -2147483648)::int,
+        last_error = CASE WHEN j.recoveries::int8 + 1 >= %(max_recoveries)s
+            THEN replace(%(reason)s, %(marker)s, (j.recoveries::int8 + 1)::text)
             ELSE j.last_error END,
-        failed_at = CASE WHEN j.recoveries + 1 >= %(max_recoveries)s
+        failed_at = CASE WHEN j.recoveries::int8 + 1 >= %(max_recoveries)s
             THEN t.now ELSE j.failed_at END,
-        finished_at = CASE WHEN j.recoveries + 1 >= %(max_recoveries)s
+        finished_at = CASE WHEN j.recoveries::int8 + 1 >= %(max_recoveries)s
             THEN t.now ELSE j.finished_at END,
         updated_at = t.now, lease_token = NULL, lease_expires_at = NULL
     FROM expired e, t
@@ -258,7 +294,7 @@ done AS (
     RETURNING j.queue, j.state
 ),
 counted AS (
-    UPDATE {counters} c SET value = c.value + n.n
+    UPDATE {counters} c SET value = least(c.value::numeric + n.n, 9223372036854775807)::int8
     FROM (
         SELECT CASE WHEN state = 'dead' THEN 'poisoned' ELSE 'recovered' END AS name,
                count(*) AS n
@@ -300,10 +336,12 @@ ORDER BY seq DESC
 LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: stats
--- Due scheduled jobs count as ready: they are claimable now. A full scan: status reads.
+-- Due scheduled jobs count as ready: they are claimable now (due as the claim decides, so
+-- a NaN or infinite run_at counts too). A full scan: status reads.
 WITH t AS (SELECT {now} AS now)
 SELECT queue, priority,
-       CASE WHEN state = 'scheduled' AND run_at <= t.now THEN 'ready' ELSE state END AS st,
+       CASE WHEN state = 'scheduled' AND (run_at <= t.now OR run_at >= 'Infinity')
+            THEN 'ready' ELSE state END AS st,
        count(*) AS n
 FROM {jobs}, t
 GROUP BY 1, 2, 3;
@@ -379,9 +417,12 @@ DELETE FROM {jobs} j USING doomed WHERE j.id = doomed.id;
 
 -- name: register_worker
 -- Drop expired rows, then upsert this worker; an upsert keeps its `registered` number (and
--- so its place in the listing) while it stays live.
+-- so its place in the listing) while it stays live. A NaN or infinite expiry (damage: a
+-- registration never lasts forever) counts as expired, or the row would stay forever.
 WITH t AS (SELECT {now} AS now),
-gone AS (DELETE FROM {workers} w USING t WHERE w.expires_at <= t.now)
+gone AS (
+    DELETE FROM {workers} w USING t WHERE w.expires_at <= t.now OR w.expires_at >= 'Infinity'
+)
 INSERT INTO {workers} (id, host, pid, pool, queues, started_at, last_seen, expires_at, stats)
 SELECT %(id)s, %(host)s, %(pid)s, %(pool)s, %(queues)s::text[], %(started_at)s, t.now,
        t.now + %(ttl)s, %(stats)s::jsonb
@@ -395,8 +436,12 @@ ON CONFLICT (id) DO UPDATE SET
 DELETE FROM {workers} WHERE id = %(id)s;
 
 -- name: workers
+-- Live rows only: `NaN > now` is true in PostgreSQL, so the upper bound keeps a damaged
+-- expiry from listing a worker forever (register_worker deletes such rows).
 WITH t AS (SELECT {now} AS now)
-SELECT w.* FROM {workers} w, t WHERE w.expires_at > t.now ORDER BY w.registered;
+SELECT w.* FROM {workers} w, t
+WHERE w.expires_at > t.now AND w.expires_at < 'Infinity'
+ORDER BY w.registered;
 
 -- name: long_transactions
 -- Sessions whose transaction has been open longer than %(seconds)s: while one is open,

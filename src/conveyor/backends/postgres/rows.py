@@ -1,4 +1,6 @@
-"""Between Python and the tables: rows to records, and the enqueue statement's bookkeeping.
+"""Between Python and the tables: the enqueue statement's bookkeeping and its JSON.
+
+Rows become records in `records`.
 
 Shared by the backend's own connections (sync and async) and by transactional enqueue on a
 caller's connection, so every road stores a job the same way.
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.errors import BackendError, SerializationError
-from conveyor.job import EnqueueResult, JobRecord, NewJob, Priority, State, WorkerInfo
+from conveyor.job import EnqueueResult, JobRecord, NewJob
 
 Row = dict[str, Any]
 
@@ -28,58 +30,9 @@ def to_json(value: Any, what: str) -> str:
         raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
 
 
-def _bytes(value: Any) -> bytes | None:
-    return None if value is None else bytes(value)
-
-
-def to_record(row: Row) -> JobRecord:
-    """A `JobRecord` from a ``SELECT *`` row of the jobs table."""
-    return JobRecord(
-        id=row["id"],
-        task=row["task"],
-        queue=row["queue"],
-        priority=Priority(row["priority"]),
-        state=State(row["state"]),
-        payload=bytes(row["payload"]),
-        headers=row["headers"],
-        attempts=row["attempts"],
-        max_retries=row["max_retries"],
-        timeout=row["timeout"],
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        unique_key=row["unique_key"],
-        recoveries=row["recoveries"],
-        lease_token=row["lease_token"],
-        lease_expires_at=row["lease_expires_at"],
-        worker_id=row["worker_id"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        last_error=row["last_error"],
-        traceback=row["traceback"],
-        result=_bytes(row["result"]),
-        failed_at=row["failed_at"],
-    )
-
-
 def run_order(records: list[JobRecord], seqs: dict[str, int]) -> list[JobRecord]:
     """Records in claim order: priority, then run_at, then enqueue order."""
     return sorted(records, key=lambda j: (j.priority, j.run_at, seqs[j.id]))
-
-
-def to_worker(row: Row) -> WorkerInfo:
-    """A `WorkerInfo` from a row of the workers table."""
-    queues = row["queues"]
-    return WorkerInfo(
-        id=row["id"],
-        host=row["host"],
-        pid=row["pid"],
-        started_at=row["started_at"],
-        last_seen=row["last_seen"],
-        pool=row["pool"],
-        queues=None if queues is None else tuple(queues),
-        stats=row["stats"],
-    )
 
 
 class EnqueuePlan:
