@@ -1,115 +1,32 @@
 """PostgreSQL faults with real processes: a server restart while a producer and two worker
 processes run, and enqueue while the server is down.
 
-Each test starts its own PostgreSQL with scripts/postgres.sh (own data directory and port,
-initdb'd on first use) and stops it afterwards, even on failure. Without PostgreSQL on the
-machine the tests skip locally and fail under CI, like every test that needs a server.
+The server is the chaos package's own PostgreSQL (conftest.py: scripts/postgres.sh on its own
+data directory and port, started once, stopped after the package), handed to each test
+running. Without PostgreSQL on the machine the tests skip locally and fail under CI, like
+every test that needs a server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.acceptance.harness import Cluster, wait_for
 
-from conveyor import BackendUnavailable, State
-from conveyor.job import NewJob
+from conveyor import BackendUnavailable, JobHandle, State, Task
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
-
-
-class PgServer:
-    """One PostgreSQL cluster in ``dir``, driven through scripts/postgres.sh."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.url = ""
-
-    def _run(self, action: str, mode: str = "fast") -> str:
-        result = subprocess.run(
-            ["bash", str(SCRIPT), action, str(self.dir)], capture_output=True, text=True,
-            timeout=180, check=False, env={**os.environ, "MODE": mode},
-        )
-        if result.returncode != 0:
-            message = f"scripts/postgres.sh {action} failed:\n{result.stderr[-2000:]}"
-            if action == "start" and not os.environ.get("CI"):
-                pytest.skip(message)
-            raise AssertionError(message)
-        return result.stdout
-
-    def start(self) -> None:
-        """Start (initdb on first use) and remember the URL."""
-        line = self._run("start").strip().splitlines()[-1]
-        self.url = line.partition("=")[2]
-
-    def stop(self) -> None:
-        """Fast shutdown."""
-        self._run("stop")
-
-    def restart(self, mode: str) -> None:
-        """``pg_ctl restart -m <mode>``: every connection is cut."""
-        self._run("restart", mode)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[PgServer]:
-    s = PgServer(Path(f"/tmp/conveyor-chaos-pg-{os.getpid()}-{os.urandom(3).hex()}"))
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-        subprocess.run(["rm", "-rf", str(s.dir)], check=False)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, server: PgServer) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, f"{server.url}?schema=chaos_{os.urandom(4).hex()}")
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-class Producer(threading.Thread):
-    """Enqueues small batches until stopped. Ids are made before the call, so a job whose
-    enqueue raised (the commit may still have happened) is known too."""
-
-    def __init__(self, cluster: Cluster) -> None:
-        super().__init__(daemon=True)
-        self.app = cluster.app
-        self.task = cluster.app.get_task("ledger.work")
-        self.acknowledged: list[str] = []
-        self.failed: set[str] = set()
-        self.errors: list[str] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        n = 0
-        while not self.halt.is_set():
-            jobs: list[NewJob] = [self.app.build(self.task.call(n + i)) for i in range(5)]
-            n += 5
-            try:
-                self.acknowledged += [r.id for r in self.app.backend.enqueue_sync(jobs)]
-            except BackendUnavailable as exc:
-                self.errors.append(str(exc))
-                self.failed.update(j.id for j in jobs)
-                self.halt.wait(0.05)
-            self.halt.wait(0.005)
+from .support import PgServer, Producer, wait_all_succeeded
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_restart_under_load_loses_no_committed_job(
-    cluster: Cluster, server: PgServer, mode: str
+    pg_cluster: Cluster, pg: PgServer, mode: str
 ) -> None:
+    cluster, server = pg_cluster, pg
     # Given two workers and a producer running against PostgreSQL
     workers = [cluster.start_worker("--concurrency", "5") for _ in range(2)]
     producer = Producer(cluster)
@@ -126,8 +43,7 @@ def test_restart_under_load_loses_no_committed_job(
         wait_for(lambda: len(producer.acknowledged) >= restarted + 200, timeout=30,
                  what="200 more enqueues after the restart", detail=cluster.outputs)
     finally:
-        producer.halt.set()
-        producer.join(30)
+        producer.stop()
 
     # and every committed job runs to its end, the workers never having exited.
     ids = producer.acknowledged
@@ -138,17 +54,15 @@ def test_restart_under_load_loses_no_committed_job(
     # (Jepsen's "recovered"), but nothing that was never enqueued may.
     assert set(verdict.unexpected) <= producer.failed, verdict.summary()
     assert all(w.alive() for w in workers), cluster.outputs()
-    wait_for(
-        lambda: cluster.counts().get(State.SUCCEEDED, 0) >= len(ids), timeout=30,
-        what="the store to agree", detail=lambda: str(cluster.counts()),
-    )
+    wait_all_succeeded(cluster, ids, maybe=producer.failed)
 
 
 @pytest.mark.slow
 def test_enqueue_while_the_server_is_down_fails_fast_then_recovers(
-    cluster: Cluster, server: PgServer
+    pg_cluster: Cluster, pg: PgServer
 ) -> None:
-    task = cluster.app.get_task("ledger.work")
+    server = pg
+    task = pg_cluster.app.get_task("ledger.work")
     assert task.enqueue(1).state() is State.READY  # connected, pools warm
 
     # When the server is down
@@ -172,11 +86,12 @@ def test_enqueue_while_the_server_is_down_fails_fast_then_recovers(
     # And once it is back, the same app enqueues again without a restart
     server.start()
     handle = wait_for(lambda: _try_enqueue(task), timeout=20, what="an enqueue to succeed")
+    assert handle is not None
     assert handle.state() is State.READY
 
 
-def _try_enqueue(task: object) -> object:
+def _try_enqueue(task: Task[Any, Any]) -> JobHandle[Any] | None:
     try:
-        return task.enqueue(4)  # type: ignore[attr-defined]
+        return task.enqueue(4)
     except BackendUnavailable:
         return None
