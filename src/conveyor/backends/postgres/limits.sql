@@ -6,6 +6,10 @@
 --            because RETURNING sees only the row as the statement left it.
 --   {slots}  key text PK, holders jsonb (holder → expiry): one row per semaphore; a holder
 --            whose expiry is <= now holds nothing.
+-- Damage (a row written by hand or by another program) must cost that key at most its
+-- history, never every later call: a NaN or infinite start leaves the window, holders
+-- that are not a JSON object count as none, and a holder whose expiry is not a number, or
+-- one no float can hold, has expired (compared as numeric, which never fails to cast).
 -- `{now}` is the backend's clock (see sql.NOW).
 --
 -- Atomicity: every call is one INSERT ... ON CONFLICT DO UPDATE on the key's row. The
@@ -34,7 +38,7 @@ ON CONFLICT (key) DO UPDATE SET (starts, wait) = (
     FROM (SELECT {now} AS now) t, LATERAL (
         SELECT coalesce(array_agg(s ORDER BY s), '{}') AS live, count(*)::int AS n
         FROM unnest(r.starts) AS s
-        WHERE s > t.now - %(period)s::float8
+        WHERE s > t.now - %(period)s::float8 AND s < 'Infinity'
     ) w
 )
 RETURNING r.wait;
@@ -54,8 +58,11 @@ ON CONFLICT (key) DO UPDATE SET holders = (
            END
     FROM (SELECT {now} AS now) t, LATERAL (
         SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') AS live, count(*)::int AS n
-        FROM jsonb_each(s.holders) AS e
-        WHERE (e.value)::float8 > t.now
+        FROM jsonb_each(CASE WHEN jsonb_typeof(s.holders) = 'object'
+                             THEN s.holders ELSE '{}' END) AS e
+        WHERE CASE WHEN jsonb_typeof(e.value) = 'number'
+                   THEN (e.value)::numeric > t.now::numeric AND (e.value)::numeric < 1e308
+              END
     ) h
 )
 RETURNING s.holders ? %(holder)s::text AS held;
@@ -65,8 +72,10 @@ RETURNING s.holders ? %(holder)s::text AS held;
 -- per-account keys do not pile up; otherwise only this holder is removed.
 WITH gone AS (
     DELETE FROM {slots}
-    WHERE key = %(key)s AND holders - %(holder)s::text = '{}'::jsonb
+    WHERE key = %(key)s AND CASE WHEN jsonb_typeof(holders) = 'object'
+                                 THEN holders - %(holder)s::text = '{}'::jsonb END
     RETURNING key
 )
 UPDATE {slots} SET holders = holders - %(holder)s::text
-WHERE key = %(key)s AND holders ? %(holder)s::text AND NOT EXISTS (SELECT 1 FROM gone);
+WHERE key = %(key)s AND jsonb_typeof(holders) = 'object' AND holders ? %(holder)s::text
+  AND NOT EXISTS (SELECT 1 FROM gone);

@@ -40,13 +40,15 @@ SELECT count(*) AS deleted FROM gone;
 
 -- name: oldest_ready
 -- Per queue, the oldest run_at among ready and due scheduled jobs (paused queues too):
--- reads only the jobs_ready and jobs_scheduled partial indexes' rows.
+-- reads only the jobs_ready and jobs_scheduled partial indexes' rows. A damaged run_at
+-- (NaN or infinite: the claim quarantines the job) is no time to measure a wait from.
 WITH t AS (SELECT {now} AS now)
 SELECT queue, min(run_at) AS oldest FROM (
     SELECT queue, run_at FROM {jobs} WHERE state = 'ready'
     UNION ALL
     SELECT s.queue, s.run_at FROM {jobs} s, t WHERE s.state = 'scheduled' AND s.run_at <= t.now
 ) r
+WHERE run_at > '-Infinity' AND run_at < 'Infinity'
 GROUP BY queue;
 
 -- name: record_history
@@ -54,7 +56,8 @@ GROUP BY queue;
 -- now. Points of one (minute, queue) are summed first (one upsert may touch a row only
 -- once), rows are written in key order (so concurrent writers cannot deadlock), and the
 -- upsert adds to what concurrent writers stored: nothing is lost. Points already older
--- than the cut-off are not stored at all.
+-- than the cut-off are not stored at all. Sums saturate at the int8 maximum, so a row
+-- damaged up to it cannot make every later write fail.
 WITH t AS (SELECT {now} AS now),
 gone AS (
     DELETE FROM {history} h USING t
@@ -69,7 +72,8 @@ WHERE p.minute >= t.now - %(keep)s::float8
 GROUP BY p.minute, p.queue
 ORDER BY p.minute, p.queue
 ON CONFLICT (minute, queue) DO UPDATE SET
-    succeeded = h.succeeded + excluded.succeeded, failed = h.failed + excluded.failed;
+    succeeded = least(h.succeeded::numeric + excluded.succeeded, 9223372036854775807)::int8,
+    failed = least(h.failed::numeric + excluded.failed, 9223372036854775807)::int8;
 
 -- name: history
 SELECT minute, queue, succeeded, failed FROM {history}

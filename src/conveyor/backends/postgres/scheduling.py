@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,9 @@ class PostgresScheduling(PostgresPart):
     async def schedule_state(self, names: Sequence[str]) -> dict[str, float | None]:
         """The last tick recorded per entry."""
         rows = await self._fetch("schedule_state", {"names": list(names)})
-        found = {str(r[0]): float(r[1]) for r in rows}
+        # A NaN or infinite tick (a damaged row) is no tick: the entry fires as if new,
+        # and record_tick replaces the value.
+        found = {str(r[0]): float(r[1]) for r in rows if math.isfinite(r[1])}
         return {n: found.get(n) for n in names}
 
     async def enqueue_tick(
