@@ -116,9 +116,11 @@ async def test_bad_action_bodies_are_400(client: httpx.AsyncClient, body: Any) -
 
 
 async def test_bearer_token_needs_no_csrf(app: Conveyor, seeded: dict[str, Any]) -> None:
-    async with client_for(create_dashboard(app, token="s3cret")) as c:
+    async with client_for(create_dashboard(app, token="s3cret-s3cret-s3cret")) as c:
         response = await c.post(
-            "/api/jobs/retry", json={"all": True}, headers={"Authorization": "Bearer s3cret"}
+            "/api/jobs/retry",
+            json={"all": True},
+            headers={"Authorization": "Bearer s3cret-s3cret-s3cret"},
         )
     assert response.status_code == 200 and response.json()["count"] == 1
     job = await (await app.open()).get(seeded["dead"])

@@ -29,7 +29,7 @@ def post_routes() -> list[str]:
 
 
 def test_every_action_is_covered() -> None:
-    assert len(post_routes()) == 10
+    assert len(post_routes()) == 11
 
 
 @pytest.mark.parametrize("path", post_routes())
@@ -91,7 +91,7 @@ async def test_read_only_hides_actions_and_refuses_posts(
 
 
 async def test_token_auth_pages_redirect_to_login_and_api_says_401(app: Conveyor) -> None:
-    async with client_for(create_dashboard(app, token="s3cret")) as c:
+    async with client_for(create_dashboard(app, token="s3cret-s3cret-s3cret")) as c:
         page = await c.get("/")
         assert page.status_code == 303 and page.headers["location"] == "/login"
         api = await c.get("/api/overview")
@@ -100,27 +100,27 @@ async def test_token_auth_pages_redirect_to_login_and_api_says_401(app: Conveyor
             await c.get("/api/overview", headers={"Authorization": "Bearer nope"})
         ).status_code == 401
         assert (
-            await c.get("/api/overview", headers={"Authorization": "Bearer s3cret"})
+            await c.get("/api/overview", headers={"Authorization": "Bearer s3cret-s3cret-s3cret"})
         ).status_code == 200
         assert (await c.get("/static/dashboard.css")).status_code == 200
 
 
 async def test_token_login_sets_a_session(app: Conveyor) -> None:
-    async with client_for(create_dashboard(app, token="s3cret")) as c:
+    async with client_for(create_dashboard(app, token="s3cret-s3cret-s3cret")) as c:
         form = await c.get("/login")
         assert form.status_code == 200
         token = form.text.split('name="csrf_token" value="')[1].split('"')[0]
         wrong = await c.post("/login", data={"csrf_token": token, "token": "guess"})
         assert wrong.status_code == 401 and "wrong token" in wrong.text
-        right = await c.post("/login", data={"csrf_token": token, "token": "s3cret"})
+        right = await c.post("/login", data={"csrf_token": token, "token": "s3cret-s3cret-s3cret"})
         assert right.status_code == 303
         assert "httponly" in right.headers["set-cookie"].lower()
         assert (await c.get("/")).status_code == 200
 
 
 async def test_login_without_csrf_is_refused(app: Conveyor) -> None:
-    async with client_for(create_dashboard(app, token="s3cret")) as c:
-        response = await c.post("/login", data={"token": "s3cret"})
+    async with client_for(create_dashboard(app, token="s3cret-s3cret-s3cret")) as c:
+        response = await c.post("/login", data={"token": "s3cret-s3cret-s3cret"})
         assert response.status_code == 401
         assert (await c.get("/")).status_code == 303
 
@@ -131,14 +131,14 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 
 async def test_basic_auth(app: Conveyor) -> None:
-    async with client_for(create_dashboard(app, basic_auth="ops:pa55")) as c:
+    async with client_for(create_dashboard(app, basic_auth="ops:pa55w0rd")) as c:
         denied = await c.get("/")
         assert denied.status_code == 401
         assert denied.headers["www-authenticate"].startswith("Basic")
         assert (await c.get("/", headers=_basic("ops", "nope"))).status_code == 401
-        assert (await c.get("/", headers=_basic("root", "pa55"))).status_code == 401
+        assert (await c.get("/", headers=_basic("root", "pa55w0rd"))).status_code == 401
         assert (await c.get("/", headers={"Authorization": "Basic !!!"})).status_code == 401
-        assert (await c.get("/", headers=_basic("ops", "pa55"))).status_code == 200
+        assert (await c.get("/", headers=_basic("ops", "pa55w0rd"))).status_code == 200
 
 
 async def test_security_headers_on_pages_and_api(client: httpx.AsyncClient) -> None:

@@ -59,6 +59,30 @@ def dashboard(
             help="Key that signs cookies (default: random at each start).",
         ),
     ] = None,
+    session_hours: Annotated[
+        float,
+        typer.Option(
+            envvar="CONVEYOR_DASHBOARD_SESSION_HOURS", min=0.01,
+            help="Hours a token login lasts (the cookie's Max-Age, checked on the server too).",
+        ),
+    ] = 12.0,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy", envvar=["CONVEYOR_DASHBOARD_TRUSTED_PROXIES",
+                                       "DASHBOARD_TRUSTED_PROXIES"],
+            show_default=False,
+            help="A TLS-terminating proxy's address or network (repeat, or comma-separate): "
+            "its X-Forwarded-Proto and X-Forwarded-For are believed.",
+        ),
+    ] = None,
+    secure_cookies: Annotated[
+        bool,
+        typer.Option(
+            "--secure-cookies", envvar="CONVEYOR_DASHBOARD_SECURE_COOKIES",
+            help="Mark cookies Secure (HTTPS only) whatever scheme the request shows.",
+        ),
+    ] = False,
     refresh: Annotated[
         float, typer.Option(min=1.0, help="Seconds between the pages' live refreshes.")
     ] = 5.0,
@@ -68,8 +92,9 @@ def dashboard(
 ) -> None:
     """Serve the web dashboard: queues, workers, jobs, failures, schedules, live.
 
-    Binds 127.0.0.1 unless --host says otherwise; any other address needs --token or
-    --password (prefer their environment variables: they stay out of `ps`). With --app
+    Binds 127.0.0.1 unless --host says otherwise; any other address needs --token (16+
+    characters) or --password (8+; prefer their environment variables: they stay out of
+    `ps`). Behind a TLS-terminating proxy, name it with --trusted-proxy. With --app
     the dashboard also shows your cron and periodic entries; --url alone is enough for
     the rest.
     """
@@ -77,7 +102,12 @@ def dashboard(
         import uvicorn
 
         from conveyor.dashboard import create_dashboard
-        from conveyor.dashboard.security import is_loopback
+        from conveyor.dashboard.security import (
+            GENERATE,
+            credentials_problem,
+            is_loopback,
+            parse_proxies,
+        )
     except ImportError as exc:
         fail(
             f"the dashboard needs the 'dashboard' extra ({exc.name} is missing): "
@@ -89,9 +119,18 @@ def dashboard(
         fail(
             f"--host {host} would expose the dashboard beyond this machine without "
             "authentication: set CONVEYOR_DASHBOARD_TOKEN (or --token) or "
-            "CONVEYOR_DASHBOARD_PASSWORD (or --password), or keep --host 127.0.0.1",
+            "CONVEYOR_DASHBOARD_PASSWORD (or --password), or keep --host 127.0.0.1. "
+            f"Make a token with: {GENERATE}",
             EXIT_USAGE,
         )
+    # A weak secret is refused on any host: loopback is one SSH tunnel away from public.
+    weak = credentials_problem(token or None, password or None)
+    if weak is not None:
+        fail(f"{weak} (CONVEYOR_DASHBOARD_TOKEN / CONVEYOR_DASHBOARD_PASSWORD)", EXIT_USAGE)
+    try:
+        proxies = parse_proxies(trusted_proxy or [])
+    except ValueError as exc:
+        fail(f"--trusted-proxy: {exc}", EXIT_USAGE)
     _check_port(host, port)
     app = resolve_app(app_spec, url)
     # Without --app there are no schedule entries to show: hand over only the store, so
@@ -104,6 +143,9 @@ def dashboard(
         secret_key=secret_key,
         refresh=refresh,
         allowed_hosts=[*LOOPBACK_NAMES, host] if loopback else None,
+        session_max_age=session_hours * 3600,
+        trusted_proxies=[str(p) for p in proxies],
+        secure_cookies=secure_cookies,
     )
     shown = f"[{host}]" if ":" in host else host
     mode = "read-only" if read_only else "read-write"
@@ -113,7 +155,12 @@ def dashboard(
         markup=False,
         highlight=False,
     )
-    uvicorn.run(asgi, host=host, port=port, log_level=log_level, server_header=False)
+    # The dashboard reads X-Forwarded-* itself, and only from --trusted-proxy: uvicorn's
+    # own reading (which trusts 127.0.0.1 by default) is turned off so there is one rule.
+    uvicorn.run(
+        asgi, host=host, port=port, log_level=log_level, server_header=False,
+        proxy_headers=False,
+    )
 
 
 def _check_port(host: str, port: int) -> None:

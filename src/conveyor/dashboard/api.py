@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conveyor.dashboard import actions, data
+from conveyor.dashboard.security import checked_queue
 from conveyor.dashboard.views import Endpoint, action, backend, dashboard
 from conveyor.errors import JobNotFound
 
@@ -126,13 +127,13 @@ async def post_cancel(request: Request) -> Response:
 
 @action
 async def post_pause(request: Request) -> Response:
-    queue = request.path_params["queue"]
+    queue = checked_queue(request)
     return JSONResponse((await actions.pause(await backend(request), queue)).to_dict())
 
 
 @action
 async def post_resume(request: Request) -> Response:
-    queue = request.path_params["queue"]
+    queue = checked_queue(request)
     return JSONResponse((await actions.resume(await backend(request), queue)).to_dict())
 
 

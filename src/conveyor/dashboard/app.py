@@ -18,19 +18,25 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.dashboard.api import routes as api_routes
+from conveyor.dashboard.login import routes as login_routes
+from conveyor.dashboard.middleware import HeadersAndHost, authenticate
 from conveyor.dashboard.pages import routes as page_routes
-from conveyor.dashboard.security import CSRF_COOKIE, SECURITY_HEADERS, Guard
-from conveyor.dashboard.views import FILTERS, base_path, local_path, render
-from conveyor.errors import ConveyorError, JobNotFound
+from conveyor.dashboard.security import (
+    DEFAULT_SESSION_MAX_AGE,
+    SECURITY_HEADERS,
+    Guard,
+    credentials_problem,
+)
+from conveyor.dashboard.views import FILTERS, local_path, render
+from conveyor.errors import ConfigError, ConveyorError, JobNotFound
 from conveyor.redaction import redact_text, redact_url
 
 if TYPE_CHECKING:
@@ -96,6 +102,10 @@ def create_dashboard(
     basic_auth: str | tuple[str, str] | None = None,
     secret_key: str | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    trust_host_app_auth: bool = False,
+    session_max_age: float = DEFAULT_SESSION_MAX_AGE,
+    trusted_proxies: Sequence[str] = (),
+    secure_cookies: bool = False,
     clock: Clock | None = None,
     refresh: float = DEFAULT_REFRESH,
     title: str = "Conveyor",
@@ -104,12 +114,33 @@ def create_dashboard(
 
     ``app_or_backend`` is your `Conveyor` app (cron entries are shown only with it) or a
     `Backend`. ``read_only`` hides every action and refuses every POST. ``token`` (sent as
-    ``Authorization: Bearer``, or typed into ``/login``) and ``basic_auth``
-    (``"user:password"``) make authentication required. ``secret_key`` signs CSRF and
-    session cookies (random per process by default; set it when several processes serve
-    one dashboard). ``allowed_hosts`` limits the ``Host`` header (against DNS rebinding).
+    ``Authorization: Bearer``, or typed into ``/login``; at least 16 characters) and
+    ``basic_auth`` (``"user:password"``, a password of at least 8) make authentication
+    required. ``secret_key`` signs CSRF and session cookies (random per process by default;
+    set it when several processes serve one dashboard). ``session_max_age`` is how long a
+    login lasts, in seconds (12 hours).
+
+    ``allowed_hosts`` limits the ``Host`` header. Without it, a dashboard with no token and
+    no password answers only to loopback names (against DNS rebinding), unless
+    ``trust_host_app_auth=True`` says your project authenticates requests before they
+    reach it. ``trusted_proxies`` (addresses or networks) are believed about the client's
+    address and scheme (``X-Forwarded-For``, ``X-Forwarded-Proto``); ``secure_cookies``
+    marks cookies ``Secure`` whatever the scheme looks like.
     """
-    guard = Guard.create(token=token, basic_auth=basic_auth, secret_key=secret_key)
+    problem = credentials_problem(token or None, basic_auth)
+    if problem is not None:
+        raise ConfigError(problem)
+    if session_max_age <= 0:
+        raise ConfigError(f"session_max_age={session_max_age!r}: give seconds > 0")
+    source_clock = clock or getattr(app_or_backend, "clock", None) or SYSTEM_CLOCK
+    try:
+        guard = Guard.create(
+            token=token, basic_auth=basic_auth, secret_key=secret_key,
+            session_max_age=session_max_age, trusted_proxies=trusted_proxies,
+            secure_cookies=secure_cookies, now=source_clock.now,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     dash = Dashboard(
         app_or_backend,
         guard=guard,
@@ -133,10 +164,14 @@ def create_dashboard(
         finally:
             await dash.close()
 
-    middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard)]
-    if allowed_hosts:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    # Without authentication of its own or of the host project, only loopback names.
+    loopback_only = not allowed_hosts and not guard.required and not trust_host_app_auth
+    middleware = [
+        Middleware(HeadersAndHost, allowed_hosts=allowed_hosts, loopback_only=loopback_only),
+        Middleware(BaseHTTPMiddleware, dispatch=authenticate),
+    ]
     routes: list[Route | Mount] = [
+        *login_routes(),
         *page_routes(),
         *api_routes(),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
@@ -146,6 +181,7 @@ def create_dashboard(
         JobNotFound: _not_found,
         ConveyorError: _backend_error,
         OSError: _backend_error,
+        Exception: _server_error,
     }
     starlette = Starlette(
         routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
@@ -153,57 +189,6 @@ def create_dashboard(
     starlette.state.dashboard = dash
     starlette.state.templates = templates
     return starlette
-
-
-# -- the middleware: authentication, CSRF cookie, security headers ------------------------
-_OPEN_PATHS = ("/login", "/static/")
-
-
-async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    dash: Dashboard = request.app.state.dashboard
-    guard = dash.guard
-    cookie = request.cookies.get(CSRF_COOKIE)
-    fresh = None if guard.valid_csrf(cookie) else guard.new_csrf()
-    request.state.csrf = fresh or cookie
-    path = local_path(request)
-    if not guard.authenticated(request) and not path.startswith(_OPEN_PATHS):
-        response = _unauthenticated(request, dash, path)
-    else:
-        response = await call_next(request)
-    if fresh is not None:
-        response.set_cookie(
-            CSRF_COOKIE,
-            fresh,
-            httponly=True,
-            samesite="strict",
-            path=_cookie_path(request),
-            secure=request.url.scheme == "https",
-        )
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
-
-
-def _unauthenticated(request: Request, dash: Dashboard, path: str) -> Response:
-    if path.startswith("/api/") or dash.guard.token is None:
-        headers = (
-            {"www-authenticate": 'Basic realm="conveyor dashboard"'}
-            if dash.guard.basic_auth is not None
-            else {"www-authenticate": "Bearer"}
-        )
-        return JSONResponse(
-            {
-                "error": "authentication required: send Authorization: Bearer <token> "
-                "(or the dashboard's basic-auth user and password)"
-            },
-            status_code=401,
-            headers=headers,
-        )
-    return RedirectResponse(f"{base_path(request)}/login", status_code=303)
-
-
-def _cookie_path(request: Request) -> str:
-    return base_path(request) or "/"
 
 
 # -- errors: a banner on pages, JSON under /api -------------------------------------------
@@ -223,6 +208,19 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 async def _backend_error(request: Request, exc: Exception) -> Response:
     message = f"the backend cannot be reached or failed: {redact_text(str(exc))}"
     return _error(request, 503, message)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Starlette answers a 500 from its outermost middleware, outside ours: the headers are
+    # added here. The exception itself goes to the server's log, never to the page.
+    message = "the dashboard failed on this request; the server log has the details"
+    try:
+        response = _error(request, 500, message)
+    except Exception:  # noqa: BLE001 - a page that cannot render still gets an answer
+        response = PlainTextResponse(message, status_code=500)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _error(request: Request, status: int, message: str) -> Response:

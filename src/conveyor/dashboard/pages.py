@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from conveyor.dashboard import actions, data
 from conveyor.dashboard.actions import Outcome
-from conveyor.dashboard.security import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE
+from conveyor.dashboard.security import checked_queue
 from conveyor.dashboard.views import (
     action,
     backend,
@@ -131,40 +131,6 @@ async def scheduled(request: Request) -> Response:
     )
 
 
-# -- login (only with a token) ------------------------------------------------------------
-async def login(request: Request) -> Response:
-    dash = dashboard(request)
-    if dash.guard.token is None:
-        return RedirectResponse(f"{base_path(request)}/", status_code=303)
-    error = None
-    if request.method == "POST":
-        form = await request.form()
-        submitted, token = form.get(CSRF_FIELD), form.get("token")
-        if not dash.guard.csrf_matches(
-            request.cookies.get(CSRF_COOKIE), submitted if isinstance(submitted, str) else None
-        ):
-            error = "the form expired: try again"
-        elif isinstance(token, str) and dash.guard.check_token(token):
-            response = RedirectResponse(f"{base_path(request)}/", status_code=303)
-            response.set_cookie(
-                SESSION_COOKIE,
-                dash.guard.session(),
-                httponly=True,
-                samesite="strict",
-                path=base_path(request) or "/",
-                secure=request.url.scheme == "https",
-            )
-            return response
-        else:
-            error = "wrong token"
-    return render(
-        request,
-        "login.html",
-        {"page": "login", "error": error},
-        401 if error else 200,
-    )
-
-
 # -- actions ------------------------------------------------------------------------------
 @action
 async def retry(request: Request) -> Response:
@@ -187,14 +153,14 @@ async def cancel(request: Request) -> Response:
 @action
 async def pause(request: Request) -> Response:
     return await _done(
-        request, await actions.pause(await backend(request), request.path_params["queue"])
+        request, await actions.pause(await backend(request), checked_queue(request))
     )
 
 
 @action
 async def resume(request: Request) -> Response:
     return await _done(
-        request, await actions.resume(await backend(request), request.path_params["queue"])
+        request, await actions.resume(await backend(request), checked_queue(request))
     )
 
 
@@ -242,5 +208,4 @@ def routes() -> list[Route]:
         Route("/scheduled", scheduled, name="scheduled"),
         Route("/queues/{queue}/pause", pause, methods=["POST"], name="pause"),
         Route("/queues/{queue}/resume", resume, methods=["POST"], name="resume"),
-        Route("/login", login, methods=["GET", "POST"], name="login"),
     ]

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conveyor.cli.common import fmt_duration
-from conveyor.dashboard.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER
+from conveyor.dashboard.security import CSRF_FIELD, CSRF_HEADER
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -90,7 +90,7 @@ def action(fn: Endpoint) -> Endpoint:
             ):
                 value = (await request.form()).get(CSRF_FIELD)
                 submitted = value if isinstance(value, str) else None
-            if not dash.guard.csrf_matches(request.cookies.get(CSRF_COOKIE), submitted):
+            if not dash.guard.csrf_matches(request, submitted):
                 raise HTTPException(
                     403,
                     "CSRF check failed: reload the page and try again (API clients: send "
