@@ -262,6 +262,13 @@ def url_problem(url: str) -> str | None:
     if port is None or 1 <= port <= 65535:
         return None
     shown = parts.netloc.rpartition(":")[2]  # only the port: never the password
+    if not shown.isdigit():
+        # "redis://u:pa/ss@host": what reads as the port is the start of a password.
+        return (
+            "the backend URL's port is not a number: give 1 to 65535, e.g. "
+            "redis://127.0.0.1:6379/0, and percent-encode any '/', '?' or '#' in the "
+            "password (%2F, %3F, %23)"
+        )
     return (
         f"the backend URL's port {shown!r} is not a port number: give 1 to 65535, "
         "e.g. redis://127.0.0.1:6379/0"

@@ -39,6 +39,15 @@ def test_a_mistyped_url_is_not_echoed_with_its_password() -> None:
     assert "hunter2" not in message
 
 
+@pytest.mark.parametrize(
+    "url", ["redis://user:pa55/w0rd@cache.internal:6379/0", "redis://:pa55?w0rd@cache.internal"]
+)
+def test_a_password_cut_short_by_a_slash_is_not_quoted_as_a_port(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(conveyor_url=url)
+    assert "pa55" not in str(caught.value) and "w0rd" not in str(caught.value)
+
+
 def test_status_json_hides_query_secrets() -> None:
     doc = status_json(URL, Snapshot([], {}, []))
     assert shows_no_secret(doc["url"]) and "db=1" in doc["url"]
