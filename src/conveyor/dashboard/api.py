@@ -70,7 +70,7 @@ async def get_jobs(request: Request) -> Response:
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     limit = _int(request, "limit", 50, 1, 500)
-    offset = _int(request, "offset", 0, 0, 10**9)
+    offset = _int(request, "offset", 0, 0, data.MAX_OFFSET)
     rows = await data.jobs(
         await backend(request),
         states=states,
@@ -157,12 +157,15 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
+    shown = raw if len(raw) <= 40 else raw[:37] + "..."  # never echo a huge value back
     try:
         value = int(raw)
-    except ValueError:
-        raise HTTPException(400, f"{name}={raw!r} is not a whole number") from None
+    except ValueError:  # not a number, or over the 4,300 digits int() converts
+        raise HTTPException(
+            400, f"{name}={shown!r} is not a whole number: give {low} to {high}"
+        ) from None
     if not low <= value <= high:
-        raise HTTPException(400, f"{name}={value} is out of range: give {low} to {high}")
+        raise HTTPException(400, f"{name}={shown} is out of range: give {low} to {high}")
     return value
 
 

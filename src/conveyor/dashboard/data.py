@@ -23,6 +23,9 @@ STATES = (State.SCHEDULED, State.READY, State.RUNNING, State.SUCCEEDED, State.DE
 #: Minutes of history the charts show by default, and the most the API returns.
 DEFAULT_MINUTES = 60
 MAX_MINUTES = 24 * 60
+#: The largest offset a job list may ask for (the API refuses more, pages clamp to it):
+#: stores take offsets as 64-bit integers at most, and no listing is that long.
+MAX_OFFSET = 10**9
 PRIORITIES = tuple(p.label for p in Priority)
 
 async def overview(backend: Backend, clock: Clock) -> dict[str, Any]:
@@ -138,6 +141,8 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
         "updated_at": job.updated_at,
         "failed_at": job.failed_at,
         "last_error": job.last_error,
+        # A record the store cannot read: what is wrong with it (see JobRecord.unreadable).
+        "unreadable": job.unreadable,
     }
 
 
@@ -150,7 +155,9 @@ async def jobs(
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Jobs matching the filters, newest first."""
+    """Jobs matching the filters, newest first; ``offset`` from 0 to `MAX_OFFSET`."""
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ValueError(f"offset={offset} is out of range: give 0 to {MAX_OFFSET}")
     query = JobQuery(states=states, queue=queue, task=task, limit=limit, offset=offset)
     return [job_summary(j) for j in await backend.query(query)]
 
@@ -160,6 +167,11 @@ def job_detail(job: JobRecord) -> dict[str, Any]:
     data = job.to_dict()
     data["args"] = data["kwargs"] = None
     data["payload_error"] = None
+    data["timeline"] = timeline(job)
+    data["actions"] = actions_for(job)
+    if job.unreadable is not None:
+        # Its payload is a stand-in: ``unreadable`` and ``raw`` are what there is to show.
+        return data
     try:
         data["args"], data["kwargs"] = decode_payload(job.payload)
     except SerializationError as exc:
@@ -167,8 +179,6 @@ def job_detail(job: JobRecord) -> dict[str, Any]:
     if job.result is not None:
         with contextlib.suppress(ValueError):  # keep the raw text
             data["result"] = decode_value(job.result)
-    data["timeline"] = timeline(job)
-    data["actions"] = actions_for(job)
     return data
 
 

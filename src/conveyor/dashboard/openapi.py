@@ -52,6 +52,10 @@ _JOB_SUMMARY = _obj(
         "updated_at": _TIME,
         "failed_at": _TIME,
         "last_error": {"type": ["string", "null"]},
+        "unreadable": {
+            "type": ["string", "null"],
+            "description": "set when the stored record cannot be read: what is wrong with it",
+        },
     }
 )
 
@@ -135,6 +139,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "result": {},
             "traceback": {"type": ["string", "null"]},
             "timeline": _list(_obj({"at": _NUM, "event": _STR})),
+            "raw": {
+                "type": ["object", "null"],
+                "additionalProperties": _STR,
+                "description": "an unreadable record's stored fields, as text",
+            },
             "actions": _list({"enum": ["retry", "cancel", "delete"]}),
         },
         "every field of JobRecord.to_dict, plus the decoded arguments and a timeline",

@@ -7,6 +7,7 @@ checks) and answers with a redirect back to the page, carrying a signed notice.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
@@ -30,6 +31,8 @@ from conveyor.errors import JobNotFound
 from conveyor.job import State
 
 PAGE_SIZE = 50
+#: ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+_WHOLE = re.compile(r"-?[0-9]+")
 
 
 async def overview(request: Request) -> Response:
@@ -182,10 +185,18 @@ async def _done(request: Request, outcome: Outcome) -> Response:
 
 
 def _page_offset(request: Request) -> int:
-    raw = request.query_params.get("offset", "0")
-    if not raw.isdigit():
-        raise HTTPException(400, f"offset={raw!r} is not a whole number")
-    return int(raw)
+    """``offset`` from the query string, clamped to 0..`data.MAX_OFFSET` (a page link that
+    went stale or was edited shows the nearest page rather than an error)."""
+    raw = request.query_params.get("offset", "0").strip() or "0"
+    if not _WHOLE.fullmatch(raw):
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        raise HTTPException(400, f"offset={shown!r} is not a whole number: give 0 or more")
+    if raw.startswith("-"):
+        return 0
+    # Compare the digits' count before int(): Python refuses to convert very long strings.
+    if len(raw.lstrip("0")) > len(str(data.MAX_OFFSET)):
+        return data.MAX_OFFSET
+    return min(int(raw), data.MAX_OFFSET)
 
 
 def _page_link(request: Request) -> str:
