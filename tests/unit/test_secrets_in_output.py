@@ -83,3 +83,18 @@ def test_run_refuses_url_an_app_would_ignore(
     assert "CONVEYOR_URL" in str(caught.value) and shows_no_secret(str(caught.value))
     # Without --url the app's own URL is used as it is
     assert app_for_workers(hardcoded_app, None).url == "sqlite:///somewhere-else.db"
+
+
+@pytest.mark.parametrize("kind", ["supervisord", "systemd", "compose", "kubernetes"])
+def test_export_never_writes_the_url(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from conveyor.cli import app as cli
+
+    # Given the backend URL, with its password, in the environment `export` runs in
+    monkeypatch.setenv("CONVEYOR_URL", URL)
+    result = CliRunner().invoke(cli, ["export", kind, "--app", "myproject.jobs:app"])
+    # Then the files read it from the environment (or a Secret) at run time instead
+    assert result.exit_code == 0, result.output
+    assert shows_no_secret(result.output) and "cache.internal" not in result.output
+    assert "CONVEYOR_URL" in result.output

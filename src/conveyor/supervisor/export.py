@@ -103,6 +103,7 @@ def systemd(pools: list[Pool], target: Target) -> dict[str, str]:
             "PartOf=conveyor.target\n\n"
             "[Service]\nType=simple\n"
             f"WorkingDirectory={target.workdir}\n"
+            "# CONVEYOR_URL (with its password) goes in this file, root-only (chmod 600).\n"
             "EnvironmentFile=-/etc/conveyor/conveyor.env\n"
             f"Environment={env}\n"
             f"ExecStart={shlex.join(command(pool, target))}\n"
