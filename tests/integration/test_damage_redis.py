@@ -10,6 +10,8 @@ a logged error, its key kept as it is.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis import Redis
 
@@ -314,3 +316,34 @@ async def test_garbage_in_the_other_structures_scripts_read_is_repaired(
     await backend.recover(max_recoveries=3)
     assert raw.zcard(k.leases) == 0
     assert "every-minute" in errors(caplog) and "many" in errors(caplog)
+
+
+async def test_a_claim_pipelined_behind_a_parked_wait_quarantines_too(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    # Given a parked worker whose claim rides behind its blocking pop (the last claim's
+    # routing), and damaged work that arrives while it waits
+    other = backend.clone()
+    await other.open()
+    try:
+        assert await claim_all(backend, limit=3) == []
+        await other.pause_queue("default")
+        ids = [r.id for r in await other.enqueue([job(n) for n in range(3)])]
+        raw.hset(backend.keys.job(ids[1]), "headers", "{garbage")
+        waiting = asyncio.create_task(backend.wait_for_work(Routing(), 10.0))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not raw.hlen(backend.keys.waiters):
+            assert asyncio.get_running_loop().time() < deadline, "the worker never parked"
+            await asyncio.sleep(0.01)
+        # When the work becomes claimable, waking it
+        await other.resume_queue("default")
+        await asyncio.wait_for(waiting, 10)
+        # Then the pipelined claim leased the healthy jobs, kept for the next claim, and
+        # quarantined the damaged one on the way
+        states = [raw.hget(backend.keys.job(i), "state") for i in ids]
+        assert states == [b"running", b"dead", b"running"]
+        claimed = await claim_all(backend, limit=3)
+        await assert_healthy_run(backend, claimed, [ids[0], ids[2]])
+        assert_quarantined(backend, raw, ids[1], "headers")
+    finally:
+        await other.close()
