@@ -22,6 +22,8 @@ def test_backoff_doubles_and_is_capped() -> None:
 def test_describe_exit() -> None:
     assert describe_exit(0) == "exit code 0"
     assert describe_exit(-signal.SIGKILL) == "killed by SIGKILL"
+    assert describe_exit(4) == "exit code 4 (an async task blocked the event loop)"
+    assert "overran its timeout" in describe_exit(3)
 
 
 def test_worker_command_carries_the_pool_and_the_parent() -> None:

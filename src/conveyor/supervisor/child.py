@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from conveyor.supervisor.config import Pool
+from conveyor.worker.state import EXIT_LOOP_BLOCKED, EXIT_STUCK_THREAD
 
 PR_SET_PDEATHSIG = 1
 
@@ -116,14 +117,23 @@ class Child:
         return time.monotonic() - self.started
 
 
+#: What a worker's own non-zero exit codes mean (`conveyor.worker.state`, docs/workers.md).
+_WORKER_EXITS = {
+    EXIT_STUCK_THREAD: "a def task overran its timeout; its thread could not be stopped",
+    EXIT_LOOP_BLOCKED: "an async task blocked the event loop",
+}
+
+
 def describe_exit(code: int) -> str:
-    """``exit code 2`` or ``killed by SIGKILL``."""
+    """``exit code 2``, ``exit code 4 (an async task blocked the event loop)`` or
+    ``killed by SIGKILL``."""
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"killed by signal {-code}"
-    return f"exit code {code}"
+    why = _WORKER_EXITS.get(code)
+    return f"exit code {code}" + (f" ({why})" if why else "")
 
 
 def backoff(crashes: int, base: float, cap: float) -> float:
