@@ -312,6 +312,12 @@ async def test_garbage_in_the_other_structures_scripts_read_is_repaired(
     # Counters and leases of no job
     raw.hset(k.counters, "fenced", "x")
     assert (await backend.counters())["fenced"] == 0
+    assert not await backend.complete(Lease("ghost", "token"), None)  # counted afresh
+    assert (await backend.counters())["fenced"] == 1
+    # A unique key held by a job that has no record (or is not active) is taken over
+    raw.hset(k.unique, "u-1", "ghost")
+    [taken] = await backend.enqueue([job(3, unique_key="u-1")])
+    assert not taken.existing and raw.hget(k.unique, "u-1") == taken.id.encode()
     raw.zadd(k.leases, {"ghost": 0})
     await backend.recover(max_recoveries=3)
     assert raw.zcard(k.leases) == 0

@@ -33,7 +33,7 @@ for i = 3, #ARGV, 3 do
     release_unique(KEYS[2], f[5], id)
     out[#out + 1] = '1'
   else
-    redis.call('HINCRBY', KEYS[4], 'fenced', 1)
+    tally(KEYS[4], 'fenced', 1)
     out[#out + 1] = '0'
   end
 end

@@ -21,7 +21,7 @@ local key = job_key(id)
 local f = redis.pcall('HMGET', key, 'state', 'lease_token', 'priority', 'queue', 'task', 'seq')
 if failed(f) then f = {} end
 if f[1] ~= 'running' or f[2] ~= ARGV[4] then
-  redis.call('HINCRBY', KEYS[5], 'fenced', 1)
+  tally(KEYS[5], 'fenced', 1)
   return '0'
 end
 if not usable(f[3], f[4], f[5]) then

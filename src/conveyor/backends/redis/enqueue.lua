@@ -20,8 +20,9 @@
 -- Per job only EXISTS and HSET run one by one; the index writes (all, lanes, counts,
 -- scheduled) are gathered and sent as a few variadic commands at the end.
 -- Damage does not stop an enqueue: a counts total that is not an integer starts again
--- from this batch, and an unreadable waiter entry is dropped (both logged in the server
--- log, as lib.lua's `note` does).
+-- from this batch, an unreadable waiter entry is dropped, and a unique key held by a job
+-- that is not active (or has no record) is taken over (each logged in the server log, as
+-- lib.lua's `note` does).
 
 local P = ARGV[1]
 -- NOW as a number for comparisons, NOWS as the string stored (formatting a Lua number
@@ -49,6 +50,16 @@ for i = 0, n - 1 do
   local ukey = nil
   if ARGV[a + 9] ~= '' then ukey = string.sub(ARGV[a + 9], 2) end
   local holder = ukey and redis.call('HGET', KEYS[5], ukey)
+  if holder then
+    -- Every script that ends a job frees its key, so a holder that is not active is an
+    -- entry left by damage (its record gone or rewritten): it must not block the key.
+    local st = redis.pcall('HGET', P .. 'job:' .. holder, 'state')
+    if st ~= 'scheduled' and st ~= 'ready' and st ~= 'running' then
+      redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' unique key ' .. ukey
+        .. ' was held by job ' .. holder .. ', which is not active: taken over')
+      holder = nil
+    end
+  end
   local key = P .. 'job:' .. id
   if holder then
     out[#out + 1] = holder

@@ -19,7 +19,7 @@ for i = 4, #ARGV, 2 do
     redis.call('ZADD', KEYS[1], expires, id)
     out[#out + 1] = '1'
   else
-    redis.call('HINCRBY', KEYS[2], 'fenced', 1)
+    tally(KEYS[2], 'fenced', 1)
     out[#out + 1] = '0'
   end
 end

@@ -48,7 +48,7 @@ for i = 3, #ARGV, 5 do
     end
     out[#out + 1] = '1'
   else
-    redis.call('HINCRBY', KEYS[4], 'fenced', 1)
+    tally(KEYS[4], 'fenced', 1)
     out[#out + 1] = '0'
   end
 end

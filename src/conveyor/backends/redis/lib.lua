@@ -137,6 +137,15 @@ local function release_unique(unique, key, id)
   end
 end
 
+-- Add n to one of the store's counters (fenced, recovered, poisoned); one that is not an
+-- integer (damage) starts again from n rather than failing a batch of acknowledgements.
+local function tally(counters, name, n)
+  if failed(redis.pcall('HINCRBY', counters, name, n)) then
+    note('counter ' .. name .. ' held a non-integer; reset')
+    redis.call('HSET', counters, name, n)
+  end
+end
+
 -- Give back the attempt a claim counted; a damaged count is left for the next claim to
 -- report (claim.lua), not allowed to stop this script.
 local function give_back_attempt(key)

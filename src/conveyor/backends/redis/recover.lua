@@ -57,8 +57,8 @@ for _, id in ipairs(ids) do
     end
   end
 end
-if recovered > 0 then redis.call('HINCRBY', KEYS[5], 'recovered', recovered) end
-if dead > 0 then redis.call('HINCRBY', KEYS[5], 'poisoned', dead) end
+if recovered > 0 then tally(KEYS[5], 'recovered', recovered) end
+if dead > 0 then tally(KEYS[5], 'poisoned', dead) end
 wake(KEYS[7], touched, KEYS[8])
 local more = '0'
 if #ids == tonumber(ARGV[4]) then more = '1' end

@@ -35,7 +35,7 @@ for i = 3, #ARGV, 2 do
     touch(touched, make_ready(KEYS[2], id, f[3], f[4], f[5], f[6], f[7]), 1, nil)
     out[#out + 1] = '1'
   else
-    redis.call('HINCRBY', KEYS[4], 'fenced', 1)
+    tally(KEYS[4], 'fenced', 1)
     out[#out + 1] = '0'
   end
 end
