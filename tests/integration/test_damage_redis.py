@@ -16,7 +16,16 @@ import pytest
 from redis import Redis
 
 from conveyor.backends.redis import RedisBackend
-from conveyor.job import HistoryPoint, JobQuery, Lease, Priority, Routing, State, WorkerInfo
+from conveyor.job import (
+    Failure,
+    HistoryPoint,
+    JobQuery,
+    Lease,
+    Priority,
+    Routing,
+    State,
+    WorkerInfo,
+)
 
 from .damage_redis_support import (
     assert_healthy_run,
@@ -353,3 +362,63 @@ async def test_a_claim_pipelined_behind_a_parked_wait_quarantines_too(
         assert_quarantined(backend, raw, ids[1], "headers")
     finally:
         await other.close()
+
+
+async def test_damage_to_running_jobs_stops_neither_the_reaper_nor_acknowledgements(
+    backend: RedisBackend, raw: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given five running jobs damaged while their worker holds them
+    k = backend.keys
+    ids = [r.id for r in await backend.enqueue([job(n) for n in range(5)])]
+    assert len(await claim_all(backend)) == 5
+    poisoned, placeless, stringed, renumbered, healthy = ids
+    raw.hset(k.job(poisoned), "recoveries", "x")
+    raw.hdel(k.job(placeless), "queue")
+    raw.delete(k.job(stringed))
+    raw.set(k.job(stringed), "garbage")
+    raw.hset(k.job(renumbered), mapping={"seq": "garbage", "run_at": "soon"})
+    # When their leases expire and the reaper sweeps
+    raw.zadd(k.leases, dict.fromkeys(ids, 0))
+    report = await backend.recover(max_recoveries=3)
+    # Then one bad record costs itself only
+    assert (report.recovered, report.dead) == (2, 1)
+    assert raw.hget(k.job(poisoned), "state") == b"dead"  # out of countable recoveries
+    assert raw.hget(k.job(placeless), "state") == b"running"  # kept, out of the index
+    assert raw.get(k.job(stringed)) == b"garbage"
+    assert raw.zcard(k.leases) == 0
+    # and the next claim quarantines what it cannot read and runs the rest
+    claimed = await claim_all(backend)
+    await assert_healthy_run(backend, claimed, [healthy])
+    assert_quarantined(backend, raw, renumbered, "run_at")
+    # Retrying a dead record that names no queue leaves it dead
+    raw.hdel(k.job(renumbered), "queue")
+    assert await backend.retry_dead([renumbered]) == 0
+    # Cancelling a ready job with a damaged seq works; its lane entry is dropped later
+    [late] = [r.id for r in await backend.enqueue([job(9)])]
+    raw.hset(k.job(late), "seq", "garbage")
+    assert await backend.cancel(late)
+    assert await claim_all(backend) == []
+    assert raw.exists(lane_key(backend)) == 0 and "stale entry" in errors(caplog)
+
+
+async def test_acknowledging_a_job_damaged_while_it_ran_is_fenced_or_drops_it(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    k = backend.keys
+    await backend.enqueue([job(n) for n in range(3)])
+    first, second, third = await claim_all(backend)
+    assert first.lease_token and second.lease_token and third.lease_token
+    raw.delete(k.job(first.id))
+    raw.set(k.job(first.id), "garbage")
+    raw.hdel(k.job(second.id), "task")
+    raw.hdel(k.job(third.id), "priority")
+    assert not await backend.fail(Lease(first.id, first.lease_token), Failure("x", None, 1.0))
+    assert await backend.extend([Lease(first.id, first.lease_token)], 30.0) == [False]
+    assert await backend.release(Lease(second.id, second.lease_token))  # out of the index
+    assert await backend.defer(Lease(third.id, third.lease_token), 5.0)  # out of the index
+    assert raw.zrange(k.leases, 0, -1) == [first.id.encode()]  # the reaper's to sweep
+    raw.zadd(k.leases, {first.id: 0})
+    await backend.recover(max_recoveries=3)
+    assert raw.zcard(k.leases) == 0 and raw.get(k.job(first.id)) == b"garbage"
+    assert raw.hget(k.job(second.id), "state") == b"running"
+    assert raw.hget(k.job(third.id), "state") == b"running"
