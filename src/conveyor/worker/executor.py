@@ -90,7 +90,10 @@ async def execute(app: Conveyor, job: JobRecord, worker_id: str, threads: Execut
     except Exception as exc:  # noqa: BLE001 - every task error becomes a job failure
         return _failed(app, job, task, exc)
     try:
-        return Outcome(result=None if value is None else encode_value(value))
+        if value is None:
+            return Outcome()
+        # Results follow the same size limit as arguments (MAX_PAYLOAD_BYTES).
+        return Outcome(result=encode_value(value, max_bytes=app.settings.max_payload_bytes))
     except SerializationError as exc:
         return dead(f"result_error: the task's return value could not be stored: {exc}")
 
