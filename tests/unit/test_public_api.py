@@ -19,6 +19,7 @@ EXPECTED = [
     "Event",
     "ExecutionContext",
     "Fail",
+    "InvalidOption",
     "InvalidTransition",
     "JobContext",
     "JobFailed",
