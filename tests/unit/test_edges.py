@@ -233,3 +233,15 @@ def _stored(app: Conveyor) -> list[Any]:
     from conveyor.job import JobQuery
 
     return asyncio.run(app.backend.query(JobQuery(limit=10)))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e300, -1e300])
+def test_times_stored_before_the_checks_still_display(value: float) -> None:
+    # Infinite or absurd times written by older versions (or damage) must not break the
+    # CLI's or the dashboard's formatting.
+    from conveyor.cli.common import fmt_duration, fmt_time
+    from conveyor.dashboard.views import ago, when
+
+    assert "not a valid time" in fmt_time(value)
+    assert "not a valid time" in when(value)
+    assert len(fmt_duration(value)) < 20 and len(ago(value)) < 30

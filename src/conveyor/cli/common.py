@@ -11,6 +11,7 @@ import asyncio
 import functools
 import importlib
 import json
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -217,11 +218,16 @@ def fmt_time(ts: float | None) -> str:
     """A timestamp as local ISO time to the millisecond; ``-`` for none."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):  # stored before enqueue checked times
+        return f"{ts!r} (not a valid time)"
 
 
 def fmt_duration(seconds: float) -> str:
     """``4.2s``, ``3m05s``, ``1h02m``, ``2d03h`` (from 48 hours on)."""
+    if not math.isfinite(seconds) or abs(seconds) > 1e12:  # damaged or pre-check values
+        return f"{seconds:.3g}s"
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)

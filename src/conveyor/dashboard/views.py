@@ -136,7 +136,10 @@ def when(ts: float | None) -> str:
     """A timestamp as UTC to the second."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):  # stored before enqueue checked times
+        return f"{ts!r} (not a valid time)"
 
 
 def duration(seconds: float | None) -> str:
