@@ -91,10 +91,15 @@ WHERE unique_key = ANY(%(keys)s::text[]) AND state IN ('scheduled', 'ready', 'ru
 -- than overflow and fail the whole statement.
 WITH t AS (SELECT {now} AS now),
 d AS (
-    SELECT EXISTS (
-        SELECT 1 FROM {jobs}, t
-        WHERE state = 'scheduled' AND (run_at <= t.now OR run_at >= 'Infinity')
+    -- The two ends of jobs_scheduled, one index probe each (min and max read the first and
+    -- last entry). `EXISTS (... run_at <= t.now)` looked like the same thing, but the
+    -- planner cannot see t.now and guessed a third of the rows match: it scanned the table.
+    SELECT coalesce(
+        (SELECT min(run_at) FROM {jobs} WHERE state = 'scheduled') <= t.now
+        OR (SELECT max(run_at) FROM {jobs} WHERE state = 'scheduled') >= 'Infinity',
+        false
     ) AS due
+    FROM t
 ),
 pick AS MATERIALIZED (
     SELECT id FROM {jobs}
@@ -135,12 +140,17 @@ WHERE j.id = u.id AND j.state = 'running' AND j.lease_token = %(token)s;
 WITH t AS (SELECT {now} AS now),
 due AS (
     SELECT s.id FROM {jobs} s, t
-    WHERE s.state = 'scheduled' AND (s.run_at <= t.now OR s.run_at >= 'Infinity')
+    WHERE s.state = 'scheduled' AND s.run_at <= t.now
+    FOR UPDATE OF s SKIP LOCKED
+),
+odd AS (
+    SELECT s.id FROM {jobs} s
+    WHERE s.state = 'scheduled' AND s.run_at >= 'Infinity'
     FOR UPDATE OF s SKIP LOCKED
 )
 UPDATE {jobs} j SET state = 'ready', updated_at = t.now
-FROM due, t
-WHERE j.id = due.id;
+FROM (SELECT id FROM due UNION ALL SELECT id FROM odd) p, t
+WHERE j.id = p.id;
 
 -- name: extend
 -- Push each held lease to now + %(lease)s; returns the ids still held.
