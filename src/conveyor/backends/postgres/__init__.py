@@ -11,8 +11,8 @@ Layout: `backend` (the protocol's hot path), `admin` (reads, repairs, registry, 
 `limits` (rate windows and concurrency slots), `operations` (pause/resume, delete, oldest
 wait, throughput history), `scheduling` (leader lease and cron ticks),
 `pools` (connections and outage handling), `connection` (URL, errors), `listener`
-(LISTEN/NOTIFY), `batching` (group commit of acks), `rows` (records and enqueue
-bookkeeping), `transactional` (the caller's connections), `migrations` and `sql` (the loader
+(LISTEN/NOTIFY), `batching` (group commit of acks), `records` (rows to records, damaged
+ones included), `rows` (enqueue bookkeeping), `transactional` (the caller's connections), `migrations` and `sql` (the loader
 for ``schema.sql``, ``migrations.sql``, ``queries.sql`` and the other ``.sql`` files).
 """
 
