@@ -12,8 +12,9 @@ Layout: `backend` (the protocol's hot path), `admin` (reads, repairs, registry, 
 wait, throughput history), `scheduling` (leader lease and cron ticks),
 `pools` (connections and outage handling), `connection` (URL, errors), `listener`
 (LISTEN/NOTIFY), `batching` (group commit of acks), `records` (rows to records, damaged
-ones included), `rows` (enqueue bookkeeping), `transactional` (the caller's connections), `migrations` and `sql` (the loader
-for ``schema.sql``, ``migrations.sql``, ``queries.sql`` and the other ``.sql`` files).
+ones included), `rows` (enqueue bookkeeping), `transactional` (the caller's connections),
+`migrations` and `sql` (the loader for ``schema.sql``, ``migrations.sql``, ``queries.sql``
+and the other ``.sql`` files).
 """
 
 from __future__ import annotations
