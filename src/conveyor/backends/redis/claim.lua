@@ -68,51 +68,89 @@ end
 
 local out = {{}}
 local leased = 0
--- Lease one ready entry; false when it was dropped as damaged or stale.
+-- Count changes of this call, applied once per (state, priority, queue) at the end.
+local deltas = {}
+local function count_later(state, prio, queue, delta)
+  local k = state .. ':' .. tostring(prio) .. ':' .. tostring(queue)
+  local d = deltas[k]
+  if not d then
+    d = {state, prio, queue, 0}
+    deltas[k] = d
+  end
+  d[4] = d[4] + delta
+end
+-- Written to every leased job: strings, so the reply below repeats the stored text.
+local EXPIRES, NOWS = num(expires), num(NOW)
+
+-- Lease one ready entry; false when it was dropped as damaged or stale. The record is
+-- read first (one HGETALL, which also tells a missing key or one of another type) and
+-- the reply is that record with this call's writes applied.
 local function lease(l, m)
   local lane, prio, queue = l[1], l[2], l[3]
   local id = string.sub(m, 17)
   local key = job_key(id)
   redis.call('ZREM', P .. 'ready:' .. lane, m)
-  local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue')
-  if failed(f) then
+  local h = redis.pcall('HGETALL', key)
+  if failed(h) then
     note('ready job ' .. id .. ': its key is not a hash (kept); dropped from lane ' .. lane)
-    count(KEYS[4], 'ready', prio, queue, -1)
+    count_later('ready', prio, queue, -1)
     return false
   end
-  if STATES[f[1]] and f[1] ~= 'ready' then
-    note('ready job ' .. id .. ' is ' .. f[1] .. ': stale entry dropped from lane ' .. lane)
+  local at = {}
+  for i = 1, #h, 2 do at[h[i]] = i + 1 end
+  local state, hprio, hqueue = h[at.state], h[at.priority], h[at.queue]
+  if STATES[state] and state ~= 'ready' then
+    note('ready job ' .. id .. ' is ' .. state .. ': stale entry dropped from lane ' .. lane)
     return false
   end
-  if not usable(f[2], f[3]) then
-    if redis.call('EXISTS', key) == 0 then
+  if not usable(hprio, hqueue) then
+    if #h == 0 then
       note('ready job ' .. id .. ' has no record: dropped from lane ' .. lane)
     else
       note('ready job ' .. id .. ' has no usable priority or queue (record kept): dropped '
         .. 'from lane ' .. lane)
     end
-    count(KEYS[4], 'ready', prio, queue, -1)
+    count_later('ready', prio, queue, -1)
     return false
   end
   local problem = ''
-  if f[1] ~= 'ready' then
+  if state ~= 'ready' then
     problem = 'state'
-    if f[1] then problem = 'state=' .. f[1] end
+    if state then problem = 'state=' .. state end
   end
-  if failed(redis.pcall('HINCRBY', key, 'attempts', 1)) and problem == '' then
-    problem = 'attempts'
+  local attempts = redis.pcall('HINCRBY', key, 'attempts', 1)
+  if failed(attempts) then
+    attempts = nil
+    if problem == '' then problem = 'attempts' end
   end
   leased = leased + 1
-  redis.call('HSET', key, 'state', 'running', 'lease_token', ARGV[6] .. '.' .. leased,
-    'lease_expires_at', expires, 'worker_id', ARGV[3], 'started_at', NOW, 'updated_at', NOW)
+  local token = ARGV[6] .. '.' .. leased
+  redis.call('HSET', key, 'state', 'running', 'lease_token', token, 'lease_expires_at',
+    EXPIRES, 'worker_id', ARGV[3], 'started_at', NOWS, 'updated_at', NOWS)
   redis.call('ZADD', KEYS[3], expires, id)
   -- Counted from here on under the priority and queue its record names (the lane's,
   -- unless one of them was rewritten), as every later script counts it.
-  count(KEYS[4], 'ready', prio, queue, -1)
-  count(KEYS[4], 'running', f[2], f[3], 1)
+  count_later('ready', prio, queue, -1)
+  count_later('running', hprio, hqueue, 1)
+  local function put(name, value)
+    local i = at[name]
+    if i then
+      h[i] = value
+    else
+      h[#h + 1] = name
+      h[#h + 1] = value
+    end
+  end
+  put('state', 'running')
+  if attempts then put('attempts', tostring(attempts)) end
+  put('lease_token', token)
+  put('lease_expires_at', EXPIRES)
+  put('worker_id', ARGV[3])
+  put('started_at', NOWS)
+  put('updated_at', NOWS)
   out[#out + 1] = id
   out[#out + 1] = problem
-  out[#out + 1] = redis.call('HGETALL', key)
+  out[#out + 1] = h
   return true
 end
 
@@ -156,6 +194,9 @@ for p = 1, 3 do
       redis.call('SREM', KEYS[1], l[1])
     end
   end
+end
+for _, d in pairs(deltas) do
+  if d[4] ~= 0 then count(KEYS[4], d[1], d[2], d[3], d[4]) end
 end
 out[1] = NOTES
 return out
