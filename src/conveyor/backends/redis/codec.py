@@ -134,10 +134,6 @@ def _state(raw: Any) -> State:
     return State(text(raw))
 
 
-def _json_object(raw: Any) -> Any:
-    return _headers(raw)
-
-
 def _bytes(raw: Any) -> bytes:
     return bytes(raw)
 
@@ -150,7 +146,7 @@ _REQUIRED: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("priority", _priority),
     ("state", _state),
     ("payload", _bytes),
-    ("headers", _json_object),
+    ("headers", _headers),
     ("attempts", integer),
     ("max_retries", integer),
     ("timeout", number),
@@ -176,8 +172,9 @@ _OPTIONAL: tuple[tuple[str, Callable[[Any], Any]], ...] = (
 def careful(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
     """`record`'s slow path: each field decoded on its own, so damage names its field.
 
-    The rules are the fast decode's (`_fast`), which is only ever stricter in passing a
-    record here; this decides. Raises `UnreadableRecord`."""
+    The rules are `_fast`'s, which hands a record here whenever it is in doubt (any error,
+    a time that is not finite, an id that is not its key's); this path decides. Raises
+    `UnreadableRecord`."""
     job_id = _job_id(f, key_id)
     values: dict[str, Any] = {}
     for name, decode in _REQUIRED:
