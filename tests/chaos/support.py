@@ -231,8 +231,9 @@ class KillStorm:
         ends = self.tail.ends
         wait_for(
             lambda: self.tail.refresh().ends > ends and self.busy(), timeout=timeout,
-            what=f"a job to end and a worker to be mid-job (after {len(self.kills)} kills)",
-            detail=self.cluster.outputs,
+            what=f"a job to end and a worker to be mid-job, for kill {len(self.kills) + 1} "
+            f"(the storm's deadline)",
+            detail=self.outputs,
         )
         # A short random pause moves the kill to a random point of the victim's jobs.
         time.sleep(self.rng.uniform(0.0, 0.3))
@@ -244,6 +245,10 @@ class KillStorm:
         self.kills.append(kill)
         self.fleet[self.fleet.index(victim)] = self._start_worker()
         return kill
+
+    def outputs(self) -> str:
+        """The tail of each running worker's output, for failure messages."""
+        return "\n".join(w.output_tail() for w in self.fleet)
 
     def stop(self, timeout: float) -> None:
         """SIGTERM the fleet; every survivor must exit cleanly."""
@@ -309,6 +314,7 @@ class StormFigures:
     running_at_kills: int
     recovered: int
     duration: float
+    drain: float
 
     def line(self) -> str:
         """One line for the run's output."""
@@ -317,5 +323,5 @@ class StormFigures:
             f"workers started={self.workers} jobs={self.jobs} lost={self.lost} "
             f"duplicates={self.duplicates} (bound {self.bound}) "
             f"running at kills={self.running_at_kills} recovered={self.recovered} "
-            f"duration={self.duration:.1f}s"
+            f"duration={self.duration:.1f}s (drain {self.drain:.1f}s)"
         )

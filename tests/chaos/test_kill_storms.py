@@ -69,10 +69,12 @@ def test_kill_storm_loses_no_job(request: pytest.FixtureRequest, backend: str) -
 
         # and then the producer stops and the fleet drains the queue
         producer.stop()
+        drain_begin = time.monotonic()
         ids = producer.acknowledged
         cluster.wait_ended(ids, timeout=DRAIN_BUDGET)
         storm.stop(timeout=30)
         duration = time.monotonic() - begin
+        drain = time.monotonic() - drain_begin
 
         # Then the ledger and the store agree that nothing was lost,
         ledger = cluster.ledger()
@@ -87,7 +89,7 @@ def test_kill_storm_loses_no_job(request: pytest.FixtureRequest, backend: str) -
             workers=len(cluster.processes), jobs=len(ids), lost=len(verdict.lost),
             duplicates=duplicates, bound=len(storm.kills) * CONCURRENCY,
             running_at_kills=cut_short, recovered=counters.get("recovered", 0),
-            duration=duration,
+            duration=duration, drain=drain,
         )
         report(figures.line())
         assert not producer.errors, producer.errors[:5]
