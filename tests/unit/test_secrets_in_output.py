@@ -98,3 +98,19 @@ def test_export_never_writes_the_url(kind: str, monkeypatch: pytest.MonkeyPatch)
     assert result.exit_code == 0, result.output
     assert shows_no_secret(result.output) and "cache.internal" not in result.output
     assert "CONVEYOR_URL" in result.output
+
+
+def test_backend_errors_and_targets_hide_the_password() -> None:
+    from conveyor.backends import create_backend
+    from conveyor.backends.postgres.connection import parse_url
+
+    target = parse_url("postgresql://app:hunter2@db.internal/jobs?pool_size=4")
+    assert "hunter2" not in repr(target) and "db.internal" not in repr(target)
+    for url, text in [
+        ("postgresql://app:hunter2@db.internal/jobs?pool_size=0", "pool_size"),
+        ("nosuch://app:hunter2@host/x", "unknown backend scheme"),
+        ("app:hunter2@host", "has no scheme"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            create_backend(url)
+        assert text in str(info.value) and "hunter2" not in str(info.value), info.value

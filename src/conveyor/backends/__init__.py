@@ -15,10 +15,12 @@ SCHEMES = ("memory", "sqlite", "redis", "rediss", "postgresql", "postgres")
 
 def create_backend(url: str, *, clock: Clock = SYSTEM_CLOCK) -> Backend:
     """Build the backend for ``url`` (not yet opened)."""
+    from conveyor.redaction import redact_url
+
     scheme, sep, _ = url.partition("://")
     if not sep:
         raise ConfigError(
-            f"backend URL {url!r} has no scheme: use memory://, sqlite:///path.db, "
+            f"backend URL {redact_url(url)!r} has no scheme: use memory://, sqlite:///path.db, "
             "redis://host:6379/0 or postgresql://user@host/db (set CONVEYOR_URL)"
         )
     scheme = scheme.lower()
@@ -49,6 +51,6 @@ def create_backend(url: str, *, clock: Clock = SYSTEM_CLOCK) -> Backend:
             "use sqlite:///path.db (the embedded default) or memory://"
         )
     raise ConfigError(
-        f"unknown backend scheme {scheme!r} in {url!r}: use one of "
+        f"unknown backend scheme {scheme!r} in {redact_url(url)!r}: use one of "
         "memory://, sqlite:///path.db, redis://, postgresql://"
     )

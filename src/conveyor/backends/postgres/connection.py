@@ -18,7 +18,7 @@ rest goes to libpq (so ``sslmode=require`` and friends still work):
 from __future__ import annotations
 
 import select
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -27,6 +27,7 @@ from psycopg_pool import PoolTimeout
 
 from conveyor.backends.postgres import sql
 from conveyor.errors import BackendError, BackendUnavailable, ConfigError, SchemaVersionError
+from conveyor.redaction import redact_url
 
 DEFAULT_SCHEMA = "conveyor"
 DEFAULT_CONNECT_TIMEOUT = 5
@@ -38,7 +39,7 @@ _BOOL = {"true": True, "1": True, "yes": True, "on": True,
 class Target:
     """Where the database is and how Conveyor uses it, parsed from a ``postgresql://`` URL."""
 
-    conninfo: str
+    conninfo: str = field(repr=False)  # holds the password
     schema: str = DEFAULT_SCHEMA
     listen: bool = True
     prepare: bool = True
@@ -75,14 +76,17 @@ def _number(key: str, value: str, url: str, *, integer: bool = False) -> float:
     except ValueError:
         number = -1
     if number <= 0:
-        raise ConfigError(f"option {key}={value!r} in the PostgreSQL URL {url!r} must be > 0")
+        raise ConfigError(
+            f"option {key}={value!r} in the PostgreSQL URL {redact_url(url)!r} must be > 0"
+        )
     return number
 
 
 def _flag(key: str, value: str, url: str) -> bool:
     if value.lower() not in _BOOL:
         raise ConfigError(
-            f"option {key}={value!r} in the PostgreSQL URL {url!r} must be true or false"
+            f"option {key}={value!r} in the PostgreSQL URL {redact_url(url)!r} must be true "
+            "or false"
         )
     return _BOOL[value.lower()]
 
@@ -91,7 +95,7 @@ def parse_url(url: str) -> Target:
     """Split a ``postgresql://`` URL into libpq's part and Conveyor's options."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("postgresql", "postgres"):
-        raise ConfigError(f"{url!r} is not a postgresql:// URL")
+        raise ConfigError(f"{redact_url(url)!r} is not a postgresql:// URL")
     options: dict[str, Any] = {}
     libpq: list[tuple[str, str]] = []
     connect_timeout = DEFAULT_CONNECT_TIMEOUT
