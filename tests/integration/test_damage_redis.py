@@ -422,3 +422,20 @@ async def test_acknowledging_a_job_damaged_while_it_ran_is_fenced_or_drops_it(
     assert raw.zcard(k.leases) == 0 and raw.get(k.job(first.id)) == b"garbage"
     assert raw.hget(k.job(second.id), "state") == b"running"
     assert raw.hget(k.job(third.id), "state") == b"running"
+
+
+async def test_a_ready_lane_key_of_another_type_is_reset(
+    backend: RedisBackend, raw: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = [r.id for r in await backend.enqueue([job(n) for n in range(2)])]
+    raw.delete(lane_key(backend))
+    raw.set(lane_key(backend), "garbage")  # the two jobs' entries are gone with it
+    assert await claim_all(backend) == []
+    assert "was not a ZSET" in errors(caplog) and raw.exists(lane_key(backend)) == 0
+    # Enqueues into that lane and claims go on; the jobs the damage hid are still on record
+    raw.set(lane_key(backend), "garbage")
+    [again] = [r.id for r in await backend.enqueue([job(3)])]
+    claimed = await claim_all(backend)
+    await assert_healthy_run(backend, claimed, [again])
+    for job_id in ids:
+        assert await backend.get(job_id) is not None

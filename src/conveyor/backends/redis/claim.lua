@@ -3,10 +3,10 @@
 -- run_at, then enqueue order. Routing happens here, so a worker never sees other work.
 -- Lanes of paused queues are skipped (their due scheduled jobs are still promoted).
 --
--- Damage costs one entry: a lane member that is not a lane, a lane key that is not a
--- ZSET, an id whose job key is missing or not a hash, or a record without a usable
--- priority and queue is dropped from the index (the key is kept as it is) and noted; an
--- entry for a job in another state is dropped as stale. A record whose `state` or
+-- Damage costs one entry: a lane member that is not a lane, an id whose job key is
+-- missing or not a hash, or a record without a usable priority and queue is dropped from
+-- the index (a job key is kept as it is) and noted; an entry for a job in another state
+-- is dropped as stale; a lane key that is not a ZSET (so it holds no entry) is deleted. A record whose `state` or
 -- `attempts` is damaged is leased all the same and reported, so the caller quarantines it
 -- (quarantine.lua) with the rest of the batch unharmed.
 --
@@ -167,7 +167,8 @@ for p = 1, 3 do
         top = redis.pcall('ZRANGE', P .. 'ready:' .. l[1], 0, need - 1, 'WITHSCORES')
       end
       if failed(top) then
-        note('ready lane ' .. l[1] .. ' is not a ZSET (kept): removed from lanes')
+        note('ready lane ' .. l[1] .. ' was not a ZSET: removed')
+        redis.call('DEL', P .. 'ready:' .. l[1])
         redis.call('SREM', KEYS[1], l[1])
         l.gone = true
       else

@@ -20,9 +20,9 @@
 -- Per job only EXISTS and HSET run one by one; the index writes (all, lanes, counts,
 -- scheduled) are gathered and sent as a few variadic commands at the end.
 -- Damage does not stop an enqueue: a counts total that is not an integer starts again
--- from this batch, an unreadable waiter entry is dropped, and a unique key held by a job
--- that is not active (or has no record) is taken over (each logged in the server log, as
--- lib.lua's `note` does).
+-- from this batch, an unreadable waiter entry is dropped, a ready lane key of another
+-- type is reset, and a unique key held by a job that is not active (or has no record) is
+-- taken over (each logged in the server log, as lib.lua's `note` does).
 
 local P = ARGV[1]
 -- NOW as a number for comparisons, NOWS as the string stored (formatting a Lua number
@@ -128,7 +128,15 @@ if #all > 0 then
   zadd(KEYS[4], sched)
   local names = {}
   for lane, l in pairs(lanes) do
-    zadd(P .. 'ready:' .. lane, l)
+    local key = P .. 'ready:' .. lane
+    local kind = redis.call('TYPE', key).ok
+    if kind ~= 'zset' and kind ~= 'none' then
+      -- Damage: a lane key of another type holds no ready entry, so it is started again.
+      redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ready lane ' .. lane
+        .. ' was a ' .. kind .. ', not a ZSET: reset')
+      redis.call('DEL', key)
+    end
+    zadd(key, l)
     names[#names + 1] = lane
   end
   if #names > 0 then

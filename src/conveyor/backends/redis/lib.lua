@@ -118,7 +118,14 @@ end
 -- Put a job in its ready lane; returns the lane so callers can wake waiters for it.
 local function make_ready(lanes, id, prio, queue, task, run_at, seq)
   local lane = lane_of(prio, queue, task)
-  redis.call('ZADD', P .. 'ready:' .. lane, number(run_at) or NOW, member(seq, id))
+  local key = P .. 'ready:' .. lane
+  local score, m = number(run_at) or NOW, member(seq, id)
+  if failed(redis.pcall('ZADD', key, score, m)) then
+    -- A lane key of another type (damage) holds no ready entry: it is started again.
+    note('ready lane ' .. lane .. ' was not a ZSET: reset')
+    redis.call('DEL', key)
+    redis.call('ZADD', key, score, m)
+  end
   redis.call('SADD', lanes, lane)
   return lane
 end
