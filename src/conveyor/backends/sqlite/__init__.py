@@ -5,7 +5,8 @@
 ``?busy_timeout=<ms>`` sets how long a writer waits for the file (30 s by default).
 
 Layout: `backend` (the async surface and its thread), `store` (each operation as one
-transaction), `connection` (URL, pragmas, retries, errors, migrations), `sql` (the loader
+transaction), `rows` (stored rows into records, one field at a time, so a damaged row
+costs one job), `connection` (URL, pragmas, retries, errors, migrations), `sql` (the loader
 for ``schema.sql`` and ``queries.sql``, and the one list of table names), `group_commit`,
 and one module (with its own ``.sql`` file) per further part of the protocol: `scheduling`,
 `limits` (rate windows, concurrency slots) and `operations` (pause, delete, history).

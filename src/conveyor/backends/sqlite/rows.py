@@ -118,6 +118,8 @@ def real_or_null(value: Any) -> float | None:
 
 def number_or_none(value: Any) -> float | None:
     """A REAL that only describes the past: ``None`` when it is missing or not a number."""
+    if value is None:
+        return None
     try:
         return real(value)
     except (TypeError, ValueError):
@@ -126,11 +128,7 @@ def number_or_none(value: Any) -> float | None:
 
 def note(value: Any) -> str | None:
     """Text that only describes the past (an earlier error): shown as best it can be."""
-    if value is None:
-        return None
-    if type(value) is str and (value.isascii() or _utf8(value)):
-        return value
-    return shown(value)
+    return None if value is None else name_of(value)
 
 
 def blob_or_null(value: Any) -> bytes | None:
@@ -149,10 +147,14 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder, built once: `json.loads` with any option builds a new one per call.
+_JSON = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def json_object(value: Any) -> dict[str, Any]:
-    """A TEXT column holding a JSON object."""
-    decoded = json.loads(text(value), parse_constant=_no_constant)
-    if not isinstance(decoded, dict):
+    """A TEXT column holding a JSON object (strict: no NaN or Infinity)."""
+    decoded = _JSON.decode(text(value))
+    if type(decoded) is not dict:
         raise ValueError(f"expected a JSON object, found {type(decoded).__name__}")
     return decoded
 
@@ -237,7 +239,7 @@ def worker_info(row: sqlite3.Row) -> WorkerInfo:
     """A worker-registry row; `ValueError` or `TypeError` if a column is damaged."""
     queues = None
     if row["queues"] is not None:
-        listed = json.loads(text(row["queues"]), parse_constant=_no_constant)
+        listed = _JSON.decode(text(row["queues"]))
         if not isinstance(listed, list) or not all(isinstance(q, str) for q in listed):
             raise ValueError("queues must be a JSON list of names")
         queues = tuple(listed)
@@ -255,7 +257,7 @@ def worker_info(row: sqlite3.Row) -> WorkerInfo:
 
 
 def name_of(value: Any) -> str:
-    """A stored name (queue, counter) for a listing, readable even when damaged."""
+    """A stored name or note for a listing or a log, readable even when damaged."""
     if type(value) is str and (value.isascii() or _utf8(value)):
         return value
     return shown(value)

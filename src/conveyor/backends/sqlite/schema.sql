@@ -45,6 +45,14 @@
 --   unique key is held only while its job is active; final states free it.
 -- {rate_starts_key} (key, started_at): `rate_acquire` prunes and counts one key's window
 --   in start order.
+--
+-- Damage
+-- ------
+-- SQLite types values, not columns: text can sit in a REAL column, a BLOB in a TEXT one,
+-- and TEXT need not be UTF-8. Such a value sorts after every number, so a time that is
+-- not a number is never "due" or "expired"; the queries find those with `>= ''` (a seek
+-- to the end of an index) and treat them as due or expired. `rows.py` says which values a
+-- job row may hold; a claim quarantines a job row that holds anything else.
 
 -- name: meta
 CREATE TABLE IF NOT EXISTS {meta} (

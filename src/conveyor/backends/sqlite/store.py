@@ -129,7 +129,7 @@ class Store:
                 if new.unique_key is not None:
                     row = self._exec("active_with_key", {"unique_key": new.unique_key}).fetchone()
                     if row is not None:
-                        out.append(EnqueueResult(row["id"], existing=True))
+                        out.append(EnqueueResult(rows.name_of(row["id"]), existing=True))
                         continue
                 out.append(self._insert(new, now))
             return out
