@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.acceptance.harness import Cluster, Ledger, WorkerProcess, wait_for
+from tests.acceptance.harness import Cluster, Ledger, Verdict, WorkerProcess, wait_for
 
 from conveyor import BackendUnavailable, JobRecord, State
 from conveyor.job import NewJob
@@ -125,6 +125,16 @@ class Producer(threading.Thread):
         self.halt.set()
         self.join(timeout)
         assert not self.is_alive(), "the producer is stuck in an enqueue"
+
+
+def outage_figures(producer: Producer, verdict: Verdict) -> str:
+    """What a server outage under load came to, for `report`."""
+    ran = len(set(verdict.unexpected) & producer.failed)
+    return (
+        f"acknowledged={verdict.acknowledged} failed enqueues={len(producer.failed)} "
+        f"(of which ran anyway: {ran}) lost={len(verdict.lost)} "
+        f"duplicates={sum(verdict.duplicated.values())}"
+    )
 
 
 def wait_all_succeeded(

@@ -18,7 +18,7 @@ from tests.acceptance.harness import Cluster, wait_for
 
 from conveyor import BackendUnavailable, JobHandle, State, Task
 
-from .support import PgServer, Producer, wait_all_succeeded
+from .support import PgServer, Producer, outage_figures, report, wait_all_succeeded
 
 
 @pytest.mark.slow
@@ -49,6 +49,7 @@ def test_restart_under_load_loses_no_committed_job(
     ids = producer.acknowledged
     cluster.wait_ended(ids, timeout=60)
     verdict = cluster.check(ids)
+    report(f"postgres restart [{mode}]: {outage_figures(producer, verdict)}")
     assert not verdict.lost, verdict.summary()
     # A job whose enqueue raised may still have committed just before the cut: it may run
     # (Jepsen's "recovered"), but nothing that was never enqueued may.

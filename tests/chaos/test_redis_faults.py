@@ -18,7 +18,7 @@ from tests.integration.redis_server import RedisServer
 
 from conveyor import BackendUnavailable, State
 
-from .support import Producer, wait_all_succeeded
+from .support import Producer, outage_figures, report, wait_all_succeeded
 
 LEASE = 2.0  # the acceptance harness's FAST_ENV
 
@@ -65,6 +65,7 @@ def test_server_restart_under_load_loses_no_acknowledged_job(
     ids = producer.acknowledged
     cluster.wait_ended(ids, timeout=60)
     verdict = cluster.check(ids)
+    report(f"redis restart [{outage}]: {outage_figures(producer, verdict)}")
     assert not verdict.lost, verdict.summary()
     # A job may run although its enqueue reported an error (Redis stored it, the reply was
     # lost in the outage): Jepsen's "recovered". Anything else unexpected is a bug.
