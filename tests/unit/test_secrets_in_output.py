@@ -114,3 +114,10 @@ def test_backend_errors_and_targets_hide_the_password() -> None:
         with pytest.raises(ConfigError) as info:
             create_backend(url)
         assert text in str(info.value) and "hunter2" not in str(info.value), info.value
+
+
+def test_the_redis_target_hides_the_password() -> None:
+    from conveyor.backends.redis.keys import parse_url
+
+    target = parse_url("redis://:hunter2@cache.internal:6379/0?prefix=x")
+    assert "hunter2" not in repr(target) and "cache.internal" in repr(target)

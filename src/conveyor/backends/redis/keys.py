@@ -8,7 +8,7 @@ atomic on a cluster too. See the package docstring for the whole layout.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -89,7 +89,7 @@ NAMES = {
 class Target:
     """A parsed ``redis://`` URL: what redis-py connects to, and this store's prefix."""
 
-    redis_url: str
+    redis_url: str = field(repr=False)  # holds the password
     prefix: str
     display: str
 
@@ -98,7 +98,9 @@ def parse_url(url: str) -> Target:
     """Split our own options (``prefix``) from a ``redis://`` / ``rediss://`` URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"not a Redis URL: {url!r} (use redis://host:6379/0 or rediss://)")
+        raise ConfigError(
+            f"not a Redis URL: {redact_url(url)!r} (use redis://host:6379/0 or rediss://)"
+        )
     query = parse_qsl(parts.query, keep_blank_values=True)
     own = {k: v for k, v in query if k in OWN_OPTIONS}
     rest = [(k, v) for k, v in query if k not in OWN_OPTIONS]
