@@ -158,6 +158,24 @@ async def test_a_damaged_id_is_quarantined_by_its_row(backend: SqliteBackend, pa
     assert listed[0].unreadable is not None
 
 
+async def test_a_quarantined_job_runs_once_repaired_and_retried(
+    backend: SqliteBackend, path: Path
+) -> None:
+    # Given a job quarantined for garbage in its headers
+    bad = new_job()
+    await backend.enqueue([bad])
+    damage(path, bad.id, "headers", "{oops")
+    assert await backend.claim("w1", Routing(), 10, 30.0) == []
+
+    # When an operator repairs the record and retries it (`conveyor failed retry ID`)
+    damage(path, bad.id, "headers", "{}")
+    assert await backend.retry_dead([bad.id]) == 1
+
+    # Then it is claimed like any job, on its first attempt (the quarantine used none)
+    [claimed] = await backend.claim("w1", Routing(), 10, 30.0)
+    assert (claimed.id, claimed.attempts, claimed.unreadable) == (bad.id, 1, None)
+
+
 async def test_a_scheduled_job_with_a_text_run_at_is_quarantined_not_left_waiting(
     backend: SqliteBackend, path: Path, clock: FakeClock
 ) -> None:
