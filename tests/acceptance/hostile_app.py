@@ -33,7 +33,7 @@ def build_app(url: str | None = None) -> Conveyor:
         marker = Path(os.environ[LEDGER_ENV]).with_name(f"blocked-{current_job().id}")
         if not marker.exists():
             marker.touch()
-            time.sleep(seconds)  # noqa: ASYNC251 - the mistake under test
+            time.sleep(seconds)
         record("end")
 
     @app.task(name=SYNC_SLOW, timeout=60)

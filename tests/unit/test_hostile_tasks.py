@@ -128,7 +128,7 @@ async def test_the_watchdog_names_the_blocking_job_and_ends_the_process(
     try:
         # When a coroutine blocks the loop with time.sleep for 1.5 s
         async def blocking() -> None:
-            time.sleep(1.5)  # noqa: ASYNC251 - the point of the test
+            time.sleep(1.5)
 
         with caplog.at_level(logging.WARNING, logger="conveyor.worker"):
             await asyncio.create_task(blocking(), name="job-x")
@@ -154,7 +154,7 @@ async def test_the_watchdog_honours_a_stop_signal_the_loop_cannot_handle() -> No
     dog.start()
     try:
         dog.signalled()  # as the SIGTERM handler does, while the loop is stuck
-        time.sleep(1.2)  # noqa: ASYNC251 - block the loop on purpose
+        time.sleep(1.2)
     finally:
         dog.stop()
         dog.join(2)
@@ -170,7 +170,7 @@ async def test_a_blocking_async_task_is_reported_by_the_worker(
 
     @app.task(name="blocker", timeout=5)
     async def blocker() -> None:
-        time.sleep(0.8)  # noqa: ASYNC251 - the mistake under test
+        time.sleep(0.8)
 
     handle = blocker.enqueue()
     with caplog.at_level(logging.WARNING, logger="conveyor.worker"):
