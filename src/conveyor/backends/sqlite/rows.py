@@ -25,7 +25,7 @@ import json
 import math
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from conveyor.backends.unreadable import UnreadableRecord, placeholder
 from conveyor.job import JobRecord, Priority, State, WorkerInfo
@@ -80,9 +80,14 @@ def _utf8(value: str) -> bool:
     return True
 
 
+def is_text(value: Any) -> TypeGuard[str]:
+    """Whether a stored value is TEXT of valid UTF-8 (safe to show, and to bind again)."""
+    return type(value) is str and (value.isascii() or _utf8(value))
+
+
 def text(value: Any) -> str:
     """A TEXT column's value: TEXT of valid UTF-8."""
-    if type(value) is str and (value.isascii() or _utf8(value)):
+    if type(value) is str and (value.isascii() or _utf8(value)):  # `is_text`, inlined: hot
         return value
     if isinstance(value, str):
         raise ValueError("TEXT that is not valid UTF-8")
@@ -258,6 +263,6 @@ def worker_info(row: sqlite3.Row) -> WorkerInfo:
 
 def name_of(value: Any) -> str:
     """A stored name or note for a listing or a log, readable even when damaged."""
-    if type(value) is str and (value.isascii() or _utf8(value)):
+    if is_text(value):
         return value
     return shown(value)

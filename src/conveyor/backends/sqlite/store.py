@@ -360,8 +360,7 @@ class Store:
                 # A damaged key cannot be looked up (nor bound); the claim quarantines the
                 # job again anyway, until its record is repaired.
                 if (
-                    isinstance(key, str)
-                    and rows.note(key) == key
+                    rows.is_text(key)
                     and self._exec("active_with_key", {"unique_key": key}).fetchone()
                 ):
                     continue  # a newer job holds the key; retrying would run it twice
