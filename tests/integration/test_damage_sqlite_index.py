@@ -16,6 +16,7 @@ import pytest
 from conveyor.backends.sqlite import SqliteBackend
 from conveyor.backends.sqlite.sql import NAMES
 from conveyor.clock import FakeClock
+from conveyor.errors import SchemaVersionError
 from conveyor.job import HistoryPoint, Lease, Routing, State
 
 from .sqlite_damage import NotUtf8, damage, new_job, write
@@ -200,3 +201,17 @@ async def test_retrying_dead_jobs_works_around_a_damaged_unique_key(
 
     # When every dead job is retried, both go back to ready
     assert await backend.retry_dead() == 2
+
+
+async def test_a_damaged_schema_version_stops_with_a_clear_error(path: Path) -> None:
+    # Given a store whose recorded schema version became garbage
+    store = SqliteBackend(f"sqlite:///{path}")
+    await store.open()
+    await store.close()
+    write(path, NAMES["meta"], "value", NotUtf8(b"4\xff"), "key = ?", "schema_version")
+
+    # When it is opened, it stops (guessing could migrate twice) and says what to fix
+    again = SqliteBackend(f"sqlite:///{path}")
+    with pytest.raises(SchemaVersionError, match="damaged"):
+        await again.open()
+    await again.close()

@@ -187,7 +187,16 @@ def schema_version(conn: sqlite3.Connection) -> int:
     if conn.execute(sql.query("meta_exists"), {"name": sql.NAMES["meta"]}).fetchone() is None:
         return 0
     row = conn.execute(sql.query("schema_version")).fetchone()
-    return 0 if row is None else int(row[0])
+    if row is None:
+        return 0
+    if not (rows.is_text(row[0]) and row[0].isdigit()):
+        # Guessing could apply a migration twice or skip one: stop, and say what to fix.
+        raise SchemaVersionError(
+            f"the schema version recorded in {sql.NAMES['meta']} is damaged "
+            f"({rows.shown(row[0])!r} is not a version number); restore the file from a "
+            "backup, or set it to the number of the last migration step applied"
+        )
+    return int(row[0])
 
 
 def _check_not_newer(version: int, path: Path) -> None:
