@@ -25,6 +25,7 @@ from conveyor.limits import Pacer, Wait
 from conveyor.worker.admission import admit
 from conveyor.worker.backoff import Backoff
 from conveyor.worker.executor import Outcome, dead, describe, execute
+from conveyor.worker.fetcher import Events, Fetcher, Slots
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.reaper import Reaper
 from conveyor.worker.reporting import Reporter
@@ -105,9 +106,7 @@ class Worker:
         self._started_mono = time.monotonic()
         self._started_at = app.clock.now()
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conveyor-job")
-        self._wake: asyncio.Event | None = None
-        self._stopping: asyncio.Event | None = None
-        self._force: asyncio.Event | None = None
+        self._events: Events | None = None
         self._watchdog: LoopWatchdog | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backend: Backend | None = None
@@ -123,16 +122,15 @@ class Worker:
         if self.stop_reason is None:
             self.stop_reason = reason
             log.info("worker %s stopping: %s", self.id, reason)
-        if self._wake is not None:
-            self._wake.set()
-        if self._stopping is not None:
-            self._stopping.set()
+        if self._events is not None:
+            self._events.wake.set()
+            self._events.stopping.set()
 
     def force_stop(self) -> None:
         """Stop now: running jobs are released back to ready without waiting."""
         self.stop("forced stop")
-        if self._force is not None:
-            self._force.set()
+        if self._events is not None:
+            self._events.force.set()
 
     def stats(self) -> dict[str, Any]:
         """This worker's counters, uptime, memory and utilisation."""
@@ -190,9 +188,9 @@ class Worker:
     async def run(self) -> int:
         """Work until stopped (signal, limit, burst done); return the process exit code."""
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._force = asyncio.Event()
+        self._events = events = Events()
+        if self.stop_reason is not None:  # stopped before it ran
+            events.stopping.set()
         self._watchdog = watch(self)
         signals = SignalHandlers(self, self._watchdog) if self.handle_signals else None
         try:
@@ -215,7 +213,7 @@ class Worker:
             )
             housekeeping = asyncio.create_task(self._housekeeping(backend))
             try:
-                await self._fetch_loop(backend)
+                await self._fetcher(backend, events).run()
                 await self._drain()
             finally:
                 # The flag ends the loop even if a library swallows the cancellation (seen
@@ -229,7 +227,7 @@ class Worker:
             if signals is not None:
                 signals.remove()
             self._threads.shutdown(wait=False, cancel_futures=True)
-        if self._force.is_set():
+        if events.force.is_set():
             return EXIT_FORCED
         return EXIT_STUCK_THREAD if self.stuck_threads else EXIT_OK
 
@@ -242,7 +240,8 @@ class Worker:
             except (ConfigError, SchemaVersionError):
                 raise  # waiting cannot fix these: an operator must (e.g. `conveyor migrate`)
             except Exception as exc:  # noqa: BLE001 - keep trying until stopped
-                await self._sleep(backoff.failed(exc))
+                assert self._events is not None
+                await self._events.sleep(backoff.failed(exc))
                 continue
             backoff.succeeded()
             return backend
@@ -254,60 +253,16 @@ class Worker:
             free = min(free, self.max_jobs - self.counts.processed - len(self._running))
         return free
 
-    async def _fetch_loop(self, backend: Backend) -> None:
-        assert self._wake is not None
-        backoff = Backoff("claiming jobs", log)
-        while self.stop_reason is None:
-            free = self._free_slots()
-            if free <= 0:
-                await self._wait_wake()
-                continue
-            try:
-                jobs = await backend.claim(self.id, self.routing, free, self.lease_seconds)
-            except Exception as exc:  # noqa: BLE001 - an outage must not kill the worker
-                await self._sleep(backoff.failed(exc))
-                continue
-            if backoff.failures:
-                backoff.succeeded()
-            now = self.app.clock.now()
-            for job in jobs:
-                self.counts.pickup_seconds.append(max(0.0, now - job.run_at))
-                self._start(job)
-            if jobs:
-                continue
-            if self.burst:
-                if not self._running:
-                    self.stop("burst: no more jobs in the queues this worker serves")
-                else:
-                    await self._wait_wake()
-            else:
-                await self._idle(backend)
-
-    async def _idle(self, backend: Backend) -> None:
-        assert self._wake is not None
-        waiter = asyncio.ensure_future(backend.wait_for_work(self.routing, self.poll_interval))
-        woken = asyncio.ensure_future(self._wake.wait())
-        done, pending = await asyncio.wait({waiter, woken}, return_when=asyncio.FIRST_COMPLETED)
-        for fut in pending:
-            fut.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        self._wake.clear()
-        error = waiter.exception() if waiter in done else None
-        if error is not None:
-            log.warning("waiting for work failed: %s", error)
-            await self._sleep(self.poll_interval)
-
-    async def _wait_wake(self) -> None:
-        assert self._wake is not None
-        await self._wake.wait()
-        self._wake.clear()
-
-    async def _sleep(self, seconds: float) -> None:
-        """Wait ``seconds``; only a stop cuts it short (a job ending must not: that would
-        turn an outage's back-off into a busy loop)."""
-        assert self._stopping is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+    def _fetcher(self, backend: Backend, events: Events) -> Fetcher:
+        slots = Slots(
+            free=self._free_slots, start=self._start, busy=lambda: bool(self._running),
+            stop=self.stop, stopped=lambda: self.stop_reason is not None,
+        )
+        return Fetcher(
+            backend, slots, events, worker_id=self.id, routing=self.routing,
+            lease_seconds=self.lease_seconds, poll_interval=self.poll_interval,
+            burst=self.burst, clock=self.app.clock, pickups=self.counts.pickup_seconds.append,
+        )
 
     # -- running -------------------------------------------------------------------------
     def _start(self, job: JobRecord) -> None:
@@ -436,8 +391,8 @@ class Worker:
                 log.exception("job observer %r failed", observe)
         if self._heartbeat is not None:
             self._heartbeat.drop(job_id)
-        if self._wake is not None:
-            self._wake.set()
+        if self._events is not None:
+            self._events.wake.set()
 
     def _on_lost_threadsafe(self, job_ids: list[str]) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -452,13 +407,14 @@ class Worker:
 
     # -- stopping ------------------------------------------------------------------------
     async def _drain(self) -> None:
-        assert self._force is not None
-        if self._running and not self._force.is_set():
+        assert self._events is not None
+        force_event = self._events.force
+        if self._running and not force_event.is_set():
             log.info(
                 "waiting up to %gs for %d running job(s)", self.grace_period, len(self._running)
             )
             tasks = {r.task for r in self._running.values()}
-            force = asyncio.ensure_future(self._force.wait())
+            force = asyncio.ensure_future(force_event.wait())
             await wait_all_or(tasks, force, self.grace_period)
             force.cancel()
         if self._running:
