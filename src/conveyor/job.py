@@ -215,12 +215,23 @@ class Routing:
 class Failure:
     """How a running job failed, and what happens next.
 
-    With ``retry_at`` set the job is scheduled again at that time; otherwise it is dead.
+    With ``retry_in`` set the job is scheduled again ``retry_in`` seconds after the
+    backend's own "now" (its clock, or its server's time); with ``None`` it is dead. A delay,
+    never a time: the worker's host clock must not decide when a store that runs on server
+    time retries a job.
     """
 
     error: str
     traceback: str | None = None
-    retry_at: float | None = None
+    retry_in: float | None = None
+
+    @property
+    def retry_at(self) -> float | None:
+        """Deprecated: kept only so that ``failure.retry_at is None`` checks still work.
+
+        It holds the relative delay (`retry_in`), not a time. Read `retry_in` instead.
+        """
+        return self.retry_in
 
 
 @dataclass(slots=True)

@@ -216,8 +216,8 @@ async def _run_once(
     if failure is None:
         await backend.complete(lease, outcome.result)
         return outcome
-    if failure.retry_at is not None:
-        failure = replace(failure, error=f"{failure.error} (eager mode: no retries)", retry_at=None)
+    if failure.retry_in is not None:
+        failure = replace(failure, error=f"{failure.error} (eager mode: no retries)", retry_in=None)
         outcome = replace(outcome, failure=failure)
     await backend.fail(lease, failure)
     return outcome

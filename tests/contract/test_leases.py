@@ -80,7 +80,7 @@ async def test_stale_token_is_rejected_and_counted_everywhere(backend: Backend):
 
     assert await backend.complete(stale, b"x") is False
     assert await backend.fail(stale, Failure("x")) is False
-    assert await backend.fail(stale, Failure("x", retry_at=0.0)) is False
+    assert await backend.fail(stale, Failure("x", retry_in=0.0)) is False
     assert await backend.release(stale) is False
     assert await backend.complete(Lease("missing", lease.token), None) is False
 
@@ -100,11 +100,11 @@ async def test_a_used_lease_cannot_be_used_again(backend: Backend):
     assert await fenced(backend) == 3
 
 
-async def test_fail_with_retry_at_schedules_and_runs_again(backend: Backend, clock: FakeClock):
+async def test_fail_with_retry_in_schedules_and_runs_again(backend: Backend, clock: FakeClock):
     # Given a job that fails once with a retry in 10 s
     [job_id] = await add(backend, new_job(unique_key="k"))
     _, lease = await take_one(backend)
-    assert await backend.fail(lease, Failure("boom", "Traceback: ...", clock.now() + 10))
+    assert await backend.fail(lease, Failure("boom", "Traceback: ...", retry_in=10))
 
     job = await backend.get(job_id)
     assert job is not None and job.state is State.SCHEDULED
@@ -120,6 +120,41 @@ async def test_fail_with_retry_at_schedules_and_runs_again(backend: Backend, clo
     clock.advance(1)
     [again] = await take(backend)
     assert again.id == job_id and again.attempts == 2
+
+
+async def test_a_retry_is_due_retry_in_after_the_stores_now_at_the_failure(
+    backend: Backend, clock: FakeClock
+):
+    # Given a job that ran for 7 s on the store's clock before failing
+    [job_id] = await add(backend, new_job())
+    _, lease = await take_one(backend)
+    clock.advance(7)
+    failed_at = clock.now()
+
+    # When it fails with a retry in 2.5 s
+    assert await backend.fail(lease, Failure("boom", retry_in=2.5))
+
+    # Then the retry is due 2.5 s after the failure on that same clock (not after the claim,
+    # and not at any time the caller computed)
+    job = await backend.get(job_id)
+    assert job is not None and job.state is State.SCHEDULED
+    assert job.run_at == failed_at + 2.5 and job.updated_at == failed_at
+    clock.advance(2.4)
+    assert await take(backend) == []
+    clock.advance(0.1)
+    assert [j.id for j in await take(backend)] == [job_id]
+
+
+async def test_a_retry_in_of_zero_is_due_at_once(backend: Backend, clock: FakeClock):
+    [job_id] = await add(backend, new_job())
+    _, lease = await take_one(backend)
+    clock.advance(1)
+
+    assert await backend.fail(lease, Failure("boom", retry_in=0))
+
+    job = await backend.get(job_id)
+    assert job is not None and job.run_at == clock.now()
+    assert [j.id for j in await take(backend)] == [job_id]
 
 
 async def test_fail_without_retry_is_dead(backend: Backend, clock: FakeClock):

@@ -166,10 +166,9 @@ class SameAsMemory(RuleBasedStateMachine):
 
     def use(self, pair: tuple[Lease, Lease], action: str) -> None:
         leases = {id(self.ref): pair[0], id(self.sut): pair[1]}
-        now = self.clock.now()
         calls: dict[str, Callable[[Backend], Awaitable[object]]] = {
             "complete": lambda b: b.complete(leases[id(b)], b"done"),
-            "retry": lambda b: b.fail(leases[id(b)], Failure("e", "tb", retry_at=now + 3)),
+            "retry": lambda b: b.fail(leases[id(b)], Failure("e", "tb", retry_in=3)),
             "dead": lambda b: b.fail(leases[id(b)], Failure("e", None)),
             "release": lambda b: b.release(leases[id(b)]),
             "extend": lambda b: b.extend([leases[id(b)]], 30.0),

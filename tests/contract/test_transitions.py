@@ -70,7 +70,7 @@ OPS: dict[str, Op] = {
     "claim": op_claim,
     "extend": lambda b, c, i, lease: b.extend([lease], LEASE),
     "complete": lambda b, c, i, lease: b.complete(lease, b"r"),
-    "fail-retry": lambda b, c, i, lease: b.fail(lease, Failure("x", retry_at=c.now() + 5)),
+    "fail-retry": lambda b, c, i, lease: b.fail(lease, Failure("x", retry_in=5)),
     "fail-dead": lambda b, c, i, lease: b.fail(lease, Failure("x")),
     "release": lambda b, c, i, lease: b.release(lease),
     "recover": op_expire_and_recover,

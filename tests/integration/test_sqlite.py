@@ -424,7 +424,7 @@ async def test_acks_that_queue_up_share_one_transaction_and_stay_fenced(
 
     # When all their acks (and the stale one) are sent at once
     acks = [backend.complete(lease, b"1") for lease in leases[:10]]
-    acks += [backend.fail(lease, Failure("boom", retry_at=None)) for lease in leases[10:]]
+    acks += [backend.fail(lease, Failure("boom", retry_in=None)) for lease in leases[10:]]
     results = await asyncio.gather(backend.complete(stale, b"x"), *acks)
 
     # Then they were committed in fewer transactions than acks, each with its own answer

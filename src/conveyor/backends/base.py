@@ -12,6 +12,10 @@ Rules every implementation keeps:
 * ``claim`` adds one to ``attempts`` and gives the job a lease: an expiry on the backend's
   clock and a random token. ``extend``/``complete``/``fail``/``release`` succeed only with
   the current token; a stale token is rejected, counted under ``fenced``, and changes nothing.
+* Time is the backend's own: lease expiries, retries and waits are stored as its "now"
+  (its clock object, or the server's time for a server store) plus a relative delay the
+  caller hands over (``lease_seconds``, `Failure.retry_in`, ``delay``), never a time read
+  from the caller's host clock.
 * ``recover`` returns jobs whose lease expired to ready (one more ``recoveries``, the attempt
   given back) or, once ``recoveries`` reaches ``max_recoveries``, to dead as a poison pill.
 * A unique key is held while the job is scheduled, ready or running; enqueueing the same key
@@ -147,7 +151,14 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def fail(self, lease: Lease, failure: Failure) -> bool:
-        """Schedule a retry or dead-letter the job; ``False`` if the lease was lost."""
+        """Schedule a retry or dead-letter the job; ``False`` if the lease was lost.
+
+        With ``failure.retry_in`` set the job becomes scheduled at ``now + retry_in`` on the
+        backend's clock (the same clock as its lease expiry), with ``last_error`` and
+        ``traceback`` stored and the lease dropped; with ``retry_in=None`` it is dead
+        (``failed_at`` = now) and its unique key is freed. The attempt stays used. ``False``
+        (and counted under ``fenced``, nothing changed) when the lease is not held.
+        """
 
     @abc.abstractmethod
     async def release(self, lease: Lease) -> bool:

@@ -193,12 +193,12 @@ class MemoryBackend(Backend):
             now = self.clock.now()
             job.last_error = failure.error
             job.traceback = failure.traceback
-            if failure.retry_at is None:
+            if failure.retry_in is None:
                 self._set_state(job, State.DEAD, now)
                 job.failed_at = now
             else:
                 self._set_state(job, State.SCHEDULED, now)
-                job.run_at = failure.retry_at
+                job.run_at = now + failure.retry_in
         self._wake()
         return True
 

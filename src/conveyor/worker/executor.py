@@ -86,9 +86,9 @@ async def execute(app: Conveyor, job: JobRecord, worker_id: str, threads: Execut
             raise  # the worker cancelled it (shutdown, lost lease): the worker decides
         # Task code raised CancelledError itself (e.g. from a library it awaited): a plain
         # failure, or releasing it would run it again forever.
-        return _retry_or_dead(app, job, task, exc, describe(exc) + " (raised by the task)")
+        return _retry_or_dead(job, task, exc, describe(exc) + " (raised by the task)")
     except Exception as exc:  # noqa: BLE001 - every task error becomes a job failure
-        return _failed(app, job, task, exc)
+        return _failed(job, task, exc)
     try:
         if value is None:
             return Outcome()
@@ -124,24 +124,24 @@ def _prepare(
     return task, args, kwargs
 
 
-def _failed(app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: Exception) -> Outcome:
+def _failed(job: JobRecord, task: Task[Any, Any], exc: Exception) -> Outcome:
     """The outcome of a task that raised ``exc``."""
     if isinstance(exc, Retry):
-        return _retry_or_dead(app, job, task, exc, exc.reason, exc.delay)
+        return _retry_or_dead(job, task, exc, exc.reason, exc.delay)
     if isinstance(exc, RateLimited):
-        return _rate_limited(app, job, task, exc)
+        return _rate_limited(job, task, exc)
     if isinstance(exc, Fail):
         return dead(f"Fail: {exc.reason}", exc)
     if isinstance(exc, TaskRaisedBaseException):
-        return _retry_or_dead(app, job, task, exc.original, describe(exc.original))
+        return _retry_or_dead(job, task, exc.original, describe(exc.original))
     if isinstance(exc, ThreadTimeout):
-        out = _retry_or_dead(app, job, task, exc, f"timeout: {exc}")
+        out = _retry_or_dead(job, task, exc, f"timeout: {exc}")
         out.timed_out_thread = True
         return out
     if isinstance(exc, TimeoutError):
         msg = f"timeout: the task ran longer than its {job.timeout:g}s timeout and was cancelled"
-        return _retry_or_dead(app, job, task, exc, msg)
-    return _retry_or_dead(app, job, task, exc, describe(exc))
+        return _retry_or_dead(job, task, exc, msg)
+    return _retry_or_dead(job, task, exc, describe(exc))
 
 
 async def _run(call: ExecutionContext, timeout: float, threads: Executor) -> Any:
@@ -209,7 +209,6 @@ async def _guard(awaitable: Awaitable[Any]) -> Any:
 
 
 def _retry_or_dead(
-    app: Conveyor,
     job: JobRecord,
     task: Task[Any, Any],
     exc: BaseException,
@@ -219,18 +218,16 @@ def _retry_or_dead(
     if job.attempts > job.max_retries:
         runs = job.attempts
         return dead(f"{message} (gave up after {runs} attempt{'s' * (runs != 1)})", exc)
+    # A delay, not a time: the store adds it to its own "now" (rule 9 of the design).
     wait = delay if delay is not None else task.backoff(job.attempts)
-    return Outcome(
-        failure=Failure(message, format_traceback(exc), retry_at=app.clock.now() + wait),
-        exception=exc,
-    )
+    return Outcome(failure=Failure(message, format_traceback(exc), retry_in=wait), exception=exc)
 
 
 #: Longest delay `RateLimited` without ``retry_after`` waits.
 MAX_RATE_LIMITED_DELAY = 300.0
 
 
-def _rate_limited(app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: RateLimited) -> Outcome:
+def _rate_limited(job: JobRecord, task: Task[Any, Any], exc: RateLimited) -> Outcome:
     """Wait ``retry_after`` without using an attempt, within the task's own cap."""
     count, headers = rate_limited_headers(job)
     cap = task.limits.max_rate_limited
@@ -239,7 +236,7 @@ def _rate_limited(app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: Rate
             f"RateLimited: {exc.reason} (rescheduled {cap} times already, the task's "
             "max_rate_limited; this one counts as a failed attempt)"
         )
-        return _retry_or_dead(app, job, task, exc, message, exc.retry_after)
+        return _retry_or_dead(job, task, exc, message, exc.retry_after)
     delay = exc.retry_after
     if delay is None:
         delay = min(2.0 ** (count - 1), MAX_RATE_LIMITED_DELAY)
@@ -249,7 +246,7 @@ def _rate_limited(app: Conveyor, job: JobRecord, task: Task[Any, Any], exc: Rate
 def dead(message: str, exc: BaseException | None = None) -> Outcome:
     """An outcome that sends the job to the dead-letter store."""
     tb = None if exc is None else format_traceback(exc)
-    return Outcome(failure=Failure(_clip(message), tb, retry_at=None), exception=exc)
+    return Outcome(failure=Failure(_clip(message), tb, retry_in=None), exception=exc)
 
 
 def describe(exc: BaseException) -> str:

@@ -349,7 +349,7 @@ class PostgresBackend(Admin, PostgresOperations, PostgresLimits, PostgresSchedul
                 "channel": self._channel,
                 "id": lease.job_id,
                 "token": lease.token,
-                "retry_at": failure.retry_at,
+                "retry_in": failure.retry_in,
                 "error": failure.error,
                 "traceback": failure.traceback,
             },

@@ -197,16 +197,17 @@ fenced AS (
 SELECT id, token FROM done;
 
 -- name: fail
--- A held job is scheduled again at %(retry_at)s, or dead when that is NULL. A retry wakes
--- idle workers so they take the new due time into account.
+-- A held job is scheduled again at now + %(retry_in)s seconds (the same "now" as its lease,
+-- never the worker's clock), or dead when that is NULL. A retry wakes idle workers so they
+-- take the new due time into account.
 WITH t AS (SELECT {now} AS now),
 done AS (
     UPDATE {jobs} j
-    SET state = CASE WHEN %(retry_at)s::float8 IS NULL THEN 'dead' ELSE 'scheduled' END,
-        run_at = coalesce(%(retry_at)s::float8, j.run_at),
+    SET state = CASE WHEN %(retry_in)s::float8 IS NULL THEN 'dead' ELSE 'scheduled' END,
+        run_at = coalesce(t.now + %(retry_in)s::float8, j.run_at),
         last_error = %(error)s, traceback = %(traceback)s,
-        failed_at = CASE WHEN %(retry_at)s::float8 IS NULL THEN t.now ELSE j.failed_at END,
-        finished_at = CASE WHEN %(retry_at)s::float8 IS NULL THEN t.now ELSE j.finished_at END,
+        failed_at = CASE WHEN %(retry_in)s::float8 IS NULL THEN t.now ELSE j.failed_at END,
+        finished_at = CASE WHEN %(retry_in)s::float8 IS NULL THEN t.now ELSE j.finished_at END,
         updated_at = t.now, lease_token = NULL, lease_expires_at = NULL
     FROM t
     WHERE j.id = %(id)s AND j.state = 'running' AND j.lease_token = %(token)s

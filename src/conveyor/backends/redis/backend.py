@@ -303,7 +303,7 @@ class RedisBackend(
                     lease.token,
                     f.error,
                     "" if f.traceback is None else "t" + f.traceback,
-                    "" if f.retry_at is None else repr(float(f.retry_at)),
+                    "" if f.retry_in is None else repr(float(f.retry_in)),
                 ]
         calls: list[tuple[str, list[str], list[Any]]] = []
         if done:

@@ -10,7 +10,8 @@
 -- KEYS[8] paused     SET paused queue names (their retries wake nobody)
 -- derived: job hashes, wake lists
 -- ARGV[1] P, ARGV[2] now, then groups of 5: job id, lease token, error,
---   traceback ("" = none, else "t" .. text), retry_at ("" = dead)
+--   traceback ("" = none, else "t" .. text), retry_in ("" = dead, else seconds: the retry
+--   is due at NOW + retry_in, on the same clock as the lease, never the worker's)
 -- Returns: "1" per job handled, "0" per stale lease (counted as fenced), as for a job key
 -- of another type than a hash (damage). A retry of a record without a usable priority,
 -- queue or task (damage) is scheduled but wakes nobody, and claim.lua reports it when due.
@@ -38,8 +39,8 @@ for i = 3, #ARGV, 5 do
       move(KEYS[3], 'running', 'dead', f[3], f[4])
       release_unique(KEYS[2], f[5], id)
     else
-      local run_at = tonumber(ARGV[i + 4])
-      redis.call('HSET', key, 'state', 'scheduled', 'run_at', run_at)
+      local run_at = NOW + tonumber(ARGV[i + 4])
+      redis.call('HSET', key, 'state', 'scheduled', 'run_at', num(run_at))
       redis.call('ZADD', KEYS[6], run_at, id)
       move(KEYS[3], 'running', 'scheduled', f[3], f[4])
       if usable(f[3], f[4], f[6]) then

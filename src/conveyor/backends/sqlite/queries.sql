@@ -94,8 +94,9 @@ SET state = 'succeeded', result = :result, updated_at = :now, finished_at = :now
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
 -- name: fail_retry
+-- :run_at is now + the failure's retry_in, both on the store's clock.
 UPDATE {jobs}
-SET state = 'scheduled', run_at = :retry_at, last_error = :error, traceback = :traceback,
+SET state = 'scheduled', run_at = :run_at, last_error = :error, traceback = :traceback,
     updated_at = :now, lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 

@@ -228,14 +228,15 @@ class Store:
         )
 
     def fail(self, lease: Lease, failure: Failure) -> bool:
-        """Schedule a held job's retry, or dead-letter it when there is no ``retry_at``."""
+        """Schedule a held job's retry ``retry_in`` seconds from now, or dead-letter it."""
 
         def txn() -> bool:
             params = {"error": failure.error, "traceback": failure.traceback}
             now = self.clock.now()
-            if failure.retry_at is None:
+            if failure.retry_in is None:
                 return self._held("fail_dead", lease, now=now, **params)
-            return self._held("fail_retry", lease, now=now, retry_at=failure.retry_at, **params)
+            run_at = now + failure.retry_in
+            return self._held("fail_retry", lease, now=now, run_at=run_at, **params)
 
         return self._write(txn)
 
