@@ -239,8 +239,8 @@ def _stored(app: Conveyor) -> list[Any]:
 def test_times_stored_before_the_checks_still_display(value: float) -> None:
     # Infinite or absurd times written by older versions (or damage) must not break the
     # CLI's or the dashboard's formatting.
-    from conveyor.cli.common import fmt_duration, fmt_time
     from conveyor.dashboard.views import ago, when
+    from conveyor.timefmt import fmt_duration, fmt_time
 
     assert "not a valid time" in fmt_time(value)
     assert "not a valid time" in when(value)

@@ -11,11 +11,9 @@ import asyncio
 import functools
 import importlib
 import json
-import math
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
@@ -212,32 +210,6 @@ def print_json(data: Any) -> None:
     """Write ``data`` as one JSON document on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()
-
-
-def fmt_time(ts: float | None) -> str:
-    """A timestamp as local ISO time to the millisecond; ``-`` for none."""
-    if ts is None:
-        return "-"
-    try:
-        return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
-    except (OverflowError, ValueError, OSError):  # stored before enqueue checked times
-        return f"{ts!r} (not a valid time)"
-
-
-def fmt_duration(seconds: float) -> str:
-    """``4.2s``, ``3m05s``, ``1h02m``, ``2d03h`` (from 48 hours on)."""
-    if not math.isfinite(seconds) or abs(seconds) > 1e12:  # damaged or pre-check values
-        return f"{seconds:.3g}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
 
 
 def redact_url(url: str) -> str:

@@ -17,7 +17,6 @@ from conveyor.cli.common import (
     UrlOption,
     err,
     fail,
-    fmt_time,
     handle_errors,
     out,
     print_json,
@@ -28,6 +27,7 @@ from conveyor.cli.common import (
 from conveyor.cli.listing import JsonLinesOption, Printer, output_mode, stream
 from conveyor.errors import ConfigError, JobNotFound, SerializationError
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord, State
+from conveyor.timefmt import fmt_time
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from conveyor.cli.common import clip, fmt_time, out
+from conveyor.cli.common import clip, out
 from conveyor.job import JobQuery, JobRecord
+from conveyor.timefmt import fmt_time
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend

@@ -22,7 +22,6 @@ from conveyor.cli.common import (
     AppOption,
     JsonOption,
     UrlOption,
-    fmt_duration,
     handle_errors,
     out,
     print_json,
@@ -31,6 +30,7 @@ from conveyor.cli.common import (
     set_url,
 )
 from conveyor.cli.worker import configure_logging
+from conveyor.timefmt import fmt_duration
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor

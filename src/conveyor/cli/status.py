@@ -13,7 +13,6 @@ from conveyor.cli.common import (
     AppOption,
     JsonOption,
     UrlOption,
-    fmt_duration,
     handle_errors,
     out,
     print_json,
@@ -22,6 +21,7 @@ from conveyor.cli.common import (
     run_with_backend,
 )
 from conveyor.job import QueueStats, State, WorkerInfo
+from conveyor.timefmt import fmt_duration
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend

@@ -10,15 +10,14 @@ import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conveyor.cli.common import fmt_duration
 from conveyor.dashboard.security import CSRF_FIELD, CSRF_HEADER
+from conveyor.timefmt import fmt_duration, fmt_utc
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -134,12 +133,7 @@ def safe_next(request: Request, value: object) -> str:
 # -- template filters ---------------------------------------------------------------------
 def when(ts: float | None) -> str:
     """A timestamp as UTC to the second."""
-    if ts is None:
-        return "-"
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, ValueError, OSError):  # stored before enqueue checked times
-        return f"{ts!r} (not a valid time)"
+    return fmt_utc(ts)
 
 
 def duration(seconds: float | None) -> str:
