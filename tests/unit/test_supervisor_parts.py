@@ -8,10 +8,11 @@ import signal
 import sys
 
 from conveyor import Conveyor
+from conveyor.logs.formatting import JsonFormatter
 from conveyor.supervisor.child import backoff, describe_exit, worker_command
 from conveyor.supervisor.config import Pool
 from conveyor.worker import Worker
-from conveyor.worker.metrics import JsonFormatter, format_text, metrics
+from conveyor.worker.metrics import format_text, metrics
 
 
 def test_backoff_doubles_and_is_capped() -> None:

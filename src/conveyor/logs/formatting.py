@@ -2,18 +2,20 @@
 
 The context given to ``log.info(message, **context)`` travels on the record as
 ``conveyor_context`` (a name no other library uses), so lines from other libraries format
-the same way, just without context.
+the same way, just without context. The worker's metrics line hands its numbers over as
+``metrics`` (`METRICS`): in JSON they become the line's fields.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
-from conveyor.worker.metrics import JsonFormatter as _MetricsJsonFormatter
-
 CONTEXT = "conveyor_context"
+#: The record attribute (``extra={METRICS: fields}``) of a metrics line's fields.
+METRICS = "metrics"
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -46,17 +48,25 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-class JsonFormatter(_MetricsJsonFormatter):
-    """One JSON object per line: the metrics line's fields, plus context as fields."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, metrics and context fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record as one line of JSON; context keys never overwrite the base fields."""
-        line = super().format(record)
-        ctx = context_of(record)
-        if not ctx:
-            return line
-        data: dict[str, Any] = json.loads(line)
-        for key, value in ctx.items():
+        """The record as one line of JSON; context keys never overwrite the other fields."""
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        metrics = getattr(record, METRICS, None)
+        if isinstance(metrics, dict):
+            data["message"] = "metrics"
+            data.update(metrics)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        for key, value in context_of(record).items():
             data.setdefault(key, value)
         return json.dumps(data, default=str)
 

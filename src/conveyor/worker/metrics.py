@@ -3,16 +3,17 @@
 One line per interval on the ``conveyor.metrics`` logger: jobs processed, completed and
 failed (since start, and processed in the last interval), average duration, utilisation,
 error rate, uptime and resident memory. With ``LOG_FORMAT=json`` every log line is one JSON
-object and the metrics are its fields, ready for a log pipeline.
+object and the metrics are its fields, ready for a log pipeline (`conveyor.logs.formatting`
+reads them from the record's `METRICS` attribute).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
 from typing import TYPE_CHECKING, Any
+
+from conveyor.logs.formatting import METRICS
 
 if TYPE_CHECKING:
     from conveyor.worker.worker import Worker
@@ -60,25 +61,5 @@ async def report_metrics(worker: Worker, interval: float) -> None:
         await asyncio.sleep(interval)
         m = metrics(worker, previous)
         previous = m["processed"]
-        log.info(format_text(m), extra={"metrics": m})
+        log.info(format_text(m), extra={METRICS: m})
 
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, and any metrics fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """The record as one line of JSON."""
-        data: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        extra = getattr(record, "metrics", None)
-        if isinstance(extra, dict):
-            data["message"] = "metrics"
-            data.update(extra)
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
