@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conveyor.errors import ConfigError, SchemaVersionError
+from conveyor.lifecycle import SignalTrap
 from conveyor.schedule import MAX_CATCH_UP, ScheduleEntry, due_ticks, iso
 
 __all__ = ["LEADER_LEASE", "MAX_CATCH_UP", "Fired", "Scheduler"]
@@ -84,9 +84,9 @@ class Scheduler:
         if self.stop_reason is not None:
             self._stopping.set()
         loop = asyncio.get_running_loop()
+        trap = None
         if self.handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stop, f"received {sig.name}")
+            trap = SignalTrap(lambda sig: self.stop(f"received {sig.name}"), loop=loop)
         entries = sorted(self.app.schedules)
         log.info(
             "scheduler %s started: interval=%gs entries=%s", self.owner, self.interval,
@@ -100,9 +100,8 @@ class Scheduler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), max(0.0, left))
         finally:
-            if self.handle_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
+            if trap is not None:
+                trap.remove()
             await self._resign()
         return 0
 

@@ -23,9 +23,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, Protocol
 
+from conveyor.lifecycle import STOP_SIGNALS, SignalTrap
 from conveyor.supervisor.child import Child, backoff, describe_exit
 from conveyor.supervisor.config import Pool
 from conveyor.supervisor.rundir import RunDir, process_create_time
@@ -125,10 +125,8 @@ class Supervisor:
     def run(self) -> int:
         """Supervise until SIGTERM/SIGINT; return the exit code (0)."""
         lock = self.run_dir.acquire()
-        previous = {
-            sig: signal.signal(sig, self._on_signal)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        }
+        # The handler only counts: the loop below acts on the counts at its next turn.
+        trap = SignalTrap(self._on_signal, (*STOP_SIGNALS, signal.SIGHUP))
         try:
             if self.companion is not None:
                 self.companion.start()
@@ -146,14 +144,13 @@ class Supervisor:
         finally:
             if self.companion is not None:
                 self.companion.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            trap.remove()
             self.run_dir.clear()
             lock.close()
         log.info("supervisor %d stopped", _pid())
         return 0
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+    def _on_signal(self, signum: signal.Signals) -> None:
         if signum == signal.SIGHUP:
             self._hup = True
             return

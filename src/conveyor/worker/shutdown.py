@@ -11,8 +11,9 @@ import faulthandler
 import logging
 import signal
 import sys
-from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from conveyor.lifecycle import SignalTrap
 
 if TYPE_CHECKING:
     from conveyor.worker.watchdog import LoopWatchdog
@@ -20,33 +21,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.worker")
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
 class SignalHandlers:
-    """Installs the worker's handlers; `remove` puts the previous ones back.
-
-    SIGTERM and SIGINT get plain `signal.signal` handlers rather than the loop's own: those
-    run only when the loop turns, and a task that blocks the loop would then make the
-    worker deaf to signals. This handler runs in the main thread even while it is stuck in
-    a blocking call, tells the loop watchdog (which can end the process after the grace
-    period) and hands the stop to the loop, to run once it turns again.
-    """
+    """The worker's signals: SIGTERM and SIGINT through a `SignalTrap` (which also tells the
+    loop watchdog, so a worker whose loop is stuck still stops), SIGUSR2 on the loop."""
 
     def __init__(self, worker: Worker, watchdog: LoopWatchdog | None = None) -> None:
         self.worker = worker
-        self.watchdog = watchdog
         self.loop = asyncio.get_running_loop()
-        self._previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-        for sig in SIGNALS:
-            signal.signal(sig, self._on_signal)
+        self.trap = SignalTrap(
+            self._handle, loop=self.loop,
+            noted=None if watchdog is None else (lambda sig: watchdog.signalled()),
+        )
         self.loop.add_signal_handler(signal.SIGUSR2, dump_stacks)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.watchdog is not None:
-            self.watchdog.signalled()
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._handle, signal.Signals(signum))
 
     def _handle(self, sig: signal.Signals) -> None:
         if self.worker.stop_reason is None:
@@ -58,8 +44,7 @@ class SignalHandlers:
 
     def remove(self) -> None:
         """Restore the signal handling that was there before."""
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
+        self.trap.remove()
         self.loop.remove_signal_handler(signal.SIGUSR2)
 
 
