@@ -22,7 +22,7 @@ from conveyor.job import JobRecord
 
 if TYPE_CHECKING:
     from conveyor.metrics.refresher import Refresher
-    from conveyor.worker.worker import Worker
+    from conveyor.metrics.source import MetricsSource
 
 #: Job duration buckets, in seconds: from a quick cache write to a long report.
 DURATION_BUCKETS = (
@@ -51,7 +51,7 @@ STORE_COUNTERS = {
 class WorkerCollector(Collector):
     """Metric families for one worker process and the store it reads."""
 
-    def __init__(self, worker: Worker, refresher: Refresher | None) -> None:
+    def __init__(self, worker: MetricsSource, refresher: Refresher | None) -> None:
         self.worker = worker
         self.refresher = refresher
 
@@ -154,7 +154,7 @@ def backend_metrics(refresher: Refresher) -> Iterator[Metric]:
     )
 
 
-def build_registry(worker: Worker, refresher: Refresher | None) -> CollectorRegistry:
+def build_registry(worker: MetricsSource, refresher: Refresher | None) -> CollectorRegistry:
     """A registry with the worker's metrics, the duration histogram and process metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WorkerCollector(worker, refresher))

@@ -24,7 +24,7 @@ from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
     from conveyor.metrics.refresher import Refresher
-    from conveyor.worker.worker import Worker
+    from conveyor.metrics.source import MetricsSource
 
 log = logging.getLogger("conveyor.metrics")
 
@@ -47,7 +47,7 @@ class ProbeSet(Protocol):
 class Probes:
     """The liveness and readiness verdicts, each with the reasons when it fails."""
 
-    def __init__(self, worker: Worker, refresher: Refresher) -> None:
+    def __init__(self, worker: MetricsSource, refresher: Refresher) -> None:
         self.worker = worker
         self.refresher = refresher
 
