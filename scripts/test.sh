@@ -29,6 +29,8 @@ fi
 step "installing conveyor[test] into $VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]' \
   || die "pip install -e '.[test]'"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e tests/plugin_store \
+  || die "pip install -e tests/plugin_store (the example:// store the plugin tests use)"
 
 # -- 3. Servers ---------------------------------------------------------------------------
 # Real servers on loopback for the Redis and PostgreSQL backends, installed from Debian's

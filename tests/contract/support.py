@@ -30,12 +30,32 @@ def server_url(name: str) -> str:
     pytest.skip(message)
 
 
+def plugged_url(scheme: str) -> str:
+    """``scheme://`` when a store for it is installed by entry point (the example store from
+    tests/plugin_store); skips locally when it is not, fails under CI."""
+    import pytest
+
+    from conveyor.backends import stores
+
+    store = stores().get(scheme)
+    if store is not None and not store.builtin:
+        return f"{scheme}://"
+    message = (
+        f"no {scheme}:// store is installed: pip install -e tests/plugin_store "
+        "(scripts/test.sh installs it)"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 #: Backend name → URL of a fresh, empty store in a test's temporary directory.
 BACKEND_URLS: dict[str, Callable[[Path], str]] = {
     "memory": lambda tmp: "memory://",
     "sqlite": lambda tmp: f"sqlite:///{tmp / 'contract.db'}",
     "postgres": lambda tmp: f"{server_url('postgres')}?schema=t_{os.urandom(6).hex()}",
     "redis": lambda tmp: f"{server_url('redis')}?prefix=test-{os.urandom(8).hex()}",
+    "example": lambda tmp: plugged_url("example"),  # a third-party store, plugged in
 }
 
 EVERYTHING = Routing()

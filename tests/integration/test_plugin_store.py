@@ -1,0 +1,239 @@
+"""Stores plug in by URL scheme through the ``conveyor.backends`` entry-point group.
+
+The example store (tests/plugin_store, its own distribution, installed by scripts/test.sh)
+is used the way a third-party store would be: `Conveyor("example://")`, a real worker, the
+CLI. (The contract suite runs against it too: "example" in tests/contract/support.py.) The
+tests that need it skip locally when it is not installed and fail when CI is set.
+
+The lookup's own rules are checked with small distributions written to a temporary
+directory on ``sys.path``: real package metadata, read by importlib.metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+from tests.contract.support import plugged_url
+from typer.testing import CliRunner
+
+from conveyor import Conveyor, State, Worker
+from conveyor.backends import BUILTIN, GROUP, SCHEMES, create_backend, stores
+from conveyor.backends.memory import MemoryBackend
+from conveyor.cli import app as cli_app
+from conveyor.errors import ConfigError
+
+WARNING = "example:// keeps jobs in one process's memory"
+
+
+@pytest.fixture
+def example_url() -> str:
+    """``example://`` when the example store is installed (skips or fails otherwise)."""
+    return plugged_url("example")
+
+
+# -- the example store, installed as its own distribution ------------------------------------
+def test_the_url_scheme_builds_the_plugged_store(example_url: str) -> None:
+    # Given the example store's distribution is installed
+    store = stores()["example"]
+    assert (store.distribution, store.builtin) == ("conveyor-example-store", False)
+    # When an app is pointed at its scheme
+    app = Conveyor(example_url)
+    # Then the app's backend is that store, and so is another handle on it
+    backend = app.backend
+    assert type(backend).__module__ == "conveyor_example_store"
+    assert type(backend).__name__ == "ExampleBackend"
+    assert isinstance(backend, MemoryBackend)
+    assert type(backend.clone()) is type(backend)
+    assert backend.url == "example://"
+
+
+async def test_a_worker_runs_jobs_on_the_plugged_store(example_url: str) -> None:
+    app = Conveyor(example_url)
+    flaky_calls: list[int] = []
+
+    @app.task(name="double", retries=0)
+    async def double(n: int) -> int:
+        return 2 * n
+
+    @app.task(name="shout", retries=0)
+    def shout(text: str) -> str:  # a sync task: runs in the worker's thread pool
+        return text.upper()
+
+    @app.task(name="flaky", retries=1, backoff=0)
+    async def flaky() -> str:
+        flaky_calls.append(1)
+        if len(flaky_calls) == 1:
+            raise RuntimeError("first attempt fails")
+        return "second attempt"
+
+    # Given jobs enqueued on the plugged store, one of them failing on its first attempt
+    await app.open()
+    doubles = [await double.enqueue_async(n) for n in range(5)]
+    loud = await shout.enqueue_async("hello")
+    retried = await flaky.enqueue_async()
+
+    # When a real worker drains the store
+    worker = Worker(app, burst=True, concurrency=2, reaper=False)
+    assert await worker.run() == 0
+
+    # Then every job ran to completion, the failed attempt retried, with results kept
+    assert [await h.result_async(timeout=5) for h in doubles] == [0, 2, 4, 6, 8]
+    assert await loud.result_async(timeout=5) == "HELLO"
+    assert await retried.result_async(timeout=5) == "second attempt"
+    info = await retried.info_async()
+    assert (info.state, info.attempts) == (State.SUCCEEDED, 2)
+    await app.aclose()
+
+
+def test_conveyor_status_reads_the_plugged_store(example_url: str) -> None:
+    # When `conveyor status` is pointed at the plugged store's URL
+    runner = CliRunner()
+    shown = runner.invoke(cli_app, ["status", "--url", example_url])
+    as_json = runner.invoke(cli_app, ["status", "--url", example_url, "--json"])
+    # Then it reads the store, with the store's own health warning
+    assert shown.exit_code == 0, shown.output
+    assert "example://" in shown.output and WARNING in shown.output
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    assert document["url"] == "example://"
+    assert sum(document["totals"].values()) == 0
+    assert any(WARNING in line for line in document["diagnostics"])
+
+
+def test_an_unknown_scheme_lists_the_plugged_stores_too(example_url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        create_backend("nosuch://host/db")
+    message = str(info.value)
+    assert "unknown backend scheme 'nosuch'" in message
+    assert "example:// (conveyor-example-store)" in message
+    assert all(f"{scheme}://" in message for scheme in SCHEMES)
+
+
+# -- the lookup's rules, with distributions written for the test ------------------------------
+Install = Callable[..., None]
+
+
+@pytest.fixture
+def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Install]:
+    """``install(dist, {scheme: target}, **modules)``: a distribution on ``sys.path``, with
+    entry points in the ``conveyor.backends`` group and the modules they point at."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    modules: list[str] = []
+
+    def add(dist: str, points: dict[str, str], **sources: str) -> None:
+        info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        lines = [f"[{GROUP}]", *(f"{name} = {target}" for name, target in points.items())]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        for module, source in sources.items():
+            (site / f"{module}.py").write_text(textwrap.dedent(source))
+            modules.append(module)
+        stores.cache_clear()
+
+    stores.cache_clear()
+    yield add
+    stores.cache_clear()
+    for module in modules:
+        sys.modules.pop(module, None)
+
+
+FACTORY = """
+    from conveyor.backends.memory import MemoryBackend
+
+    def make(url, *, clock):
+        return MemoryBackend(url, clock=clock)
+
+    def not_a_backend(url, *, clock):
+        return object()
+"""
+
+
+def test_a_factory_entry_point_builds_the_store(install: Install) -> None:
+    install("acme-store", {"acme": "acme_factory:make"}, acme_factory=FACTORY)
+    backend = create_backend("acme://jobs")
+    assert isinstance(backend, MemoryBackend) and backend.url == "acme://jobs"
+    assert stores()["acme"].distribution == "acme-store"
+
+
+def test_a_plugged_store_that_fails_to_import_names_its_distribution(install: Install) -> None:
+    # Given a store whose module needs a driver that is not installed
+    broken = "import cloud_driver_that_is_not_installed\nclass Store: ...\n"
+    install("cloudq", {"cloudq": "cloudq_store:Store"}, cloudq_store=broken)
+    # When its scheme is used, Then one line names the distribution, the scheme and the error
+    with pytest.raises(ConfigError) as info:
+        create_backend("cloudq://region-1")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "'cloudq'" in message and "cloudq://" in message
+    assert "ModuleNotFoundError" in message and "cloud_driver_that_is_not_installed" in message
+    # and the other stores are not affected
+    assert isinstance(create_backend("memory://"), MemoryBackend)
+
+
+def test_an_entry_point_that_builds_no_backend_is_refused(install: Install) -> None:
+    install("odd-store", {"odd": "odd_factory:not_a_backend"}, odd_factory=FACTORY)
+    with pytest.raises(ConfigError, match=r"odd:// store of the distribution 'odd-store'.*"
+                       r"returned object, not a conveyor Backend"):
+        create_backend("odd://")
+
+
+def test_a_plugged_store_cannot_take_a_built_in_scheme(install: Install) -> None:
+    # Given a distribution that registers a store for redis://
+    install("sneaky-store", {"redis": "sneaky_factory:make"}, sneaky_factory=FACTORY)
+    # When redis:// is used, Then Conveyor refuses to guess and names the distribution
+    with pytest.raises(ConfigError) as info:
+        create_backend("redis://localhost:6379/0")
+    message = str(info.value)
+    assert "'sneaky-store'" in message and "redis://" in message
+    assert "cannot replace a built-in" in message and "Uninstall sneaky-store" in message
+    # and the built-in schemes it did not claim still work
+    assert isinstance(create_backend("memory://"), MemoryBackend)
+
+
+def test_two_distributions_cannot_share_a_scheme(install: Install) -> None:
+    install("first-store", {"twin": "first_factory:make"}, first_factory=FACTORY)
+    install("second-store", {"twin": "second_factory:make"}, second_factory=FACTORY)
+    with pytest.raises(ConfigError) as info:
+        create_backend("twin://")
+    message = str(info.value)
+    assert "'first-store'" in message and "'second-store'" in message and "twin://" in message
+
+
+def test_the_built_in_stores_work_without_package_metadata(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given no entry points at all (a source tree on sys.path, never installed)
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **_: ())
+    stores.cache_clear()
+    try:
+        # Then the built-in table still finds every built-in scheme
+        assert sorted(stores()) == sorted(SCHEMES)
+        assert isinstance(create_backend("memory://"), MemoryBackend)
+    finally:
+        stores.cache_clear()
+
+
+def test_conveyor_registers_its_own_stores_by_entry_point() -> None:
+    # The installed metadata and the built-in fallback table are the same table
+    own = {
+        point.name: point.value
+        for point in entry_points(group=GROUP)
+        if point.dist is not None and point.dist.name == "conveyor"
+    }
+    assert own == BUILTIN
+    assert all(stores()[scheme].builtin for scheme in SCHEMES)
+
+
+def test_the_entry_points_are_read_once() -> None:
+    assert stores() is stores()
