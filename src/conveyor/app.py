@@ -58,6 +58,23 @@ T = TypeVar("T")
 E = TypeVar("E", bound="Event")
 
 
+class EagerRunner(Protocol):
+    """What runs jobs inline, as they are enqueued, while ``app.eager`` is true.
+
+    `conveyor.testing` provides it (`eager`, `make_test_app`, `use_memory_backend` install
+    it as ``app.eager_runner``): it runs jobs through the worker's executor, which sits above
+    the app, so the app only calls it and never imports it.
+    """
+
+    def run(self, app: Conveyor, jobs: Sequence[NewJob]) -> list[JobHandle[Any]]:
+        """Store ``jobs`` and run each new one once, now (from sync code)."""
+        ...
+
+    async def run_async(self, app: Conveyor, jobs: Sequence[NewJob]) -> list[JobHandle[Any]]:
+        """`run` for async code: the jobs run on the caller's event loop."""
+        ...
+
+
 class _TaskDecorator(Protocol):
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
@@ -95,6 +112,8 @@ class Conveyor:
         self._backend: Backend | None = None
         self._opened = False
         self.eager = False
+        #: What runs jobs while `eager` is true (`EagerRunner`; `conveyor.testing` sets it).
+        self.eager_runner: EagerRunner | None = None
 
     def __repr__(self) -> str:
         # Error trackers record locals with repr(): never the URL's password.
@@ -373,7 +392,7 @@ class Conveyor:
         self, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
     ) -> list[JobHandle[Any]]:
         if self.eager:
-            return self._run_eager(jobs)
+            return self._eager_runner().run(self, jobs)
         conn = _connection(specs, connection)
         if conn is not None:
             results = self.backend.enqueue_in(conn, jobs)
@@ -395,10 +414,8 @@ class Conveyor:
         self, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
     ) -> list[JobHandle[Any]]:
         if self.eager:
-            from conveyor.testing import run_eager_async
-
             # Awaited, so async tasks run on the caller's loop, as a direct call would.
-            return await run_eager_async(self, jobs)
+            return await self._eager_runner().run_async(self, jobs)
         conn = _connection(specs, connection)
         if conn is not None:
             # The caller's connection does the work: no need to open the backend's own.
@@ -408,11 +425,14 @@ class Conveyor:
             results = await backend.enqueue(jobs)
         return [JobHandle(self, r.id, existing=r.existing) for r in results]
 
-    def _run_eager(self, jobs: list[NewJob]) -> list[JobHandle[Any]]:
-        from conveyor.testing import run_eager
-
-        handles: list[JobHandle[Any]] = run_eager(self, jobs)
-        return handles
+    def _eager_runner(self) -> EagerRunner:
+        if self.eager_runner is None:
+            raise ConfigError(
+                "app.eager is true but this app has no eager runner: eager mode comes from "
+                "conveyor.testing. Use `with eager(app):`, make_test_app(eager=True), or set "
+                "app.eager inside `with use_memory_backend(app):` (from conveyor.testing)"
+            )
+        return self.eager_runner
 
     def job(self, job_id: str) -> JobHandle[Any]:
         """A handle on an existing job, by id."""

@@ -28,7 +28,6 @@ import os
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -60,9 +59,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: `eager(app, raise_errors=False)` remembers its choice here; plain ``app.eager = True``
-#: means ``raise_errors=True``.
-_RAISE_ERRORS: weakref.WeakKeyDictionary[Conveyor, bool] = weakref.WeakKeyDictionary()
 #: Enough for any test's jobs; `drain` compares the store before and after.
 _SNAPSHOT_LIMIT = 10_000_000
 
@@ -74,12 +70,12 @@ def make_test_app(
     """A fresh app on its own `memory://` store.
 
     ``settings`` override the environment (``max_retries=0``, ``job_timeout=5``, ...);
-    ``eager=True`` runs jobs as they are enqueued.
+    ``eager=True`` runs jobs as they are enqueued (and ``app.eager = True`` works later).
     """
     app = Conveyor(
         "memory://", settings=load_settings(**settings), clock=clock or SYSTEM_CLOCK
     )
-    app.eager = eager
+    app.eager, app.eager_runner = eager, _Inline()
     return app
 
 
@@ -88,16 +84,18 @@ def use_memory_backend(app: Conveyor, *, clock: Clock | None = None) -> Iterator
     """Point ``app`` at a fresh, empty memory store (and ``clock``, if given) until exit.
 
     For apps defined in your own code with a production URL: their tasks stay registered,
-    only the storage (and time) is swapped, and put back afterwards.
+    only the storage (and time) is swapped, and put back afterwards. Inside the block
+    ``app.eager = True`` runs jobs as they are enqueued, as `eager` does.
     """
-    saved = (app.url, app.clock, app._backend, app._opened)
+    saved = (app.url, app.clock, app._backend, app._opened, app.eager_runner)
     new_clock = clock if clock is not None else app.clock
     backend = MemoryBackend("memory://", clock=new_clock)
     app.url, app.clock, app._backend, app._opened = "memory://", new_clock, backend, False
+    app.eager_runner = app.eager_runner or _Inline()
     try:
         yield backend
     finally:
-        app.url, app.clock, app._backend, app._opened = saved
+        app.url, app.clock, app._backend, app._opened, app.eager_runner = saved
 
 
 # -- eager mode ----------------------------------------------------------------------------
@@ -109,17 +107,25 @@ def eager(app: Conveyor, *, raise_errors: bool = True) -> Iterator[Conveyor]:
     the code that enqueued it (or `JobFailed` when there is no task exception, e.g. a
     `Fail`); the job is dead-lettered either way.
     """
-    saved_eager, saved_raise = app.eager, _RAISE_ERRORS.get(app)
-    app.eager = True
-    _RAISE_ERRORS[app] = raise_errors
+    saved = (app.eager, app.eager_runner)
+    app.eager, app.eager_runner = True, _Inline(raise_errors)
     try:
         yield app
     finally:
-        app.eager = saved_eager
-        if saved_raise is None:
-            _RAISE_ERRORS.pop(app, None)
-        else:
-            _RAISE_ERRORS[app] = saved_raise
+        app.eager, app.eager_runner = saved
+
+
+@dataclass(frozen=True, slots=True)
+class _Inline:
+    """The app's `EagerRunner` here: `run_eager`, with the ``raise_errors`` of `eager`."""
+
+    raise_errors: bool = True
+
+    def run(self, app: Conveyor, jobs: Sequence[NewJob]) -> list[JobHandle[Any]]:
+        return run_eager(app, jobs, raise_errors=self.raise_errors)
+
+    async def run_async(self, app: Conveyor, jobs: Sequence[NewJob]) -> list[JobHandle[Any]]:
+        return await run_eager_async(app, jobs, raise_errors=self.raise_errors)
 
 
 def run_eager(
@@ -225,7 +231,8 @@ async def _run_once(
 
 def _raise_first(app: Conveyor, errors: list[_Failed], raise_errors: bool | None) -> None:
     if raise_errors is None:
-        raise_errors = _RAISE_ERRORS.get(app, True)
+        runner = app.eager_runner
+        raise_errors = runner.raise_errors if isinstance(runner, _Inline) else True
     if not errors or not raise_errors:
         return
     first = errors[0]

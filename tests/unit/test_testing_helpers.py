@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from conveyor import Conveyor, Fail, JobFailed, Retry, State, current_job
+from conveyor import ConfigError, Conveyor, Fail, JobFailed, Retry, State, current_job
 from conveyor.backends.memory import MemoryBackend
 from conveyor.clock import SYSTEM_CLOCK, FakeClock
 from conveyor.job import JobQuery
@@ -91,6 +91,36 @@ def test_app_eager_attribute_alone_works_and_raises(app: Conveyor) -> None:
     app.eager = True
     with pytest.raises(RuntimeError, match="boom"):
         boom.enqueue()
+
+
+def test_app_eager_attribute_works_inside_use_memory_backend() -> None:
+    # Given an app of your own, which never went through make_test_app
+    app = Conveyor("memory://")
+
+    @app.task
+    def double(n: int) -> int:
+        return 2 * n
+
+    # When eager mode is switched on by the attribute inside use_memory_backend
+    with use_memory_backend(app):
+        app.eager = True
+        job = double.enqueue(4)
+        # Then the job ran at once, through the runner the block installed
+        assert job.state() is State.SUCCEEDED and job.result() == 8
+    assert app.eager_runner is None  # put back with the storage
+
+
+def test_app_eager_attribute_without_a_runner_says_where_eager_mode_comes_from() -> None:
+    # The app never imports conveyor.testing (imports point one way): a bare app has no
+    # eager runner, and says which helper installs one instead of failing obscurely.
+    app = Conveyor("memory://")
+
+    @app.task
+    def noop() -> None: ...
+
+    app.eager = True
+    with pytest.raises(ConfigError, match=r"conveyor\.testing"):
+        noop.enqueue()
 
 
 def test_eager_ignores_delays_and_runs_every_job_of_a_batch(
