@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import itertools
 import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from conveyor.backends.base import COUNTERS, Backend, RecoveryReport, poison_pill_reason
@@ -35,6 +37,39 @@ from conveyor.job import (
     WorkerInfo,
     check_transition,
 )
+
+#: Every field of a record, in constructor order, read in one call (`_copy_record`).
+_RECORD_FIELDS = attrgetter(*(f.name for f in dataclasses.fields(JobRecord)))
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of JSON-shaped data: new dicts and lists at every depth, scalars shared."""
+    if type(value) is dict:
+        return {k: _copy_json(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return [_copy_json(v) for v in value]
+    return value
+
+
+def _copy_record(job: JobRecord) -> JobRecord:
+    """A record nobody else holds: what a real store's decoding gives every caller.
+
+    The other stores serialise, so a caller changing a returned record (middleware editing
+    ``ctx.headers``) or the headers it enqueued cannot reach what they hold; the reference
+    must not let it either. Built field by field: about 3 µs, against 5 µs for `copy.copy`
+    of a slotted dataclass and 33 µs for `copy.deepcopy`.
+    """
+    out = JobRecord(*_RECORD_FIELDS(job))
+    out.headers = _copy_json(job.headers)
+    if job.raw is not None:
+        out.raw = dict(job.raw)
+    return out
+
+
+def _copy_worker(info: WorkerInfo) -> WorkerInfo:
+    out = copy.copy(info)
+    out.stats = _copy_json(info.stats)
+    return out
 
 
 @dataclass
@@ -90,7 +125,7 @@ class MemoryBackend(Backend):
                     priority=new.priority,
                     state=State.SCHEDULED if run_at > now else State.READY,
                     payload=new.payload,
-                    headers=dict(new.headers),
+                    headers=_copy_json(new.headers),
                     attempts=0,
                     max_retries=new.max_retries,
                     timeout=new.timeout,
@@ -154,7 +189,7 @@ class MemoryBackend(Backend):
                 job.lease_expires_at = now + lease_seconds
                 job.worker_id = worker_id
                 job.started_at = now
-                claimed.append(copy.copy(job))
+                claimed.append(_copy_record(job))
             return claimed
 
     def _held(self, lease: Lease) -> JobRecord | None:
@@ -224,7 +259,7 @@ class MemoryBackend(Backend):
             self._set_state(job, State.SCHEDULED if delay > 0 else State.READY, now)
             job.attempts -= 1
             if headers is not None:
-                job.headers = dict(headers)
+                job.headers = _copy_json(headers)
         self._wake()
         return True
 
@@ -309,20 +344,21 @@ class MemoryBackend(Backend):
     def get_sync(self, job_id: str) -> JobRecord | None:
         with self._s.lock:
             job = self._s.jobs.get(job_id)
-            return None if job is None else copy.copy(job)
+            return None if job is None else _copy_record(job)
 
     async def query(self, query: JobQuery) -> list[JobRecord]:
         with self._s.lock:
             found = [
-                copy.copy(j)
+                j
                 for j in self._s.jobs.values()
                 if (query.states is None or j.state in query.states)
                 and (query.queue is None or j.queue == query.queue)
                 and (query.task is None or j.task == query.task)
             ]
             order = self._s.order
-        found.sort(key=lambda j: order[j.id], reverse=True)
-        return found[query.offset : query.offset + query.limit]
+            found.sort(key=lambda j: order[j.id], reverse=True)
+            # Only the page is copied, and while the lock still keeps it whole.
+            return [_copy_record(j) for j in found[query.offset : query.offset + query.limit]]
 
     async def stats(self) -> list[QueueStats]:
         with self._s.lock:
@@ -470,7 +506,7 @@ class MemoryBackend(Backend):
     async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
         with self._s.lock:
             now = self.clock.now()
-            info = copy.copy(info)
+            info = _copy_worker(info)
             info.last_seen = now
             self._s.workers[info.id] = (info, now + ttl)
 
@@ -483,4 +519,4 @@ class MemoryBackend(Backend):
             now = self.clock.now()
             live = {k: v for k, v in self._s.workers.items() if v[1] > now}
             self._s.workers = live
-            return [copy.copy(info) for info, _ in live.values()]
+            return [_copy_worker(info) for info, _ in live.values()]
