@@ -85,6 +85,7 @@ run_check() {
 
 run_check ruff "$VENV/bin/ruff" check .
 run_check mypy "$VENV/bin/mypy"
+run_check lint-imports "$VENV/bin/lint-imports"
 run_check pytest "$VENV/bin/python" -m pytest "$@"
 
 if [ "${#failed[@]}" -ne 0 ]; then
