@@ -369,10 +369,15 @@ class Conveyor:
             run_at=self._run_at(opts.delay, opts.run_at),
             headers=headers,
             unique_key=unique,
+            delay=None if opts.delay is None else float(opts.delay),
         )
 
     def _run_at(self, delay: float | None, run_at: datetime | float | None) -> float | None:
-        return run_time(self.clock, delay, run_at)
+        # Checks both; but a delay= travels as a delay, which the store adds to its own now
+        # (a store on server time must not get this host's clock). Only an explicit run_at
+        # is an absolute time, by definition.
+        at = run_time(self.clock, delay, run_at)
+        return None if delay is not None else at
 
     def enqueue_many(
         self, specs: Sequence[JobSpec], *, connection: object | None = None

@@ -94,7 +94,12 @@ def new_job_id() -> str:
 
 @dataclass(slots=True)
 class NewJob:
-    """What `enqueue` hands a backend: one job, its payload already encoded."""
+    """What `enqueue` hands a backend: one job, its payload already encoded.
+
+    When it is due: at ``run_at`` (a Unix time the user gave, absolute by definition), else
+    ``delay`` seconds after the backend's own "now" at enqueue (``delay=``: a store on server
+    time must not be handed the producer host's clock), else at once.
+    """
 
     task: str
     queue: str
@@ -106,6 +111,13 @@ class NewJob:
     headers: dict[str, Any] = field(default_factory=dict)
     unique_key: str | None = None
     id: str = field(default_factory=new_job_id)
+    delay: float | None = None
+
+    def due(self, now: float) -> float:
+        """The ``run_at`` to store, given the backend's ``now``."""
+        if self.run_at is not None:
+            return self.run_at
+        return now if self.delay is None else now + self.delay
 
 
 @dataclass(slots=True)

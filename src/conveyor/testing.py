@@ -157,7 +157,7 @@ async def run_eager_async(
 
 def _undelayed(jobs: Sequence[NewJob]) -> list[NewJob]:
     # Eager mode ignores delay= and run_at=: the job is due now, so it can run now.
-    return [replace(job, run_at=None) for job in jobs]
+    return [replace(job, run_at=None, delay=None) for job in jobs]
 
 
 @dataclass(slots=True)

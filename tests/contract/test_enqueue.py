@@ -83,6 +83,28 @@ async def test_delayed_job_is_scheduled_until_due(backend: Backend, clock: FakeC
     assert claimed.id == job_id and claimed.state is State.RUNNING
 
 
+async def test_a_delay_is_due_that_long_after_the_stores_now(backend: Backend, clock: FakeClock):
+    # Given jobs handed over with a delay (enqueue(delay=)), not a time
+    [later, now, timed] = await add(
+        backend,
+        new_job(delay=42.5),
+        new_job(delay=0.0),
+        new_job(run_at=clock.now() + 5, delay=1000.0),  # an explicit run_at wins
+    )
+
+    # Then each is due on the store's own clock: now + delay, or its run_at
+    got = {i: await backend.get(i) for i in (later, now, timed)}
+    assert got[later] is not None and got[later].state is State.SCHEDULED
+    assert got[later].run_at == clock.now() + 42.5 == got[later].created_at + 42.5
+    assert got[now] is not None and got[now].state is State.READY
+    assert got[now].run_at == clock.now()
+    assert got[timed] is not None and got[timed].run_at == clock.now() + 5
+    clock.advance(42.4)
+    assert {j.id for j in await take(backend, limit=10)} == {now, timed}
+    clock.advance(0.1)
+    assert [j.id for j in await take(backend)] == [later]
+
+
 async def test_run_at_in_the_past_is_ready_at_once(backend: Backend, clock: FakeClock):
     [job_id] = await add(backend, new_job(run_at=clock.now() - 5))
 

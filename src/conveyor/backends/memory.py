@@ -117,7 +117,7 @@ class MemoryBackend(Backend):
                 if new.unique_key is not None and new.unique_key in s.unique:
                     out.append(EnqueueResult(s.unique[new.unique_key], existing=True))
                     continue
-                run_at = now if new.run_at is None else new.run_at
+                run_at = new.due(now)
                 s.jobs[new.id] = JobRecord(
                     id=new.id,
                     task=new.task,

@@ -30,7 +30,8 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 SELECT pg_advisory_xact_lock(hashtext('conveyor-migrate:' || %(schema)s));
 
 -- name: enqueue
--- Insert a batch in order and return the ids stored. A unique key already held by an active
+-- Insert a batch in order and return the ids stored. A job is due at its run_at (a time the
+-- user gave), else at now + its delay (the server's now, never the producer's clock). A unique key already held by an active
 -- job makes ON CONFLICT skip the row (the partial unique index is the arbiter, so concurrent
 -- enqueues of one key wait for each other and exactly one wins); the caller then asks
 -- `unique_holders` who holds it. One NOTIFY per statement names the queues that gained
@@ -45,15 +46,17 @@ ins AS (
         created_at, updated_at, unique_key
     )
     SELECT i.id, i.task, i.queue, i.priority,
-           CASE WHEN coalesce(i.run_at, t.now) > t.now THEN 'scheduled' ELSE 'ready' END,
-           i.payload, i.headers::jsonb, i.max_retries, i.timeout, coalesce(i.run_at, t.now),
-           t.now, t.now, i.unique_key
+           CASE WHEN coalesce(i.run_at, t.now + i.delay, t.now) > t.now
+                THEN 'scheduled' ELSE 'ready' END,
+           i.payload, i.headers::jsonb, i.max_retries, i.timeout,
+           coalesce(i.run_at, t.now + i.delay, t.now), t.now, t.now, i.unique_key
     FROM unnest(
         %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(priorities)s::int2[],
         %(payloads)s::bytea[], %(headers)s::text[], %(max_retries)s::int4[],
-        %(timeouts)s::float8[], %(run_ats)s::float8[], %(unique_keys)s::text[]
+        %(timeouts)s::float8[], %(run_ats)s::float8[], %(delays)s::float8[],
+        %(unique_keys)s::text[]
     ) WITH ORDINALITY AS i (
-        id, task, queue, priority, payload, headers, max_retries, timeout, run_at,
+        id, task, queue, priority, payload, headers, max_retries, timeout, run_at, delay,
         unique_key, ord
     ), t
     ORDER BY i.ord

@@ -80,6 +80,7 @@ class EnqueuePlan:
             "max_retries": [j.max_retries for j in jobs],
             "timeouts": [float(j.timeout) for j in jobs],
             "run_ats": [None if j.run_at is None else float(j.run_at) for j in jobs],
+            "delays": [None if j.delay is None else float(j.delay) for j in jobs],
             "unique_keys": [j.unique_key for j in jobs],
         }
 

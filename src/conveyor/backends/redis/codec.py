@@ -31,9 +31,16 @@ def job_args(job: NewJob) -> list[Any]:
         orjson.dumps(job.headers) if job.headers else "{}",
         job.max_retries,
         repr(float(job.timeout)),
-        "" if job.run_at is None else repr(float(job.run_at)),
+        _due(job),
         "" if job.unique_key is None else "u" + job.unique_key,
     ]
+
+
+def _due(job: NewJob) -> str:
+    # "+" marks a delay: enqueue.lua adds the server's now, never this host's clock.
+    if job.run_at is not None:
+        return repr(float(job.run_at))
+    return "" if job.delay is None else "+" + repr(float(job.delay))
 
 
 #: Field values to enum members without an enum call per job (unknown ones fall back).

@@ -13,7 +13,8 @@
 -- derived: job hashes, ready lanes, wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] n jobs, then per job 10 fields:
 --   id, task, queue, priority, payload, headers (JSON), max_retries, timeout,
---   run_at ("" = now), unique ("" = none, else "u" .. key)
+--   run_at ("" = now, "+" .. seconds = that long after NOW, else a Unix time),
+--   unique ("" = none, else "u" .. key)
 -- Returns: per job, "" when it was stored under its own id, else the id of the job that
 --   already existed (same unique key or same id).
 --
@@ -69,8 +70,12 @@ for i = 0, n - 1 do
   else
     seq = seq + 1
     local run_at, run_ats = NOW, NOWS
-    if ARGV[a + 8] ~= '' then
-      run_ats = ARGV[a + 8]
+    local due = ARGV[a + 8]
+    if string.byte(due) == 43 then  -- '+': a delay (enqueue(delay=)) on the server's clock
+      run_at = NOW + tonumber(string.sub(due, 2))
+      run_ats = string.format('%.17g', run_at)
+    elseif due ~= '' then
+      run_ats = due
       run_at = tonumber(run_ats)
     end
     local seqs = tostring(seq)

@@ -137,7 +137,7 @@ class Store:
         return self._write(txn)
 
     def _insert(self, new: NewJob, now: float) -> EnqueueResult:
-        run_at = now if new.run_at is None else new.run_at
+        run_at = new.due(now)
         headers = (
             _json(new.headers, f"the headers of job {new.id} ({new.task})") if new.headers else "{}"
         )
