@@ -237,3 +237,30 @@ def test_conveyor_registers_its_own_stores_by_entry_point() -> None:
 
 def test_the_entry_points_are_read_once() -> None:
     assert stores() is stores()
+
+
+def test_every_built_in_target_is_a_backend_class() -> None:
+    from importlib.metadata import EntryPoint
+
+    from conveyor.backends.base import Backend
+
+    for scheme, target in BUILTIN.items():
+        loaded = EntryPoint(scheme, target, GROUP).load()
+        assert isinstance(loaded, type) and issubclass(loaded, Backend), scheme
+
+
+@pytest.mark.parametrize(
+    ("url", "driver", "extra"),
+    [("rediss://cache:6380/0", "redis", "redis"), ("postgres://db/jobs", "psycopg", "postgres")],
+)
+def test_a_missing_driver_names_the_extra_to_install(
+    url: str, driver: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the driver cannot be imported (and the store's modules are not loaded yet)
+    package = f"conveyor.backends.{extra}"
+    for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, driver, None)
+    # When its scheme is used, Then the error says which extra to install
+    with pytest.raises(ConfigError, match=rf"pip install 'conveyor\[{extra}\]'"):
+        create_backend(url)
