@@ -14,7 +14,7 @@ send_email.enqueue("a@example.com", subject="Hi")
 
 from __future__ import annotations
 
-from conveyor.app import Conveyor, JobHandle
+from conveyor.app import Conveyor, EagerRunner, JobHandle, set_default_eager
 from conveyor.context import JobContext, current_job
 from conveyor.errors import (
     BackendError,
@@ -41,6 +41,17 @@ from conveyor.retry import exponential, fixed, linear
 from conveyor.settings import Settings
 from conveyor.task import BoundTask, JobSpec, Task
 from conveyor.worker import Worker
+
+
+def _testing_eager_runner() -> EagerRunner:
+    # Imported on first use only: `import conveyor` does not load the test helpers.
+    from conveyor.testing import inline_runner
+
+    runner: EagerRunner = inline_runner()
+    return runner
+
+
+set_default_eager(_testing_eager_runner)
 
 __version__ = "0.1.0"
 

@@ -58,6 +58,18 @@ T = TypeVar("T")
 E = TypeVar("E", bound="Event")
 
 
+#: Makes the eager runner of an app that was given none (``app.eager = True`` on a plain
+#: app). The package root wires the one from `conveyor.testing` (`set_default_eager`),
+#: imported on first use: the app itself never imports what sits above it.
+_default_eager: Callable[[], EagerRunner] | None = None
+
+
+def set_default_eager(factory: Callable[[], EagerRunner] | None) -> None:
+    """Set what makes an eager runner for apps that were given none."""
+    global _default_eager  # noqa: PLW0603 - one composition hook, set by `conveyor/__init__`
+    _default_eager = factory
+
+
 class EagerRunner(Protocol):
     """What runs jobs inline, as they are enqueued, while ``app.eager`` is true.
 
@@ -432,11 +444,13 @@ class Conveyor:
 
     def _eager_runner(self) -> EagerRunner:
         if self.eager_runner is None:
-            raise ConfigError(
-                "app.eager is true but this app has no eager runner: eager mode comes from "
-                "conveyor.testing. Use `with eager(app):`, make_test_app(eager=True), or set "
-                "app.eager inside `with use_memory_backend(app):` (from conveyor.testing)"
-            )
+            if _default_eager is None:
+                raise ConfigError(
+                    "app.eager is true but this app has no eager runner: eager mode comes "
+                    "from conveyor.testing. Use `with eager(app):`, "
+                    "make_test_app(eager=True), or `with use_memory_backend(app):`"
+                )
+            self.eager_runner = _default_eager()
         return self.eager_runner
 
     def job(self, job_id: str) -> JobHandle[Any]:

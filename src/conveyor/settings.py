@@ -8,6 +8,7 @@ a `ConfigError` that names the variable, the value, and what is accepted.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -218,7 +219,6 @@ class Settings(BaseSettings):
     @field_validator("log_slack_webhook_url")
     @classmethod
     def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
-        from conveyor.logs.slack import webhook_problem  # conveyor.logs reads Settings
 
         if value is None or not value.get_secret_value().strip():
             return None  # LOG_SLACK_WEBHOOK_URL= (empty) means unset
@@ -392,3 +392,26 @@ def _shown_input(field: str, value: Any) -> str:
     if field == "conveyor_url" and isinstance(value, str):
         return repr(redact_url(value))
     return repr(value)
+
+
+#: Hosts a plain http:// webhook may point at (a local test server).
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def webhook_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a Slack webhook, or ``None``; never quotes the secret part."""
+    shown = origin(url)
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+    except ValueError:
+        return f"LOG_SLACK_WEBHOOK_URL ({shown}) is not a URL: paste the whole webhook URL"
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and host in _LOOPBACK:
+        return None
+    return (
+        f"LOG_SLACK_WEBHOOK_URL ({shown}) must be an https:// URL, like "
+        "https://hooks.slack.com/services/T.../B.../...: copy it whole from the Slack "
+        "app's Incoming Webhooks page (http:// is accepted only to 127.0.0.1 or localhost)"
+    )

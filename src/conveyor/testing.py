@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from conveyor.app import Conveyor, JobHandle
+from conveyor.app import Conveyor, EagerRunner, JobHandle
 from conveyor.backends.memory import MemoryBackend
 from conveyor.clock import SYSTEM_CLOCK, Clock, FakeClock
 from conveyor.errors import JobControl, JobFailed
@@ -113,6 +113,14 @@ def eager(app: Conveyor, *, raise_errors: bool = True) -> Iterator[Conveyor]:
         yield app
     finally:
         app.eager, app.eager_runner = saved
+
+
+def inline_runner(raise_errors: bool = True) -> EagerRunner:
+    """The `EagerRunner` that `eager` installs: each job runs once, inline, as enqueued.
+
+    An app with ``app.eager = True`` and no runner of its own gets this one.
+    """
+    return _Inline(raise_errors)
 
 
 @dataclass(frozen=True, slots=True)

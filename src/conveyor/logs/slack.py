@@ -26,28 +26,9 @@ from urllib.parse import urlsplit
 
 from conveyor.errors import ConfigError
 from conveyor.redaction import origin
+from conveyor.settings import webhook_problem
 
 _STOP = object()
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def webhook_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a Slack webhook, or ``None``; never quotes the secret part."""
-    shown = origin(url)
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-    except ValueError:
-        return f"LOG_SLACK_WEBHOOK_URL ({shown}) is not a URL: paste the whole webhook URL"
-    if parts.scheme == "https" and host:
-        return None
-    if parts.scheme == "http" and host in _LOOPBACK:
-        return None
-    return (
-        f"LOG_SLACK_WEBHOOK_URL ({shown}) must be an https:// URL, like "
-        "https://hooks.slack.com/services/T.../B.../...: copy it whole from the Slack "
-        "app's Incoming Webhooks page (http:// is accepted only to 127.0.0.1 or localhost)"
-    )
 
 
 class SlackHandler(logging.Handler):
