@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one command that installs everything and runs every check: ruff, mypy --strict and
-# pytest (unit, contract, integration, acceptance, typing, and the dashboard in headless
+# The one command that installs everything and runs every check: ruff, mypy --strict, the
+# import-direction contracts (lint-imports) and pytest (unit, contract, integration, acceptance, typing, and the dashboard in headless
 # Chromium). CI runs exactly this (`.ci/run`). Needs only python3 >= 3.11; safe to run
 # again and again.
 #
@@ -91,4 +91,4 @@ run_check pytest "$VENV/bin/python" -m pytest "$@"
 if [ "${#failed[@]}" -ne 0 ]; then
   die "$(printf '%s; ' "${failed[@]}")"
 fi
-printf '\n==> ALL CHECKS PASSED: ruff, mypy, pytest\n'
+printf '\n==> ALL CHECKS PASSED: ruff, mypy, lint-imports, pytest\n'
