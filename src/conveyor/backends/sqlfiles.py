@@ -1,7 +1,8 @@
 """Named blocks in the `.sql` files the SQL backends ship (procrastinate's style).
 
 A file is a header comment describing its data model, then blocks that each start with a
-``-- name: <block>`` line.
+``-- name: <block>`` line. Also what SQLite and PostgreSQL do alike with those blocks:
+splicing run-time clauses into a template.
 """
 
 from __future__ import annotations
@@ -27,3 +28,17 @@ def load_blocks(package: str, filename: str) -> dict[str, str]:
     """The named blocks of ``filename`` in ``package``."""
     text = files(package).joinpath(filename).read_text(encoding="utf-8")
     return parse_blocks(text, filename)
+
+
+def splice(template: str, slots: frozenset[str], **clauses: str) -> str:
+    """Fill ``{slot}`` places of a template with clauses built at run time.
+
+    Only the names in ``slots`` may be filled: a typo is an error, not a template left with
+    a placeholder the database would reject with a less helpful message.
+    """
+    for slot, clause in clauses.items():
+        if slot not in slots:
+            raise ValueError(f"unknown SQL slot {slot!r}")
+        template = template.replace("{" + slot + "}", clause)
+    return template
+

@@ -12,6 +12,7 @@ import re
 from functools import cache
 from typing import Any
 
+from conveyor.backends import globs, sqlfiles
 from conveyor.backends.sqlfiles import load_blocks
 from conveyor.job import JobQuery, Routing, State
 
@@ -43,7 +44,6 @@ SLOTS = frozenset({"routing", "filters"})
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-_GLOB_CHARS = frozenset("*?[")
 
 Params = dict[str, Any]
 
@@ -99,57 +99,12 @@ def queries(schema: str, filename: str = "queries.sql") -> Queries:
 
 
 def splice(template: str, **clauses: str) -> str:
-    """Fill a template's slots with clauses built by this module."""
-    for slot, clause in clauses.items():
-        if slot not in SLOTS:
-            raise ValueError(f"unknown SQL slot {slot!r}")
-        template = template.replace("{" + slot + "}", clause)
-    return template
+    """Fill a template's `SLOTS` with clauses built by this module."""
+    return sqlfiles.splice(template, SLOTS, **clauses)
 
 
-def glob_to_regex(pattern: str) -> str:
-    """An anchored PostgreSQL regular expression matching what `fnmatch.fnmatchcase` does.
-
-    Python's own `fnmatch.translate` emits syntax PostgreSQL lacks (``(?s:``, ``\\Z``,
-    atomic groups), so the few glob forms are translated here: ``*``, ``?``, ``[set]`` and
-    ``[!set]``; every other character matches itself.
-    """
-    out = ["^"]
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[":
-            j = i
-            if j < n and pattern[j] == "!":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1
-            while j < n and pattern[j] != "]":
-                j += 1
-            if j >= n:
-                out.append("\\[")  # no closing bracket: fnmatch takes "[" literally
-                continue
-            body = pattern[i:j]
-            i = j + 1
-            negate = body.startswith("!")
-            if negate:
-                body = body[1:]
-            # Inside brackets only a backslash and a leading caret are special to us.
-            body = body.replace("\\", "\\\\")
-            if not negate and body.startswith("^"):
-                body = "\\" + body
-            out.append("[" + ("^" if negate else "") + body + "]")
-        elif c.isalnum() or c == "_":
-            out.append(c)
-        else:
-            out.append("\\" + c)
-    out.append("$")
-    return "".join(out)
+#: An anchored PostgreSQL regular expression matching what `fnmatch.fnmatchcase` does.
+glob_to_regex = globs.postgres_regex
 
 
 def routing_clause(routing: Routing, column_prefix: str = "") -> tuple[str, Params]:
@@ -158,14 +113,14 @@ def routing_clause(routing: Routing, column_prefix: str = "") -> tuple[str, Para
     parts: list[str] = []
     params: Params = {}
     if routing.queues is not None:
-        exact = [q for q in routing.queues if not _GLOB_CHARS & set(q)]
-        globs = [glob_to_regex(q) for q in routing.queues if _GLOB_CHARS & set(q)]
+        exact = [q for q in routing.queues if not globs.is_pattern(q)]
+        regexes = [globs.postgres_regex(q) for q in routing.queues if globs.is_pattern(q)]
         tests = []
         if exact:
             params["r_queues"] = exact
             tests.append(f"{p}queue = ANY(%(r_queues)s::text[])")
-        if globs:
-            params["r_globs"] = globs
+        if regexes:
+            params["r_globs"] = regexes
             tests.append(f"{p}queue ~ ANY(%(r_globs)s::text[])")
         parts.append("(" + " OR ".join(tests) + ")" if tests else "false")
     if routing.priorities is not None:

@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from conveyor.backends.globs import LUA_ANY_CHAR, LUA_NO_CHAR, lua_pattern
 from conveyor.errors import ConfigError
 from conveyor.job import Routing, State
 from conveyor.redaction import redact_url
 
 DEFAULT_PREFIX = "conveyor"
 
-#: Markers the translated patterns use, expanded by ``compile`` in lib.lua; ``%`` before a
-#: letter other than a Lua class letter never comes out of `lua_glob` otherwise.
-ANY_CHAR = "%Q"
-NO_CHAR = "%N"
+#: Markers the translated patterns use, expanded by ``compile`` in lib.lua (see `globs`).
+ANY_CHAR = LUA_ANY_CHAR
+NO_CHAR = LUA_NO_CHAR
 
 #: Query options this backend reads itself; the rest go to redis-py (``socket_timeout``...).
 OWN_OPTIONS = frozenset({"prefix"})
@@ -116,85 +116,15 @@ def parse_url(url: str) -> Target:
 
 # -- routing -------------------------------------------------------------------------------
 @lru_cache(maxsize=256)
-def lua_glob(pattern: str) -> str:
-    """An anchored Lua pattern matching what `fnmatch.fnmatchcase` matches (ASCII sets)."""
-    out = ["^"]
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            # One character, not one byte: lib.lua swaps this marker for a UTF-8 class
-            # (raw high bytes would not survive the trip through JSON).
-            out.append(ANY_CHAR)
-        elif c == "[":
-            end, chars = _bracket(pattern, i)
-            if end is None:
-                out.append("%[")
-            else:
-                out.append(chars)
-                i = end + 1
-        else:
-            out.append(_literal(c))
-    out.append("$")
-    return "".join(out)
-
-
-def _literal(c: str) -> str:
-    if c == "%":
-        return "[%%]"  # never "%%": followed by Q or N it would read as a marker
-    if c == "\x00":
-        return "%z"
-    if c.isascii() and not c.isalnum():
-        return "%" + c
-    return c
-
-
-def _bracket(pattern: str, i: int) -> tuple[int | None, str]:
-    """Translate the set starting after ``[`` at ``i``: (index of its ``]``, Lua set)."""
-    j = i
-    if j < len(pattern) and pattern[j] == "!":
-        j += 1
-    if j < len(pattern) and pattern[j] == "]":
-        j += 1
-    end = pattern.find("]", j)
-    if end < 0:
-        return None, ""
-    body = pattern[i:end]
-    negate = body.startswith("!")
-    if negate:
-        body = body[1:]
-    members: set[str] = set()
-    k = 0
-    while k < len(body):
-        if k + 2 < len(body) and body[k + 1] == "-":
-            lo, hi = body[k], body[k + 2]
-            members.update(chr(o) for o in range(ord(lo), ord(hi) + 1))
-            k += 3
-        else:
-            members.add(body[k])
-            k += 1
-    if any(not ch.isascii() for ch in members):
-        raise ConfigError(
-            f"queue pattern {pattern!r}: [...] sets may only hold ASCII characters on Redis"
-        )
-    if not members:
-        return end, ANY_CHAR if negate else NO_CHAR
-    # A "%" member goes last, as "%%]", so it cannot run into a letter and form a marker.
-    chars = "".join(_literal(ch) for ch in sorted(members - {"%"}))
-    if "%" in members:
-        chars += "%%"
-    return end, ("[^" if negate else "[") + chars + "]"
-
-
-@lru_cache(maxsize=256)
 def routing_json(routing: Routing) -> str:
-    """The routing as the scripts read it: absent lists match everything."""
+    """The routing as the scripts read it: absent lists match everything.
+
+    Queue patterns become Lua patterns (`globs.lua_pattern`); a set holding a non-ASCII
+    character raises `ConfigError`.
+    """
     spec: dict[str, list[str] | list[int]] = {}
     if routing.queues is not None:
-        spec["q"] = [lua_glob(q) for q in routing.queues]
+        spec["q"] = [lua_pattern(q) for q in routing.queues]
     if routing.priorities is not None:
         spec["p"] = [int(p) for p in routing.priorities]
     if routing.tasks is not None:

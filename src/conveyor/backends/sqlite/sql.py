@@ -12,6 +12,7 @@ import sqlite3
 from functools import cache
 from typing import Any
 
+from conveyor.backends import globs, sqlfiles
 from conveyor.backends.sqlfiles import load_blocks
 from conveyor.job import JobQuery, Routing, State
 
@@ -38,7 +39,6 @@ NAMES: dict[str, str] = {
 SLOTS = frozenset({"routing", "filters", "states"})
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-_GLOB_CHARS = frozenset("*?[")
 
 Params = dict[str, Any]
 
@@ -83,11 +83,6 @@ def statements(script: str) -> list[str]:
     return out
 
 
-def _glob(pattern: str) -> str:
-    # fnmatch negates a set with [!...]; SQLite's GLOB spells it [^...].
-    return pattern.replace("[!", "[^")
-
-
 def _in_list(column: str, prefix: str, values: tuple[Any, ...], params: Params) -> str:
     if not values:
         return "0"  # an empty selection matches nothing, as in Routing.matches
@@ -105,9 +100,9 @@ def routing_clause(routing: Routing) -> tuple[str, Params]:
     if routing.queues is not None:
         tests = []
         for i, queue in enumerate(routing.queues):
-            params[f"q{i}"] = _glob(queue) if _GLOB_CHARS & set(queue) else queue
-            op = "GLOB" if _GLOB_CHARS & set(queue) else "="
-            tests.append(f"queue {op} :q{i}")
+            pattern = globs.is_pattern(queue)
+            params[f"q{i}"] = globs.sqlite_glob(queue) if pattern else queue
+            tests.append(f"queue {'GLOB' if pattern else '='} :q{i}")
         parts.append("(" + " OR ".join(tests) + ")" if tests else "0")
     if routing.priorities is not None:
         parts.append(_in_list("priority", "p", tuple(int(p) for p in routing.priorities), params))
@@ -139,9 +134,5 @@ def states_list(states: tuple[State, ...], params: Params) -> str:
 
 
 def splice(template: str, **clauses: str) -> str:
-    """Fill a template's slots with clauses built by this module."""
-    for slot, clause in clauses.items():
-        if slot not in SLOTS:
-            raise ValueError(f"unknown SQL slot {slot!r}")
-        template = template.replace("{" + slot + "}", clause)
-    return template
+    """Fill a template's `SLOTS` with clauses built by this module."""
+    return sqlfiles.splice(template, SLOTS, **clauses)
