@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one command that installs everything and runs every check: ruff, mypy --strict, the
 # import-direction contracts (lint-imports) and pytest (unit, contract, integration,
-# acceptance, chaos, typing, and the dashboard in headless Chromium). CI runs exactly this (`.ci/run`). Needs only python3 >= 3.11; safe to run
-# again and again.
+# acceptance, chaos, typing, and the dashboard in headless Chromium). CI runs exactly this
+# (`.ci/run`). Needs only python3 >= 3.11; safe to run again and again.
 #
 #   bash scripts/test.sh                 # everything
 #   bash scripts/test.sh -m "not slow"   # extra arguments go to pytest
