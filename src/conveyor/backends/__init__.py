@@ -82,7 +82,8 @@ def stores() -> dict[str, Store]:
 def _add(found: dict[str, Store], points: Iterable[EntryPoint]) -> None:
     for point in points:
         scheme = point.name.strip().lower()
-        dist = point.dist.name if point.dist is not None else "an unknown distribution"
+        # Metadata without a Name field is broken, but must not break every other store.
+        dist = (point.dist.name if point.dist is not None else None) or "unknown-distribution"
         held = found.get(scheme)
         if held is None:
             found[scheme] = Store(scheme, point.value, dist)
