@@ -2,13 +2,17 @@
 
 A file is a header comment describing its data model, then blocks that each start with a
 ``-- name: <block>`` line. Also what SQLite and PostgreSQL do alike with those blocks:
-splicing run-time clauses into a template.
+splicing run-time clauses into a template, numbering the ``migrate_N`` steps, and refusing
+a schema newer than the code.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from importlib.resources import files
+
+from conveyor.errors import SchemaVersionError
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
@@ -42,3 +46,28 @@ def splice(template: str, slots: frozenset[str], **clauses: str) -> str:
         template = template.replace("{" + slot + "}", clause)
     return template
 
+
+def migration_steps(names: Iterable[str], source: str) -> list[tuple[int, str]]:
+    """The ``migrate_N`` blocks among ``names`` as (N, block name), numbered 1, 2, 3, ...
+
+    The schema version a store records is the number of the last step applied, so a gap or
+    a duplicate number would skip or repeat a step: refused when the code loads.
+    """
+    steps = sorted(
+        (int(name.removeprefix("migrate_")), name) for name in names if name.startswith("migrate_")
+    )
+    if [n for n, _ in steps] != list(range(1, len(steps) + 1)):
+        raise RuntimeError(f"{source}: migrate_N steps must be numbered 1, 2, 3, ... with no gap")
+    return steps
+
+
+def newer_schema(where: str, version: int, known: int) -> SchemaVersionError:
+    """The error for a store whose schema ``version`` is past the ``known`` one of this code.
+
+    ``where`` names the store (``the SQLite database /srv/app.db``).
+    """
+    return SchemaVersionError(
+        f"{where} has Conveyor schema version {version}, but this version of Conveyor only "
+        f"knows up to {known}: it was migrated by a newer Conveyor. Upgrade Conveyor here too "
+        "(schemas are never migrated backwards)"
+    )

@@ -15,19 +15,14 @@ import psycopg
 
 from conveyor.backends.postgres import sql
 from conveyor.backends.postgres.connection import Target
+from conveyor.backends.sqlfiles import migration_steps, newer_schema
 from conveyor.errors import SchemaVersionError
 
 log = logging.getLogger("conveyor.postgres")
 
-_STEPS = sorted(
-    (int(name.removeprefix("migrate_")), name)
-    for name in sql.load("migrations.sql")
-    if name.startswith("migrate_")
-)
+_STEPS = migration_steps(sql.load("migrations.sql"), "migrations.sql")
 #: The schema version this code writes: the number of migration steps.
 SCHEMA_VERSION = len(_STEPS)
-if [n for n, _ in _STEPS] != list(range(1, SCHEMA_VERSION + 1)):
-    raise RuntimeError("migrations.sql: migrate_N steps must be numbered 1, 2, 3, ... with no gap")
 
 
 async def read_version(conn: psycopg.AsyncConnection[Any], schema: str) -> int | None:
@@ -43,11 +38,7 @@ async def read_version(conn: psycopg.AsyncConnection[Any], schema: str) -> int |
 
 
 def _newer(version: int, target: Target) -> SchemaVersionError:
-    return SchemaVersionError(
-        f"PostgreSQL at {target.where} has Conveyor schema version {version}, but this "
-        f"version of Conveyor only knows up to {SCHEMA_VERSION}: it was migrated by a newer "
-        "Conveyor. Upgrade Conveyor here too (schemas are never migrated backwards)"
-    )
+    return newer_schema(f"PostgreSQL at {target.where}", version, SCHEMA_VERSION)
 
 
 def _older(version: int, target: Target) -> SchemaVersionError:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from conveyor.backends.sqlfiles import migration_steps, newer_schema
 from conveyor.backends.sqlite import rows, sql
 from conveyor.errors import BackendError, BackendUnavailable, ConfigError, SchemaVersionError
 
@@ -24,15 +25,12 @@ DEFAULT_BUSY_TIMEOUT_MS = 30_000
 LOCKED_RETRIES = 5
 
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
-_MIGRATIONS = sorted(
-    (int(name.removeprefix("migrate_")), body)
-    for name, body in sql.load("schema.sql").items()
-    if name.startswith("migrate_")
-)
+_MIGRATIONS = [
+    (number, sql.load("schema.sql")[name])
+    for number, name in migration_steps(sql.load("schema.sql"), "schema.sql")
+]
 #: The schema version this code writes: the number of migration steps.
 SCHEMA_VERSION = len(_MIGRATIONS)
-if [n for n, _ in _MIGRATIONS] != list(range(1, SCHEMA_VERSION + 1)):
-    raise RuntimeError("schema.sql: migrate_N steps must be numbered 1, 2, 3, ... without gaps")
 
 
 @dataclass(slots=True, frozen=True)
@@ -201,11 +199,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def _check_not_newer(version: int, path: Path) -> None:
     if version > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the SQLite database {path} has schema version {version}, but this version of "
-            f"Conveyor only knows up to {SCHEMA_VERSION}: it was written by a newer Conveyor. "
-            "Upgrade Conveyor here too (schemas are never migrated backwards)"
-        )
+        raise newer_schema(f"the SQLite database {path}", version, SCHEMA_VERSION)
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
