@@ -194,10 +194,10 @@ class SameAsMemory(RuleBasedStateMachine):
         ids = None if everything or not self.ids else data.draw(st.lists(st.sampled_from(self.ids)))
         self.same(lambda b: b.retry_dead(ids))
 
-    @rule(states=st.lists(st.sampled_from(list(State)), max_size=3), before=st.booleans())
-    def purge(self, states: list[State], before: bool) -> None:
-        cutoff = self.clock.now() - 5 if before else None
-        self.same(lambda b: b.purge(states, cutoff))
+    @rule(states=st.lists(st.sampled_from(list(State)), max_size=3), aged=st.booleans())
+    def purge(self, states: list[State], aged: bool) -> None:
+        older_than = 5.0 if aged else None
+        self.same(lambda b: b.purge(states, older_than))
 
     # -- what must always agree ------------------------------------------------------------
     @invariant()

@@ -133,17 +133,19 @@ async def test_purge_only_final_states(backend: Backend, clock: FakeClock):
     }
 
 
-async def test_purge_by_state_and_finished_before(backend: Backend, clock: FakeClock):
+async def test_purge_by_state_and_age_on_the_stores_clock(backend: Backend, clock: FakeClock):
     early, late, dead = await add(backend, new_job(), new_job(), new_job())
     _, lease = await take_one(backend)
     assert await backend.complete(lease, None)
     clock.advance(100)
-    cutoff = clock.now()
     _, lease = await take_one(backend)
     assert await backend.complete(lease, None)
     await kill(backend, dead)
+    clock.advance(10)
 
-    assert await backend.purge([State.SUCCEEDED], finished_before=cutoff) == 1
+    # An age counts back from the store's now: 110 s and 10 s ago, so only the early one
+    assert await backend.purge([State.SUCCEEDED], older_than=110) == 0
+    assert await backend.purge([State.SUCCEEDED], older_than=50) == 1
     assert await backend.get(early) is None
     assert await backend.get(late) is not None
     assert await backend.purge([State.CANCELLED]) == 0

@@ -258,10 +258,9 @@ async def test_purge_deletes_old_finished_jobs_in_batches(
     await pg.enqueue([job() for _ in range(40)])
     for j in await pg.claim("w", Routing(), 30, 30.0):
         assert await pg.complete(Lease(j.id, j.lease_token or ""), b"1")
-    cutoff = time.time() + 60
 
-    assert await pg.purge([State.SUCCEEDED], finished_before=time.time() - 3600) == 0
-    assert await pg.purge([State.SUCCEEDED, State.READY], finished_before=cutoff) == 30
+    assert await pg.purge([State.SUCCEEDED], older_than=3600) == 0
+    assert await pg.purge([State.SUCCEEDED, State.READY], older_than=0) == 30
     assert count_jobs(pg_base, schema) == 10
     assert count_jobs(pg_base, schema, "state = 'ready'") == 10
 
@@ -271,7 +270,7 @@ async def test_pruning_uses_the_finished_index(pg: PostgresBackend):
         await conn.execute("SET enable_seqscan = off")
         cur = await conn.execute(
             b"EXPLAIN " + pg.q["purge_before"].encode(),
-            {"states": ["succeeded"], "before": 1.0, "batch": 10},
+            {"states": ["succeeded"], "now": None, "older_than": 60.0, "batch": 10},
         )
         plan = "\n".join(r[0] for r in await cur.fetchall())
         await conn.execute("RESET enable_seqscan")

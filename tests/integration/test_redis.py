@@ -250,8 +250,8 @@ async def test_purge_leaves_only_the_fixed_keys(raw: Redis) -> None:
         assert await b.complete(Lease(job.id, job.lease_token or ""), b"result")
     clock.advance(100)
 
-    assert await b.purge([State.SUCCEEDED], finished_before=clock.now() - 200) == 0
-    assert await b.purge([State.SUCCEEDED], finished_before=clock.now()) == 30
+    assert await b.purge([State.SUCCEEDED], older_than=200) == 0
+    assert await b.purge([State.SUCCEEDED], older_than=50) == 30
 
     left = sorted(k.decode() for k in raw.scan_iter(match=f"{{{prefix}}}:*"))
     assert left == [f"{{{prefix}}}:seq"], left

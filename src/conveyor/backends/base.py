@@ -284,8 +284,13 @@ class Backend(abc.ABC):
         """The names of paused queues, sorted."""
 
     @abc.abstractmethod
-    async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
-        """Delete final-state jobs in ``states`` (finished before a time, if given)."""
+    async def purge(self, states: Sequence[State], older_than: float | None = None) -> int:
+        """Delete final-state jobs in ``states``; how many were deleted.
+
+        With ``older_than``, only jobs that finished more than ``older_than`` seconds before
+        the backend's now (a job with no ``finished_at`` counts as finished at 0). An age,
+        not a time: the caller's clock must not decide what a server-time store deletes.
+        """
 
     # -- scheduling ----------------------------------------------------------------------
     @abc.abstractmethod

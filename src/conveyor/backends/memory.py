@@ -458,14 +458,14 @@ class MemoryBackend(Backend):
         with self._s.lock:
             return sorted(self._s.paused)
 
-    async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
+    async def purge(self, states: Sequence[State], older_than: float | None = None) -> int:
         final = [s for s in states if s in FINAL_STATES]
         with self._s.lock:
+            before = None if older_than is None else self.clock.now() - older_than
             doomed = [
                 j.id
                 for j in self._s.jobs.values()
-                if j.state in final
-                and (finished_before is None or (j.finished_at or 0.0) < finished_before)
+                if j.state in final and (before is None or (j.finished_at or 0.0) < before)
             ]
             for job_id in doomed:
                 del self._s.jobs[job_id]

@@ -101,6 +101,7 @@ def purge(
     nothing unless --yes is given: it prints how many jobs would go and exits 1.
     """
     app = resolve_app(app_spec, url)
+    # Only the preview count reads this host's clock; the purge hands the store an age.
     before = None if older_than is None else time.time() - older_than
 
     async def count_dead(backend: Backend) -> int:
@@ -129,7 +130,7 @@ def purge(
             raise typer.Exit(EXIT_NOTHING)
 
     async def act(backend: Backend) -> int:
-        return await backend.purge([State.DEAD], finished_before=before)
+        return await backend.purge([State.DEAD], older_than=older_than)
 
     deleted = run_with_backend(app, act)
     out.print(f"purged {deleted} dead job(s)", highlight=False)

@@ -56,9 +56,10 @@ class Reaper:
         if now - self._last_prune >= self.prune_every:
             self._last_prune = now
             try:
+                # Ages, not times: the store counts them back from its own now.
                 await self.backend.purge(
-                    [State.SUCCEEDED, State.CANCELLED], finished_before=now - self.result_ttl
+                    [State.SUCCEEDED, State.CANCELLED], older_than=self.result_ttl
                 )
-                await self.backend.purge([State.DEAD], finished_before=now - self.dead_ttl)
+                await self.backend.purge([State.DEAD], older_than=self.dead_ttl)
             except Exception as exc:  # noqa: BLE001
                 log.warning("pruning finished jobs failed: %s", exc)

@@ -87,13 +87,15 @@ class Admin(PostgresPart):
         """Cancel an active job; ``False`` if it was already final (or unknown)."""
         return await self._rowcount(self.q["cancel"], {"id": job_id, "now": self._now()}) > 0
 
-    async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
+    async def purge(self, states: Sequence[State], older_than: float | None = None) -> int:
         """Delete final-state jobs in ``states``, in batches of `PURGE_BATCH`."""
         final = sorted({State(s).value for s in states if State(s) in FINAL_STATES})
         if not final:
             return 0
-        name = "purge_all" if finished_before is None else "purge_before"
-        params = {"states": final, "before": finished_before, "batch": PURGE_BATCH}
+        name = "purge_all" if older_than is None else "purge_before"
+        params = {
+            "states": final, "now": self._now(), "older_than": older_than, "batch": PURGE_BATCH
+        }
         total = 0
         while True:
             deleted = await self._rowcount(self.q[name], params)

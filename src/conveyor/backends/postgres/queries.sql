@@ -409,12 +409,14 @@ FROM t
 WHERE j.id = %(id)s AND j.state IN ('scheduled', 'ready', 'running');
 
 -- name: purge_before
--- Retention: delete up to %(batch)s finished jobs older than %(before)s (jobs_finished).
+-- Retention: delete up to %(batch)s jobs that finished over %(older_than)s seconds before
+-- now (the server's now: an age, never the caller's clock), using jobs_finished.
 -- Small batches keep each transaction short, so pruning never holds back vacuum itself;
 -- SKIP LOCKED lets several workers prune at once without waiting on each other.
 WITH doomed AS (
     SELECT d.id FROM {jobs} d
-    WHERE d.state = ANY(%(states)s::text[]) AND d.finished_at < %(before)s
+    WHERE d.state = ANY(%(states)s::text[])
+      AND d.finished_at < {now} - %(older_than)s::float8
     LIMIT %(batch)s
     FOR UPDATE OF d SKIP LOCKED
 )

@@ -143,17 +143,17 @@ class RedisAdmin(RedisPart):
         keys = [k.scheduled, k.lanes, k.leases, k.unique, k.counts, k.done(State.CANCELLED)]
         return bool(await self._run("cancel", keys, job_id))
 
-    async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
+    async def purge(self, states: Sequence[State], older_than: float | None = None) -> int:
         """Delete finished jobs, oldest first, `SWEEP_BATCH` per script call."""
         final = [s for s in dict.fromkeys(states) if s in FINAL_STATES]
         if not final:
             return 0
         keys = [self.keys.all, self.keys.counts, *(self.keys.done(s) for s in final)]
-        before = "" if finished_before is None else repr(float(finished_before))
+        age = "" if older_than is None else repr(float(older_than))
         total = 0
         while True:
             deleted, more = await self._run(
-                "purge", keys, before, SWEEP_BATCH, *(s.value for s in final)
+                "purge", keys, age, SWEEP_BATCH, *(s.value for s in final)
             )
             total += int(deleted)
             if more != b"1":

@@ -4,12 +4,13 @@
 -- KEYS[2] counts  HASH "state:priority:queue" -> jobs
 -- KEYS[3..] one ZSET finished_at -> id per state to purge (succeeded, dead, cancelled)
 -- derived: job hashes
--- ARGV[1] P, ARGV[2] now (unused), ARGV[3] finished before ("" = any time), ARGV[4] batch,
--- ARGV[5..] the state name of each KEYS[3..]
+-- ARGV[1] P, ARGV[2] now, ARGV[3] older than ("" = any age, else seconds before NOW: an
+-- age, so the caller's clock never decides), ARGV[4] batch, ARGV[5..] the state name of
+-- each KEYS[3..]
 -- Returns: {jobs deleted, "1" if the batch was full (call again)}
 
 local before = '+inf'
-if ARGV[3] ~= '' then before = '(' .. ARGV[3] end
+if ARGV[3] ~= '' then before = '(' .. num(NOW - tonumber(ARGV[3])) end
 local budget = tonumber(ARGV[4])
 local deleted = 0
 for k = 3, #KEYS do

@@ -254,9 +254,9 @@ class SqliteBackend(SqliteScheduling, SqliteLimits, SqliteOperations, Backend):
         """Cancel an active job; ``False`` if it was already final (or unknown)."""
         return await self._run(lambda s: s.cancel(job_id))
 
-    async def purge(self, states: Sequence[State], finished_before: float | None = None) -> int:
-        """Delete final-state jobs in ``states``."""
-        return await self._run(lambda s: s.purge(states, finished_before))
+    async def purge(self, states: Sequence[State], older_than: float | None = None) -> int:
+        """Delete final-state jobs in ``states`` (finished over ``older_than`` s ago, if given)."""
+        return await self._run(lambda s: s.purge(states, older_than))
 
     # -- worker registry -------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl: float) -> None:

@@ -377,14 +377,19 @@ class Store:
             lambda: self._exec("cancel", {"id": job_id, "now": self.clock.now()}).rowcount > 0
         )
 
-    def purge(self, states: Sequence[State], finished_before: float | None) -> int:
-        """Delete jobs in the final states among ``states``."""
+    def purge(self, states: Sequence[State], older_than: float | None) -> int:
+        """Delete jobs in the final states among ``states`` (older than, if given)."""
         final = tuple(dict.fromkeys(State(s) for s in states if State(s) in FINAL_STATES))
         if not final:
             return 0
-        params: dict[str, Any] = {"before": finished_before}
+        params: dict[str, Any] = {}
         statement = sql.splice(sql.query("purge"), states=sql.states_list(final, params))
-        return self._write(lambda: self.conn.execute(statement, params).rowcount)
+
+        def txn() -> int:
+            params["before"] = None if older_than is None else self.clock.now() - older_than
+            return self.conn.execute(statement, params).rowcount
+
+        return self._write(txn)
 
     # -- worker registry -------------------------------------------------------------------
     def register_worker(self, info: WorkerInfo, ttl: float) -> None:
