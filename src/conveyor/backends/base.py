@@ -245,7 +245,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def record_history(self, points: Sequence[HistoryPoint], keep: float) -> None:
         """Add ``points`` to the per-minute counts (summing with what is stored for the same
-        minute and queue), and drop minutes older than ``keep`` seconds before now."""
+        minute and queue), and drop minutes older than ``keep`` seconds before now.
+
+        A point's ``minute`` is a label from the writer's clock, not a state change: a worker
+        host whose clock is off only shifts its own counts on the throughput chart (and
+        ``history(since)`` filters by labels the same way); ``keep`` is an age on the
+        store's clock.
+        """
 
     @abc.abstractmethod
     async def history(self, since: float) -> list[HistoryPoint]:
@@ -315,6 +321,9 @@ class Backend(abc.ABC):
         """Atomically enqueue ``jobs`` and record ``tick`` as entry ``name``'s last tick.
 
         Does nothing and returns ``None`` when the recorded tick is already ``>= tick``.
+        ``tick`` is an absolute time on the scheduler's clock on purpose: a cron entry names
+        wall-clock times, and the recorded tick only orders one entry's ticks; the jobs
+        themselves are due at the store's now, like any job enqueued without a delay.
         """
 
     # -- worker registry -------------------------------------------------------------------

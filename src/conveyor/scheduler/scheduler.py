@@ -153,6 +153,9 @@ class Scheduler:
     async def _fire(
         self, backend: Backend, entry: ScheduleEntry, last: float | None
     ) -> list[Fired]:
+        # Absolute on purpose: a cron entry names wall-clock times, so this host's clock says
+        # which ticks are due (keep scheduler hosts on NTP). A tick is only a label and the
+        # order key enqueue_tick checks; its job is due at the store's now, like any other.
         now = self.app.clock.now()
         ticks = due_ticks(
             entry.schedule, last, now, window=self.window, missed=entry.missed,
