@@ -42,12 +42,16 @@ from conveyor.job import (
 _RECORD_FIELDS = attrgetter(*(f.name for f in dataclasses.fields(JobRecord)))
 
 
+#: Immutable JSON values, shared rather than copied (and without a call per value).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _copy_json(value: Any) -> Any:
     """A copy of JSON-shaped data: new dicts and lists at every depth, scalars shared."""
     if type(value) is dict:
-        return {k: _copy_json(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _copy_json(v) for k, v in value.items()}
     if type(value) in (list, tuple):
-        return [_copy_json(v) for v in value]
+        return [v if type(v) in _SCALARS else _copy_json(v) for v in value]
     return value
 
 
