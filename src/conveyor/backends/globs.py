@@ -280,7 +280,9 @@ def lua_pattern(pattern: str) -> str:
     """An anchored Lua pattern matching what `fnmatch.fnmatchcase` matches (ASCII sets).
 
     Lua matches bytes: ``?`` becomes a marker for one UTF-8 character (raw high bytes would
-    not survive the trip through JSON), and a set may only hold ASCII characters.
+    not survive the trip through JSON), and a set may only hold ASCII characters. Known gap:
+    a negated set (``[!a]``) matches one byte, so it does not match a non-ASCII character
+    on its own; that needs a marker of its own in lib.lua's ``compile``.
     """
     out = ["^"]
     for token in parse(pattern):
