@@ -24,12 +24,6 @@ class ExampleBackend(MemoryBackend):
             raise ConfigError(f"ExampleBackend serves {SCHEME}:// URLs, not {url!r}")
         super().__init__(url, clock=clock)
 
-    def clone(self) -> ExampleBackend:
-        """Another handle on the same in-process store (as `MemoryBackend.clone`)."""
-        other = ExampleBackend(self.url, clock=self.clock)
-        other._s = self._s
-        return other
-
     async def diagnostics(self) -> list[str]:
         """One standing warning: ``conveyor status`` shows it, so operators are not misled."""
         return [f"{SCHEME}:// keeps jobs in one process's memory; they are lost when it exits"]

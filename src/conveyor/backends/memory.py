@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import Any, Self
 
 from conveyor.backends.base import COUNTERS, Backend, RecoveryReport, poison_pill_reason
 from conveyor.clock import SYSTEM_CLOCK, Clock
@@ -102,9 +102,9 @@ class MemoryBackend(Backend):
         self.clock = clock
         self._s = _Store()
 
-    def clone(self) -> MemoryBackend:
-        """Another handle on the same in-process store."""
-        other = MemoryBackend(self.url, clock=self.clock)
+    def clone(self) -> Self:
+        """Another handle on the same in-process store (of the same class, for subclasses)."""
+        other = type(self)(self.url, clock=self.clock)
         other._s = self._s
         return other
 
