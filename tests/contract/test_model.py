@@ -103,6 +103,7 @@ class SameAsMemory(RuleBasedStateMachine):
         task=st.sampled_from(["t1", "t2"]),
         priority=st.sampled_from(list(Priority)),
         delay=st.sampled_from([None, 0.0, 1.0, 10.0, 40.0]),
+        relative=st.booleans(),
         unique=st.sampled_from([None, None, "k1", "k2"]),
         count=st.integers(1, 3),
     )
@@ -112,10 +113,12 @@ class SameAsMemory(RuleBasedStateMachine):
         task: str,
         priority: Priority,
         delay: float | None,
+        relative: bool,
         unique: str | None,
         count: int,
     ) -> None:
-        run_at = None if delay is None else self.clock.now() + delay
+        # A delay travels either as itself (the store adds its now) or as a time
+        run_at = None if delay is None or relative else self.clock.now() + delay
         jobs = []
         for _ in range(count):
             job_id = f"job-{len(self.ids):04d}"
@@ -131,6 +134,7 @@ class SameAsMemory(RuleBasedStateMachine):
                     run_at=run_at,
                     unique_key=unique,
                     id=job_id,
+                    delay=delay if relative else None,
                 )
             )
         self.same(lambda b: b.enqueue(jobs))
