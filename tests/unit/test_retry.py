@@ -165,6 +165,20 @@ async def test_retry_counts_as_an_attempt_and_ends_dead(
     assert handle.state() is State.DEAD
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, "soon", True])
+async def test_a_retry_delay_that_is_not_usable_seconds_falls_back_to_the_backoff(
+    app: Conveyor, clock: FakeClock, threads: ThreadPoolExecutor, bad: object
+) -> None:
+    @app.task(retries=3, backoff=fixed(7))
+    async def odd() -> None:
+        raise Retry(delay=bad)  # type: ignore[arg-type]
+
+    handle = odd.enqueue()
+    _, outcome = await run_and_ack(app, threads)
+    assert outcome.failure is not None and outcome.failure.retry_in == 7
+    assert handle.info().run_at == clock.now() + 7
+
+
 async def test_fail_dead_letters_at_once_with_retries_left(
     app: Conveyor, threads: ThreadPoolExecutor
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import traceback
 from collections.abc import Awaitable
 from concurrent.futures import Executor
@@ -219,8 +220,21 @@ def _retry_or_dead(
         runs = job.attempts
         return dead(f"{message} (gave up after {runs} attempt{'s' * (runs != 1)})", exc)
     # A delay, not a time: the store adds it to its own "now" (rule 9 of the design).
+    # Retry(delay=...) is the task's input: one that is not a finite number of seconds >= 0
+    # (NaN, inf, a string) must not reach the store, so the task's backoff decides instead.
+    if not _usable_delay(delay):
+        delay = None
     wait = delay if delay is not None else task.backoff(job.attempts)
     return Outcome(failure=Failure(message, format_traceback(exc), retry_in=wait), exception=exc)
+
+
+def _usable_delay(delay: object) -> bool:
+    return (
+        isinstance(delay, (int, float))
+        and not isinstance(delay, bool)
+        and math.isfinite(delay)
+        and delay >= 0
+    )
 
 
 #: Longest delay `RateLimited` without ``retry_after`` waits.
