@@ -237,14 +237,6 @@ class Failure:
     traceback: str | None = None
     retry_in: float | None = None
 
-    @property
-    def retry_at(self) -> float | None:
-        """Deprecated: kept only so that ``failure.retry_at is None`` checks still work.
-
-        It holds the relative delay (`retry_in`), not a time. Read `retry_in` instead.
-        """
-        return self.retry_in
-
 
 @dataclass(slots=True)
 class QueueStats:

@@ -364,7 +364,7 @@ class Worker:
         if outcome.failure is None:
             c.succeeded += 1
             end = "succeeded"
-        elif outcome.failure.retry_at is None:
+        elif outcome.failure.retry_in is None:
             c.dead += 1
             end = "dead"
             log.error("job %s (%s) dead: %s", job.id, job.task, outcome.failure.error)
