@@ -47,7 +47,8 @@ def drain(jobs: int, workers: int) -> float:
     start = time.perf_counter()
     proc = subprocess.Popen(
         [str(consumer), "huey_peer.huey", "-w", str(workers), "-k", "thread", "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = start + 600
     try:

@@ -51,8 +51,7 @@ VENV = "pg-peers-venv"
 PACKAGES = ["procrastinate", "psycopg[binary,pool]", "saq[postgres]"]
 PEERS = ["procrastinate", "saq"]
 #: Seconds each driver call may take, by mode, before it is stopped and reported.
-TIMEOUTS = {"describe": 60, "enqueue": 180, "bulk": 120, "floor": 180, "drain": 330,
-            "latency": 150}
+TIMEOUTS = {"describe": 60, "enqueue": 180, "bulk": 120, "floor": 180, "drain": 330, "latency": 150}
 MEASURES = ["enqueue", "bulk", "drain1", "drain2", "latency"]
 #: (key, label, unit, floor): "rate" is jobs/s (higher is better), "ms" lower is better.
 ROWS = [
@@ -76,7 +75,10 @@ class Server:
             self.dir = Path(tempfile.mkdtemp(prefix="conveyor-pgbench-"))
             out = subprocess.run(
                 ["bash", str(ROOT / "scripts" / "postgres.sh"), "start", str(self.dir)],
-                capture_output=True, text=True, check=False, timeout=900,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=900,
             )
             if out.returncode != 0:
                 raise SystemExit(f"scripts/postgres.sh start failed:\n{out.stderr[-2000:]}")
@@ -86,8 +88,10 @@ class Server:
 
     def show(self, *names: str) -> dict[str, str]:
         """Server settings, by name."""
-        return {n: str(self.admin.execute(sql.SQL("SHOW {}").format(sql.Identifier(n)))
-                       .fetchone()[0]) for n in names}  # type: ignore[index]
+        return {
+            n: str(self.admin.execute(sql.SQL("SHOW {}").format(sql.Identifier(n))).fetchone()[0])
+            for n in names
+        }  # type: ignore[index]
 
     @contextlib.contextmanager
     def database(self, name: str) -> Any:
@@ -104,8 +108,12 @@ class Server:
         """Stop the server if we started it (only that one)."""
         self.admin.close()
         if self.dir is not None:
-            subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "stop",
-                            str(self.dir)], capture_output=True, check=False, timeout=120)
+            subprocess.run(
+                ["bash", str(ROOT / "scripts" / "postgres.sh"), "stop", str(self.dir)],
+                capture_output=True,
+                check=False,
+                timeout=120,
+            )
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -114,24 +122,35 @@ def conveyor_source(ref: str | None, tmp: Path) -> tuple[str, str]:
     """``PYTHONPATH`` entries for Conveyor's processes, and how to name what is measured."""
     if ref is None:
         return "", "working tree"
-    sha = subprocess.run(["git", "rev-parse", "--short=10", ref], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout.strip()
-    archive = subprocess.run(["git", "archive", sha, "src"], cwd=ROOT, check=True,
-                             capture_output=True).stdout
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short=10", ref],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "archive", sha, "src"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     return str(tmp / "src"), f"git {ref} = {sha}"
 
 
 # -- running one measurement --------------------------------------------------------------
-def drive(python: Path, system: str, mode: str, url: str, path: str, *args: str
-          ) -> dict[str, Any]:
+def drive(python: Path, system: str, mode: str, url: str, path: str, *args: str) -> dict[str, Any]:
     """Run ``peers/pg_driver.py`` for one system and mode under a timeout; its report."""
     timeout = TIMEOUTS[mode]
     proc = subprocess.Popen(
         [str(python), "-m", "peers.pg_driver", system, mode, *args],
-        cwd=BENCH_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "BENCH_PG_URL": url,
-             "PYTHONPATH": os.pathsep.join(p for p in (path, str(BENCH_DIR)) if p)},
+        cwd=BENCH_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "BENCH_PG_URL": url,
+            "PYTHONPATH": os.pathsep.join(p for p in (path, str(BENCH_DIR)) if p),
+        },
         start_new_session=True,
     )
     try:
@@ -152,25 +171,45 @@ def drive(python: Path, system: str, mode: str, url: str, path: str, *args: str
 
 
 def one_round(
-    n: int, args: argparse.Namespace, systems: dict[str, dict[str, Any]], server: Server,
+    n: int,
+    args: argparse.Namespace,
+    systems: dict[str, dict[str, Any]],
+    server: Server,
 ) -> list[Result]:
     """Every measurement once, each on a fresh database. The systems' order turns each
     round, so drift in the machine's speed does not always land on the same one."""
     names = list(systems)
-    order = names[n % len(names):] + names[: n % len(names)]
+    order = names[n % len(names) :] + names[: n % len(names)]
     jobs, conc = str(args.jobs), str(args.concurrency)
     plan: list[tuple[str, str, list[str], list[str]]] = [
         ("enqueue", "enqueue", ["--jobs", jobs], order),
-        ("bulk", "bulk", ["--jobs", jobs, "--batch", str(args.batch)],
-         [s for s in order if systems[s]["bulk_api"]]),
+        (
+            "bulk",
+            "bulk",
+            ["--jobs", jobs, "--batch", str(args.batch)],
+            [s for s in order if systems[s]["bulk_api"]],
+        ),
         ("drain1", "drain", ["--jobs", jobs, "--procs", "1", "--concurrency", conc], order),
         ("drain2", "drain", ["--jobs", jobs, "--procs", "2", "--concurrency", conc], order),
-        ("latency", "latency", ["--jobs", str(args.latency_jobs), "--rate", str(args.rate),
-                                "--concurrency", conc], order),
+        (
+            "latency",
+            "latency",
+            ["--jobs", str(args.latency_jobs), "--rate", str(args.rate), "--concurrency", conc],
+            order,
+        ),
     ]
     with server.database(f"bench_{n}_floor") as url:
-        floor = drive(Path(sys.executable), "floor", "floor", url, "", "--jobs", jobs,
-                      "--batch", str(args.batch))
+        floor = drive(
+            Path(sys.executable),
+            "floor",
+            "floor",
+            url,
+            "",
+            "--jobs",
+            jobs,
+            "--batch",
+            str(args.batch),
+        )
     results = [Result(f"floor_{key}", "floor", floor) for key in ("insert", "multirow")]
     for measure, mode, extra, who in plan:
         if measure not in args.measures:
@@ -181,8 +220,12 @@ def one_round(
             with server.database(f"bench_{n}_{measure}_{system}") as url:
                 report = drive(info["python"], system, mode, url, info["path"], *extra)
             results.append(Result(measure, system, report))
-            print(f"  round {n + 1} {measure:8} {system:13} {time.monotonic() - began:6.1f}s "
-                  f"{report.get('error', '')[:160]}", file=sys.stderr, flush=True)
+            print(
+                f"  round {n + 1} {measure:8} {system:13} {time.monotonic() - began:6.1f}s "
+                f"{report.get('error', '')[:160]}",
+                file=sys.stderr,
+                flush=True,
+            )
     return results
 
 
@@ -196,8 +239,9 @@ def machine(server: Server) -> list[str]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    s = server.show("server_version", "fsync", "synchronous_commit", "shared_buffers",
-                    "max_connections")
+    s = server.show(
+        "server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections"
+    )
     return [
         f"machine : {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
         f"load average {load} at the start",
@@ -208,15 +252,22 @@ def machine(server: Server) -> list[str]:
     ]
 
 
-def table(results: list[Result], systems: dict[str, dict[str, Any]],
-          failed: dict[str, str], args: argparse.Namespace) -> str:
+def table(
+    results: list[Result],
+    systems: dict[str, dict[str, Any]],
+    failed: dict[str, str],
+    args: argparse.Namespace,
+) -> str:
     """One row per measure, one column per system, then the best peer, Conveyor's ratio
     to it (above 1: Conveyor is better) and the psycopg floor."""
     med, errors = medians(results, args)
     names = list(systems)
     peers = [n for n in names if n != "conveyor"]
-    head = (f"{'measure':34}" + "".join(f"{n:>14}" for n in names)
-            + f"{'best peer':>20} {'ratio':>6} {'floor':>7}")
+    head = (
+        f"{'measure':34}"
+        + "".join(f"{n:>14}" for n in names)
+        + f"{'best peer':>20} {'ratio':>6} {'floor':>7}"
+    )
     lines = [head, "-" * len(head)]
     for key, label, unit, floor_key in ROWS:
         if key.split(".")[0] not in args.measures:
@@ -224,8 +275,11 @@ def table(results: list[Result], systems: dict[str, dict[str, Any]],
         cells = []
         for n in names:
             v = med.get((key, n))
-            cells.append(f"{cell(v, unit):>14}" if v is not None else
-                         f"{'fail' if (key, n) in errors else '-':>14}")
+            cells.append(
+                f"{cell(v, unit):>14}"
+                if v is not None
+                else f"{'fail' if (key, n) in errors else '-':>14}"
+            )
         scored = [(med[(key, p)], p) for p in peers if (key, p) in med]
         best = (min(scored) if unit == "ms" else max(scored)) if scored else None
         mine = med.get((key, "conveyor"))
@@ -235,26 +289,37 @@ def table(results: list[Result], systems: dict[str, dict[str, Any]],
         best_s = f"{cell(best[0], unit)} {best[1]}" if best else "n/a"
         floor = med.get((floor_key, "floor"))
         floor_s = f"{floor:7.0f}" if floor is not None else ""
-        lines.append(f"{label.format(**vars(args)):34}" + "".join(cells)
-                     + f"{best_s:>20} {ratio:>6} {floor_s:>7}")
-    lines.append("ratio: Conveyor / best peer for rates, best peer / Conveyor for latency "
-                 "(above 1: Conveyor is better)")
-    lines.append("floor  : psycopg on one connection: one committed INSERT per call; "
-                 f"multi-row INSERT of {args.batch:,} rows per commit")
+        lines.append(
+            f"{label.format(**vars(args)):34}"
+            + "".join(cells)
+            + f"{best_s:>20} {ratio:>6} {floor_s:>7}"
+        )
+    lines.append(
+        "ratio: Conveyor / best peer for rates, best peer / Conveyor for latency "
+        "(above 1: Conveyor is better)"
+    )
+    lines.append(
+        "floor  : psycopg on one connection: one committed INSERT per call; "
+        f"multi-row INSERT of {args.batch:,} rows per commit"
+    )
     lines.append("settings (per worker process):")
     for info in systems.values():
         settings = str(info["settings"]).replace("{c}", str(args.concurrency))
         api = "sync" if info["sync"] else "async only (awaited one by one)"
-        lines.append(f"  {info['version']}: {settings}; enqueue API: {api}; "
-                     f"bulk: {info['bulk_api'] or 'none'}")
+        lines.append(
+            f"  {info['version']}: {settings}; enqueue API: {api}; "
+            f"bulk: {info['bulk_api'] or 'none'}"
+        )
     for name, why in failed.items():
         lines.append(f"  {name}: {why}")
     for (key, name), why in sorted(errors.items()):
         lines.append(f"  {name} failed {key} in every round: {why[:300]}")
     for r in results:
         if r.measure.startswith("drain") and r.report.get("ran", args.jobs) != args.jobs:
-            lines.append(f"  {r.system} {r.measure}: {r.report['ran']} job runs counted for "
-                         f"{args.jobs} jobs (0.2 s after the last one)")
+            lines.append(
+                f"  {r.system} {r.measure}: {r.report['ran']} job runs counted for "
+                f"{args.jobs} jobs (0.2 s after the last one)"
+            )
     return "\n".join(lines)
 
 
@@ -264,8 +329,9 @@ def cell(v: float, unit: str) -> str:
 
 
 # -- main ---------------------------------------------------------------------------------
-def describe(args: argparse.Namespace, server: Server, tmp: Path
-             ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+def describe(
+    args: argparse.Namespace, server: Server, tmp: Path
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Install the peers and ask every system's driver what it is."""
     peers = [] if args.no_peers else [p for p in args.peers.split(",") if p]
     failed: dict[str, str] = {}
@@ -296,21 +362,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per rate measurement")
     parser.add_argument("--batch", type=int, default=1_000, help="bulk enqueue batch size")
-    parser.add_argument("--concurrency", type=int, default=32,
-                        help="jobs in flight per worker process")
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="jobs in flight per worker process"
+    )
     parser.add_argument("--latency-jobs", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100.0, help="latency jobs per second")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is shown")
-    parser.add_argument("--peers", default=",".join(PEERS),
-                        help="comma-separated peers to measure (default: all)")
+    parser.add_argument(
+        "--peers", default=",".join(PEERS), help="comma-separated peers to measure (default: all)"
+    )
     parser.add_argument("--no-peers", action="store_true", help="Conveyor and the floor only")
-    parser.add_argument("--measures", default=",".join(MEASURES),
-                        help="comma-separated subset of the measurements")
-    parser.add_argument("--url", help="postgresql://user@host:port/db of an existing server "
-                        "(a superuser: databases named bench_* are created and dropped) "
-                        "instead of a throwaway one")
-    parser.add_argument("--conveyor-ref", help="measure Conveyor at this git ref "
-                        "(default: the working tree)")
+    parser.add_argument(
+        "--measures", default=",".join(MEASURES), help="comma-separated subset of the measurements"
+    )
+    parser.add_argument(
+        "--url",
+        help="postgresql://user@host:port/db of an existing server "
+        "(a superuser: databases named bench_* are created and dropped) "
+        "instead of a throwaway one",
+    )
+    parser.add_argument(
+        "--conveyor-ref", help="measure Conveyor at this git ref (default: the working tree)"
+    )
     parser.add_argument("--json", type=Path, help="also write every raw result here")
     args = parser.parse_args(argv)
     args.measures = set(args.measures.split(","))
@@ -328,17 +401,23 @@ def main(argv: list[str] | None = None) -> int:
         results: list[Result] = []
         for n in range(args.repeat):
             results += one_round(n, args, systems, server)
-            print(f"round {n + 1}/{args.repeat} done ({time.monotonic() - started:.0f} s "
-                  "since start)", file=sys.stderr, flush=True)
+            print(
+                f"round {n + 1}/{args.repeat} done ({time.monotonic() - started:.0f} s "
+                "since start)",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json is not None:
         args.json.write_text(json.dumps([r.as_json() for r in results], indent=1))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"median of {args.repeat} round(s); {args.jobs:,} jobs per rate, "
-          f"{args.latency_jobs:,} at {args.rate:g}/s for latency; "
-          f"{time.monotonic() - started:.0f} s in all; load average {load} at the end")
+    print(
+        f"median of {args.repeat} round(s); {args.jobs:,} jobs per rate, "
+        f"{args.latency_jobs:,} at {args.rate:g}/s for latency; "
+        f"{time.monotonic() - started:.0f} s in all; load average {load} at the end"
+    )
     print(table(results, systems, failed, args))
     return 0
 

@@ -46,8 +46,16 @@ WORK_DIR = ROOT / ".bench"
 #: Virtualenv name -> what pip installs there -> the peers that run there.
 VENVS: dict[str, tuple[list[str], list[str]]] = {
     "redis-peers-venv": (
-        ["celery[redis]", "dramatiq[redis]", "rq", "taskiq", "taskiq-redis", "huey",
-         "redis", "hiredis"],
+        [
+            "celery[redis]",
+            "dramatiq[redis]",
+            "rq",
+            "taskiq",
+            "taskiq-redis",
+            "huey",
+            "redis",
+            "hiredis",
+        ],
         ["celery", "dramatiq", "rq", "taskiq", "huey"],
     ),
     # arq pins redis<6 and saq[redis] redis<8, which taskiq-redis and kombu exclude.
@@ -58,8 +66,15 @@ VENVS: dict[str, tuple[list[str], list[str]]] = {
 }
 PEERS = ["celery", "dramatiq", "rq", "arq", "saq", "taskiq", "huey"]
 #: Seconds each driver call may take, by mode, before it is stopped and reported.
-TIMEOUTS = {"describe": 60, "enqueue": 180, "async": 180, "bulk": 120, "floor": 180,
-            "drain": 330, "latency": 150}
+TIMEOUTS = {
+    "describe": 60,
+    "enqueue": 180,
+    "async": 180,
+    "bulk": 120,
+    "floor": 180,
+    "drain": 330,
+    "latency": 150,
+}
 
 
 # -- peers' virtualenvs -------------------------------------------------------------------
@@ -68,8 +83,13 @@ def install(venv: str, packages: list[str]) -> tuple[Path | None, str]:
     path = WORK_DIR / venv
     python = path / "bin" / "python"
     if not python.exists():
-        made = subprocess.run([sys.executable, "-m", "venv", str(path)], capture_output=True,
-                              text=True, check=False, timeout=300)
+        made = subprocess.run(
+            [sys.executable, "-m", "venv", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
         if made.returncode != 0:
             return None, f"could not create {path}: {made.stderr.strip()[-300:]}"
     stamp = path / "bench-installed.json"
@@ -77,8 +97,13 @@ def install(venv: str, packages: list[str]) -> tuple[Path | None, str]:
         return python, ""
     print(f"installing {' '.join(packages)} into {path} ...", file=sys.stderr, flush=True)
     try:
-        pip = subprocess.run([str(python), "-m", "pip", "install", "-q", *packages],
-                             capture_output=True, text=True, check=False, timeout=900)
+        pip = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *packages],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
     except subprocess.TimeoutExpired:
         return None, "pip install took over 900 s"
     if pip.returncode != 0:
@@ -114,10 +139,27 @@ class Server:
             self.port = s.getsockname()[1]
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
-             str(directory), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--maxmemory-policy", "noeviction", "--logfile", str(directory / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+                "--logfile",
+                str(directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
@@ -152,7 +194,10 @@ def drive(python: Path, system: str, mode: str, url: str, *args: str) -> dict[st
     timeout = TIMEOUTS[mode]
     proc = subprocess.Popen(
         [str(python), "-m", "peers.driver", system, mode, *args],
-        cwd=BENCH_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=BENCH_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "BENCH_REDIS_URL": url, "PYTHONPATH": str(BENCH_DIR)},
         start_new_session=True,
     )
@@ -174,28 +219,44 @@ def drive(python: Path, system: str, mode: str, url: str, *args: str) -> dict[st
 
 
 def one_round(
-    n: int, args: argparse.Namespace, systems: dict[str, dict[str, Any]],
-    pythons: dict[str, Path], url: str,
+    n: int,
+    args: argparse.Namespace,
+    systems: dict[str, dict[str, Any]],
+    pythons: dict[str, Path],
+    url: str,
 ) -> list[Result]:
     """Every measurement once. The systems' order turns each round, so drift in the
     machine's speed (a noisy neighbour) does not always land on the same one."""
     names = list(systems)
-    order = names[n % len(names):] + names[: n % len(names)]
+    order = names[n % len(names) :] + names[: n % len(names)]
     jobs, conc = str(args.jobs), str(args.concurrency)
     plan: list[tuple[str, str, list[str], list[str]]] = [
         ("enqueue", "enqueue", ["--jobs", jobs], order),
-        ("async", "async", ["--jobs", jobs, "--producers", str(args.producers)],
-         [s for s in order if systems[s]["async"]]),
-        ("bulk", "bulk", ["--jobs", jobs, "--batch", str(args.batch)],
-         [s for s in order if systems[s]["bulk_api"]]),
+        (
+            "async",
+            "async",
+            ["--jobs", jobs, "--producers", str(args.producers)],
+            [s for s in order if systems[s]["async"]],
+        ),
+        (
+            "bulk",
+            "bulk",
+            ["--jobs", jobs, "--batch", str(args.batch)],
+            [s for s in order if systems[s]["bulk_api"]],
+        ),
         ("drain1", "drain", ["--jobs", jobs, "--procs", "1", "--concurrency", conc], order),
         ("drain2", "drain", ["--jobs", jobs, "--procs", "2", "--concurrency", conc], order),
-        ("latency", "latency", ["--jobs", str(args.latency_jobs), "--rate", str(args.rate),
-                                "--concurrency", conc], order),
+        (
+            "latency",
+            "latency",
+            ["--jobs", str(args.latency_jobs), "--rate", str(args.rate), "--concurrency", conc],
+            order,
+        ),
     ]
     results: list[Result] = []
-    floor = drive(pythons["floor"], "floor", "floor", url, "--jobs", jobs, "--batch",
-                  str(args.batch))
+    floor = drive(
+        pythons["floor"], "floor", "floor", url, "--jobs", jobs, "--batch", str(args.batch)
+    )
     results += [Result(f"floor_{key}", "floor", floor) for key in ("lpush", "incr", "pipelined")]
     for measure, mode, extra, who in plan:
         if measure not in args.measures:
@@ -204,8 +265,12 @@ def one_round(
             began = time.monotonic()
             report = drive(pythons[system], system, mode, url, *extra)
             results.append(Result(measure, system, report))
-            print(f"  round {n + 1} {measure:8} {system:9} {time.monotonic() - began:6.1f}s "
-                  f"{report.get('error', '')[:160]}", file=sys.stderr, flush=True)
+            print(
+                f"  round {n + 1} {measure:8} {system:9} {time.monotonic() - began:6.1f}s "
+                f"{report.get('error', '')[:160]}",
+                file=sys.stderr,
+                flush=True,
+            )
     return results
 
 
@@ -215,18 +280,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per rate measurement")
     parser.add_argument("--batch", type=int, default=1_000, help="bulk enqueue batch size")
-    parser.add_argument("--producers", type=int, default=100,
-                        help="coroutines in the async enqueue measurement")
-    parser.add_argument("--concurrency", type=int, default=32,
-                        help="jobs in flight per worker process (threads, coroutines)")
+    parser.add_argument(
+        "--producers", type=int, default=100, help="coroutines in the async enqueue measurement"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        help="jobs in flight per worker process (threads, coroutines)",
+    )
     parser.add_argument("--latency-jobs", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100.0, help="latency jobs per second")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is shown")
-    parser.add_argument("--peers", default=",".join(PEERS),
-                        help="comma-separated peers to measure (default: all)")
+    parser.add_argument(
+        "--peers", default=",".join(PEERS), help="comma-separated peers to measure (default: all)"
+    )
     parser.add_argument("--no-peers", action="store_true", help="Conveyor and the floor only")
-    parser.add_argument("--measures", default="enqueue,async,bulk,drain1,drain2,latency",
-                        help="comma-separated subset of the measurements")
+    parser.add_argument(
+        "--measures",
+        default="enqueue,async,bulk,drain1,drain2,latency",
+        help="comma-separated subset of the measurements",
+    )
     parser.add_argument("--json", type=Path, help="also write every raw result here")
     args = parser.parse_args(argv)
     args.measures = set(args.measures.split(","))
@@ -256,16 +330,22 @@ def main(argv: list[str] | None = None) -> int:
         results: list[Result] = []
         for n in range(args.repeat):
             results += one_round(n, args, systems, pythons, server.url)
-            print(f"round {n + 1}/{args.repeat} done ({time.monotonic() - started:.0f} s "
-                  "since start)", file=sys.stderr, flush=True)
+            print(
+                f"round {n + 1}/{args.repeat} done ({time.monotonic() - started:.0f} s "
+                "since start)",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json is not None:
         args.json.write_text(json.dumps([r.as_json() for r in results], indent=1))
-    print(f"median of {args.repeat} round(s); {args.jobs:,} jobs per rate, "
-          f"{args.latency_jobs:,} at {args.rate:g}/s for latency; "
-          f"{time.monotonic() - started:.0f} s in all")
+    print(
+        f"median of {args.repeat} round(s); {args.jobs:,} jobs per rate, "
+        f"{args.latency_jobs:,} at {args.rate:g}/s for latency; "
+        f"{time.monotonic() - started:.0f} s in all"
+    )
     print(table(results, systems, failed, args))
     return 0
 

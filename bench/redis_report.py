@@ -65,8 +65,7 @@ def machine(redis_version: str) -> list[str]:
         f"machine : {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
         f"load average {load} at the start",
         f"python  : {platform.python_version()} ({sys.executable})",
-        f"redis   : redis-server {redis_version}, 127.0.0.1, appendonly yes, "
-        "appendfsync everysec",
+        f"redis   : redis-server {redis_version}, 127.0.0.1, appendonly yes, appendfsync everysec",
     ]
 
 
@@ -90,7 +89,9 @@ def medians(
 
 
 def table(
-    results: list[Result], systems: dict[str, dict[str, Any]], failed: dict[str, str],
+    results: list[Result],
+    systems: dict[str, dict[str, Any]],
+    failed: dict[str, str],
     args: argparse.Namespace,
 ) -> str:
     """The results: one row per measure, one column per system, then the best peer,
@@ -98,8 +99,11 @@ def table(
     med, errors = medians(results, args)
     names = list(systems)
     peers = [n for n in names if n != "conveyor"]
-    head = (f"{'measure':38}" + "".join(f"{n:>9}" for n in names)
-            + f"{'best peer':>17} {'ratio':>6} {'floor':>8}")
+    head = (
+        f"{'measure':38}"
+        + "".join(f"{n:>9}" for n in names)
+        + f"{'best peer':>17} {'ratio':>6} {'floor':>8}"
+    )
     lines = [head, "-" * len(head)]
     for key, label, unit in ROWS:
         if key.split(".")[0] not in args.measures:
@@ -107,8 +111,11 @@ def table(
         cells = []
         for n in names:
             v = med.get((key, n))
-            cells.append(_cell(v, unit) if v is not None else
-                         (f"{'fail':>9}" if (key, n) in errors else f"{'-':>9}"))
+            cells.append(
+                _cell(v, unit)
+                if v is not None
+                else (f"{'fail':>9}" if (key, n) in errors else f"{'-':>9}")
+            )
         scored = [(med[(key, p)], p) for p in peers if (key, p) in med]
         best = (min(scored) if unit == "ms" else max(scored)) if scored else None
         mine = med.get((key, "conveyor"))
@@ -118,10 +125,15 @@ def table(
             ratio = f"{(best[0] / mine if unit == 'ms' else mine / best[0]):5.2f}x"
         floor = med.get((FLOOR.get(key, ""), "floor"))
         floor_s = f"{floor:8.0f}" if floor is not None else f"{'':8}"
-        lines.append(f"{label.format(**vars(args)):38}" + "".join(cells)
-                     + f"{best_s:>17} {ratio:>6} {floor_s}")
-    lines.append("ratio: Conveyor / best peer for rates, best peer / Conveyor for latency "
-                 "(above 1: Conveyor is better)")
+        lines.append(
+            f"{label.format(**vars(args)):38}"
+            + "".join(cells)
+            + f"{best_s:>17} {ratio:>6} {floor_s}"
+        )
+    lines.append(
+        "ratio: Conveyor / best peer for rates, best peer / Conveyor for latency "
+        "(above 1: Conveyor is better)"
+    )
     lines += _floor_lines(med, args)
     lines += _notes(systems, failed, errors, args)
     return "\n".join(lines)
@@ -137,18 +149,23 @@ def _floor_lines(med: dict[tuple[str, str], float], args: argparse.Namespace) ->
     pipelined = med.get(("floor_pipelined", "floor"))
     if lpush is None or incr is None or pipelined is None:
         return ["floor   : not measured"]
-    out = [f"floor   : redis-py, one process: {lpush:,.0f} LPUSH/s and {incr:,.0f} INCR/s "
-           f"one call each (sync), {pipelined:,.0f} LPUSH/s pipelined by {args.batch:,}"]
+    out = [
+        f"floor   : redis-py, one process: {lpush:,.0f} LPUSH/s and {incr:,.0f} INCR/s "
+        f"one call each (sync), {pipelined:,.0f} LPUSH/s pipelined by {args.batch:,}"
+    ]
     mine = med.get(("enqueue", "conveyor"))
     if mine is not None:
-        out.append(f"          Conveyor's single-call enqueue is {mine / lpush:.2f}x the "
-                   "one-command floor")
+        out.append(
+            f"          Conveyor's single-call enqueue is {mine / lpush:.2f}x the one-command floor"
+        )
     return out
 
 
 def _notes(
-    systems: dict[str, dict[str, Any]], failed: dict[str, str],
-    errors: dict[tuple[str, str], str], args: argparse.Namespace,
+    systems: dict[str, dict[str, Any]],
+    failed: dict[str, str],
+    errors: dict[tuple[str, str], str],
+    args: argparse.Namespace,
 ) -> list[str]:
     """Versions, settings, APIs used, and what failed."""
     out = ["settings (per worker process):"]

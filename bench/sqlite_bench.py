@@ -126,8 +126,17 @@ def drain(url: str, jobs: int, concurrency: int) -> float:
         ),
     }
     command = [
-        sys.executable, "-m", "conveyor", "worker", "--app", "sqlite_bench:app", "--burst",
-        "--concurrency", str(concurrency), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "conveyor",
+        "worker",
+        "--app",
+        "sqlite_bench:app",
+        "--burst",
+        "--concurrency",
+        str(concurrency),
+        "--log-level",
+        "warning",
     ]
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -156,7 +165,9 @@ def huey_python() -> tuple[Path | None, str]:
     python = HUEY_VENV / "bin" / "python"
     if not python.exists():
         made = subprocess.run(
-            [sys.executable, "-m", "venv", str(HUEY_VENV)], capture_output=True, text=True,
+            [sys.executable, "-m", "venv", str(HUEY_VENV)],
+            capture_output=True,
+            text=True,
             check=False,
         )
         if made.returncode != 0:
@@ -164,7 +175,9 @@ def huey_python() -> tuple[Path | None, str]:
     check = subprocess.run([str(python), "-c", "import huey"], capture_output=True, check=False)
     if check.returncode != 0:
         pip = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "huey"], capture_output=True, text=True,
+            [str(python), "-m", "pip", "install", "-q", "huey"],
+            capture_output=True,
+            text=True,
             check=False,
         )
         if pip.returncode != 0:
@@ -175,10 +188,20 @@ def huey_python() -> tuple[Path | None, str]:
 def huey_run(python: Path, mode: str, db: Path, jobs: int, workers: int) -> dict[str, float]:
     """Run one ``bench/huey_peer.py`` measurement and return its JSON report."""
     proc = subprocess.run(
-        [str(python), str(BENCH_DIR / "huey_peer.py"), mode, "--jobs", str(jobs),
-         "--workers", str(workers)],
+        [
+            str(python),
+            str(BENCH_DIR / "huey_peer.py"),
+            mode,
+            "--jobs",
+            str(jobs),
+            "--workers",
+            str(workers),
+        ],
         env={**os.environ, "HUEY_DB": str(db), "PYTHONPATH": str(BENCH_DIR)},
-        capture_output=True, text=True, check=False, cwd=BENCH_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=BENCH_DIR,
     )
     if proc.returncode != 0:
         raise SystemExit(f"huey_peer.py {mode} failed:\n{proc.stderr[-3000:]}")
@@ -256,23 +279,33 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(times[key]) if key in times else None
 
     rows = [
-        Row("enqueue: one enqueue() call per job", args.jobs, med("c_single") or 0.0,
-            med("h_single")),
-        Row(f"enqueue_many: batches of {args.batch:,}", args.jobs, med("c_bulk") or 0.0,
-            note="Huey has no bulk enqueue API"),
-        Row(f"drain: 1 worker process, concurrency {args.concurrency}", args.jobs,
-            med("c_drain") or 0.0, med("h_drain"),
+        Row(
+            "enqueue: one enqueue() call per job",
+            args.jobs,
+            med("c_single") or 0.0,
+            med("h_single"),
+        ),
+        Row(
+            f"enqueue_many: batches of {args.batch:,}",
+            args.jobs,
+            med("c_bulk") or 0.0,
+            note="Huey has no bulk enqueue API",
+        ),
+        Row(
+            f"drain: 1 worker process, concurrency {args.concurrency}",
+            args.jobs,
+            med("c_drain") or 0.0,
+            med("h_drain"),
             note=f"Conveyor: start to exit of `conveyor worker --burst`; Huey: "
-            f"huey_consumer, {args.huey_workers} threads, start to empty queue"),
+            f"huey_consumer, {args.huey_workers} threads, start to empty queue",
+        ),
     ]
     print(f"median of {args.repeat} round(s), each on fresh database files")
     print(table(rows, huey_note))
     return 0
 
 
-def one_round(
-    tmp: Path, n: int, args: argparse.Namespace, python: Path | None
-) -> dict[str, float]:
+def one_round(tmp: Path, n: int, args: argparse.Namespace, python: Path | None) -> dict[str, float]:
     """Every measurement once, on fresh files. Conveyor and Huey alternate inside the
     round, so drift in the machine's speed (a noisy neighbour) lands on both."""
 
@@ -281,9 +314,9 @@ def one_round(
 
     out = {"c_single": enqueue_single(url("single"), args.jobs)}
     if python is not None:
-        out["h_single"] = huey_run(
-            python, "enqueue", tmp / f"huey-single-{n}.db", args.jobs, 1
-        )["seconds"]
+        out["h_single"] = huey_run(python, "enqueue", tmp / f"huey-single-{n}.db", args.jobs, 1)[
+            "seconds"
+        ]
     out["c_bulk"] = enqueue_bulk(url("bulk"), args.jobs, args.batch)
     out["c_drain"] = drain(url("drain"), args.jobs, args.concurrency)
     if python is not None:
@@ -296,8 +329,10 @@ def one_round(
 def huey_version(python: Path) -> str:
     """The installed Huey version."""
     out = subprocess.run(
-        [str(python), "-c", "import huey; print(huey.__version__)"], capture_output=True,
-        text=True, check=False,
+        [str(python), "-c", "import huey; print(huey.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return out.stdout.strip() or "?"
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The one command that installs everything and runs every check: ruff, mypy --strict, the
-# import-direction contracts (lint-imports) and pytest (unit, contract, integration,
-# acceptance, chaos, typing, and the dashboard in headless Chromium). CI runs exactly this
-# (`.ci/run`). Needs only python3 >= 3.11; safe to run again and again.
+# The one command that installs everything and runs every check: ruff (lint and format),
+# mypy --strict, the import-direction contracts (lint-imports) and pytest (unit, contract,
+# integration, acceptance, chaos, typing, and the dashboard in headless Chromium). CI runs
+# exactly this (`.ci/run`). Needs only python3 >= 3.11; safe to run again and again.
 #
 #   bash scripts/test.sh                 # everything
 #   bash scripts/test.sh -m "not slow"   # extra arguments go to pytest
@@ -84,6 +84,7 @@ run_check() {
 }
 
 run_check ruff "$VENV/bin/ruff" check .
+run_check "ruff format" "$VENV/bin/ruff" format --check .
 run_check mypy "$VENV/bin/mypy"
 run_check lint-imports "$VENV/bin/lint-imports"
 run_check pytest "$VENV/bin/python" -m pytest "$@"
@@ -91,4 +92,4 @@ run_check pytest "$VENV/bin/python" -m pytest "$@"
 if [ "${#failed[@]}" -ne 0 ]; then
   die "$(printf '%s; ' "${failed[@]}")"
 fi
-printf '\n==> ALL CHECKS PASSED: ruff, mypy, lint-imports, pytest\n'
+printf '\n==> ALL CHECKS PASSED: ruff, ruff format, mypy, lint-imports, pytest\n'

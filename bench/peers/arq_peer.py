@@ -53,8 +53,7 @@ def peer() -> Peer:
     return Peer(
         name="arq",
         version=f"arq {version('arq')}",
-        settings="`arq WorkerSettings`, max_jobs={c}, poll_delay=0.5 s (default), "
-        "async def task",
+        settings="`arq WorkerSettings`, max_jobs={c}, poll_delay=0.5 s (default), async def task",
         worker=worker,
         aenqueue=aenqueue,
         open=open_pool,

@@ -26,9 +26,19 @@ def incr(t: float) -> None:
 def worker(concurrency: int) -> list[str]:
     """One ``celery worker`` process with a thread pool."""
     return [
-        bin_path("celery"), "-A", "peers.celery_peer", "worker", "--pool", "threads",
-        "--concurrency", str(concurrency), "--loglevel", "WARNING", "--without-gossip",
-        "--without-mingle", "--without-heartbeat",
+        bin_path("celery"),
+        "-A",
+        "peers.celery_peer",
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
     ]
 
 

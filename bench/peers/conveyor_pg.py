@@ -21,8 +21,18 @@ async def incr(t: float) -> None:
 def worker(concurrency: int) -> list[str]:
     """One ``conveyor worker`` process."""
     return [
-        sys.executable, "-m", "conveyor", "worker", "--app", "peers.conveyor_pg:app",
-        "--url", pg_url(), "--concurrency", str(concurrency), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "conveyor",
+        "worker",
+        "--app",
+        "peers.conveyor_pg:app",
+        "--url",
+        pg_url(),
+        "--concurrency",
+        str(concurrency),
+        "--log-level",
+        "warning",
     ]
 
 

@@ -23,7 +23,11 @@ async def incr(t: float) -> None:
 def worker(concurrency: int) -> list[str]:
     """One Dramatiq worker process with ``concurrency`` threads."""
     return [
-        bin_path("dramatiq"), "peers.dramatiq_peer", "--processes", "1", "--threads",
+        bin_path("dramatiq"),
+        "peers.dramatiq_peer",
+        "--processes",
+        "1",
+        "--threads",
         str(concurrency),
     ]
 

@@ -154,8 +154,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     peer = load(args.peer)
     out: dict[str, Any] = {"version": peer.version, "settings": peer.settings}
     if args.mode == "describe":
-        return {**out, "bulk_api": peer.bulk_api, "sync": peer.enqueue is not None,
-                "async": peer.aenqueue is not None}
+        return {
+            **out,
+            "bulk_api": peer.bulk_api,
+            "sync": peer.enqueue is not None,
+            "async": peer.aenqueue is not None,
+        }
     if peer.open is not None:
         await peer.open()
     try:

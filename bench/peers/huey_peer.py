@@ -19,8 +19,13 @@ def incr(t: float) -> None:
 def worker(concurrency: int) -> list[str]:
     """One ``huey_consumer`` process with ``concurrency`` threads."""
     return [
-        bin_path("huey_consumer"), "peers.huey_peer.huey", "--workers", str(concurrency),
-        "--worker-type", "thread", "--quiet",
+        bin_path("huey_consumer"),
+        "peers.huey_peer.huey",
+        "--workers",
+        str(concurrency),
+        "--worker-type",
+        "thread",
+        "--quiet",
     ]
 
 

@@ -57,8 +57,12 @@ async def _pool() -> AsyncConnectionPool[psycopg.AsyncConnection]:
         pool = _pools.get(loop)
         if pool is None:
             pool = AsyncConnectionPool(
-                pg_url(), min_size=1, max_size=concurrency(), kwargs={"autocommit": True},
-                open=False, name="bench-job",
+                pg_url(),
+                min_size=1,
+                max_size=concurrency(),
+                kwargs={"autocommit": True},
+                open=False,
+                name="bench-job",
             )
             await pool.open()
             _pools[loop] = pool

@@ -81,8 +81,9 @@ def wait_done(
 
 def started(conn: psycopg.Connection[Any]) -> int:
     """Inserts into ``bench_done`` begun so far (committed or not)."""
-    row = conn.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
-                       "FROM bench_done_id_seq").fetchone()
+    row = conn.execute(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM bench_done_id_seq"
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -129,8 +130,9 @@ async def latency(peer: Peer, jobs: int, rate: float, concurrency: int) -> dict[
                     assert peer.aenqueue is not None
                     await peer.aenqueue(time.time())
             wait_done(conn, jobs, workers, 60.0, base)
-            rows = conn.execute("SELECT waited FROM bench_done WHERE waited IS NOT NULL "
-                                "ORDER BY waited").fetchall()
+            rows = conn.execute(
+                "SELECT waited FROM bench_done WHERE waited IS NOT NULL ORDER BY waited"
+            ).fetchall()
     finally:
         workers.stop()
     delays = [float(r[0]) * 1000 for r in rows]
@@ -208,8 +210,9 @@ def main() -> int:
     """Parse the arguments, run, print one JSON line (an ``error`` key if it failed)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("peer")
-    parser.add_argument("mode", choices=["describe", "enqueue", "bulk", "drain", "latency",
-                                         "floor"])
+    parser.add_argument(
+        "mode", choices=["describe", "enqueue", "bulk", "drain", "latency", "floor"]
+    )
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--procs", type=int, default=1)

@@ -24,9 +24,15 @@ def worker(concurrency: int) -> list[str]:
     """One procrastinate worker process, LISTEN/NOTIFY on (its default). Logging at
     warning, as for Conveyor (procrastinate's CLI logs two INFO lines per job)."""
     return [
-        bin_path("procrastinate"), "--app", "peers.procrastinate_pg.app",
-        "--log-level", "warning", "worker",
-        "--concurrency", str(concurrency), "--listen-notify",
+        bin_path("procrastinate"),
+        "--app",
+        "peers.procrastinate_pg.app",
+        "--log-level",
+        "warning",
+        "worker",
+        "--concurrency",
+        str(concurrency),
+        "--listen-notify",
     ]
 
 

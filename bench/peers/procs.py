@@ -21,7 +21,9 @@ class Workers:
         self.logs = [tempfile.TemporaryFile() for _ in range(procs)]  # noqa: SIM115 - closed in stop()
         self.procs = [
             subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             for log in self.logs

@@ -25,8 +25,14 @@ def queue() -> Queue:
 def worker(concurrency: int) -> list[str]:
     """One ``rq worker`` process (``concurrency`` does not apply: one job at a time)."""
     return [
-        bin_path("rq"), "worker", "--url", redis_url(), "--worker-class",
-        "rq.worker.SimpleWorker", "--quiet", "default",
+        bin_path("rq"),
+        "worker",
+        "--url",
+        redis_url(),
+        "--worker-class",
+        "rq.worker.SimpleWorker",
+        "--quiet",
+        "default",
     ]
 
 

@@ -20,8 +20,15 @@ async def incr(t: float) -> None:
 def worker(concurrency: int) -> list[str]:
     """One taskiq worker process (``--workers 1``; taskiq adds a supervising parent)."""
     return [
-        bin_path("taskiq"), "worker", "peers.taskiq_peer:broker", "--workers", "1",
-        "--max-async-tasks", str(concurrency), "--log-level", "WARNING",
+        bin_path("taskiq"),
+        "worker",
+        "peers.taskiq_peer:broker",
+        "--workers",
+        "1",
+        "--max-async-tasks",
+        str(concurrency),
+        "--log-level",
+        "WARNING",
     ]
 
 

@@ -194,8 +194,10 @@ class Conveyor:
         prio = Priority.parse(priority)
         policy = resolve_backoff(backoff)
         limits = Limits.build(
-            rate_limit=rate_limit, rate_limit_key=rate_limit_key,
-            max_concurrency=max_concurrency, concurrency_key=concurrency_key,
+            rate_limit=rate_limit,
+            rate_limit_key=rate_limit_key,
+            max_concurrency=max_concurrency,
+            concurrency_key=concurrency_key,
             max_rate_limited=max_rate_limited,
         )
 
@@ -210,8 +212,16 @@ class Conveyor:
                     "another name= option"
                 )
             task: Task[Any, Any] = Task(
-                self, func, name=task_name, queue=queue, priority=prio, retries=retries,
-                backoff=policy, timeout=timeout, unique_key=unique_key, limits=limits,
+                self,
+                func,
+                name=task_name,
+                queue=queue,
+                priority=prio,
+                retries=retries,
+                backoff=policy,
+                timeout=timeout,
+                unique_key=unique_key,
+                limits=limits,
                 middleware=middleware,
             )
             self.tasks[task_name] = task
@@ -241,8 +251,13 @@ class Conveyor:
         ``run_each``. ``name`` (default: the task's) names the entry.
         """
         return schedule_decorator(
-            self, CronSchedule(expression, timezone), name=name, args=args, kwargs=kwargs,
-            missed=missed, task_options=dict(task_options),
+            self,
+            CronSchedule(expression, timezone),
+            name=name,
+            args=args,
+            kwargs=kwargs,
+            missed=missed,
+            task_options=dict(task_options),
         )
 
     def periodic(
@@ -260,8 +275,13 @@ class Conveyor:
         Ticks fall on multiples of ``every`` since the Unix epoch, so schedulers agree on them.
         """
         return schedule_decorator(
-            self, IntervalSchedule(every), name=name, args=args, kwargs=kwargs,
-            missed=missed, task_options=dict(task_options),
+            self,
+            IntervalSchedule(every),
+            name=name,
+            args=args,
+            kwargs=kwargs,
+            missed=missed,
+            task_options=dict(task_options),
         )
 
     # -- middleware and events ---------------------------------------------------------
@@ -308,9 +328,7 @@ class Conveyor:
 
         return dispatch(self, event, raise_errors=raise_errors)
 
-    async def dispatch_async(
-        self, event: Event, *, raise_errors: bool = False
-    ) -> DispatchResult:
+    async def dispatch_async(self, event: Event, *, raise_errors: bool = False) -> DispatchResult:
         """`dispatch` for async code."""
         from conveyor.events import dispatch_async
 
@@ -423,7 +441,8 @@ class Conveyor:
         """Store many jobs in one round trip (from async code); see `enqueue_many`."""
         ctx = EnqueueContext(self, specs, [self.build(s) for s in specs], is_async=True)
         return await run_chain(
-            self.middlewares.enqueue, ctx,
+            self.middlewares.enqueue,
+            ctx,
             lambda: self._store_async(specs, ctx.jobs, connection),
         )
 
@@ -557,4 +576,3 @@ def _outcome(record: JobRecord) -> Any:
         f"job {record.id} ({record.task}) ended {record.state.value}: {record.last_error}",
         record,
     )
-

@@ -108,11 +108,11 @@ class DispatchResult:
     def raise_on_failure(self) -> None:
         """Raise `ListenersFailed` naming every listener that failed, if any did."""
         if self.failed:
-            names = ", ".join(f"{f.listener} ({type(f.error).__name__}: {f.error})"
-                              for f in self.failed)
+            names = ", ".join(
+                f"{f.listener} ({type(f.error).__name__}: {f.error})" for f in self.failed
+            )
             raise ListenersFailed(
-                f"{len(self.failed)} listener(s) of {type(self.event).__name__} failed: "
-                f"{names}",
+                f"{len(self.failed)} listener(s) of {type(self.event).__name__} failed: {names}",
                 [f.error for f in self.failed],
             )
 
@@ -149,7 +149,10 @@ def listener_name(fn: Callable[..., Any]) -> str:
 
 
 def queued_task(
-    app: Conveyor, event: type[Event], fn: Callable[[Any], Any], name: str,
+    app: Conveyor,
+    event: type[Event],
+    fn: Callable[[Any], Any],
+    name: str,
     options: dict[str, Any],
 ) -> Task[Any, Any]:
     """Register the task that runs ``fn`` for a queued listener."""
@@ -234,8 +237,12 @@ def _specs(queued: Sequence[Listener], event: Event) -> list[Any]:
 def _failed(result: DispatchResult, name: str, exc: Exception) -> None:
     result.failed.append(ListenerFailure(name, exc))
     log.error(
-        "%s (for %s) failed: %s: %s", name, type(result.event).__name__,
-        type(exc).__name__, exc, exc_info=exc,
+        "%s (for %s) failed: %s: %s",
+        name,
+        type(result.event).__name__,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
     )
 
 

@@ -76,9 +76,7 @@ class Priority(IntEnum):
                 pass
         elif isinstance(value, str) and value.strip().upper() in cls.__members__:
             return cls[value.strip().upper()]
-        raise ConfigError(
-            f"unknown priority {value!r}: use one of 'high', 'normal' or 'low'"
-        )
+        raise ConfigError(f"unknown priority {value!r}: use one of 'high', 'normal' or 'low'")
 
     @property
     def label(self) -> str:

@@ -27,8 +27,16 @@ MASK = "***"
 
 #: Parameter names whose values are secret: any name containing one of these.
 _SECRET_PARTS = (
-    "password", "passwd", "secret", "token", "credential", "apikey", "api_key",
-    "access_key", "private_key", "auth",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "credential",
+    "apikey",
+    "api_key",
+    "access_key",
+    "private_key",
+    "auth",
 )
 #: Parameter names that are secret only as a whole (too short to match inside others).
 _SECRET_NAMES = frozenset({"pwd", "pass", "key", "sig", "signature"})

@@ -174,9 +174,7 @@ def due_ticks(
 
 def iso(t: float) -> str:
     """A tick as an ISO 8601 UTC time, as it appears in unique keys and headers."""
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +240,13 @@ def schedule_decorator(
 
     def decorate(fn: Any) -> Any:
         return register(
-            app, fn, schedule, name=name, args=args, kwargs=kwargs, missed=missed,
+            app,
+            fn,
+            schedule,
+            name=name,
+            args=args,
+            kwargs=kwargs,
+            missed=missed,
             task_options=task_options,
         )
 

@@ -77,8 +77,7 @@ def _check(value: Any, path: str, depth: int, seen: set[int]) -> None:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise SerializationError(
-                f"{path} is {value!r}, which strict JSON cannot represent; "
-                "pass None or a string"
+                f"{path} is {value!r}, which strict JSON cannot represent; pass None or a string"
             )
         return
     if depth >= _MAX_DEPTH:

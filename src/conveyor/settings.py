@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     """Every setting Conveyor reads. Field ``x_y`` is the variable ``X_Y``."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
         validate_default=True,
     )
 
@@ -71,7 +74,8 @@ class Settings(BaseSettings):
         2.0, gt=0, description="log a blocked event loop after this many seconds"
     )
     worker_loop_grace: float = Field(
-        10.0, ge=0,
+        10.0,
+        ge=0,
         description="exit (code 4) once a loop stays blocked past its job's timeout plus this (s)",
     )
     job_timeout: float = Field(300.0, gt=0, description="default task timeout (s)")
@@ -169,8 +173,9 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("log_level", "log_slack_level", "log_sentry_level", "log_channel",
-                     mode="before")
+    @field_validator(
+        "log_level", "log_slack_level", "log_sentry_level", "log_channel", mode="before"
+    )
     @classmethod
     def _lower_log(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -342,8 +347,7 @@ def alert_problem(s: Settings) -> str | None:
         return None
     if channel not in LOG_CHANNELS:
         return (
-            f"ALERT_CHANNEL={channel!r} is not a log channel: use one of "
-            f"{', '.join(LOG_CHANNELS)}"
+            f"ALERT_CHANNEL={channel!r} is not a log channel: use one of {', '.join(LOG_CHANNELS)}"
         )
     used = set(s.log_stack or ()) if channel == "stack" else {channel}
     if channel == "stack" and not s.log_stack:

@@ -204,8 +204,10 @@ class Task(Generic[P, R]):
         self.retries = None if retries is None else check_retries(retries)
         self.backoff = backoff
         self.timeout = None if timeout is None else check_seconds("timeout", timeout, positive=True)
-        self.unique_key = unique_key if unique_key is None or callable(unique_key) else (
-            check_unique_key(unique_key)
+        self.unique_key = (
+            unique_key
+            if unique_key is None or callable(unique_key)
+            else (check_unique_key(unique_key))
         )
         #: Job middleware for this task only, run inside the app's (outermost first).
         self.middleware: tuple[JobMiddleware, ...] = tuple(middleware)

@@ -64,17 +64,13 @@ _SNAPSHOT_LIMIT = 10_000_000
 
 
 # -- test apps -----------------------------------------------------------------------------
-def make_test_app(
-    *, clock: Clock | None = None, eager: bool = False, **settings: Any
-) -> Conveyor:
+def make_test_app(*, clock: Clock | None = None, eager: bool = False, **settings: Any) -> Conveyor:
     """A fresh app on its own `memory://` store.
 
     ``settings`` override the environment (``max_retries=0``, ``job_timeout=5``, ...);
     ``eager=True`` runs jobs as they are enqueued (and ``app.eager = True`` works later).
     """
-    app = Conveyor(
-        "memory://", settings=load_settings(**settings), clock=clock or SYSTEM_CLOCK
-    )
+    app = Conveyor("memory://", settings=load_settings(**settings), clock=clock or SYSTEM_CLOCK)
     app.eager, app.eager_runner = eager, _Inline()
     return app
 
@@ -333,8 +329,12 @@ def drain(
     """
     return _in_thread(
         lambda: drain_async(
-            app, queues=queues, max_jobs=max_jobs, timeout=timeout,
-            include_scheduled=include_scheduled, concurrency=concurrency,
+            app,
+            queues=queues,
+            max_jobs=max_jobs,
+            timeout=timeout,
+            include_scheduled=include_scheduled,
+            concurrency=concurrency,
         )
     )
 

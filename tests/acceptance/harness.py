@@ -171,8 +171,14 @@ class WorkerProcess:
     output goes to a log file."""
 
     def __init__(
-        self, args: Sequence[str], env: dict[str, str], cwd: Path, log: Path, *,
-        command: str = "worker", app: str = APP_REF,
+        self,
+        args: Sequence[str],
+        env: dict[str, str],
+        cwd: Path,
+        log: Path,
+        *,
+        command: str = "worker",
+        app: str = APP_REF,
     ) -> None:
         self.args = list(args)
         self.log_path = log
@@ -181,8 +187,13 @@ class WorkerProcess:
         # A new session keeps a Ctrl-C at the terminal from reaching the workers: each test
         # decides which signals its workers get.
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.started = time.monotonic()
 
@@ -267,19 +278,22 @@ class Cluster:
 
     def _base_env(self) -> dict[str, str]:
         env = {
-            k: v for k, v in os.environ.items()
+            k: v
+            for k, v in os.environ.items()
             if not k.startswith(("WORKER_", "CONVEYOR_"))
             and k not in {"LEASE_SECONDS", "REAPER_INTERVAL", "MAX_RECOVERIES", "JOB_TIMEOUT"}
         }
         path = [str(APP_DIR), env.get("PYTHONPATH", "")]
         env.update(FAST_ENV)
-        env.update({
-            "CONVEYOR_URL": self.url,
-            LEDGER_ENV: str(self.ledger_path),
-            "PYTHONPATH": os.pathsep.join(p for p in path if p),
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONFAULTHANDLER": "1",
-        })
+        env.update(
+            {
+                "CONVEYOR_URL": self.url,
+                LEDGER_ENV: str(self.ledger_path),
+                "PYTHONPATH": os.pathsep.join(p for p in path if p),
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONFAULTHANDLER": "1",
+            }
+        )
         return env
 
     # -- processes -------------------------------------------------------------------------
@@ -290,8 +304,11 @@ class Cluster:
         cluster's store."""
         n = len(self.processes)
         proc = WorkerProcess(
-            ["--log-level", "info", *args], {**self.env, **(env or {})}, self.dir,
-            self.dir / f"worker-{n}.log", app=app,
+            ["--log-level", "info", *args],
+            {**self.env, **(env or {})},
+            self.dir,
+            self.dir / f"worker-{n}.log",
+            app=app,
         )
         self.processes.append(proc)
         return proc
@@ -302,8 +319,12 @@ class Cluster:
         """Start ``conveyor scheduler --app APP ARGS`` on this cluster's store."""
         n = len(self.processes)
         proc = WorkerProcess(
-            ["--log-level", "info", *args], {**self.env, **(env or {})}, self.dir,
-            self.dir / f"scheduler-{n}.log", command="scheduler", app=app,
+            ["--log-level", "info", *args],
+            {**self.env, **(env or {})},
+            self.dir,
+            self.dir / f"scheduler-{n}.log",
+            command="scheduler",
+            app=app,
         )
         self.processes.append(proc)
         return proc
@@ -320,7 +341,12 @@ class Cluster:
 
     # -- enqueueing --------------------------------------------------------------------------
     def enqueue_work(
-        self, count: int, *, seconds: float = 0.0, batch: int = 1000, start: int = 0,
+        self,
+        count: int,
+        *,
+        seconds: float = 0.0,
+        batch: int = 1000,
+        start: int = 0,
         task_name: str = WORK,
     ) -> list[str]:
         """Enqueue ``count`` ``ledger.work`` (or ``task_name``) jobs in bulk; return their
@@ -365,7 +391,8 @@ class Cluster:
         """The tick of each job a schedule entry enqueued (repeats kept), oldest first."""
         return sorted(
             datetime.fromisoformat(j.headers["tick"]).timestamp()
-            for j in self.jobs() if j.headers.get("schedule") == schedule
+            for j in self.jobs()
+            if j.headers.get("schedule") == schedule
         )
 
     def workers(self) -> list[WorkerInfo]:
@@ -381,7 +408,9 @@ class Cluster:
             return ledger if wanted <= ledger.job_ids("end") else None
 
         return wait_for(
-            done, timeout=timeout, interval=0.1,
+            done,
+            timeout=timeout,
+            interval=0.1,
             what=f"{len(wanted)} jobs to finish",
             detail=lambda: (
                 f"finished {len(wanted & self.ledger().job_ids('end'))}/{len(wanted)}\n"
@@ -406,6 +435,8 @@ class Cluster:
     def wait_output(self, proc: WorkerProcess, text: str, timeout: float) -> None:
         """Wait until a worker has printed ``text``."""
         wait_for(
-            lambda: text in proc.output(), timeout=timeout, what=f"{text!r} in the output",
+            lambda: text in proc.output(),
+            timeout=timeout,
+            what=f"{text!r} in the output",
             detail=proc.output_tail,
         )

@@ -30,12 +30,28 @@ class Supervised:
         self._log = self.log_path.open("wb")
         self.env = {**cluster.env, **(env or {})}
         command = [
-            sys.executable, "-m", "conveyor", "run", *words, "--app", APP_REF,
-            "--run-dir", str(self.run_dir), "--backoff", "0.2", "--backoff-cap", "2",
+            sys.executable,
+            "-m",
+            "conveyor",
+            "run",
+            *words,
+            "--app",
+            APP_REF,
+            "--run-dir",
+            str(self.run_dir),
+            "--backoff",
+            "0.2",
+            "--backoff-cap",
+            "2",
         ]
         self.proc = subprocess.Popen(
-            command, env=self.env, cwd=cluster.dir, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            command,
+            env=self.env,
+            cwd=cluster.dir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.seen: dict[int, psutil.Process] = {}
 
@@ -68,8 +84,13 @@ class Supervised:
             pids = self.pids(state)
             return pids if set(pids) <= registered else None
 
-        return wait_for(ready, timeout=timeout, what=f"{count} supervised workers",
-                        interval=0.2, detail=self.output_tail)
+        return wait_for(
+            ready,
+            timeout=timeout,
+            what=f"{count} supervised workers",
+            interval=0.2,
+            detail=self.output_tail,
+        )
 
     def output(self) -> str:
         """Everything the supervisor and its workers wrote."""
@@ -85,8 +106,12 @@ class Supervised:
         """Run ``conveyor run WORDS --run-dir ...`` as another process, like another shell."""
         return subprocess.run(
             [sys.executable, "-m", "conveyor", "run", *words, "--run-dir", str(self.run_dir)],
-            env=self.env, cwd=self.cluster.dir, capture_output=True, text=True,
-            timeout=timeout, check=False,
+            env=self.env,
+            cwd=self.cluster.dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     # -- acting ----------------------------------------------------------------------------
@@ -122,4 +147,3 @@ def gone(proc: psutil.Process) -> bool:
         return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
     except psutil.Error:
         return True
-

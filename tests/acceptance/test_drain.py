@@ -20,7 +20,9 @@ def test_two_workers_drain_5000_jobs_exactly_once(cluster: Cluster) -> None:
     first = cluster.start_worker("--concurrency", "20")
     second = cluster.start_worker("--concurrency", "20")
     wait_for(
-        lambda: len(cluster.workers()) >= 2, timeout=20, what="both workers to register",
+        lambda: len(cluster.workers()) >= 2,
+        timeout=20,
+        what="both workers to register",
         detail=cluster.outputs,
     )
 
@@ -38,8 +40,10 @@ def test_two_workers_drain_5000_jobs_exactly_once(cluster: Cluster) -> None:
     assert min(per_worker.values()) > 0, per_worker
     # and the store agrees: every job succeeded, none is left running.
     wait_for(
-        lambda: cluster.counts() == {State.SUCCEEDED: JOBS}, timeout=10,
-        what="every job to be stored as succeeded", detail=lambda: str(cluster.counts()),
+        lambda: cluster.counts() == {State.SUCCEEDED: JOBS},
+        timeout=10,
+        what="every job to be stored as succeeded",
+        detail=lambda: str(cluster.counts()),
     )
 
     # When both get SIGTERM while idle, they exit cleanly.

@@ -32,8 +32,10 @@ def hostile(cluster: Cluster) -> Iterator[Conveyor]:
 
 def wait_state(cluster: Cluster, job_id: str, state: State, timeout: float) -> None:
     wait_for(
-        lambda: cluster.job(job_id).state is state, timeout=timeout,
-        what=f"job {job_id} to be {state.value}", detail=cluster.outputs,
+        lambda: cluster.job(job_id).state is state,
+        timeout=timeout,
+        what=f"job {job_id} to be {state.value}",
+        detail=cluster.outputs,
     )
 
 

@@ -53,17 +53,20 @@ def sample(samples: Samples, name: str, **labels: str) -> float | None:
 def health(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``conveyor health ARGS`` and return its result."""
     return subprocess.run(
-        [sys.executable, "-m", "conveyor", "health", *args], check=False, env=env,
-        cwd=cwd, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "conveyor", "health", *args],
+        check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def start_with_metrics(cluster: Cluster, *args: str) -> tuple[WorkerProcess, int]:
     """A worker serving metrics on a free port, refreshing backend figures every 0.2 s."""
     port = free_port()
-    proc = cluster.start_worker(
-        "--metrics-port", str(port), "--metrics-refresh", "0.2", *args
-    )
+    proc = cluster.start_worker("--metrics-port", str(port), "--metrics-refresh", "0.2", *args)
     return proc, port
 
 
@@ -71,8 +74,12 @@ def start_with_metrics(cluster: Cluster, *args: str) -> tuple[WorkerProcess, int
 def test_metrics_reflect_queues_and_processed_jobs(cluster: Cluster) -> None:
     # Given a worker serving metrics that only works the default queue
     proc, port = start_with_metrics(cluster, "--queues", "default", "--concurrency", "4")
-    wait_for(lambda: get(port, "/livez")[0] == 200, timeout=20, what="/livez to answer 200",
-             detail=cluster.outputs)
+    wait_for(
+        lambda: get(port, "/livez")[0] == 200,
+        timeout=20,
+        what="/livez to answer 200",
+        detail=cluster.outputs,
+    )
 
     # When 3 jobs wait in a queue it does not serve and 10 run in the default queue
     cluster.app.get_task(WORK).options(queue="parked", priority="high").enqueue(0)
@@ -85,26 +92,35 @@ def test_metrics_reflect_queues_and_processed_jobs(cluster: Cluster) -> None:
     def settled() -> Samples | None:
         s = scrape(port)
         done = sample(s, "conveyor_worker_jobs_total", outcome="succeeded") == 10
-        parked = sample(s, "conveyor_queue_jobs", queue="parked", priority="high",
-                        state="ready") == 3
+        parked = (
+            sample(s, "conveyor_queue_jobs", queue="parked", priority="high", state="ready") == 3
+        )
         return s if done and parked else None
 
-    s = wait_for(settled, timeout=20, what="metrics to show 10 processed and 3 parked",
-                 detail=lambda: f"{cluster.outputs()}\n{get(port, '/metrics')[1]}")
-    histogram = sample(s, "conveyor_job_duration_seconds_count", task=WORK, queue="default",
-                       outcome="succeeded")
+    s = wait_for(
+        settled,
+        timeout=20,
+        what="metrics to show 10 processed and 3 parked",
+        detail=lambda: f"{cluster.outputs()}\n{get(port, '/metrics')[1]}",
+    )
+    histogram = sample(
+        s, "conveyor_job_duration_seconds_count", task=WORK, queue="default", outcome="succeeded"
+    )
     assert histogram == 10
     assert sample(s, "conveyor_workers_live") == 1
     assert sample(s, "conveyor_backend_up") == 1
     assert sample(s, "conveyor_lease_recoveries_total") == 0
     assert sample(s, "conveyor_fenced_completions_total") == 0
     assert sample(s, "conveyor_poison_pills_total") == 0
-    [worker_id] = [dict(labels)["worker"] for name, labels in s
-                   if name == "conveyor_worker_info"]
+    [worker_id] = [dict(labels)["worker"] for name, labels in s if name == "conveyor_worker_info"]
 
     # and both probes pass once the heartbeat has reached the registry.
-    wait_for(lambda: get(port, "/readyz")[0] == 200, timeout=20, what="/readyz to answer 200",
-             detail=lambda: get(port, "/readyz")[1])
+    wait_for(
+        lambda: get(port, "/readyz")[0] == 200,
+        timeout=20,
+        what="/readyz to answer 200",
+        detail=lambda: get(port, "/readyz")[1],
+    )
     assert get(port, "/nope")[0] == 404
 
     # `conveyor health` agrees: the backend answers and the worker is live,
@@ -115,8 +131,9 @@ def test_metrics_reflect_queues_and_processed_jobs(cluster: Cluster) -> None:
     assert missing.returncode == 1, missing.stderr
     assert "no-such-worker" in missing.stderr
     # and a backend nobody listens on is unavailable.
-    down = health("--url", f"redis://127.0.0.1:{free_port()}/0", "--timeout", "5", "--json",
-                  env=env, cwd=cwd)
+    down = health(
+        "--url", f"redis://127.0.0.1:{free_port()}/0", "--timeout", "5", "--json", env=env, cwd=cwd
+    )
     assert down.returncode == 3, down.stderr
     assert '"ok": false' in down.stdout
 
@@ -134,8 +151,12 @@ def test_readyz_fails_when_the_backend_goes_away(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, f"{server.url}?prefix=metrics-test")
     try:
         proc, port = start_with_metrics(cluster)
-        wait_for(lambda: get(port, "/readyz")[0] == 200, timeout=20,
-                 what="/readyz to answer 200", detail=cluster.outputs)
+        wait_for(
+            lambda: get(port, "/readyz")[0] == 200,
+            timeout=20,
+            what="/readyz to answer 200",
+            detail=cluster.outputs,
+        )
         assert health(env=cluster.env, cwd=cluster.dir).returncode == 0
 
         # When the server stops
@@ -143,8 +164,10 @@ def test_readyz_fails_when_the_backend_goes_away(tmp_path: Path) -> None:
 
         # Then /readyz fails and says why, while /livez still passes (no restart storm),
         body = wait_for(
-            lambda: (r := get(port, "/readyz"))[0] == 503 and r[1], timeout=30,
-            what="/readyz to answer 503", detail=cluster.outputs,
+            lambda: (r := get(port, "/readyz"))[0] == 503 and r[1],
+            timeout=30,
+            what="/readyz to answer 503",
+            detail=cluster.outputs,
         )
         assert "backend unreachable" in body
         assert get(port, "/livez")[0] == 200
@@ -156,8 +179,12 @@ def test_readyz_fails_when_the_backend_goes_away(tmp_path: Path) -> None:
 
         # When it comes back, the worker is ready again without a restart.
         server.start()
-        wait_for(lambda: get(port, "/readyz")[0] == 200, timeout=30,
-                 what="/readyz to recover", detail=lambda: get(port, "/readyz")[1])
+        wait_for(
+            lambda: get(port, "/readyz")[0] == 200,
+            timeout=30,
+            what="/readyz to recover",
+            detail=lambda: get(port, "/readyz")[1],
+        )
         assert proc.alive()
     finally:
         cluster.close()

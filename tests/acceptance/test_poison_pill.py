@@ -39,7 +39,9 @@ def test_poison_pill_is_dead_lettered_as_worker_lost(cluster: Cluster) -> None:
             procs.append(cluster.start_worker("--concurrency", "1", env=env))
         current = procs[-1]
         wait_for(
-            lambda proc=current: settled() or not proc.alive(), timeout=30, interval=0.1,
+            lambda proc=current: settled() or not proc.alive(),
+            timeout=30,
+            interval=0.1,
             what="the poison pill to be dead-lettered or the worker to die",
             detail=cluster.outputs,
         )

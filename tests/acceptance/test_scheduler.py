@@ -54,8 +54,13 @@ def test_three_schedulers_enqueue_each_tick_once(cluster: Cluster) -> None:
     procs = [cluster.start_scheduler("cron_app:ticking", env=env) for _ in range(3)]
 
     # When they run side by side for at least five one-second ticks
-    wait_for(lambda: len(cluster.ticks("heartbeat")) >= 5, timeout=25, interval=0.2,
-             what="5 heartbeat ticks", detail=cluster.outputs)
+    wait_for(
+        lambda: len(cluster.ticks("heartbeat")) >= 5,
+        timeout=25,
+        interval=0.2,
+        what="5 heartbeat ticks",
+        detail=cluster.outputs,
+    )
     assert all(p.alive() for p in procs), cluster.outputs()
     codes = stop_all(procs)
 
@@ -69,9 +74,21 @@ def test_three_schedulers_enqueue_each_tick_once(cluster: Cluster) -> None:
 
     # And `conveyor schedule list --json` shows both entries with their last and next runs
     listed = subprocess.run(
-        [sys.executable, "-m", "conveyor", "schedule", "list", "--app", "cron_app:ticking",
-         "--json"],
-        env=cluster.env, cwd=cluster.dir, capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "conveyor",
+            "schedule",
+            "list",
+            "--app",
+            "cron_app:ticking",
+            "--json",
+        ],
+        env=cluster.env,
+        cwd=cluster.dir,
+        capture_output=True,
+        text=True,
+        timeout=30,
         check=False,
     )
     assert listed.returncode == 0, listed.stderr
@@ -81,7 +98,9 @@ def test_three_schedulers_enqueue_each_tick_once(cluster: Cluster) -> None:
     assert (beat["schedule"], beat["timezone"], beat["missed"]) == ("every 1s", "UTC", "run_each")
     assert beat["last_run_at"] == pytest.approx(max(ticks))
     assert (prune["schedule"], prune["timezone"], prune["missed"]) == (
-        "*/5 * * * *", "Europe/Paris", "skip",
+        "*/5 * * * *",
+        "Europe/Paris",
+        "skip",
     )
     assert prune["next_run_at"] > time.time() - 1 and prune["next_run"].endswith("Z")
 
@@ -120,8 +139,13 @@ def test_missed_ticks_follow_each_policy_after_every_scheduler_was_down(
 
     # Given a scheduler that fired every entry for two ticks, then was stopped (SIGTERM)
     first = cluster.start_scheduler("cron_app:missed", env=env)
-    wait_for(lambda: all(len(cluster.ticks(n)) >= 2 for n in names), timeout=15,
-             interval=0.1, what="2 ticks of each entry", detail=cluster.outputs)
+    wait_for(
+        lambda: all(len(cluster.ticks(n)) >= 2 for n in names),
+        timeout=15,
+        interval=0.1,
+        what="2 ticks of each entry",
+        detail=cluster.outputs,
+    )
     assert stop_all([first]) == [0], first.output_tail()
     before = {n: cluster.ticks(n) for n in names}
     last = {n: max(t) for n, t in before.items()}
@@ -130,8 +154,12 @@ def test_missed_ticks_follow_each_policy_after_every_scheduler_was_down(
 
     # When no scheduler runs for more than three ticks
     newest = max(last.values())
-    wait_for(lambda: time.time() > newest + 3 * EVERY, timeout=3 * EVERY + 2, interval=0.1,
-             what="three ticks to pass")
+    wait_for(
+        lambda: time.time() > newest + 3 * EVERY,
+        timeout=3 * EVERY + 2,
+        interval=0.1,
+        what="three ticks to pass",
+    )
     # and then a new scheduler starts, and first leads at RELEASE_PHASE s into a period:
     # past the on-time window of that period's tick, well before the next tick
     asyncio.run(_hold_lease(cluster.url))
@@ -141,9 +169,13 @@ def test_missed_ticks_follow_each_policy_after_every_scheduler_was_down(
     late = schedule.at_or_before(released)
     assert WINDOW + 0.2 < released - late < EVERY - 0.5, "the test's own timing slipped"
     # and runs until the first tick after it (on time for every policy)
-    wait_for(lambda: all(late + EVERY in cluster.ticks(n) for n in names), timeout=EVERY + 5,
-             interval=0.1, what="the first on-time tick after the restart",
-             detail=cluster.outputs)
+    wait_for(
+        lambda: all(late + EVERY in cluster.ticks(n) for n in names),
+        timeout=EVERY + 5,
+        interval=0.1,
+        what="the first on-time tick after the restart",
+        detail=cluster.outputs,
+    )
     assert stop_all([second]) == [0], second.output_tail()
     assert "is now the leader" in second.output(), second.output_tail()
 

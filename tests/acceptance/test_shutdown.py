@@ -48,7 +48,11 @@ def test_jobs_outliving_the_grace_period_are_released_at_once(cluster: Cluster) 
     # Given 3 jobs of 4 s, a 30 s lease, and a worker with a 1 s grace period running them
     ids = cluster.enqueue_work(3, seconds=4.0)
     worker = cluster.start_worker(
-        "--concurrency", "3", "--grace-period", "1", env=LONG_LEASE,
+        "--concurrency",
+        "3",
+        "--grace-period",
+        "1",
+        env=LONG_LEASE,
     )
     cluster.wait_started(3, timeout=20)
 
@@ -84,7 +88,11 @@ def test_a_second_signal_exits_at_once_and_releases_jobs(
     # Given a worker running 3 jobs of 30 s, with a 30 s grace period and 30 s leases
     ids = cluster.enqueue_work(3, seconds=30.0)
     worker = cluster.start_worker(
-        "--concurrency", "3", "--grace-period", "30", env=LONG_LEASE,
+        "--concurrency",
+        "3",
+        "--grace-period",
+        "30",
+        env=LONG_LEASE,
     )
     cluster.wait_started(3, timeout=20)
 

@@ -162,5 +162,9 @@ def test_a_killed_supervisor_leaves_no_worker_behind(cluster: Cluster, start: St
     sup.wait(5)
 
     # Then every worker exits on its own within 5 seconds
-    wait_for(lambda: all(gone(w) for w in workers), timeout=5,
-             what="the orphaned workers to exit", detail=sup.output_tail)
+    wait_for(
+        lambda: all(gone(w) for w in workers),
+        timeout=5,
+        what="the orphaned workers to exit",
+        detail=sup.output_tail,
+    )

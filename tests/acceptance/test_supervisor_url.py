@@ -13,9 +13,7 @@ pytestmark = pytest.mark.slow
 
 def test_url_goes_to_workers_by_environment_not_by_argv(cluster: Cluster) -> None:
     # Given a supervisor started with --url (the environment names another store)
-    sup = Supervised(
-        cluster, "single", "--url", cluster.url, env={"CONVEYOR_URL": "memory://"}
-    )
+    sup = Supervised(cluster, "single", "--url", cluster.url, env={"CONVEYOR_URL": "memory://"})
     try:
         # When its worker runs: it registered in the --url store, so the URL reached it
         [pid] = sup.wait_workers(1)

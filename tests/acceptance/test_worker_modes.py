@@ -23,8 +23,12 @@ def test_job_specialized_worker_takes_only_its_type_while_catch_all_drains_the_r
     special = cluster.start_worker(
         "--mode", "job-specialized", "--job-types", MAIL, "--concurrency", "2"
     )
-    wait_for(lambda: special.pid in {w.pid for w in cluster.workers()}, timeout=20,
-             what="the specialized worker to register", detail=special.output_tail)
+    wait_for(
+        lambda: special.pid in {w.pid for w in cluster.workers()},
+        timeout=20,
+        what="the specialized worker to register",
+        detail=special.output_tail,
+    )
     cluster.wait_started(1, timeout=20)
 
     # When a catch-all (default mode) worker joins it

@@ -53,8 +53,12 @@ class PgServer:
 
     def _run(self, action: str, mode: str = "fast") -> str:
         result = subprocess.run(
-            ["bash", str(SCRIPT), action, str(self.dir)], capture_output=True, text=True,
-            timeout=180, check=False, env={**os.environ, "MODE": mode},
+            ["bash", str(SCRIPT), action, str(self.dir)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+            env={**os.environ, "MODE": mode},
         )
         if result.returncode != 0:
             message = f"scripts/postgres.sh {action} failed:\n{result.stderr[-2000:]}"
@@ -86,8 +90,13 @@ class Producer(threading.Thread):
     """
 
     def __init__(
-        self, cluster: Cluster, *, batch: int = 5, pause: float = 0.005,
-        durations: Sequence[float] = (0.0,), seed: int = 0,
+        self,
+        cluster: Cluster,
+        *,
+        batch: int = 5,
+        pause: float = 0.005,
+        durations: Sequence[float] = (0.0,),
+        seed: int = 0,
     ) -> None:
         super().__init__(daemon=True)
         self.app = cluster.app
@@ -138,8 +147,11 @@ def outage_figures(producer: Producer, verdict: Verdict) -> str:
 
 
 def wait_all_succeeded(
-    cluster: Cluster, acknowledged: Sequence[str], *,
-    maybe: set[str] | frozenset[str] = frozenset(), timeout: float = 30.0,
+    cluster: Cluster,
+    acknowledged: Sequence[str],
+    *,
+    maybe: set[str] | frozenset[str] = frozenset(),
+    timeout: float = 30.0,
 ) -> list[JobRecord]:
     """Wait until every job in the store has succeeded (none dead, none stuck), then check
     that they are the acknowledged ones plus perhaps some of ``maybe`` (enqueues that raised
@@ -150,7 +162,10 @@ def wait_all_succeeded(
         return records if {r.state for r in records} == {State.SUCCEEDED} else None
 
     records = wait_for(
-        settled, timeout=timeout, interval=0.2, what="every stored job to have succeeded",
+        settled,
+        timeout=timeout,
+        interval=0.2,
+        what="every stored job to have succeeded",
         detail=lambda: str(Counter(r.state.value for r in cluster.jobs())),
     )
     assert records is not None
@@ -208,7 +223,12 @@ class KillStorm:
     in the middle of a job and starts a replacement."""
 
     def __init__(
-        self, cluster: Cluster, rng: random.Random, *, size: int, concurrency: int,
+        self,
+        cluster: Cluster,
+        rng: random.Random,
+        *,
+        size: int,
+        concurrency: int,
         env: dict[str, str] | None = None,
     ) -> None:
         self.cluster = cluster
@@ -226,9 +246,7 @@ class KillStorm:
             self.fleet.append(self._start_worker())
 
     def _start_worker(self) -> WorkerProcess:
-        return self.cluster.start_worker(
-            "--concurrency", str(self.concurrency), env=self.env
-        )
+        return self.cluster.start_worker("--concurrency", str(self.concurrency), env=self.env)
 
     def busy(self) -> list[WorkerProcess]:
         """Workers of the fleet with a job started and not ended, per the ledger."""
@@ -240,7 +258,8 @@ class KillStorm:
         SIGKILL it, reap it and start its replacement."""
         ends = self.tail.ends
         wait_for(
-            lambda: self.tail.refresh().ends > ends and self.busy(), timeout=timeout,
+            lambda: self.tail.refresh().ends > ends and self.busy(),
+            timeout=timeout,
             what=f"a job to end and a worker to be mid-job, for kill {len(self.kills) + 1} "
             f"(the storm's deadline)",
             detail=self.outputs,

@@ -85,11 +85,18 @@ def test_kill_storm_loses_no_job(request: pytest.FixtureRequest, backend: str) -
         counters = backend_call(cluster.url, lambda b: b.counters())
         duplicates = sum(verdict.duplicated.values())
         figures = StormFigures(
-            backend=backend, seed=seed, kills=len(storm.kills),
-            workers=len(cluster.processes), jobs=len(ids), lost=len(verdict.lost),
-            duplicates=duplicates, bound=len(storm.kills) * CONCURRENCY,
-            running_at_kills=cut_short, recovered=counters.get("recovered", 0),
-            duration=duration, drain=drain,
+            backend=backend,
+            seed=seed,
+            kills=len(storm.kills),
+            workers=len(cluster.processes),
+            jobs=len(ids),
+            lost=len(verdict.lost),
+            duplicates=duplicates,
+            bound=len(storm.kills) * CONCURRENCY,
+            running_at_kills=cut_short,
+            recovered=counters.get("recovered", 0),
+            duration=duration,
+            drain=drain,
         )
         report(figures.line())
         assert not producer.errors, producer.errors[:5]

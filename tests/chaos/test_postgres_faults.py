@@ -32,16 +32,24 @@ def test_restart_under_load_loses_no_committed_job(
     producer = Producer(cluster)
     producer.start()
     try:
-        wait_for(lambda: len(producer.acknowledged) >= 200, timeout=30, what="200 enqueues",
-                 detail=cluster.outputs)
+        wait_for(
+            lambda: len(producer.acknowledged) >= 200,
+            timeout=30,
+            what="200 enqueues",
+            detail=cluster.outputs,
+        )
 
         # When the server restarts, cutting every connection
         server.restart(mode)
         restarted = len(producer.acknowledged)
 
         # Then producing resumes,
-        wait_for(lambda: len(producer.acknowledged) >= restarted + 200, timeout=30,
-                 what="200 more enqueues after the restart", detail=cluster.outputs)
+        wait_for(
+            lambda: len(producer.acknowledged) >= restarted + 200,
+            timeout=30,
+            what="200 more enqueues after the restart",
+            detail=cluster.outputs,
+        )
     finally:
         producer.stop()
 

@@ -41,8 +41,12 @@ def test_server_restart_under_load_loses_no_acknowledged_job(
     producer = Producer(cluster, batch=1)
     producer.start()
     try:
-        wait_for(lambda: len(producer.acknowledged) >= 100, timeout=20, what="100 enqueues",
-                 detail=cluster.outputs)
+        wait_for(
+            lambda: len(producer.acknowledged) >= 100,
+            timeout=20,
+            what="100 enqueues",
+            detail=cluster.outputs,
+        )
 
         # When Redis goes away (a stop writes its AOF and exits; SIGKILL writes nothing more)
         # until the producer and a worker have both run into the outage, then comes back
@@ -50,12 +54,20 @@ def test_server_restart_under_load_loses_no_acknowledged_job(
             redis.stop()
         else:
             redis.kill()
-        wait_for(lambda: outage_seen(producer, cluster), timeout=20,
-                 what="the producer and a worker to see the outage", detail=cluster.outputs)
+        wait_for(
+            lambda: outage_seen(producer, cluster),
+            timeout=20,
+            what="the producer and a worker to see the outage",
+            detail=cluster.outputs,
+        )
         redis.start()
         before = len(producer.acknowledged)
-        wait_for(lambda: len(producer.acknowledged) >= before + 100, timeout=20,
-                 what="enqueues to resume after the restart", detail=cluster.outputs)
+        wait_for(
+            lambda: len(producer.acknowledged) >= before + 100,
+            timeout=20,
+            what="enqueues to resume after the restart",
+            detail=cluster.outputs,
+        )
     finally:
         producer.stop()
 
@@ -74,9 +86,7 @@ def test_server_restart_under_load_loses_no_acknowledged_job(
     wait_all_succeeded(cluster, ids, maybe=producer.failed)
 
 
-def test_enqueue_while_redis_is_down_fails_fast(
-    redis_cluster: Cluster, redis: RedisServer
-) -> None:
+def test_enqueue_while_redis_is_down_fails_fast(redis_cluster: Cluster, redis: RedisServer) -> None:
     server = redis
     task = redis_cluster.app.get_task("ledger.work")
     task.enqueue(1)  # connected and working
@@ -117,9 +127,12 @@ def test_a_worker_cut_off_past_its_lease_is_fenced(redis_cluster: Cluster) -> No
     try:
         rescuer = cluster.start_worker("--concurrency", "5")
         wait_for(
-            lambda: len([e for e in cluster.ledger().events("end") if e["pid"] == rescuer.pid])
-            == 5,
-            timeout=30, what="the rescuer to finish all 5 jobs", detail=cluster.outputs,
+            lambda: (
+                len([e for e in cluster.ledger().events("end") if e["pid"] == rescuer.pid]) == 5
+            ),
+            timeout=30,
+            what="the rescuer to finish all 5 jobs",
+            detail=cluster.outputs,
         )
     finally:
         zombie.send(signal.SIGCONT)
@@ -128,7 +141,9 @@ def test_a_worker_cut_off_past_its_lease_is_fenced(redis_cluster: Cluster) -> No
     # leases first and cancels), and the stored results are the rescuer's.
     wait_for(
         lambda: "rejected" in zombie.output() or "lost its lease" in zombie.output(),
-        timeout=15, what="the zombie to learn it lost its leases", detail=cluster.outputs,
+        timeout=15,
+        what="the zombie to learn it lost its leases",
+        detail=cluster.outputs,
     )
     for job_id in ids:
         record = cluster.job(job_id)

@@ -97,8 +97,13 @@ def _insert_placeholder(app: Conveyor) -> str:
     backend = app.backend
     assert isinstance(backend, MemoryBackend)
     stored = {
-        "id": "bad-1", "task": "reports.build", "state": "dead", "queue": "reports",
-        "headers": "{not json", "payload": b"\xff" + XSS.encode(), "created_at": "oops",
+        "id": "bad-1",
+        "task": "reports.build",
+        "state": "dead",
+        "queue": "reports",
+        "headers": "{not json",
+        "payload": b"\xff" + XSS.encode(),
+        "created_at": "oops",
     }
     record = placeholder("bad-1", stored, UnreadableRecord("bad-1", "headers", "not JSON"))
     with backend._s.lock:  # the store's own structures: no public way to damage a record

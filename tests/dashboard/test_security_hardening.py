@@ -26,8 +26,12 @@ from .conftest import client_for, csrf
 
 TOKEN = "t0ken-t0ken-t0ken-t0ken"
 GENERATE = "secrets.token_urlsafe"
-HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options",
-           "referrer-policy")
+HEADERS = (
+    "content-security-policy",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+)
 
 
 def has_security_headers(response: httpx.Response) -> bool:
@@ -173,12 +177,9 @@ async def test_wrong_tokens_are_throttled_with_429_and_retry_after(
 
 async def test_wrong_bearer_tokens_are_throttled_too(token_client: httpx.AsyncClient) -> None:
     wrong = {"Authorization": "Bearer not-the-token-at-all"}
-    codes = [(await token_client.get("/api/overview", headers=wrong)).status_code
-             for _ in range(7)]
+    codes = [(await token_client.get("/api/overview", headers=wrong)).status_code for _ in range(7)]
     assert codes[:5] == [401] * 5 and codes[-1] == 429
-    right = await token_client.get(
-        "/api/overview", headers={"Authorization": f"Bearer {TOKEN}"}
-    )
+    right = await token_client.get("/api/overview", headers={"Authorization": f"Bearer {TOKEN}"})
     assert right.status_code == 429 and "retry-after" in right.headers
 
 
@@ -187,9 +188,10 @@ async def test_logout_ends_the_session_on_the_server(token_client: httpx.AsyncCl
     session = token_client.cookies["conveyor_session"]
     out = await token_client.post("/logout", data={"csrf_token": await csrf(token_client)})
     assert out.status_code == 303 and out.headers["location"] == "/login"
-    assert 'conveyor_session=""' in out.headers["set-cookie"] or "Max-Age=0" in out.headers[
-        "set-cookie"
-    ]
+    assert (
+        'conveyor_session=""' in out.headers["set-cookie"]
+        or "Max-Age=0" in out.headers["set-cookie"]
+    )
     # A kept copy of the cookie no longer works
     token_client.cookies.set("conveyor_session", session)
     assert (await token_client.get("/")).status_code == 303
@@ -283,9 +285,7 @@ async def test_refusals_carry_the_security_headers(app: Conveyor) -> None:
 
 
 # -- 9. queue names checked before pause and resume -------------------------------------------
-@pytest.mark.parametrize(
-    "queue", ["%20", "mail%07", "q%0Aq", "x" * 201, "%20mail"]
-)
+@pytest.mark.parametrize("queue", ["%20", "mail%07", "q%0Aq", "x" * 201, "%20mail"])
 async def test_pause_and_resume_refuse_malformed_queue_names(
     client: httpx.AsyncClient, app: Conveyor, queue: str
 ) -> None:
@@ -305,7 +305,6 @@ async def test_a_queue_without_jobs_yet_can_be_paused(
     response = await client.post("/api/queues/reports-2030/pause", headers={"X-CSRF-Token": token})
     assert response.status_code == 200
     assert await (await app.open()).paused_queues() == ["reports-2030"]
-
 
 
 # -- 1. the store URL in the header and banners ------------------------------------------------

@@ -56,15 +56,33 @@ class RedisServer:
 
     def client(self) -> Redis:
         """A plain redis-py client, for setting up and inspecting the server."""
-        return Redis(host="127.0.0.1", port=self.port, password=self.password,
-                     socket_timeout=5, socket_connect_timeout=2)
+        return Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+        )
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server (appendonly yes unless overridden) and wait until it answers."""
         args = [
-            self._binary, "--bind", "127.0.0.1", "--port", str(self.port),
-            "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "everysec",
-            "--save", "", "--logfile", str(self.dir / "redis.log"), *self.args,
+            self._binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--logfile",
+            str(self.dir / "redis.log"),
+            *self.args,
         ]
         if self.password:
             args += ["--requirepass", self.password]

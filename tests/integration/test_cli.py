@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-APP_SOURCE = '''
+APP_SOURCE = """
 import time
 
 from conveyor import Conveyor, Fail
@@ -39,7 +39,7 @@ async def boom(why: str = "x") -> None:
 @app.task(name="stuck", timeout=0.3, retries=0)
 def stuck() -> None:
     time.sleep(60)
-'''
+"""
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -66,8 +66,13 @@ def cli(tmp_path: Path, env: dict[str, str]) -> Run:
     def run(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "conveyor", *args],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL, check=False,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
 
     return run
@@ -127,15 +132,38 @@ def test_worker_exits_at_once_when_a_sync_task_thread_is_stuck(cli: Run) -> None
 
 
 def test_enqueue_options_and_unique_key(cli: Run) -> None:
-    first = as_json(cli(
-        "enqueue", "add", "--app", "cliapp:app", "--kwargs", '{"a": 1, "b": 2}',
-        "--queue", "mail", "--priority", "high", "--delay", "60", "--unique-key", "k1",
-        "--json",
-    ))
-    again = as_json(cli(
-        "enqueue", "add", "--app", "cliapp:app", "--args", "[9, 9]", "--unique-key", "k1",
-        "--json",
-    ))
+    first = as_json(
+        cli(
+            "enqueue",
+            "add",
+            "--app",
+            "cliapp:app",
+            "--kwargs",
+            '{"a": 1, "b": 2}',
+            "--queue",
+            "mail",
+            "--priority",
+            "high",
+            "--delay",
+            "60",
+            "--unique-key",
+            "k1",
+            "--json",
+        )
+    )
+    again = as_json(
+        cli(
+            "enqueue",
+            "add",
+            "--app",
+            "cliapp:app",
+            "--args",
+            "[9, 9]",
+            "--unique-key",
+            "k1",
+            "--json",
+        )
+    )
     assert first["existing"] is False
     assert again == {"id": first["id"], "existing": True}
     job = as_json(cli("jobs", "show", first["id"], "--json"))
@@ -262,10 +290,15 @@ def test_workers_lists_a_live_worker_which_stops_on_sigterm(
 ) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "conveyor", "worker", "--app", "cliapp:app"],
-        env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as proc:
         try:
+
             def listed() -> list[dict[str, Any]]:
                 rows = as_json(cli("workers", "--json"))
                 return [r for r in rows if r["pid"] == proc.pid]

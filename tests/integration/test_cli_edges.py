@@ -28,7 +28,7 @@ from conveyor.cli import app as cli_app
 from conveyor.cli.listing import PAGE_SIZE
 from conveyor.job import JobQuery, JobRecord
 
-APP_SOURCE = '''
+APP_SOURCE = """
 from conveyor import Conveyor
 
 app = Conveyor()
@@ -37,7 +37,7 @@ app = Conveyor()
 @app.task(name="add")
 def add(a: int = 0, b: int = 0) -> int:
     return a + b
-'''
+"""
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -62,8 +62,14 @@ def cli(tmp_path: Path, db: Path) -> Run:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "conveyor", *args], env=env, cwd=tmp_path,
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
+            [sys.executable, "-m", "conveyor", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
 
     return run
@@ -294,8 +300,14 @@ def _with_placeholder(app: Conveyor) -> str:
     app.tasks["add"].enqueue(1, 2)
     backend = app.backend
     assert isinstance(backend, MemoryBackend)
-    stored = {"id": "bad-1", "task": "add", "state": "dead", "headers": "{not json",
-              "payload": b"\xff\xfe", "created_at": "1796600000.5"}
+    stored = {
+        "id": "bad-1",
+        "task": "add",
+        "state": "dead",
+        "headers": "{not json",
+        "payload": b"\xff\xfe",
+        "created_at": "1796600000.5",
+    }
     record = placeholder("bad-1", stored, UnreadableRecord("bad-1", "headers", "not JSON"))
     with backend._s.lock:  # the store's own structures: no public way to damage a record
         backend._s.jobs[record.id] = record

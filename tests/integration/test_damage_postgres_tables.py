@@ -47,16 +47,24 @@ WORKER_DAMAGE = {
 def _insert_worker(base: str, schema: str, worker_id: str, column: str, value: str) -> None:
     values = {"stats": "'{}'", "queues": "NULL", "started_at": "1", "last_seen": "1"}
     values[column] = value
-    write(base, schema, (
-        "INSERT INTO {s}.workers (id, host, pid, queues, started_at, last_seen, expires_at, "
-        f"stats) VALUES (%(id)s, 'host', 1, {values['queues']}, {values['started_at']}, "
-        f"{values['last_seen']}, extract(epoch FROM now()) + 60, {values['stats']})"
-    ), {"id": worker_id})
+    write(
+        base,
+        schema,
+        (
+            "INSERT INTO {s}.workers (id, host, pid, queues, started_at, last_seen, expires_at, "
+            f"stats) VALUES (%(id)s, 'host', 1, {values['queues']}, {values['started_at']}, "
+            f"{values['last_seen']}, extract(epoch FROM now()) + 60, {values['stats']})"
+        ),
+        {"id": worker_id},
+    )
 
 
 @pytest.mark.parametrize("name", WORKER_DAMAGE)
 async def test_a_garbage_worker_row_is_skipped_with_an_error_and_expires(
-    pg: PostgresBackend, pg_base: str, schema: str, name: str,
+    pg: PostgresBackend,
+    pg_base: str,
+    schema: str,
+    name: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a live worker and a garbage registry row
@@ -130,7 +138,8 @@ async def test_counts_at_the_integer_limits_do_not_fail_every_recovery(
     report = await pg.recover(max_recoveries=5)
     assert (report.recovered, report.dead) == (2, 1)  # a is out of recoveries
     assert raw(pg_base, schema, a, "state", "recoveries") == {
-        "state": "dead", "recoveries": "2147483647"
+        "state": "dead",
+        "recoveries": "2147483647",
     }
     # And the next claim quarantines b (a negative attempt count) and runs c
     assert [j.id for j in await pg.claim("w2", Routing(), 5, 30.0)] == [c]
@@ -150,8 +159,12 @@ async def test_counters_at_the_int8_maximum_saturate_instead_of_failing_acks(
     stale, current = Lease(first.id, "stale"), Lease(second.id, second.lease_token or "")
     assert [await pg.complete(stale, None), await pg.complete(current, None)] == [False, True]
     assert await pg.extend([stale], 30.0) == [False]
-    write(pg_base, schema, "UPDATE {s}.jobs SET lease_expires_at = 0 WHERE id = %(id)s",
-          {"id": first.id})
+    write(
+        pg_base,
+        schema,
+        "UPDATE {s}.jobs SET lease_expires_at = 0 WHERE id = %(id)s",
+        {"id": first.id},
+    )
     assert (await pg.recover(max_recoveries=5)).recovered == 1
 
     # Then every call worked and the counters stay at the maximum
@@ -163,8 +176,12 @@ async def test_history_at_the_int8_maximum_saturates(
     pg: PostgresBackend, pg_base: str, schema: str
 ) -> None:
     minute = int(time.time()) // 60 * 60
-    write(pg_base, schema, "INSERT INTO {s}.history VALUES (%(m)s, 'q', %(v)s, %(v)s)",
-          {"m": minute, "v": INT8_MAX})
+    write(
+        pg_base,
+        schema,
+        "INSERT INTO {s}.history VALUES (%(m)s, 'q', %(v)s, %(v)s)",
+        {"m": minute, "v": INT8_MAX},
+    )
     await pg.record_history([HistoryPoint(minute, "q", 5, 5)], keep=3600.0)
     assert await pg.history(minute) == [HistoryPoint(minute, "q", INT8_MAX, INT8_MAX)]
 
@@ -184,8 +201,12 @@ async def test_oldest_ready_skips_a_run_at_that_is_no_time(
 async def test_a_leader_lease_with_a_nan_or_infinite_expiry_is_free(
     pg: PostgresBackend, pg_base: str, schema: str, expiry: str
 ) -> None:
-    write(pg_base, schema, "INSERT INTO {s}.leases VALUES ('scheduler', 'gone', %(e)s::float8)",
-          {"e": expiry})
+    write(
+        pg_base,
+        schema,
+        "INSERT INTO {s}.leases VALUES ('scheduler', 'gone', %(e)s::float8)",
+        {"e": expiry},
+    )
     assert await pg.acquire_lease("scheduler", "me", 10.0)
 
 
@@ -193,8 +214,9 @@ async def test_a_leader_lease_with_a_nan_or_infinite_expiry_is_free(
 async def test_a_nan_or_infinite_last_tick_counts_as_none_and_is_replaced(
     pg: PostgresBackend, pg_base: str, schema: str, tick: str
 ) -> None:
-    write(pg_base, schema, "INSERT INTO {s}.schedules VALUES ('nightly', %(t)s::float8)",
-          {"t": tick})
+    write(
+        pg_base, schema, "INSERT INTO {s}.schedules VALUES ('nightly', %(t)s::float8)", {"t": tick}
+    )
     assert await pg.schedule_state(["nightly"]) == {"nightly": None}
     assert await pg.enqueue_tick("nightly", 1_700_000_000.0, [job()]) is not None
     assert await pg.schedule_state(["nightly"]) == {"nightly": 1_700_000_000.0}
@@ -219,8 +241,11 @@ async def test_garbage_slot_holders_count_as_none(
 async def test_a_nan_or_infinite_rate_start_leaves_the_window(
     pg: PostgresBackend, pg_base: str, schema: str, start: str
 ) -> None:
-    write(pg_base, schema, "INSERT INTO {s}.rate_windows VALUES ('k', ARRAY[%(s)s::float8], 0)",
-          {"s": start})
+    write(
+        pg_base,
+        schema,
+        "INSERT INTO {s}.rate_windows VALUES ('k', ARRAY[%(s)s::float8], 0)",
+        {"s": start},
+    )
     assert await pg.rate_acquire("k", 1, 60.0) == 0.0
     assert await pg.rate_acquire("k", 1, 60.0) > 0.0  # the real start now fills the window
-

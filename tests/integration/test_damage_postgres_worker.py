@@ -72,8 +72,12 @@ async def drain(
         # The damaged job is first in line, or last: both must cost only itself.
         bad = await ok.options(priority=Priority.HIGH if first else Priority.LOW).enqueue_async(-1)
         good = [await ok.enqueue_async(n) for n in range(healthy)]
-        write(base, schema, f"UPDATE {{s}}.jobs SET {damage.column} = %(v)s::{damage.sql_type} "
-              "WHERE id = %(id)s", {"v": damage.value, "id": bad.id})
+        write(
+            base,
+            schema,
+            f"UPDATE {{s}}.jobs SET {damage.column} = %(v)s::{damage.sql_type} WHERE id = %(id)s",
+            {"v": damage.value, "id": bad.id},
+        )
         worker = Worker(app, burst=True, concurrency=concurrency, reaper=False)
         # Bounded: a claim that failed, spun or stopped early would never end the burst.
         assert await asyncio.wait_for(worker.run(), 60) == 0
@@ -129,11 +133,18 @@ async def test_a_burst_worker_drains_the_store_around_one_damaged_job(
 
 # -- random damage the column types accept ----------------------------------------------------
 _TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
-_JSON_SCALAR = st.none() | st.booleans() | st.integers(-(10**30), 10**30) | _TEXT | st.floats(
-    allow_nan=False, allow_infinity=False
+_JSON_SCALAR = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | _TEXT
+    | st.floats(allow_nan=False, allow_infinity=False)
 )
-_JSON = st.recursive(_JSON_SCALAR, lambda inner: st.lists(inner, max_size=3)
-                     | st.dictionaries(_TEXT, inner, max_size=3), max_leaves=8)
+_JSON = st.recursive(
+    _JSON_SCALAR,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
 _NON_FINITE = st.sampled_from(["NaN", "Infinity", "-Infinity"])
 _FINITE = st.floats(allow_nan=False, allow_infinity=False).map(repr)
 
@@ -197,13 +208,19 @@ DAMAGE = st.one_of(
 
 
 @settings(
-    max_examples=25, deadline=None, database=None,
+    max_examples=25,
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(damage=DAMAGE, healthy=st.integers(1, 4), first=st.booleans(),
-       concurrency=st.integers(1, 3))
+@given(damage=DAMAGE, healthy=st.integers(1, 4), first=st.booleans(), concurrency=st.integers(1, 3))
 def test_random_damage_costs_at_most_the_damaged_job(
-    pg_url: str, pg_base: str, schema: str, damage: Damage, healthy: int, first: bool,
+    pg_url: str,
+    pg_base: str,
+    schema: str,
+    damage: Damage,
+    healthy: int,
+    first: bool,
     concurrency: int,
 ) -> None:
     # One schema for every example: emptied first, so each starts from a clean store
@@ -214,7 +231,5 @@ def test_random_damage_costs_at_most_the_damaged_job(
     if exists:
         write(pg_base, schema, "DELETE FROM {s}.jobs")
         write(pg_base, schema, "DELETE FROM {s}.workers")
-    bad, outcomes = asyncio.run(
-        drain(pg_url, pg_base, schema, damage, healthy, first, concurrency)
-    )
+    bad, outcomes = asyncio.run(drain(pg_url, pg_base, schema, damage, healthy, first, concurrency))
     check(outcomes, bad, damage.expected)

@@ -52,17 +52,21 @@ def damage_postgres(app: Conveyor, job_id: str) -> None:
     schema = backend.target.schema.replace('"', '""')
     with psycopg.connect(server_url("postgres"), autocommit=True) as conn:
         conn.execute(
-            f'UPDATE "{schema}".jobs SET headers = \'[1, 2]\'::jsonb WHERE id = %s'.encode(),
+            f"UPDATE \"{schema}\".jobs SET headers = '[1, 2]'::jsonb WHERE id = %s".encode(),
             (job_id,),
         )
 
 
 STORES: dict[str, tuple[Callable[[Path], str], Damage]] = {
     "sqlite": (lambda tmp: f"sqlite:///{tmp / 'damaged.db'}", damage_sqlite),
-    "redis": (lambda tmp: f"{server_url('redis')}?prefix=reads-{os.urandom(6).hex()}",
-              damage_redis),
-    "postgres": (lambda tmp: f"{server_url('postgres')}?schema=reads_{os.urandom(6).hex()}",
-                 damage_postgres),
+    "redis": (
+        lambda tmp: f"{server_url('redis')}?prefix=reads-{os.urandom(6).hex()}",
+        damage_redis,
+    ),
+    "postgres": (
+        lambda tmp: f"{server_url('postgres')}?schema=reads_{os.urandom(6).hex()}",
+        damage_postgres,
+    ),
 }
 
 
@@ -98,7 +102,11 @@ async def test_reads_work_around_a_damaged_record(store: str, tmp_path: Path) ->
         return CliRunner().invoke(cli_app, [*args, "--url", url])
 
     for command in (
-        ["status"], ["workers"], ["jobs", "list"], ["failed", "list"], ["jobs", "show", bad],
+        ["status"],
+        ["workers"],
+        ["jobs", "list"],
+        ["failed", "list"],
+        ["jobs", "show", bad],
     ):
         result = await asyncio.to_thread(invoke, *command)
         assert result.exit_code == 0, (command, result.output)
@@ -116,9 +124,19 @@ async def test_reads_work_around_a_damaged_record(store: str, tmp_path: Path) ->
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as web:
             for path in (
-                "/", "/workers", "/jobs", "/jobs?state=dead", "/failed", "/scheduled",
-                f"/jobs/{bad}", "/api/overview", "/api/history", "/api/workers", "/api/jobs",
-                f"/api/jobs/{bad}", "/api/schedules",
+                "/",
+                "/workers",
+                "/jobs",
+                "/jobs?state=dead",
+                "/failed",
+                "/scheduled",
+                f"/jobs/{bad}",
+                "/api/overview",
+                "/api/history",
+                "/api/workers",
+                "/api/jobs",
+                f"/api/jobs/{bad}",
+                "/api/schedules",
             ):
                 page = await web.get(path)
                 assert page.status_code == 200, (path, page.text[:300])

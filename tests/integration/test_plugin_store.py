@@ -181,8 +181,11 @@ def test_a_plugged_store_that_fails_to_import_names_its_distribution(install: In
 
 def test_an_entry_point_that_builds_no_backend_is_refused(install: Install) -> None:
     install("odd-store", {"odd": "odd_factory:not_a_backend"}, odd_factory=FACTORY)
-    with pytest.raises(ConfigError, match=r"odd:// store of the distribution 'odd-store'.*"
-                       r"returned object, not a conveyor Backend"):
+    with pytest.raises(
+        ConfigError,
+        match=r"odd:// store of the distribution 'odd-store'.*"
+        r"returned object, not a conveyor Backend",
+    ):
         create_backend("odd://")
 
 

@@ -164,8 +164,20 @@ async def test_claim_walks_the_ready_index_in_run_order(pg: PostgresBackend):
 
 def test_glob_patterns_match_in_the_database_as_fnmatch_does(pg_base: str):
     names = ["mail", "mail-1", "mailx", "account-7", "a.b", "x[y]", "m", "MAIL", "mail-10"]
-    patterns = ["mail*", "mail-?", "account-*", "a.b", "[am]*", "[!m]*", "*", "mail-[0-9]",
-                "x[[]y]", "m?il", "[", "mail-[!1]*"]
+    patterns = [
+        "mail*",
+        "mail-?",
+        "account-*",
+        "a.b",
+        "[am]*",
+        "[!m]*",
+        "*",
+        "mail-[0-9]",
+        "x[[]y]",
+        "m?il",
+        "[",
+        "mail-[!1]*",
+    ]
     with psycopg.connect(pg_base, autocommit=True) as conn:
         for pattern in patterns:
             regex = sql.glob_to_regex(pattern)
@@ -310,13 +322,14 @@ def test_url_options_are_taken_out_of_the_libpq_url() -> None:
 
 async def test_libpq_options_reach_the_server_as_written(pg_base: str) -> None:
     # Given a libpq option with an escaped space and a literal "+" (libpq URI rules)
-    target = parse_url(with_options(
-        pg_base, options="-c%20statement_timeout%3D4321", application_name="a+b%20c"
-    ))
+    target = parse_url(
+        with_options(pg_base, options="-c%20statement_timeout%3D4321", application_name="a+b%20c")
+    )
     # When we connect with the conninfo Conveyor builds
     async with await psycopg.AsyncConnection.connect(target.conninfo) as conn:
-        cur = await conn.execute("SELECT current_setting('statement_timeout'), "
-                                 "current_setting('application_name')")
+        cur = await conn.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('application_name')"
+        )
         # Then the server got them unchanged
         assert await cur.fetchone() == ("4321ms", "a+b c")
 

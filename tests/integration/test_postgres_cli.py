@@ -19,7 +19,7 @@ from .postgres_support import pg_base, pg_url, schema, with_options
 
 __all__ = ["pg_base", "pg_url", "schema"]  # fixtures, imported for pytest
 
-APP = '''
+APP = """
 from conveyor import Conveyor
 
 app = Conveyor()
@@ -27,7 +27,7 @@ app = Conveyor()
 
 @app.task(name="noop")
 def noop() -> None: ...
-'''
+"""
 
 
 def cli(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,8 +35,14 @@ def cli(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "WORKER_"))}
     env.update(CONVEYOR_URL=url, PYTHONPATH=str(tmp_path), WORKER_SLEEP="0.1")
     return subprocess.run(
-        [sys.executable, "-m", "conveyor", *args], env=env, cwd=tmp_path,
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
+        [sys.executable, "-m", "conveyor", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
 
 
@@ -71,9 +77,7 @@ def test_a_worker_stops_on_an_older_schema_until_migrated(
     assert worker.returncode == 0, worker.stderr
 
 
-def test_status_reports_a_long_open_transaction(
-    tmp_path: Path, pg_base: str, pg_url: str
-) -> None:
+def test_status_reports_a_long_open_transaction(tmp_path: Path, pg_base: str, pg_url: str) -> None:
     url = with_options(pg_url, long_transaction="0.5")
     assert cli(tmp_path, url, "migrate").returncode == 0
     with psycopg.connect(pg_base) as holder:

@@ -23,7 +23,7 @@ from conveyor.settings import load_settings
 
 NOON = datetime(2024, 1, 1, 12, 0, tzinfo=UTC).timestamp()
 
-APP_SOURCE = '''
+APP_SOURCE = """
 from conveyor import Conveyor
 
 app = Conveyor()
@@ -35,7 +35,7 @@ async def beat() -> None: ...
 
 @app.cron("*/5 * * * *", timezone="Europe/Paris", missed="skip", name="prune")
 def prune(days: int = 7) -> None: ...
-'''
+"""
 
 
 def make_app(url: str, clock: FakeClock) -> Conveyor:
@@ -78,7 +78,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "WORKER_"))}
     path = os.pathsep.join(p for p in (str(tmp_path), base.get("PYTHONPATH")) if p)
     return {
-        **base, "CONVEYOR_URL": f"sqlite:///{tmp_path / 'x.db'}", "PYTHONPATH": path,
+        **base,
+        "CONVEYOR_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "PYTHONPATH": path,
         "SCHEDULER_INTERVAL": "0.2",
     }
 
@@ -87,13 +89,33 @@ def test_worker_modes_route_jobs_and_run_the_scheduler(tmp_path: Path) -> None:
     env = _env(tmp_path)
     run = [sys.executable, "-m", "conveyor"]
     for _ in range(3):
-        subprocess.run([*run, "enqueue", "--app", "cronapp:app", "cronapp.prune"], env=env,
-                       cwd=tmp_path, check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            [*run, "enqueue", "--app", "cronapp:app", "cronapp.prune"],
+            env=env,
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
     # A job-specialized worker for another task type takes none of them...
     other = subprocess.run(
-        [*run, "worker", "--app", "cronapp:app", "--burst", "--mode", "job-specialized",
-         "--job-types", "cronapp.beat"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        [
+            *run,
+            "worker",
+            "--app",
+            "cronapp:app",
+            "--burst",
+            "--mode",
+            "job-specialized",
+            "--job-types",
+            "cronapp.beat",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert other.returncode == 0, other.stderr
     assert "worker mode job-specialized" in other.stderr and "scheduler=off" in other.stderr
@@ -104,7 +126,12 @@ def test_worker_modes_route_jobs_and_run_the_scheduler(tmp_path: Path) -> None:
     # ... and a thin worker drains them, with its built-in scheduler beside it.
     thin = subprocess.run(
         [*run, "worker", "--app", "cronapp:app", "--burst", "--mode", "thin"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert thin.returncode == 0, thin.stderr
     assert "concurrency=5 scheduler=on" in thin.stderr
@@ -114,8 +141,12 @@ def test_worker_modes_route_jobs_and_run_the_scheduler(tmp_path: Path) -> None:
     # A mode missing what it needs stops with the variables named (exit code 2).
     bad = subprocess.run(
         [*run, "worker", "--app", "cronapp:app", "--mode", "specialized"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert bad.returncode == 2
     assert "WORKER_MODE=specialized" in bad.stderr and "WORKER_PRIORITIES" in bad.stderr
-

@@ -77,4 +77,3 @@ async def test_claim_backoff_holds_when_a_job_ends_during_an_outage(
     finally:
         server.stop()
         await app.aclose()
-

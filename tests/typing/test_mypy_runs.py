@@ -20,9 +20,21 @@ pytestmark = pytest.mark.skipif(
 def run_mypy(*paths: Path) -> subprocess.CompletedProcess[str]:
     """mypy with the project's configuration (strict) on ``paths``."""
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-         "--no-error-summary", "--hide-error-context", *map(str, paths)],
-        cwd=ROOT, capture_output=True, text=True, timeout=110, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--no-error-summary",
+            "--hide-error-context",
+            *map(str, paths),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
     )
 
 

@@ -29,7 +29,9 @@ class AdminRegistered(UserRegistered):
 
 def make_event(**changes: object) -> UserRegistered:
     fields: dict[str, object] = {
-        "user_id": 7, "email": "a@example.com", "at": datetime(2024, 5, 1, 12, tzinfo=UTC),
+        "user_id": 7,
+        "email": "a@example.com",
+        "at": datetime(2024, 5, 1, 12, tzinfo=UTC),
     }
     fields.update(changes)
     return UserRegistered.model_validate(fields)

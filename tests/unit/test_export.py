@@ -21,8 +21,11 @@ TARGET = Target(app="shop.jobs:app", executable="/srv/app/.venv/bin/conveyor")
 @pytest.fixture
 def pools(tmp_path: Path) -> list[Pool]:
     env = {
-        "QUEUE_MULTI_WORKER": "true", "MAIL_WORKER_PROCESSES": "3", "MAIL_WORKER_TRIES": "5",
-        "EVENTS_WORKER_GRACE_PERIOD": "90", "JOBS_WORKER_MEMORY_LIMIT": "512",
+        "QUEUE_MULTI_WORKER": "true",
+        "MAIL_WORKER_PROCESSES": "3",
+        "MAIL_WORKER_TRIES": "5",
+        "EVENTS_WORKER_GRACE_PERIOD": "90",
+        "JOBS_WORKER_MEMORY_LIMIT": "512",
         "JOBS_WORKER_QUEUES": "jobs,account-*",
     }
     return load_pools(env, tmp_path).selected()
@@ -44,15 +47,25 @@ def test_supervisord(pools: list[Pool]) -> None:
     assert ini["program:conveyor-events"]["stopwaitsecs"] == str(90 + STOP_MARGIN)
     assert 'MAX_RETRIES="4"' in mail["environment"]
     assert shlex.split(ini["program:conveyor-jobs"]["command"]) == [
-        "/srv/app/.venv/bin/conveyor", "worker", "--app", "shop.jobs:app", "--pool", "jobs",
-        "--queues", "jobs,account-*", "--memory-limit", "512",
+        "/srv/app/.venv/bin/conveyor",
+        "worker",
+        "--app",
+        "shop.jobs:app",
+        "--pool",
+        "jobs",
+        "--queues",
+        "jobs,account-*",
+        "--memory-limit",
+        "512",
     ]
 
 
 def test_systemd(pools: list[Pool]) -> None:
     files = systemd_units(pools, TARGET)
     assert set(files) == {
-        "conveyor.target", "conveyor-jobs@.service", "conveyor-mail@.service",
+        "conveyor.target",
+        "conveyor-jobs@.service",
+        "conveyor-mail@.service",
         "conveyor-events@.service",
     }
     target = _ini(files["conveyor.target"])
@@ -72,8 +85,12 @@ def test_compose(pools: list[Pool]) -> None:
     assert mail["deploy"]["replicas"] == 3
     assert mail["stop_grace_period"] == f"{30 + STOP_MARGIN}s"
     assert mail["stop_signal"] == "SIGTERM" and mail["init"] is True
-    assert mail["command"][:4] == ["/srv/app/.venv/bin/conveyor", "worker", "--app",
-                                   "shop.jobs:app"]
+    assert mail["command"][:4] == [
+        "/srv/app/.venv/bin/conveyor",
+        "worker",
+        "--app",
+        "shop.jobs:app",
+    ]
     assert mail["environment"]["MAX_RETRIES"] == "4"
     assert mail["environment"]["CONVEYOR_URL"].startswith("${CONVEYOR_URL")
 
@@ -107,11 +124,12 @@ def test_kubernetes(pools: list[Pool]) -> None:
         {"a": "true", "b": "1.5", "c": "30s", "d": "", "e": "a: b", "f": "#x", "g": "yes"},
         {"list": [{"x": 1, "y": [1, 2]}, [], {}, None, True, 2.5, "-1"]},
         {"nested": {"deep": {"deeper": ["a", "b c", "${X:?y}"]}}},
-        [{"a": [{"b": 1}]}, "it's \"quoted\" \\ ünïcode"],
+        [{"a": [{"b": 1}]}, 'it\'s "quoted" \\ ünïcode'],
     ],
 )
 def test_emitted_yaml_round_trips(value: Any) -> None:
     assert yaml.safe_load(dump(value)) == value
     assert list(yaml.safe_load_all(dump_all([{"k": value}, {"k": 2}], "a\nb"))) == [
-        {"k": value}, {"k": 2}
+        {"k": value},
+        {"k": 2},
     ]

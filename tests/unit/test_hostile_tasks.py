@@ -122,7 +122,12 @@ async def test_the_watchdog_names_the_blocking_job_and_ends_the_process(
         return Blocker(f"job x ({name})", 0.2, "x")
 
     dog = LoopWatchdog(
-        loop, blocker=blocker, warn_after=0.2, grace=0.3, shutdown_grace=30, exit=exits.append,
+        loop,
+        blocker=blocker,
+        warn_after=0.2,
+        grace=0.3,
+        shutdown_grace=30,
+        exit=exits.append,
     )
     dog.start()
     try:
@@ -148,8 +153,12 @@ async def test_the_watchdog_names_the_blocking_job_and_ends_the_process(
 async def test_the_watchdog_honours_a_stop_signal_the_loop_cannot_handle() -> None:
     exits: list[int] = []
     dog = LoopWatchdog(
-        asyncio.get_running_loop(), blocker=lambda task: Blocker("job y", 600.0, "y"),
-        warn_after=0.1, grace=600, shutdown_grace=0.3, exit=exits.append,
+        asyncio.get_running_loop(),
+        blocker=lambda task: Blocker("job y", 600.0, "y"),
+        warn_after=0.1,
+        grace=600,
+        shutdown_grace=0.3,
+        exit=exits.append,
     )
     dog.start()
     try:

@@ -49,7 +49,7 @@ def test_single_writes_context_as_key_value_and_other_libraries_lines(tmp_path: 
     reset_logging()
     # Then both lines are in the file, context as key=value
     text = read(tmp_path)
-    assert "INFO    conveyor: charged user=42 note=\"two words\"" in text
+    assert 'INFO    conveyor: charged user=42 note="two words"' in text
     assert "WARNING thirdparty.http: retrying GET" in text
 
 
@@ -76,8 +76,7 @@ def test_json_lines_carry_context_as_fields(tmp_path: Path) -> None:
     assert first["logger"] == "conveyor"
     assert first["user"] == 42
     assert first["amount"] == "9.99"
-    assert second == {"time": second["time"], "level": "info", "logger": "lib",
-                      "message": "plain"}
+    assert second == {"time": second["time"], "level": "info", "logger": "lib", "message": "plain"}
 
 
 def test_report_includes_the_traceback(tmp_path: Path) -> None:
@@ -165,8 +164,9 @@ def test_daily_rotates_and_keeps_log_days_files(tmp_path: Path) -> None:
     for day in range(1, 6):
         (folder / f"conveyor.log.2020-01-0{day}").write_text("old\n")
     configure_logging(settings(tmp_path, log_channel="daily", log_days=2))
-    handler = next(h for h in logging.getLogger().handlers
-                   if isinstance(h, TimedRotatingFileHandler))
+    handler = next(
+        h for h in logging.getLogger().handlers if isinstance(h, TimedRotatingFileHandler)
+    )
     log.info("today")
     # When the day turns
     handler.doRollover()
@@ -177,8 +177,11 @@ def test_daily_rotates_and_keeps_log_days_files(tmp_path: Path) -> None:
     backups = sorted(p.name for p in folder.iterdir() if p.name != "conveyor.log")
     assert len(backups) == 2
     assert "conveyor.log.2020-01-05" in backups
-    rolled = [p for p in folder.iterdir() if not p.name.startswith(("conveyor.log.2020",))
-              and p.name != "conveyor.log"]
+    rolled = [
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(("conveyor.log.2020",)) and p.name != "conveyor.log"
+    ]
     assert "today" in rolled[0].read_text()
 
 
@@ -204,14 +207,17 @@ def test_unknown_channel_names_are_clear_errors(tmp_path: Path) -> None:
         report(boom(), "nope")
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"log_channel": "slak"}, "LOG_CHANNEL='slak' is not a log channel: use one of single"),
-    ({"log_channel": "stack"}, "LOG_CHANNEL=stack needs LOG_STACK"),
-    ({"log_channel": "stack", "log_stack": "single,nope"}, "LOG_STACK names 'nope'"),
-    ({"log_channel": "slack"}, "needs LOG_SLACK_WEBHOOK_URL"),
-    ({"log_channel": "stack", "log_stack": "sentry"}, "needs SENTRY_DSN"),
-    ({"log_level": "loud"}, "LOG_LEVEL='loud'"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"log_channel": "slak"}, "LOG_CHANNEL='slak' is not a log channel: use one of single"),
+        ({"log_channel": "stack"}, "LOG_CHANNEL=stack needs LOG_STACK"),
+        ({"log_channel": "stack", "log_stack": "single,nope"}, "LOG_STACK names 'nope'"),
+        ({"log_channel": "slack"}, "needs LOG_SLACK_WEBHOOK_URL"),
+        ({"log_channel": "stack", "log_stack": "sentry"}, "needs SENTRY_DSN"),
+        ({"log_level": "loud"}, "LOG_LEVEL='loud'"),
+    ],
+)
 def test_settings_reject_unusable_log_channels(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(**env)

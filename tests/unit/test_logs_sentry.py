@@ -61,6 +61,6 @@ def test_reported_exceptions_and_errors_reach_sentry() -> None:
 def test_a_missing_sentry_sdk_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sentry_sdk", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"pip install 'conveyor\[sentry\]'"):
-        configure_logging(load_settings(
-            log_channel="sentry", sentry_dsn="http://key@127.0.0.1:9/1"
-        ))
+        configure_logging(
+            load_settings(log_channel="sentry", sentry_dsn="http://key@127.0.0.1:9/1")
+        )

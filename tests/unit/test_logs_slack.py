@@ -34,10 +34,15 @@ def lines(requests: list[tuple[str, bytes]]) -> list[str]:
 def test_lines_are_batched_into_few_messages() -> None:
     with http_server() as server:
         # Given the slack channel at LOG_SLACK_LEVEL=warning
-        configure_logging(load_settings(
-            log_channel="slack", log_slack_webhook_url=server.url + "/hook",
-            log_slack_username="ci-bot", log_slack_emoji=":fire:", log_slack_level="warning",
-        ))
+        configure_logging(
+            load_settings(
+                log_channel="slack",
+                log_slack_webhook_url=server.url + "/hook",
+                log_slack_username="ci-bot",
+                log_slack_emoji=":fire:",
+                log_slack_level="warning",
+            )
+        )
         # When five warnings and an info are logged in a burst
         for n in range(5):
             log.warning("disk almost full", n=n)
@@ -90,10 +95,14 @@ def test_an_unreachable_webhook_does_not_stop_the_rest_of_a_stack(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    configure_logging(load_settings(
-        log_channel="stack", log_stack="single,slack", log_path=str(tmp_path / "c.log"),
-        log_slack_webhook_url=f"http://127.0.0.1:{port}/hook/SECRET",
-    ))
+    configure_logging(
+        load_settings(
+            log_channel="stack",
+            log_stack="single,slack",
+            log_path=str(tmp_path / "c.log"),
+            log_slack_webhook_url=f"http://127.0.0.1:{port}/hook/SECRET",
+        )
+    )
     # When an error is logged
     log.error("payment failed", order=7)
     # Then the file has it, and the failure is on stderr once, without the URL

@@ -68,8 +68,12 @@ def test_middleware_sees_the_job_and_may_change_arguments(app: Conveyor) -> None
 
     @app.middleware
     async def double(ctx: ExecutionContext, call_next: JobNext) -> Any:
-        seen.update(task=ctx.task.name, attempt=ctx.attempt, queue=ctx.queue,
-                    job=current_job().id == ctx.job.id)
+        seen.update(
+            task=ctx.task.name,
+            attempt=ctx.attempt,
+            queue=ctx.queue,
+            job=current_job().id == ctx.job.id,
+        )
         ctx.args = [a * 2 for a in ctx.args]
         return await call_next()
 
@@ -262,7 +266,10 @@ def test_the_logging_middleware_writes_a_start_and_a_finish_line(
     assert finish.outcome == "succeeded"  # type: ignore[attr-defined]
     assert finish.duration >= 0  # type: ignore[attr-defined]
     assert (finish.job_id, finish.task, finish.queue, finish.attempt) == (  # type: ignore[attr-defined]
-        handle.id, send.name, "mail", 2,
+        handle.id,
+        send.name,
+        "mail",
+        2,
     )
 
 

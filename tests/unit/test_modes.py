@@ -27,7 +27,9 @@ def test_thin_keeps_an_explicit_concurrency_and_ignores_filters() -> None:
 
 def test_default_serves_every_priority_and_task_in_its_queues() -> None:
     p = plan(
-        worker_mode="default", worker_queues="mail,jobs", worker_priorities="high",
+        worker_mode="default",
+        worker_queues="mail,jobs",
+        worker_priorities="high",
         worker_job_types="app.a",
     )
     assert p.routing == Routing(queues=("mail", "jobs"))

@@ -31,9 +31,14 @@ def test_multi_worker_runs_one_pool_per_queue_type(tmp_path: Path) -> None:
 
 def test_pool_variables_win_over_worker_defaults(tmp_path: Path) -> None:
     env = {
-        "WORKER_MAX_JOBS": "1000", "WORKER_SLEEP": "2", "MAIL_WORKER_MAX_JOBS": "50",
-        "MAIL_WORKER_MEMORY_LIMIT": "256", "MAIL_WORKER_TIMEOUT": "30", "MAIL_WORKER_TRIES": "3",
-        "MAIL_WORKER_QUEUES": "mail,notify-*", "MAIL_WORKER_PRIORITIES": "high,normal",
+        "WORKER_MAX_JOBS": "1000",
+        "WORKER_SLEEP": "2",
+        "MAIL_WORKER_MAX_JOBS": "50",
+        "MAIL_WORKER_MEMORY_LIMIT": "256",
+        "MAIL_WORKER_TIMEOUT": "30",
+        "MAIL_WORKER_TRIES": "3",
+        "MAIL_WORKER_QUEUES": "mail,notify-*",
+        "MAIL_WORKER_PRIORITIES": "high,normal",
     }
     config = load_pools(env, tmp_path)
     mail, events = config.pool("mail"), config.pool("events")
@@ -48,14 +53,27 @@ def test_pool_variables_win_over_worker_defaults(tmp_path: Path) -> None:
         "WORKER_TRIES": "3",
     }
     assert mail.worker_args() == [
-        "--pool", "mail", "--queues", "mail,notify-*", "--priorities", "high,normal",
-        "--max-jobs", "50", "--memory-limit", "256", "--sleep", "2",
+        "--pool",
+        "mail",
+        "--queues",
+        "mail,notify-*",
+        "--priorities",
+        "high,normal",
+        "--max-jobs",
+        "50",
+        "--memory-limit",
+        "256",
+        "--sleep",
+        "2",
     ]
 
 
 def test_default_worker_names_the_single_pool(tmp_path: Path) -> None:
-    env = {"QUEUE_DEFAULT_WORKER": "main", "MAIN_WORKER_PROCESSES": "4",
-           "MAIN_WORKER_QUEUES": "main"}
+    env = {
+        "QUEUE_DEFAULT_WORKER": "main",
+        "MAIN_WORKER_PROCESSES": "4",
+        "MAIN_WORKER_QUEUES": "main",
+    }
     [pool] = load_pools(env, tmp_path).resolve(["single"])
     # single serves every queue (WORKER_QUEUES), whatever the pool's own queues are
     assert (pool.name, pool.processes, pool.queues) == ("main", 4, None)
@@ -64,7 +82,8 @@ def test_default_worker_names_the_single_pool(tmp_path: Path) -> None:
 def test_resolve_names_any_pool(tmp_path: Path) -> None:
     config = load_pools({}, tmp_path)
     assert [p.name for p in config.resolve(["mail", "account-sync", "mail"])] == [
-        "mail", "account-sync"
+        "mail",
+        "account-sync",
     ]
     assert config.resolve(["account-sync"])[0].queues == ("account-sync",)
     assert len(config.resolve(["multi"])) == 3

@@ -13,7 +13,10 @@ from conveyor.redaction import is_secret_name, origin, redact_text, redact_url
         # A password holding '@' is hidden whole, not up to its first '@'.
         ("redis://:p@ss@w0rd@host:6379/0", "redis://:***@host:6379/0"),
         ("redis://user:pw@host/0", "redis://user:***@host/0"),
-        ("rediss://default:s3cr%40t@cache.example:6380/1", "rediss://default:***@cache.example:6380/1"),
+        (
+            "rediss://default:s3cr%40t@cache.example:6380/1",
+            "rediss://default:***@cache.example:6380/1",
+        ),
         ("postgresql://app:a:b:c@db/prod", "postgresql://app:***@db/prod"),
         ("redis://:@host/0", "redis://:***@host/0"),
         # A user name alone is no secret.
@@ -41,7 +44,10 @@ def test_passwords_in_the_user_part(url: str, shown: str) -> None:
             "postgresql://db/app?sslmode=require&sslpassword=k3y&application_name=a@b",
             "postgresql://db/app?sslmode=require&sslpassword=***&application_name=a@b",
         ),
-        ("https://h/?token=abc&Client_Secret=d&MyPassword=e", "https://h/?token=***&Client_Secret=***&MyPassword=***"),
+        (
+            "https://h/?token=abc&Client_Secret=d&MyPassword=e",
+            "https://h/?token=***&Client_Secret=***&MyPassword=***",
+        ),
         ("redis://h/0?api_key=1;access_token=2", "redis://h/0?api_key=***;access_token=***"),
         ("redis://h/0#password=x", "redis://h/0#password=***"),
         ("redis://u:pw@h/0?password=pw", "redis://u:***@h/0?password=***"),
@@ -105,9 +111,16 @@ def test_origin_keeps_scheme_and_host_only() -> None:
 @pytest.mark.parametrize(
     ("name", "secret"),
     [
-        ("password", True), ("sentinel_password", True), ("sslpassword", True),
-        ("token", True), ("secret", True), ("X-Api-Key".replace("-", "_"), True),
-        ("db", False), ("prefix", False), ("sslmode", False), ("application_name", False),
+        ("password", True),
+        ("sentinel_password", True),
+        ("sslpassword", True),
+        ("token", True),
+        ("secret", True),
+        ("X-Api-Key".replace("-", "_"), True),
+        ("db", False),
+        ("prefix", False),
+        ("sslmode", False),
+        ("application_name", False),
     ],
 )
 def test_secret_names(name: str, secret: bool) -> None:

@@ -34,7 +34,9 @@ async def test_cron_registers_a_task_and_an_entry(app: Conveyor) -> None:
     entry = app.schedules[report.name]
     assert app.tasks[report.name] is report
     assert (entry.schedule.describe(), entry.timezone, entry.missed) == (
-        "*/5 * * * *", "Europe/Paris", "run_once",
+        "*/5 * * * *",
+        "Europe/Paris",
+        "run_once",
     )
     assert report(1, 2) == 3  # still callable directly
 
@@ -118,9 +120,7 @@ async def test_the_enqueued_job_carries_the_tick(app: Conveyor, clock: FakeClock
     assert (await backend.schedule_state(["every-minute"])) == {"every-minute": NOON}
 
 
-@pytest.mark.parametrize(
-    ("missed", "expected"), [("skip", 0), ("run_once", 1), ("run_each", 30)]
-)
+@pytest.mark.parametrize(("missed", "expected"), [("skip", 0), ("run_once", 1), ("run_each", 30)])
 async def test_missed_ticks_follow_the_policy(
     app: Conveyor, clock: FakeClock, missed: str, expected: int
 ) -> None:

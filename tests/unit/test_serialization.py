@@ -25,8 +25,9 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -108,8 +109,16 @@ def test_a_large_keyword_argument_is_named_too() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"{not json", b"", b"\xff\xfe", b"[1, 2]", b'{"args": [], "kwargs": []}', b'{"args": {}}',
-     b'"text"', b'{"kwargs": {}}'],
+    [
+        b"{not json",
+        b"",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"args": [], "kwargs": []}',
+        b'{"args": {}}',
+        b'"text"',
+        b'{"kwargs": {}}',
+    ],
 )
 def test_corrupt_payloads_raise_serialization_error(data: bytes) -> None:
     with pytest.raises(SerializationError, match="stored payload"):

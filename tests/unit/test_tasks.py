@@ -67,7 +67,10 @@ def test_defaults_come_from_the_settings_and_options_from_the_decorator() -> Non
     assert send("x") == "x"  # a direct call just runs the function
     record = send.enqueue("a").info()
     assert (record.queue, record.priority, record.max_retries, record.timeout) == (
-        "mail", Priority.HIGH, 1, 3.0,
+        "mail",
+        Priority.HIGH,
+        1,
+        3.0,
     )
     plain_record = plain.enqueue().info()
     assert (plain_record.queue, plain_record.priority) == ("default", Priority.NORMAL)
@@ -137,7 +140,10 @@ def test_per_call_options_override_the_task(app: Conveyor, clock: FakeClock) -> 
     assert record.state is State.SCHEDULED
     assert record.run_at == clock.now() + 60
     assert (record.queue, record.priority, record.max_retries, record.timeout) == (
-        "other", Priority.HIGH, 0, 1.5,
+        "other",
+        Priority.HIGH,
+        0,
+        1.5,
     )
     assert record.headers["tenant"] == "acme"
     assert set(record.headers) == {"tenant", "correlation_id"}  # the tracing middleware's

@@ -82,8 +82,14 @@ async def test_strict_priority_order_with_one_slot(app: Conveyor) -> None:
     async def record(label: str) -> None:
         order.append(label)
 
-    for label, prio in [("low1", "low"), ("norm1", "normal"), ("high1", "high"),
-                        ("low2", "low"), ("high2", "high"), ("norm2", "normal")]:
+    for label, prio in [
+        ("low1", "low"),
+        ("norm1", "normal"),
+        ("high1", "high"),
+        ("low2", "low"),
+        ("high2", "high"),
+        ("norm2", "normal"),
+    ]:
         record.options(priority=prio).enqueue(label)
     await worker_for(app, burst=True, concurrency=1).run()
     assert order == ["high1", "high2", "norm1", "norm2", "low1", "low2"]

@@ -93,8 +93,12 @@ async def test_a_job_for_a_task_this_worker_does_not_have_is_dead_as_unknown_tas
 async def test_a_corrupted_payload_is_dead_as_decode_error(app: Conveyor) -> None:
     seen = register_ok(app)
     corrupt = NewJob(
-        task="ok", queue="default", priority=Priority.HIGH, payload=b"{not json",
-        max_retries=3, timeout=5,
+        task="ok",
+        queue="default",
+        priority=Priority.HIGH,
+        payload=b"{not json",
+        max_retries=3,
+        timeout=5,
     )
     await app.backend.enqueue([corrupt])
     app.get_task("ok").enqueue(4)
@@ -112,8 +116,12 @@ async def test_arguments_that_do_not_fit_the_signature_are_dead_without_retries(
 ) -> None:
     seen = register_ok(app)
     wrong = NewJob(
-        task="ok", queue="default", priority=Priority.HIGH,
-        payload=b'{"args": [1, 2], "kwargs": {"extra": true}}', max_retries=5, timeout=5,
+        task="ok",
+        queue="default",
+        priority=Priority.HIGH,
+        payload=b'{"args": [1, 2], "kwargs": {"extra": true}}',
+        max_retries=5,
+        timeout=5,
     )
     app.backend.enqueue_sync([wrong])
     app.get_task("ok").enqueue(5)

@@ -44,6 +44,7 @@ EXIT_NOTHING = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 
+
 def _width(stream: Any) -> int | None:
     # Off a terminal rich falls back to 80 columns, which folds every table; logs and CI
     # output have room for more, unless COLUMNS says otherwise.
@@ -58,14 +59,18 @@ err = Console(stderr=True, width=_width(sys.stderr), soft_wrap=True)
 AppOption = Annotated[
     str | None,
     typer.Option(
-        "--app", "-A", envvar="CONVEYOR_APP", metavar="MODULE:ATTR",
+        "--app",
+        "-A",
+        envvar="CONVEYOR_APP",
+        metavar="MODULE:ATTR",
         help="Your Conveyor app, as module:attribute (default: $CONVEYOR_APP).",
     ),
 ]
 UrlOption = Annotated[
     str | None,
     typer.Option(
-        "--url", metavar="URL",
+        "--url",
+        metavar="URL",
         help="Backend URL; wins over the app's own and $CONVEYOR_URL.",
     ),
 ]
@@ -108,7 +113,8 @@ def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
             raise typer.Exit(EXIT_NOTHING) from None
         except OSError as exc:
             err.print(
-                f"error: backend unavailable: {redact_text(str(exc))}", markup=False,
+                f"error: backend unavailable: {redact_text(str(exc))}",
+                markup=False,
                 highlight=False,
             )
             raise typer.Exit(EXIT_UNAVAILABLE) from None

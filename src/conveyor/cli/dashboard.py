@@ -62,15 +62,16 @@ def dashboard(
     session_hours: Annotated[
         float,
         typer.Option(
-            envvar="CONVEYOR_DASHBOARD_SESSION_HOURS", min=0.01,
+            envvar="CONVEYOR_DASHBOARD_SESSION_HOURS",
+            min=0.01,
             help="Hours a token login lasts (the cookie's Max-Age, checked on the server too).",
         ),
     ] = 12.0,
     trusted_proxy: Annotated[
         list[str] | None,
         typer.Option(
-            "--trusted-proxy", envvar=["CONVEYOR_DASHBOARD_TRUSTED_PROXIES",
-                                       "DASHBOARD_TRUSTED_PROXIES"],
+            "--trusted-proxy",
+            envvar=["CONVEYOR_DASHBOARD_TRUSTED_PROXIES", "DASHBOARD_TRUSTED_PROXIES"],
             show_default=False,
             help="A TLS-terminating proxy's address or network (repeat, or comma-separate): "
             "its X-Forwarded-Proto and X-Forwarded-For are believed.",
@@ -79,7 +80,8 @@ def dashboard(
     secure_cookies: Annotated[
         bool,
         typer.Option(
-            "--secure-cookies", envvar="CONVEYOR_DASHBOARD_SECURE_COOKIES",
+            "--secure-cookies",
+            envvar="CONVEYOR_DASHBOARD_SECURE_COOKIES",
             help="Mark cookies Secure (HTTPS only) whatever scheme the request shows.",
         ),
     ] = False,
@@ -158,7 +160,11 @@ def dashboard(
     # The dashboard reads X-Forwarded-* itself, and only from --trusted-proxy: uvicorn's
     # own reading (which trusts 127.0.0.1 by default) is turned off so there is one rule.
     uvicorn.run(
-        asgi, host=host, port=port, log_level=log_level, server_header=False,
+        asgi,
+        host=host,
+        port=port,
+        log_level=log_level,
+        server_header=False,
         proxy_headers=False,
     )
 

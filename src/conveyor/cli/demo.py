@@ -59,7 +59,9 @@ class DemoRun:
 
 async def _finished(backend: Backend) -> int:
     return sum(
-        n for row in await backend.stats() for state, n in row.counts.items()
+        n
+        for row in await backend.stats()
+        for state, n in row.counts.items()
         if state in FINAL_STATES
     )
 
@@ -74,15 +76,31 @@ def _check(run: DemoRun, what: str) -> None:
 
 async def _start_workers(run: DemoRun, backend: Backend) -> None:
     cmd = [
-        sys.executable, "-m", "conveyor", "worker", "--app", "conveyor.demo:app",
-        "--concurrency", str(run.concurrency), "--lease-seconds", str(LEASE_SECONDS),
-        "--sleep", "0.05", "--grace-period", "10", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "conveyor",
+        "worker",
+        "--app",
+        "conveyor.demo:app",
+        "--concurrency",
+        str(run.concurrency),
+        "--lease-seconds",
+        str(LEASE_SECONDS),
+        "--sleep",
+        "0.05",
+        "--grace-period",
+        "10",
+        "--log-level",
+        "warning",
     ]
     for _ in range(run.workers):
         run.procs.append(
             await asyncio.create_subprocess_exec(
-                *cmd, env=run.env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=run.log, stderr=run.log,
+                *cmd,
+                env=run.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=run.log,
+                stderr=run.log,
             )
         )
     pids = {p.pid for p in run.procs}
@@ -102,7 +120,9 @@ async def _enqueue(run: DemoRun, backend: Backend) -> None:
 
 async def _watch(run: DemoRun, backend: Backend, baseline: int) -> None:
     columns = (
-        TextColumn("[bold]jobs finished"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]jobs finished"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
     plain = not err.is_terminal

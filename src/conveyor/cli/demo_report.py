@@ -43,9 +43,7 @@ def percentile(values: list[float], q: float) -> float | None:
 def summarize(records: list[JobRecord], elapsed: float) -> Summary:
     """Count outcomes and measure pickup (``run_at`` → ``started_at``) over ``records``."""
     final = [j for j in records if j.state in FINAL_STATES]
-    pickups = [
-        max(0.0, j.started_at - j.run_at) for j in final if j.started_at is not None
-    ]
+    pickups = [max(0.0, j.started_at - j.run_at) for j in final if j.started_at is not None]
     dead = [j for j in final if j.state is State.DEAD]
     per_task = Counter(j.task for j in dead)
     example = {j.task: clip(j.last_error, 100) for j in dead}

@@ -20,7 +20,8 @@ def export(
     pools: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[single|multi|POOL...]", show_default=False,
+            metavar="[single|multi|POOL...]",
+            show_default=False,
             help="Pools to export (default: by QUEUE_MULTI_WORKER), as for `conveyor run`.",
         ),
     ] = None,
@@ -57,7 +58,10 @@ def export(
         beside = Path(sys.executable).parent / "conveyor"
         executable = str(beside) if beside.exists() else shutil.which("conveyor") or "conveyor"
     target = Target(
-        app=app_spec, executable=executable, workdir=workdir or os.getcwd(), image=image,
+        app=app_spec,
+        executable=executable,
+        workdir=workdir or os.getcwd(),
+        image=image,
         secret_name=secret_name,
     )
     files = EXPORTERS[kind](load_pools().resolve(list(pools or [])), target)
@@ -72,8 +76,11 @@ def export(
         (out_dir / name).write_text(text)
         out.print(f"wrote {out_dir / name}", highlight=False)
     if kind == "systemd":
-        err.print(f"install: copy them to /etc/systemd/system/, then {_enable_hint(files)}",
-                  highlight=False, markup=False)
+        err.print(
+            f"install: copy them to /etc/systemd/system/, then {_enable_hint(files)}",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _enable_hint(files: dict[str, str]) -> str:

@@ -108,9 +108,7 @@ def purge(
         n = 0
         offset = 0
         while True:
-            page = await backend.query(
-                JobQuery(states=(State.DEAD,), limit=1000, offset=offset)
-            )
+            page = await backend.query(JobQuery(states=(State.DEAD,), limit=1000, offset=offset))
             n += sum(1 for j in page if before is None or (j.finished_at or 0.0) < before)
             if len(page) < 1000:
                 return n

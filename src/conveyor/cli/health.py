@@ -75,8 +75,11 @@ def health(
     url: UrlOption = None,
     worker: Annotated[
         str | None,
-        typer.Option("--worker", metavar="ID",
-                     help="Also require this worker's heartbeat to be fresh in the registry."),
+        typer.Option(
+            "--worker",
+            metavar="ID",
+            help="Also require this worker's heartbeat to be fresh in the registry.",
+        ),
     ] = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the backend before giving up.")
@@ -92,17 +95,26 @@ def health(
         print_json(report)
     if report["backend"] != "ok":
         if not as_json:
-            err.print(f"error: backend unreachable at {report['url']}: {report['backend']}",
-                      markup=False, highlight=False)
+            err.print(
+                f"error: backend unreachable at {report['url']}: {report['backend']}",
+                markup=False,
+                highlight=False,
+            )
         raise typer.Exit(EXIT_UNAVAILABLE)
     if not report["ok"]:
         if not as_json:
-            err.print(f"error: worker {worker} is not in the worker registry (stopped, or its "
-                      "heartbeat is older than its TTL); see `conveyor workers`",
-                      markup=False, highlight=False)
+            err.print(
+                f"error: worker {worker} is not in the worker registry (stopped, or its "
+                "heartbeat is older than its TTL); see `conveyor workers`",
+                markup=False,
+                highlight=False,
+            )
         raise typer.Exit(EXIT_NOTHING)
     if not as_json:
-        err.print(f"ok: backend {report['url']} answered in {report['seconds']:.3f}s"
-                  f"{f'; worker {worker} is live' if worker else ''}",
-                  markup=False, highlight=False)
+        err.print(
+            f"ok: backend {report['url']} answered in {report['seconds']:.3f}s"
+            f"{f'; worker {worker} is live' if worker else ''}",
+            markup=False,
+            highlight=False,
+        )
     raise typer.Exit(EXIT_OK)

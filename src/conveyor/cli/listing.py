@@ -126,8 +126,11 @@ class Printer:
         title = f"{len(jobs)} {self.noun}(s)" if only else None
         out.print(
             job_table(
-                jobs, title=title, error_column=self.error_column,
-                show_header=self.pages == 0, fixed=not only,
+                jobs,
+                title=title,
+                error_column=self.error_column,
+                show_header=self.pages == 0,
+                fixed=not only,
             )
         )
 
@@ -140,9 +143,7 @@ class Printer:
         self.written += 1
 
 
-async def stream(
-    backend: Backend, query: JobQuery, limit: int, printer: Printer
-) -> int:
+async def stream(backend: Backend, query: JobQuery, limit: int, printer: Printer) -> int:
     """Print the first ``limit`` jobs of ``query`` page by page; how many were printed."""
     printer.start()
     pending: list[JobRecord] | None = None

@@ -41,7 +41,8 @@ CONTROL = ("status", "stop", "restart")
 RunDirOption = Annotated[
     Path,
     typer.Option(
-        "--run-dir", envvar="CONVEYOR_RUN_DIR",
+        "--run-dir",
+        envvar="CONVEYOR_RUN_DIR",
         help="Where the supervisor keeps its lock and state (default .conveyor).",
     ),
 ]
@@ -73,17 +74,24 @@ def run(
     ] = 120.0,
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Serve /metrics for every pool, /livez and /readyz on this port "
-                     "(SUPERVISOR_METRICS_PORT; docs/monitoring.md); default off."),
+        typer.Option(
+            help="Serve /metrics for every pool, /livez and /readyz on this port "
+            "(SUPERVISOR_METRICS_PORT; docs/monitoring.md); default off."
+        ),
     ] = None,
     metrics_host: Annotated[
         str | None,
-        typer.Option(help="Address for --metrics-port (SUPERVISOR_METRICS_HOST, default "
-                     "127.0.0.1); 0.0.0.0 exposes it to the network."),
+        typer.Option(
+            help="Address for --metrics-port (SUPERVISOR_METRICS_HOST, default "
+            "127.0.0.1); 0.0.0.0 exposes it to the network."
+        ),
     ] = None,
     metrics_refresh: Annotated[
-        float, typer.Option(help="Seconds between the backend reads behind queue-depth "
-                            "metrics and /readyz.", min=0.1)
+        float,
+        typer.Option(
+            help="Seconds between the backend reads behind queue-depth metrics and /readyz.",
+            min=0.1,
+        ),
     ] = 5.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -116,8 +124,14 @@ class Endpoint:
 
 
 def _supervise(
-    words: list[str], app_spec: str | None, url: str | None, rd: RunDir, log_level: str | None,
-    backoff: float, backoff_cap: float, endpoint: Endpoint,
+    words: list[str],
+    app_spec: str | None,
+    url: str | None,
+    rd: RunDir,
+    log_level: str | None,
+    backoff: float,
+    backoff_cap: float,
+    endpoint: Endpoint,
 ) -> None:
     from conveyor.supervisor.child import url_env, worker_command
     from conveyor.supervisor.config import load_pools
@@ -132,13 +146,19 @@ def _supervise(
     extra = WORKER_ARGS if port is not None else ()
     env = dict(os.environ) | url_env(url) | (worker_env(rd.path) if port is not None else {})
     sup = Supervisor(
-        pools, lambda pool: worker_command(pool, app_spec, log_level, extra),
-        env, rd, backoff_base=backoff, backoff_cap=backoff_cap,
+        pools,
+        lambda pool: worker_command(pool, app_spec, log_level, extra),
+        env,
+        rd,
+        backoff_base=backoff,
+        backoff_cap=backoff_cap,
         info={"app": app_spec, "run_dir": str(rd.path.resolve())},
     )
     if port is not None:
         sup.companion = SupervisorMetrics(
-            sup, app.backend.clone(), port=port,
+            sup,
+            app.backend.clone(),
+            port=port,
             host=endpoint.host or app.settings.supervisor_metrics_host,
             refresh=endpoint.refresh,
         )
@@ -209,7 +229,12 @@ def _print_status(state: dict[str, Any]) -> None:
         for w in pool["workers"]:
             up = "-" if w["started_at"] is None else fmt_duration(now - w["started_at"])
             table.add_row(
-                pool["name"], str(w["slot"]), str(w["pid"] or "-"), w["state"], up,
-                str(w["restarts"]), w["last_exit"] or "-",
+                pool["name"],
+                str(w["slot"]),
+                str(w["pid"] or "-"),
+                w["state"],
+                up,
+                str(w["restarts"]),
+                w["last_exit"] or "-",
             )
     out.print(table)

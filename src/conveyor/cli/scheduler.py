@@ -47,14 +47,18 @@ def apply_mode(app: Conveyor) -> ModePlan:
     plan = resolve_mode(app.settings)
     for ignored in plan.ignored:
         log.warning("ignoring %s", ignored)
-    app.settings = app.settings.model_copy(update={
-        "worker_queues": plan.routing.queues,
-        "worker_priorities": plan.routing.priorities,
-        "worker_job_types": plan.routing.tasks,
-        "worker_concurrency": max(1, plan.concurrency),
-    })
+    app.settings = app.settings.model_copy(
+        update={
+            "worker_queues": plan.routing.queues,
+            "worker_priorities": plan.routing.priorities,
+            "worker_job_types": plan.routing.tasks,
+            "worker_concurrency": max(1, plan.concurrency),
+        }
+    )
     log.info(
-        "worker mode %s: concurrency=%d scheduler=%s", plan.mode, plan.concurrency,
+        "worker mode %s: concurrency=%d scheduler=%s",
+        plan.mode,
+        plan.concurrency,
         "on" if plan.scheduler else "off",
     )
     return plan
@@ -69,7 +73,8 @@ def run_scheduler_only(app: Conveyor, app_spec: str | None) -> int:
     err.print(
         f"conveyor scheduler · app {app_spec} · {redact_url(app.url)} · pid {os.getpid()} · "
         f"interval {s.interval:g}s · entries {len(app.schedules)}",
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )
 
     # A wrong ALERT_* setting fails here, before the scheduler starts.
@@ -142,8 +147,12 @@ def _table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(column)
     for r in rows:
         table.add_row(
-            escape(r["name"]), escape(r["schedule"]), r["timezone"], _short(r["next_run"]),
-            _short(r["last_run"]) if r["last_run"] else "never", r["missed"],
+            escape(r["name"]),
+            escape(r["schedule"]),
+            r["timezone"],
+            _short(r["next_run"]),
+            _short(r["last_run"]) if r["last_run"] else "never",
+            r["missed"],
         )
     return table
 

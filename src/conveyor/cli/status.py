@@ -27,9 +27,7 @@ if TYPE_CHECKING:
     from conveyor.backends.base import Backend
 
 #: Columns of the status table, in life order.
-STATES = (
-    State.SCHEDULED, State.READY, State.RUNNING, State.SUCCEEDED, State.DEAD, State.CANCELLED
-)
+STATES = (State.SCHEDULED, State.READY, State.RUNNING, State.SUCCEEDED, State.DEAD, State.CANCELLED)
 
 
 @dataclass(slots=True)
@@ -53,7 +51,9 @@ class Snapshot:
 async def snapshot(backend: Backend) -> Snapshot:
     """Read stats, counters and workers from ``backend``."""
     return Snapshot(
-        await backend.stats(), await backend.counters(), await backend.workers(),
+        await backend.stats(),
+        await backend.counters(),
+        await backend.workers(),
         await backend.diagnostics(),
     )
 
@@ -96,9 +96,7 @@ def status(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOptio
     for s in STATES:
         table.add_column(s.value, justify="right", min_width=len(s.value))
     for row in snap.queues:
-        table.add_row(
-            row.queue, row.priority.label, *(_n(row.counts.get(s, 0)) for s in STATES)
-        )
+        table.add_row(row.queue, row.priority.label, *(_n(row.counts.get(s, 0)) for s in STATES))
     totals = snap.totals()
     table.add_section()
     table.add_row("total", "", *(_n(totals[s.value]) for s in STATES), style="bold")
@@ -151,8 +149,19 @@ def workers(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOpti
         print_json(rows)
         return
     table = Table(title=f"{len(rows)} live worker(s)", title_justify="left")
-    columns = ("id", "host", "pid", "pool", "queues", "running", "processed", "failed",
-               "util", "uptime", "rss")
+    columns = (
+        "id",
+        "host",
+        "pid",
+        "pool",
+        "queues",
+        "running",
+        "processed",
+        "failed",
+        "util",
+        "uptime",
+        "rss",
+    )
     for name in columns:
         numeric = name in ("pid", "running", "processed", "failed", "util")
         table.add_column(name, justify="right" if numeric else "left")
@@ -161,8 +170,16 @@ def workers(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOpti
         running = f"{r['running']}/{r['concurrency'] or '?'}"
         util = "-" if r["utilisation"] is None else f"{r['utilisation']:.0%}"
         table.add_row(
-            r["id"], r["host"], str(r["pid"]), r["pool"] or "-", ",".join(r["queues"]),
-            running, str(r["processed"]), str(r["failed"]), util, fmt_duration(r["uptime"]),
+            r["id"],
+            r["host"],
+            str(r["pid"]),
+            r["pool"] or "-",
+            ",".join(r["queues"]),
+            running,
+            str(r["processed"]),
+            str(r["failed"]),
+            util,
+            fmt_duration(r["uptime"]),
             rss,
         )
     out.print(table)

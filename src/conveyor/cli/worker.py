@@ -115,25 +115,34 @@ def worker(
     ] = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Serve Prometheus /metrics and the /livez and /readyz probes on "
-                     "this port (docs/monitoring.md); default off."),
+        typer.Option(
+            help="Serve Prometheus /metrics and the /livez and /readyz probes on "
+            "this port (docs/monitoring.md); default off."
+        ),
     ] = None,
     metrics_host: Annotated[
         str, typer.Option(help="Address for --metrics-port; 0.0.0.0 exposes it to the network.")
     ] = "127.0.0.1",
     metrics_refresh: Annotated[
-        float, typer.Option(help="Seconds between the backend reads behind queue-depth "
-                            "metrics and /readyz.", min=0.1)
+        float,
+        typer.Option(
+            help="Seconds between the backend reads behind queue-depth metrics and /readyz.",
+            min=0.1,
+        ),
     ] = 5.0,
     mode: Annotated[
         str | None,
-        typer.Option(help="WORKER_MODE: thin, default, specialized, job-specialized or "
-                     "scheduler-only (docs/workers.md)."),
+        typer.Option(
+            help="WORKER_MODE: thin, default, specialized, job-specialized or "
+            "scheduler-only (docs/workers.md)."
+        ),
     ] = None,
     scheduler: Annotated[
         bool | None,
-        typer.Option("--scheduler/--no-scheduler",
-                     help="Run the built-in scheduler (ENABLE_SCHEDULER); default per mode."),
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Run the built-in scheduler (ENABLE_SCHEDULER); default per mode.",
+        ),
     ] = None,
 ) -> None:
     """Run a worker: claim jobs from the backend and run them until stopped.
@@ -175,18 +184,29 @@ def worker(
         f"conveyor worker · app {app_spec} · {redact_url(app.url)} · pid {os.getpid()} · "
         f"concurrency {w.concurrency} · queues {','.join(s.worker_queues or ['*'])}"
         f"{f' · pool {pool}' if pool else ''}{' · burst' if burst else ''}",
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )
     from conveyor.scheduler import Scheduler
     from conveyor.scheduler.beside import with_scheduler
 
-    endpoint = None if metrics_port is None else MetricsEndpoint(
-        metrics_port, metrics_host, metrics_refresh
+    endpoint = (
+        None
+        if metrics_port is None
+        else MetricsEndpoint(metrics_port, metrics_host, metrics_refresh)
     )
-    code = asyncio.run(with_scheduler(run_worker(
-        w, metrics_interval=app.settings.worker_metrics_interval, parent_pid=parent_pid,
-        metrics=endpoint,
-    ), w, Scheduler(app) if plan.scheduler else None))
+    code = asyncio.run(
+        with_scheduler(
+            run_worker(
+                w,
+                metrics_interval=app.settings.worker_metrics_interval,
+                parent_pid=parent_pid,
+                metrics=endpoint,
+            ),
+            w,
+            Scheduler(app) if plan.scheduler else None,
+        )
+    )
     if w.stuck_threads > 0 or w.counts.abandoned > 0 or code != 0:
         # A sync task's thread may still be running (it overran its timeout, or a forced
         # stop released its job); Python would wait for it at exit, so leave without waiting.

@@ -135,9 +135,13 @@ def create_dashboard(
     source_clock = clock or getattr(app_or_backend, "clock", None) or SYSTEM_CLOCK
     try:
         guard = Guard.create(
-            token=token, basic_auth=basic_auth, secret_key=secret_key,
-            session_max_age=session_max_age, trusted_proxies=trusted_proxies,
-            secure_cookies=secure_cookies, now=source_clock.now,
+            token=token,
+            basic_auth=basic_auth,
+            secret_key=secret_key,
+            session_max_age=session_max_age,
+            trusted_proxies=trusted_proxies,
+            secure_cookies=secure_cookies,
+            now=source_clock.now,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -28,6 +28,7 @@ MAX_MINUTES = 24 * 60
 MAX_OFFSET = 10**9
 PRIORITIES = tuple(p.label for p in Priority)
 
+
 async def overview(backend: Backend, clock: Clock) -> dict[str, Any]:
     """Totals by state, each queue by priority (paused or not, oldest wait), counters."""
     stats = await backend.stats()

@@ -63,9 +63,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """End the session (on the server too) and clear its cookie."""
     guard = dashboard(request).guard
-    if not guard.bearer(request) and not guard.csrf_matches(
-        request, await submitted_csrf(request)
-    ):
+    if not guard.bearer(request) and not guard.csrf_matches(request, await submitted_csrf(request)):
         raise HTTPException(403, "CSRF check failed: reload the page and try again")
     guard.end_session(request)
     target = "/login" if guard.token is not None else "/"

@@ -57,8 +57,12 @@ class HeadersAndHost:
         if not self._host_allowed(host):
             response = PlainTextResponse(
                 f"Invalid host header {host!r}: this dashboard answers only to "
-                + (", ".join(self.allowed) if self.allowed else "loopback names (localhost, "
-                   "127.0.0.1, [::1]) because it has no authentication")
+                + (
+                    ", ".join(self.allowed)
+                    if self.allowed
+                    else "loopback names (localhost, "
+                    "127.0.0.1, [::1]) because it has no authentication"
+                )
                 + ". Open it by one of those names, or give create_dashboard allowed_hosts",
                 status_code=400,
             )
@@ -122,9 +126,7 @@ def too_many_attempts(request: Request, wait: float) -> Response:
         f"too many failed attempts from this address: try again in {seconds} s "
         "(each further failure doubles the wait)"
     )
-    return JSONResponse(
-        {"error": message}, status_code=429, headers={"retry-after": str(seconds)}
-    )
+    return JSONResponse({"error": message}, status_code=429, headers={"retry-after": str(seconds)})
 
 
 def _unauthenticated(request: Request, token: bool, basic: object) -> Response:

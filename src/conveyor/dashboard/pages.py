@@ -155,9 +155,7 @@ async def cancel(request: Request) -> Response:
 
 @action
 async def pause(request: Request) -> Response:
-    return await _done(
-        request, await actions.pause(await backend(request), checked_queue(request))
-    )
+    return await _done(request, await actions.pause(await backend(request), checked_queue(request)))
 
 
 @action

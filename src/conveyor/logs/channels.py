@@ -44,7 +44,8 @@ def _slack(s: Settings) -> logging.Handler:
         raise ConfigError("the slack log channel needs LOG_SLACK_WEBHOOK_URL")
     handler = SlackHandler(
         s.log_slack_webhook_url.get_secret_value(),
-        username=s.log_slack_username, emoji=s.log_slack_emoji,
+        username=s.log_slack_username,
+        emoji=s.log_slack_emoji,
     )
     handler.setLevel(s.log_slack_level.upper())
     return handler
@@ -64,17 +65,19 @@ def _null(s: Settings) -> logging.Handler:
 
 
 BUILDERS: dict[str, Callable[[Settings], logging.Handler]] = {
-    "single": _single, "daily": _daily, "stderr": _stderr, "slack": _slack,
-    "sentry": _sentry, "null": _null,
+    "single": _single,
+    "daily": _daily,
+    "stderr": _stderr,
+    "slack": _slack,
+    "sentry": _sentry,
+    "null": _null,
 }
 
 
 def check_channel(name: str) -> str:
     """``name`` if it is a channel, else a `ConfigError` listing the channels there are."""
     if name not in LOG_CHANNELS:
-        raise ConfigError(
-            f"{name!r} is not a log channel: use one of {', '.join(LOG_CHANNELS)}"
-        )
+        raise ConfigError(f"{name!r} is not a log channel: use one of {', '.join(LOG_CHANNELS)}")
     return name
 
 

@@ -17,8 +17,7 @@ from conveyor.logs.formatting import CONTEXT
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
 ExcInfo = (
-    bool | BaseException | tuple[type[BaseException], BaseException, TracebackType | None]
-    | None
+    bool | BaseException | tuple[type[BaseException], BaseException, TracebackType | None] | None
 )
 
 _logger = logging.getLogger("conveyor")
@@ -43,11 +42,11 @@ class Log:
             raise TypeError("log.stack() needs at least one channel name")
         return Log(tuple(check_channel(n) for n in names))
 
-    def log(self, level: int | str, message: str, /, *, exc_info: ExcInfo = None,
-            **context: Any) -> None:
+    def log(
+        self, level: int | str, message: str, /, *, exc_info: ExcInfo = None, **context: Any
+    ) -> None:
         """Log ``message`` at ``level``; ``context`` becomes fields of the line."""
-        levelno = logging.getLevelNamesMapping()[level.upper()] if isinstance(level, str) \
-            else level
+        levelno = logging.getLevelNamesMapping()[level.upper()] if isinstance(level, str) else level
         extra = {CONTEXT: context} if context else None
         if not self.channels:
             _logger.log(levelno, message, exc_info=exc_info, extra=extra, stacklevel=3)

@@ -120,9 +120,13 @@ class SlackHandler(logging.Handler):
         return batch, False
 
     def _send(self, lines: list[str]) -> None:
-        body = json.dumps({
-            "text": "\n".join(lines), "username": self.username, "icon_emoji": self.emoji,
-        }).encode()
+        body = json.dumps(
+            {
+                "text": "\n".join(lines),
+                "username": self.username,
+                "icon_emoji": self.emoji,
+            }
+        ).encode()
         request = urllib.request.Request(  # noqa: S310 (the URL is the configured webhook)
             self._url, data=body, headers={"Content-Type": "application/json"}, method="POST"
         )

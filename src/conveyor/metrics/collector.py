@@ -26,25 +26,51 @@ if TYPE_CHECKING:
 
 #: Job duration buckets, in seconds: from a quick cache write to a long report.
 DURATION_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
 )
 
 #: Families read from the backend (the whole store, not one process): a supervisor serves
 #: its own read of them and never passes its workers' copies through.
-BACKEND_FAMILIES = frozenset({
-    "conveyor_backend_up", "conveyor_backend_read_age_seconds", "conveyor_queue_jobs",
-    "conveyor_lease_recoveries", "conveyor_fenced_completions", "conveyor_poison_pills",
-    "conveyor_workers_live",
-})
+BACKEND_FAMILIES = frozenset(
+    {
+        "conveyor_backend_up",
+        "conveyor_backend_read_age_seconds",
+        "conveyor_queue_jobs",
+        "conveyor_lease_recoveries",
+        "conveyor_fenced_completions",
+        "conveyor_poison_pills",
+        "conveyor_workers_live",
+    }
+)
 
 #: Backend counter name (`Backend.counters`) → metric name and help.
 STORE_COUNTERS = {
-    "recovered": ("conveyor_lease_recoveries_total",
-                  "Jobs returned to ready after their worker's lease expired (whole store)."),
-    "fenced": ("conveyor_fenced_completions_total",
-               "Results rejected because the worker no longer held the lease (whole store)."),
-    "poisoned": ("conveyor_poison_pills_total",
-                 "Jobs dead-lettered after too many lease recoveries (whole store)."),
+    "recovered": (
+        "conveyor_lease_recoveries_total",
+        "Jobs returned to ready after their worker's lease expired (whole store).",
+    ),
+    "fenced": (
+        "conveyor_fenced_completions_total",
+        "Results rejected because the worker no longer held the lease (whole store).",
+    ),
+    "poisoned": (
+        "conveyor_poison_pills_total",
+        "Jobs dead-lettered after too many lease recoveries (whole store).",
+    ),
 }
 
 
@@ -66,7 +92,8 @@ class WorkerCollector(Collector):
         stats = w.stats()  # one consistent read; safe off the loop (the heartbeat does it)
         c = w.counts
         info = GaugeMetricFamily(
-            "conveyor_worker_info", "Always 1; labels identify this worker process.",
+            "conveyor_worker_info",
+            "Always 1; labels identify this worker process.",
             labels=["worker", "pool", "host"],
         )
         info.add_metric([w.id, w.pool or "", str(stats["host"])], 1)
@@ -74,8 +101,13 @@ class WorkerCollector(Collector):
         jobs = CounterMetricFamily(
             "conveyor_worker_jobs", "Jobs this worker finished, by outcome.", labels=["outcome"]
         )
-        for outcome, n in (("succeeded", c.succeeded), ("retried", c.retried),
-                           ("dead", c.dead), ("released", c.released), ("lost", c.lost)):
+        for outcome, n in (
+            ("succeeded", c.succeeded),
+            ("retried", c.retried),
+            ("dead", c.dead),
+            ("released", c.released),
+            ("lost", c.lost),
+        ):
             jobs.add_metric([outcome], n)
         yield jobs
         yield CounterMetricFamily(
@@ -93,7 +125,8 @@ class WorkerCollector(Collector):
             "conveyor_worker_running_jobs", "Jobs running now.", value=stats["running"]
         )
         yield GaugeMetricFamily(
-            "conveyor_worker_concurrency", "Jobs this worker runs at once at most.",
+            "conveyor_worker_concurrency",
+            "Jobs this worker runs at once at most.",
             value=w.concurrency,
         )
         yield GaugeMetricFamily(
@@ -102,14 +135,16 @@ class WorkerCollector(Collector):
             value=stats["utilisation"],
         )
         yield GaugeMetricFamily(
-            "conveyor_worker_uptime_seconds", "Seconds since the worker started.",
+            "conveyor_worker_uptime_seconds",
+            "Seconds since the worker started.",
             value=stats["uptime"],
         )
         age = w.heartbeat_age()
         if age is not None:
             yield GaugeMetricFamily(
                 "conveyor_worker_heartbeat_age_seconds",
-                "Seconds since the worker last refreshed its entry in the registry.", value=age,
+                "Seconds since the worker last refreshed its entry in the registry.",
+                value=age,
             )
         waits = CounterMetricFamily(
             "conveyor_rate_limit_waits",
@@ -125,7 +160,8 @@ class WorkerCollector(Collector):
 def backend_metrics(refresher: Refresher) -> Iterator[Metric]:
     """The whole-store families (`BACKEND_FAMILIES`) from the refresher's last read."""
     yield GaugeMetricFamily(
-        "conveyor_backend_up", "1 when the last read of the backend succeeded in time.",
+        "conveyor_backend_up",
+        "1 when the last read of the backend succeeded in time.",
         value=1 if refresher.backend_fresh() else 0,
     )
     view = refresher.view
@@ -137,7 +173,8 @@ def backend_metrics(refresher: Refresher) -> Iterator[Metric]:
         value=refresher.backend_age() or 0.0,
     )
     depth = GaugeMetricFamily(
-        "conveyor_queue_jobs", "Jobs in the store per queue and priority, by state.",
+        "conveyor_queue_jobs",
+        "Jobs in the store per queue and priority, by state.",
         labels=["queue", "priority", "state"],
     )
     for row in view.queues:
@@ -145,11 +182,10 @@ def backend_metrics(refresher: Refresher) -> Iterator[Metric]:
             depth.add_metric([row.queue, row.priority.label, state.value], n)
     yield depth
     for key, (name, doc) in STORE_COUNTERS.items():
-        yield CounterMetricFamily(
-            name.removesuffix("_total"), doc, value=view.counters.get(key, 0)
-        )
+        yield CounterMetricFamily(name.removesuffix("_total"), doc, value=view.counters.get(key, 0))
     yield GaugeMetricFamily(
-        "conveyor_workers_live", "Workers in the backend's registry (whole store).",
+        "conveyor_workers_live",
+        "Workers in the backend's registry (whole store).",
         value=view.workers,
     )
 
@@ -160,8 +196,11 @@ def build_registry(worker: MetricsSource, refresher: Refresher | None) -> Collec
     registry.register(WorkerCollector(worker, refresher))
     ProcessCollector(registry=registry)
     duration = Histogram(
-        "conveyor_job_duration_seconds", "Run time of jobs, by task, queue and outcome.",
-        labelnames=["task", "queue", "outcome"], buckets=DURATION_BUCKETS, registry=registry,
+        "conveyor_job_duration_seconds",
+        "Run time of jobs, by task, queue and outcome.",
+        labelnames=["task", "queue", "outcome"],
+        buckets=DURATION_BUCKETS,
+        registry=registry,
     )
 
     def observe(job: JobRecord, outcome: str, seconds: float) -> None:

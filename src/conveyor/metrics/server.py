@@ -103,8 +103,13 @@ class MetricsServer:
     """Serves a registry and the probes on ``host:port`` from a daemon thread."""
 
     def __init__(
-        self, registry: CollectorRegistry, probes: ProbeSet, *, host: str = "127.0.0.1",
-        port: int = 0, flag: str = "--metrics-port",
+        self,
+        registry: CollectorRegistry,
+        probes: ProbeSet,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        flag: str = "--metrics-port",
     ) -> None:
         handler = type("Handler", (_Handler,), {"registry": registry, "probes": probes})
         try:

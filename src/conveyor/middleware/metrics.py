@@ -46,7 +46,8 @@ class JobMetrics:
         """How many runs of ``task`` (optionally only in ``queue`` / with ``outcome``)."""
         with self._lock:
             return sum(
-                s.count for (t, q, o), s in self._series.items()
+                s.count
+                for (t, q, o), s in self._series.items()
                 if t == task and queue in (None, q) and outcome in (None, o)
             )
 
@@ -55,8 +56,13 @@ class JobMetrics:
         with self._lock:
             items = sorted(self._series.items())
             return [
-                {"task": t, "queue": q, "outcome": o, "count": s.count,
-                 "seconds": round(s.seconds, 6)}
+                {
+                    "task": t,
+                    "queue": q,
+                    "outcome": o,
+                    "count": s.count,
+                    "seconds": round(s.seconds, 6),
+                }
                 for (t, q, o), s in items
             ]
 
@@ -78,6 +84,4 @@ async def measure_job(ctx: ExecutionContext, call_next: JobNext) -> Any:
         outcome = "rate_limited"  # waits without using an attempt: not a failure
         raise
     finally:
-        ctx.app.job_metrics.observe(
-            ctx.task.name, ctx.queue, outcome, time.perf_counter() - start
-        )
+        ctx.app.job_metrics.observe(ctx.task.name, ctx.queue, outcome, time.perf_counter() - start)

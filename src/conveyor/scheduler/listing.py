@@ -24,15 +24,17 @@ async def entry_rows(app: Conveyor, backend: Backend) -> list[dict[str, Any]]:
     for entry in entries:
         last = state.get(entry.name)
         upcoming = entry.schedule.after(now)
-        rows.append({
-            "name": entry.name,
-            "task": entry.task.name,
-            "schedule": entry.schedule.describe(),
-            "timezone": entry.timezone,
-            "missed": entry.missed,
-            "next_run": iso(upcoming),
-            "next_run_at": upcoming,
-            "last_run": None if last is None else iso(last),
-            "last_run_at": last,
-        })
+        rows.append(
+            {
+                "name": entry.name,
+                "task": entry.task.name,
+                "schedule": entry.schedule.describe(),
+                "timezone": entry.timezone,
+                "missed": entry.missed,
+                "next_run": iso(upcoming),
+                "next_run_at": upcoming,
+                "last_run": None if last is None else iso(last),
+                "last_run_at": last,
+            }
+        )
     return rows

@@ -89,7 +89,9 @@ class Scheduler:
             trap = SignalTrap(lambda sig: self.stop(f"received {sig.name}"), loop=loop)
         entries = sorted(self.app.schedules)
         log.info(
-            "scheduler %s started: interval=%gs entries=%s", self.owner, self.interval,
+            "scheduler %s started: interval=%gs entries=%s",
+            self.owner,
+            self.interval,
             ",".join(entries) or "none",
         )
         try:
@@ -136,7 +138,8 @@ class Scheduler:
         leader = await backend.acquire_lease(LEADER_LEASE, self.owner, self.lease_ttl)
         if leader != self.is_leader:
             log.info(
-                "scheduler %s %s", self.owner,
+                "scheduler %s %s",
+                self.owner,
                 "is now the leader" if leader else "is no longer the leader",
             )
             self.is_leader = leader
@@ -158,13 +161,20 @@ class Scheduler:
         # order key enqueue_tick checks; its job is due at the store's now, like any other.
         now = self.app.clock.now()
         ticks = due_ticks(
-            entry.schedule, last, now, window=self.window, missed=entry.missed,
+            entry.schedule,
+            last,
+            now,
+            window=self.window,
+            missed=entry.missed,
             limit=MAX_CATCH_UP,
         )
         if len(ticks) > 1 or (ticks and now - ticks[0] > self.window):
             log.warning(
                 "schedule %s missed ticks since %s; policy %s: enqueueing %d",
-                entry.name, "never" if last is None else iso(last), entry.missed, len(ticks),
+                entry.name,
+                "never" if last is None else iso(last),
+                entry.missed,
+                len(ticks),
             )
         fired = []
         for tick in ticks:

@@ -49,7 +49,10 @@ _PREEXEC = _pdeathsig()
 
 
 def worker_command(
-    pool: Pool, app_spec: str, log_level: str | None, extra: Sequence[str] = (),
+    pool: Pool,
+    app_spec: str,
+    log_level: str | None,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """The command line of one worker process of ``pool`` (``extra``: more flags).
 
@@ -86,8 +89,11 @@ class Child:
     def spawn(cls, pool: Pool, slot: int, command: list[str], env: dict[str, str]) -> Child:
         """Start one worker process for ``pool``; its output goes to ours."""
         proc = subprocess.Popen(
-            command, env={**env, **pool.worker_env()}, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_PREEXEC,  # noqa: PLW1509 - see _pdeathsig
+            command,
+            env={**env, **pool.worker_env()},
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_PREEXEC,  # noqa: PLW1509 - see _pdeathsig
         )
         return cls(pool.name, slot, proc)
 

@@ -284,14 +284,10 @@ def read_env(root: Path | None = None) -> dict[str, str]:
     return {**{k: v for k, v in values.items() if v is not None}, **os.environ}
 
 
-_ENV_POOL = re.compile(
-    r"^([A-Z][A-Z0-9_]*?)_WORKER_(" + "|".join(k.upper() for k in KEYS) + r")$"
-)
+_ENV_POOL = re.compile(r"^([A-Z][A-Z0-9_]*?)_WORKER_(" + "|".join(k.upper() for k in KEYS) + r")$")
 
 
-def load_pools(
-    env: Mapping[str, str] | None = None, root: Path | None = None
-) -> PoolsConfig:
+def load_pools(env: Mapping[str, str] | None = None, root: Path | None = None) -> PoolsConfig:
     """Read the pools configuration from the environment and ``conveyor.toml`` /
     ``pyproject.toml`` in ``root`` (the working directory); a wrong value is a
     `ConfigError` naming the variable or file key."""
@@ -299,10 +295,13 @@ def load_pools(
     file = read_file(root or Path.cwd())
     where = file.get("_path", "")
     multi_raw = env.get("QUEUE_MULTI_WORKER", file.get("queue_multi_worker", False))
-    multi = _bool(multi_raw, "QUEUE_MULTI_WORKER" if "QUEUE_MULTI_WORKER" in env
-                  else f"queue_multi_worker in {where}")
-    default = str(env.get("QUEUE_DEFAULT_WORKER") or file.get("queue_default_worker")
-                  or DEFAULT_POOL).strip()
+    multi = _bool(
+        multi_raw,
+        "QUEUE_MULTI_WORKER" if "QUEUE_MULTI_WORKER" in env else f"queue_multi_worker in {where}",
+    )
+    default = str(
+        env.get("QUEUE_DEFAULT_WORKER") or file.get("queue_default_worker") or DEFAULT_POOL
+    ).strip()
     try:
         check_pool_name(default)
     except ConfigError as exc:

@@ -60,7 +60,7 @@ def _lines(value: Any, indent: int) -> list[str]:
     for item in value:
         if _block(item) and not _flow_list(item):
             sub = _lines(item, indent + 2)
-            sub[0] = f"{pad}- {sub[0][indent + 2:]}"
+            sub[0] = f"{pad}- {sub[0][indent + 2 :]}"
             lines += sub
         else:
             lines.append(f"{pad}- {_inline(item)}")

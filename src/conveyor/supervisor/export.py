@@ -84,9 +84,7 @@ def systemd(pools: list[Pool], target: Target) -> dict[str, str]:
         f"{_name(p)}@{{1..{p.processes}}}.service" if p.processes > 1 else f"{_name(p)}@1.service"
         for p in pools
     )
-    wants = " ".join(
-        f"{_name(p)}@{i}.service" for p in pools for i in range(1, p.processes + 1)
-    )
+    wants = " ".join(f"{_name(p)}@{i}.service" for p in pools for i in range(1, p.processes + 1))
     files["conveyor.target"] = (
         "# Conveyor worker pools (written by `conveyor export systemd`).\n"
         f"# Enable: systemctl enable --now {enable}\n"
@@ -144,8 +142,10 @@ def _labels(pool: Pool) -> dict[str, str]:
 
 def _container(pool: Pool, target: Target) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
-        {"name": "CONVEYOR_URL",
-         "valueFrom": {"secretKeyRef": {"name": target.secret_name, "key": "url"}}},
+        {
+            "name": "CONVEYOR_URL",
+            "valueFrom": {"secretKeyRef": {"name": target.secret_name, "key": "url"}},
+        },
         *({"name": k, "value": v} for k, v in pool.worker_env().items()),
     ]
     resources: dict[str, Any] = {"requests": {"cpu": "250m", "memory": "256Mi"}}
@@ -162,12 +162,16 @@ def _container(pool: Pool, target: Target) -> dict[str, Any]:
         # the backend, so a backend outage never restarts every pod at once.
         "livenessProbe": {
             "exec": {"command": ["python", "-c", "import os; os.kill(1, 0)"]},
-            "periodSeconds": 30, "timeoutSeconds": 5, "failureThreshold": 3,
+            "periodSeconds": 30,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
         },
         # Readiness: the backend answers (`conveyor health` exits 0; docs/monitoring.md).
         "readinessProbe": {
             "exec": {"command": ["conveyor", "health", "--timeout", "10"]},
-            "initialDelaySeconds": 5, "periodSeconds": 30, "timeoutSeconds": 20,
+            "initialDelaySeconds": 5,
+            "periodSeconds": 30,
+            "timeoutSeconds": 20,
             "failureThreshold": 3,
         },
     }
@@ -178,39 +182,52 @@ def kubernetes(pools: list[Pool], target: Target) -> dict[str, str]:
     docs: list[dict[str, Any]] = []
     for pool in pools:
         labels = _labels(pool)
-        docs.append({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": _name(pool), "labels": labels},
-            "spec": {
-                "replicas": pool.processes,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "terminationGracePeriodSeconds": stop_seconds(pool),
-                        "containers": [_container(pool, target)],
+        docs.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": _name(pool), "labels": labels},
+                "spec": {
+                    "replicas": pool.processes,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "terminationGracePeriodSeconds": stop_seconds(pool),
+                            "containers": [_container(pool, target)],
+                        },
                     },
                 },
-            },
-        })
+            }
+        )
     for pool in pools:
-        docs.append({
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": _name(pool), "labels": _labels(pool)},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                                   "name": _name(pool)},
-                "minReplicas": pool.processes,
-                "maxReplicas": pool.processes * 4,
-                "metrics": [{"type": "Resource", "resource": {
-                    "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70},
-                }}],
-                # Scale down slowly: each removed pod first finishes its running jobs.
-                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
-            },
-        })
+        docs.append(
+            {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": _name(pool), "labels": _labels(pool)},
+                "spec": {
+                    "scaleTargetRef": {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": _name(pool),
+                    },
+                    "minReplicas": pool.processes,
+                    "maxReplicas": pool.processes * 4,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": 70},
+                            },
+                        }
+                    ],
+                    # Scale down slowly: each removed pod first finishes its running jobs.
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+                },
+            }
+        )
     header = (
         "Conveyor worker pools (written by `conveyor export kubernetes`).\n"
         f"Needs a Secret {target.secret_name!r} with key 'url' (the backend URL):\n"

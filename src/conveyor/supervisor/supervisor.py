@@ -131,7 +131,9 @@ class Supervisor:
             if self.companion is not None:
                 self.companion.start()
             log.info(
-                "supervisor %d started: %s", _pid(), ", ".join(
+                "supervisor %d started: %s",
+                _pid(),
+                ", ".join(
                     f"{p.name} x{p.processes} (queues {','.join(p.queues or ['*'])})"
                     for p in self.pools
                 ),
@@ -187,7 +189,9 @@ class Supervisor:
             slot.next_start = now
             log.info(
                 "worker pid %d (%s) exited cleanly after %.1fs (recycled); replacing it",
-                child.pid, slot.label, child.uptime(),
+                child.pid,
+                slot.label,
+                child.uptime(),
             )
             return
         if child.uptime() >= self.stable_after:
@@ -198,13 +202,20 @@ class Supervisor:
         slot.next_start = now + delay
         log.warning(
             "worker pid %d (%s) died: %s after %.1fs; restarting in %.1fs",
-            child.pid, slot.label, slot.last_exit, child.uptime(), delay,
+            child.pid,
+            slot.label,
+            slot.last_exit,
+            child.uptime(),
+            delay,
         )
         if slot.crashes >= self.crash_loop:
             log.error(
                 "crash loop: %s crashed %d times in a row (last: %s); restarts back off up "
                 "to %gs. Check the worker's output above.",
-                slot.label, slot.crashes, slot.last_exit, self.backoff_cap,
+                slot.label,
+                slot.crashes,
+                slot.last_exit,
+                self.backoff_cap,
             )
 
     # -- rolling restart -------------------------------------------------------------------
@@ -214,9 +225,9 @@ class Supervisor:
             while self._roll and step is None:
                 slot = self._roll.popleft()
                 if slot.child is not None:  # a slot waiting to restart gets new code anyway
-                    step = self._step = _Step(slot, Child.spawn(
-                        slot.pool, slot.index, self.command(slot.pool), self.env
-                    ))
+                    step = self._step = _Step(
+                        slot, Child.spawn(slot.pool, slot.index, self.command(slot.pool), self.env)
+                    )
                     log.info("rolling restart: started pid %d for %s", step.new.pid, slot.label)
             return
         if step.old is None:
@@ -224,7 +235,8 @@ class Supervisor:
             if code is not None:
                 log.error(
                     "rolling restart aborted: the new worker for %s exited (%s) while "
-                    "warming up; the running workers were kept", step.slot.label,
+                    "warming up; the running workers were kept",
+                    step.slot.label,
                     describe_exit(code),
                 )
                 self._step = None
@@ -331,15 +343,26 @@ class Supervisor:
                     "crashes": s.crashes,
                     "last_exit": s.last_exit,
                 }
-                for s in self.slots if s.pool is pool
+                for s in self.slots
+                if s.pool is pool
             ]
-            pools.append({"name": pool.name, "processes": pool.processes,
-                          "queues": list(pool.queues or ["*"]), "workers": workers})
+            pools.append(
+                {
+                    "name": pool.name,
+                    "processes": pool.processes,
+                    "queues": list(pool.queues or ["*"]),
+                    "workers": workers,
+                }
+            )
         return {
-            **self.info, "pid": _pid(), "create_time": self._create_time,
-            "started_at": self._started_at, "stopping": stopping,
+            **self.info,
+            "pid": _pid(),
+            "create_time": self._create_time,
+            "started_at": self._started_at,
+            "stopping": stopping,
             "rolling": self._step is not None or bool(self._roll),
-            "retiring": [c.pid for c in self.retiring], "pools": pools,
+            "retiring": [c.pid for c in self.retiring],
+            "pools": pools,
         }
 
     def _save(self, *, stopping: bool = False) -> None:

@@ -51,13 +51,19 @@ class Backoff:
             self._last_line = now
             if self._delay >= self.cap:
                 self.log.warning(
-                    "%s keeps failing: retrying every %.0fs, with one line per %.0fs from now "
-                    "on", self.what, self.cap, self.remind,
+                    "%s keeps failing: retrying every %.0fs, with one line per %.0fs from now on",
+                    self.what,
+                    self.cap,
+                    self.remind,
                 )
         elif now - self._last_line >= self.remind:
             self.log.warning(
                 "%s still failing after %d attempts over %.0fs (%d not logged): %s",
-                self.what, self.failures, now - self._since, self._quiet, _one_line(exc),
+                self.what,
+                self.failures,
+                now - self._since,
+                self._quiet,
+                _one_line(exc),
             )
             self._last_line = now
             self._quiet = 0
@@ -70,7 +76,9 @@ class Backoff:
         if self.failures:
             self.log.warning(
                 "%s works again after %d failed attempt%s over %.1fs",
-                self.what, self.failures, "s" * (self.failures != 1),
+                self.what,
+                self.failures,
+                "s" * (self.failures != 1),
                 time.monotonic() - self._since,
             )
         self.failures = 0

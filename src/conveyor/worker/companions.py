@@ -64,8 +64,10 @@ def open_metrics(worker: Worker, endpoint: MetricsEndpoint) -> tuple[MetricsServ
         worker.app.backend.clone(), interval=endpoint.refresh, timeout=endpoint.refresh
     )
     server = MetricsServer(
-        build_registry(worker, refresher), Probes(worker, refresher),
-        host=endpoint.host, port=endpoint.port,
+        build_registry(worker, refresher),
+        Probes(worker, refresher),
+        host=endpoint.host,
+        port=endpoint.port,
     )
     return server, refresher
 
@@ -96,9 +98,7 @@ def open_alerts(worker: Worker) -> WaitAlerts | None:
     from conveyor.alerts import WaitAlerts
 
     app = worker.app
-    return WaitAlerts.from_settings(
-        app.backend.clone(), app.clock, app.settings, owner=worker.id
-    )
+    return WaitAlerts.from_settings(app.backend.clone(), app.clock, app.settings, owner=worker.id)
 
 
 async def run_worker(

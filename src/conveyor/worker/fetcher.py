@@ -121,9 +121,7 @@ class Fetcher:
 
     async def _idle(self) -> None:
         """Wait for work in the store, or for the worker to wake the fetcher."""
-        waiter = asyncio.ensure_future(
-            self.backend.wait_for_work(self.routing, self.poll_interval)
-        )
+        waiter = asyncio.ensure_future(self.backend.wait_for_work(self.routing, self.poll_interval))
         woken = asyncio.ensure_future(self.events.wake.wait())
         done, pending = await asyncio.wait({waiter, woken}, return_when=asyncio.FIRST_COMPLETED)
         for fut in pending:

@@ -104,7 +104,9 @@ class Heartbeat(threading.Thread):
                 if not await self.backend.slot_acquire(key, job_id, limit, self.lease_seconds):
                     log.warning(
                         "job %s: its concurrency slot in %r expired and was taken by another "
-                        "job; the limit may be exceeded until one ends", job_id, key,
+                        "job; the limit may be exceeded until one ends",
+                        job_id,
+                        key,
                     )
             except Exception as exc:  # noqa: BLE001 - the next beat tries again
                 log.warning("could not renew the concurrency slot of job %s: %s", job_id, exc)

@@ -62,4 +62,3 @@ async def report_metrics(worker: Worker, interval: float) -> None:
         m = metrics(worker, previous)
         previous = m["processed"]
         log.info(format_text(m), extra={METRICS: m})
-

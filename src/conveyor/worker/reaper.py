@@ -50,7 +50,8 @@ class Reaper:
             self.poisoned += report.dead
             log.warning(
                 "recovered %d job(s) whose worker lost its lease; %d dead-lettered as poison pills",
-                report.recovered, report.dead,
+                report.recovered,
+                report.dead,
             )
         now = self.clock.now()
         if now - self._last_prune >= self.prune_every:

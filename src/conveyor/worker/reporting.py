@@ -64,6 +64,7 @@ class Reporter:
             self.counts.fenced += 1
             log.warning(
                 "job %s: the result was rejected because this worker no longer holds its "
-                "lease (another worker recovered it)", lease.job_id,
+                "lease (another worker recovered it)",
+                lease.job_id,
             )
         return ok

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.worker")
 
+
 class SignalHandlers:
     """The worker's signals: SIGTERM and SIGINT through a `SignalTrap` (which also tells the
     loop watchdog, so a worker whose loop is stuck still stops), SIGUSR2 on the loop."""
@@ -29,7 +30,8 @@ class SignalHandlers:
         self.worker = worker
         self.loop = asyncio.get_running_loop()
         self.trap = SignalTrap(
-            self._handle, loop=self.loop,
+            self._handle,
+            loop=self.loop,
             noted=None if watchdog is None else (lambda sig: watchdog.signalled()),
         )
         self.loop.add_signal_handler(signal.SIGUSR2, dump_stacks)

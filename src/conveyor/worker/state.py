@@ -38,9 +38,7 @@ class JobThreads(Executor):
         self.pool = pool
         self.future: Future[Any] | None = None
 
-    def submit(
-        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
-    ) -> Future[T]:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         future = self.pool.submit(fn, *args, **kwargs)
         self.future = future
         return future

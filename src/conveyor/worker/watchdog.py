@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.worker")
 
+
 @dataclass(slots=True, frozen=True)
 class Blocker:
     """What holds the loop: a job (id, task, timeout) or some other code (``job_id`` None)."""
@@ -109,7 +110,8 @@ class LoopWatchdog(threading.Thread):
                 if warned is not None:
                     log.warning(
                         "the event loop runs again; %s blocked it for about %.1fs",
-                        warned.label, self._current,
+                        warned.label,
+                        self._current,
                     )
                     warned = None
                 continue
@@ -141,7 +143,10 @@ class LoopWatchdog(threading.Thread):
             "is handled meanwhile. Do not block inside `async def` tasks (time.sleep, "
             "blocking clients): use a plain `def` task, which runs in a thread. The worker "
             "exits if the loop stays blocked past %.0fs. The loop is at:\n%s",
-            stalled, blocker.label, blocker.timeout + self.grace, stack.rstrip(),
+            stalled,
+            blocker.label,
+            blocker.timeout + self.grace,
+            stack.rstrip(),
         )
 
     def _verdict(self, blocker: Blocker, stalled: float, now: float) -> tuple[int, str] | None:
@@ -182,8 +187,11 @@ def watch(worker: Worker) -> LoopWatchdog:
     # Only a worker that owns its process (the CLI's, which handles signals) may end it;
     # one run inside an application or a test only logs the stall.
     dog = LoopWatchdog(
-        asyncio.get_running_loop(), blocker=blocker, warn_after=s.worker_loop_warn,
-        grace=s.worker_loop_grace, shutdown_grace=worker.grace_period,
+        asyncio.get_running_loop(),
+        blocker=blocker,
+        warn_after=s.worker_loop_warn,
+        grace=s.worker_loop_grace,
+        shutdown_grace=worker.grace_period,
         exit=None if worker.handle_signals else _log_only,
     )
     dog.start()
@@ -193,7 +201,8 @@ def watch(worker: Worker) -> LoopWatchdog:
 def _log_only(code: int) -> None:
     log.critical(
         "this worker does not own its process (it was not started by `conveyor worker`), so "
-        "it does not exit with code %d: restart the process yourself", code,
+        "it does not exit with code %d: restart the process yourself",
+        code,
     )
 
 

@@ -200,14 +200,18 @@ class Worker:
             self._backend = backend
             self._reporter = Reporter(backend, self.lease_seconds, self.counts)
             self._heartbeat = Heartbeat(
-                backend.clone(), lease_seconds=self.lease_seconds,
-                interval=self.heartbeat_interval, on_lost=self._on_lost_threadsafe,
+                backend.clone(),
+                lease_seconds=self.lease_seconds,
+                interval=self.heartbeat_interval,
+                on_lost=self._on_lost_threadsafe,
                 info=self.info,
             )
             self._heartbeat.start()
             log.info(
                 "worker %s started: concurrency=%d queues=%s priorities=%s tasks=%s",
-                self.id, self.concurrency, _show(self.routing.queues),
+                self.id,
+                self.concurrency,
+                _show(self.routing.queues),
                 _show(self.routing.priorities and [p.label for p in self.routing.priorities]),
                 _show(self.routing.tasks),
             )
@@ -255,13 +259,23 @@ class Worker:
 
     def _fetcher(self, backend: Backend, events: Events) -> Fetcher:
         slots = Slots(
-            free=self._free_slots, start=self._start, busy=lambda: bool(self._running),
-            stop=self.stop, stopped=lambda: self.stop_reason is not None,
+            free=self._free_slots,
+            start=self._start,
+            busy=lambda: bool(self._running),
+            stop=self.stop,
+            stopped=lambda: self.stop_reason is not None,
         )
         return Fetcher(
-            backend, slots, events, worker_id=self.id, routing=self.routing,
-            lease_seconds=self.lease_seconds, poll_interval=self.poll_interval,
-            burst=self.burst, clock=self.app.clock, pickups=self.counts.pickup_seconds.append,
+            backend,
+            slots,
+            events,
+            worker_id=self.id,
+            routing=self.routing,
+            lease_seconds=self.lease_seconds,
+            poll_interval=self.poll_interval,
+            burst=self.burst,
+            clock=self.app.clock,
+            pickups=self.counts.pickup_seconds.append,
         )
 
     # -- running -------------------------------------------------------------------------
@@ -339,7 +353,9 @@ class Worker:
             log.warning(
                 "job %s (%s) still runs in its thread at the end of the grace period: it is "
                 "not released (it would run twice) but left to its lease, which expires "
-                "after this process exits", job.id, job.task,
+                "after this process exits",
+                job.id,
+                job.task,
             )
         elif await self._reporter.release(lease):
             self.counts.released += 1
@@ -347,7 +363,11 @@ class Worker:
         self._done(job.id, end)
 
     async def _defer(
-        self, job: JobRecord, lease: Lease, delay: float, headers: dict[str, Any] | None,
+        self,
+        job: JobRecord,
+        lease: Lease,
+        delay: float,
+        headers: dict[str, Any] | None,
         reason: str,
     ) -> None:
         """Put the job back to wait ``delay`` seconds in storage, its attempt unused."""
@@ -425,8 +445,11 @@ class Worker:
     async def _housekeeping(self, backend: Backend) -> None:
         s = self.app.settings
         reaper = Reaper(
-            backend, self.app.clock, max_recoveries=s.max_recoveries,
-            result_ttl=s.result_ttl, dead_ttl=s.dead_ttl,
+            backend,
+            self.app.clock,
+            max_recoveries=s.max_recoveries,
+            result_ttl=s.result_ttl,
+            dead_ttl=s.dead_ttl,
         )
         next_reap = 0.0
         while not self._closing:
@@ -452,7 +475,10 @@ class Worker:
             log.debug("unregister failed", exc_info=True)
         log.info(
             "worker %s stopped: %d processed, %d succeeded, %d retried, %d dead",
-            self.id, self.counts.processed, self.counts.succeeded, self.counts.retried,
+            self.id,
+            self.counts.processed,
+            self.counts.succeeded,
+            self.counts.retried,
             self.counts.dead,
         )
 

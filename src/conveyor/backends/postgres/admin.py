@@ -77,10 +77,14 @@ class Admin(PostgresPart):
     # -- repairing -----------------------------------------------------------------------
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
         """Dead jobs back to ready with fresh attempts; skips unique keys held elsewhere."""
-        rows = await self._rows("retry_dead", {
-            "now": self._now(), "channel": self._channel,
-            "ids": None if job_ids is None else list(job_ids),
-        })
+        rows = await self._rows(
+            "retry_dead",
+            {
+                "now": self._now(),
+                "channel": self._channel,
+                "ids": None if job_ids is None else list(job_ids),
+            },
+        )
         return int(rows[0]["retried"])
 
     async def cancel(self, job_id: str) -> bool:
@@ -94,7 +98,10 @@ class Admin(PostgresPart):
             return 0
         name = "purge_all" if older_than is None else "purge_before"
         params = {
-            "states": final, "now": self._now(), "older_than": older_than, "batch": PURGE_BATCH
+            "states": final,
+            "now": self._now(),
+            "older_than": older_than,
+            "batch": PURGE_BATCH,
         }
         total = 0
         while True:
@@ -106,13 +113,20 @@ class Admin(PostgresPart):
     # -- worker registry -------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
         """Record or refresh a live worker (and drop expired ones)."""
-        await self._rows("register_worker", {
-            "now": self._now(), "ttl": ttl, "id": info.id, "host": info.host,
-            "pid": info.pid, "pool": info.pool,
-            "queues": None if info.queues is None else list(info.queues),
-            "started_at": info.started_at,
-            "stats": to_json(info.stats, f"the stats of worker {info.id}"),
-        })
+        await self._rows(
+            "register_worker",
+            {
+                "now": self._now(),
+                "ttl": ttl,
+                "id": info.id,
+                "host": info.host,
+                "pid": info.pid,
+                "pool": info.pool,
+                "queues": None if info.queues is None else list(info.queues),
+                "started_at": info.started_at,
+                "stats": to_json(info.stats, f"the stats of worker {info.id}"),
+            },
+        )
 
     async def unregister_worker(self, worker_id: str) -> None:
         """Remove a worker."""
@@ -131,7 +145,9 @@ class Admin(PostgresPart):
             except UnreadableRecord as exc:
                 log.error(
                     "skipping worker registry row %r: the stored field %r cannot be read (%s)",
-                    exc.job_id, exc.field, exc.detail,
+                    exc.job_id,
+                    exc.field,
+                    exc.detail,
                 )
         return found
 

@@ -31,8 +31,16 @@ from conveyor.redaction import redact_url
 
 DEFAULT_SCHEMA = "conveyor"
 DEFAULT_CONNECT_TIMEOUT = 5
-_BOOL = {"true": True, "1": True, "yes": True, "on": True,
-         "false": False, "0": False, "no": False, "off": False}
+_BOOL = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
 
 
 @dataclass(slots=True, frozen=True)

@@ -80,9 +80,9 @@ class Listener:
                 conn = await psycopg.AsyncConnection.connect(
                     self.target.conninfo, **self.target.connect_kwargs()
                 )
-                await conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(
-                    self.target.channel
-                )))
+                await conn.execute(
+                    pgsql.SQL("LISTEN {}").format(pgsql.Identifier(self.target.channel))
+                )
             except BaseException as exc:
                 # Cancelled (the waiter was woken otherwise) or failed after connecting:
                 # close the connection, or it leaks until garbage collection.
@@ -93,8 +93,9 @@ class Listener:
                     raise
                 self._failed_at = time.monotonic()
                 log.warning(
-                    "cannot LISTEN on PostgreSQL at %s (%s): idle workers poll every %gs "
-                    "instead", self.target.where, " ".join(str(exc).split()),
+                    "cannot LISTEN on PostgreSQL at %s (%s): idle workers poll every %gs instead",
+                    self.target.where,
+                    " ".join(str(exc).split()),
                     self.target.poll_interval,
                 )
                 return False
