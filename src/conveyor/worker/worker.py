@@ -334,6 +334,8 @@ class Worker:
                 run.slot = verdict.slot
                 limit = task.limits.max_concurrency or 1
                 self._heartbeat.hold_slot(job.id, verdict.slot, limit)
+        if task is None or task.is_async:  # no thread to keep track of
+            return await execute(self.app, job, self.id, self._threads)
         run.threads = JobThreads(self._threads)
         return await execute(self.app, job, self.id, run.threads)
 
