@@ -14,7 +14,7 @@ send_email.enqueue("a@example.com", subject="Hi")
 
 from __future__ import annotations
 
-from conveyor.app import Conveyor, EagerRunner, JobHandle, set_default_eager
+from conveyor.app import Conveyor, EagerRunner, set_default_eager
 from conveyor.context import JobContext, current_job
 from conveyor.errors import (
     BackendError,
@@ -35,6 +35,7 @@ from conveyor.errors import (
     UnknownTask,
 )
 from conveyor.events import DispatchResult, Event
+from conveyor.handle import JobHandle
 from conveyor.job import JobRecord, Priority, State
 from conveyor.middleware import EnqueueContext, ExecutionContext, correlation_id
 from conveyor.retry import exponential, fixed, linear

@@ -6,15 +6,15 @@ Nothing happens at import: the backend is created on first use and opened on fir
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from conveyor.backends import create_backend
 from conveyor.clock import SYSTEM_CLOCK, Clock
-from conveyor.errors import ConfigError, JobFailed, JobNotFound, UnknownTask
-from conveyor.job import FINAL_STATES, JobRecord, NewJob, Priority, State
+from conveyor.errors import ConfigError, UnknownTask
+from conveyor.handle import JobHandle
+from conveyor.job import NewJob, Priority
 from conveyor.limits import Limits
 from conveyor.middleware import (
     EnqueueContext,
@@ -36,7 +36,7 @@ from conveyor.schedule import (
     TaskOptions,
     schedule_decorator,
 )
-from conveyor.serialization import check_headers, decode_value, encode_payload
+from conveyor.serialization import check_headers, encode_payload
 from conveyor.settings import Settings, load_settings
 from conveyor.task import (
     JobSpec,
@@ -498,81 +498,3 @@ def _first(*values: T | None) -> T:
         if value is not None:
             return value
     raise AssertionError("no default")  # pragma: no cover
-
-
-class JobHandle(Generic[R]):
-    """A job that was enqueued: its id, and reads of its state and result.
-
-    ``existing`` is true when a unique key matched a job that was already queued or running,
-    so this handle points at that job instead of a new one.
-    """
-
-    def __init__(self, app: Conveyor, job_id: str, *, existing: bool = False) -> None:
-        self.app = app
-        self.id = job_id
-        self.existing = existing
-
-    def __repr__(self) -> str:
-        return f"<JobHandle {self.id}{' existing' if self.existing else ''}>"
-
-    def info(self) -> JobRecord:
-        """The stored job, read now (from sync code)."""
-        record = self.app.backend.get_sync(self.id)
-        if record is None:
-            raise JobNotFound(f"job {self.id} does not exist (or was pruned after retention)")
-        return record
-
-    async def info_async(self) -> JobRecord:
-        """The stored job, read now (from async code)."""
-        backend = await self.app.open()
-        record = await backend.get(self.id)
-        if record is None:
-            raise JobNotFound(f"job {self.id} does not exist (or was pruned after retention)")
-        return record
-
-    def state(self) -> State:
-        """The job's current state."""
-        return self.info().state
-
-    def result(self, timeout: float | None = None) -> R:
-        """Wait until the job is final and return its result; `JobFailed` if it did not succeed."""
-        value: R = _outcome(_poll(self.info, timeout, time.sleep))
-        return value
-
-    async def result_async(self, timeout: float | None = None) -> R:
-        """`result` for async code."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            record = await self.info_async()
-            if record.state in FINAL_STATES:
-                value: R = _outcome(record)
-                return value
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {self.id} is still {record.state} after {timeout}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
-
-
-def _poll(
-    read: Callable[[], JobRecord], timeout: float | None, sleep: Callable[[float], None]
-) -> JobRecord:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        record = read()
-        if record.state in FINAL_STATES:
-            return record
-        if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"job {record.id} is still {record.state} after {timeout}s")
-        sleep(delay)
-        delay = min(delay * 2, 0.2)
-
-
-def _outcome(record: JobRecord) -> Any:
-    if record.state is State.SUCCEEDED:
-        return None if record.result is None else decode_value(record.result)
-    raise JobFailed(
-        f"job {record.id} ({record.task}) ended {record.state.value}: {record.last_error}",
-        record,
-    )

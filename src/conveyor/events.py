@@ -35,7 +35,8 @@ from pydantic import BaseModel, ConfigDict
 from conveyor.errors import ConfigError, ListenersFailed
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor, JobHandle
+    from conveyor.app import Conveyor
+    from conveyor.handle import JobHandle
     from conveyor.job import Priority
     from conveyor.middleware import JobMiddleware
     from conveyor.retry import Backoff

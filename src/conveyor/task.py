@@ -26,8 +26,9 @@ from conveyor.serialization import (
 )
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor, JobHandle
+    from conveyor.app import Conveyor
     from conveyor.clock import Clock
+    from conveyor.handle import JobHandle
     from conveyor.middleware.chain import JobMiddleware
 
 P = ParamSpec("P")

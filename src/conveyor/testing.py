@@ -33,10 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from conveyor.app import Conveyor, EagerRunner, JobHandle
+from conveyor.app import Conveyor, EagerRunner
 from conveyor.backends.memory import MemoryBackend
 from conveyor.clock import SYSTEM_CLOCK, Clock, FakeClock
 from conveyor.errors import JobControl, JobFailed
+from conveyor.handle import JobHandle
 from conveyor.job import Failure, JobQuery, JobRecord, Lease, NewJob, Routing, State
 from conveyor.settings import load_settings
 from conveyor.worker.executor import Outcome, ThreadTimeout, execute

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor, Fail, State, Worker, current_job
-from conveyor.app import JobHandle
 from conveyor.errors import ConfigError
+from conveyor.handle import JobHandle
 from conveyor.middleware import (
     CorrelationIdFilter,
     EnqueueContext,

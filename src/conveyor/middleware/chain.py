@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor, JobHandle
+    from conveyor.app import Conveyor
     from conveyor.context import JobContext
+    from conveyor.handle import JobHandle
     from conveyor.job import JobRecord, NewJob
     from conveyor.task import JobSpec, Task
 

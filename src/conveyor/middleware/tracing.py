@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.context import _current
 
 if TYPE_CHECKING:
-    from conveyor.app import JobHandle
+    from conveyor.handle import JobHandle
     from conveyor.middleware.chain import (
         EnqueueContext,
         EnqueueNext,
