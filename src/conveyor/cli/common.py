@@ -30,7 +30,6 @@ from conveyor.errors import (
     UnknownTask,
 )
 from conveyor.redaction import redact_text
-from conveyor.redaction import redact_url as _redact_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -216,11 +215,6 @@ def print_json(data: Any) -> None:
     """Write ``data`` as one JSON document on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()
-
-
-def redact_url(url: str) -> str:
-    """``url`` safe to print (see `conveyor.redaction`): the commands' one way to show it."""
-    return _redact_url(url)
 
 
 def split_list(value: str | None) -> tuple[str, ...] | None:

@@ -15,9 +15,9 @@ from conveyor.cli.common import (
     err,
     fail,
     handle_errors,
-    redact_url,
     resolve_app,
 )
+from conveyor.redaction import redact_url
 
 #: Host names a loopback-bound dashboard answers to (a guard against DNS rebinding).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")

@@ -24,9 +24,9 @@ from conveyor.cli.common import (
     err,
     handle_errors,
     print_json,
-    redact_url,
     resolve_app,
 )
+from conveyor.redaction import redact_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor

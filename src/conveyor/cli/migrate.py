@@ -11,9 +11,9 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
-    redact_url,
     resolve_app,
 )
+from conveyor.redaction import redact_url
 
 
 @handle_errors

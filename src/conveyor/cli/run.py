@@ -25,11 +25,11 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
-    redact_url,
     resolve_app,
     set_url,
 )
 from conveyor.cli.worker import configure_logging
+from conveyor.redaction import redact_url
 from conveyor.timefmt import fmt_duration
 
 if TYPE_CHECKING:

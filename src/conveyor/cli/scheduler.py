@@ -19,11 +19,11 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
-    redact_url,
     resolve_app,
     run_with_backend,
     set_url,
 )
+from conveyor.redaction import redact_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor

@@ -16,11 +16,11 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
-    redact_url,
     resolve_app,
     run_with_backend,
 )
 from conveyor.job import QueueStats, State, WorkerInfo
+from conveyor.redaction import redact_url
 from conveyor.timefmt import fmt_duration
 
 if TYPE_CHECKING:

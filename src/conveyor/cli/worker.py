@@ -15,11 +15,11 @@ from conveyor.cli.common import (
     UrlOption,
     err,
     handle_errors,
-    redact_url,
     resolve_app,
     set_url,
     split_list,
 )
+from conveyor.redaction import redact_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
