@@ -30,14 +30,12 @@ class SignalTrap:
         signals: Sequence[signal.Signals] = STOP_SIGNALS,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
-        noted: Callable[[signal.Signals], None] | None = None,
     ) -> None:
-        """``loop``: run ``callback`` on that loop; ``noted``: called in the handler itself
-        first (for a thread that must learn of the signal even while the loop is stuck)."""
+        """``loop``: run ``callback`` on that loop (otherwise in the handler itself)."""
         self.callback = callback
         self.loop = loop
-        self.noted = noted
-        #: ``time.monotonic()`` of each signal received, in order.
+        #: ``time.monotonic()`` of each signal received, in order: written by the handler
+        #: itself, so a thread can read it even while the loop is stuck.
         self.times: list[float] = []
         self._previous: dict[signal.Signals, Any] = {}
         for sig in signals:
@@ -51,8 +49,6 @@ class SignalTrap:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         sig = signal.Signals(signum)
         self.times.append(time.monotonic())
-        if self.noted is not None:
-            self.noted(sig)
         if self.loop is None:
             self.callback(sig)
         elif not self.loop.is_closed():

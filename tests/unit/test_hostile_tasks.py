@@ -152,17 +152,19 @@ async def test_the_watchdog_names_the_blocking_job_and_ends_the_process(
 
 async def test_the_watchdog_honours_a_stop_signal_the_loop_cannot_handle() -> None:
     exits: list[int] = []
+    signals: list[float] = []  # what the worker's SignalTrap records
     dog = LoopWatchdog(
         asyncio.get_running_loop(),
         blocker=lambda task: Blocker("job y", 600.0, "y"),
         warn_after=0.1,
         grace=600,
         shutdown_grace=0.3,
+        signals=signals,
         exit=exits.append,
     )
     dog.start()
     try:
-        dog.signalled()  # as the SIGTERM handler does, while the loop is stuck
+        signals.append(time.monotonic())  # as the SIGTERM handler does, while the loop is stuck
         time.sleep(1.2)
     finally:
         dog.stop()

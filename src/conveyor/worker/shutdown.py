@@ -16,24 +16,19 @@ from typing import TYPE_CHECKING, Any
 from conveyor.lifecycle import SignalTrap
 
 if TYPE_CHECKING:
-    from conveyor.worker.watchdog import LoopWatchdog
     from conveyor.worker.worker import Worker
 
 log = logging.getLogger("conveyor.worker")
 
 
 class SignalHandlers:
-    """The worker's signals: SIGTERM and SIGINT through a `SignalTrap` (which also tells the
+    """The worker's signals: SIGTERM and SIGINT through a `SignalTrap` (whose record of them
     loop watchdog, so a worker whose loop is stuck still stops), SIGUSR2 on the loop."""
 
-    def __init__(self, worker: Worker, watchdog: LoopWatchdog | None = None) -> None:
+    def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.loop = asyncio.get_running_loop()
-        self.trap = SignalTrap(
-            self._handle,
-            loop=self.loop,
-            noted=None if watchdog is None else (lambda sig: watchdog.signalled()),
-        )
+        self.trap = SignalTrap(self._handle, loop=self.loop)
         self.loop.add_signal_handler(signal.SIGUSR2, dump_stacks)
 
     def _handle(self, sig: signal.Signals) -> None:

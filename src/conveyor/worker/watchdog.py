@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,6 +56,7 @@ class LoopWatchdog(threading.Thread):
         warn_after: float,
         grace: float,
         shutdown_grace: float,
+        signals: Sequence[float] = (),
         interval: float = 0.25,
         exit: Callable[[int], None] | None = None,
     ) -> None:
@@ -70,8 +71,9 @@ class LoopWatchdog(threading.Thread):
         self._halt = threading.Event()
         self._loop_thread = threading.get_ident()
         self.last_tick = time.monotonic()
-        #: Monotonic times of stop signals received (written from the signal handler).
-        self.signals: list[float] = []
+        #: Monotonic times of the stop signals received (`SignalTrap.times`, written by the
+        #: signal handler even while the loop is stuck).
+        self.signals = signals
         #: Stalls seen since start, and the longest one in seconds (for stats and tests).
         self.stalls = 0
         self.longest = 0.0
@@ -95,10 +97,6 @@ class LoopWatchdog(threading.Thread):
         self._halt.set()
         if self._handle is not None:
             self._handle.cancel()
-
-    def signalled(self) -> None:
-        """Note a stop signal; safe to call from a signal handler."""
-        self.signals.append(time.monotonic())
 
     # -- on the watchdog's thread ------------------------------------------------------
     def run(self) -> None:
@@ -170,8 +168,9 @@ class LoopWatchdog(threading.Thread):
         return None
 
 
-def watch(worker: Worker) -> LoopWatchdog:
-    """Start a watchdog on the running loop for ``worker`` (call from the loop's thread)."""
+def watch(worker: Worker, signals: Sequence[float]) -> LoopWatchdog:
+    """Start a watchdog on the running loop for ``worker`` (call from the loop's thread);
+    ``signals`` are the times of the stop signals it receives."""
     s = worker.app.settings
 
     def blocker(task: asyncio.Task[object] | None) -> Blocker:
@@ -192,6 +191,7 @@ def watch(worker: Worker) -> LoopWatchdog:
         warn_after=s.worker_loop_warn,
         grace=s.worker_loop_grace,
         shutdown_grace=worker.grace_period,
+        signals=signals,
         exit=None if worker.handle_signals else _log_only,
     )
     dog.start()

@@ -191,8 +191,9 @@ class Worker:
         self._events = events = Events()
         if self.stop_reason is not None:  # stopped before it ran
             events.stopping.set()
-        self._watchdog = watch(self)
-        signals = SignalHandlers(self, self._watchdog) if self.handle_signals else None
+        signals = SignalHandlers(self) if self.handle_signals else None
+        # The watchdog reads the stop signals' times from the trap that receives them.
+        self._watchdog = watch(self, [] if signals is None else signals.trap.times)
         try:
             backend = await self._connect()
             if backend is None:
