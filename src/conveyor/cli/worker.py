@@ -207,9 +207,10 @@ def worker(
             Scheduler(app) if plan.scheduler else None,
         )
     )
-    if w.stuck_threads > 0 or w.counts.abandoned > 0 or code != 0:
-        # A sync task's thread may still be running (it overran its timeout, or a forced
-        # stop released its job); Python would wait for it at exit, so leave without waiting.
+    if code != 0 or w.counts.abandoned > 0:
+        # A sync task's thread may still be running: it overran its timeout (code 3), a
+        # forced stop released its job (code 1), or it outlived the grace period (its job
+        # left to its lease). Python would wait for it at exit, so leave without waiting.
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
