@@ -253,8 +253,6 @@ class Settings(BaseSettings):
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` cannot name a backend (say, port 99999), or ``None`` when it can."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         if "," in parts.netloc:
