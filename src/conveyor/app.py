@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from conveyor.backends import create_backend
+from conveyor.backends.base import transactions_for
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import ConfigError, UnknownTask
 from conveyor.handle import JobHandle
@@ -430,7 +431,7 @@ class Conveyor:
             return self._eager_runner().run(self, jobs)
         conn = _connection(specs, connection)
         if conn is not None:
-            results = self.backend.enqueue_in(conn, jobs)
+            results = transactions_for(self.backend, conn).enqueue_in(conn, jobs)
         else:
             results = self.backend.enqueue_sync(jobs)
         return [JobHandle(self, r.id, existing=r.existing) for r in results]
@@ -455,7 +456,7 @@ class Conveyor:
         conn = _connection(specs, connection)
         if conn is not None:
             # The caller's connection does the work: no need to open the backend's own.
-            results = await self.backend.enqueue_in_async(conn, jobs)
+            results = await transactions_for(self.backend, conn).enqueue_in_async(conn, jobs)
         else:
             backend = await self.open()
             results = await backend.enqueue(jobs)

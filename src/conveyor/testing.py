@@ -404,7 +404,7 @@ async def _run_worker(worker: Worker, deadline: float, timeout: float) -> None:
 
 
 async def _snapshot(backend: Backend) -> list[JobRecord]:
-    return await backend.query(JobQuery(limit=_SNAPSHOT_LIMIT))
+    return await backend.admin.query(JobQuery(limit=_SNAPSHOT_LIMIT))
 
 
 async def _has_ready(backend: Backend, routing: Routing) -> bool:

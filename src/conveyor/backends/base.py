@@ -1,14 +1,24 @@
-"""The Backend protocol: the one small surface every storage engine implements.
+"""The core job-store protocol: the few verbs every store implements.
 
 It speaks in jobs, never in SQL or Redis terms. Workers, the scheduler, the CLI and the
-dashboard only ever call these methods; users never see them. The memory backend is the
-reference implementation and `tests/contract/` is the executable spec every backend passes.
+dashboard only ever call these methods and the capabilities beside them
+(`conveyor.backends.capabilities`: limits, scheduling, admin, telemetry, transactions),
+which a store offers or not. Users never see either. The memory backend is the reference
+implementation and the contract suite (`conveyor.testing.contract`) is the executable spec,
+run for each store by the capabilities it declares.
+
+The core, eleven verbs: `enqueue` / `enqueue_sync` (one job or many), `claim` (with an
+explicit ``wait``), `extend`, `complete`, `fail` (retry with a relative delay, or dead),
+`release`, `defer`, `recover`, `get` / `get_sync`; plus `open`, `close`, `migrate`, `clone`.
 
 Rules every implementation keeps:
 
 * Each method is atomic: a job is in exactly one state at any time.
 * ``claim`` routes in storage: it only returns jobs the `Routing` matches, highest priority
   first, then oldest ``run_at``, then enqueue order; due scheduled jobs count as ready.
+  With ``wait`` it blocks until it has claimed something or ``wait`` seconds pass; it
+  leaves nothing behind for a later call, and a claim cancelled while it waits leases
+  nothing (what it leased in flight is released before the cancellation goes on).
 * ``claim`` adds one to ``attempts`` and gives the job a lease: an expiry on the backend's
   clock and a random token. ``extend``/``complete``/``fail``/``release`` succeed only with
   the current token; a stale token is rejected, counted under ``fenced``, and changes nothing.
@@ -20,50 +30,43 @@ Rules every implementation keeps:
   given back) or, once ``recoveries`` reaches ``max_recoveries``, to dead as a poison pill.
 * A unique key is held while the job is scheduled, ready or running; enqueueing the same key
   then returns the existing job with ``existing=True``.
-
-The scheduler's three calls keep the rest of the promise "each cron tick runs once":
-``acquire_lease`` / ``release_lease`` elect one active scheduler (a named lease on the
-backend's clock), and ``enqueue_tick`` enqueues a tick's job and records the tick in one
-atomic step that refuses a tick not newer than the one recorded, so even two schedulers
-that both believe they lead cannot enqueue one tick twice. ``schedule_state`` reads back
-the last tick of each entry.
-
-Limits (see docs/limits.md): ``rate_acquire`` is a sliding window of job starts per key,
-``slot_acquire`` / ``slot_release`` a counting semaphore per key whose slots expire like
-leases (so a dead worker's slot comes free), and ``defer`` puts a running job back to wait
-without using an attempt. Operations: ``pause_queue`` stops ``claim`` from taking a queue's
-jobs until ``resume_queue``; ``record_history`` / ``history`` keep per-minute counts of
-finished attempts; ``oldest_ready`` says how long each queue's oldest ready job has waited.
-
-A few methods are optional, with defaults here: `migrate` (backends with a schema),
-`diagnostics` (health warnings for ``conveyor status``) and `enqueue_in` /
-`enqueue_in_async` (transactional enqueue on the caller's own database connection).
+* ``defer`` puts a running job back to wait without using an attempt (rate limits and
+  `RateLimited` use it).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from conveyor.errors import ConfigError
+from conveyor.backends.capabilities import (
+    CAPABILITIES,  # TRANSITION
+    Admin,
+    Capability,
+    Limits,
+    Scheduling,
+    Telemetry,
+    Transactions,
+    Unsupported,
+)
 from conveyor.job import (
     EnqueueResult,
     Failure,
-    HistoryPoint,
-    JobQuery,
     JobRecord,
     Lease,
     NewJob,
-    QueueStats,
     Routing,
-    State,
-    WorkerInfo,
 )
 
-#: Names of the counters every backend keeps (see `Backend.counters`).
+#: Names of the counters every backend keeps (see `Admin.counters`).
 COUNTERS = ("fenced", "recovered", "poisoned")
+
+#: How long a cancelled claim waits for its in-flight round trip, to release what it leased.
+CANCEL_GRACE = 10.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -84,9 +87,111 @@ def poison_pill_reason(recoveries: int) -> str:
 
 
 class Backend(abc.ABC):
-    """Storage for jobs. Async throughout; the only sync calls are enqueue and get."""
+    """A job store: the core verbs, with its capabilities as parts beside them.
+
+    A store hands the capability objects it has to ``__init__``; `limits`, `scheduling`,
+    `admin`, `telemetry` and `transactions` return them, or raise `Unsupported` (one clear
+    line naming the store and what it lacks) for those it does not have.
+    """
 
     url: str
+
+    def __init__(
+        self,
+        *,
+        limits: Limits | None = None,
+        scheduling: Scheduling | None = None,
+        admin: Admin | None = None,
+        telemetry: Telemetry | None = None,
+        transactions: Transactions | None = None,
+    ) -> None:
+        self._parts: dict[str, Capability] = {
+            part.name: part
+            for part in (limits, scheduling, admin, telemetry, transactions)
+            if part is not None
+        }
+
+    # -- capabilities ----------------------------------------------------------------------
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The names of the capabilities this store has (``"limits"``, ``"admin"``, ...)."""
+        return frozenset(self._parts)
+
+    def supports(self, capability: type[Capability]) -> bool:
+        """Whether this store has ``capability`` (for instance `Limits`)."""
+        return capability.name in self._parts
+
+    def require(self, *capabilities: type[Capability], purpose: str = "") -> None:
+        """Raise `Unsupported` now, naming the first capability this store lacks.
+
+        ``purpose`` says what needs it ("the scheduler"), so the message tells the user what
+        to change before anything has started.
+        """
+        for capability in capabilities:
+            if not self.supports(capability):
+                raise Unsupported(self._lacking(capability, purpose))
+
+    def _part(self, capability: type[Capability]) -> object:
+        part: object = self._parts.get(capability.name)
+        if part is self:  # TRANSITION
+            return part
+        if not isinstance(part, capability):
+            raise Unsupported(self._lacking(capability, ""))
+        return part
+
+    # TRANSITION(backend seam): lets stores still written as one class of flat methods, and
+    # callers still calling flat methods, work while both move to parts. Removed once all
+    # four stores and their callers use parts.
+    def __getattr__(self, name: str) -> Any:
+        if name == "_parts":
+            found: dict[str, Capability] = {}
+            for cap in CAPABILITIES:
+                if all(hasattr(type(self), m) for m in cap.__abstractmethods__):
+                    found[cap.name] = self  # type: ignore[assignment]
+            self.__dict__["_parts"] = found
+            return found
+        for part in self._parts.values():
+            owner: object = part
+            if owner is not self and name in _inherited(type(part)):
+                return getattr(part, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _lacking(self, capability: type[Capability], purpose: str) -> str:
+        scheme = self.url.partition("://")[0] or self.url
+        need = f"{purpose} needs" if purpose else "that needs"
+        return (
+            f"the {scheme}:// store {capability.lacking} (it has no {capability.name} "
+            f"capability); {need} {capability.instead}"
+        )
+
+    @property
+    def limits(self) -> Limits:
+        """Rate windows and concurrency slots."""
+        return cast(Limits, self._part(Limits))
+
+    @property
+    def scheduling(self) -> Scheduling:
+        """The scheduler's leader lease and recorded cron ticks."""
+        return cast(Scheduling, self._part(Scheduling))
+
+    @property
+    def admin(self) -> Admin:
+        """Listing, counting, repairing, deleting and pausing jobs."""
+        return cast(Admin, self._part(Admin))
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Per-minute history and the live-worker registry."""
+        return cast(Telemetry, self._part(Telemetry))
+
+    @property
+    def transactions(self) -> Transactions:
+        """Enqueue inside the caller's database transaction."""
+        return cast(Transactions, self._part(Transactions))
+
+    async def diagnostics(self) -> list[str]:  # TRANSITION: moves to `Admin.diagnostics`
+        """Warnings about the store's health (one line each) for ``conveyor status``."""
+        return []
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:  # noqa: B027 - optional hook
@@ -117,28 +222,23 @@ class Backend(abc.ABC):
     def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         """`enqueue` for code that has no event loop."""
 
-    def enqueue_in(self, connection: object, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-        """Store jobs through the caller's ``connection``, inside its open transaction.
-
-        The jobs exist only if that transaction commits. Only backends that live in the
-        caller's database can do this; the default refuses with a `ConfigError`.
-        """
-        raise ConfigError(_no_transactional_enqueue(self.url, connection))
-
-    async def enqueue_in_async(
-        self, connection: object, jobs: Sequence[NewJob]
-    ) -> list[EnqueueResult]:
-        """`enqueue_in` for an async connection (or session)."""
-        raise ConfigError(_no_transactional_enqueue(self.url, connection))
-
     # -- working -------------------------------------------------------------------------
     @abc.abstractmethod
     async def claim(
-        self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
+        self,
+        worker_id: str,
+        routing: Routing,
+        limit: int,
+        lease_seconds: float,
+        *,
+        wait: float = 0.0,
     ) -> list[JobRecord]:
         """Move up to ``limit`` matching jobs to running under a new lease, in run order.
 
-        Jobs of paused queues are never claimed.
+        With nothing to claim and ``wait > 0``, block until something can be claimed (an
+        enqueue from any handle, a scheduled job falling due, a queue resumed) and claim it
+        then, or return ``[]`` after ``wait`` seconds. Nothing is kept for a later call, and
+        a cancelled claim leaves no job leased. Jobs of paused queues are never claimed.
         """
 
     @abc.abstractmethod
@@ -165,10 +265,6 @@ class Backend(abc.ABC):
         """Give a running job back to ready at once, returning its attempt (shutdown)."""
 
     @abc.abstractmethod
-    async def recover(self, max_recoveries: int) -> RecoveryReport:
-        """Return jobs with expired leases to ready, or dead once out of recoveries."""
-
-    @abc.abstractmethod
     async def defer(
         self, lease: Lease, delay: float, headers: dict[str, Any] | None = None
     ) -> bool:
@@ -177,41 +273,12 @@ class Backend(abc.ABC):
         The job becomes scheduled at ``now + delay`` on the backend's clock (ready at once
         when ``delay <= 0``), ``attempts`` goes back down by one and the lease is dropped; its
         headers are replaced by ``headers`` when given. ``False`` (and counted under
-        ``fenced``) if the lease was lost. Rate limits and `RateLimited` use it.
+        ``fenced``) if the lease was lost.
         """
 
     @abc.abstractmethod
-    async def wait_for_work(self, routing: Routing, timeout: float) -> None:
-        """Sleep until work may be ready for ``routing``, or ``timeout`` seconds pass.
-
-        Ready jobs of paused queues do not count (they must not turn the wait into a busy
-        loop); `resume_queue` wakes waiters.
-        """
-
-    # -- limits --------------------------------------------------------------------------
-    @abc.abstractmethod
-    async def rate_acquire(self, key: str, limit: int, period: float) -> float:
-        """Take one start from the sliding window ``key``: ``limit`` starts per ``period``.
-
-        Returns ``0.0`` when granted, recording the start at the backend's ``now``. When
-        ``limit`` starts already lie in ``(now - period, now]`` nothing is recorded and the
-        result is the seconds until the oldest of them leaves the window (always > 0).
-        Atomic across every handle on the store.
-        """
-
-    @abc.abstractmethod
-    async def slot_acquire(self, key: str, holder: str, limit: int, ttl: float) -> bool:
-        """Hold one of ``limit`` concurrency slots of ``key`` for ``ttl`` seconds.
-
-        True when ``holder`` now holds a slot: a free one was taken, or ``holder`` already
-        held one and its expiry was pushed to ``now + ttl``. Slots past their expiry are
-        free, so a dead worker's slot comes back after its ttl. False when all ``limit``
-        slots are held by others. Atomic across every handle on the store.
-        """
-
-    @abc.abstractmethod
-    async def slot_release(self, key: str, holder: str) -> None:
-        """Free ``holder``'s slot of ``key`` (nothing happens if it holds none)."""
+    async def recover(self, max_recoveries: int) -> RecoveryReport:
+        """Return jobs with expired leases to ready, or dead once out of recoveries."""
 
     # -- reading -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -222,125 +289,69 @@ class Backend(abc.ABC):
     def get_sync(self, job_id: str) -> JobRecord | None:
         """`get` for code that has no event loop."""
 
-    @abc.abstractmethod
-    async def query(self, query: JobQuery) -> list[JobRecord]:
-        """Jobs matching ``query``, newest first."""
 
-    @abc.abstractmethod
-    async def stats(self) -> list[QueueStats]:
-        """Job counts per queue and priority, by state."""
-
-    @abc.abstractmethod
-    async def counters(self) -> dict[str, int]:
-        """Totals since the store was created, one per name in `COUNTERS`."""
-
-    @abc.abstractmethod
-    async def oldest_ready(self) -> dict[str, float]:
-        """Per queue with ready jobs (due scheduled ones count): the oldest one's ``run_at``.
-
-        ``now - value`` is how long that queue's oldest ready job has waited. Queues with
-        no ready job are absent. Paused queues are included.
-        """
-
-    @abc.abstractmethod
-    async def record_history(self, points: Sequence[HistoryPoint], keep: float) -> None:
-        """Add ``points`` to the per-minute counts (summing with what is stored for the same
-        minute and queue), and drop minutes older than ``keep`` seconds before now.
-
-        A point's ``minute`` is a label from the writer's clock, not a state change: a worker
-        host whose clock is off only shifts its own counts on the throughput chart (and
-        ``history(since)`` filters by labels the same way); ``keep`` is an age on the
-        store's clock.
-        """
-
-    @abc.abstractmethod
-    async def history(self, since: float) -> list[HistoryPoint]:
-        """Stored per-minute counts with ``minute >= since``, by minute then queue."""
-
-    async def diagnostics(self) -> list[str]:
-        """Warnings about the store's health (one line each) for ``conveyor status``."""
-        return []
-
-    # -- repairing -----------------------------------------------------------------------
-    @abc.abstractmethod
-    async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
-        """Move dead jobs (all when ``job_ids`` is ``None``) back to ready with fresh attempts."""
-
-    @abc.abstractmethod
-    async def cancel(self, job_id: str) -> bool:
-        """Cancel a scheduled, ready or running job; ``False`` if it was already final."""
-
-    @abc.abstractmethod
-    async def delete(self, job_ids: Sequence[str]) -> int:
-        """Delete the given jobs that are in a final state; how many were deleted.
-
-        Jobs that are scheduled, ready or running are left alone (cancel them first).
-        """
-
-    @abc.abstractmethod
-    async def pause_queue(self, queue: str) -> None:
-        """Stop ``claim`` from taking jobs of ``queue`` (enqueueing goes on)."""
-
-    @abc.abstractmethod
-    async def resume_queue(self, queue: str) -> None:
-        """Let ``claim`` take ``queue``'s jobs again, and wake waiting workers."""
-
-    @abc.abstractmethod
-    async def paused_queues(self) -> list[str]:
-        """The names of paused queues, sorted."""
-
-    @abc.abstractmethod
-    async def purge(self, states: Sequence[State], older_than: float | None = None) -> int:
-        """Delete final-state jobs in ``states``; how many were deleted.
-
-        With ``older_than``, only jobs that finished more than ``older_than`` seconds before
-        the backend's now (a job with no ``finished_at`` counts as finished at 0). An age,
-        not a time: the caller's clock must not decide what a server-time store deletes.
-        """
-
-    # -- scheduling ----------------------------------------------------------------------
-    @abc.abstractmethod
-    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        """Take or renew the lease ``name`` for ``ttl`` seconds on the backend's clock.
-
-        True when ``owner`` now holds it: it was free, expired, or already ``owner``'s.
-        """
-
-    @abc.abstractmethod
-    async def release_lease(self, name: str, owner: str) -> None:
-        """Give up the lease ``name`` if ``owner`` holds it (otherwise change nothing)."""
-
-    @abc.abstractmethod
-    async def schedule_state(self, names: Sequence[str]) -> dict[str, float | None]:
-        """The last tick recorded for each schedule entry (``None``: never fired)."""
-
-    @abc.abstractmethod
-    async def enqueue_tick(
-        self, name: str, tick: float, jobs: Sequence[NewJob]
-    ) -> list[EnqueueResult] | None:
-        """Atomically enqueue ``jobs`` and record ``tick`` as entry ``name``'s last tick.
-
-        Does nothing and returns ``None`` when the recorded tick is already ``>= tick``.
-        ``tick`` is an absolute time on the scheduler's clock on purpose: a cron entry names
-        wall-clock times, and the recorded tick only orders one entry's ticks; the jobs
-        themselves are due at the store's now, like any job enqueued without a delay.
-        """
-
-    # -- worker registry -------------------------------------------------------------------
-    @abc.abstractmethod
-    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
-        """Record or refresh a live worker; it drops off ``ttl`` seconds after its last call."""
-
-    @abc.abstractmethod
-    async def unregister_worker(self, worker_id: str) -> None:
-        """Remove a worker that is shutting down."""
-
-    @abc.abstractmethod
-    async def workers(self) -> list[WorkerInfo]:
-        """Live workers."""
+def _inherited(cls: type) -> dict[str, Any]:  # TRANSITION
+    out: dict[str, Any] = {}
+    for base in cls.__mro__:
+        out.update(base.__dict__)
+    return out
 
 
-def _no_transactional_enqueue(url: str, connection: object) -> str:
+async def claim_waiting(
+    backend: Backend,
+    claim: Callable[[], Awaitable[list[JobRecord]]],
+    sleep: Callable[[float], Awaitable[None]],
+    wait: float,
+) -> list[JobRecord]:
+    """`Backend.claim` with ``wait``, for stores that can sleep until work may be ready.
+
+    ``claim()`` claims now; ``sleep(seconds)`` returns when work may have arrived for the
+    routing (or after ``seconds``). Each claim runs shielded: if the caller is cancelled
+    while one is in flight, its jobs are released before the cancellation goes on, so a
+    cancelled wait never leaves a job leased to nobody.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        jobs = await _shielded_claim(backend, claim)
+        left = deadline - loop.time()
+        if jobs or left <= 0:
+            return jobs
+        await sleep(left)
+
+
+async def _shielded_claim(
+    backend: Backend, claim: Callable[[], Awaitable[list[JobRecord]]]
+) -> list[JobRecord]:
+    task = asyncio.ensure_future(claim())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await release_claimed(backend, task)
+        raise
+
+
+async def release_claimed(backend: Backend, claim: asyncio.Future[list[JobRecord]]) -> None:
+    """Wait for a claim whose caller was cancelled, and give back every job it leased."""
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(asyncio.shield(claim), CANCEL_GRACE)
+    if not claim.done() or claim.cancelled() or claim.exception() is not None:
+        return
+    for job in claim.result():
+        if job.lease_token is not None:
+            with contextlib.suppress(Exception):
+                await backend.release(Lease(job.id, job.lease_token))
+
+
+def transactions_for(backend: Backend, connection: object) -> Transactions:
+    """The store's `Transactions`, or a `ConfigError` saying why ``connection=`` cannot work."""
+    if not backend.supports(Transactions):
+        raise Unsupported(no_transactional_enqueue(backend.url, connection))
+    return backend.transactions
+
+
+def no_transactional_enqueue(url: str, connection: object) -> str:
+    """Why a store that cannot join the caller's transaction refuses ``connection=``."""
     scheme = url.partition("://")[0] or url
     return (
         f"transactional enqueue (connection={type(connection).__name__}) needs the PostgreSQL "

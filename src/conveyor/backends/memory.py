@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Self
 
-from conveyor.backends.base import COUNTERS, Backend, RecoveryReport, poison_pill_reason
+from conveyor.backends.base import (
+    COUNTERS,
+    Backend,
+    RecoveryReport,
+    claim_waiting,
+    poison_pill_reason,
+)
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.job import (
     ACTIVE_STATES,
@@ -171,6 +177,25 @@ class MemoryBackend(Backend):
                 self._set_state(job, State.READY, now)
 
     async def claim(
+        self,
+        worker_id: str,
+        routing: Routing,
+        limit: int,
+        lease_seconds: float,
+        *,
+        wait: float = 0.0,
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` matching jobs in run order, waiting up to ``wait`` seconds."""
+        if wait <= 0:
+            return await self._claim_now(worker_id, routing, limit, lease_seconds)
+        return await claim_waiting(
+            self,
+            lambda: self._claim_now(worker_id, routing, limit, lease_seconds),
+            lambda seconds: self.wait_for_work(routing, seconds),
+            wait,
+        )
+
+    async def _claim_now(
         self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
     ) -> list[JobRecord]:
         s = self._s

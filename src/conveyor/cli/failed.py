@@ -66,7 +66,7 @@ def retry(
     wanted = None if all_jobs else list(job_ids or [])
 
     async def act(backend: Backend) -> int:
-        return await backend.retry_dead(wanted)
+        return await backend.admin.retry_dead(wanted)
 
     count = run_with_backend(app, act)
     out.print(f"retried {count} job(s)", highlight=False)
@@ -128,7 +128,7 @@ def purge(
             raise typer.Exit(EXIT_NOTHING)
 
     async def act(backend: Backend) -> int:
-        return await backend.purge([State.DEAD], older_than=older_than)
+        return await backend.admin.purge([State.DEAD], older_than=older_than)
 
     deleted = run_with_backend(app, act)
     out.print(f"purged {deleted} dead job(s)", highlight=False)

@@ -141,7 +141,7 @@ def workers(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOpti
     app = resolve_app(app_spec, url)
 
     async def read(backend: Backend) -> list[WorkerInfo]:
-        return await backend.workers()
+        return await backend.telemetry.workers()
 
     now = time.time()
     rows = [worker_row(w, now) for w in sorted(run_with_backend(app, read), key=lambda w: w.id)]

@@ -1,7 +1,8 @@
 """The fetcher: claims the jobs a worker's routing matches while it has free slots.
 
 Routing happens in storage, so everything claimed is run. With nothing to claim the fetcher
-waits on the store (`Backend.wait_for_work`) or for a slot to free up; a burst worker stops
+claims again with the store waiting for work (``claim(..., wait=)``), or waits
+for a slot to free up; a burst worker stops
 once nothing is left and nothing runs. A claim that fails (the store is down) backs off
 (`conveyor.worker.backoff`), and only a stop cuts that wait short.
 """
@@ -101,6 +102,8 @@ class Fetcher:
                 jobs = await self.backend.claim(
                     self.worker_id, self.routing, free, self.lease_seconds
                 )
+                if not jobs and not self.burst:
+                    jobs = await self._claim_waiting(free)
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the worker
                 await events.sleep(backoff.failed(exc))
                 continue
@@ -116,19 +119,28 @@ class Fetcher:
                     slots.stop("burst: no more jobs in the queues this worker serves")
                 else:
                     await events.woken()
-            else:
-                await self._idle()
 
-    async def _idle(self) -> None:
-        """Wait for work in the store, or for the worker to wake the fetcher."""
-        waiter = asyncio.ensure_future(self.backend.wait_for_work(self.routing, self.poll_interval))
-        woken = asyncio.ensure_future(self.events.wake.wait())
-        done, pending = await asyncio.wait({waiter, woken}, return_when=asyncio.FIRST_COMPLETED)
-        for fut in pending:
-            fut.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+    async def _claim_waiting(self, free: int) -> list[JobRecord]:
+        """Claim with the store waiting for work (up to ``poll_interval``); a stop ends the
+        wait, and the cancelled claim gives back anything it leased on the way."""
+        claim = asyncio.ensure_future(
+            self.backend.claim(
+                self.worker_id,
+                self.routing,
+                free,
+                self.lease_seconds,
+                wait=self.poll_interval,
+            )
+        )
+        stopping = asyncio.ensure_future(self.events.stopping.wait())
+        try:
+            await asyncio.wait({claim, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (claim, stopping):
+                if not fut.done():
+                    fut.cancel()
+            await asyncio.gather(claim, stopping, return_exceptions=True)
         self.events.wake.clear()
-        error = waiter.exception() if waiter in done else None
-        if error is not None:
-            log.warning("waiting for work failed: %s", error)
-            await self.events.sleep(self.poll_interval)
+        if claim.cancelled():
+            return []
+        return claim.result()

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from conveyor.backends.base import Backend, RecoveryReport, poison_pill_reason
+from conveyor.backends.base import Backend, RecoveryReport, claim_waiting, poison_pill_reason
 from conveyor.backends.postgres import migrations, sql
 from conveyor.backends.postgres.admin import Admin
 from conveyor.backends.postgres.batching import AckBatcher
@@ -211,6 +211,25 @@ class PostgresBackend(Admin, PostgresOperations, PostgresLimits, PostgresSchedul
         return sql.splice(self.q["claim"], routing=clause), params
 
     async def claim(
+        self,
+        worker_id: str,
+        routing: Routing,
+        limit: int,
+        lease_seconds: float,
+        *,
+        wait: float = 0.0,
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` matching jobs in run order, waiting up to ``wait`` seconds."""
+        if wait <= 0:
+            return await self._claim_now(worker_id, routing, limit, lease_seconds)
+        return await claim_waiting(
+            self,
+            lambda: self._claim_now(worker_id, routing, limit, lease_seconds),
+            lambda seconds: self.wait_for_work(routing, seconds),
+            wait,
+        )
+
+    async def _claim_now(
         self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
     ) -> list[JobRecord]:
         """Lease up to ``limit`` matching jobs, in run order (due scheduled jobs included)."""

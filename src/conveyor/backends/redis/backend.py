@@ -13,7 +13,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
-from conveyor.backends.base import Backend, RecoveryReport, poison_pill_reason
+from conveyor.backends.base import Backend, RecoveryReport, claim_waiting, poison_pill_reason
 from conveyor.backends.redis import codec
 from conveyor.backends.redis.admin import SWEEP_BATCH, RedisAdmin
 from conveyor.backends.redis.batch import Batcher
@@ -216,6 +216,25 @@ class RedisBackend(
 
     # -- working -------------------------------------------------------------------------
     async def claim(
+        self,
+        worker_id: str,
+        routing: Routing,
+        limit: int,
+        lease_seconds: float,
+        *,
+        wait: float = 0.0,
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` matching jobs in run order, waiting up to ``wait`` seconds."""
+        if wait <= 0:
+            return await self._claim_now(worker_id, routing, limit, lease_seconds)
+        return await claim_waiting(
+            self,
+            lambda: self._claim_now(worker_id, routing, limit, lease_seconds),
+            lambda seconds: self.wait_for_work(routing, seconds),
+            wait,
+        )
+
+    async def _claim_now(
         self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
     ) -> list[JobRecord]:
         """Lease up to ``limit`` matching jobs in one round trip, in run order."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from conveyor.backends.base import Backend, RecoveryReport
+from conveyor.backends.base import Backend, RecoveryReport, claim_waiting
 from conveyor.backends.sqlite import sql
 from conveyor.backends.sqlite.connection import Target, connect, parse_url
 from conveyor.backends.sqlite.group_commit import GroupCommit
@@ -148,6 +148,25 @@ class SqliteBackend(SqliteScheduling, SqliteLimits, SqliteOperations, Backend):
 
     # -- working -------------------------------------------------------------------------
     async def claim(
+        self,
+        worker_id: str,
+        routing: Routing,
+        limit: int,
+        lease_seconds: float,
+        *,
+        wait: float = 0.0,
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` matching jobs in run order, waiting up to ``wait`` seconds."""
+        if wait <= 0:
+            return await self._claim_now(worker_id, routing, limit, lease_seconds)
+        return await claim_waiting(
+            self,
+            lambda: self._claim_now(worker_id, routing, limit, lease_seconds),
+            lambda seconds: self.wait_for_work(routing, seconds),
+            wait,
+        )
+
+    async def _claim_now(
         self, worker_id: str, routing: Routing, limit: int, lease_seconds: float
     ) -> list[JobRecord]:
         """Lease up to ``limit`` matching jobs, in run order."""
