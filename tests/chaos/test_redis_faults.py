@@ -150,7 +150,7 @@ def test_a_worker_cut_off_past_its_lease_is_fenced(redis_cluster: Cluster) -> No
         assert record.state is State.SUCCEEDED
         assert record.recoveries == 1
         assert f"-{rescuer.pid}-" in (record.worker_id or ""), record
-    counters = backend_call(cluster.url, lambda b: b.counters())
+    counters = backend_call(cluster.url, lambda b: b.admin.counters())
     assert counters["recovered"] == 5, counters
     if "rejected" in zombie.output():
         assert counters["fenced"] >= 1, counters

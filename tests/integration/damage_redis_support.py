@@ -112,11 +112,11 @@ async def assert_reads_work(backend: RedisBackend, job_id: str, field: str | Non
     if field is not None:
         assert record.unreadable is not None and repr(field) in record.unreadable
         assert record.raw is not None
-    listed = await backend.query(JobQuery(limit=100))
+    listed = await backend.admin.query(JobQuery(limit=100))
     assert job_id in [j.id for j in listed]
-    await backend.query(JobQuery(states=(State.DEAD, State.READY), limit=100))
-    await backend.stats()
-    await backend.oldest_ready()
-    await backend.workers()
+    await backend.admin.query(JobQuery(states=(State.DEAD, State.READY), limit=100))
+    await backend.admin.stats()
+    await backend.admin.oldest_ready()
+    await backend.telemetry.workers()
     assert backend.get_sync(job_id) is not None
     return record

@@ -16,6 +16,7 @@ import pytest
 from redis import Redis
 
 from conveyor.backends.redis import RedisBackend
+from conveyor.backends.redis.claiming import park
 from conveyor.job import (
     Failure,
     HistoryPoint,
@@ -28,6 +29,7 @@ from conveyor.job import (
 )
 
 from .damage_redis_support import (
+    EVERYTHING,
     assert_healthy_run,
     assert_quarantined,
     assert_reads_work,
@@ -96,7 +98,7 @@ async def test_a_number_field_holding_something_else_quarantines_one_job(
     stored = assert_quarantined(backend, raw, bad, field)
     assert stored[field.encode()] == value.encode()  # attempts too: never incremented
     await assert_reads_work(backend, bad, field)
-    stats = {(s.queue, s.priority): s.counts for s in await backend.stats()}
+    stats = {(s.queue, s.priority): s.counts for s in await backend.admin.stats()}
     assert stats[("default", Priority.NORMAL)] == {State.SUCCEEDED: 4, State.DEAD: 1}
 
 
@@ -112,7 +114,7 @@ async def test_bytes_that_are_not_utf8_quarantine_one_job(
     assert stored[field.encode()] == b"\xff\xfe-x"
     await assert_reads_work(backend, bad, field)
     # The dead job is counted under the queue its record names, as every script reads it.
-    stats = {(s.queue, s.priority): s.counts for s in await backend.stats()}
+    stats = {(s.queue, s.priority): s.counts for s in await backend.admin.stats()}
     dead_queue = "\\xff\\xfe-x" if field == "queue" else "default"
     assert stats[(dead_queue, Priority.NORMAL)].get(State.DEAD) == 1
 
@@ -174,7 +176,7 @@ async def test_a_record_without_a_usable_queue_or_priority_is_dropped_and_kept(
     assert raw.exists(lane_key(backend)) == 0
     assert bad in errors(caplog) and "record kept" in errors(caplog)
     await assert_reads_work(backend, bad, field)
-    stats = {(s.queue, s.priority): s.counts for s in await backend.stats()}
+    stats = {(s.queue, s.priority): s.counts for s in await backend.admin.stats()}
     assert stats == {("default", Priority.NORMAL): {State.SUCCEEDED: 4}}
 
 
@@ -197,11 +199,11 @@ async def test_a_job_key_that_is_not_a_hash_is_dropped_and_kept(
     assert bad in errors(caplog) and "not a hash" in errors(caplog)
     record = await assert_reads_work(backend, bad, "(key)")
     assert record.unreadable is not None and kind in record.unreadable
-    listed = await backend.query(JobQuery(limit=10))
+    listed = await backend.admin.query(JobQuery(limit=10))
     assert [j.id for j in listed if j.unreadable] == [bad]
     # Acknowledging it (a worker that held it before the damage) is a stale lease, not a crash
     assert not await backend.complete(Lease(bad, "token"), None)
-    assert await backend.cancel(bad) is False
+    assert await backend.admin.cancel(bad) is False
     await backend.recover(max_recoveries=3)
 
 
@@ -217,13 +219,13 @@ async def test_a_non_integer_total_in_counts_stops_nothing(
     raw.hset(counts, "nonsense", "1")
     raw.hset(counts, "ready:9:default", "2")
     # Reads skip what they cannot read
-    assert await backend.stats() == []
+    assert await backend.admin.stats() == []
     assert "lots" in errors(caplog) and "nonsense" in errors(caplog)
     # Claims and acknowledgements go on; the garbage total starts again from their changes
     claimed = await claim_all(backend)
     await assert_healthy_run(backend, claimed, ids)
     assert raw.hget(counts, "ready:1:default") is None
-    stats = {(s.queue, s.priority): s.counts for s in await backend.stats()}
+    stats = {(s.queue, s.priority): s.counts for s in await backend.admin.stats()}
     assert stats[("default", Priority.NORMAL)] == {State.SUCCEEDED: 5}
     # Enqueue repairs a garbage total too
     raw.hset(counts, "ready:1:default", "lots")
@@ -237,9 +239,9 @@ async def test_garbage_members_of_lanes_are_removed(
     ids = [r.id for r in await backend.enqueue([job(n) for n in range(5)])]
     garbage: list[str | bytes] = ["garbage", "9x", "1999:short", "1:", b"\xff\xfe", "13:abcdef"]
     raw.sadd(backend.keys.lanes, *garbage)
-    # Reads and parking skip them
-    assert set(await backend.oldest_ready()) == {"default"}
-    await backend.wait_for_work(Routing(), 0.01)
+    # Reads and parking skip them (parking finds the healthy work)
+    assert set(await backend.admin.oldest_ready()) == {"default"}
+    assert await park(backend.connection, Routing(), 0.01) == 0.0
     claimed = await claim_all(backend)
     await assert_healthy_run(backend, claimed, ids)
     assert raw.smembers(backend.keys.lanes) == set()
@@ -277,16 +279,16 @@ async def test_a_garbage_worker_registry_entry_is_skipped_and_expires(
     backend: RedisBackend, raw: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     k = backend.keys
-    await backend.register_worker(WorkerInfo("w-real", "host", 1, 0.0), ttl=60)
+    await backend.telemetry.register_worker(WorkerInfo("w-real", "host", 1, 0.0), ttl=60)
     raw.hset(k.workers, mapping={"w-junk": "not a registry entry", "w-json": "1|[1, 2]"})
     raw.zadd(k.workers_expiry, {"w-junk": 2e9, "w-json": 2e9})
     raw.hset(k.workers, "w-orphan", "1|{}")  # no expiry: it would never leave
-    assert [w.id for w in await backend.workers()] == ["w-real"]
+    assert [w.id for w in await backend.telemetry.workers()] == ["w-real"]
     assert "w-junk" in errors(caplog) and "w-json" in errors(caplog)
     assert not raw.hexists(k.workers, "w-orphan")
     # Past its expiry, a garbage entry leaves like any other
     raw.zadd(k.workers_expiry, {"w-junk": 1, "w-json": 1})
-    assert [w.id for w in await backend.workers()] == ["w-real"]
+    assert [w.id for w in await backend.telemetry.workers()] == ["w-real"]
     assert raw.hkeys(k.workers) == [b"w-real"]
 
 
@@ -296,18 +298,18 @@ async def test_garbage_in_the_other_structures_scripts_read_is_repaired(
     k = backend.keys
     # Leader leases: an entry without "|" or with a non-number expiry counts as free
     raw.hset(k.locks, mapping={"scheduler": "garbage", "other": "someone|soon"})
-    assert await backend.acquire_lease("scheduler", "me", 10)
-    assert await backend.acquire_lease("other", "me", 10)
+    assert await backend.scheduling.acquire_lease("scheduler", "me", 10)
+    assert await backend.scheduling.acquire_lease("other", "me", 10)
     # Schedules: a last tick that is not a number counts as none
     raw.hset(k.schedules, "every-minute", "soon")
-    assert await backend.schedule_state(["every-minute"]) == {"every-minute": None}
-    results = await backend.enqueue_tick("every-minute", 60.0, [job(1)])
+    assert await backend.scheduling.schedule_state(["every-minute"]) == {"every-minute": None}
+    results = await backend.scheduling.enqueue_tick("every-minute", 60.0, [job(1)])
     assert results is not None and len(results) == 1
     # Rate windows and concurrency slots of the wrong type start again
     raw.set(k.rate("api"), "garbage")
-    assert await backend.rate_acquire("api", 1, 60.0) == 0.0
+    assert await backend.limits.rate_acquire("api", 1, 60.0) == 0.0
     raw.set(k.slots("db"), "garbage")
-    assert await backend.slot_acquire("db", "holder", 1, 30.0)
+    assert await backend.limits.slot_acquire("db", "holder", 1, 30.0)
     # A waiter entry that is not JSON (or not a routing) is dropped; enqueues go on
     raw.hset(k.waiters, mapping={"junk": "{garbage", "junk2": '{"d": "x"}', "junk3": "[]"})
     await backend.enqueue([job(2)])
@@ -315,14 +317,14 @@ async def test_garbage_in_the_other_structures_scripts_read_is_repaired(
     # Throughput history with a garbage count: read skips it, record repairs it
     raw.zadd(k.history, {"600": 600})
     raw.hset(f"{k.base}history:600", "sdefault", "many")
-    assert await backend.history(0) == []
-    await backend.record_history([HistoryPoint(600, "default", 1, 0)], keep=1e12)
+    assert await backend.telemetry.history(0) == []
+    await backend.telemetry.record_history([HistoryPoint(600, "default", 1, 0)], keep=1e12)
     assert raw.hget(f"{k.base}history:600", "sdefault") == b"1"
     # Counters and leases of no job
     raw.hset(k.counters, "fenced", "x")
-    assert (await backend.counters())["fenced"] == 0
+    assert (await backend.admin.counters())["fenced"] == 0
     assert not await backend.complete(Lease("ghost", "token"), None)  # counted afresh
-    assert (await backend.counters())["fenced"] == 1
+    assert (await backend.admin.counters())["fenced"] == 1
     # A unique key held by a job that has no record (or is not active) is taken over
     raw.hset(k.unique, "u-1", "ghost")
     [taken] = await backend.enqueue([job(3, unique_key="u-1")])
@@ -336,28 +338,24 @@ async def test_garbage_in_the_other_structures_scripts_read_is_repaired(
 async def test_a_claim_pipelined_behind_a_parked_wait_quarantines_too(
     backend: RedisBackend, raw: Redis
 ) -> None:
-    # Given a parked worker whose claim rides behind its blocking pop (the last claim's
-    # routing), and damaged work that arrives while it waits
+    # Given a parked claim (its claim rides behind its blocking pop), and damaged work that
+    # arrives while it waits
     other = backend.clone()
     await other.open()
     try:
-        assert await claim_all(backend, limit=3) == []
-        await other.pause_queue("default")
+        await other.admin.pause_queue("default")
         ids = [r.id for r in await other.enqueue([job(n) for n in range(3)])]
         raw.hset(backend.keys.job(ids[1]), "headers", "{garbage")
-        waiting = asyncio.create_task(backend.wait_for_work(Routing(), 10.0))
+        waiting = asyncio.create_task(backend.claim("w1", EVERYTHING, 3, 30.0, wait=10.0))
         deadline = asyncio.get_running_loop().time() + 10
         while not raw.hlen(backend.keys.waiters):
             assert asyncio.get_running_loop().time() < deadline, "the worker never parked"
             await asyncio.sleep(0.01)
         # When the work becomes claimable, waking it
-        await other.resume_queue("default")
-        await asyncio.wait_for(waiting, 10)
-        # Then the pipelined claim leased the healthy jobs, kept for the next claim, and
-        # quarantined the damaged one on the way
-        states = [raw.hget(backend.keys.job(i), "state") for i in ids]
-        assert states == [b"running", b"dead", b"running"]
-        claimed = await claim_all(backend, limit=3)
+        await other.admin.resume_queue("default")
+        claimed = await asyncio.wait_for(waiting, 10)
+        # Then the pipelined claim returns the healthy jobs and quarantined the damaged one
+        # on the way
         await assert_healthy_run(backend, claimed, [ids[0], ids[2]])
         assert_quarantined(backend, raw, ids[1], "headers")
     finally:
@@ -392,11 +390,11 @@ async def test_damage_to_running_jobs_stops_neither_the_reaper_nor_acknowledgeme
     assert_quarantined(backend, raw, renumbered, "run_at")
     # Retrying a dead record that names no queue leaves it dead
     raw.hdel(k.job(renumbered), "queue")
-    assert await backend.retry_dead([renumbered]) == 0
+    assert await backend.admin.retry_dead([renumbered]) == 0
     # Cancelling a ready job with a damaged seq works; its lane entry is dropped later
     [late] = [r.id for r in await backend.enqueue([job(9)])]
     raw.hset(k.job(late), "seq", "garbage")
-    assert await backend.cancel(late)
+    assert await backend.admin.cancel(late)
     assert await claim_all(backend) == []
     assert raw.exists(lane_key(backend)) == 0 and "stale entry" in errors(caplog)
 

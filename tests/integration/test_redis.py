@@ -122,7 +122,7 @@ async def test_warns_about_settings_that_lose_jobs(
         b = create_backend(server.url)
         with caplog.at_level(logging.WARNING, logger="conveyor.backend.redis"):
             await b.open()
-        problems = await b.diagnostics()
+        problems = await b.admin.diagnostics()
         await b.close()
     finally:
         server.stop()
@@ -161,16 +161,16 @@ def test_an_idle_worker_wakes_on_enqueue_not_on_its_poll_interval(tmp_path: Path
         cluster.close()
 
 
-async def test_wait_for_work_ignores_work_for_other_routing(backend: RedisBackend) -> None:
+async def test_a_waiting_claim_ignores_work_for_other_routing(backend: RedisBackend) -> None:
     other = backend.clone()
     await other.open()
-    waiter = asyncio.create_task(backend.wait_for_work(Routing(queues=("mail",)), 1.0))
+    waiter = asyncio.create_task(backend.claim("w", Routing(queues=("mail",)), 5, 30.0, wait=1.0))
     await asyncio.sleep(0.1)
     await other.enqueue([new_job(queue="jobs")])
     await asyncio.sleep(0.2)
     assert not waiter.done()  # not woken for a queue it does not serve
-    await other.enqueue([new_job(queue="mail")])
-    await asyncio.wait_for(waiter, 0.5)
+    [mail] = await other.enqueue([new_job(queue="mail")])
+    assert [j.id for j in await asyncio.wait_for(waiter, 0.5)] == [mail.id]
     await other.close()
 
 
@@ -250,8 +250,8 @@ async def test_purge_leaves_only_the_fixed_keys(raw: Redis) -> None:
         assert await b.complete(Lease(job.id, job.lease_token or ""), b"result")
     clock.advance(100)
 
-    assert await b.purge([State.SUCCEEDED], older_than=200) == 0
-    assert await b.purge([State.SUCCEEDED], older_than=50) == 30
+    assert await b.admin.purge([State.SUCCEEDED], older_than=200) == 0
+    assert await b.admin.purge([State.SUCCEEDED], older_than=50) == 30
 
     left = sorted(k.decode() for k in raw.scan_iter(match=f"{{{prefix}}}:*"))
     assert left == [f"{{{prefix}}}:seq"], left
@@ -284,8 +284,8 @@ async def test_enqueueing_into_a_paused_queue_wakes_nobody(backend: RedisBackend
     # Given a worker parked on a paused queue
     other = backend.clone()
     await other.open()
-    await backend.pause_queue("mail")
-    waiter = asyncio.create_task(backend.wait_for_work(Routing(queues=("mail",)), 1.0))
+    await backend.admin.pause_queue("mail")
+    waiter = asyncio.create_task(backend.claim("w", Routing(queues=("mail",)), 5, 30.0, wait=1.0))
     await asyncio.sleep(0.1)
 
     # When jobs arrive in that queue, it sleeps on
@@ -293,9 +293,9 @@ async def test_enqueueing_into_a_paused_queue_wakes_nobody(backend: RedisBackend
     await asyncio.sleep(0.2)
     assert not waiter.done()
 
-    # and resuming the queue wakes it
-    await other.resume_queue("mail")
-    await asyncio.wait_for(waiter, 0.5)
+    # and resuming the queue wakes it, with the jobs claimed
+    await other.admin.resume_queue("mail")
+    assert len(await asyncio.wait_for(waiter, 0.5)) == 3
     await other.close()
 
 
@@ -303,7 +303,7 @@ async def test_claim_with_a_paused_queue_is_still_one_script_call(
     backend: RedisBackend, raw: Redis
 ) -> None:
     await backend.enqueue([new_job(queue=f"q{i % 5}") for i in range(50)])
-    await backend.pause_queue("q0")
+    await backend.admin.pause_queue("q0")
     raw.config_resetstat()
 
     claimed = await backend.claim("w", Routing(), 50, 30.0)
@@ -319,10 +319,10 @@ async def test_new_keys_share_the_store_slot_and_delete_cleans_up(raw: Redis) ->
     b = create_backend(url, clock=FakeClock())
     await b.open()
     await b.enqueue([new_job(queue="a", unique_key="u1"), new_job(queue="b")])
-    await b.pause_queue("b")
-    assert await b.rate_acquire("api:{x}", 5, 60.0) == 0.0
-    assert await b.slot_acquire("acct:1", "h", 2, 30.0)
-    await b.record_history([HistoryPoint(1_800_000_000, "a", 1, 0)], keep=1e12)
+    await b.admin.pause_queue("b")
+    assert await b.limits.rate_acquire("api:{x}", 5, 60.0) == 0.0
+    assert await b.limits.slot_acquire("acct:1", "h", 2, 30.0)
+    await b.telemetry.record_history([HistoryPoint(1_800_000_000, "a", 1, 0)], keep=1e12)
     [job] = await b.claim("w", Routing(), 1, 30.0)
     assert await b.complete(Lease(job.id, job.lease_token or ""), None)
 
@@ -332,7 +332,7 @@ async def test_new_keys_share_the_store_slot_and_delete_cleans_up(raw: Redis) ->
     assert {f"{{{prefix}}}:paused", f"{{{prefix}}}:history"} <= keys
 
     # And deleting the finished job leaves no trace of it in any index
-    assert await b.delete([job.id, job.id]) == 1
+    assert await b.admin.delete([job.id, job.id]) == 1
     left = {k.decode() for k in raw.scan_iter(match=f"{{{prefix}}}:*")}
     assert f"{{{prefix}}}:job:{job.id}" not in left
     assert f"{{{prefix}}}:done:succeeded" not in left
@@ -347,12 +347,12 @@ async def test_rate_windows_and_slots_expire_with_their_data(raw: Redis) -> None
     prefix = url.rsplit("prefix=", 1)[1]
     b = create_backend(url, clock=FakeClock())
     await b.open()
-    assert await b.rate_acquire("k", 1, 60.0) == 0.0
-    assert await b.slot_acquire("k", "h", 1, 30.0)
+    assert await b.limits.rate_acquire("k", 1, 60.0) == 0.0
+    assert await b.limits.slot_acquire("k", "h", 1, 30.0)
     # A window lives one period after its newest start, slots as long as the last one.
     assert 59_000 < raw.pttl(f"{{{prefix}}}:rate:k") <= 60_001
     assert 29_000 < raw.pttl(f"{{{prefix}}}:slots:k") <= 30_001
-    await b.slot_release("k", "h")
+    await b.limits.slot_release("k", "h")
     assert not raw.exists(f"{{{prefix}}}:slots:k")
     await b.close()
 
@@ -361,12 +361,12 @@ async def test_a_paused_queues_due_job_does_not_end_a_wait(backend: RedisBackend
     # Given a paused queue whose scheduled job is due but not yet promoted (nobody claimed)
     clock = backend.clock
     assert isinstance(clock, FakeClock)
-    await backend.pause_queue("mail")
+    await backend.admin.pause_queue("mail")
     await backend.enqueue([new_job(queue="mail", run_at=clock.now() + 1)])
     clock.advance(2)
 
-    # Then a waiter still sleeps its whole timeout
+    # Then a waiting claim still sleeps its whole wait, and claims nothing
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await backend.wait_for_work(Routing(queues=("mail",)), 0.3)
+    assert await backend.claim("w", Routing(queues=("mail",)), 5, 30.0, wait=0.3) == []
     assert loop.time() - started >= 0.25

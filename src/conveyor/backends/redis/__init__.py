@@ -37,11 +37,13 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
   {P}:history           ZSET  minute -> minute: stored throughput minutes (pruning)
   {P}:history:<minute>  HASH  "s<queue>" -> succeeded, "f<queue>" -> failed attempts
 
-Modules: `backend` (the protocol), `admin` (reads and repairs), `scheduling` (leader
-lease, ticks), `limits` (rate windows, slots, defer), `operations` (pause, delete, oldest
-wait, history), `connection` (clients, timeouts, errors, persistence warning), `keys`
-(names, URL, routing for Lua), `codec` (records), `scripts` (loader), `batch` (coalesced
-acknowledgements). ``docs/redis.md`` has the operator's view.
+Modules: `backend` (the core verbs), its parts `limits` (rate windows, slots),
+`scheduling` (leader lease, ticks), `admin` (listing, counts, repairs, pause) and
+`telemetry` (history, worker registry), all sharing one `connection.RedisConnection`
+(clients, clock, scripts, errors, persistence warning); `claiming` (claim, park and the
+pipelined claim behind the pop), `producing` (enqueue batches), `quarantine` (claimed
+records that cannot be read), `keys` (names, URL, routing for Lua), `codec` (records),
+`scripts` (loader). ``docs/redis.md`` has the operator's view.
 """
 
 from __future__ import annotations

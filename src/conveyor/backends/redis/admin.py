@@ -1,17 +1,14 @@
-"""Reads and repairs on Redis: getting and listing jobs, counts, retrying dead jobs,
-cancelling, purging."""
+"""The admin capability on Redis: listing and counting jobs, the oldest wait per queue,
+retrying dead jobs, cancelling, deleting, purging, and pausing queues."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
 
-from redis import Redis
-from redis.exceptions import ResponseError
-
+from conveyor.backends.capabilities import Admin
 from conveyor.backends.redis import codec
-from conveyor.backends.redis.connection import persistence_problems, translated
-from conveyor.backends.redis.part import RedisPart
+from conveyor.backends.redis.connection import RedisConnection, persistence_problems, translated
 from conveyor.backends.redis.quarantine import log, show
 from conveyor.backends.unreadable import UnreadableRecord, placeholder
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord, Priority, QueueStats, State
@@ -20,50 +17,21 @@ from conveyor.job import FINAL_STATES, JobQuery, JobRecord, Priority, QueueStats
 SWEEP_BATCH = 1000
 
 
-class RedisAdmin(RedisPart):
-    """Mixed into `RedisBackend`: the methods the CLI and the reaper's pruning use."""
+class RedisAdmin(Admin):
+    """`Admin` on one handle's connection: scripts for what changes jobs, plain reads of
+    the indexes for the rest."""
 
-    def _sync(self) -> Redis:
-        raise NotImplementedError  # provided by RedisBackend
-
-    # -- reading -------------------------------------------------------------------------
-    async def get(self, job_id: str) -> JobRecord | None:
-        """One job by id (one HGETALL), or ``None``; a damaged record as a placeholder."""
-        key = self.keys.job(job_id)
-        with translated(self.target):
-            try:
-                flat = await self._client().execute_command(  # type: ignore[no-untyped-call]
-                    "HGETALL", key
-                )
-            except ResponseError as exc:
-                if "WRONGTYPE" not in str(exc):
-                    raise
-                kind = await self._client().type(key)
-                return not_a_hash(job_id, kind)
-        return codec.readable(job_id, flat) if flat else None
-
-    def get_sync(self, job_id: str) -> JobRecord | None:
-        """`get` for code without an event loop."""
-        key = self.keys.job(job_id)
-        with translated(self.target):
-            try:
-                flat = self._sync().execute_command(  # type: ignore[no-untyped-call]
-                    "HGETALL", key
-                )
-            except ResponseError as exc:
-                if "WRONGTYPE" not in str(exc):
-                    raise
-                return not_a_hash(job_id, self._sync().type(key))
-        return codec.readable(job_id, flat) if flat else None
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
 
     async def query(self, query: JobQuery) -> list[JobRecord]:
         """Jobs newest first, filtered in Redis."""
         if query.states is not None and not query.states:
             return []
         states = "" if query.states is None else ",".join(s.value for s in query.states)
-        reply = await self._run(
+        reply = await self._conn.run(
             "query",
-            [self.keys.all],
+            [self._conn.keys.all],
             states,
             "" if query.queue is None else "q" + query.queue,
             "" if query.task is None else "t" + query.task,
@@ -81,7 +49,9 @@ class RedisAdmin(RedisPart):
 
     async def stats(self) -> list[QueueStats]:
         """Totals per queue and priority by state; due scheduled jobs count as ready."""
-        counts, due = await self._run("stats", [self.keys.counts, self.keys.scheduled])
+        counts, due = await self._conn.run(
+            "stats", [self._conn.keys.counts, self._conn.keys.scheduled]
+        )
         table: dict[tuple[str, int], dict[State, int]] = defaultdict(dict)
         for field, value in zip(counts[::2], counts[1::2], strict=True):
             try:
@@ -110,8 +80,8 @@ class RedisAdmin(RedisPart):
     async def counters(self) -> dict[str, int]:
         """The fenced / recovered / poisoned totals."""
         names = ["fenced", "recovered", "poisoned"]
-        with translated(self.target):
-            values = await self._client().hmget(self.keys.counters, names)
+        with translated(self._conn.target):
+            values = await self._conn.client().hmget(self._conn.keys.counters, names)
         out: dict[str, int] = {}
         for name, value in zip(names, values, strict=True):
             try:
@@ -121,43 +91,87 @@ class RedisAdmin(RedisPart):
                 out[name] = 0
         return out
 
+    async def oldest_ready(self) -> dict[str, float]:
+        """Per queue with ready (or due) jobs: the oldest one's ``run_at``."""
+        flat = await self._conn.run("oldest", [self._conn.keys.lanes, self._conn.keys.scheduled])
+        return {show(q): float(t) for q, t in zip(flat[::2], flat[1::2], strict=True)}
+
     async def diagnostics(self) -> list[str]:
         """Server settings that can lose jobs (``conveyor status`` shows them)."""
-        with translated(self.target):
-            return await persistence_problems(self._client())
+        with translated(self._conn.target):
+            return await persistence_problems(self._conn.client())
 
     # -- repairing -----------------------------------------------------------------------
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
         """Dead jobs back to ready with fresh attempts, oldest enqueue first."""
-        k = self.keys
+        k = self._conn.keys
         keys = [k.done(State.DEAD), k.lanes, k.unique, k.counts, k.waiters, k.paused]
         if job_ids is None:
-            return int(await self._run("retry_dead", keys, "1"))
+            return int(await self._conn.run("retry_dead", keys, "1"))
         if not job_ids:
             return 0
-        return int(await self._run("retry_dead", keys, "0", *job_ids))
+        return int(await self._conn.run("retry_dead", keys, "0", *job_ids))
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel an active job; ``False`` if it was final or unknown."""
-        k = self.keys
+        k = self._conn.keys
         keys = [k.scheduled, k.lanes, k.leases, k.unique, k.counts, k.done(State.CANCELLED)]
-        return bool(await self._run("cancel", keys, job_id))
+        return bool(await self._conn.run("cancel", keys, job_id))
 
     async def purge(self, states: Sequence[State], older_than: float | None = None) -> int:
         """Delete finished jobs, oldest first, `SWEEP_BATCH` per script call."""
         final = [s for s in dict.fromkeys(states) if s in FINAL_STATES]
         if not final:
             return 0
-        keys = [self.keys.all, self.keys.counts, *(self.keys.done(s) for s in final)]
+        keys = [
+            self._conn.keys.all,
+            self._conn.keys.counts,
+            *(self._conn.keys.done(s) for s in final),
+        ]
         age = "" if older_than is None else repr(float(older_than))
         total = 0
         while True:
-            deleted, more = await self._run(
+            deleted, more = await self._conn.run(
                 "purge", keys, age, SWEEP_BATCH, *(s.value for s in final)
             )
             total += int(deleted)
             if more != b"1":
                 return total
+
+    async def delete(self, job_ids: Sequence[str]) -> int:
+        """Delete the final-state jobs among ``job_ids``, `SWEEP_BATCH` per script call."""
+        k = self._conn.keys
+        keys = [
+            k.all,
+            k.counts,
+            k.unique,
+            k.done(State.SUCCEEDED),
+            k.done(State.DEAD),
+            k.done(State.CANCELLED),
+        ]
+        ids = list(dict.fromkeys(job_ids))
+        total = 0
+        for i in range(0, len(ids), SWEEP_BATCH):
+            total += int(await self._conn.run("delete", keys, *ids[i : i + SWEEP_BATCH]))
+        return total
+
+    # -- pause and resume ----------------------------------------------------------------
+    def _pause_keys(self) -> list[str]:
+        return [self._conn.keys.paused, self._conn.keys.lanes, self._conn.keys.waiters]
+
+    async def pause_queue(self, queue: str) -> None:
+        """Stop claims of ``queue``'s jobs (enqueueing goes on); idempotent."""
+        await self._conn.run("pause", self._pause_keys(), "pause", queue)
+
+    async def resume_queue(self, queue: str) -> None:
+        """Let ``queue``'s jobs be claimed again, waking parked workers for them."""
+        await self._conn.run("pause", self._pause_keys(), "resume", queue)
+
+    async def paused_queues(self) -> list[str]:
+        """The paused queues, sorted (one SMEMBERS)."""
+        with translated(self._conn.target):
+            names = await self._conn.client().smembers(self._conn.keys.paused)
+        return sorted(n.decode() if isinstance(n, bytes) else n for n in names)
 
 
 def not_a_hash(job_id: str, kind: bytes | str) -> JobRecord:

@@ -1,4 +1,5 @@
-"""Clients, timeouts, error translation and the persistence check at open.
+"""`RedisConnection`, the one object a handle's parts share, and what it is made of:
+clients, timeouts, error translation and the persistence check at open.
 
 Timeouts are short on purpose: an enqueue while Redis is down must fail within seconds
 with `BackendUnavailable`, never hang. A dead pooled connection (Redis restarted) is
@@ -8,8 +9,11 @@ already retries claims and acknowledgements).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -32,7 +36,9 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-from conveyor.backends.redis.keys import Target
+from conveyor.backends.redis.keys import Keys, Target, parse_url
+from conveyor.backends.redis.scripts import load_all, run, run_sync
+from conveyor.clock import Clock, SystemClock
 from conveyor.errors import BackendError, BackendUnavailable
 
 log = logging.getLogger("conveyor.backend.redis")
@@ -70,6 +76,91 @@ def sync_client(target: Target) -> Redis:
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         **_options(),
     )
+
+
+class RedisConnection:
+    """One handle's way to a store: its keys, its clients, its clock and its wake list.
+
+    `RedisBackend` and each of its parts (limits, scheduling, admin, telemetry) hold the
+    same instance, so they share the clients and speak with one clock. A clone of the
+    backend gets a new one (new clients, a new wake list) on the same store and clock.
+    """
+
+    def __init__(self, url: str, clock: Clock) -> None:
+        self.url = url
+        self.clock = clock
+        self.target = parse_url(url)
+        self.keys = Keys(self.target.prefix)
+        #: The server's clock (TIME) unless a clock was injected, e.g. a FakeClock in tests.
+        self.server_time = isinstance(clock, SystemClock)
+        #: This handle's name among parked workers, and so its wake list.
+        self.waiter = f"{os.getpid()}-{secrets.token_hex(6)}"
+        self._aclient: AsyncRedis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sclient: Redis | None = None
+
+    def client(self) -> AsyncRedis:
+        """The asyncio client of the running event loop.
+
+        asyncio connections belong to one event loop; a handle used from a new loop
+        (asyncio.run called twice) gets fresh ones.
+        """
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._loop is not loop:
+            self._aclient = async_client(self.target)
+            self._loop = loop
+        return self._aclient
+
+    def sync(self) -> Redis:
+        """The thread-safe sync client, made on first use."""
+        if self._sclient is None:
+            self._sclient = sync_client(self.target)
+        return self._sclient
+
+    def now(self) -> str:
+        """The ``now`` argument every script takes: ``""`` asks the server (TIME)."""
+        return "" if self.server_time else repr(self.clock.now())
+
+    async def run(self, name: str, keys: list[str], *args: Any) -> Any:
+        """Run script ``name`` with the store's prefix and now before ``args``."""
+        with translated(self.target):
+            return await run(self.client(), name, keys, [self.keys.base, self.now(), *args])
+
+    def run_sync(self, name: str, keys: list[str], *args: Any) -> Any:
+        """`run` on the sync client."""
+        with translated(self.target):
+            return run_sync(self.sync(), name, keys, [self.keys.base, self.now(), *args])
+
+    async def open(self) -> None:
+        """Connect, load the scripts, and warn about settings that can lose jobs."""
+        client = self.client()
+        with translated(self.target):
+            await client.ping()
+            await load_all(client)
+            await check_persistence(client, self.target)
+
+    async def unblock(self) -> None:
+        """Push a token to this handle's own wake list, ending its blocking pop at once."""
+        key = self.keys.wake(self.waiter)
+        with contextlib.suppress(Exception):
+            async with self.client().pipeline(transaction=False) as pipe:
+                pipe.lpush(key, "1")
+                pipe.expire(key, 300)  # as scripts' wake-ups do: never left behind for good
+                await pipe.execute()
+
+    async def close(self) -> None:
+        """Leave the waiters, close the clients; safe to call twice."""
+        client, loop = self._aclient, self._loop
+        self._aclient = self._loop = None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                if loop is asyncio.get_running_loop():
+                    await client.hdel(self.keys.waiters, self.waiter)
+                    await client.delete(self.keys.wake(self.waiter))
+                    await client.aclose()
+        if self._sclient is not None:
+            self._sclient.close()
+            self._sclient = None
 
 
 @contextlib.contextmanager

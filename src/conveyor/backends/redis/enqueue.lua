@@ -1,6 +1,7 @@
 -- enqueue.lua: store a batch of new jobs, in order, and wake parked workers.
 -- standalone: loaded without lib.lua (scripts.py), so a call defines only what it uses;
--- the wake-up code below is lib.lua's `wake`, and the field layout is lib.lua's.
+-- the routing matcher is lib.lua's own, put in where this file says "include"; the
+-- wake-up code below follows lib.lua's `wake`, and the field layout is lib.lua's.
 --
 -- KEYS[1] all        ZSET seq -> id, every job (query order)
 -- KEYS[2] seq        STRING, the store's enqueue counter
@@ -166,38 +167,7 @@ end
 -- Wake-ups: lib.lua's `wake`, defined only when some worker is parked.
 if next(touched) == nil or redis.call('HLEN', KEYS[7]) == 0 then return out end
 
-local ANY = '[%z\1-\127\194-\244][\128-\191]*'
-local NONE = '[^%z\1-\255]'
-local function compile(spec)
-  local r = {}
-  if spec.q then
-    r.q = {}
-    for i, pattern in ipairs(spec.q) do
-      pattern = string.gsub(pattern, '%%Q', function() return ANY end)
-      r.q[i] = (string.gsub(pattern, '%%N', function() return NONE end))
-    end
-  end
-  if spec.p then
-    r.p = {}
-    for _, p in ipairs(spec.p) do r.p[tonumber(p)] = true end
-  end
-  if spec.t then
-    r.t = {}
-    for _, t in ipairs(spec.t) do r.t[t] = true end
-  end
-  return r
-end
-local function matches(r, prio, queue, task)
-  if r.p and not r.p[prio] then return false end
-  if r.t and not r.t[task] then return false end
-  if r.q then
-    for _, pattern in ipairs(r.q) do
-      if string.find(queue, pattern) then return true end
-    end
-    return false
-  end
-  return true
-end
+-- include routing (lib.lua's `compile` and `matches`)
 
 local any_paused = redis.call('EXISTS', KEYS[8]) == 1
 local budget = 0

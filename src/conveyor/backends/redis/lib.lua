@@ -173,6 +173,7 @@ local function paused_set(paused)
   return set
 end
 
+-- section routing: enqueue.lua includes it too (scripts.py), so it is written once.
 -- routing: {q = {lua patterns}, p = {priorities}, t = {tasks}}; a missing list matches all.
 -- One UTF-8 character, and a class matching nothing; see keys.py ANY_CHAR / NO_CHAR.
 local ANY = '[%z\1-\127\194-\244][\128-\191]*'
@@ -209,6 +210,7 @@ local function matches(r, prio, queue, task)
   end
   return true
 end
+-- end routing
 
 -- `matches` for routing read from the store: a malformed pattern (damage) matches nothing.
 local function matches_safely(r, prio, queue, task)

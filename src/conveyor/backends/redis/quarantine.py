@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.backends.redis import codec
-from conveyor.backends.redis.part import RedisPart
+from conveyor.backends.redis.connection import RedisConnection
 from conveyor.backends.unreadable import UnreadableRecord
 from conveyor.job import JobRecord, State, WorkerInfo
 
@@ -103,32 +103,30 @@ def worker_infos(flat: list[bytes]) -> list[WorkerInfo]:
     return out
 
 
-class RedisQuarantine(RedisPart):
-    """Mixed into `RedisBackend`: decoding claim replies and quarantining what fails."""
+async def claimed(conn: RedisConnection, reply: list[Any]) -> Claimed:
+    """The jobs of a claim reply that can run; the others are quarantined first."""
+    jobs, bad = decode_claim(reply)
+    if bad:
+        await quarantine(conn, bad)
+    return Claimed(jobs, (len(reply) - 1) // 3)
 
-    async def _claimed(self, reply: list[Any]) -> Claimed:
-        """The jobs of a claim reply that can run; the others are quarantined first."""
-        jobs, bad = decode_claim(reply)
-        if bad:
-            await self._quarantine(bad)
-        return Claimed(jobs, (len(reply) - 1) // 3)
 
-    async def _quarantine(self, bad: Sequence[Unreadable]) -> None:
-        """Dead-letter unreadable claimed jobs; a failure here only logs, as their leases
-        expire and the reaper returns them (and a later claim quarantines them)."""
-        k = self.keys
-        args: list[Any] = []
-        for item in bad:
-            log.error("quarantined job %s: %s", item.job_id, item.problem)
-            args += [item.job_id, item.token, str(item.problem)]
-        try:
-            reply = await self._run(
-                "quarantine", [k.leases, k.unique, k.counts, k.done(State.DEAD)], *args
-            )
-        except Exception:
-            log.exception("quarantining %d unreadable job(s) failed", len(bad))
-            return
-        log_notes("quarantine", reply[0])
-        for item, outcome in zip(bad, reply[1:], strict=True):
-            if outcome == b"0":
-                log.warning("job %s was not quarantined: its lease was lost", item.job_id)
+async def quarantine(conn: RedisConnection, bad: Sequence[Unreadable]) -> None:
+    """Dead-letter unreadable claimed jobs; a failure here only logs, as their leases
+    expire and the reaper returns them (and a later claim quarantines them)."""
+    k = conn.keys
+    args: list[Any] = []
+    for item in bad:
+        log.error("quarantined job %s: %s", item.job_id, item.problem)
+        args += [item.job_id, item.token, str(item.problem)]
+    try:
+        reply = await conn.run(
+            "quarantine", [k.leases, k.unique, k.counts, k.done(State.DEAD)], *args
+        )
+    except Exception:
+        log.exception("quarantining %d unreadable job(s) failed", len(bad))
+        return
+    log_notes("quarantine", reply[0])
+    for item, outcome in zip(bad, reply[1:], strict=True):
+        if outcome == b"0":
+            log.warning("job %s was not quarantined: its lease was lost", item.job_id)

@@ -1,40 +1,40 @@
-"""The scheduler's part of the Backend protocol on Redis: ``lease.lua`` and ``tick.lua``."""
+"""The scheduler's capability on Redis: leader leases (``lease.lua``) and ticks recorded
+together with their jobs (``tick.lua``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from conveyor.backends.redis.connection import translated
-from conveyor.backends.redis.part import RedisPart
+from conveyor.backends.capabilities import Scheduling
+from conveyor.backends.redis.connection import RedisConnection, translated
+from conveyor.backends.redis.producing import enqueue_args, enqueue_keys, results
 from conveyor.backends.redis.quarantine import log
 from conveyor.job import EnqueueResult, NewJob
 
 
-class RedisScheduling(RedisPart):
-    """Mixed into `RedisBackend`: leader leases and atomic tick records."""
+class RedisScheduling(Scheduling):
+    """`Scheduling` on one handle's connection: leases in ``locks``, ticks in ``schedules``."""
 
-    def _enqueue_keys(self) -> list[str]:
-        raise NotImplementedError  # provided by RedisBackend
-
-    def _enqueue_args(self, jobs: Sequence[NewJob]) -> list[Any]:
-        raise NotImplementedError  # provided by RedisBackend
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
 
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        """Take or renew a named lease on the backend's clock (see `Backend.acquire_lease`)."""
-        held = await self._run("lease", [self.keys.locks], "acquire", name, owner, repr(float(ttl)))
+        """Take or renew a named lease on the store's clock (see `Scheduling.acquire_lease`)."""
+        held = await self._conn.run(
+            "lease", [self._conn.keys.locks], "acquire", name, owner, repr(float(ttl))
+        )
         return bool(held == 1)
 
     async def release_lease(self, name: str, owner: str) -> None:
         """Give up a named lease held by ``owner``."""
-        await self._run("lease", [self.keys.locks], "release", name, owner, "0")
+        await self._conn.run("lease", [self._conn.keys.locks], "release", name, owner, "0")
 
     async def schedule_state(self, names: Sequence[str]) -> dict[str, float | None]:
         """The last tick recorded per entry (one HMGET)."""
         if not names:
             return {}
-        with translated(self.target):
-            values = await self._client().hmget(self.keys.schedules, list(names))
+        with translated(self._conn.target):
+            values = await self._conn.client().hmget(self._conn.keys.schedules, list(names))
         out: dict[str, float | None] = {}
         for name, value in zip(names, values, strict=True):
             try:
@@ -49,17 +49,12 @@ class RedisScheduling(RedisPart):
         self, name: str, tick: float, jobs: Sequence[NewJob]
     ) -> list[EnqueueResult] | None:
         """Record the tick and enqueue its jobs in one script; ``None`` if not new."""
-        args = self._enqueue_args(jobs)[2:]  # _run adds the prefix and the time itself
-        reply = await self._run(
+        k = self._conn.keys
+        reply = await self._conn.run(
             "tick",
-            [*self._enqueue_keys(), self.keys.schedules],
-            *args,
+            [*enqueue_keys(k), k.schedules],
+            *enqueue_args(jobs),
             name,
             repr(float(tick)),
         )
-        if reply is None:
-            return None
-        return [
-            EnqueueResult(job.id) if not got else EnqueueResult(got.decode(), existing=True)
-            for job, got in zip(jobs, reply, strict=True)
-        ]
+        return None if reply is None else results(jobs, reply)

@@ -1,6 +1,8 @@
 """The Lua scripts: one `.lua` file per operation, each prefixed with ``lib.lua`` unless
 it is in `STANDALONE` (hot scripts that define only the few helpers they use, so a call
-does not pay for defining every helper).
+does not pay for defining every helper). A standalone script takes a helper it needs from
+``lib.lua`` by name: a line ``-- include NAME`` becomes the lines between ``-- section
+NAME`` and ``-- end NAME`` there, so that code is written once.
 
 Scripts run by EVALSHA; a server that does not know one yet (first use, or after a
 restart, since Redis does not persist its script cache) gets it with SCRIPT LOAD and the
@@ -10,6 +12,7 @@ call is repeated once.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -67,16 +70,32 @@ def _read(filename: str) -> str:
     return files(__package__ or __name__).joinpath(filename).read_text(encoding="utf-8")
 
 
+_INCLUDE = re.compile(r"^-- include (\w+)\b.*$", re.MULTILINE)
+
+
+def _section(name: str) -> str:
+    """The lines of ``lib.lua`` between ``-- section NAME`` and ``-- end NAME``."""
+    lib = _read("lib.lua")
+    found = re.search(rf"^-- section {name}\b.*?\n(.*?)^-- end {name}$", lib, re.M | re.S)
+    if found is None:
+        raise KeyError(f"lib.lua has no section {name!r}")
+    return found.group(1)
+
+
+def _with_includes(source: str) -> str:
+    return _INCLUDE.sub(lambda m: f"-- lib.lua section {m[1]}\n{_section(m[1])}", source)
+
+
 @cache
 def script(name: str) -> Script:
     """The script ``name`` (``<name>.lua`` after ``lib.lua``, unless standalone)."""
     if name not in NAMES:
         raise KeyError(name)
-    body = f"-- {name}.lua\n{_read(name + '.lua')}"
+    body = f"-- {name}.lua\n{_with_includes(_read(name + '.lua'))}"
     source = body if name in STANDALONE else f"{_read('lib.lua')}\n{body}"
     if name in CONTINUES_WITH:
         then = CONTINUES_WITH[name]
-        source += f"\n-- {then}.lua\n{_read(then + '.lua')}"
+        source += f"\n-- {then}.lua\n{_with_includes(_read(then + '.lua'))}"
     return Script(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
 
 
