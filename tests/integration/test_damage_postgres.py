@@ -142,20 +142,20 @@ async def _reads_keep_working(
             assert_placeholder(sync_record, bad, case.field)
     else:
         assert record is not None and record.unreadable is None
-    listed = await pg.query(JobQuery(limit=100))
+    listed = await pg.admin.query(JobQuery(limit=100))
     assert {r.id for r in listed} == {*healthy, bad}
     placeholder = case.quarantined and case.kept
     assert [r.id for r in listed if r.unreadable] == ([bad] if placeholder else [])
-    dead = await pg.query(JobQuery(states=(State.DEAD,)))
+    dead = await pg.admin.query(JobQuery(states=(State.DEAD,)))
     assert [r.id for r in dead] == ([bad] if case.quarantined else [])
-    stats = await pg.stats()
+    stats = await pg.admin.stats()
     assert sum(s.counts.get(State.RUNNING, 0) for s in stats) == len(healthy) + (
         0 if case.quarantined else 1
     )
     assert sum(s.counts.get(State.DEAD, 0) for s in stats) == int(case.quarantined)
-    await pg.register_worker(WorkerInfo("w1", "host", 1, 0.0), ttl=30.0)
-    assert [w.id for w in await pg.workers()] == ["w1"]
-    assert isinstance(await pg.oldest_ready(), dict)
+    await pg.telemetry.register_worker(WorkerInfo("w1", "host", 1, 0.0), ttl=30.0)
+    assert [w.id for w in await pg.telemetry.workers()] == ["w1"]
+    assert isinstance(await pg.admin.oldest_ready(), dict)
 
 
 async def test_a_claim_of_only_damaged_jobs_carries_on_to_the_healthy_ones(

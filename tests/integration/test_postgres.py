@@ -15,6 +15,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.backends import create_backend
 from conveyor.backends.postgres import PostgresBackend, migrations, sql
+from conveyor.backends.postgres.claims import sleep_until_work
 from conveyor.backends.postgres.connection import parse_url
 from conveyor.errors import BackendUnavailable, ConfigError, SchemaVersionError
 from conveyor.job import Lease, Routing, State
@@ -142,16 +143,16 @@ async def test_concurrent_claimers_never_share_a_job_or_exceed_their_limit(
 
     # Then every job was claimed exactly once, under one lease, with one attempt
     assert len(seen) == total and len(set(seen)) == total
-    stats = await pg.stats()
+    stats = await pg.admin.stats()
     assert sum(s.counts.get(State.RUNNING, 0) for s in stats) == total
 
 
 async def test_claim_walks_the_ready_index_in_run_order(pg: PostgresBackend):
     await pg.enqueue([job() for _ in range(50)])
     clause, params = sql.routing_clause(Routing(queues=("q", "mail-*")))
-    text = sql.splice(pg.q["claim"], routing=clause)
+    text = sql.splice(pg.db.q["claim"], routing=clause)
     params.update(now=None, limit=5, token="x", lease=1.0, worker_id="w")
-    async with pg._conn() as conn:
+    async with pg.db.conn() as conn:
         await conn.execute("SET enable_seqscan = off")
         plan = "\n".join(
             r[0] for r in await (await conn.execute(b"EXPLAIN " + text.encode(), params)).fetchall()
@@ -238,24 +239,111 @@ async def test_without_listen_idle_workers_poll(pg_url: str):
     assert waited < 10.0
 
 
-async def test_a_wait_returns_at_once_when_work_is_already_ready(pg: PostgresBackend):
-    await pg.enqueue([job()])
+async def test_a_waiting_claim_returns_at_once_when_work_is_already_ready(pg: PostgresBackend):
+    [stored] = await pg.enqueue([job()])
     begin = time.monotonic()
-    await asyncio.wait_for(pg.wait_for_work(Routing(), 30.0), 5.0)
+    claimed = await asyncio.wait_for(pg.claim("w", Routing(), 1, 30.0, wait=30.0), 5.0)
+    assert [j.id for j in claimed] == [stored.id]
     assert time.monotonic() - begin < 5.0
 
 
-async def test_a_notification_for_another_queue_does_not_end_the_wait(pg: PostgresBackend):
+async def test_a_notification_for_another_queue_does_not_end_the_sleep(pg: PostgresBackend):
     other = pg.clone()
     await other.open()
     try:
-        waiter = asyncio.create_task(pg.wait_for_work(Routing(queues=("mail",)), 1.0))
+        sleeper = asyncio.create_task(sleep_until_work(pg.db, Routing(queues=("mail",)), 1.0))
         await asyncio.sleep(0.2)
         await other.enqueue([job(queue="reports")])
         await asyncio.sleep(0.3)
-        assert not waiter.done()
+        assert not sleeper.done()
         await other.enqueue([job(queue="mail")])
-        await asyncio.wait_for(waiter, 5.0)
+        await asyncio.wait_for(sleeper, 5.0)
+    finally:
+        await other.close()
+
+
+async def test_a_waiting_claim_takes_work_enqueued_for_it_on_another_handle(pg: PostgresBackend):
+    other = pg.clone()
+    await other.open()
+    try:
+        # Given a claim for "mail" waiting, and work for another queue arriving first
+        claim = asyncio.create_task(pg.claim("w", Routing(queues=("mail",)), 5, 30.0, wait=30.0))
+        await asyncio.sleep(0.2)
+        await other.enqueue([job(queue="reports")])
+        await asyncio.sleep(0.3)
+        assert not claim.done()
+
+        # When a mail job is enqueued, the waiting claim takes it (and only it)
+        [mail] = await other.enqueue([job(queue="mail")])
+        claimed = await asyncio.wait_for(claim, 5.0)
+        assert [(j.id, j.state) for j in claimed] == [(mail.id, State.RUNNING)]
+    finally:
+        await other.close()
+
+
+async def _wait_for_a_blocked_statement(base: str) -> None:
+    """Return once some session waits on a lock; fail after a deadline."""
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        async with await psycopg.AsyncConnection.connect(base, autocommit=True) as conn:
+            cur = await conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            row = await cur.fetchone()
+        if row is not None and row[0] > 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the claim never blocked on the held lock")
+
+
+@pytest.mark.parametrize("wait", [0.0, 30.0])
+async def test_a_claim_cancelled_in_flight_gives_back_what_it_leased(
+    pg: PostgresBackend, pg_base: str, schema: str, wait: float
+):
+    # Given a ready job, and the jobs table locked so the claim's statement stalls
+    [stored] = await pg.enqueue([job()])
+    holder = await psycopg.AsyncConnection.connect(pg_base)
+    try:
+        await holder.execute(f'LOCK TABLE "{schema}".jobs IN ACCESS EXCLUSIVE MODE')
+        claim = asyncio.create_task(pg.claim("w", Routing(), 1, 300.0, wait=wait))
+        await _wait_for_a_blocked_statement(pg_base)
+
+        # When the claim is cancelled, and only then does its statement go through
+        claim.cancel()
+        await asyncio.sleep(0.1)
+    finally:
+        await holder.rollback()
+        await holder.close()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(claim, 15.0)
+
+    # Then the job it leased was given back: ready, its attempt returned, no lease
+    record = await pg.get(stored.id)
+    assert record is not None
+    assert (record.state, record.attempts, record.lease_token) == (State.READY, 0, None)
+    assert count_jobs(pg_base, schema, "state = 'running'") == 0
+
+
+async def test_a_claim_cancelled_while_it_waits_leaves_no_job_running(
+    pg: PostgresBackend, pg_base: str, schema: str
+):
+    other = pg.clone()
+    await other.open()
+    try:
+        # Given a claim waiting for work that has not come
+        claim = asyncio.create_task(pg.claim("w", Routing(), 5, 300.0, wait=30.0))
+        await asyncio.sleep(0.3)
+        assert not claim.done()
+
+        # When it is cancelled, and then work arrives
+        claim.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(claim, 15.0)
+        [stored] = await other.enqueue([job()])
+        await asyncio.sleep(0.3)  # room for a stray claim to take it, if one were left
+
+        # Then nothing took it: it is ready for the next claim, with its first attempt
+        assert count_jobs(pg_base, schema, "state = 'running'") == 0
+        [claimed] = await other.claim("w2", Routing(), 5, 30.0)
+        assert (claimed.id, claimed.attempts) == (stored.id, 1)
     finally:
         await other.close()
 
@@ -271,17 +359,17 @@ async def test_purge_deletes_old_finished_jobs_in_batches(
     for j in await pg.claim("w", Routing(), 30, 30.0):
         assert await pg.complete(Lease(j.id, j.lease_token or ""), b"1")
 
-    assert await pg.purge([State.SUCCEEDED], older_than=3600) == 0
-    assert await pg.purge([State.SUCCEEDED, State.READY], older_than=0) == 30
+    assert await pg.admin.purge([State.SUCCEEDED], older_than=3600) == 0
+    assert await pg.admin.purge([State.SUCCEEDED, State.READY], older_than=0) == 30
     assert count_jobs(pg_base, schema) == 10
     assert count_jobs(pg_base, schema, "state = 'ready'") == 10
 
 
 async def test_pruning_uses_the_finished_index(pg: PostgresBackend):
-    async with pg._conn() as conn:
+    async with pg.db.conn() as conn:
         await conn.execute("SET enable_seqscan = off")
         cur = await conn.execute(
-            b"EXPLAIN " + pg.q["purge_before"].encode(),
+            b"EXPLAIN " + pg.db.q["purge_before"].encode(),
             {"states": ["succeeded"], "now": None, "older_than": 60.0, "batch": 10},
         )
         plan = "\n".join(r[0] for r in await cur.fetchall())
@@ -295,13 +383,13 @@ async def test_diagnostics_report_a_long_open_transaction(pg_url: str, pg_base: 
     await backend.open()
     holder = await psycopg.AsyncConnection.connect(pg_base)
     try:
-        assert not [d for d in await backend.diagnostics() if "open for" in d]
+        assert not [d for d in await backend.admin.diagnostics() if "open for" in d]
         # Given a session that holds a transaction (and so the xmin horizon) open
         await holder.execute("SELECT txid_current()")
         await asyncio.sleep(0.5)
 
         # Then the backend reports it, naming the session's pid
-        lines = await backend.diagnostics()
+        lines = await backend.admin.diagnostics()
         assert any(f"pid {holder.info.backend_pid}" in d and "VACUUM" in d for d in lines), lines
     finally:
         await holder.close()
@@ -372,7 +460,7 @@ async def test_enqueue_statement_gets_a_generic_plan(
     # must not: its generic plan scans the whole table, so no session-wide setting.)
     from conveyor.backends.postgres.rows import EnqueuePlan
 
-    text = pg.q["enqueue"]
+    text = pg.db.q["enqueue"]
     with psycopg.connect(pg_base, autocommit=True, prepare_threshold=1) as conn:
         for _ in range(20):
             conn.execute(text, EnqueuePlan([job()], None, None).params()).fetchall()

@@ -27,7 +27,7 @@ async def test_many_pools_never_over_grant_a_window(pg: PostgresBackend) -> None
     try:
         # When 160 starts are asked for at once from a window of 25 per hour
         waits = await asyncio.gather(
-            *(h.rate_acquire("api", 25, 3600.0) for h in handles for _ in range(20))
+            *(h.limits.rate_acquire("api", 25, 3600.0) for h in handles for _ in range(20))
         )
     finally:
         await asyncio.gather(*(h.close() for h in handles))
@@ -44,7 +44,7 @@ async def test_many_pools_never_over_grant_slots_and_release_leaves_no_rows(
     try:
         got = await asyncio.gather(
             *(
-                h.slot_acquire("account:1", f"job-{i}-{k}", 4, 30.0)
+                h.limits.slot_acquire("account:1", f"job-{i}-{k}", 4, 30.0)
                 for i, h in enumerate(handles)
                 for k in range(6)
             )
@@ -54,7 +54,7 @@ async def test_many_pools_never_over_grant_slots_and_release_leaves_no_rows(
         # When every holder (and every non-holder) lets go
         await asyncio.gather(
             *(
-                h.slot_release("account:1", f"job-{i}-{k}")
+                h.limits.slot_release("account:1", f"job-{i}-{k}")
                 for i, h in enumerate(handles)
                 for k in range(6)
             )
@@ -67,7 +67,7 @@ async def test_many_pools_never_over_grant_slots_and_release_leaves_no_rows(
     with psycopg.connect(pg_base, autocommit=True) as conn:
         row = conn.execute(f'SELECT count(*) FROM "{schema}".slots').fetchone()
     assert row == (0,)
-    assert await pg.slot_acquire("account:1", "late", 1, 30.0)
+    assert await pg.limits.slot_acquire("account:1", "late", 1, 30.0)
 
 
 async def test_one_history_batch_may_repeat_a_minute_and_writers_do_not_deadlock(
@@ -80,13 +80,13 @@ async def test_one_history_batch_may_repeat_a_minute_and_writers_do_not_deadlock
     handles = await _handles(pg, 4)
     try:
         await asyncio.gather(
-            *(handles[i % 4].record_history(b, keep=1e12) for i, b in enumerate(batches))
+            *(handles[i % 4].telemetry.record_history(b, keep=1e12) for i, b in enumerate(batches))
         )
     finally:
         await asyncio.gather(*(h.close() for h in handles))
 
     # Then every point was summed into its minute
-    points = await pg.history(since=0)
+    points = await pg.telemetry.history(since=0)
     assert [(p.minute, p.queue) for p in points] == [(p.minute, p.queue) for p in forward]
     assert points[0].succeeded == 8 * 3
     assert all(p.succeeded == 16 for p in points[1:])
@@ -94,11 +94,11 @@ async def test_one_history_batch_may_repeat_a_minute_and_writers_do_not_deadlock
 
 async def test_the_paused_check_is_a_hashed_lookup_on_the_ready_walk(pg: PostgresBackend) -> None:
     await pg.enqueue([job() for _ in range(50)])
-    await pg.pause_queue("mail")
+    await pg.admin.pause_queue("mail")
     clause, params = sql.routing_clause(Routing())
-    text = sql.splice(pg.q["claim"], routing=clause)
+    text = sql.splice(pg.db.q["claim"], routing=clause)
     params.update(now=None, limit=5, token="x", lease=1.0, worker_id="w")
-    async with pg._conn() as conn:
+    async with pg.db.conn() as conn:
         await conn.execute("SET enable_seqscan = off")
         cur = await conn.execute(b"EXPLAIN " + text.encode(), params)
         plan = "\n".join(r[0] for r in await cur.fetchall())

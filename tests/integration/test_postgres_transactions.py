@@ -127,14 +127,14 @@ async def test_sqlalchemy_async_session_commit_and_rollback(
 
 
 async def test_idle_workers_wake_on_commit_not_before(pg: PostgresBackend, pg_base: str) -> None:
-    waiter = asyncio.create_task(pg.wait_for_work(Routing(), 30.0))
+    claim = asyncio.create_task(pg.claim("w", Routing(), 1, 30.0, wait=30.0))
     await asyncio.sleep(0.2)
     async with await psycopg.AsyncConnection.connect(pg_base) as conn:
-        await pg.enqueue_in_async(conn, [job()])
+        [stored] = await pg.transactions.enqueue_in_async(conn, [job()])
         await asyncio.sleep(0.3)
-        assert not waiter.done()  # the NOTIFY waits for the commit
+        assert not claim.done()  # the NOTIFY waits for the commit
         await conn.commit()
-    await asyncio.wait_for(waiter, 10.0)
+    assert [j.id for j in await asyncio.wait_for(claim, 10.0)] == [stored.id]
 
 
 def test_wrong_connection_kinds_are_config_errors(send: Task[[str], None], pg_base: str) -> None:
@@ -184,6 +184,6 @@ async def test_unique_keys_within_one_batch_and_across_transactions(
     assert (first.existing, again.existing, other.existing) == (False, True, False)
     assert again.id == first.id
     async with await psycopg.AsyncConnection.connect(pg_base) as conn:
-        [inside] = await pg.enqueue_in_async(conn, [job(unique_key="k")])
+        [inside] = await pg.transactions.enqueue_in_async(conn, [job(unique_key="k")])
         await conn.rollback()
     assert inside.existing and inside.id == first.id

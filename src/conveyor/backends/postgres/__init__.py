@@ -7,14 +7,16 @@ the application's own transaction (``task.options(connection=conn).enqueue(...)`
 schema is created and upgraded by ``conveyor migrate``. URL options: see `connection`.
 docs/postgres.md covers setup, migrations, PgBouncer, pruning and vacuum.
 
-Layout: `backend` (the protocol's hot path), `admin` (reads, repairs, registry, health),
-`limits` (rate windows and concurrency slots), `operations` (pause/resume, delete, oldest
-wait, throughput history), `scheduling` (leader lease and cron ticks),
+Layout: `backend` (the core verbs) and `claims` (claiming and waiting for work) beside the
+capability parts `limits` (rate windows and concurrency slots), `scheduling` (leader lease
+and cron ticks), `admin` (reads, repairs, pruning, pausing, health), `telemetry` (history
+and the worker registry) and `transactional` (the caller's connections), all sharing one
+`database.Database` handle (pools, clock, listener, statement runners). Below them:
 `pools` (connections and outage handling), `connection` (URL, errors), `listener`
-(LISTEN/NOTIFY), `batching` (group commit of acks), `records` (rows to records, damaged
-ones included), `rows` (enqueue bookkeeping), `transactional` (the caller's connections),
-`migrations` and `sql` (the loader for ``schema.sql``, ``migrations.sql``, ``queries.sql``
-and the other ``.sql`` files).
+(LISTEN/NOTIFY), `records` (rows to records, damaged ones included), `rows` (the enqueue
+statement's bookkeeping), `migrations` and `sql` (the loader for ``schema.sql``,
+``migrations.sql``, ``queries.sql`` and the other ``.sql`` files). Acks share statements
+through `conveyor.backends.batching`.
 """
 
 from __future__ import annotations

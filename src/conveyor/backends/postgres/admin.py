@@ -1,34 +1,24 @@
-"""The calls off a worker's hot path: reads, repairs, retention, the worker registry, health.
+"""Reading and repairing the store on PostgreSQL: what the CLI and the dashboard show and do.
 
-A mixin of `PostgresBackend`, kept apart so each file stays small; it relies only on the
-backend's connection helpers declared below.
+`PostgresAdmin` lists, counts, repairs, deletes, prunes and pauses (queries in
+`queries.sql` and `operations.sql`; the claim's side of pausing is in `queries.sql`), and
+reports what keeps vacuum from cleaning the jobs table.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 from psycopg.rows import dict_row
 
 from conveyor.backends.base import COUNTERS
+from conveyor.backends.capabilities import Admin
 from conveyor.backends.postgres import sql
-from conveyor.backends.postgres.part import PostgresPart
-from conveyor.backends.postgres.records import record_or_placeholder, to_worker
-from conveyor.backends.postgres.rows import Row, to_json
-from conveyor.backends.unreadable import UnreadableRecord
-from conveyor.job import (
-    FINAL_STATES,
-    JobQuery,
-    JobRecord,
-    Priority,
-    QueueStats,
-    State,
-    WorkerInfo,
-)
-
-log = logging.getLogger("conveyor.postgres")
+from conveyor.backends.postgres.database import Database
+from conveyor.backends.postgres.records import record_or_placeholder
+from conveyor.backends.postgres.rows import Row
+from conveyor.job import FINAL_STATES, JobQuery, JobRecord, Priority, QueueStats, State
 
 #: Rows deleted per purge statement: short transactions that never hold back vacuum.
 PURGE_BATCH = 5_000
@@ -36,33 +26,32 @@ PURGE_BATCH = 5_000
 DEAD_ROWS_WARNING = 100_000
 
 
-class Admin(PostgresPart):
-    """Reading, repairing, pruning, the worker registry and diagnostics."""
+class PostgresAdmin(Admin):
+    """`Admin` on PostgreSQL: reads, repairs, pruning, pausing and health."""
 
-    q: sql.Queries
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _op_rows(self, name: str, params: dict[str, Any]) -> list[Row]:
+        return await self.db.file_rows("operations.sql", name, params)
 
     async def _rowcount(self, text: str, params: dict[str, Any]) -> int:
-        async with self._conn() as conn, conn.cursor() as cur:
+        async with self.db.conn() as conn, conn.cursor() as cur:
             await cur.execute(text, params)
             return max(cur.rowcount, 0)
 
     # -- reading -------------------------------------------------------------------------
-    async def get(self, job_id: str) -> JobRecord | None:
-        """One job by id, or ``None``."""
-        rows = await self._rows("get", {"id": job_id})
-        return record_or_placeholder(rows[0]) if rows else None
-
     async def query(self, query: JobQuery) -> list[JobRecord]:
         """Jobs matching ``query``, newest first."""
         clause, params = sql.filter_clause(query)
         params.update(limit=query.limit, offset=query.offset)
-        text = sql.splice(self.q["query"], filters=clause)
-        return [record_or_placeholder(r) for r in await self._rows("query", params, text)]
+        text = sql.splice(self.db.q["query"], filters=clause)
+        return [record_or_placeholder(r) for r in await self.db.rows("query", params, text)]
 
     async def stats(self) -> list[QueueStats]:
         """Counts per (queue, priority) by state; due scheduled jobs count as ready."""
         table: dict[tuple[str, int], QueueStats] = {}
-        for r in await self._rows("stats", {"now": self._now()}):
+        for r in await self.db.rows("stats", {"now": self.db.now()}):
             key = (r["queue"], r["priority"])
             row = table.setdefault(key, QueueStats(r["queue"], Priority(r["priority"])))
             state = State(r["st"])
@@ -71,17 +60,22 @@ class Admin(PostgresPart):
 
     async def counters(self) -> dict[str, int]:
         """Every counter in `COUNTERS`."""
-        found = {r["name"]: int(r["value"]) for r in await self._rows("counters", {})}
+        found = {r["name"]: int(r["value"]) for r in await self.db.rows("counters", {})}
         return {name: found.get(name, 0) for name in COUNTERS}
+
+    async def oldest_ready(self) -> dict[str, float]:
+        """Per queue with ready (or due) jobs, the oldest one's ``run_at``."""
+        rows = await self._op_rows("oldest_ready", {"now": self.db.now()})
+        return {r["queue"]: float(r["oldest"]) for r in rows}
 
     # -- repairing -----------------------------------------------------------------------
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
         """Dead jobs back to ready with fresh attempts; skips unique keys held elsewhere."""
-        rows = await self._rows(
+        rows = await self.db.rows(
             "retry_dead",
             {
-                "now": self._now(),
-                "channel": self._channel,
+                "now": self.db.now(),
+                "channel": self.db.channel,
                 "ids": None if job_ids is None else list(job_ids),
             },
         )
@@ -89,7 +83,15 @@ class Admin(PostgresPart):
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel an active job; ``False`` if it was already final (or unknown)."""
-        return await self._rowcount(self.q["cancel"], {"id": job_id, "now": self._now()}) > 0
+        params = {"id": job_id, "now": self.db.now()}
+        return await self._rowcount(self.db.q["cancel"], params) > 0
+
+    async def delete(self, job_ids: Sequence[str]) -> int:
+        """Delete the given jobs that are final; how many went."""
+        if not job_ids:
+            return 0
+        rows = await self._op_rows("delete_jobs", {"ids": list(dict.fromkeys(job_ids))})
+        return int(rows[0]["deleted"])
 
     async def purge(self, states: Sequence[State], older_than: float | None = None) -> int:
         """Delete final-state jobs in ``states``, in batches of `PURGE_BATCH`."""
@@ -99,69 +101,41 @@ class Admin(PostgresPart):
         name = "purge_all" if older_than is None else "purge_before"
         params = {
             "states": final,
-            "now": self._now(),
+            "now": self.db.now(),
             "older_than": older_than,
             "batch": PURGE_BATCH,
         }
         total = 0
         while True:
-            deleted = await self._rowcount(self.q[name], params)
+            deleted = await self._rowcount(self.db.q[name], params)
             total += deleted
             if deleted < PURGE_BATCH:
                 return total
 
-    # -- worker registry -------------------------------------------------------------------
-    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
-        """Record or refresh a live worker (and drop expired ones)."""
-        await self._rows(
-            "register_worker",
-            {
-                "now": self._now(),
-                "ttl": ttl,
-                "id": info.id,
-                "host": info.host,
-                "pid": info.pid,
-                "pool": info.pool,
-                "queues": None if info.queues is None else list(info.queues),
-                "started_at": info.started_at,
-                "stats": to_json(info.stats, f"the stats of worker {info.id}"),
-            },
-        )
+    # -- pausing ---------------------------------------------------------------------------
+    async def pause_queue(self, queue: str) -> None:
+        """Stop ``claim`` from taking ``queue``'s jobs (idempotent)."""
+        await self._op_rows("pause_queue", {"now": self.db.now(), "queue": queue})
 
-    async def unregister_worker(self, worker_id: str) -> None:
-        """Remove a worker."""
-        await self._rows("unregister_worker", {"id": worker_id})
+    async def resume_queue(self, queue: str) -> None:
+        """Let ``claim`` take ``queue``'s jobs again; NOTIFY wakes idle workers."""
+        await self._op_rows("resume_queue", {"queue": queue, "channel": self.db.channel})
 
-    async def workers(self) -> list[WorkerInfo]:
-        """Live workers, in registration order; a registry row that cannot be read is skipped.
-
-        Such a row is logged and left alone: it expires like any other, and the next worker
-        to register deletes it (`register_worker`).
-        """
-        found: list[WorkerInfo] = []
-        for row in await self._rows("workers", {"now": self._now()}):
-            try:
-                found.append(to_worker(row))
-            except UnreadableRecord as exc:
-                log.error(
-                    "skipping worker registry row %r: the stored field %r cannot be read (%s)",
-                    exc.job_id,
-                    exc.field,
-                    exc.detail,
-                )
-        return found
+    async def paused_queues(self) -> list[str]:
+        """The paused queues, sorted."""
+        return [r["queue"] for r in await self._op_rows("paused_queues", {})]
 
     # -- health ----------------------------------------------------------------------------
     async def diagnostics(self) -> list[str]:
         """Long transactions that hold back vacuum, and a jobs table vacuum cannot keep up with."""
-        seconds = self.target.long_transaction
+        target, q = self.db.target, self.db.q
         lines: list[str] = []
-        async with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(self.q["long_transactions"], {"seconds": seconds})
+        async with self.db.conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(q["long_transactions"], {"seconds": target.long_transaction})
             lines += [_long_transaction(r) for r in await cur.fetchall()]
-            await cur.execute(self.q["old_prepared_transactions"], {"seconds": seconds})
+            await cur.execute(q["old_prepared_transactions"], {"seconds": target.long_transaction})
             lines += [_prepared(r) for r in await cur.fetchall()]
-            await cur.execute(self.q["dead_tuples"], {"schema": self.target.schema})
+            await cur.execute(q["dead_tuples"], {"schema": target.schema})
             stats = await cur.fetchone()
         if stats is not None:
             dead, live = int(stats["n_dead_tup"] or 0), int(stats["n_live_tup"] or 0)

@@ -2,8 +2,9 @@
 
 Rows become records in `records`.
 
-Shared by the backend's own connections (sync and async) and by transactional enqueue on a
-caller's connection, so every road stores a job the same way.
+`enqueue_sync` and `enqueue_async` are shared by the backend's own connections, the
+scheduler's tick and transactional enqueue on a caller's connection, so every road stores a
+job the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
+
+from conveyor.backends.postgres.sql import Queries
 from conveyor.errors import BackendError, SerializationError
 from conveyor.job import EnqueueResult, JobRecord, NewJob
 
@@ -135,3 +139,35 @@ class EnqueuePlan:
         out = [r for r in self.results if r is not None]
         assert len(out) == len(self.jobs)
         return out
+
+
+def enqueue_sync(
+    conn: psycopg.Connection[Any], q: Queries, plan: EnqueuePlan
+) -> list[EnqueueResult]:
+    """Run ``plan`` on ``conn`` (inside its transaction, if one is open) to the end."""
+    with conn.cursor() as cur:
+        while True:
+            cur.execute(q["enqueue"], plan.params())
+            holders: list[tuple[Any, ...]] = []
+            keys = plan.absorb(cur.fetchall())
+            if keys:
+                cur.execute(q["unique_holders"], {"keys": keys})
+                holders = cur.fetchall()
+            if plan.settle(holders):
+                return plan.done()
+
+
+async def enqueue_async(
+    conn: psycopg.AsyncConnection[Any], q: Queries, plan: EnqueuePlan
+) -> list[EnqueueResult]:
+    """`enqueue_sync` on an async connection."""
+    async with conn.cursor() as cur:
+        while True:
+            await cur.execute(q["enqueue"], plan.params())
+            holders: list[tuple[Any, ...]] = []
+            keys = plan.absorb(await cur.fetchall())
+            if keys:
+                await cur.execute(q["unique_holders"], {"keys": keys})
+                holders = await cur.fetchall()
+            if plan.settle(holders):
+                return plan.done()

@@ -1,43 +1,40 @@
-"""The scheduler's part of the Backend protocol on PostgreSQL (queries in `schedules.sql`)."""
+"""The scheduler's leader lease and cron ticks on PostgreSQL (queries in `schedules.sql`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
+from conveyor.backends.capabilities import Scheduling
 from conveyor.backends.postgres import sql
 from conveyor.backends.postgres.connection import translate
-from conveyor.backends.postgres.part import PostgresPart
+from conveyor.backends.postgres.database import Database
+from conveyor.backends.postgres.rows import enqueue_async
 from conveyor.job import EnqueueResult, NewJob
 
-if TYPE_CHECKING:
-    from conveyor.backends.postgres.rows import EnqueuePlan
 
+class PostgresScheduling(Scheduling):
+    """`Scheduling` as a leases table and a tick per entry, recorded with its jobs."""
 
-class PostgresScheduling(PostgresPart):
-    """Mixed into `PostgresBackend`: leader leases and atomic tick records."""
-
-    def _plan(self, jobs: Sequence[NewJob]) -> EnqueuePlan:
-        raise NotImplementedError  # provided by PostgresBackend
-
-    def _sq(self) -> sql.Queries:
-        return sql.queries(self.target.schema, "schedules.sql")
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._sq = sql.queries(db.target.schema, "schedules.sql")
 
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        async with self._conn() as conn:
+        async with self.db.conn() as conn:
             try:
-                cur = await conn.execute(self._sq()[name], params)
+                cur = await conn.execute(self._sq[name], params)
                 return await cur.fetchall() if cur.description else []
             except psycopg.Error as exc:
-                raise translate(exc, self.target) from exc
+                raise translate(exc, self.db.target) from exc
 
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        """Take or renew a named lease on the backend's clock (see `Backend.acquire_lease`)."""
+        """Take or renew a named lease on the store's clock (see `Scheduling.acquire_lease`)."""
         rows = await self._fetch(
-            "acquire_lease", {"now": self._now(), "name": name, "owner": owner, "ttl": ttl}
+            "acquire_lease", {"now": self.db.now(), "name": name, "owner": owner, "ttl": ttl}
         )
         return bool(rows)
 
@@ -57,17 +54,12 @@ class PostgresScheduling(PostgresPart):
         self, name: str, tick: float, jobs: Sequence[NewJob]
     ) -> list[EnqueueResult] | None:
         """Record the tick and enqueue its jobs in one transaction; ``None`` if not new."""
-        from conveyor.backends.postgres.backend import _enqueue_async
-
-        q = sql.queries(self.target.schema)
-        async with self._conn() as conn:
+        async with self.db.conn() as conn:
             try:
                 async with conn.transaction():
-                    cur = await conn.execute(
-                        self._sq()["record_tick"], {"name": name, "tick": tick}
-                    )
+                    cur = await conn.execute(self._sq["record_tick"], {"name": name, "tick": tick})
                     if await cur.fetchone() is None:
                         return None
-                    return await _enqueue_async(conn, q, self._plan(jobs))
+                    return await enqueue_async(conn, self.db.q, self.db.plan(jobs))
             except psycopg.Error as exc:
-                raise translate(exc, self.target) from exc
+                raise translate(exc, self.db.target) from exc

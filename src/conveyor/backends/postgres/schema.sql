@@ -45,7 +45,7 @@
 --   checked on the rows it walks; leading with queue would help exact names only, and strict
 --   priority across several queues would then need a sort of every ready job.
 -- jobs_scheduled (run_at) WHERE state = 'scheduled': promoting due jobs and finding the next
---   due time (wait_for_work) read only scheduled rows, earliest first.
+--   due time (a waiting claim's `probe`) read only scheduled rows, earliest first.
 -- jobs_running (worker_id) WHERE state = 'running': `recover` scans running jobs for expired
 --   leases. The lease expiry itself is deliberately not indexed: heartbeats rewrite it for
 --   every running job, and with no index on it (and fillfactor room on the page) those

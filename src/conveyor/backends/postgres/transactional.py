@@ -9,15 +9,22 @@ transaction commits; a rollback leaves no trace. Accepted connections:
 
 The statement runs on the caller's connection as-is: Conveyor never commits, rolls back or
 changes its settings. On a connection in autocommit mode the job is committed at once.
+`PostgresTransactions` is the store's `Transactions` capability.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
+from conveyor.backends.capabilities import Transactions
+from conveyor.backends.postgres.connection import translate
+from conveyor.backends.postgres.database import Database
+from conveyor.backends.postgres.rows import enqueue_async, enqueue_sync
 from conveyor.errors import ConfigError
+from conveyor.job import EnqueueResult, NewJob
 
 _KINDS = (
     "a psycopg Connection or AsyncConnection, or an SQLAlchemy Session or Connection "
@@ -100,3 +107,32 @@ async def async_connection(obj: object) -> psycopg.AsyncConnection[Any]:
                 "enqueue() (or enqueue_many), or pass an AsyncSession / AsyncConnection"
             )
     raise _unsupported(obj)
+
+
+class PostgresTransactions(Transactions):
+    """`Transactions` on PostgreSQL: the enqueue statement run on the caller's connection."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def enqueue_in(self, connection: object, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """Store jobs inside the caller's open transaction."""
+        conn = sync_connection(connection)
+        if not jobs:
+            return []
+        try:
+            return enqueue_sync(conn, self.db.q, self.db.plan(jobs))
+        except psycopg.Error as exc:
+            raise translate(exc, self.db.target) from exc
+
+    async def enqueue_in_async(
+        self, connection: object, jobs: Sequence[NewJob]
+    ) -> list[EnqueueResult]:
+        """`enqueue_in` on an async connection or session."""
+        conn = await async_connection(connection)
+        if not jobs:
+            return []
+        try:
+            return await enqueue_async(conn, self.db.q, self.db.plan(jobs))
+        except psycopg.Error as exc:
+            raise translate(exc, self.db.target) from exc
