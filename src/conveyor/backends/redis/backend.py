@@ -14,9 +14,9 @@ import orjson
 from redis.exceptions import ResponseError
 
 from conveyor.backends.base import Backend, RecoveryReport, poison_pill_reason, release_claimed
+from conveyor.backends.batching import Batcher
 from conveyor.backends.redis import codec, producing
 from conveyor.backends.redis.admin import SWEEP_BATCH, RedisAdmin, not_a_hash
-from conveyor.backends.redis.batch import Batcher
 from conveyor.backends.redis.claiming import ClaimRequest, claim_now, claim_waiting
 from conveyor.backends.redis.connection import RedisConnection, translated
 from conveyor.backends.redis.keys import Keys, Target
@@ -47,9 +47,11 @@ class RedisBackend(Backend):
         )
         # Acknowledgements and small enqueues made while one is in flight share the next
         # script call.
-        self._acks: Batcher[tuple[Lease, bytes | Failure | None], bool] = Batcher(self._ack_batch)
+        self._acks: Batcher[tuple[Lease, bytes | Failure | None], bool] = Batcher(
+            self._ack_batch, name="conveyor-redis-acks"
+        )
         self._enqueues: Batcher[Sequence[NewJob], list[EnqueueResult]] = Batcher(
-            self._enqueue_batch
+            self._enqueue_batch, name="conveyor-redis-enqueues"
         )
 
     @property
@@ -81,7 +83,10 @@ class RedisBackend(Backend):
         await self._conn.open()
 
     async def close(self) -> None:
-        """Close this handle's connections; safe to call twice."""
+        """Send what is queued for the next script call, then close this handle's
+        connections; safe to call twice."""
+        await self._acks.close()
+        await self._enqueues.close()
         await self._conn.close()
 
     # -- producing -----------------------------------------------------------------------
