@@ -128,7 +128,12 @@ def _load(store: Store) -> Callable[..., Any]:
     try:
         factory = EntryPoint(store.scheme, store.target, GROUP).load()
     except Exception as exc:  # a plugin can fail to import in any way
-        if store.builtin and isinstance(exc, ImportError) and store.scheme in _DRIVERS:
+        if (
+            store.builtin
+            and isinstance(exc, ImportError)
+            and store.scheme in _DRIVERS
+            and not (exc.name or "").startswith(f"{_OWN}.")
+        ):
             needs, extra = _DRIVERS[store.scheme]
             raise ConfigError(
                 f"the {store.scheme}:// backend needs {needs} ({exc}): "
