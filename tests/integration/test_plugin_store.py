@@ -2,8 +2,11 @@
 
 The example store (tests/plugin_store, its own distribution, installed by scripts/test.sh)
 is used the way a third-party store would be: `Conveyor("example://")`, a real worker, the
-CLI. (The contract suite runs against it too: "example" in tests/contract/support.py.) The
-tests that need it skip locally when it is not installed and fail when CI is set.
+CLI. It is a small store, the core protocol plus `Limits`, so it also shows what a store
+without the other capabilities gets: a worker runs on it, and ``conveyor status`` refuses
+it in one line. (The contract suite runs against it too, by the capabilities it declares:
+"example" in tests/contract/support.py.) The tests that need it skip locally when it is not
+installed and fail when CI is set.
 
 The lookup's own rules are checked with small distributions written to a temporary
 directory on ``sys.path``: real package metadata, read by importlib.metadata.
@@ -11,7 +14,6 @@ directory on ``sys.path``: real package metadata, read by importlib.metadata.
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -24,11 +26,10 @@ from typer.testing import CliRunner
 
 from conveyor import Conveyor, State, Worker
 from conveyor.backends import BUILTIN, GROUP, SCHEMES, create_backend, stores
+from conveyor.backends.capabilities import Admin, Limits, Scheduling, Telemetry, Unsupported
 from conveyor.backends.memory import MemoryBackend
 from conveyor.cli import app as cli_app
 from conveyor.errors import ConfigError
-
-WARNING = "example:// keeps jobs in one process's memory"
 
 
 @pytest.fixture
@@ -51,6 +52,26 @@ def test_the_url_scheme_builds_the_plugged_store(example_url: str) -> None:
     assert isinstance(backend, MemoryBackend)
     assert type(backend.clone()) is type(backend)
     assert backend.url == "example://"
+
+
+def test_the_example_store_is_small(example_url: str) -> None:
+    from conveyor_example_store import ExampleBackend
+
+    # Given the example store, which declares the core protocol plus Limits only
+    backend = ExampleBackend(example_url)
+    assert backend.capabilities == frozenset({"limits"})
+    assert backend.supports(Limits) and isinstance(backend.limits, Limits)
+    assert backend.clone().capabilities == frozenset({"limits"})
+    # When something needs a capability it lacks, Then one line names the store and the lack
+    for capability in (Admin, Scheduling, Telemetry):
+        assert not backend.supports(capability)
+        with pytest.raises(Unsupported) as info:
+            backend.require(capability, purpose="the test")
+        message = str(info.value)
+        assert "\n" not in message
+        assert f"example:// store {capability.lacking}" in message
+    with pytest.raises(Unsupported, match="example:// store cannot list, count, repair"):
+        _ = backend.admin
 
 
 async def test_a_worker_runs_jobs_on_the_plugged_store(example_url: str) -> None:
@@ -91,19 +112,16 @@ async def test_a_worker_runs_jobs_on_the_plugged_store(example_url: str) -> None
     await app.aclose()
 
 
-def test_conveyor_status_reads_the_plugged_store(example_url: str) -> None:
-    # When `conveyor status` is pointed at the plugged store's URL
-    runner = CliRunner()
-    shown = runner.invoke(cli_app, ["status", "--url", example_url])
-    as_json = runner.invoke(cli_app, ["status", "--url", example_url, "--json"])
-    # Then it reads the store, with the store's own health warning
-    assert shown.exit_code == 0, shown.output
-    assert "example://" in shown.output and WARNING in shown.output
-    assert as_json.exit_code == 0, as_json.output
-    document = json.loads(as_json.stdout)
-    assert document["url"] == "example://"
-    assert sum(document["totals"].values()) == 0
-    assert any(WARNING in line for line in document["diagnostics"])
+def test_conveyor_status_refuses_a_store_without_admin_in_one_line(example_url: str) -> None:
+    # When `conveyor status` is pointed at a store that cannot list or count jobs
+    shown = CliRunner().invoke(cli_app, ["status", "--url", example_url])
+    # Then it stops with one line naming the store and what it lacks, not a traceback
+    assert shown.exit_code != 0, shown.output
+    assert "example:// store" in shown.output
+    assert "cannot list, count, repair or pause jobs" in shown.output
+    assert len(shown.output.strip().splitlines()) == 1, shown.output
+    assert isinstance(shown.exception, SystemExit), shown.exception  # exited, did not crash
+    assert "Traceback" not in shown.output
 
 
 def test_an_unknown_scheme_lists_the_plugged_stores_too(example_url: str) -> None:
