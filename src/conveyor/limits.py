@@ -2,12 +2,14 @@
 
 A task may carry ``rate_limit="45/s"`` (also ``/m`` and ``/h``) and ``max_concurrency=N``,
 each either for the whole task or per key (``rate_limit_key=`` / ``concurrency_key=``, a
-function of the task's arguments, e.g. one limit per account). The worker asks the backend
-(`Backend.rate_acquire`, `Backend.slot_acquire`) right before a job starts, so the limits hold
-across every worker process and machine sharing the store. A job over a limit is put back
-to wait in storage with `Backend.defer`: it does not run, is not retried and keeps its
-attempts. A task may also raise `conveyor.RateLimited` (say on HTTP 429) to be rescheduled
-after ``retry_after`` seconds without using an attempt, at most ``max_rate_limited`` times.
+function of the task's arguments, e.g. one limit per account). Right before a job starts,
+the worker asks the store's `Limits` capability (``store.limits.rate_acquire`` /
+``slot_acquire``; `conveyor.worker.admission`), so the limits hold across every worker
+process and machine sharing the store; a worker on a store without that capability refuses
+to start. A job over a limit is put back to wait in storage with `Backend.defer`: it does
+not run, is not retried and keeps its attempts. A task may also raise
+`conveyor.RateLimited` (say on HTTP 429) to be rescheduled after ``retry_after`` seconds
+without using an attempt, at most ``max_rate_limited`` times.
 
 How the window works: ``45/s`` means at most 45 starts in any window of one second (a
 sliding log, not fixed buckets, so two bursts either side of a bucket edge cannot add up to
@@ -20,9 +22,7 @@ not all start in the same millisecond and arrive at the API as one burst.
 
 from __future__ import annotations
 
-import random
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,21 +30,16 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
-    from conveyor.backends.base import Backend
     from conveyor.job import JobRecord
 
 #: Extra seconds added to a rate window, for jitter between our clock and the API's.
 GUARD_SECONDS = 0.1
 #: Bursts are smoothed: at most 1/SMOOTHING of the limit in any 1/SMOOTHING of the period.
 SMOOTHING = 10
-#: Longest pause between two tries of a job that waits for a concurrency slot.
-MAX_SLOT_WAIT = 5.0
 #: Times a job may raise `RateLimited` before it counts as a failed attempt, by default.
 DEFAULT_MAX_RATE_LIMITED = 25
 #: Header that counts a job's `RateLimited` reschedules.
 RATE_LIMITED_HEADER = "conveyor.rate_limited"
-#: Header that counts how often a job waited for a concurrency slot (it sets the pause).
-SLOT_WAITS_HEADER = "conveyor.slot_waits"
 
 _UNITS = {
     "s": 1.0,
@@ -152,22 +147,6 @@ class Limits:
 NO_LIMITS = Limits()
 
 
-@dataclass(frozen=True, slots=True)
-class Pass:
-    """The job may start; it holds the concurrency slot ``slot`` (if any) while it runs."""
-
-    slot: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    """The job must wait ``delay`` seconds in storage; ``reason`` names the limit."""
-
-    delay: float
-    reason: str  # "rate_limit" or "concurrency"
-    headers: dict[str, Any] | None = None
-
-
 def limit_key(
     kind: str, task: str, fn: KeyFunction | None, args: list[Any], kwargs: dict[str, Any]
 ) -> str:
@@ -182,82 +161,6 @@ def limit_key(
             "it must accept the task's arguments and return a string"
         ) from exc
     return f"{kind}:{task}:{value}"
-
-
-class Pacer:
-    """One worker's memory of the rate windows it found full.
-
-    Jobs refused by a full window are spread over the coming windows one ``period / limit``
-    apart, in the order they were refused, instead of all coming back at the instant the
-    window frees (where all but one would be refused again, over and over). And while a
-    window is known to be full, further jobs are put back without asking the backend.
-    """
-
-    #: Entries kept before expired ones are dropped (per-key limits make many keys).
-    MAX_KEYS = 10_000
-
-    def __init__(self) -> None:
-        self._full_until: dict[str, float] = {}
-        self._next: dict[str, float] = {}
-
-    def known_wait(self, key: str) -> float:
-        """Seconds the window ``key`` is still known to be full (0: ask the backend)."""
-        return max(0.0, self._full_until.get(key, 0.0) - time.monotonic())
-
-    def delay(self, key: str, wait: float, rate: Rate) -> float:
-        """The delay for one more job refused by window ``key``, full for ``wait`` seconds."""
-        now = time.monotonic()
-        if len(self._next) > self.MAX_KEYS:
-            self._forget(now)
-        self._full_until[key] = max(self._full_until.get(key, 0.0), now + wait)
-        step = rate.period / rate.limit
-        at = max(now + wait, self._next.get(key, 0.0))
-        self._next[key] = at + step
-        return at - now + random.uniform(0.0, step)  # noqa: S311 - not cryptographic
-
-    def _forget(self, now: float) -> None:
-        for table in (self._full_until, self._next):
-            for key in [k for k, t in table.items() if t < now]:
-                del table[key]
-
-
-async def gate(
-    backend: Backend,
-    job: JobRecord,
-    limits: Limits,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    slot_ttl: float,
-    pacer: Pacer,
-) -> Pass | Wait:
-    """Ask the backend whether ``job`` may start now under ``limits``.
-
-    The concurrency slot is taken first and given back if the rate window then refuses, so
-    a job waiting for its rate never sits on a slot.
-    """
-    slot = None
-    if limits.max_concurrency is not None:
-        slot = limit_key("concurrency", job.task, limits.concurrency_key, args, kwargs)
-        if not await backend.slot_acquire(slot, job.id, limits.max_concurrency, slot_ttl):
-            waits = int(job.headers.get(SLOT_WAITS_HEADER, 0)) + 1
-            delay = min(0.1 * 2 ** min(waits, 10), MAX_SLOT_WAIT)
-            headers = {**job.headers, SLOT_WAITS_HEADER: waits}
-            jitter = random.uniform(0.75, 1.25)  # noqa: S311 - not cryptographic
-            return Wait(delay * jitter, "concurrency", headers)
-    if limits.rate is not None:
-        key = limit_key("rate", job.task, limits.rate_key, args, kwargs)
-        rate = limits.rate
-        wait = pacer.known_wait(key)
-        if wait <= 0:  # smoothing first: a refused start then costs no start of the window
-            burst = rate.burst()
-            wait = await backend.rate_acquire(f"{key}:burst", burst.limit, burst.period)
-        if wait <= 0:
-            wait = await backend.rate_acquire(key, rate.limit, rate.period + GUARD_SECONDS)
-        if wait > 0:
-            if slot is not None:
-                await backend.slot_release(slot, job.id)
-            return Wait(pacer.delay(key, wait, rate), "rate_limit")
-    return Pass(slot)
 
 
 def rate_limited_headers(job: JobRecord) -> tuple[int, dict[str, Any]]:

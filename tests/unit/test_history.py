@@ -49,7 +49,7 @@ async def test_a_workers_jobs_are_counted_per_minute_and_queue(clock: FakeClock)
 
     # Then the backend holds 3 successes in `default` and 1 failure in `mail`, this minute.
     m = minute_of(START)
-    assert await app.backend.history(0) == [
+    assert await app.backend.telemetry.history(0) == [
         HistoryPoint(m, "default", succeeded=3),
         HistoryPoint(m, "mail", failed=1),
     ]
@@ -76,11 +76,11 @@ async def test_counts_are_summed_across_minutes_and_flushes(
     assert await recorder.flush()
 
     m = minute_of(START)
-    assert await app.backend.history(0) == [
+    assert await app.backend.telemetry.history(0) == [
         HistoryPoint(m, "default", succeeded=2, failed=1),
         HistoryPoint(m + 60, "default", succeeded=1, failed=1),
     ]
-    assert await app.backend.history(m + 60) == [HistoryPoint(m + 60, "default", 1, 1)]
+    assert await app.backend.telemetry.history(m + 60) == [HistoryPoint(m + 60, "default", 1, 1)]
 
 
 async def test_a_failed_flush_keeps_the_counts_and_logs_once(
@@ -89,7 +89,7 @@ async def test_a_failed_flush_keeps_the_counts_and_logs_once(
     # Given a backend whose history writes fail
     clock.set(START)
     backend = app.backend.clone()
-    real = backend.record_history
+    real = backend.telemetry.record_history
     down = True
 
     async def flaky(points: Sequence[HistoryPoint], keep: float) -> None:
@@ -97,7 +97,7 @@ async def test_a_failed_flush_keeps_the_counts_and_logs_once(
             raise ConnectionError("backend down")
         await real(points, keep)
 
-    backend.record_history = flaky  # type: ignore[method-assign]
+    backend.telemetry.record_history = flaky  # type: ignore[method-assign]
     recorder = HistoryRecorder(backend, clock, keep_seconds=3600)
     job = _job(app)
 
@@ -115,7 +115,7 @@ async def test_a_failed_flush_keeps_the_counts_and_logs_once(
         # When the backend is back, the next flush sends everything once
         down = False
         assert await recorder.flush()
-    assert await app.backend.history(0) == [HistoryPoint(minute_of(START), "default", 2)]
+    assert await app.backend.telemetry.history(0) == [HistoryPoint(minute_of(START), "default", 2)]
     assert any("recorded again" in r.getMessage() for r in caplog.records)
     assert recorder.failures == 0
 
@@ -129,7 +129,7 @@ async def test_counts_older_than_the_window_are_dropped_after_a_failure(
     async def broken(points: Sequence[HistoryPoint], keep: float) -> None:
         raise ConnectionError("down")
 
-    backend.record_history = broken  # type: ignore[method-assign]
+    backend.telemetry.record_history = broken  # type: ignore[method-assign]
     recorder = HistoryRecorder(backend, clock, keep_seconds=120)
     recorder.observe(_job(app), "succeeded", 0.1)
     clock.advance(600)  # a long outage: that minute left the window
@@ -150,7 +150,7 @@ async def test_run_flushes_periodically_and_once_more_when_cancelled(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await app.backend.history(0) == [
+    assert await app.backend.telemetry.history(0) == [
         HistoryPoint(minute_of(START), "default", succeeded=1, failed=1)
     ]
 

@@ -79,7 +79,7 @@ async def test_a_task_raising_any_base_exception_settles_its_job(
     assert record.traceback is not None and expected in record.traceback
     assert ran == [1]
     assert worker.counts.dead == 1 and worker.counts.succeeded == 1
-    assert worker.stats()["running"] == 0
+    assert worker.stats().running == 0
 
 
 async def test_a_base_exception_is_retried_per_policy(app: Conveyor) -> None:
@@ -190,7 +190,7 @@ async def test_a_blocking_async_task_is_reported_by_the_worker(
     # Then the log names the job, and the worker counted the stall
     assert f"job {handle.id} (blocker)" in caplog.text
     assert "use a plain `def` task" in caplog.text
-    assert worker.stats()["loop_stalls"] == 1
+    assert worker.stats().loop_stalls == 1
 
 
 # -- outage back-off -----------------------------------------------------------------------

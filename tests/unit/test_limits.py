@@ -15,8 +15,10 @@ import pytest
 
 from conveyor import ConfigError, Conveyor, JobFailed, RateLimited, State, Worker
 from conveyor.job import JobRecord, Routing
-from conveyor.limits import RATE_LIMITED_HEADER, Limits, Pacer, Pass, Rate, Wait, gate
+from conveyor.limits import RATE_LIMITED_HEADER, Limits, Rate
 from conveyor.testing import make_test_app
+from conveyor.worker.admission import Pacer, Pass, gate
+from conveyor.worker.outcome import Deferred
 
 
 def real_app() -> Conveyor:
@@ -32,7 +34,7 @@ async def run_until_done(app: Conveyor, timeout: float = 20.0, **options: object
 
     async def all_final() -> None:
         while True:
-            stats = await app.backend.stats()
+            stats = await app.backend.admin.stats()
             if not any(
                 n
                 for row in stats
@@ -108,19 +110,19 @@ async def test_the_gate_smooths_bursts_then_fills_the_window_then_asks_to_wait()
         call.enqueue()
     a, b, c = await app.backend.claim("w", Routing(), 3, 30.0)
 
-    async def ask(job: JobRecord) -> Pass | Wait:
-        return await gate(app.backend, job, call.limits, [], {}, 30.0, Pacer())
+    async def ask(job: JobRecord) -> Pass | Deferred:
+        return await gate(app.backend.limits, job, call.limits, [], {}, 30.0, Pacer())
 
     assert await ask(a) == Pass()
     # a second start right away is over the smoothing window (1 per 0.1 s): a short wait
     soon = await ask(b)
-    assert isinstance(soon, Wait) and soon.reason == "rate_limit" and soon.delay < 0.65
+    assert isinstance(soon, Deferred) and soon.reason == "rate_limit" and soon.delay < 0.65
     await asyncio.sleep(0.12)
     assert await ask(b) == Pass()
     # the window (2 per second) is now full: the third waits for the first to leave it
     await asyncio.sleep(0.12)
     full = await ask(c)
-    assert isinstance(full, Wait) and 0.7 < full.delay < 1.4
+    assert isinstance(full, Deferred) and 0.7 < full.delay < 1.4
 
 
 async def test_keys_separate_windows_and_slots() -> None:
@@ -140,11 +142,11 @@ async def test_keys_separate_windows_and_slots() -> None:
     call.enqueue("b")
     call.enqueue("a")
     a1, b1, a2 = await app.backend.claim("w", Routing(), 3, 30.0)
-    first = await gate(app.backend, a1, limits, ["a"], {}, 30.0, Pacer())
+    first = await gate(app.backend.limits, a1, limits, ["a"], {}, 30.0, Pacer())
     assert first == Pass(f"concurrency:{a1.task}:a")
-    assert isinstance(await gate(app.backend, b1, limits, ["b"], {}, 30.0, Pacer()), Pass)
-    second = await gate(app.backend, a2, limits, ["a"], {}, 30.0, Pacer())
-    assert isinstance(second, Wait) and second.reason == "concurrency"
+    assert isinstance(await gate(app.backend.limits, b1, limits, ["b"], {}, 30.0, Pacer()), Pass)
+    second = await gate(app.backend.limits, a2, limits, ["a"], {}, 30.0, Pacer())
+    assert isinstance(second, Deferred) and second.reason == "concurrency"
 
 
 # -- a worker under limits ------------------------------------------------------------------------
@@ -195,7 +197,7 @@ async def test_max_concurrency_per_key_runs_one_job_per_account_at_a_time() -> N
     assert worker.counts.succeeded == 12
     # every slot was given back
     for account in ("a", "b", "c"):
-        assert await app.backend.slot_acquire(
+        assert await app.backend.limits.slot_acquire(
             f"concurrency:{sync_account.name}:{account}", "probe", 1, 1.0
         )
 

@@ -299,7 +299,7 @@ async def test_metrics_count_runs_per_task_queue_and_outcome(app: Conveyor) -> N
     assert m.count(flaky.name) == 3
     assert m.count(flaky.name, "jobs", "succeeded") == 2
     assert m.count(flaky.name, outcome="failed") == 1
-    by_outcome = {s["outcome"]: s for s in worker.stats()["tasks"]}
+    by_outcome = {s["outcome"]: s for s in worker.stats().tasks}
     assert by_outcome["succeeded"]["count"] == 2 and by_outcome["failed"]["count"] == 1
     assert by_outcome["succeeded"]["queue"] == "jobs"
     assert by_outcome["succeeded"]["seconds"] >= 0

@@ -120,7 +120,7 @@ async def test_routing_never_runs_jobs_it_does_not_match(app: Conveyor) -> None:
 
     await worker_for(app, burst=True, queues=("mail",), priorities=(Priority.NORMAL,)).run()
     assert ran == ["a-mail"]
-    left = await app.backend.query(JobQuery(states=(State.READY,)))
+    left = await app.backend.admin.query(JobQuery(states=(State.READY,)))
     assert [j.task for j in left] == ["t.b"]
 
 
@@ -170,9 +170,9 @@ async def test_a_worker_that_loses_its_lease_cancels_the_job_and_a_late_result_i
     assert handle.info().recoveries == 1
 
     # And a late result under the old lease is rejected and counted
-    fenced = (await app.backend.counters())["fenced"]
+    fenced = (await app.backend.admin.counters())["fenced"]
     assert await app.backend.complete(Lease(old.id, old.lease_token), b'"late"') is False
-    assert (await app.backend.counters())["fenced"] == fenced + 1
+    assert (await app.backend.admin.counters())["fenced"] == fenced + 1
     assert handle.result() == "second run"
 
 
@@ -255,8 +255,8 @@ async def test_stats_report_what_happened(app: Conveyor) -> None:
     worker = worker_for(app, burst=True, pool="jobs")
     await worker.run()
     stats = worker.stats()
-    assert (stats["processed"], stats["succeeded"], stats["failed"], stats["dead"]) == (2, 1, 1, 1)
-    assert stats["pool"] == "jobs" and stats["running"] == 0
+    assert (stats.processed, stats.succeeded, stats.failed, stats.dead) == (2, 1, 1, 1)
+    assert stats.pool == "jobs" and stats.running == 0
 
 
 async def test_worker_caps_bound_the_timeout_and_runs_stored_on_jobs() -> None:

@@ -12,7 +12,7 @@ from conveyor.testing import make_test_app
 
 
 async def all_jobs(app: Conveyor) -> list[JobRecord]:
-    return await app.backend.query(JobQuery(limit=1000))
+    return await app.backend.admin.query(JobQuery(limit=1000))
 
 
 def register_ok(app: Conveyor) -> list[int]:

@@ -96,7 +96,7 @@ class WorkerCollector(Collector):
             "Always 1; labels identify this worker process.",
             labels=["worker", "pool", "host"],
         )
-        info.add_metric([w.id, w.pool or "", str(stats["host"])], 1)
+        info.add_metric([w.id, w.pool or "", stats.host], 1)
         yield info
         jobs = CounterMetricFamily(
             "conveyor_worker_jobs", "Jobs this worker finished, by outcome.", labels=["outcome"]
@@ -122,7 +122,7 @@ class WorkerCollector(Collector):
             value=c.busy_seconds,
         )
         yield GaugeMetricFamily(
-            "conveyor_worker_running_jobs", "Jobs running now.", value=stats["running"]
+            "conveyor_worker_running_jobs", "Jobs running now.", value=stats.running
         )
         yield GaugeMetricFamily(
             "conveyor_worker_concurrency",
@@ -132,12 +132,12 @@ class WorkerCollector(Collector):
         yield GaugeMetricFamily(
             "conveyor_worker_utilisation_ratio",
             "Busy time over available slot time since the worker started (0 to 1).",
-            value=stats["utilisation"],
+            value=stats.utilisation,
         )
         yield GaugeMetricFamily(
             "conveyor_worker_uptime_seconds",
             "Seconds since the worker started.",
-            value=stats["uptime"],
+            value=stats.uptime,
         )
         age = w.heartbeat_age()
         if age is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conveyor.worker.state import WorkerStats
+from conveyor.worker.stats import WorkerStats
 from conveyor.worker.worker import Worker
 
 __all__ = ["Worker", "WorkerStats"]

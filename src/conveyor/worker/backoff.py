@@ -1,16 +1,26 @@
 """Back-off for a store that keeps failing, with a log that stays readable during an outage.
 
-While the store is down every claim fails. The worker waits longer after each failure
-(doubling from ``first`` up to ``cap``), and nothing but a stop may cut a wait short: a job
-that ends meanwhile must not turn the back-off into a busy loop. The log gets one warning per
-step of the back-off, then one reminder per ``remind`` seconds at the cap, and a summary when
-the store answers again.
+While the store is down every claim fails (and at start every connection, `connect`). The
+worker waits longer after each failure (doubling from ``first`` up to ``cap``), and nothing
+but a stop may cut a wait short: a job that ends meanwhile must not turn the back-off into
+a busy loop. The log gets one warning per step of the back-off, then one reminder per
+``remind`` seconds at the cap, and a summary when the store answers again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
+
+from conveyor.errors import ConfigError, SchemaVersionError
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.backends.base import Backend
+    from conveyor.worker.fetcher import Events
+
+log = logging.getLogger("conveyor.worker")
 
 
 class Backoff:
@@ -89,3 +99,23 @@ class Backoff:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().replace("\n", " ") or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+async def connect(app: Conveyor, events: Events) -> Backend | None:
+    """Open ``app``'s store, retrying with back-off until it answers or the worker stops.
+
+    ``None`` when the worker stopped first. A `ConfigError` or `SchemaVersionError` is
+    raised at once: waiting cannot fix those, an operator must (``conveyor migrate``).
+    """
+    backoff = Backoff("connecting to the backend", log, first=0.2)
+    while not events.stopping.is_set():
+        try:
+            backend = await app.open()
+        except (ConfigError, SchemaVersionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - keep trying until stopped
+            await events.sleep(backoff.failed(exc))
+            continue
+        backoff.succeeded()
+        return backend
+    return None

@@ -1,8 +1,9 @@
 """Run one claimed job: decode it, find its task, call it, and decide what happens next.
 
-Nothing a job does can escape this module: every exception, even ``SystemExit``,
-``KeyboardInterrupt``, a custom `BaseException` or a `BaseExceptionGroup` raised by task
-code, becomes an `Outcome`.
+`prepare` finds the task and decodes the arguments once (the worker's admission reads them
+too); `run_prepared` calls the task through the middleware. Nothing a job does can escape this
+module: every exception, even ``SystemExit``, ``KeyboardInterrupt``, a custom
+`BaseException` or a `BaseExceptionGroup` raised by task code, becomes a `Ran` outcome.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import traceback
 from collections.abc import Awaitable
 from concurrent.futures import Executor
 from contextvars import copy_context
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from conveyor.context import JobContext, _current
@@ -23,6 +24,7 @@ from conveyor.job import Failure, JobRecord
 from conveyor.limits import rate_limited_headers
 from conveyor.middleware.chain import ExecutionContext, run_chain
 from conveyor.serialization import decode_payload, encode_value
+from conveyor.worker.outcome import Deferred, Failed, Ran, Succeeded
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -31,24 +33,13 @@ if TYPE_CHECKING:
 MAX_ERROR_CHARS = 64 * 1024
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What became of one run: a result to store, or a failure (retry or dead)."""
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A claimed job's task and decoded arguments, ready to run."""
 
-    result: bytes | None = None
-    failure: Failure | None = None
-    timed_out_thread: bool = False
-    #: The exception behind ``failure``, if any (eager mode re-raises it to the caller).
-    exception: BaseException | None = None
-    #: Seconds to wait in storage before running again without using an attempt
-    #: (`RateLimited`), with the job's new ``headers``; ``failure`` is then ``None``.
-    defer: float | None = None
-    headers: dict[str, Any] | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        """Whether the job should be marked succeeded."""
-        return self.failure is None and self.defer is None
+    task: Task[Any, Any]
+    args: list[Any]
+    kwargs: dict[str, Any]
 
 
 class TaskRaisedBaseException(Exception):
@@ -63,12 +54,42 @@ class ThreadTimeout(Exception):
     """A sync task overran its timeout; its thread cannot be stopped."""
 
 
-async def execute(app: Conveyor, job: JobRecord, worker_id: str, threads: Executor) -> Outcome:
-    """Run ``job`` and return its outcome; never raises except on cancellation."""
-    prepared = _prepare(app, job)
-    if isinstance(prepared, Outcome):
+async def run_job(app: Conveyor, job: JobRecord, worker_id: str, threads: Executor) -> Ran:
+    """Prepare ``job`` and run it; never raises except on cancellation."""
+    prepared = prepare(app, job)
+    if isinstance(prepared, Failed):
         return prepared
-    task, args, kwargs = prepared
+    return await run_prepared(app, job, prepared, worker_id, threads)
+
+
+# TRANSITION(outcome sum type): eager mode (`conveyor.testing.eager`) still reads a run as
+# one flat record through `execute`; once it matches on `run_job`'s `Ran`, both go.
+@dataclass(slots=True)
+class Outcome:
+    """A run as one flat record (eager mode's old view of a `Ran`)."""
+
+    result: bytes | None = None
+    failure: Failure | None = None
+    exception: BaseException | None = None
+    defer: float | None = None
+
+
+async def execute(app: Conveyor, job: JobRecord, worker_id: str, threads: Executor) -> Outcome:
+    """`run_job`, seen as a flat `Outcome` (TRANSITION)."""
+    match await run_job(app, job, worker_id, threads):
+        case Succeeded(result):
+            return Outcome(result=result)
+        case Failed(failure, exception):
+            return Outcome(failure=failure, exception=exception)
+        case Deferred(delay, _, _, exception):
+            return Outcome(defer=delay, exception=exception)
+
+
+async def run_prepared(
+    app: Conveyor, job: JobRecord, prepared: Prepared, worker_id: str, threads: Executor
+) -> Ran:
+    """Run the prepared ``job`` and return its outcome; never raises except on cancellation."""
+    task = prepared.task
     ctx = JobContext(
         id=job.id,
         task=job.task,
@@ -78,9 +99,9 @@ async def execute(app: Conveyor, job: JobRecord, worker_id: str, threads: Execut
         worker_id=worker_id,
         headers=job.headers,
     )
-    call = ExecutionContext(app, job, task, args, kwargs, ctx)
+    call = ExecutionContext(app, job, task, prepared.args, prepared.kwargs, ctx)
     try:
-        value = await _guard(_run(call, job.timeout, threads))
+        value = await _guard(_chain(call, job.timeout, threads))
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
         if current is None or current.cancelling():
@@ -92,16 +113,14 @@ async def execute(app: Conveyor, job: JobRecord, worker_id: str, threads: Execut
         return _failed(job, task, exc)
     try:
         if value is None:
-            return Outcome()
+            return Succeeded()
         # Results follow the same size limit as arguments (MAX_PAYLOAD_BYTES).
-        return Outcome(result=encode_value(value, max_bytes=app.settings.max_payload_bytes))
+        return Succeeded(encode_value(value, max_bytes=app.settings.max_payload_bytes))
     except SerializationError as exc:
         return dead(f"result_error: the task's return value could not be stored: {exc}")
 
 
-def _prepare(
-    app: Conveyor, job: JobRecord
-) -> Outcome | tuple[Task[Any, Any], list[Any], dict[str, Any]]:
+def prepare(app: Conveyor, job: JobRecord) -> Prepared | Failed:
     """The task and arguments to call, or a dead outcome saying why there are none."""
     task = app.tasks.get(job.task)
     if task is None:
@@ -122,10 +141,10 @@ def _prepare(
             return dead(
                 f"bad_arguments: the arguments do not fit {task.name}{task.signature}: {exc}"
             )
-    return task, args, kwargs
+    return Prepared(task, args, kwargs)
 
 
-def _failed(job: JobRecord, task: Task[Any, Any], exc: Exception) -> Outcome:
+def _failed(job: JobRecord, task: Task[Any, Any], exc: Exception) -> Failed | Deferred:
     """The outcome of a task that raised ``exc``."""
     if isinstance(exc, Retry):
         return _retry_or_dead(job, task, exc, exc.reason, exc.delay)
@@ -136,16 +155,14 @@ def _failed(job: JobRecord, task: Task[Any, Any], exc: Exception) -> Outcome:
     if isinstance(exc, TaskRaisedBaseException):
         return _retry_or_dead(job, task, exc.original, describe(exc.original))
     if isinstance(exc, ThreadTimeout):
-        out = _retry_or_dead(job, task, exc, f"timeout: {exc}")
-        out.timed_out_thread = True
-        return out
+        return replace(_retry_or_dead(job, task, exc, f"timeout: {exc}"), timed_out_thread=True)
     if isinstance(exc, TimeoutError):
         msg = f"timeout: the task ran longer than its {job.timeout:g}s timeout and was cancelled"
         return _retry_or_dead(job, task, exc, msg)
     return _retry_or_dead(job, task, exc, describe(exc))
 
 
-async def _run(call: ExecutionContext, timeout: float, threads: Executor) -> Any:
+async def _chain(call: ExecutionContext, timeout: float, threads: Executor) -> Any:
     """The middleware onion (app's, then the task's) around the timed task call."""
     layers = [*call.app.middlewares.job, *call.task.middleware]
     token = _current.set(call.context)  # middleware may call current_job() too
@@ -215,7 +232,7 @@ def _retry_or_dead(
     exc: BaseException,
     message: str,
     delay: float | None = None,
-) -> Outcome:
+) -> Failed:
     if job.attempts > job.max_retries:
         runs = job.attempts
         return dead(f"{message} (gave up after {runs} attempt{'s' * (runs != 1)})", exc)
@@ -225,7 +242,7 @@ def _retry_or_dead(
     if not _usable_delay(delay):
         delay = None
     wait = delay if delay is not None else task.backoff(job.attempts)
-    return Outcome(failure=Failure(message, format_traceback(exc), retry_in=wait), exception=exc)
+    return Failed(Failure(message, format_traceback(exc), retry_in=wait), exc)
 
 
 def _usable_delay(delay: object) -> bool:
@@ -241,7 +258,7 @@ def _usable_delay(delay: object) -> bool:
 MAX_RATE_LIMITED_DELAY = 300.0
 
 
-def _rate_limited(job: JobRecord, task: Task[Any, Any], exc: RateLimited) -> Outcome:
+def _rate_limited(job: JobRecord, task: Task[Any, Any], exc: RateLimited) -> Failed | Deferred:
     """Wait ``retry_after`` without using an attempt, within the task's own cap."""
     count, headers = rate_limited_headers(job)
     cap = task.limits.max_rate_limited
@@ -254,13 +271,13 @@ def _rate_limited(job: JobRecord, task: Task[Any, Any], exc: RateLimited) -> Out
     delay = exc.retry_after
     if delay is None:
         delay = min(2.0 ** (count - 1), MAX_RATE_LIMITED_DELAY)
-    return Outcome(defer=delay, headers=headers, exception=exc)
+    return Deferred(delay, "retry_after", headers, exc)
 
 
-def dead(message: str, exc: BaseException | None = None) -> Outcome:
+def dead(message: str, exc: BaseException | None = None) -> Failed:
     """An outcome that sends the job to the dead-letter store."""
     tb = None if exc is None else format_traceback(exc)
-    return Outcome(failure=Failure(_clip(message), tb, retry_in=None), exception=exc)
+    return Failed(Failure(_clip(message), tb, retry_in=None), exc)
 
 
 def describe(exc: BaseException) -> str:

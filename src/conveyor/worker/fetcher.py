@@ -1,10 +1,10 @@
 """The fetcher: claims the jobs a worker's routing matches while it has free slots.
 
 Routing happens in storage, so everything claimed is run. With nothing to claim the fetcher
-claims again with the store waiting for work (``claim(..., wait=)``), or waits
-for a slot to free up; a burst worker stops
-once nothing is left and nothing runs. A claim that fails (the store is down) backs off
-(`conveyor.worker.backoff`), and only a stop cuts that wait short.
+claims again with the store waiting for work (``claim(..., wait=poll_interval)``, cut short
+by a stop), or waits for a slot to free up; a burst worker stops once nothing is left and
+nothing runs. A claim that fails (the store is down) backs off (`conveyor.worker.backoff`),
+and only a stop cuts that wait short.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ class Heartbeat(threading.Thread):
         try:
             await self.backend.open()
             # Register at once, so `conveyor workers` shows a worker before its first beat.
-            await self.backend.register_worker(self.info(), ttl=self.ttl)
+            await self.backend.telemetry.register_worker(self.info(), ttl=self.ttl)
             self.last_beat = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - retried on every beat
             log.warning("heartbeat could not reach the backend yet: %s", exc)
@@ -101,7 +101,8 @@ class Heartbeat(threading.Thread):
             slots = list(self._slots.items())
         for job_id, (key, limit) in slots:
             try:
-                if not await self.backend.slot_acquire(key, job_id, limit, self.lease_seconds):
+                limits = self.backend.limits
+                if not await limits.slot_acquire(key, job_id, limit, self.lease_seconds):
                     log.warning(
                         "job %s: its concurrency slot in %r expired and was taken by another "
                         "job; the limit may be exceeded until one ends",
@@ -135,7 +136,7 @@ class Heartbeat(threading.Thread):
             self.on_lost(lost)
         await self._renew_slots()
         try:
-            await self.backend.register_worker(self.info(), ttl=self.ttl)
+            await self.backend.telemetry.register_worker(self.info(), ttl=self.ttl)
             self.last_beat = time.monotonic()
         except Exception as exc:  # noqa: BLE001
             log.debug("worker registry refresh failed: %s", exc)

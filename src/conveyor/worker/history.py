@@ -1,9 +1,9 @@
 """Throughput history: per-minute counts of finished attempts, kept in the backend.
 
 Every ``conveyor worker`` counts the attempts it finishes per minute and queue (succeeded,
-or failed whether or not a retry follows) and adds them to the backend's per-minute table
-(`Backend.record_history`) every `FLUSH_SECONDS` and once more when it stops. The backend
-sums what every worker sends, so the history covers the whole fleet and survives restarts;
+or failed whether or not a retry follows) and adds them to the store's per-minute table
+(``store.telemetry.record_history``) every `FLUSH_SECONDS` and once more when it stops. The
+store sums what every worker sends, so the history covers the whole fleet and survives restarts;
 minutes older than ``HISTORY_HOURS`` are dropped as new ones arrive.
 
 A flush that fails keeps its counts for the next one and logs once per outage: history is
@@ -93,7 +93,7 @@ class HistoryRecorder:
             if not self._opened:
                 await self.backend.open()
                 self._opened = True
-            await self.backend.record_history(points, self.keep_seconds)
+            await self.backend.telemetry.record_history(points, self.keep_seconds)
         except asyncio.CancelledError:
             self._keep(taken.items())  # the final flush sends them
             raise

@@ -26,21 +26,19 @@ def metrics(worker: Worker, previous: int = 0) -> dict[str, Any]:
     stats = worker.stats()
     c = worker.counts
     ended = c.processed + c.released + c.lost  # every job whose busy time is counted
-    processed = int(stats["processed"])
-    failed = int(stats["failed"])
     return {
-        "worker": stats["id"],
-        "pool": stats["pool"],
-        "processed": processed,
-        "processed_interval": processed - previous,
-        "completed": int(stats["succeeded"]),
-        "failed": failed,
-        "running": stats["running"],
+        "worker": stats.id,
+        "pool": stats.pool,
+        "processed": stats.processed,
+        "processed_interval": stats.processed - previous,
+        "completed": stats.succeeded,
+        "failed": stats.failed,
+        "running": stats.running,
         "avg_duration": round(c.busy_seconds / ended, 4) if ended else 0.0,
-        "utilisation": stats["utilisation"],
-        "error_rate": round(failed / processed, 4) if processed else 0.0,
-        "uptime": stats["uptime"],
-        "rss_mb": stats["rss_mb"],
+        "utilisation": stats.utilisation,
+        "error_rate": round(stats.failed / stats.processed, 4) if stats.processed else 0.0,
+        "uptime": stats.uptime,
+        "rss_mb": stats.rss_mb,
     }
 
 

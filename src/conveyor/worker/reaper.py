@@ -58,9 +58,9 @@ class Reaper:
             self._last_prune = now
             try:
                 # Ages, not times: the store counts them back from its own now.
-                await self.backend.purge(
+                await self.backend.admin.purge(
                     [State.SUCCEEDED, State.CANCELLED], older_than=self.result_ttl
                 )
-                await self.backend.purge([State.DEAD], older_than=self.dead_ttl)
+                await self.backend.admin.purge([State.DEAD], older_than=self.dead_ttl)
             except Exception as exc:  # noqa: BLE001
                 log.warning("pruning finished jobs failed: %s", exc)

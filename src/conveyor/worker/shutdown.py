@@ -1,5 +1,7 @@
-"""Signals: the first SIGTERM or SIGINT stops gracefully, a second one stops now.
+"""Stopping: the first SIGTERM or SIGINT stops gracefully, a second one stops now.
 
+`drain` is the graceful part: running jobs get the grace period to finish, then the rest
+are cancelled (and released, or left to their lease when a thread still runs them).
 SIGUSR2 prints what the worker is doing (every asyncio task's and thread's stack) to
 stderr without stopping it: ``kill -USR2 PID`` on a worker that seems stuck.
 """
@@ -11,11 +13,13 @@ import faulthandler
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conveyor.lifecycle import SignalTrap
 
 if TYPE_CHECKING:
+    from conveyor.worker.state import Running
     from conveyor.worker.worker import Worker
 
 log = logging.getLogger("conveyor.worker")
@@ -63,3 +67,26 @@ async def wait_all_or(
     all_done = asyncio.ensure_future(asyncio.wait(tasks))
     await asyncio.wait({all_done, force}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     all_done.cancel()
+
+
+async def drain(
+    running: dict[str, Running],
+    force: asyncio.Event,
+    grace: float,
+    cancel: Callable[[list[str], str], None],
+) -> None:
+    """Let the ``running`` jobs finish for up to ``grace`` seconds, then cancel the rest.
+
+    ``force`` (a second signal) cuts the wait short. ``cancel(job_ids, "shutdown")`` ends
+    the unfinished ones; their tasks then settle them (`Released`, or `Abandoned` when a
+    thread still runs one), for up to ten seconds more.
+    """
+    if running and not force.is_set():
+        log.info("waiting up to %gs for %d running job(s)", grace, len(running))
+        forced = asyncio.ensure_future(force.wait())
+        await wait_all_or({r.task for r in running.values()}, forced, grace)
+        forced.cancel()
+    if running:
+        log.warning("releasing %d unfinished job(s) back to ready", len(running))
+        cancel(list(running), "shutdown")
+        await asyncio.wait({r.task for r in running.values()}, timeout=10)

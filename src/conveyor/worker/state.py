@@ -1,4 +1,8 @@
-"""What a worker keeps about itself: its counters and its running jobs."""
+"""What a worker keeps about itself: its counters and its running jobs.
+
+The counters here change as jobs end; `conveyor.worker.stats.WorkerStats` is the frozen
+snapshot read from them (`Worker.stats`).
+"""
 
 from __future__ import annotations
 
@@ -67,8 +71,8 @@ class Running:
 
 
 @dataclass(slots=True)
-class WorkerStats:
-    """Counters a worker keeps about itself."""
+class WorkerCounts:
+    """Counters a worker keeps about itself, updated on its loop as jobs end."""
 
     processed: int = 0
     succeeded: int = 0

@@ -1,9 +1,12 @@
 """The worker: claims jobs its routing matches and runs up to ``concurrency`` at once.
 
 One asyncio loop per process. Async tasks run on the loop, sync tasks in a thread pool.
-Around that loop: a heartbeat thread that keeps leases alive (`heartbeat.py`), a reaper
-that recovers jobs from dead workers (`reaper.py`), and signal handling for graceful
-shutdown (`shutdown.py`).
+Around that loop: the fetcher that claims
+(`fetcher.py`), admission to task limits (`admission.py`), the executor (`executor.py`),
+settling each job's `Outcome` with the store (`reporting.py`), a heartbeat thread that
+keeps leases alive (`heartbeat.py`), housekeeping that recovers jobs from dead workers and
+recycles this one (`housekeeping.py`), and signal handling for graceful shutdown
+(`shutdown.py`).
 """
 
 from __future__ import annotations
@@ -19,17 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from conveyor.errors import ConfigError, SchemaVersionError
 from conveyor.job import JobRecord, Lease, Priority, Routing, WorkerInfo
-from conveyor.limits import Pacer, Wait
-from conveyor.worker.admission import admit
-from conveyor.worker.backoff import Backoff
-from conveyor.worker.executor import Outcome, dead, describe, execute
+from conveyor.worker.admission import Pacer, Pass, admit
+from conveyor.worker.backoff import connect
+from conveyor.worker.executor import dead, describe, prepare, run_prepared
 from conveyor.worker.fetcher import Events, Fetcher, Slots
 from conveyor.worker.heartbeat import Heartbeat
-from conveyor.worker.reaper import Reaper
+from conveyor.worker.housekeeping import housekeeping
+from conveyor.worker.outcome import Abandoned, Failed, Lost, Outcome, Ran, Released
 from conveyor.worker.reporting import Reporter
-from conveyor.worker.shutdown import SignalHandlers, wait_all_or
+from conveyor.worker.shutdown import SignalHandlers, drain
 from conveyor.worker.state import (
     EXIT_FORCED,
     EXIT_OK,
@@ -37,8 +39,9 @@ from conveyor.worker.state import (
     JobObserver,
     JobThreads,
     Running,
-    WorkerStats,
+    WorkerCounts,
 )
+from conveyor.worker.stats import WorkerStats
 from conveyor.worker.watchdog import LoopWatchdog, watch
 
 if TYPE_CHECKING:
@@ -97,13 +100,14 @@ class Worker:
         self.handle_signals = handle_signals
         self.pool = pool
         self.id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-        self.counts = WorkerStats()
+        self.counts = WorkerCounts()
         self.stop_reason: str | None = None
         self.stuck_threads = 0
         #: Per-job hooks, e.g. the Prometheus duration histogram (`conveyor.metrics`).
         self.job_observers: list[JobObserver] = []
         self._running: dict[str, Running] = {}
-        self._started_mono = time.monotonic()
+        #: ``time.monotonic()`` when the worker was made (uptime, ``max_time``).
+        self.started_monotonic = time.monotonic()
         self._started_at = app.clock.now()
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conveyor-job")
         self._events: Events | None = None
@@ -114,7 +118,8 @@ class Worker:
         self._heartbeat: Heartbeat | None = None
         self._process = psutil.Process()
         self._pacer = Pacer()
-        self._closing = False
+        #: Set when the worker is finishing: ends the housekeeping loop.
+        self.closing = False
 
     # -- public --------------------------------------------------------------------------
     def stop(self, reason: str = "stop requested") -> None:
@@ -132,40 +137,24 @@ class Worker:
         if self._events is not None:
             self._events.force.set()
 
-    def stats(self) -> dict[str, Any]:
-        """This worker's counters, uptime, memory and utilisation."""
-        uptime = time.monotonic() - self._started_mono
-        # tuple() copies in one step: the heartbeat thread calls this while the loop runs.
-        running = tuple(self._running.values())
-        busy = self.counts.busy_seconds + sum(time.monotonic() - r.started for r in running)
-        c = self.counts
-        return {
-            "id": self.id,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "pool": self.pool,
-            "queues": list(self.routing.queues or ["*"]),
-            "concurrency": self.concurrency,
-            "running": len(running),
-            "processed": c.processed,
-            "succeeded": c.succeeded,
-            "failed": c.retried + c.dead,
-            "retried": c.retried,
-            "dead": c.dead,
-            "fenced": c.fenced,
-            "lost": c.lost,
-            "released": c.released,
-            "abandoned": c.abandoned,
-            "loop_stalls": 0 if self._watchdog is None else self._watchdog.stalls,
-            "uptime": round(uptime, 3),
-            "rss_mb": round(self._process.memory_info().rss / 2**20, 1),
-            "utilisation": round(min(1.0, busy / max(uptime * self.concurrency, 1e-9)), 4),
-            # per task, queue and outcome, from the metrics middleware (`app.job_metrics`)
-            "tasks": self.app.job_metrics.snapshot(),
-        }
+    def stats(self) -> WorkerStats:
+        """This worker's counters, uptime, memory and utilisation, read once."""
+        return WorkerStats.read(self)
+
+    def running_jobs(self) -> tuple[Running, ...]:
+        """The jobs running now (one copy: the heartbeat's thread reads it too)."""
+        return tuple(self._running.values())
+
+    def loop_stalls(self) -> int:
+        """Times the loop watchdog found the event loop blocked."""
+        return 0 if self._watchdog is None else self._watchdog.stalls
+
+    def rss_bytes(self) -> int:
+        """This process's resident memory."""
+        return int(self._process.memory_info().rss)
 
     def heartbeat_age(self) -> float | None:
-        """Seconds since the registry last heard from this worker (``None``: never)."""
+        """Seconds since the heartbeat last reached the store (``None``: never)."""
         beat = self._heartbeat.last_beat if self._heartbeat is not None else None
         return None if beat is None else time.monotonic() - beat
 
@@ -182,7 +171,7 @@ class Worker:
             started_at=self._started_at,
             pool=self.pool,
             queues=self.routing.queues,
-            stats=self.stats(),
+            stats=self.stats().as_dict(),
         )
 
     async def run(self) -> int:
@@ -195,7 +184,7 @@ class Worker:
         # The watchdog reads the stop signals' times from the trap that receives them.
         self._watchdog = watch(self, [] if signals is None else signals.trap.times)
         try:
-            backend = await self._connect()
+            backend = await connect(self.app, events)
             if backend is None:
                 return EXIT_OK
             self._backend = backend
@@ -216,16 +205,16 @@ class Worker:
                 _show(self.routing.priorities and [p.label for p in self.routing.priorities]),
                 _show(self.routing.tasks),
             )
-            housekeeping = asyncio.create_task(self._housekeeping(backend))
+            chores = asyncio.create_task(housekeeping(self, backend))
             try:
                 await self._fetcher(backend, events).run()
-                await self._drain()
+                await drain(self._running, events.force, self.grace_period, self._cancel)
             finally:
                 # The flag ends the loop even if a library swallows the cancellation (seen
                 # with redis-py under Python 3.11), and the wait is bounded either way.
-                self._closing = True
-                housekeeping.cancel()
-                await asyncio.wait({housekeeping}, timeout=5.0)
+                self.closing = True
+                chores.cancel()
+                await asyncio.wait({chores}, timeout=5.0)
                 await self._finish(backend)
         finally:
             self._watchdog.stop()
@@ -237,21 +226,6 @@ class Worker:
         return EXIT_STUCK_THREAD if self.stuck_threads else EXIT_OK
 
     # -- fetching ------------------------------------------------------------------------
-    async def _connect(self) -> Backend | None:
-        backoff = Backoff("connecting to the backend", log, first=0.2)
-        while self.stop_reason is None:
-            try:
-                backend = await self.app.open()
-            except (ConfigError, SchemaVersionError):
-                raise  # waiting cannot fix these: an operator must (e.g. `conveyor migrate`)
-            except Exception as exc:  # noqa: BLE001 - keep trying until stopped
-                assert self._events is not None
-                await self._events.sleep(backoff.failed(exc))
-                continue
-            backoff.succeeded()
-            return backend
-        return None
-
     def _free_slots(self) -> int:
         free = self.concurrency - len(self._running)
         if self.max_jobs is not None:
@@ -296,112 +270,65 @@ class Worker:
     async def _run_job(self, job: JobRecord, lease: Lease) -> None:
         run = self._running[job.id]
         try:
+            outcome: Outcome
             try:
-                result = await self._admitted_run(job, run)
+                outcome = await self._admitted_run(job, run)
             except asyncio.CancelledError:
-                await self._cancelled(job, lease, run)
-                return
+                outcome = self._cancelled(run)
             except BaseException as exc:
-                # `execute` turns everything a task raises into an Outcome, so this is a
-                # fault in the worker's own path (admission, a limit's key function...).
+                # `run_prepared` turns everything a task raises into an outcome, so this is
+                # a fault in the worker's own path (admission, a limit's key function...).
                 # The job must still end, or its slot and lease stay held for good.
                 log.exception("job %s (%s): the worker failed running it", job.id, job.task)
-                result = dead(f"worker_error: {describe(exc)}", exc)
+                outcome = dead(f"worker_error: {describe(exc)}", exc)
             # The job has run (no await since): a lost-lease or shutdown cancel from now on
             # would only cut its report short, so `_cancel` leaves it alone.
             run.executing = False
-            if isinstance(result, Wait):
-                await self._defer(job, lease, result.delay, result.headers, result.reason)
-            elif result.defer is not None:  # the task raised RateLimited
-                await self._defer(job, lease, result.defer, result.headers, "retry_after")
-            else:
-                await self._report(job, lease, result)
+            end = await self._reporter.settle(job, lease, outcome)
+            self._done(job.id, end)
+            if isinstance(outcome, Failed) and outcome.timed_out_thread:
+                self.stuck_threads += 1
+                self.stop("a sync task overran its timeout; restarting to free its stuck thread")
+            if self.max_jobs is not None and self.counts.processed >= self.max_jobs:
+                self.stop(f"max jobs reached ({self.max_jobs})")
         finally:
             if job.id in self._running:  # a report that raised: free the slot regardless
                 self._done(job.id, "unreported")
             if run.slot is not None and self._backend is not None:
                 with contextlib.suppress(Exception):  # an unreleased slot expires by itself
-                    await self._backend.slot_release(run.slot, job.id)
+                    await self._backend.limits.slot_release(run.slot, job.id)
 
-    async def _admitted_run(self, job: JobRecord, run: Running) -> Outcome | Wait:
-        """Pass the task's limits (if any), then run the job."""
-        task = self.app.tasks.get(job.task)
-        if task is not None and task.limits.gated:
+    async def _admitted_run(self, job: JobRecord, run: Running) -> Ran:
+        """Prepare the job, pass its task's limits (if any), then run it."""
+        prepared = prepare(self.app, job)
+        if isinstance(prepared, Failed):
+            return prepared
+        limits = prepared.task.limits
+        if limits.gated:
             assert self._backend is not None and self._heartbeat is not None
-            verdict = await admit(self._backend, job, task, self.lease_seconds, self._pacer)
-            if isinstance(verdict, (Wait, Outcome)):
+            verdict = await admit(
+                self._backend.limits, job, prepared, self.lease_seconds, self._pacer
+            )
+            if not isinstance(verdict, Pass):
                 return verdict
             if verdict.slot is not None:
                 run.slot = verdict.slot
-                limit = task.limits.max_concurrency or 1
-                self._heartbeat.hold_slot(job.id, verdict.slot, limit)
-        if task is None or task.is_async:  # no thread to keep track of
-            return await execute(self.app, job, self.id, self._threads)
+                self._heartbeat.hold_slot(job.id, verdict.slot, limits.max_concurrency or 1)
+        if prepared.task.is_async:  # no thread to keep track of
+            return await run_prepared(self.app, job, prepared, self.id, self._threads)
         run.threads = JobThreads(self._threads)
-        return await execute(self.app, job, self.id, run.threads)
+        return await run_prepared(self.app, job, prepared, self.id, run.threads)
 
-    async def _cancelled(self, job: JobRecord, lease: Lease, run: Running) -> None:
-        end = "unreported"
+    @staticmethod
+    def _cancelled(run: Running) -> Released | Lost | Abandoned:
+        """How a job the worker cancelled ends: its lease was lost, or the worker stops."""
         if run.cancel_reason == "lost":
-            self.counts.lost += 1
-            end = "lost"
-            log.warning("job %s (%s) lost its lease and was cancelled", job.id, job.task)
-        elif run.threads is not None and run.threads.busy:
+            return Lost()
+        if run.threads is not None and run.threads.busy:
             # A plain def task's thread cannot be stopped: releasing its job would let
-            # another worker run it while this thread still does. Keep the lease out of
-            # the store's hands instead; it expires once this process has exited, which
-            # fences this run, and then the job is recovered.
-            self.counts.abandoned += 1
-            end = "abandoned"
-            log.warning(
-                "job %s (%s) still runs in its thread at the end of the grace period: it is "
-                "not released (it would run twice) but left to its lease, which expires "
-                "after this process exits",
-                job.id,
-                job.task,
-            )
-        elif await self._reporter.release(lease):
-            self.counts.released += 1
-            end = "released"
-        self._done(job.id, end)
-
-    async def _defer(
-        self,
-        job: JobRecord,
-        lease: Lease,
-        delay: float,
-        headers: dict[str, Any] | None,
-        reason: str,
-    ) -> None:
-        """Put the job back to wait ``delay`` seconds in storage, its attempt unused."""
-        if await self._reporter.defer(lease, delay, headers):
-            self.counts.waits[(job.task, reason)] += 1
-            log.debug("job %s (%s) waits %.3fs: %s", job.id, job.task, delay, reason)
-        self._done(job.id, "deferred")
-
-    async def _report(self, job: JobRecord, lease: Lease, outcome: Outcome) -> None:
-        await self._reporter.settle(lease, outcome)
-        c = self.counts
-        c.processed += 1
-        end = "retried"
-        if outcome.failure is None:
-            c.succeeded += 1
-            end = "succeeded"
-        elif outcome.failure.retry_in is None:
-            c.dead += 1
-            end = "dead"
-            log.error("job %s (%s) dead: %s", job.id, job.task, outcome.failure.error)
-        else:
-            c.retried += 1
-            log.warning(
-                "job %s (%s) failed, will retry: %s", job.id, job.task, outcome.failure.error
-            )
-        if outcome.timed_out_thread:
-            self.stuck_threads += 1
-            self.stop("a sync task overran its timeout; restarting to free its stuck thread")
-        self._done(job.id, end)
-        if self.max_jobs is not None and c.processed >= self.max_jobs:
-            self.stop(f"max jobs reached ({self.max_jobs})")
+            # another worker run it while this thread still does.
+            return Abandoned()
+        return Released()
 
     def _done(self, job_id: str, outcome: str) -> None:
         running = self._running.pop(job_id)
@@ -429,51 +356,12 @@ class Worker:
                 running.task.cancel()
 
     # -- stopping ------------------------------------------------------------------------
-    async def _drain(self) -> None:
-        assert self._events is not None
-        force_event = self._events.force
-        if self._running and not force_event.is_set():
-            log.info(
-                "waiting up to %gs for %d running job(s)", self.grace_period, len(self._running)
-            )
-            tasks = {r.task for r in self._running.values()}
-            force = asyncio.ensure_future(force_event.wait())
-            await wait_all_or(tasks, force, self.grace_period)
-            force.cancel()
-        if self._running:
-            log.warning("releasing %d unfinished job(s) back to ready", len(self._running))
-            self._cancel(list(self._running), "shutdown")
-            await asyncio.wait({r.task for r in self._running.values()}, timeout=10)
-
-    async def _housekeeping(self, backend: Backend) -> None:
-        s = self.app.settings
-        reaper = Reaper(
-            backend,
-            self.app.clock,
-            max_recoveries=s.max_recoveries,
-            result_ttl=s.result_ttl,
-            dead_ttl=s.dead_ttl,
-        )
-        next_reap = 0.0
-        while not self._closing:
-            now = time.monotonic()
-            if self.reaper_enabled and now >= next_reap:
-                next_reap = now + self.reaper_interval
-                await reaper.tick()
-            if self.max_time is not None and now - self._started_mono >= self.max_time:
-                self.stop(f"max time reached ({self.max_time:g}s)")
-            if self.memory_limit is not None:
-                rss = self._process.memory_info().rss / 2**20
-                if rss > self.memory_limit:
-                    self.stop(f"memory limit reached ({rss:.0f} MB > {self.memory_limit} MB)")
-            await asyncio.sleep(min(1.0, self.reaper_interval))
-
     async def _finish(self, backend: Backend) -> None:
         if self._heartbeat is not None:
             self._heartbeat.stop()
             await asyncio.to_thread(self._heartbeat.join, 5.0)
         try:
-            await backend.unregister_worker(self.id)
+            await backend.telemetry.unregister_worker(self.id)
         except Exception:
             log.debug("unregister failed", exc_info=True)
         log.info(
