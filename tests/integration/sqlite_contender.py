@@ -15,11 +15,13 @@ ALL = Routing()
 
 
 async def _finished(backend: SqliteBackend) -> int:
-    return sum(s.counts.get(State.SUCCEEDED, 0) for s in await backend.stats())
+    return sum(s.counts.get(State.SUCCEEDED, 0) for s in await backend.admin.stats())
 
 
-async def _work(backend: SqliteBackend, name: str, claimed: list[str], limit: int) -> None:
-    for job in await backend.claim(name, ALL, limit, 120.0):
+async def _work(
+    backend: SqliteBackend, name: str, claimed: list[str], limit: int, wait: float = 0.0
+) -> None:
+    for job in await backend.claim(name, ALL, limit, 120.0, wait=wait):
         claimed.append(job.id)
         if not await backend.complete(Lease(job.id, job.lease_token or ""), b"1"):
             raise AssertionError(f"{name} lost the lease of {job.id}")
@@ -53,8 +55,7 @@ async def _main(url: str, name: str, batches: int, total: int, deadline: float) 
         while await _finished(backend) < total:
             if time.time() > deadline:
                 raise TimeoutError(f"{name}: jobs still unfinished at the deadline")
-            await _work(backend, name, claimed, 5)
-            await backend.wait_for_work(ALL, 0.05)
+            await _work(backend, name, claimed, 5, wait=0.05)
     finally:
         await backend.close()
     return claimed

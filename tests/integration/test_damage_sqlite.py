@@ -10,7 +10,10 @@ around it is claimed, and reads show it as a placeholder without touching it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import pytest
 
 from conveyor.backends.sqlite import SqliteBackend
 from conveyor.backends.sqlite.sql import NAMES
+from conveyor.backends.sqlite.store import Store
 from conveyor.backends.unreadable import UNREADABLE
 from conveyor.clock import FakeClock
 from conveyor.job import JobQuery, NewJob, Routing, State, WorkerInfo
@@ -123,7 +127,7 @@ async def test_reads_show_a_damaged_job_as_a_placeholder_and_leave_it_alone(
     # When it is read by id, synchronously and in a listing
     got = await backend.get(bad.id)
     got_sync = backend.get_sync(bad.id)
-    listed = await backend.query(JobQuery(limit=10))
+    listed = await backend.admin.query(JobQuery(limit=10))
 
     # Then each read shows a placeholder that says what is wrong and keeps the raw field
     for record in (got, got_sync, next(j for j in listed if j.id == bad.id)):
@@ -135,8 +139,8 @@ async def test_reads_show_a_damaged_job_as_a_placeholder_and_leave_it_alone(
     assert [j.unreadable for j in listed if j.id != bad.id] == [None] * len(healthy)
     assert got is not None and got.state is State.READY
     # And the overview reads still work around it
-    await backend.stats()
-    await backend.oldest_ready()
+    await backend.admin.stats()
+    await backend.admin.oldest_ready()
 
 
 async def test_a_damaged_id_is_quarantined_by_its_row(backend: SqliteBackend, path: Path) -> None:
@@ -153,7 +157,7 @@ async def test_a_damaged_id_is_quarantined_by_its_row(backend: SqliteBackend, pa
     assert [job.id for job in claimed] == [job.id for job in healthy]
     assert_quarantined(path, seq, "job-\\xff", "id")
     assert raw(path, seq, "id") == ("text", b"job-\xff")
-    listed = await backend.query(JobQuery(states=(State.DEAD,)))
+    listed = await backend.admin.query(JobQuery(states=(State.DEAD,)))
     assert [(j.id, j.state) for j in listed] == [("job-\\xff", State.DEAD)]
     assert listed[0].unreadable is not None
 
@@ -169,7 +173,7 @@ async def test_a_quarantined_job_runs_once_repaired_and_retried(
 
     # When an operator repairs the record and retries it (`conveyor failed retry ID`)
     damage(path, bad.id, "headers", "{}")
-    assert await backend.retry_dead([bad.id]) == 1
+    assert await backend.admin.retry_dead([bad.id]) == 1
 
     # Then it is claimed like any job, on its first attempt (the quarantine used none)
     [claimed] = await backend.claim("w1", Routing(), 10, 30.0)
@@ -186,9 +190,8 @@ async def test_a_scheduled_job_with_a_text_run_at_is_quarantined_not_left_waitin
     seq = seq_of(path, bad.id)
     damage(path, bad.id, "run_at", "at noon")
 
-    # When a worker waits for work and claims
-    await asyncio.wait_for(backend.wait_for_work(Routing(), 5.0), 2.0)
-    claimed = await backend.claim("w1", Routing(), 10, 30.0)
+    # When a worker claims, willing to wait for work
+    claimed = await asyncio.wait_for(backend.claim("w1", Routing(), 10, 30.0, wait=5.0), 2.0)
 
     # Then the healthy jobs are claimed and the damaged one is quarantined at once
     assert [job.id for job in claimed] == [job.id for job in healthy]
@@ -197,19 +200,44 @@ async def test_a_scheduled_job_with_a_text_run_at_is_quarantined_not_left_waitin
 
 
 async def test_a_lone_scheduled_job_with_a_text_run_at_wakes_a_waiting_worker(
-    backend: SqliteBackend, path: Path, clock: FakeClock
+    backend: SqliteBackend, path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given only a scheduled job whose run_at is text
+    # Given only a scheduled job, due in an hour, and a worker's claim waiting for work
     bad = new_job(run_at=clock.now() + 3600)
     await backend.enqueue([bad])
+    probed = watch_probes(monkeypatch)
+    waiting = asyncio.create_task(backend.claim("w1", Routing(), 10, 30.0, wait=30.0))
+    assert await asyncio.to_thread(probed.wait, 5.0), "the claim never started waiting"
+
+    # When the job's run_at becomes text while the claim sleeps
     damage(path, bad.id, "run_at", b"\xff")
 
-    # When a worker waits: the damage counts as due now, not as never (nor as an error)
-    await asyncio.wait_for(backend.wait_for_work(Routing(), 30.0), 2.0)
+    # Then the damage counts as due now, not as never (nor as an error): the claim wakes
+    # and quarantines the job, and goes on waiting for healthy work
+    seq = seq_of(path, bad.id)
+    deadline = time.monotonic() + 2.0
+    while row_of(path, seq)["state"] != b"dead":
+        assert not waiting.done(), waiting
+        assert time.monotonic() < deadline, "the waiting claim did not wake for the damage"
+        await asyncio.sleep(0.01)
+    assert_quarantined(path, seq, bad.id, "run_at")
+    assert not waiting.done()
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
 
-    # Then its claim quarantines the job
-    assert await backend.claim("w1", Routing(), 10, 30.0) == []
-    assert_quarantined(path, seq_of(path, bad.id), bad.id, "run_at")
+
+def watch_probes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An event set once a waiting claim has asked whether work is ready (it then sleeps)."""
+    probed = threading.Event()
+    probe = Store.probe
+
+    def spy(self: Store, statement: str, params: dict[str, Any]) -> tuple[bool, float | None]:
+        probed.set()
+        return probe(self, statement, params)
+
+    monkeypatch.setattr(Store, "probe", spy)
+    return probed
 
 
 async def test_nulls_the_schema_allows_are_harmless(backend: SqliteBackend, path: Path) -> None:
@@ -254,11 +282,11 @@ async def test_overview_reads_work_around_damaged_names_and_times(
     damage(path, timed.id, "run_at", "later")
 
     # When the overview is read, it counts every job under a readable queue name
-    stats = {(s.queue, s.priority): s.counts for s in await backend.stats()}
+    stats = {(s.queue, s.priority): s.counts for s in await backend.admin.stats()}
     assert {queue for queue, _ in stats} == {"mail\\xff", "slow", "fast"}
     assert sum(n for counts in stats.values() for n in counts.values()) == 3
     # And the oldest waits leave out the job whose run_at is not a time
-    assert set(await backend.oldest_ready()) == {"mail\\xff", "fast"}
+    assert set(await backend.admin.oldest_ready()) == {"mail\\xff", "fast"}
 
 
 # -- the worker registry -------------------------------------------------------------------
@@ -284,17 +312,17 @@ async def test_a_garbage_worker_entry_is_skipped_and_expires(
 ) -> None:
     # Given two live workers, one of whose registry rows is damaged
     for name in ("w-bad", "w-good"):
-        await backend.register_worker(WorkerInfo(name, "host", 1, clock.now()), ttl=60)
+        await backend.telemetry.register_worker(WorkerInfo(name, "host", 1, clock.now()), ttl=60)
     write(path, NAMES["workers"], column, value, "id = ?", "w-bad")
 
     # When the registry is listed, the damaged entry is skipped and said so
-    assert [w.id for w in await backend.workers()] == ["w-good"]
+    assert [w.id for w in await backend.telemetry.workers()] == ["w-good"]
     assert any("w-bad" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
 
     # And once its time is up it is gone, like any other (w-good keeps registering)
     clock.advance(61)
-    await backend.register_worker(WorkerInfo("w-good", "host", 1, clock.now()), ttl=60)
-    assert [w.id for w in await backend.workers()] == ["w-good"]
+    await backend.telemetry.register_worker(WorkerInfo("w-good", "host", 1, clock.now()), ttl=60)
+    assert [w.id for w in await backend.telemetry.workers()] == ["w-good"]
     assert row_count(path, NAMES["workers"]) == 1
 
 

@@ -53,70 +53,72 @@ async def test_a_damaged_counter_reads_as_zero_and_the_next_bump_repairs_it(
     write(path, NAMES["counters"], "value", "lots", "name = ?", "fenced")
 
     # When the counters are read, it reads as 0, and says so
-    assert (await backend.counters())["fenced"] == 0
+    assert (await backend.admin.counters())["fenced"] == 0
     assert logged_error(caplog, "fenced")
 
     # And a late result from a lost lease counts from there
     await backend.enqueue([new_job()])
     [job] = await backend.claim("w1", Routing(), 1, 30.0)
     assert await backend.complete(Lease(job.id, "not-the-token"), None) is False
-    assert (await backend.counters())["fenced"] == 1
+    assert (await backend.admin.counters())["fenced"] == 1
 
 
 async def test_a_scheduler_lease_with_a_text_expiry_can_be_taken_again(
     backend: SqliteBackend, path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given scheduler A holds the leader lease, and its expiry became text
-    assert await backend.acquire_lease("leader", "a", 10.0)
+    assert await backend.scheduling.acquire_lease("leader", "a", 10.0)
     write(path, NAMES["leases"], "expires_at", "forever", "name = ?", "leader")
 
     # When scheduler B asks for it, it gets it (a text expiry would never pass)
-    assert await backend.acquire_lease("leader", "b", 10.0)
+    assert await backend.scheduling.acquire_lease("leader", "b", 10.0)
     assert logged_error(caplog, "leader")
-    assert not await backend.acquire_lease("leader", "a", 10.0)
+    assert not await backend.scheduling.acquire_lease("leader", "a", 10.0)
 
 
 async def test_a_schedule_with_a_damaged_last_tick_reads_as_new_and_fires_again(
     backend: SqliteBackend, path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a cron entry whose recorded tick became text
-    assert await backend.enqueue_tick("nightly", clock.now(), [new_job()]) is not None
+    assert await backend.scheduling.enqueue_tick("nightly", clock.now(), [new_job()]) is not None
     write(path, NAMES["schedules"], "last_tick", NotUtf8(b"\xff"), "name = ?", "nightly")
 
     # When the scheduler reads its state, the entry reads as never ticked, and says so
-    assert await backend.schedule_state(["nightly"]) == {"nightly": None}
+    assert await backend.scheduling.schedule_state(["nightly"]) == {"nightly": None}
     assert logged_error(caplog, "nightly")
 
     # And the next tick is recorded and enqueued (text never compares older than a number)
-    assert await backend.enqueue_tick("nightly", clock.now() + 60, [new_job()]) is not None
-    assert await backend.schedule_state(["nightly"]) == {"nightly": clock.now() + 60}
+    assert (
+        await backend.scheduling.enqueue_tick("nightly", clock.now() + 60, [new_job()]) is not None
+    )
+    assert await backend.scheduling.schedule_state(["nightly"]) == {"nightly": clock.now() + 60}
 
 
 async def test_a_rate_window_start_with_a_text_time_is_dropped(
     backend: SqliteBackend, path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a window of one start per minute, whose only start's time became text
-    assert await backend.rate_acquire("api", 1, 60.0) == 0.0
+    assert await backend.limits.rate_acquire("api", 1, 60.0) == 0.0
     write(path, NAMES["rate_starts"], "started_at", "just now", "key = ?", "api")
 
     # When the next start asks, the damaged start is dropped and the window has room
-    assert await backend.rate_acquire("api", 1, 60.0) == 0.0
+    assert await backend.limits.rate_acquire("api", 1, 60.0) == 0.0
     assert logged_error(caplog, "api")
     # And the window then counts as before
-    assert await backend.rate_acquire("api", 1, 60.0) > 0.0
+    assert await backend.limits.rate_acquire("api", 1, 60.0) > 0.0
 
 
 async def test_a_concurrency_slot_with_a_text_expiry_is_freed(
     backend: SqliteBackend, path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given the one slot of "db" is held, and its expiry became text
-    assert await backend.slot_acquire("db", "h1", 1, 30.0)
+    assert await backend.limits.slot_acquire("db", "h1", 1, 30.0)
     write(path, NAMES["slots"], "expires_at", b"\x00", "key = ?", "db")
 
     # When another holder asks, the damaged slot counts as expired
-    assert await backend.slot_acquire("db", "h2", 1, 30.0)
+    assert await backend.limits.slot_acquire("db", "h2", 1, 30.0)
     assert logged_error(caplog, "db")
-    assert not await backend.slot_acquire("db", "h3", 1, 30.0)
+    assert not await backend.limits.slot_acquire("db", "h3", 1, 30.0)
 
 
 @pytest.mark.parametrize(
@@ -132,27 +134,27 @@ async def test_damaged_history_rows_are_skipped_and_repaired(
 ) -> None:
     # Given two minutes of history, one of them damaged
     points = [HistoryPoint(60, "q", 1, 0), HistoryPoint(120, "q", 2, 1)]
-    await backend.record_history(points, keep=1e12)
+    await backend.telemetry.record_history(points, keep=1e12)
     write(path, NAMES["history"], column, value, "minute = ?", 60)
 
     # When history is read, the damaged row is skipped and said so
-    assert await backend.history(0) == [points[1]]
+    assert await backend.telemetry.history(0) == [points[1]]
     assert logged_error(caplog, "history")
 
     # And recording more repairs what can be (a text minute goes, a text count restarts
     # from 0; a damaged queue name stays skipped)
-    await backend.record_history([HistoryPoint(60, "q", 5, 0)], keep=1e12)
-    assert await backend.history(0) == [HistoryPoint(60, "q", 5, 0), points[1]]
+    await backend.telemetry.record_history([HistoryPoint(60, "q", 5, 0)], keep=1e12)
+    assert await backend.telemetry.history(0) == [HistoryPoint(60, "q", 5, 0), points[1]]
 
 
 async def test_a_paused_queue_with_a_damaged_name_is_listed_readably(
     backend: SqliteBackend, path: Path
 ) -> None:
-    await backend.pause_queue("mail")
-    await backend.pause_queue("jobs")
+    await backend.admin.pause_queue("mail")
+    await backend.admin.pause_queue("jobs")
     write(path, NAMES["paused"], "queue", NotUtf8(b"mail\xff"), "queue = ?", "mail")
 
-    assert await backend.paused_queues() == ["jobs", "mail\\xff"]
+    assert await backend.admin.paused_queues() == ["jobs", "mail\\xff"]
 
 
 async def test_a_running_job_with_a_text_lease_expiry_is_recovered(
@@ -200,7 +202,7 @@ async def test_retrying_dead_jobs_works_around_a_damaged_unique_key(
     damage(path, jobs[0].id, "unique_key", NotUtf8(b"k\xff"))
 
     # When every dead job is retried, both go back to ready
-    assert await backend.retry_dead() == 2
+    assert await backend.admin.retry_dead() == 2
 
 
 async def test_a_damaged_schema_version_stops_with_a_clear_error(path: Path) -> None:

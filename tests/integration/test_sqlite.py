@@ -1,13 +1,13 @@
-"""SQLite specifics: URLs, WAL, schema versions, clear errors, and several processes at once."""
+"""SQLite specifics: URLs, WAL, schema versions, clear errors, and several processes at once.
+
+Claims, waiting for work and group commit are in test_sqlite_claims.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import multiprocessing
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -17,40 +17,17 @@ from conveyor.backends import create_backend
 from conveyor.backends.sqlite import SqliteBackend, sql
 from conveyor.backends.sqlite.connection import SCHEMA_VERSION, parse_url
 from conveyor.backends.sqlite.sql import NAMES
-from conveyor.backends.sqlite.store import Store
 from conveyor.clock import FakeClock
 from conveyor.errors import (
     BackendError,
     BackendUnavailable,
     ConfigError,
     SchemaVersionError,
-    SerializationError,
 )
-from conveyor.job import Failure, JobQuery, Lease, NewJob, Priority, Routing, State
+from conveyor.job import JobQuery, Routing, State
 
 from .sqlite_contender import contend
-
-
-def job(**fields: object) -> NewJob:
-    return NewJob(
-        task="t",
-        queue="q",
-        priority=Priority.NORMAL,
-        payload=b"[]",
-        max_retries=0,
-        timeout=5.0,
-        **fields,  # type: ignore[arg-type]
-    )
-
-
-def url_for(path: Path, query: str = "") -> str:
-    return f"sqlite:///{path}{query}"
-
-
-async def opened(path: Path) -> SqliteBackend:
-    backend = SqliteBackend(url_for(path))
-    await backend.open()
-    return backend
+from .sqlite_support import job, opened, url_for
 
 
 def set_version(path: Path, version: str) -> None:
@@ -153,27 +130,7 @@ async def test_sync_and_async_handles_share_one_file(tmp_path: Path) -> None:
 async def test_retry_dead_accepts_any_number_of_ids(tmp_path: Path) -> None:
     backend = await opened(tmp_path / "c.db")
 
-    assert await backend.retry_dead([f"id-{i}" for i in range(40_000)]) == 0
-    await backend.close()
-
-
-async def test_a_cancelled_claim_gives_its_jobs_back(tmp_path: Path) -> None:
-    # Given a claim whose caller is cancelled while the claim runs on the backend's thread
-    backend = await opened(tmp_path / "c.db")
-    [result] = await backend.enqueue([job()])
-    claim = asyncio.create_task(backend.claim("w", Routing(), 1, 600.0))
-    await asyncio.sleep(0)  # let it hand the claim to the thread
-    claim.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await claim
-
-    # Then the job is ready again at once (not after a 600 s lease), its attempt returned
-    deadline = time.monotonic() + 5
-    while (found := await backend.get(result.id)) is not None and found.state is not State.READY:
-        assert time.monotonic() < deadline, f"job stuck in {found.state}"
-        await asyncio.sleep(0.01)
-    assert found is not None and found.attempts == 0
-    assert [j.id for j in await backend.claim("w", Routing(), 1, 60.0)] == [result.id]
+    assert await backend.admin.retry_dead([f"id-{i}" for i in range(40_000)]) == 0
     await backend.close()
 
 
@@ -290,11 +247,11 @@ async def test_a_version_3_file_migrates_to_the_fresh_schema(tmp_path: Path) -> 
     # Then its schema is exactly a fresh file's, and the new tables work on the old data
     await (await opened(tmp_path / "fresh.db")).close()
     assert schema_of(old) == schema_of(tmp_path / "fresh.db")
-    await backend.pause_queue("q")
+    await backend.admin.pause_queue("q")
     assert await backend.claim("w", Routing(), 10, 30.0) == []
-    await backend.resume_queue("q")
+    await backend.admin.resume_queue("q")
     assert [j.id for j in await backend.claim("w", Routing(), 10, 30.0)] == ["j1"]
-    assert await backend.rate_acquire("k", 1, 60.0) == 0.0
+    assert await backend.limits.rate_acquire("k", 1, 60.0) == 0.0
     await backend.close()
 
 
@@ -319,32 +276,10 @@ async def test_the_claim_skips_paused_queues_without_a_sort(tmp_path: Path) -> N
 
 async def test_delete_looks_jobs_up_by_id(tmp_path: Path) -> None:
     await (await opened(tmp_path / "c.db")).close()
-    statement = sql.load("operations.sql")["delete_final"]
+    statement = sql.load("admin.sql")["delete_final"]
     plan = plan_of(tmp_path / "c.db", statement, {"ids": "[]"})
     assert "(id=?)" in plan
     assert NAMES["jobs_claim"] not in plan
-
-
-async def test_defer_and_resume_wake_a_waiter_on_the_same_handle(tmp_path: Path) -> None:
-    # Given a worker waiting on a handle whose only ready job sits in a paused queue
-    backend = await opened(tmp_path / "c.db")
-    await backend.pause_queue("q")
-    await backend.enqueue([job()])
-    waiter = asyncio.create_task(backend.wait_for_work(Routing(), 10.0))
-    await asyncio.sleep(0.1)
-    assert not waiter.done()
-
-    # When the same handle resumes the queue, the waiter wakes
-    await backend.resume_queue("q")
-    await asyncio.wait_for(waiter, 5.0)
-
-    # And a job deferred by the same handle wakes a waiter too
-    [running] = await backend.claim("w", Routing(), 1, 30.0)
-    waiter = asyncio.create_task(backend.wait_for_work(Routing(), 10.0))
-    await asyncio.sleep(0.1)
-    assert await backend.defer(Lease(running.id, running.lease_token or ""), 0.0)
-    await asyncio.wait_for(waiter, 5.0)
-    await backend.close()
 
 
 async def test_an_app_database_keeps_its_own_tables(tmp_path: Path) -> None:
@@ -395,107 +330,6 @@ async def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     await backend.close()
 
 
-# -- group commit -------------------------------------------------------------------------
-
-
-def count_transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the number of writes each shared transaction commits."""
-    sizes: list[int] = []
-    together = Store.together
-
-    def spy(self: Store, writes: Sequence[Callable[[], object]]) -> list[object]:
-        sizes.append(len(writes))
-        return together(self, writes)
-
-    monkeypatch.setattr(Store, "together", spy)
-    return sizes
-
-
-async def test_acks_that_queue_up_share_one_transaction_and_stay_fenced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given 20 running jobs, and a stale token for one of them
-    backend = await opened(tmp_path / "c.db")
-    await backend.enqueue([job() for _ in range(20)])
-    claimed = await backend.claim("w", Routing(), 20, 60.0)
-    leases = [Lease(j.id, j.lease_token or "") for j in claimed]
-    stale = Lease(leases[0].job_id, "not-the-token")
-    sizes = count_transactions(monkeypatch)
-
-    # When all their acks (and the stale one) are sent at once
-    acks = [backend.complete(lease, b"1") for lease in leases[:10]]
-    acks += [backend.fail(lease, Failure("boom", retry_in=None)) for lease in leases[10:]]
-    results = await asyncio.gather(backend.complete(stale, b"x"), *acks)
-
-    # Then they were committed in fewer transactions than acks, each with its own answer
-    assert sum(sizes) >= 2 and len(sizes) < len(results)
-    assert results == [False] + [True] * 20
-    states = [(await backend.get(lease.job_id)) for lease in leases]
-    assert [r.state for r in states if r is not None] == [State.SUCCEEDED] * 10 + [State.DEAD] * 10
-    assert all(r is not None and r.result == b"1" for r in states[:10])
-    assert (await backend.counters())["fenced"] == 1
-    await backend.close()
-
-
-async def test_an_error_in_a_shared_transaction_reaches_only_its_caller(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given running jobs, and a batch of new jobs one of which SQLite cannot store
-    backend = await opened(tmp_path / "c.db")
-    await backend.enqueue([job() for _ in range(5)])
-    claimed = await backend.claim("w", Routing(), 5, 60.0)
-    leases = [Lease(j.id, j.lease_token or "") for j in claimed]
-    bad = [job(), job(headers={"when": {1, 2}})]  # a set is not JSON
-    sizes = count_transactions(monkeypatch)
-
-    # When the bad enqueue queues up together with the acks
-    outcomes = await asyncio.gather(
-        *[backend.complete(lease, None) for lease in leases[:2]],
-        backend.enqueue(bad),
-        *[backend.complete(lease, None) for lease in leases[2:]],
-        return_exceptions=True,
-    )
-
-    # Then only the enqueue failed (and stored nothing); every ack committed
-    assert sizes and max(sizes) > 1
-    assert isinstance(outcomes[2], SerializationError)
-    assert [o for i, o in enumerate(outcomes) if i != 2] == [True] * 5
-    assert await backend.get(bad[0].id) is None
-    for lease in leases:
-        found = await backend.get(lease.job_id)
-        assert found is not None and found.state is State.SUCCEEDED
-    await backend.close()
-
-
-async def test_a_locked_file_fails_each_waiting_write(tmp_path: Path) -> None:
-    # Given a file another connection holds the write lock on, and a short busy timeout
-    path = tmp_path / "c.db"
-    await (await opened(path)).close()
-    backend = SqliteBackend(url_for(path, "?busy_timeout=50"))
-    await backend.open()
-    [first, second] = await backend.enqueue([job(), job()])
-    claimed = await backend.claim("w", Routing(), 2, 60.0)
-    leases = [Lease(j.id, j.lease_token or "") for j in claimed]
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-
-    # When both jobs are acked at once
-    outcomes = await asyncio.gather(
-        *[backend.complete(lease, None) for lease in leases], return_exceptions=True
-    )
-
-    # Then each caller hears the file is locked, and after the lock is gone they succeed
-    assert all(isinstance(o, BackendUnavailable) for o in outcomes), outcomes
-    holder.execute("ROLLBACK")
-    holder.close()
-    assert await asyncio.gather(*[backend.complete(lease, None) for lease in leases]) == [
-        True,
-        True,
-    ]
-    assert {first.id, second.id} == {lease.job_id for lease in leases}
-    await backend.close()
-
-
 # -- several processes --------------------------------------------------------------------
 
 
@@ -519,7 +353,7 @@ async def test_processes_share_one_file_without_lock_errors(tmp_path: Path) -> N
     every = [job_id for ids in claims for job_id in ids]
     assert len(every) == len(set(every)) == total
     backend = await opened(tmp_path / "shared.db")
-    done = await backend.query(JobQuery(states=(State.SUCCEEDED,), limit=total + 1))
+    done = await backend.admin.query(JobQuery(states=(State.SUCCEEDED,), limit=total + 1))
     assert {j.id for j in done} == set(every)
-    assert await backend.counters() == {"fenced": 0, "recovered": 0, "poisoned": 0}
+    assert await backend.admin.counters() == {"fenced": 0, "recovered": 0, "poisoned": 0}
     await backend.close()

@@ -66,7 +66,7 @@ async def test_one_report_and_one_recovery_on_sqlite(app: Conveyor, tmp_path: Pa
         backend = app.backend.clone()
         await backend.open()
         for h in handles:
-            assert await backend.cancel(h.id)
+            assert await backend.admin.cancel(h.id)
         await backend.close()
         await first.check()
         await second.check()
@@ -96,7 +96,7 @@ async def test_history_sums_what_every_worker_sends_on_sqlite(app: Conveyor) -> 
     backend = app.backend.clone()
     await backend.open()
     try:
-        assert await backend.history(0) == [HistoryPoint(minute, "default", 2, 1)]
+        assert await backend.telemetry.history(0) == [HistoryPoint(minute, "default", 2, 1)]
     finally:
         await backend.close()
         await a._close()

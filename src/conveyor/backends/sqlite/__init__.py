@@ -4,12 +4,14 @@
 ``?synchronous=normal`` trades the last commits before a power cut for faster writes, and
 ``?busy_timeout=<ms>`` sets how long a writer waits for the file (30 s by default).
 
-Layout: `backend` (the async surface and its thread), `store` (each operation as one
-transaction), `rows` (stored rows into records, one field at a time, so a damaged row
-costs one job), `connection` (URL, pragmas, retries, errors, migrations), `sql` (the loader
-for ``schema.sql`` and ``queries.sql``, and the one list of table names), `group_commit`,
-and one module (with its own ``.sql`` file) per further part of the protocol: `scheduling`,
-`limits` (rate windows, concurrency slots) and `operations` (pause, delete, history).
+Layout: `backend` (the core verbs), `runner` (the handle's thread and connections, which
+every part shares: plain calls, group-committed writes, the sync connection and the wait
+for work), `store` (each core verb as one transaction), `rows` (stored rows into records,
+one field at a time, so a damaged row costs one job), `connection` (URL, pragmas, retries,
+errors, migrations), `sql` (the loader for the ``.sql`` files, and the one list of table
+names), `group_commit`, and one module with its own ``.sql`` file per capability: `admin`
+(listing, repairing, pausing), `telemetry` (history, worker registry), `scheduling`
+(leader lease, cron ticks) and `limits` (rate windows, concurrency slots).
 """
 
 from __future__ import annotations

@@ -3,19 +3,19 @@
 Queries live in `limits.sql`; tables come from schema step ``migrate_4``. Each call is one
 ``BEGIN IMMEDIATE`` transaction (or part of a group commit), so two processes counting the
 same window or the same slots never both take the last one. Times come from the store's
-clock, as everywhere else in the backend.
+clock, as everywhere else in the backend. `SqliteLimits` is the Limits capability: it runs
+the functions here through the handle's `Runner`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from typing import Any
 
+from conveyor.backends.capabilities import Limits
 from conveyor.backends.sqlite import sql
-from conveyor.backends.sqlite.part import SqlitePart
+from conveyor.backends.sqlite.runner import Runner
 from conveyor.backends.sqlite.store import Store
-
-T = TypeVar("T")
 
 log = logging.getLogger("conveyor.backends.sqlite")
 
@@ -43,7 +43,7 @@ def rate_acquire(store: Store, key: str, limit: int, period: float) -> float:
         _exec(store, "rate_record", {"key": key, "now": now})
         return 0.0
 
-    return store._write(txn)
+    return store.write(txn)
 
 
 def slot_acquire(store: Store, key: str, holder: str, limit: int, ttl: float) -> bool:
@@ -62,32 +62,35 @@ def slot_acquire(store: Store, key: str, holder: str, limit: int, ttl: float) ->
         _exec(store, "slot_take", params)
         return True
 
-    return store._write(txn)
+    return store.write(txn)
 
 
 def slot_release(store: Store, key: str, holder: str) -> None:
     """Free ``holder``'s slot of ``key``, if it holds one."""
-    store._write(lambda: _exec(store, "slot_release", {"key": key, "holder": holder}))
+    store.write(lambda: _exec(store, "slot_release", {"key": key, "holder": holder}))
 
 
-class SqliteLimits(SqlitePart):
-    """Mixed into `SqliteBackend`: runs the functions above on the backend's thread.
+class SqliteLimits(Limits):
+    """The Limits capability of one `SqliteBackend` handle, on that handle's `Runner`.
 
     Rate and slot calls come once per job start, so they go through the group commit and
     share a transaction with the claims and acks queued beside them.
     """
 
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
     async def rate_acquire(self, key: str, limit: int, period: float) -> float:
-        """Take one start from a sliding window (see `Backend.rate_acquire`)."""
-        return await self._grouped(lambda s: rate_acquire(s, key, limit, period))
+        """Take one start from a sliding window (see `Limits.rate_acquire`)."""
+        return await self._runner.grouped(lambda s: rate_acquire(s, key, limit, period))
 
     async def slot_acquire(self, key: str, holder: str, limit: int, ttl: float) -> bool:
         """Hold one of ``limit`` slots of ``key`` for ``ttl`` seconds."""
-        return await self._grouped(lambda s: slot_acquire(s, key, holder, limit, ttl))
+        return await self._runner.grouped(lambda s: slot_acquire(s, key, holder, limit, ttl))
 
     async def slot_release(self, key: str, holder: str) -> None:
         """Free ``holder``'s slot of ``key``."""
-        await self._grouped(lambda s: slot_release(s, key, holder))
+        await self._runner.grouped(lambda s: slot_release(s, key, holder))
 
 
 __all__ = ["SqliteLimits", "rate_acquire", "slot_acquire", "slot_release"]

@@ -1,4 +1,5 @@
--- Every query the SQLite backend runs, as named blocks (`-- name: x`).
+-- The core job verbs' queries on SQLite (store.py), as named blocks (`-- name: x`); the
+-- capabilities keep theirs beside them (admin.sql, telemetry.sql, schedules.sql, limits.sql).
 --
 -- The data model and the indexes are described at the top of schema.sql. `{jobs}` and the
 -- other names in braces are table and index names, filled in from `sql.NAMES` when the file
@@ -151,49 +152,8 @@ WHERE seq = :seq AND state = 'running';
 -- name: bump_counter
 UPDATE {counters} SET value = value + :n WHERE name = :name;
 
--- name: counters
-SELECT name, value FROM {counters};
-
 -- name: get
 SELECT * FROM {jobs} WHERE id = :id;
-
--- name: query
-SELECT * FROM {jobs}
-WHERE {filters}
-ORDER BY seq DESC
-LIMIT :limit OFFSET :offset;
-
--- name: stats
--- Due scheduled jobs count as ready: they are claimable now.
-SELECT queue, priority,
-       CASE WHEN state = 'scheduled' AND run_at <= :now THEN 'ready' ELSE state END AS st,
-       COUNT(*) AS n
-FROM {jobs}
-GROUP BY queue, priority, st;
-
--- name: dead_jobs
--- :ids is NULL for every dead job, or a JSON array of ids (no limit on how many).
-SELECT seq, unique_key FROM {jobs}
-WHERE state = 'dead' AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
-ORDER BY seq;
-
--- name: retry_dead
-UPDATE {jobs}
-SET state = 'ready', attempts = 0, recoveries = 0, run_at = :now, finished_at = NULL,
-    updated_at = :now, lease_token = NULL, lease_expires_at = NULL
-WHERE seq = :seq AND state = 'dead';
-
--- name: cancel
-UPDATE {jobs}
-SET state = 'cancelled', updated_at = :now, finished_at = :now,
-    lease_token = NULL, lease_expires_at = NULL
-WHERE id = :id AND state IN ('scheduled', 'ready', 'running');
-
--- name: purge
--- Only final states ever reach here; a job with no finished_at counts as finished at 0.
-DELETE FROM {jobs}
-WHERE state IN ({states})
-  AND (:before IS NULL OR coalesce(finished_at, 0.0) < :before);
 
 -- name: wait_probe
 -- Is matching work ready now, and when is the next matching scheduled job due? Jobs of
@@ -206,22 +166,3 @@ SELECT
     (SELECT run_at FROM {jobs} INDEXED BY {jobs_due}
      WHERE state = 'scheduled' AND {routing} AND queue NOT IN (SELECT queue FROM {paused})
      ORDER BY run_at LIMIT 1) AS next_due;
-
--- name: drop_expired_workers
--- An expiry that is not a number (damage) would never expire: such rows go too.
-DELETE FROM {workers} WHERE expires_at <= :now OR typeof(expires_at) NOT IN ('integer', 'real');
-
--- name: register_worker
--- An upsert keeps the row (and so its place in the listing) while the worker stays live.
-INSERT INTO {workers} (id, host, pid, pool, queues, started_at, last_seen, expires_at, stats)
-VALUES (:id, :host, :pid, :pool, :queues, :started_at, :now, :expires, :stats)
-ON CONFLICT (id) DO UPDATE SET
-    host = excluded.host, pid = excluded.pid, pool = excluded.pool, queues = excluded.queues,
-    started_at = excluded.started_at, last_seen = excluded.last_seen,
-    expires_at = excluded.expires_at, stats = excluded.stats;
-
--- name: unregister_worker
-DELETE FROM {workers} WHERE id = :id;
-
--- name: workers
-SELECT * FROM {workers} WHERE expires_at > :now ORDER BY rowid;

@@ -1,4 +1,5 @@
-"""Stored rows into records, one field at a time, so one damaged row costs one job.
+"""Stored rows into records, one field at a time, so one damaged row costs one job (and
+`to_json`, the one way values are written into the JSON columns).
 
 SQLite types values, not columns: a damaged file (or a hand-written UPDATE) can leave text
 in a REAL column, a BLOB in a TEXT column, or TEXT whose bytes are not UTF-8. The
@@ -28,9 +29,18 @@ from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from conveyor.backends.unreadable import UnreadableRecord, placeholder
+from conveyor.errors import SerializationError
 from conveyor.job import JobRecord, Priority, State, WorkerInfo
 
 Decoder = Callable[[Any], Any]
+
+
+def to_json(value: Any, what: str) -> str:
+    """``value`` as compact JSON text for a JSON column; ``what`` names it if it cannot be."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
 
 
 def text_factory(raw: bytes) -> str:

@@ -1,21 +1,20 @@
-"""The scheduler's part of the Backend protocol on SQLite: leader leases and tick records.
+"""The Scheduling capability on SQLite: the scheduler's leader leases and tick records.
 
 Queries live in `schedules.sql`; tables come from schema step ``migrate_3``. Each call is one
-``BEGIN IMMEDIATE`` transaction on the backend's own thread, like every other write.
+``BEGIN IMMEDIATE`` transaction on the handle's thread, like every other write;
+`SqliteScheduling` runs the functions here through the handle's `Runner`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TypeVar
 
+from conveyor.backends.capabilities import Scheduling
 from conveyor.backends.sqlite import rows, sql
-from conveyor.backends.sqlite.part import SqlitePart
+from conveyor.backends.sqlite.runner import Runner
 from conveyor.backends.sqlite.store import Store
 from conveyor.job import EnqueueResult, NewJob
-
-T = TypeVar("T")
 
 log = logging.getLogger("conveyor.backends.sqlite")
 
@@ -34,18 +33,18 @@ def acquire_lease(store: Store, name: str, owner: str, ttl: float) -> bool:
             log.error("lease %r had an expiry that is not a number; dropped it as expired", name)
         return store.conn.execute(_q("acquire_lease"), params).rowcount > 0
 
-    return store._write(txn)
+    return store.write(txn)
 
 
 def release_lease(store: Store, name: str, owner: str) -> None:
     """Drop the lease if ``owner`` holds it."""
-    store._write(lambda: store.conn.execute(_q("release_lease"), {"name": name, "owner": owner}))
+    store.write(lambda: store.conn.execute(_q("release_lease"), {"name": name, "owner": owner}))
 
 
 def schedule_state(store: Store, names: Sequence[str]) -> dict[str, float | None]:
     """The last tick of each named entry."""
     found: dict[str, float] = {}
-    for row in store._read(lambda: store.conn.execute(_q("schedule_state")).fetchall()):
+    for row in store.read(lambda: store.conn.execute(_q("schedule_state")).fetchall()):
         try:
             found[rows.text(row["name"])] = rows.real(row["last_tick"])
         except (TypeError, ValueError) as exc:
@@ -65,29 +64,36 @@ def enqueue_tick(
             return None
         return store.enqueue(jobs)  # joins this transaction
 
-    return store._write(txn)
+    return store.write(txn)
 
 
-class SqliteScheduling(SqlitePart):
-    """Mixed into `SqliteBackend`: runs the functions above on the backend's thread."""
+class SqliteScheduling(Scheduling):
+    """The Scheduling capability of one `SqliteBackend` handle, on that handle's `Runner`.
+
+    `enqueue_tick` adds jobs, so it goes through `Runner.run_write` and wakes this handle's
+    waiting claims.
+    """
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
 
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        """Take or renew a named lease (see `Backend.acquire_lease`)."""
-        return await self._run(lambda s: acquire_lease(s, name, owner, ttl))
+        """Take or renew a named lease (see `Scheduling.acquire_lease`)."""
+        return await self._runner.run(lambda s: acquire_lease(s, name, owner, ttl))
 
     async def release_lease(self, name: str, owner: str) -> None:
         """Give up a named lease held by ``owner``."""
-        await self._run(lambda s: release_lease(s, name, owner))
+        await self._runner.run(lambda s: release_lease(s, name, owner))
 
     async def schedule_state(self, names: Sequence[str]) -> dict[str, float | None]:
         """The last tick recorded per entry."""
-        return await self._run(lambda s: schedule_state(s, names))
+        return await self._runner.run(lambda s: schedule_state(s, names))
 
     async def enqueue_tick(
         self, name: str, tick: float, jobs: Sequence[NewJob]
     ) -> list[EnqueueResult] | None:
         """Enqueue a tick's jobs and record the tick, atomically; ``None`` if not new."""
-        return await self._run_write(lambda s: enqueue_tick(s, name, tick, jobs))
+        return await self._runner.run_write(lambda s: enqueue_tick(s, name, tick, jobs))
 
 
 __all__ = ["SqliteScheduling", "acquire_lease", "enqueue_tick", "release_lease"]

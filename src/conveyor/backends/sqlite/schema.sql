@@ -36,7 +36,7 @@
 --   it walks. Leading with queue would only help exact-name routing (not patterns), and
 --   strict priority across several queues would then need a sort of every ready job.
 -- {jobs_due} (run_at) WHERE state = 'scheduled': promoting due jobs and finding the next
---   due time (wait_for_work) touch only scheduled rows, earliest first.
+--   due time (a claim waiting for work) touch only scheduled rows, earliest first.
 -- {jobs_lease} (lease_expires_at) WHERE state = 'running': `recover` finds expired leases.
 --   Queries name these two partial indexes with INDEXED BY: without ANALYZE statistics the
 --   planner would rather use {jobs_claim}'s state prefix and walk every scheduled (or

@@ -1,13 +1,14 @@
-"""The Backend protocol's operations as plain synchronous calls on one SQLite connection.
+"""The core job verbs as plain synchronous calls on one SQLite connection.
 
-`SqliteBackend` runs these on its own thread (async methods) or under a lock (sync methods).
-Each public method is one transaction, so each is atomic as the protocol requires; `together`
-lets several writes share one transaction (and so one commit).
+`SqliteBackend` runs these through its `Runner`: on the handle's thread (async methods) or
+under a lock (sync methods). Each public method is one transaction, so each is atomic as the
+protocol requires; `together` lets several writes share one transaction (and so one commit).
+`write` and `read` are also how the capabilities (`admin`, `telemetry`, `scheduling`,
+`limits`) run their own queries on this connection.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import secrets
@@ -16,36 +17,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conveyor.backends.base import COUNTERS, RecoveryReport, poison_pill_reason
-from conveyor.backends.sqlite import rows, sql
-from conveyor.backends.sqlite.connection import retrying, translate, write
+from conveyor.backends.base import RecoveryReport, poison_pill_reason
+from conveyor.backends.sqlite import connection, rows, sql
 from conveyor.backends.unreadable import UnreadableRecord
 from conveyor.clock import Clock
-from conveyor.errors import SerializationError
 from conveyor.job import (
-    FINAL_STATES,
     EnqueueResult,
     Failure,
-    JobQuery,
     JobRecord,
     Lease,
     NewJob,
-    QueueStats,
     Routing,
     State,
-    WorkerInfo,
 )
 
 T = TypeVar("T")
 
 log = logging.getLogger("conveyor.backends.sqlite")
-
-
-def _json(value: Any, what: str) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from exc
 
 
 def _float(value: float | None) -> float | None:
@@ -75,13 +63,14 @@ class Store:
         """Close the connection."""
         self.conn.close()
 
-    def _write(self, fn: Callable[[], T]) -> T:
+    def write(self, fn: Callable[[], T]) -> T:
+        """``fn`` in one ``BEGIN IMMEDIATE`` transaction, or inside the one already open."""
         if self.conn.in_transaction:
             return fn()  # one of several writes `together` commits: it owns the transaction
         try:
-            return write(self.conn, fn)
+            return connection.write(self.conn, fn)
         except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
+            raise connection.translate(exc, self.path) from exc
 
     def together(self, writes: Sequence[Callable[[], T]]) -> list[T]:
         """Run several writes in one transaction (one commit), in order; all or none.
@@ -89,20 +78,21 @@ class Store:
         Each write is one of this class's write methods, which then runs inside this
         transaction instead of opening its own. `group_commit` uses it.
         """
-        return self._write(lambda: [fn() for fn in writes])
+        return self.write(lambda: [fn() for fn in writes])
 
     def _autocommit(self, fn: Callable[[], T]) -> T:
         """``fn``, one statement that is its own transaction (no BEGIN ... COMMIT)."""
         try:
-            return retrying(fn)
+            return connection.retrying(fn)
         except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
+            raise connection.translate(exc, self.path) from exc
 
-    def _read(self, fn: Callable[[], T]) -> T:
+    def read(self, fn: Callable[[], T]) -> T:
+        """``fn``, reads only, retried while the file is locked."""
         try:
-            return retrying(fn)
+            return connection.retrying(fn)
         except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
+            raise connection.translate(exc, self.path) from exc
 
     def _exec(self, name: str, params: dict[str, Any] | None = None) -> sqlite3.Cursor:
         return self.conn.execute(sql.query(name), params or {})
@@ -127,19 +117,28 @@ class Store:
             out: list[EnqueueResult] = []
             for new in jobs:
                 if new.unique_key is not None:
-                    row = self._exec("active_with_key", {"unique_key": new.unique_key}).fetchone()
+                    row = self.holder_of(new.unique_key)
                     if row is not None:
                         out.append(EnqueueResult(rows.name_of(row["id"]), existing=True))
                         continue
                 out.append(self._insert(new, now))
             return out
 
-        return self._write(txn)
+        return self.write(txn)
+
+    def holder_of(self, unique_key: str) -> sqlite3.Row | None:
+        """The active job holding ``unique_key``, if any; call inside a write transaction."""
+        row: sqlite3.Row | None = self._exec(
+            "active_with_key", {"unique_key": unique_key}
+        ).fetchone()
+        return row
 
     def _insert(self, new: NewJob, now: float) -> EnqueueResult:
         run_at = new.due(now)
         headers = (
-            _json(new.headers, f"the headers of job {new.id} ({new.task})") if new.headers else "{}"
+            rows.to_json(new.headers, f"the headers of job {new.id} ({new.task})")
+            if new.headers
+            else "{}"
         )
         self._exec(
             "insert_job",
@@ -187,7 +186,7 @@ class Store:
             claimed.sort(key=_claim_order)
             return self._readable(claimed, now)
 
-        return self._write(txn)
+        return self.write(txn)
 
     def _readable(self, claimed: list[sqlite3.Row], now: float) -> list[JobRecord]:
         """The claimed rows that decode, as records; the others are quarantined (dead).
@@ -219,11 +218,11 @@ class Store:
             expires = self.clock.now() + lease_seconds
             return [self._held("extend", lease, expires=expires) for lease in leases]
 
-        return self._write(txn)
+        return self.write(txn)
 
     def complete(self, lease: Lease, result: bytes | None) -> bool:
         """Mark a held job succeeded with its result."""
-        return self._write(
+        return self.write(
             lambda: self._held("complete", lease, result=result, now=self.clock.now())
         )
 
@@ -238,15 +237,17 @@ class Store:
             run_at = now + failure.retry_in
             return self._held("fail_retry", lease, now=now, run_at=run_at, **params)
 
-        return self._write(txn)
+        return self.write(txn)
 
     def release(self, lease: Lease) -> bool:
         """Give a held job back to ready, returning its attempt."""
-        return self._write(lambda: self._held("release", lease, now=self.clock.now()))
+        return self.write(lambda: self._held("release", lease, now=self.clock.now()))
 
     def defer(self, lease: Lease, delay: float, headers: dict[str, Any] | None) -> bool:
         """Put a held job back to wait ``delay`` seconds, returning its attempt."""
-        stored = None if headers is None else _json(headers, f"the headers of job {lease.job_id}")
+        stored = (
+            None if headers is None else rows.to_json(headers, f"the headers of job {lease.job_id}")
+        )
 
         def txn() -> bool:
             now = self.clock.now()
@@ -260,7 +261,7 @@ class Store:
                 now=now,
             )
 
-        return self._write(txn)
+        return self.write(txn)
 
     def recover(self, max_recoveries: int) -> RecoveryReport:
         """Return expired leases to ready, or dead once a job is out of recoveries."""
@@ -289,11 +290,11 @@ class Store:
             self._count("poisoned", dead)
             return RecoveryReport(recovered, dead)
 
-        return self._write(txn)
+        return self.write(txn)
 
     def probe(self, statement: str, params: dict[str, Any]) -> tuple[bool, float | None]:
         """Whether matching work is ready, and when the next matching scheduled job is due."""
-        row = self._read(lambda: self.conn.execute(statement, params).fetchone())
+        row = self.read(lambda: self.conn.execute(statement, params).fetchone())
         next_due = row["next_due"]
         if next_due is not None and rows.number_or_none(next_due) is None:
             # A damaged run_at (text): the next claim promotes and quarantines it, so it
@@ -303,126 +304,10 @@ class Store:
 
     def data_version(self) -> int:
         """A number that changes when another connection commits to the file."""
-        return int(self._read(lambda: self._exec("data_version").fetchone()[0]))
+        return int(self.read(lambda: self._exec("data_version").fetchone()[0]))
 
     # -- reading -------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
         """One job by id."""
-        row = self._read(lambda: self._exec("get", {"id": job_id}).fetchone())
+        row = self.read(lambda: self._exec("get", {"id": job_id}).fetchone())
         return None if row is None else rows.job_or_placeholder(row)
-
-    def query(self, q: JobQuery) -> list[JobRecord]:
-        """Jobs matching the filters, newest first."""
-        clause, params = sql.filter_clause(q)
-        params.update(limit=q.limit, offset=q.offset)
-        statement = sql.splice(sql.query("query"), filters=clause)
-        found = self._read(lambda: self.conn.execute(statement, params).fetchall())
-        return [rows.job_or_placeholder(r) for r in found]
-
-    def stats(self) -> list[QueueStats]:
-        """Counts per (queue, priority) by state; due scheduled jobs count as ready."""
-        found = self._read(lambda: self._exec("stats", {"now": self.clock.now()}).fetchall())
-        table: dict[tuple[str, int], QueueStats] = {}
-        for r in found:
-            # A damaged queue name is counted under a readable form of its bytes; a
-            # priority or state outside the schema's checks is left out, and said so.
-            queue = rows.name_of(r["queue"])
-            try:
-                priority, state = rows.priority(r["priority"]), rows.state(r["st"])
-            except (TypeError, ValueError) as exc:
-                log.error("stats: %d job(s) of queue %r left out: %s", r["n"], queue, exc)
-                continue
-            key = (queue, int(priority))
-            row = table.setdefault(key, QueueStats(queue, priority))
-            row.counts[state] = row.counts.get(state, 0) + r["n"]
-        return [table[k] for k in sorted(table)]
-
-    def counters(self) -> dict[str, int]:
-        """Every counter in `COUNTERS`."""
-        found: dict[str, int] = {}
-        for r in self._read(lambda: self._exec("counters").fetchall()):
-            try:
-                found[rows.text(r["name"])] = rows.integer(r["value"])
-            except (TypeError, ValueError) as exc:
-                # The next bump repairs it: SQL adds to a damaged value as to 0.
-                log.error("counter %r is damaged and read as 0: %s", rows.shown(r["name"]), exc)
-        return {name: found.get(name, 0) for name in COUNTERS}
-
-    # -- repairing -----------------------------------------------------------------------
-    def retry_dead(self, job_ids: Sequence[str] | None) -> int:
-        """Dead jobs back to ready with fresh attempts, oldest first; skips held unique keys."""
-        ids = None if job_ids is None else json.dumps(list(job_ids))
-
-        def txn() -> int:
-            now = self.clock.now()
-            count = 0
-            for row in self._exec("dead_jobs", {"ids": ids}).fetchall():
-                key = row["unique_key"]
-                # A damaged key cannot be looked up (nor bound); the claim quarantines the
-                # job again anyway, until its record is repaired.
-                if (
-                    rows.is_text(key)
-                    and self._exec("active_with_key", {"unique_key": key}).fetchone()
-                ):
-                    continue  # a newer job holds the key; retrying would run it twice
-                self._exec("retry_dead", {"seq": row["seq"], "now": now})
-                count += 1
-            return count
-
-        return self._write(txn)
-
-    def cancel(self, job_id: str) -> bool:
-        """Cancel an active job."""
-        return self._write(
-            lambda: self._exec("cancel", {"id": job_id, "now": self.clock.now()}).rowcount > 0
-        )
-
-    def purge(self, states: Sequence[State], older_than: float | None) -> int:
-        """Delete jobs in the final states among ``states`` (older than, if given)."""
-        final = tuple(dict.fromkeys(State(s) for s in states if State(s) in FINAL_STATES))
-        if not final:
-            return 0
-        params: dict[str, Any] = {}
-        statement = sql.splice(sql.query("purge"), states=sql.states_list(final, params))
-
-        def txn() -> int:
-            params["before"] = None if older_than is None else self.clock.now() - older_than
-            return self.conn.execute(statement, params).rowcount
-
-        return self._write(txn)
-
-    # -- worker registry -------------------------------------------------------------------
-    def register_worker(self, info: WorkerInfo, ttl: float) -> None:
-        """Upsert a worker's row with a fresh expiry."""
-        params = {
-            "id": info.id,
-            "host": info.host,
-            "pid": info.pid,
-            "pool": info.pool,
-            "queues": None if info.queues is None else _json(list(info.queues), "queues"),
-            "started_at": info.started_at,
-            "stats": _json(info.stats, f"the stats of worker {info.id}"),
-        }
-
-        def txn() -> None:
-            now = self.clock.now()
-            self._exec("drop_expired_workers", {"now": now})
-            self._exec("register_worker", {**params, "now": now, "expires": now + ttl})
-
-        self._write(txn)
-
-    def unregister_worker(self, worker_id: str) -> None:
-        """Remove a worker's row."""
-        self._write(lambda: self._exec("unregister_worker", {"id": worker_id}))
-
-    def workers(self) -> list[WorkerInfo]:
-        """Live workers, in registration order."""
-        found = self._read(lambda: self._exec("workers", {"now": self.clock.now()}).fetchall())
-        out: list[WorkerInfo] = []
-        for r in found:
-            try:
-                out.append(rows.worker_info(r))
-            except (TypeError, ValueError) as exc:
-                # It expires like any other row (a damaged expiry is dropped at once).
-                log.error("worker registry entry %r skipped: %s", rows.shown(r["id"]), exc)
-        return out
