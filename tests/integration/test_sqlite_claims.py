@@ -1,8 +1,8 @@
-"""SQLite claims: waiting for work, cancellation, group commit.
+"""SQLite claims: waiting for work across handles and processes, cancellation, group commit.
 
 A waiting claim (``claim(..., wait=)``) sleeps until ``PRAGMA data_version`` shows another
-connection committed (or this handle wrote), then claims; a cancelled claim leaves no job
-leased to nobody. The hot writes that queue up share one transaction.
+connection committed (or this handle wrote), then claims; a claim cancelled at any moment
+leaves no job leased to nobody. The hot writes that queue up share one transaction.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from conveyor.backends.sqlite import SqliteBackend
 from conveyor.backends.sqlite.store import Store
 from conveyor.errors import BackendUnavailable, SerializationError
-from conveyor.job import Failure, Lease, Routing, State
+from conveyor.job import Failure, JobQuery, Lease, Routing, State
 
 from .sqlite_support import job, opened, url_for
 
@@ -28,7 +29,55 @@ LONG = 60.0
 #: How soon a waiting claim must return once work it can take was committed.
 PROMPT = 10.0
 
+#: Run in another process: enqueue one job into the file at argv[1], print its id.
+ENQUEUE = """
+import sys
+from conveyor.backends.sqlite import SqliteBackend
+from conveyor.job import NewJob, Priority
+
+backend = SqliteBackend(sys.argv[1])
+new = NewJob(task="t", queue="q", priority=Priority.NORMAL, payload=b"[]", max_retries=0,
+             timeout=5.0)
+[result] = backend.enqueue_sync([new])
+print(result.id)
+"""
+
+
 # -- waiting for work ---------------------------------------------------------------------
+
+
+async def test_a_waiting_claim_wakes_on_an_enqueue_from_another_process(tmp_path: Path) -> None:
+    # Given a claim waiting for work on an empty file
+    backend = await opened(tmp_path / "c.db")
+    claim = asyncio.create_task(backend.claim("w", Routing(), 1, 30.0, wait=LONG))
+
+    # When another process enqueues a job into the same file
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ENQUEUE, url_for(tmp_path / "c.db"), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60.0)
+    assert process.returncode == 0
+
+    # Then the waiting claim takes that job soon after, long before its wait is up
+    [claimed] = await asyncio.wait_for(claim, PROMPT)
+    assert claimed.id == out.decode().strip() and claimed.state is State.RUNNING
+    await backend.close()
+
+
+async def test_a_waiting_claim_wakes_on_an_enqueue_from_another_handle(tmp_path: Path) -> None:
+    # Given a claim waiting for work on one handle, and a second handle on the same file
+    backend, other = await opened(tmp_path / "c.db"), await opened(tmp_path / "c.db")
+    claim = asyncio.create_task(backend.claim("w", Routing(queues=("mail",)), 1, 30.0, wait=LONG))
+
+    # When the other handle enqueues a job for another queue, then one for the claim's
+    await other.enqueue([job(queue="other")])
+    [wanted] = await other.enqueue([job(queue="mail")])
+
+    # Then the claim takes the job it routes to, long before its wait is up
+    [claimed] = await asyncio.wait_for(claim, PROMPT)
+    assert claimed.id == wanted.id
+    await other.close()
+    await backend.close()
 
 
 async def test_defer_and_resume_wake_a_waiting_claim_on_the_same_handle(tmp_path: Path) -> None:
@@ -75,6 +124,41 @@ async def test_a_cancelled_claim_gives_its_jobs_back(tmp_path: Path) -> None:
         await asyncio.sleep(0.01)
     assert found is not None and found.attempts == 0
     assert [j.id for j in await backend.claim("w", Routing(), 1, 60.0)] == [result.id]
+    await backend.close()
+
+
+async def test_a_claim_cancelled_while_waiting_leaves_no_job_running(tmp_path: Path) -> None:
+    # Given a claim waiting for work, cancelled before anything arrives
+    backend, other = await opened(tmp_path / "c.db"), await opened(tmp_path / "c.db")
+    claim = asyncio.create_task(backend.claim("w", Routing(), 1, 600.0, wait=LONG))
+    await asyncio.sleep(0.1)
+    claim.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await claim
+
+    # When a job arrives afterwards, it stays ready for the next claim
+    [result] = await other.enqueue([job()])
+    await asyncio.sleep(0.2)  # a claim left behind would have taken it by now
+    found = await backend.get(result.id)
+    assert found is not None and (found.state, found.attempts) == (State.READY, 0)
+
+    # And claims cancelled at every moment around an enqueue (asleep, waking, or with
+    # their claim in flight) each either return their job or leave it ready
+    returned: list[str] = []
+    for round_ in range(30):
+        routing = Routing(queues=(f"r{round_}",))
+        claim = asyncio.create_task(backend.claim("w", routing, 1, 600.0, wait=LONG))
+        await asyncio.sleep(0.01)
+        await other.enqueue([job(queue=f"r{round_}")])
+        await asyncio.sleep(0.002 * round_)  # cancel at a different moment each round
+        claim.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            returned += [j.id for j in await claim]
+    running = await backend.admin.query(JobQuery(states=(State.RUNNING,), limit=100))
+    assert sorted(j.id for j in running) == sorted(returned)
+    ready = await backend.admin.query(JobQuery(states=(State.READY,), limit=100))
+    assert len(ready) == 31 - len(returned) and all(j.attempts == 0 for j in ready)
+    await other.close()
     await backend.close()
 
 
