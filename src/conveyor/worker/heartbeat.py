@@ -3,7 +3,9 @@
 It runs on its own thread, event loop and backend connection, so a task that blocks the
 worker's event loop (a ``time.sleep`` in an ``async def``) cannot make its own lease expire.
 When the backend says a lease is gone, or no extend has succeeded for a whole lease, the
-worker is told so it can cancel the job (its result would be fenced off anyway).
+worker is told so it can cancel the job (its result would be fenced off anyway). It also
+renews the concurrency slots running jobs hold (the store's `Limits`) and, on a store with
+`Telemetry`, refreshes this worker's entry in the registry.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ log = logging.getLogger("conveyor.worker")
 
 
 class Heartbeat(threading.Thread):
-    """Extends held leases every ``interval`` seconds and refreshes the worker registry."""
+    """Extends held leases every ``interval`` seconds and refreshes the worker registry.
+
+    ``info`` gives the registry entry; ``None`` when the store keeps no registry.
+    """
 
     def __init__(
         self,
@@ -30,7 +35,7 @@ class Heartbeat(threading.Thread):
         lease_seconds: float,
         interval: float,
         on_lost: Callable[[list[str]], None],
-        info: Callable[[], WorkerInfo],
+        info: Callable[[], WorkerInfo] | None,
     ) -> None:
         super().__init__(name="conveyor-heartbeat", daemon=True)
         self.backend = backend
@@ -43,7 +48,8 @@ class Heartbeat(threading.Thread):
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self.beats = 0
-        #: ``time.monotonic()`` of the last successful registry refresh (``None``: none yet).
+        #: ``time.monotonic()`` of the last beat that reached the store: the registry refresh,
+        #: or without a registry the lease extension (``None``: none yet).
         self.last_beat: float | None = None
 
     @property
@@ -85,8 +91,7 @@ class Heartbeat(threading.Thread):
         try:
             await self.backend.open()
             # Register at once, so `conveyor workers` shows a worker before its first beat.
-            await self.backend.telemetry.register_worker(self.info(), ttl=self.ttl)
-            self.last_beat = time.monotonic()
+            await self._register()
         except Exception as exc:  # noqa: BLE001 - retried on every beat
             log.warning("heartbeat could not reach the backend yet: %s", exc)
 
@@ -116,12 +121,14 @@ class Heartbeat(threading.Thread):
         with self._lock:
             held = list(self._leases.values())
         lost: list[str] = []
+        reached = True
         if held:
             try:
                 ok = await self.backend.extend([lease for lease, _ in held], self.lease_seconds)
             except Exception as exc:  # noqa: BLE001 - a blip must not stop the heartbeat
                 log.warning("could not extend %d lease(s): %s", len(held), exc)
                 ok = None
+                reached = False
             now = time.monotonic()
             with self._lock:
                 for i, (lease, last_ok) in enumerate(held):
@@ -135,9 +142,15 @@ class Heartbeat(threading.Thread):
         if lost:
             self.on_lost(lost)
         await self._renew_slots()
-        try:
-            await self.backend.telemetry.register_worker(self.info(), ttl=self.ttl)
-            self.last_beat = time.monotonic()
-        except Exception as exc:  # noqa: BLE001
-            log.debug("worker registry refresh failed: %s", exc)
+        if reached or self.info is not None:
+            try:
+                await self._register()
+            except Exception as exc:  # noqa: BLE001
+                log.debug("worker registry refresh failed: %s", exc)
         self.beats += 1
+
+    async def _register(self) -> None:
+        """Refresh the registry entry (if the store keeps one), and note the beat."""
+        if self.info is not None:
+            await self.backend.telemetry.register_worker(self.info(), ttl=self.ttl)
+        self.last_beat = time.monotonic()

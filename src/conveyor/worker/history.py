@@ -4,7 +4,8 @@ Every ``conveyor worker`` counts the attempts it finishes per minute and queue (
 or failed whether or not a retry follows) and adds them to the store's per-minute table
 (``store.telemetry.record_history``) every `FLUSH_SECONDS` and once more when it stops. The
 store sums what every worker sends, so the history covers the whole fleet and survives restarts;
-minutes older than ``HISTORY_HOURS`` are dropped as new ones arrive.
+minutes older than ``HISTORY_HOURS`` are dropped as new ones arrive. A store without the
+`Telemetry` capability keeps no history, so no recorder is attached (the worker says so).
 
 A flush that fails keeps its counts for the next one and logs once per outage: history is
 a chart, never a reason to stop a worker. Jobs released at shutdown or whose lease was lost
@@ -19,6 +20,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from conveyor.backends.capabilities import Telemetry
 from conveyor.job import HistoryPoint, JobRecord
 
 if TYPE_CHECKING:
@@ -151,9 +153,10 @@ class HistoryRecorder:
 
 
 def attach_history(worker: Worker) -> HistoryRecorder | None:
-    """A recorder observing ``worker``'s jobs, or ``None`` when ``HISTORY_HOURS`` is 0."""
+    """A recorder observing ``worker``'s jobs; ``None`` when ``HISTORY_HOURS`` is 0 or the
+    store keeps no history."""
     hours = worker.app.settings.history_hours
-    if hours <= 0:
+    if hours <= 0 or not worker.app.backend.supports(Telemetry):
         return None
     recorder = HistoryRecorder(
         worker.app.backend.clone(), worker.app.clock, keep_seconds=hours * 3600

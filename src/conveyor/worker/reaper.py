@@ -2,6 +2,8 @@
 
 Every backend makes `recover` and `purge` safe to run from many workers at once, so the
 reaper needs no election: each worker runs it, and a pass that finds nothing costs little.
+Recovery is a core verb; pruning needs the store's `Admin` capability, and a store without
+it keeps its finished jobs (the worker says so once at start, `needs.py`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from conveyor.backends.base import Backend
+from conveyor.backends.capabilities import Admin
 from conveyor.clock import Clock
 from conveyor.job import State
 
@@ -29,6 +32,8 @@ class Reaper:
         prune_every: float = 60.0,
     ) -> None:
         self.backend = backend
+        #: The store's admin part, which prunes; ``None`` when the store has none.
+        self.admin = backend.admin if backend.supports(Admin) else None
         self.clock = clock
         self.max_recoveries = max_recoveries
         self.result_ttl = result_ttl
@@ -54,13 +59,13 @@ class Reaper:
                 report.dead,
             )
         now = self.clock.now()
-        if now - self._last_prune >= self.prune_every:
+        if self.admin is not None and now - self._last_prune >= self.prune_every:
             self._last_prune = now
             try:
                 # Ages, not times: the store counts them back from its own now.
-                await self.backend.admin.purge(
+                await self.admin.purge(
                     [State.SUCCEEDED, State.CANCELLED], older_than=self.result_ttl
                 )
-                await self.backend.admin.purge([State.DEAD], older_than=self.dead_ttl)
+                await self.admin.purge([State.DEAD], older_than=self.dead_ttl)
             except Exception as exc:  # noqa: BLE001
                 log.warning("pruning finished jobs failed: %s", exc)

@@ -1,7 +1,7 @@
 """The worker: claims jobs its routing matches and runs up to ``concurrency`` at once.
 
 One asyncio loop per process. Async tasks run on the loop, sync tasks in a thread pool.
-Around that loop: the fetcher that claims
+Around that loop: the store check at start (`needs.py`), the fetcher that claims
 (`fetcher.py`), admission to task limits (`admission.py`), the executor (`executor.py`),
 settling each job's `Outcome` with the store (`reporting.py`), a heartbeat thread that
 keeps leases alive (`heartbeat.py`), housekeeping that recovers jobs from dead workers and
@@ -29,6 +29,7 @@ from conveyor.worker.executor import dead, describe, prepare, run_prepared
 from conveyor.worker.fetcher import Events, Fetcher, Slots
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.housekeeping import housekeeping
+from conveyor.worker.needs import StoreUse, check_store
 from conveyor.worker.outcome import Abandoned, Failed, Lost, Outcome, Ran, Released
 from conveyor.worker.reporting import Reporter
 from conveyor.worker.shutdown import SignalHandlers, drain
@@ -188,13 +189,14 @@ class Worker:
             if backend is None:
                 return EXIT_OK
             self._backend = backend
+            store = check_store(backend, self.app.tasks.values())
             self._reporter = Reporter(backend, self.lease_seconds, self.counts)
             self._heartbeat = Heartbeat(
                 backend.clone(),
                 lease_seconds=self.lease_seconds,
                 interval=self.heartbeat_interval,
                 on_lost=self._on_lost_threadsafe,
-                info=self.info,
+                info=self.info if store.telemetry else None,
             )
             self._heartbeat.start()
             log.info(
@@ -215,7 +217,7 @@ class Worker:
                 self.closing = True
                 chores.cancel()
                 await asyncio.wait({chores}, timeout=5.0)
-                await self._finish(backend)
+                await self._finish(backend, store)
         finally:
             self._watchdog.stop()
             if signals is not None:
@@ -356,14 +358,15 @@ class Worker:
                 running.task.cancel()
 
     # -- stopping ------------------------------------------------------------------------
-    async def _finish(self, backend: Backend) -> None:
+    async def _finish(self, backend: Backend, store: StoreUse) -> None:
         if self._heartbeat is not None:
             self._heartbeat.stop()
             await asyncio.to_thread(self._heartbeat.join, 5.0)
-        try:
-            await backend.telemetry.unregister_worker(self.id)
-        except Exception:
-            log.debug("unregister failed", exc_info=True)
+        if store.telemetry:
+            try:
+                await backend.telemetry.unregister_worker(self.id)
+            except Exception:
+                log.debug("unregister failed", exc_info=True)
         log.info(
             "worker %s stopped: %d processed, %d succeeded, %d retried, %d dead",
             self.id,
