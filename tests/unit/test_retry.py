@@ -11,7 +11,8 @@ from conveyor import ConfigError, Conveyor, Fail, Retry, State, exponential, fix
 from conveyor.clock import FakeClock
 from conveyor.job import JobRecord, Lease, Routing
 from conveyor.retry import resolve_backoff
-from conveyor.worker.executor import Outcome, execute
+from conveyor.worker.executor import run_job
+from conveyor.worker.outcome import Failed, Succeeded
 
 # -- policies ------------------------------------------------------------------------------
 
@@ -82,16 +83,17 @@ async def claim_one(app: Conveyor) -> JobRecord:
     return jobs[0]
 
 
-async def run_and_ack(app: Conveyor, threads: ThreadPoolExecutor) -> tuple[JobRecord, Outcome]:
-    """Claim the one due job, run it through the executor, report its outcome."""
+async def run_and_ack(app: Conveyor, threads: ThreadPoolExecutor) -> tuple[JobRecord, Failed]:
+    """Claim the one due job, run it through the executor, report its failure."""
     job = await claim_one(app)
-    outcome = await execute(app, job, "w1", threads)
+    outcome = await run_job(app, job, "w1", threads)
     assert job.lease_token is not None
     lease = Lease(job.id, job.lease_token)
-    if outcome.failure is None:
+    if isinstance(outcome, Succeeded):
         assert await app.backend.complete(lease, outcome.result)
-    else:
-        assert await app.backend.fail(lease, outcome.failure)
+        raise AssertionError("the job was expected to fail")
+    assert isinstance(outcome, Failed)
+    assert await app.backend.fail(lease, outcome.failure)
     return job, outcome
 
 
