@@ -4,8 +4,10 @@ polling fallback, pruning, diagnostics, URLs and clear errors. Against a real se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
+from collections.abc import AsyncIterator
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -281,37 +283,31 @@ async def test_a_waiting_claim_takes_work_enqueued_for_it_on_another_handle(pg: 
         await other.close()
 
 
-async def _wait_for_a_blocked_statement(base: str) -> None:
-    """Return once some session waits on a lock; fail after a deadline."""
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline:
-        async with await psycopg.AsyncConnection.connect(base, autocommit=True) as conn:
-            cur = await conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            row = await cur.fetchone()
-        if row is not None and row[0] > 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the claim never blocked on the held lock")
-
-
 @pytest.mark.parametrize("wait", [0.0, 30.0])
 async def test_a_claim_cancelled_in_flight_gives_back_what_it_leased(
-    pg: PostgresBackend, pg_base: str, schema: str, wait: float
+    pg: PostgresBackend, pg_base: str, schema: str, wait: float, monkeypatch: pytest.MonkeyPatch
 ):
-    # Given a ready job, and the jobs table locked so the claim's statement stalls
+    # Given a ready job, and answers that come back slowly: the claim's statement has
+    # committed (the job is leased) before its caller hears of it
     [stored] = await pg.enqueue([job()])
-    holder = await psycopg.AsyncConnection.connect(pg_base)
-    try:
-        await holder.execute(f'LOCK TABLE "{schema}".jobs IN ACCESS EXCLUSIVE MODE')
-        claim = asyncio.create_task(pg.claim("w", Routing(), 1, 300.0, wait=wait))
-        await _wait_for_a_blocked_statement(pg_base)
+    real_conn, committed, answer = pg.db.conn, asyncio.Event(), asyncio.Event()
 
-        # When the claim is cancelled, and only then does its statement go through
-        claim.cancel()
-        await asyncio.sleep(0.1)
-    finally:
-        await holder.rollback()
-        await holder.close()
+    @contextlib.asynccontextmanager
+    async def slow_answer() -> AsyncIterator[Any]:
+        async with real_conn() as conn:
+            yield conn
+        committed.set()
+        await answer.wait()
+
+    monkeypatch.setattr(pg.db, "conn", slow_answer)
+    claim = asyncio.create_task(pg.claim("w", Routing(), 1, 300.0, wait=wait))
+    await asyncio.wait_for(committed.wait(), 10.0)
+    assert count_jobs(pg_base, schema, "state = 'running'") == 1
+
+    # When the claim is cancelled then, and only then does its answer arrive
+    claim.cancel()
+    await asyncio.sleep(0)
+    answer.set()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(claim, 15.0)
 
