@@ -1,17 +1,24 @@
 """The app: one explicit object holding tasks, settings and the backend.
 
 Nothing happens at import: the backend is created on first use and opened on first async use.
+How the app builds and stores jobs (and runs them inline in eager mode) is in `enqueueing`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
+from conveyor.app.enqueueing import (
+    EagerRunner,
+    build_job,
+    set_default_eager,
+    store,
+    store_async,
+)
 from conveyor.backends import create_backend
-from conveyor.backends.base import transactions_for
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import ConfigError, UnknownTask
 from conveyor.handle import JobHandle
@@ -37,55 +44,18 @@ from conveyor.schedule import (
     TaskOptions,
     schedule_decorator,
 )
-from conveyor.serialization import check_headers, encode_payload
 from conveyor.settings import Settings, load_settings
-from conveyor.task import (
-    JobSpec,
-    Task,
-    UniqueKey,
-    check_retries,
-    check_seconds,
-    check_unique_key,
-    run_time,
-)
+from conveyor.task import JobSpec, Task, UniqueKey, check_retries, check_seconds
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
     from conveyor.events import DispatchResult, Event, Listener, ListenerOptions
 
+__all__ = ["Conveyor", "EagerRunner", "set_default_eager"]
+
 P = ParamSpec("P")
 R = TypeVar("R")
-T = TypeVar("T")
 E = TypeVar("E", bound="Event")
-
-
-#: Makes the eager runner of an app that was given none (``app.eager = True`` on a plain
-#: app). The package root wires the one from `conveyor.testing` (`set_default_eager`),
-#: imported on first use: the app itself never imports what sits above it.
-_default_eager: Callable[[], EagerRunner] | None = None
-
-
-def set_default_eager(factory: Callable[[], EagerRunner] | None) -> None:
-    """Set what makes an eager runner for apps that were given none."""
-    global _default_eager  # noqa: PLW0603 - one composition hook, set by `conveyor/__init__`
-    _default_eager = factory
-
-
-class EagerRunner(Protocol):
-    """What runs jobs inline, as they are enqueued, while ``app.eager`` is true.
-
-    `conveyor.testing` provides it (`eager`, `make_test_app`, `use_memory_backend` install
-    it as ``app.eager_runner``): it runs jobs through the worker's executor, which sits above
-    the app, so the app only calls it and never imports it.
-    """
-
-    def run(self, app: Conveyor, jobs: Sequence[NewJob]) -> list[JobHandle[Any]]:
-        """Store ``jobs`` and run each new one once, now (from sync code)."""
-        ...
-
-    async def run_async(self, app: Conveyor, jobs: Sequence[NewJob]) -> list[JobHandle[Any]]:
-        """`run` for async code: the jobs run on the caller's event loop."""
-        ...
 
 
 class _TaskDecorator(Protocol):
@@ -373,42 +343,10 @@ class Conveyor:
         if self._backend is not None:
             asyncio.run(self.aclose())
 
-    # -- enqueue -------------------------------------------------------------------------
+    # -- enqueue (`conveyor.app.enqueueing`) ---------------------------------------------
     def build(self, spec: JobSpec) -> NewJob:
         """Turn a call into the job a backend stores; checks every argument."""
-        task, opts = spec.task, spec.options
-        if task.app is not self:
-            raise ConfigError(f"task {task.name!r} belongs to another Conveyor app")
-        headers = dict(opts.headers)
-        check_headers(headers)
-        unique = opts.unique_key
-        if unique is None and task.unique_key is not None:
-            unique = check_unique_key(
-                task.unique_key
-                if isinstance(task.unique_key, str)
-                else task.unique_key(*spec.args, **spec.kwargs)
-            )
-        return NewJob(
-            task=task.name,
-            queue=opts.queue or task.queue,
-            priority=opts.priority if opts.priority is not None else task.priority,
-            payload=encode_payload(
-                spec.args, spec.kwargs, max_bytes=self.settings.max_payload_bytes
-            ),
-            max_retries=_first(opts.retries, task.retries, self.settings.max_retries),
-            timeout=_first(opts.timeout, task.timeout, self.settings.job_timeout),
-            run_at=self._run_at(opts.delay, opts.run_at),
-            headers=headers,
-            unique_key=unique,
-            delay=None if opts.delay is None else float(opts.delay),
-        )
-
-    def _run_at(self, delay: float | None, run_at: datetime | float | None) -> float | None:
-        # Checks both; but a delay= travels as a delay, which the store adds to its own now
-        # (a store on server time must not get this host's clock). Only an explicit run_at
-        # is an absolute time, by definition.
-        at = run_time(self.clock, delay, run_at)
-        return None if delay is not None else at
+        return build_job(self, spec)
 
     def enqueue_many(
         self, specs: Sequence[JobSpec], *, connection: object | None = None
@@ -419,83 +357,22 @@ class Conveyor:
         stored inside that open database transaction and exist only if it commits. In
         eager mode jobs run at once and the connection is not used.
         """
-        ctx = EnqueueContext(self, specs, [self.build(s) for s in specs], is_async=False)
+        ctx = EnqueueContext(self, specs, [build_job(self, s) for s in specs], is_async=False)
         return run_chain_sync(
-            self.middlewares.enqueue, ctx, lambda: self._store(specs, ctx.jobs, connection)
+            self.middlewares.enqueue, ctx, lambda: store(self, specs, ctx.jobs, connection)
         )
-
-    def _store(
-        self, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
-    ) -> list[JobHandle[Any]]:
-        if self.eager:
-            return self._eager_runner().run(self, jobs)
-        conn = _connection(specs, connection)
-        if conn is not None:
-            results = transactions_for(self.backend, conn).enqueue_in(conn, jobs)
-        else:
-            results = self.backend.enqueue_sync(jobs)
-        return [JobHandle(self, r.id, existing=r.existing) for r in results]
 
     async def enqueue_many_async(
         self, specs: Sequence[JobSpec], *, connection: object | None = None
     ) -> list[JobHandle[Any]]:
         """Store many jobs in one round trip (from async code); see `enqueue_many`."""
-        ctx = EnqueueContext(self, specs, [self.build(s) for s in specs], is_async=True)
+        ctx = EnqueueContext(self, specs, [build_job(self, s) for s in specs], is_async=True)
         return await run_chain(
             self.middlewares.enqueue,
             ctx,
-            lambda: self._store_async(specs, ctx.jobs, connection),
+            lambda: store_async(self, specs, ctx.jobs, connection),
         )
-
-    async def _store_async(
-        self, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
-    ) -> list[JobHandle[Any]]:
-        if self.eager:
-            # Awaited, so async tasks run on the caller's loop, as a direct call would.
-            return await self._eager_runner().run_async(self, jobs)
-        conn = _connection(specs, connection)
-        if conn is not None:
-            # The caller's connection does the work: no need to open the backend's own.
-            results = await transactions_for(self.backend, conn).enqueue_in_async(conn, jobs)
-        else:
-            backend = await self.open()
-            results = await backend.enqueue(jobs)
-        return [JobHandle(self, r.id, existing=r.existing) for r in results]
-
-    def _eager_runner(self) -> EagerRunner:
-        if self.eager_runner is None:
-            if _default_eager is None:
-                raise ConfigError(
-                    "app.eager is true but this app has no eager runner: eager mode comes "
-                    "from conveyor.testing. Use `with eager(app):`, "
-                    "make_test_app(eager=True), or `with use_memory_backend(app):`"
-                )
-            self.eager_runner = _default_eager()
-        return self.eager_runner
 
     def job(self, job_id: str) -> JobHandle[Any]:
         """A handle on an existing job, by id."""
         return JobHandle(self, job_id)
-
-
-def _connection(specs: Sequence[JobSpec], given: object | None) -> object | None:
-    """The one connection a batch is enqueued in: ``given``, else the calls' own."""
-    if given is None and len(specs) == 1:
-        return specs[0].options.connection  # one call: nothing to reconcile
-    named = {id(s.options.connection): s.options.connection for s in specs}
-    named.pop(id(None), None)
-    if given is not None:
-        named[id(given)] = given
-    if len(named) > 1:
-        raise ConfigError(
-            "these calls name different connections= to enqueue in; one batch is stored in "
-            "one transaction, so enqueue each connection's calls separately"
-        )
-    return next(iter(named.values()), None)
-
-
-def _first(*values: T | None) -> T:
-    for value in values:
-        if value is not None:
-            return value
-    raise AssertionError("no default")  # pragma: no cover

@@ -1,0 +1,158 @@
+"""How an app turns calls into stored jobs: building them, storing them, or running them inline.
+
+`Conveyor.build`, `Conveyor.enqueue_many` and `Conveyor.enqueue_many_async` are thin doors
+onto this module. `build_job` checks a call and makes the `NewJob` a store keeps; `store` and
+`store_async` hand a batch to the app's backend (or to the caller's database transaction, or
+to the eager runner while ``app.eager`` is true) and return handles on the jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from conveyor.backends.base import transactions_for
+from conveyor.errors import ConfigError
+from conveyor.handle import JobHandle
+from conveyor.job import NewJob
+from conveyor.serialization import check_headers, encode_payload
+from conveyor.task import JobSpec, check_unique_key, run_time
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+
+T = TypeVar("T")
+
+
+class EagerRunner(Protocol):
+    """What runs jobs inline, as they are enqueued, while ``app.eager`` is true.
+
+    `conveyor.testing` provides it (`eager`, `make_test_app`, `use_memory_backend` install
+    it as ``app.eager_runner``): it runs jobs through the worker's executor, which sits above
+    the app, so the app only calls it and never imports it.
+    """
+
+    def run(self, app: Conveyor, jobs: Sequence[NewJob]) -> list[JobHandle[Any]]:
+        """Store ``jobs`` and run each new one once, now (from sync code)."""
+        ...
+
+    async def run_async(self, app: Conveyor, jobs: Sequence[NewJob]) -> list[JobHandle[Any]]:
+        """`run` for async code: the jobs run on the caller's event loop."""
+        ...
+
+
+#: Makes the eager runner of an app that was given none (``app.eager = True`` on a plain
+#: app). The package root wires the one from `conveyor.testing` (`set_default_eager`),
+#: imported on first use: the app itself never imports what sits above it.
+_default_eager: Callable[[], EagerRunner] | None = None
+
+
+def set_default_eager(factory: Callable[[], EagerRunner] | None) -> None:
+    """Set what makes an eager runner for apps that were given none."""
+    global _default_eager  # noqa: PLW0603 - one composition hook, set by `conveyor/__init__`
+    _default_eager = factory
+
+
+def build_job(app: Conveyor, spec: JobSpec) -> NewJob:
+    """Turn a call into the job a backend stores; checks every argument."""
+    task, opts = spec.task, spec.options
+    if task.app is not app:
+        raise ConfigError(f"task {task.name!r} belongs to another Conveyor app")
+    headers = dict(opts.headers)
+    check_headers(headers)
+    unique = opts.unique_key
+    if unique is None and task.unique_key is not None:
+        unique = check_unique_key(
+            task.unique_key
+            if isinstance(task.unique_key, str)
+            else task.unique_key(*spec.args, **spec.kwargs)
+        )
+    settings = app.settings
+    return NewJob(
+        task=task.name,
+        queue=opts.queue or task.queue,
+        priority=opts.priority if opts.priority is not None else task.priority,
+        payload=encode_payload(spec.args, spec.kwargs, max_bytes=settings.max_payload_bytes),
+        max_retries=_first(opts.retries, task.retries, settings.max_retries),
+        timeout=_first(opts.timeout, task.timeout, settings.job_timeout),
+        run_at=_run_at(app, opts.delay, opts.run_at),
+        headers=headers,
+        unique_key=unique,
+        delay=None if opts.delay is None else float(opts.delay),
+    )
+
+
+def _run_at(app: Conveyor, delay: float | None, run_at: datetime | float | None) -> float | None:
+    # Checks both; but a delay= travels as a delay, which the store adds to its own now
+    # (a store on server time must not get this host's clock). Only an explicit run_at
+    # is an absolute time, by definition.
+    at = run_time(app.clock, delay, run_at)
+    return None if delay is not None else at
+
+
+def store(
+    app: Conveyor, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
+) -> list[JobHandle[Any]]:
+    """Store ``jobs`` (built from ``specs``) from sync code; handles on them, in order."""
+    if app.eager:
+        return eager_runner(app).run(app, jobs)
+    conn = _connection(specs, connection)
+    if conn is not None:
+        results = transactions_for(app.backend, conn).enqueue_in(conn, jobs)
+    else:
+        results = app.backend.enqueue_sync(jobs)
+    return [JobHandle(app, r.id, existing=r.existing) for r in results]
+
+
+async def store_async(
+    app: Conveyor, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
+) -> list[JobHandle[Any]]:
+    """`store` for async code."""
+    if app.eager:
+        # Awaited, so async tasks run on the caller's loop, as a direct call would.
+        return await eager_runner(app).run_async(app, jobs)
+    conn = _connection(specs, connection)
+    if conn is not None:
+        # The caller's connection does the work: no need to open the backend's own.
+        results = await transactions_for(app.backend, conn).enqueue_in_async(conn, jobs)
+    else:
+        backend = await app.open()
+        results = await backend.enqueue(jobs)
+    return [JobHandle(app, r.id, existing=r.existing) for r in results]
+
+
+def eager_runner(app: Conveyor) -> EagerRunner:
+    """The app's eager runner, made by the default factory on first use."""
+    if app.eager_runner is None:
+        if _default_eager is None:
+            raise ConfigError(
+                "app.eager is true but this app has no eager runner: eager mode comes "
+                "from conveyor.testing. Use `with eager(app):`, "
+                "make_test_app(eager=True), or `with use_memory_backend(app):`"
+            )
+        app.eager_runner = _default_eager()
+    return app.eager_runner
+
+
+def _connection(specs: Sequence[JobSpec], given: object | None) -> object | None:
+    """The one connection a batch is enqueued in: ``given``, else the calls' own."""
+    if given is None and len(specs) == 1:
+        return specs[0].options.connection  # one call: nothing to reconcile
+    named = {id(s.options.connection): s.options.connection for s in specs}
+    named.pop(id(None), None)
+    if given is not None:
+        named[id(given)] = given
+    if len(named) > 1:
+        raise ConfigError(
+            "these calls name different connections= to enqueue in; one batch is stored in "
+            "one transaction, so enqueue each connection's calls separately"
+        )
+    return next(iter(named.values()), None)
+
+
+def _first(*values: T | None) -> T:
+    for value in values:
+        if value is not None:
+            return value
+    raise AssertionError("no default")  # pragma: no cover
