@@ -4,7 +4,7 @@ long, once per incident.
 Thresholds come from ``ALERT_WAIT_SECONDS`` (every queue) and ``ALERT_WAIT_QUEUES``
 (``mail=60,reports-*=600``: a queue name or glob, then seconds; the first match wins over
 the default). Every ``ALERT_INTERVAL`` seconds one process in the fleet, the holder of the
-backend lease `LEASE`, reads `Backend.oldest_ready` and compares ``now - run_at`` with the
+backend lease `LEASE`, reads `Admin.oldest_ready` and compares ``now - run_at`` with the
 queue's threshold:
 
 * crossing it logs one line at ``ALERT_LEVEL`` on ``ALERT_CHANNEL``: the queue, how long
@@ -16,6 +16,9 @@ Every ``conveyor worker`` runs a `WaitAlerts` when a threshold is set; the lease
 of them check (another takes over within a few intervals when it stops). A process that
 takes over does not know what its predecessor reported, so an incident in progress during
 a hand-over is reported again by the new holder.
+
+The lease is the store's `Scheduling` capability and the wait times its `Admin`: on a store
+without both, the alerts are off and one warning says why (the worker runs on).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from conveyor.backends.capabilities import Admin, Scheduling, Unsupported
 from conveyor.job import State
 from conveyor.logs import Log
 from conveyor.logs import log as default_log
@@ -111,9 +115,15 @@ class WaitAlerts:
     def from_settings(
         cls, backend: Backend, clock: Clock, settings: Settings, *, owner: str | None = None
     ) -> WaitAlerts | None:
-        """The alerts the ``ALERT_*`` settings ask for, or ``None`` when no threshold is set."""
+        """The alerts the ``ALERT_*`` settings ask for, or ``None`` when no threshold is set
+        (or the store cannot run them: a warning says so)."""
         thresholds = Thresholds.from_settings(settings)
         if not thresholds:
+            return None
+        try:
+            backend.require(Admin, Scheduling, purpose="wait alerts (ALERT_WAIT_*)")
+        except Unsupported as exc:
+            log.warning("wait alerts are off: %s", exc)
             return None
         return cls(
             backend,
@@ -130,7 +140,7 @@ class WaitAlerts:
         if not self._opened:
             await self.backend.open()
             self._opened = True
-        leading = await self.backend.acquire_lease(LEASE, self.owner, self.lease_ttl)
+        leading = await self.backend.scheduling.acquire_lease(LEASE, self.owner, self.lease_ttl)
         if leading != self.leading:
             self.leading = leading
             log.info(
@@ -143,7 +153,7 @@ class WaitAlerts:
             # The holder reports from now on; what we knew is stale when we lead again.
             self.incidents.clear()
             return
-        oldest = await self.backend.oldest_ready()
+        oldest = await self.backend.admin.oldest_ready()
         now = self.clock.now()
         crossed: list[tuple[str, float, float]] = []
         for queue, run_at in sorted(oldest.items()):
@@ -184,7 +194,7 @@ class WaitAlerts:
 
     async def _ready_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for row in await self.backend.stats():
+        for row in await self.backend.admin.stats():
             counts[row.queue] = counts.get(row.queue, 0) + row.counts.get(State.READY, 0)
         return counts
 
@@ -213,7 +223,8 @@ class WaitAlerts:
             return
         with contextlib.suppress(Exception, asyncio.CancelledError):
             if self.leading:
-                await asyncio.wait_for(self.backend.release_lease(LEASE, self.owner), 5.0)
+                release = self.backend.scheduling.release_lease(LEASE, self.owner)
+                await asyncio.wait_for(release, 5.0)
             await self.backend.close()
         self._opened = False
         self.leading = False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.unit.partial_stores import partial_store
 
 from conveyor import Conveyor
 from conveyor.alerts import LEASE, Thresholds, WaitAlerts
@@ -153,7 +155,7 @@ async def test_only_the_lease_holder_reports(
     await second.check()
     assert second.leading
     assert len(lines(alert_log)) == 2  # a hand-over reports an incident in progress again
-    assert not await app.backend.acquire_lease(LEASE, "someone-else", 10)
+    assert not await app.backend.scheduling.acquire_lease(LEASE, "someone-else", 10)
 
 
 def test_unknown_channels_are_refused_with_the_names_there_are(
@@ -171,3 +173,16 @@ def test_unknown_channels_are_refused_with_the_names_there_are(
 
 def test_no_threshold_means_no_alerts(app: Conveyor, clock: FakeClock) -> None:
     assert WaitAlerts.from_settings(app.backend, clock, load_settings()) is None
+
+
+@pytest.mark.parametrize("keep", [("scheduling",), ("admin",)])
+def test_a_store_without_admin_and_scheduling_turns_alerts_off_with_one_warning(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, keep: tuple[str, ...]
+) -> None:
+    store = partial_store(*keep)
+    settings = load_settings(alert_wait_seconds=60)
+    with caplog.at_level(logging.WARNING, logger="conveyor.alerts"):
+        assert WaitAlerts.from_settings(store, clock, settings) is None
+    [record] = caplog.records
+    assert record.getMessage().startswith("wait alerts are off: the partial:// store ")
+    assert "wait alerts (ALERT_WAIT_*) needs" in record.getMessage()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.unit.partial_stores import partial_store
 
 from conveyor import Conveyor, Worker
+from conveyor.job import NewJob, Priority
 from conveyor.metrics import Probes, Refresher, build_registry
 
 
@@ -49,3 +52,30 @@ async def test_a_burst_worker_is_counted_and_the_backend_view_is_read(app: Conve
     assert s[("conveyor_poison_pills_total", frozenset())] == 0
     # and a stopped worker is not ready.
     assert any("stopping" in p for p in probes.ready())
+
+
+@pytest.mark.parametrize(
+    ("keep", "kept"),
+    [
+        ((), frozenset()),
+        (("admin",), frozenset({"admin"})),
+        (("telemetry",), frozenset({"telemetry"})),
+        (("admin", "telemetry"), frozenset({"admin", "telemetry"})),
+    ],
+)
+async def test_the_refresher_reads_only_what_the_store_keeps(
+    keep: tuple[str, ...], kept: frozenset[str]
+) -> None:
+    # Given a store with one ready job, offering only some capabilities
+    store = partial_store(*keep)
+    job = NewJob("t", "default", Priority.NORMAL, b"[[], {}]", max_retries=0, timeout=1.0)
+    await store.enqueue([job])
+    refresher = Refresher(store, interval=1.0, timeout=1.0)
+    # When it reads the store
+    await refresher.refresh()
+    # Then the read succeeded and says which figures it holds
+    assert refresher.error is None and refresher.view is not None
+    assert refresher.view.kept == kept
+    assert len(refresher.view.queues) == (1 if "admin" in keep else 0)
+    assert bool(refresher.view.counters) == ("admin" in keep)
+    assert refresher.backend_fresh()

@@ -6,18 +6,20 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tests.unit.partial_stores import patch_apps
 
 from conveyor import ConfigError, Conveyor, SerializationError
+from conveyor.backends.capabilities import Unsupported
 from conveyor.clock import FakeClock
 from conveyor.job import JobQuery
-from conveyor.scheduler import LEADER_LEASE, Scheduler
+from conveyor.scheduler import LEADER_LEASE, Scheduler, entry_rows
 
 NOON = datetime(2024, 1, 1, 12, 0, tzinfo=UTC).timestamp()
 
 
 async def enqueued(app: Conveyor, task: str) -> list[str]:
     backend = await app.open()
-    jobs = await backend.query(JobQuery(task=task, limit=10_000))
+    jobs = await backend.admin.query(JobQuery(task=task, limit=10_000))
     return sorted(j.headers["tick"] for j in jobs)
 
 
@@ -117,7 +119,7 @@ async def test_the_enqueued_job_carries_the_tick(app: Conveyor, clock: FakeClock
     assert job is not None
     assert job.unique_key == "cron:every-minute:2024-01-01T12:00:00.000000Z"
     assert job.headers == {"schedule": "every-minute", "tick": "2024-01-01T12:00:00.000000Z"}
-    assert (await backend.schedule_state(["every-minute"])) == {"every-minute": NOON}
+    assert (await backend.scheduling.schedule_state(["every-minute"])) == {"every-minute": NOON}
 
 
 @pytest.mark.parametrize(("missed", "expected"), [("skip", 0), ("run_once", 1), ("run_each", 30)])
@@ -142,7 +144,7 @@ async def test_without_entries_no_lease_is_taken(app: Conveyor) -> None:
     s = Scheduler(app)
     assert await s.tick() == []
     backend = await app.open()
-    assert await backend.acquire_lease(LEADER_LEASE, "someone-else", 10)
+    assert await backend.scheduling.acquire_lease(LEADER_LEASE, "someone-else", 10)
 
 
 async def test_run_stops_and_releases_the_lease(app: Conveyor, clock: FakeClock) -> None:
@@ -156,4 +158,27 @@ async def test_run_stops_and_releases_the_lease(app: Conveyor, clock: FakeClock)
     s.stop()
     assert await asyncio.wait_for(task, 5) == 0
     backend = await app.open()
-    assert await backend.acquire_lease(LEADER_LEASE, "next", 10)  # released on the way out
+    # released on the way out, so another owner takes it at once
+    assert await backend.scheduling.acquire_lease(LEADER_LEASE, "next", 10)
+
+
+def test_a_store_without_scheduling_is_refused_before_the_scheduler_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    patch_apps(monkeypatch, "admin", "telemetry")
+    app = Conveyor("partial://")
+    minutely(app)
+    with pytest.raises(Unsupported) as info:
+        Scheduler(app)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "the partial:// store cannot elect a scheduler or record cron ticks (it has no "
+        "scheduling capability); the scheduler needs a store that has it"
+    )
+
+
+async def test_entry_rows_without_a_store_have_no_last_run(app: Conveyor) -> None:
+    minutely(app)
+    [row] = await entry_rows(app, None)
+    assert (row["name"], row["last_run"], row["last_run_at"]) == ("every-minute", None, None)

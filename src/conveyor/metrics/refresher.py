@@ -4,6 +4,9 @@ It runs on the worker's event loop with its own backend handle (`Backend.clone`)
 reads neither share a connection with the worker's claims nor block the scrape thread. It
 also ticks ``loop_tick`` every `TICK_SECONDS`: if that timestamp goes stale, the event loop
 is stuck (a blocking call in an ``async def``), which is what ``/livez`` reports.
+
+Queue depth and lease counters come from the store's `Admin` capability, live workers from
+its `Telemetry`; what the store lacks is not read, and `BackendView.kept` says what was.
 """
 
 from __future__ import annotations
@@ -15,22 +18,33 @@ import time
 from dataclasses import dataclass
 
 from conveyor.backends.base import Backend
+from conveyor.backends.capabilities import Admin, Telemetry
 from conveyor.job import QueueStats
 
 log = logging.getLogger("conveyor.metrics")
 
 TICK_SECONDS = 1.0
+#: The job id read on a store without `Admin`, to learn whether it answers.
+PROBE_ID = "conveyor-metrics-probe"
 
 
 @dataclass(frozen=True, slots=True)
 class BackendView:
-    """One read of the backend: job counts per queue and priority, counters, live workers."""
+    """One read of the backend: job counts per queue and priority, counters, live workers.
+
+    A store without `Admin` gives no ``queues`` and no ``counters``, one without
+    `Telemetry` no ``workers`` (0): ``kept`` names the capabilities that were read
+    (``"admin"``, ``"telemetry"``), so an exporter can leave out what the store does not
+    keep rather than report zeros.
+    """
 
     queues: list[QueueStats]
     counters: dict[str, int]
     workers: int
     #: ``time.monotonic()`` when the read finished.
     read_at: float
+    #: The capabilities the figures come from.
+    kept: frozenset[str] = frozenset({Admin.name, Telemetry.name})
 
 
 class Refresher:
@@ -90,10 +104,19 @@ class Refresher:
         if not self._opened:
             await self.backend.open()
             self._opened = True
-        queues = await self.backend.stats()
-        counters = await self.backend.counters()
-        workers = await self.backend.workers()
-        return BackendView(queues, counters, len(workers), time.monotonic())
+        backend = self.backend
+        queues: list[QueueStats] = []
+        counters: dict[str, int] = {}
+        workers = 0
+        if backend.supports(Admin):
+            queues = await backend.admin.stats()
+            counters = await backend.admin.counters()
+        else:  # still one round trip, so an unreachable store shows as one
+            await backend.get(PROBE_ID)
+        if backend.supports(Telemetry):
+            workers = len(await backend.telemetry.workers())
+        kept = frozenset(c.name for c in (Admin, Telemetry) if backend.supports(c))
+        return BackendView(queues, counters, workers, time.monotonic(), kept)
 
     async def _tick(self) -> None:
         while True:

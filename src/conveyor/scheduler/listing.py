@@ -11,14 +11,18 @@ if TYPE_CHECKING:
     from conveyor.backends.base import Backend
 
 
-async def entry_rows(app: Conveyor, backend: Backend) -> list[dict[str, Any]]:
+async def entry_rows(app: Conveyor, backend: Backend | None) -> list[dict[str, Any]]:
     """One row per entry, by name: schedule, timezone, task, next and last run, policy.
 
     Times are seconds since the epoch (``*_at``) and UTC ISO strings; ``last_run`` is the
-    last tick enqueued by any scheduler, ``None`` when it never fired.
+    last tick enqueued by any scheduler, ``None`` when it never fired. The last runs are
+    read from ``backend``'s `Scheduling` capability; without a backend (a store that records
+    no ticks) they are all ``None``.
     """
     entries = [app.schedules[n] for n in sorted(app.schedules)]
-    state = await backend.schedule_state([e.name for e in entries]) if entries else {}
+    state: dict[str, float | None] = {}
+    if backend is not None and entries:
+        state = await backend.scheduling.schedule_state([e.name for e in entries])
     now = app.clock.now()
     rows = []
     for entry in entries:

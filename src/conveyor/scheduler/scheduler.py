@@ -10,6 +10,7 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from conveyor.backends.capabilities import Scheduling
 from conveyor.errors import ConfigError, SchemaVersionError
 from conveyor.lifecycle import SignalTrap
 from conveyor.schedule import MAX_CATCH_UP, ScheduleEntry, due_ticks, iso
@@ -18,7 +19,6 @@ __all__ = ["LEADER_LEASE", "MAX_CATCH_UP", "Fired", "Scheduler"]
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
-    from conveyor.backends.base import Backend
 
 log = logging.getLogger("conveyor.scheduler")
 
@@ -43,6 +43,9 @@ class Scheduler:
     (``lease_ttl``, default three intervals and at least 1 s); only the leader fires. A
     tick counts as on time for ``lease_ttl + interval`` seconds (long enough for a new
     leader to take over); older unfired ticks follow each entry's ``missed`` policy.
+
+    The lease and the recorded ticks are the store's `Scheduling` capability: a store
+    without it is refused here (`Unsupported`, one line), before anything starts.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class Scheduler:
         lease_ttl: float | None = None,
         handle_signals: bool = False,
     ) -> None:
+        app.backend.require(Scheduling, purpose="the scheduler")
         self.app = app
         self.interval = interval if interval is not None else app.settings.scheduler_interval
         if not 0.1 <= self.interval <= 60:
@@ -125,7 +129,7 @@ class Scheduler:
         self.is_leader = False
         try:
             backend = await self.app.open()
-            await backend.release_lease(LEADER_LEASE, self.owner)
+            await backend.scheduling.release_lease(LEADER_LEASE, self.owner)
         except Exception:  # the lease expires on its own anyway
             log.debug("releasing the scheduler lease failed", exc_info=True)
 
@@ -134,8 +138,8 @@ class Scheduler:
         """One pass: lead if possible, then enqueue every due tick; returns what it fired."""
         if not self.app.schedules:
             return []  # nothing to fire: no need to hold (or write) a lease
-        backend = await self.app.open()
-        leader = await backend.acquire_lease(LEADER_LEASE, self.owner, self.lease_ttl)
+        scheduling = (await self.app.open()).scheduling
+        leader = await scheduling.acquire_lease(LEADER_LEASE, self.owner, self.lease_ttl)
         if leader != self.is_leader:
             log.info(
                 "scheduler %s %s",
@@ -146,15 +150,15 @@ class Scheduler:
         if not leader:
             return []
         entries = list(self.app.schedules.values())
-        state = await backend.schedule_state([e.name for e in entries])
+        state = await scheduling.schedule_state([e.name for e in entries])
         fired: list[Fired] = []
         for entry in entries:
-            fired += await self._fire(backend, entry, state.get(entry.name))
+            fired += await self._fire(scheduling, entry, state.get(entry.name))
         self.fired += fired
         return fired
 
     async def _fire(
-        self, backend: Backend, entry: ScheduleEntry, last: float | None
+        self, scheduling: Scheduling, entry: ScheduleEntry, last: float | None
     ) -> list[Fired]:
         # Absolute on purpose: a cron entry names wall-clock times, so this host's clock says
         # which ticks are due (keep scheduler hosts on NTP). A tick is only a label and the
@@ -178,7 +182,8 @@ class Scheduler:
             )
         fired = []
         for tick in ticks:
-            results = await backend.enqueue_tick(entry.name, tick, [entry.job(self.app, tick)])
+            job = entry.job(self.app, tick)
+            results = await scheduling.enqueue_tick(entry.name, tick, [job])
             if results is None:
                 continue  # another scheduler recorded this tick first
             [result] = results
