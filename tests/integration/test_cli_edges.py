@@ -198,8 +198,8 @@ def test_jobs_list_table_spans_pages_and_counts_them(cli: Run, db: Path) -> None
     assert proc.stdout.rstrip().endswith(f"{PAGE_SIZE + 20} job(s)")
 
 
-class Spy:
-    """The real backend, noting the size of every page a listing asks for."""
+class AdminSpy:
+    """The real store's `Admin`, noting the size of every page a listing asks for."""
 
     def __init__(self, inner: Any, asked: list[int]) -> None:
         self._inner = inner
@@ -209,6 +209,17 @@ class Spy:
         self._asked.append(query.limit)
         result: list[JobRecord] = await self._inner.query(query)
         return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class Spy:
+    """The real backend, its `Admin` spied on."""
+
+    def __init__(self, inner: Any, asked: list[int]) -> None:
+        self._inner = inner
+        self.admin = AdminSpy(inner.admin, asked)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -228,8 +239,8 @@ def test_listings_ask_the_backend_for_bounded_pages(
     asked: list[int] = []
     real = common.run_with_backend
 
-    def spying(app: Conveyor, fn: Callable[[Any], Any]) -> Any:
-        return real(app, lambda backend: fn(Spy(backend, asked)))
+    def spying(app: Conveyor, fn: Callable[[Any], Any], **needs: Any) -> Any:
+        return real(app, lambda backend: fn(Spy(backend, asked)), **needs)
 
     monkeypatch.setattr(jobs, "run_with_backend", spying)
     monkeypatch.setattr(failed, "run_with_backend", spying)

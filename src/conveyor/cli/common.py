@@ -13,7 +13,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
@@ -34,6 +34,7 @@ from conveyor.redaction import redact_text
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
     from conveyor.backends.base import Backend
+    from conveyor.backends.capabilities import Capability
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -198,8 +199,20 @@ def resolve_app(app_spec: str | None, url: str | None, *, need_app: bool = False
     return Conveyor(url)
 
 
-def run_with_backend(app: Conveyor, fn: Callable[[Backend], Awaitable[T]]) -> T:
-    """Open the app's backend, run ``fn`` on it in a fresh event loop, always close it."""
+def run_with_backend(
+    app: Conveyor,
+    fn: Callable[[Backend], Awaitable[T]],
+    *,
+    needs: Sequence[type[Capability]] = (),
+    purpose: str = "",
+) -> T:
+    """Open the app's backend, run ``fn`` on it in a fresh event loop, always close it.
+
+    ``needs`` are the capabilities ``fn`` uses: a store without one is refused before it is
+    opened, with `Unsupported` (a `ConfigError`: one line, exit 2) naming ``purpose``, the
+    command that needs it.
+    """
+    app.backend.require(*needs, purpose=purpose)
 
     async def go() -> T:
         try:

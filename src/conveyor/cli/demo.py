@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from conveyor.backends.capabilities import Admin, Telemetry
 from conveyor.cli.common import err, fail, handle_errors, set_url
 from conveyor.cli.demo_report import print_summary, summarize
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord
@@ -60,7 +61,7 @@ class DemoRun:
 async def _finished(backend: Backend) -> int:
     return sum(
         n
-        for row in await backend.stats()
+        for row in await backend.admin.stats()
         for state, n in row.counts.items()
         if state in FINAL_STATES
     )
@@ -104,7 +105,7 @@ async def _start_workers(run: DemoRun, backend: Backend) -> None:
             )
         )
     pids = {p.pid for p in run.procs}
-    while len({w.pid for w in await backend.workers()} & pids) < run.workers:
+    while len({w.pid for w in await backend.telemetry.workers()} & pids) < run.workers:
         _check(run, "waiting for the workers to start")
         await asyncio.sleep(0.1)
 
@@ -159,7 +160,7 @@ async def _records(run: DemoRun, backend: Backend) -> list[JobRecord]:
     found: list[JobRecord] = []
     offset, page = 0, 1000
     while True:
-        batch = await backend.query(JobQuery(limit=page, offset=offset))
+        batch = await backend.admin.query(JobQuery(limit=page, offset=offset))
         found += [j for j in batch if j.id in run.ids]
         if len(batch) < page:
             return found
@@ -167,6 +168,8 @@ async def _records(run: DemoRun, backend: Backend) -> list[JobRecord]:
 
 
 async def _run(run: DemoRun) -> list[JobRecord]:
+    # It counts jobs and waits for the workers to register: say so before any starts.
+    run.app.backend.require(Admin, Telemetry, purpose="`conveyor demo`")
     backend = await run.app.open()
     try:
         baseline = await _finished(backend)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from conveyor.backends.capabilities import Admin
 from conveyor.cli.common import (
     EXIT_NOTHING,
     AppOption,
@@ -46,7 +47,12 @@ def list_failed(
     app = resolve_app(app_spec, url)
     printer = Printer(output_mode(as_json, as_jsonl), "dead job", error_column=True)
     query = JobQuery(states=(State.DEAD,))
-    run_with_backend(app, lambda backend: stream(backend, query, limit, printer))
+    run_with_backend(
+        app,
+        lambda backend: stream(backend, query, limit, printer),
+        needs=[Admin],
+        purpose="`conveyor failed list`",
+    )
 
 
 @failed_app.command("retry")
@@ -68,7 +74,7 @@ def retry(
     async def act(backend: Backend) -> int:
         return await backend.admin.retry_dead(wanted)
 
-    count = run_with_backend(app, act)
+    count = run_with_backend(app, act, needs=[Admin], purpose="`conveyor failed retry`")
     out.print(f"retried {count} job(s)", highlight=False)
     if count == 0:
         err.print("no dead job matched", highlight=False)
@@ -108,14 +114,16 @@ def purge(
         n = 0
         offset = 0
         while True:
-            page = await backend.query(JobQuery(states=(State.DEAD,), limit=1000, offset=offset))
+            query = JobQuery(states=(State.DEAD,), limit=1000, offset=offset)
+            page = await backend.admin.query(query)
             n += sum(1 for j in page if before is None or (j.finished_at or 0.0) < before)
             if len(page) < 1000:
                 return n
             offset += 1000
 
+    needs, purpose = [Admin], "`conveyor failed purge`"
     if not yes:
-        pending = run_with_backend(app, count_dead)
+        pending = run_with_backend(app, count_dead, needs=needs, purpose=purpose)
         if pending == 0:
             out.print("no dead jobs to purge", highlight=False)
             raise typer.Exit(EXIT_NOTHING)
@@ -130,5 +138,5 @@ def purge(
     async def act(backend: Backend) -> int:
         return await backend.admin.purge([State.DEAD], older_than=older_than)
 
-    deleted = run_with_backend(app, act)
+    deleted = run_with_backend(app, act, needs=needs, purpose=purpose)
     out.print(f"purged {deleted} dead job(s)", highlight=False)

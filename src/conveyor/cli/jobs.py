@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from conveyor.backends.capabilities import Admin
 from conveyor.cli.common import (
     EXIT_NOTHING,
     AppOption,
@@ -149,7 +150,12 @@ def list_jobs(
     query = JobQuery(states=parse_states(state), queue=queue, task=task)
     app = resolve_app(app_spec, url)
     printer = Printer(output_mode(as_json, as_jsonl), "job")
-    run_with_backend(app, lambda backend: stream(backend, query, limit, printer))
+    run_with_backend(
+        app,
+        lambda backend: stream(backend, query, limit, printer),
+        needs=[Admin],
+        purpose="`conveyor jobs list`",
+    )
 
 
 @jobs_app.command("cancel")
@@ -163,9 +169,9 @@ def cancel(
     app = resolve_app(app_spec, url)
 
     async def act(backend: Backend) -> tuple[bool, JobRecord | None]:
-        return await backend.cancel(job_id), await backend.get(job_id)
+        return await backend.admin.cancel(job_id), await backend.get(job_id)
 
-    done, job = run_with_backend(app, act)
+    done, job = run_with_backend(app, act, needs=[Admin], purpose="`conveyor jobs cancel`")
     if job is None:
         raise JobNotFound(f"job {job_id} does not exist (or was pruned after retention)")
     if not done:
@@ -196,7 +202,7 @@ def delete(
             problem = _not_deletable(job_id, await backend.get(job_id))
             (problems if problem else final).append(problem or job_id)
         if final:
-            await backend.delete(final)
+            await backend.admin.delete(final)
         deleted: list[str] = []
         for job_id in final:  # the store deletes only final jobs: one may have moved on
             left = await backend.get(job_id)
@@ -208,7 +214,7 @@ def delete(
                 )
         return deleted, problems
 
-    deleted, problems = run_with_backend(app, act)
+    deleted, problems = run_with_backend(app, act, needs=[Admin], purpose="`conveyor jobs delete`")
     if deleted:
         out.print(f"deleted {len(deleted)} job(s): {' '.join(deleted)}", highlight=False)
     for problem in problems:

@@ -41,11 +41,14 @@ _WIDTHS = {"id": 26, "task": 32, "queue": 16, "priority": 8, "state": 9, "attemp
 async def pages(
     backend: Backend, query: JobQuery, limit: int, page_size: int = PAGE_SIZE
 ) -> AsyncIterator[list[JobRecord]]:
-    """The first ``limit`` jobs matching ``query``, newest first, ``page_size`` at a time."""
+    """The first ``limit`` jobs matching ``query``, newest first, ``page_size`` at a time.
+
+    Reads through the store's `Admin` capability.
+    """
     offset, left = query.offset, limit
     while left > 0:
         size = min(page_size, left)
-        page = await backend.query(replace(query, limit=size, offset=offset))
+        page = await backend.admin.query(replace(query, limit=size, offset=offset))
         if page:
             yield page
         if len(page) < size:

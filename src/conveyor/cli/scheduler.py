@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from conveyor.backends.capabilities import Scheduling
 from conveyor.cli.common import (
     AppOption,
     JsonOption,
@@ -28,6 +29,7 @@ from conveyor.redaction import redact_url
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
     from conveyor.modes import ModePlan
+    from conveyor.scheduler import Scheduler
 
 log = logging.getLogger("conveyor.worker")
 
@@ -62,6 +64,26 @@ def apply_mode(app: Conveyor) -> ModePlan:
         "on" if plan.scheduler else "off",
     )
     return plan
+
+
+def scheduler_beside(app: Conveyor, plan: ModePlan) -> Scheduler | None:
+    """The scheduler ``conveyor worker`` runs beside its jobs, or ``None`` for none.
+
+    With schedule entries to fire, a store that cannot record ticks is refused now, before
+    the worker starts. Without entries the scheduler has nothing to do, so a store without
+    `Scheduling` simply gets none.
+    """
+    from conveyor.scheduler import Scheduler
+
+    if not plan.scheduler:
+        return None
+    if not app.schedules and not app.backend.supports(Scheduling):
+        log.info("no built-in scheduler: no schedule entries, and the store records no ticks")
+        return None
+    app.backend.require(
+        Scheduling, purpose="the worker's built-in scheduler (--no-scheduler turns it off)"
+    )
+    return Scheduler(app)
 
 
 def run_scheduler_only(app: Conveyor, app_spec: str | None) -> int:
@@ -131,7 +153,12 @@ def schedule_list(
 
     app = resolve_app(app_spec, None, need_app=True)
     set_url(app, url)
-    rows = run_with_backend(app, lambda backend: entry_rows(app, backend))
+    rows = run_with_backend(
+        app,
+        lambda backend: entry_rows(app, backend),
+        needs=[Scheduling],
+        purpose="`conveyor schedule list` (the last runs are recorded ticks)",
+    )
     if as_json:
         print_json(rows)
         return

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.table import Table
 
+from conveyor.backends.capabilities import Admin, Telemetry
 from conveyor.cli.common import (
     AppOption,
     JsonOption,
@@ -30,13 +31,20 @@ if TYPE_CHECKING:
 STATES = (State.SCHEDULED, State.READY, State.RUNNING, State.SUCCEEDED, State.DEAD, State.CANCELLED)
 
 
+#: What ``status`` says in place of the worker count on a store without `Telemetry`.
+NO_REGISTRY = "this store keeps no worker registry: live workers are not listed"
+
+
 @dataclass(slots=True)
 class Snapshot:
-    """One read of the backend: per-queue counts, counters and live workers."""
+    """One read of the backend: per-queue counts, counters and live workers.
+
+    ``workers`` is ``None`` when the store keeps no worker registry (no `Telemetry`).
+    """
 
     queues: list[QueueStats]
     counters: dict[str, int]
-    workers: list[WorkerInfo]
+    workers: list[WorkerInfo] | None
     diagnostics: list[str] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
@@ -49,12 +57,14 @@ class Snapshot:
 
 
 async def snapshot(backend: Backend) -> Snapshot:
-    """Read stats, counters and workers from ``backend``."""
+    """Read stats, counters and (when the store keeps them) workers from ``backend``."""
+    admin = backend.admin
+    live = await backend.telemetry.workers() if backend.supports(Telemetry) else None
     return Snapshot(
-        await backend.stats(),
-        await backend.counters(),
-        await backend.workers(),
-        await backend.diagnostics(),
+        await admin.stats(),
+        await admin.counters(),
+        live,
+        await admin.diagnostics(),
     )
 
 
@@ -72,7 +82,7 @@ def status_json(url: str, snap: Snapshot) -> dict[str, Any]:
         ],
         "totals": snap.totals(),
         "counters": snap.counters,
-        "workers": len(snap.workers),
+        "workers": None if snap.workers is None else len(snap.workers),
         "diagnostics": snap.diagnostics,
     }
 
@@ -83,10 +93,11 @@ def status(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOptio
     warnings about the store's health (e.g. a PostgreSQL transaction holding back vacuum).
 
     Succeeded and cancelled jobs count while they are kept (RESULT_TTL), dead ones for
-    DEAD_TTL.
+    DEAD_TTL. On a store that keeps no worker registry, says so instead of counting workers
+    (``"workers": null`` in JSON).
     """
     app = resolve_app(app_spec, url)
-    snap = run_with_backend(app, snapshot)
+    snap = run_with_backend(app, snapshot, needs=[Admin], purpose="`conveyor status`")
     if as_json:
         print_json(status_json(app.url, snap))
         return
@@ -102,11 +113,14 @@ def status(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOptio
     table.add_row("total", "", *(_n(totals[s.value]) for s in STATES), style="bold")
     out.print(table)
     c = snap.counters
+    live = "" if snap.workers is None else f"workers live: {len(snap.workers)}   "
     out.print(
-        f"workers live: {len(snap.workers)}   lease counters: fenced {c.get('fenced', 0)}, "
+        f"{live}lease counters: fenced {c.get('fenced', 0)}, "
         f"recovered {c.get('recovered', 0)}, poisoned {c.get('poisoned', 0)}",
         highlight=False,
     )
+    if snap.workers is None:
+        out.print(NO_REGISTRY, highlight=False)
     for line in snap.diagnostics:
         out.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
 
@@ -143,8 +157,9 @@ def workers(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOpti
     async def read(backend: Backend) -> list[WorkerInfo]:
         return await backend.telemetry.workers()
 
+    live = run_with_backend(app, read, needs=[Telemetry], purpose="`conveyor workers`")
     now = time.time()
-    rows = [worker_row(w, now) for w in sorted(run_with_backend(app, read), key=lambda w: w.id)]
+    rows = [worker_row(w, now) for w in sorted(live, key=lambda w: w.id)]
     if as_json:
         print_json(rows)
         return

@@ -173,11 +173,12 @@ def worker(
         enable_scheduler=scheduler,
     )
     configure_logging(log_level or app.settings.log_level, settings=app.settings)
-    from conveyor.cli.scheduler import apply_mode, run_scheduler_only
+    from conveyor.cli.scheduler import apply_mode, run_scheduler_only, scheduler_beside
 
     plan = apply_mode(app)
     if plan.concurrency == 0:
         raise typer.Exit(run_scheduler_only(app, app_spec))
+    beside = scheduler_beside(app, plan)
     w = Worker(app, burst=burst, handle_signals=True, pool=pool)
     s = app.settings
     err.print(
@@ -187,7 +188,6 @@ def worker(
         markup=False,
         highlight=False,
     )
-    from conveyor.scheduler import Scheduler
     from conveyor.scheduler.beside import with_scheduler
 
     endpoint = (
@@ -204,7 +204,7 @@ def worker(
                 metrics=endpoint,
             ),
             w,
-            Scheduler(app) if plan.scheduler else None,
+            beside,
         )
     )
     if code != 0 or w.counts.abandoned > 0:
