@@ -1,52 +1,34 @@
-"""The contract suite's fixtures: every test runs once per backend, on one fake clock.
+"""Conveyor's own stores under the contract suite: each test runs once per store.
 
-To check another backend, add one entry to `support.BACKEND_URLS`: a function from the test's
-temporary directory to the URL of an empty store. Tests only ever use the Backend protocol.
+The suite is `conveyor.testing.contract` (test_contract.py imports it); here are the two
+fixtures it asks a store's tests for. To add a store, add an entry to
+`support.BACKEND_URLS`: a function from a temporary directory to the URL of an empty store.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conveyor.backends import create_backend
-from conveyor.backends.base import Backend
-from conveyor.clock import FakeClock
-
-from .support import BACKEND_URLS
+from .support import BACKEND_URLS, CONTRACT_STORES
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    """The one clock the backend under test reads; tests move it with `advance`."""
-    return FakeClock()
-
-
-@pytest.fixture(params=sorted(BACKEND_URLS))
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty store of each kind in turn."""
-    return BACKEND_URLS[request.param](tmp_path)
+@pytest.fixture(params=CONTRACT_STORES)
+def store_name(request: pytest.FixtureRequest) -> str:
+    """Each store's name in turn."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture
-async def backend(backend_url: str, clock: FakeClock) -> AsyncIterator[Backend]:
-    """An opened backend on `clock`, closed after the test."""
-    b = create_backend(backend_url, clock=clock)
-    await b.open()
-    try:
-        yield b
-    finally:
-        await b.close()
+def store_url(store_name: str, tmp_path: Path) -> str:
+    """The URL of a new, empty store of that kind."""
+    return BACKEND_URLS[store_name](tmp_path)
 
 
 @pytest.fixture
-async def other(backend: Backend) -> AsyncIterator[Backend]:
-    """A second, separately opened handle on the same store (another process's view)."""
-    b = backend.clone()
-    await b.open()
-    try:
-        yield b
-    finally:
-        await b.close()
+def new_store_url(store_name: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[[], str]:
+    """Gives the URL of another new, empty store of that kind at each call (the model check)."""
+    return lambda: BACKEND_URLS[store_name](tmp_path_factory.mktemp(store_name))
