@@ -66,7 +66,7 @@ async def seeded(app: Conveyor) -> dict[str, Any]:
     dead = await make_dead(backend, "reports", f"ValueError: {XSS}", f"Traceback:\n  {XSS}")
     later = send.options(delay=3600).enqueue("later@example.com").id
     now = int(app.clock.now() // 60) * 60
-    await backend.record_history(
+    await backend.telemetry.record_history(
         [HistoryPoint(now - 120, "mail", 8, 2), HistoryPoint(now - 60, "reports", 5, 0)],
         keep=86400,
     )

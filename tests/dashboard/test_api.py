@@ -19,7 +19,7 @@ from .conftest import XSS, client_for, csrf
 
 async def test_overview(client: httpx.AsyncClient, seeded: dict[str, Any]) -> None:
     body = (await client.get("/api/overview")).json()
-    assert set(body) == {"now", "totals", "queues", "counters", "workers"}
+    assert set(body) == {"now", "totals", "queues", "counters", "workers", "telemetry"}
     assert [q["name"] for q in body["queues"]] == ["mail", "reports"]
     assert body["totals"]["ready"] == 1 and body["totals"]["dead"] == 1
 
@@ -101,9 +101,9 @@ async def test_actions_with_the_csrf_header(
     deleted = await client.post("/api/jobs/delete", json={"ids": [seeded["dead"]]}, headers=headers)
     assert deleted.json()["count"] == 1 and await backend.get(seeded["dead"]) is None
     await client.post("/api/queues/mail/pause", headers=headers)
-    assert await backend.paused_queues() == ["mail"]
+    assert await backend.admin.paused_queues() == ["mail"]
     await client.post("/api/queues/mail/resume", headers=headers)
-    assert await backend.paused_queues() == []
+    assert await backend.admin.paused_queues() == []
 
 
 @pytest.mark.parametrize("body", [None, [], {"ids": []}, {"ids": [1]}, {"all": "yes"}])

@@ -270,7 +270,7 @@ async def test_a_paused_queue_is_not_worked_until_resumed(
     # Given the mail queue paused from the dashboard, and a worker on every queue,
     paused = await client.post("/api/queues/mail/pause", headers=await api_headers(client))
     assert paused.json()["count"] == 1
-    assert await (await app.open()).paused_queues() == ["mail"]
+    assert await (await app.open()).admin.paused_queues() == ["mail"]
     witness = (await app.tasks["reports.build"].enqueue_async("witness")).id
     async with working(app):
         # When the worker has run a job of another queue, enqueued after the pause,

@@ -150,7 +150,7 @@ def running_stack(tmp: Path, url: str) -> Iterator[Stack]:
             HistoryPoint(now - 60 * i, "default", 20 + (i * 7) % 13, (i * 3) % 5)
             for i in range(1, 40)
         ]
-        await backend.record_history(points, keep=86400)
+        await backend.telemetry.record_history(points, keep=86400)
 
     stack.run(seed)
     try:

@@ -43,7 +43,7 @@ async def test_overview_shows_depth_per_priority_paused_and_oldest_wait(
     app: Conveyor, client: httpx.AsyncClient, seeded: dict[str, Any]
 ) -> None:
     backend = await app.open()
-    await backend.pause_queue("mail")
+    await backend.admin.pause_queue("mail")
     page = (await client.get("/")).text
     assert 'data-queue="mail"' in page and 'data-queue="reports"' in page
     assert "badge-paused" in page
@@ -125,8 +125,8 @@ async def test_retry_all_and_delete_all(
     backend = await app.open()
     token = await csrf(client)
     await client.post("/jobs/retry", data={"csrf_token": token, "all": "1"})
-    assert await backend.query(JobQuery(states=(State.DEAD,))) == []
-    [job] = await backend.query(JobQuery(states=(State.READY,), queue="reports"))
+    assert await backend.admin.query(JobQuery(states=(State.DEAD,))) == []
+    [job] = await backend.admin.query(JobQuery(states=(State.READY,), queue="reports"))
     # Given the job failed again, When "delete all" is clicked, Then the dead store is empty.
     from .conftest import make_dead
 
@@ -153,10 +153,10 @@ async def test_pause_and_resume_a_queue(
     backend = await app.open()
     token = await csrf(client)
     await client.post("/queues/mail/pause", data={"csrf_token": token})
-    assert await backend.paused_queues() == ["mail"]
+    assert await backend.admin.paused_queues() == ["mail"]
     assert "Resume" in (await client.get("/")).text
     await client.post("/queues/mail/resume", data={"csrf_token": token})
-    assert await backend.paused_queues() == []
+    assert await backend.admin.paused_queues() == []
 
 
 async def test_scheduled_page_lists_cron_entries_with_next_run_and_delayed_jobs(
@@ -186,7 +186,7 @@ async def test_workers_page_shows_live_workers(app: Conveyor, client: httpx.Asyn
         queues=("mail",),
         stats={"processed": 7, "running": 1, "concurrency": 4},
     )
-    await backend.register_worker(info, ttl=60)
+    await backend.telemetry.register_worker(info, ttl=60)
     page = (await client.get("/workers")).text
     assert "w-1" in page and "1/4" in page and ">7<" in page
 

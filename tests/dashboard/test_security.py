@@ -52,8 +52,10 @@ async def test_every_post_needs_the_csrf_token(
     api = await client.post(path, json={"all": True}, headers=headers)
     assert form.status_code == api.status_code == 403
     assert "CSRF" in form.text and "CSRF" in api.text
-    assert [j.id for j in await backend.query(JobQuery(states=(State.DEAD,)))] == [seeded["dead"]]
-    assert await backend.paused_queues() == []
+    assert [j.id for j in await backend.admin.query(JobQuery(states=(State.DEAD,)))] == [
+        seeded["dead"]
+    ]
+    assert await backend.admin.paused_queues() == []
 
 
 async def test_csrf_cookie_from_another_dashboard_is_refused(

@@ -149,7 +149,7 @@ async def test_a_csrf_token_from_another_session_is_refused(
         forged = await victim.post("/jobs/retry", data={"csrf_token": their_token, "all": "1"})
         # Then it is refused, and the victim's own token (from a page) still works
         assert forged.status_code == 403 and "CSRF" in forged.text
-        dead = await (await app.open()).query(JobQuery(states=(State.DEAD,)))
+        dead = await (await app.open()).admin.query(JobQuery(states=(State.DEAD,)))
         assert [j.id for j in dead] == [seeded["dead"]]
         own = await csrf(victim)
         assert own != their_token
@@ -266,7 +266,7 @@ async def test_a_500_carries_the_security_headers(app: Conveyor) -> None:
     async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("a bug, not an outage")
 
-    handle.stats = broken  # type: ignore[method-assign]
+    handle.admin.stats = broken  # type: ignore[method-assign]
     transport = httpx.ASGITransport(app=dash, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
         for path in ("/", "/api/overview"):
@@ -295,7 +295,7 @@ async def test_pause_and_resume_refuse_malformed_queue_names(
         form = await client.post(f"/queues/{queue}/{verb}", data={"csrf_token": token})
         assert api.status_code == form.status_code == 400, api.text
         assert "queue name" in api.json()["error"]
-    assert await (await app.open()).paused_queues() == []
+    assert await (await app.open()).admin.paused_queues() == []
 
 
 async def test_a_queue_without_jobs_yet_can_be_paused(
@@ -304,7 +304,7 @@ async def test_a_queue_without_jobs_yet_can_be_paused(
     token = await csrf(client)
     response = await client.post("/api/queues/reports-2030/pause", headers={"X-CSRF-Token": token})
     assert response.status_code == 200
-    assert await (await app.open()).paused_queues() == ["reports-2030"]
+    assert await (await app.open()).admin.paused_queues() == ["reports-2030"]
 
 
 # -- 1. the store URL in the header and banners ------------------------------------------------

@@ -1,7 +1,7 @@
 """The dashboard's actions on the store, shared by the form POSTs and the JSON API.
 
 Each returns an `Outcome`: how many jobs (or queues) changed and one sentence saying so,
-shown to the user as it is.
+shown to the user as it is. All of them go through the store's `Admin` capability.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _jobs(n: int) -> str:
 
 async def retry(backend: Backend, ids: Sequence[str] | None) -> Outcome:
     """Move the given dead jobs (every dead job for ``None``) back to ready."""
-    n = await backend.retry_dead(None if ids is None else list(ids))
+    n = await backend.admin.retry_dead(None if ids is None else list(ids))
     if n == 0:
         return Outcome("retry", 0, "nothing retried: no matching job is dead (any more)")
     return Outcome("retry", n, f"retried {_jobs(n)}: back to ready with fresh attempts")
@@ -45,9 +45,9 @@ async def retry(backend: Backend, ids: Sequence[str] | None) -> Outcome:
 async def delete(backend: Backend, ids: Sequence[str] | None) -> Outcome:
     """Delete the given finished jobs; ``None`` deletes every dead job."""
     if ids is None:
-        n = await backend.purge([State.DEAD])
+        n = await backend.admin.purge([State.DEAD])
         return Outcome("delete", n, f"deleted {_jobs(n)} from the dead-letter store")
-    n = await backend.delete(list(ids))
+    n = await backend.admin.delete(list(ids))
     if n == 0:
         return Outcome(
             "delete",
@@ -60,7 +60,7 @@ async def delete(backend: Backend, ids: Sequence[str] | None) -> Outcome:
 
 async def cancel(backend: Backend, job_id: str) -> Outcome:
     """Cancel a scheduled, ready or running job."""
-    if await backend.cancel(job_id):
+    if await backend.admin.cancel(job_id):
         return Outcome("cancel", 1, f"cancelled job {job_id}")
     # The backend answers False for a missing job too: say which it was (404, not "done").
     if await backend.get(job_id) is None:
@@ -70,11 +70,11 @@ async def cancel(backend: Backend, job_id: str) -> Outcome:
 
 async def pause(backend: Backend, queue: str) -> Outcome:
     """Stop workers from taking the queue's jobs (enqueueing goes on)."""
-    await backend.pause_queue(queue)
+    await backend.admin.pause_queue(queue)
     return Outcome("pause", 1, f"paused queue {queue}: workers take none of its jobs")
 
 
 async def resume(backend: Backend, queue: str) -> Outcome:
     """Let workers take the queue's jobs again."""
-    await backend.resume_queue(queue)
+    await backend.admin.resume_queue(queue)
     return Outcome("resume", 1, f"resumed queue {queue}")

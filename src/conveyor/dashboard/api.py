@@ -92,8 +92,15 @@ async def get_job(request: Request) -> Response:
 
 async def get_schedules(request: Request) -> Response:
     dash = dashboard(request)
-    rows = await data.schedules(dash.app, await backend(request))
-    return JSONResponse({"entries": rows, "app_loaded": dash.app is not None})
+    store = await backend(request)
+    rows = await data.schedules(dash.app, store)
+    return JSONResponse(
+        {
+            "entries": rows,
+            "app_loaded": dash.app is not None,
+            "ticks_recorded": data.ticks_recorded(store),
+        }
+    )
 
 
 async def get_csrf(request: Request) -> Response:

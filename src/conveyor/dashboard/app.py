@@ -3,6 +3,10 @@
 The dashboard talks to storage only through the `Backend` protocol, on its own handle
 (`Backend.clone`), opened on the first request in the server's event loop, so it can be
 mounted in any ASGI project whatever loop or thread the project's own app uses.
+
+It needs the store's `Admin` capability (refused at creation without it); without
+`Telemetry` the pages say the store keeps no history or worker registry, and the API's
+history and workers routes answer 501.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from conveyor.backends.capabilities import Admin, Unsupported
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.dashboard.api import routes as api_routes
 from conveyor.dashboard.login import routes as login_routes
@@ -65,6 +70,7 @@ class Dashboard:
 
         self.app: Conveyor | None = source if isinstance(source, Conveyor) else None
         self._source: Backend = source.backend if isinstance(source, Conveyor) else source
+        self._source.require(Admin, purpose="the dashboard")
         self.url = redact_url(self._source.url)
         self.guard = guard
         self.read_only = read_only
@@ -183,6 +189,7 @@ def create_dashboard(
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         HTTPException: _http_error,
         JobNotFound: _not_found,
+        Unsupported: _unsupported,
         ConveyorError: _backend_error,
         OSError: _backend_error,
         Exception: _server_error,
@@ -207,6 +214,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return _error(request, 404, str(exc))
+
+
+async def _unsupported(request: Request, exc: Exception) -> Response:
+    # The store lacks what the request needs (an API route for history, say): not an outage.
+    return _error(request, 501, str(exc))
 
 
 async def _backend_error(request: Request, exc: Exception) -> Response:

@@ -2,6 +2,10 @@
 
 Every function here takes the `Backend` (and a clock) and returns JSON-ready dicts, so a
 page and its API route can never disagree. Times are seconds since the epoch.
+
+Jobs and queues come from the store's `Admin` capability (the dashboard requires it);
+history and live workers from its `Telemetry`, which a store may not keep: `overview` then
+gives ``"workers": None``, and `history` and `workers` raise `Unsupported`.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from conveyor.backends.capabilities import Scheduling, Telemetry
 from conveyor.errors import SerializationError
 from conveyor.job import HistoryPoint, JobQuery, JobRecord, Priority, State
 from conveyor.serialization import decode_payload, decode_value
@@ -30,12 +35,15 @@ PRIORITIES = tuple(p.label for p in Priority)
 
 
 async def overview(backend: Backend, clock: Clock) -> dict[str, Any]:
-    """Totals by state, each queue by priority (paused or not, oldest wait), counters."""
-    stats = await backend.stats()
-    paused = set(await backend.paused_queues())
-    oldest = await backend.oldest_ready()
-    counters = await backend.counters()
-    workers = await backend.workers()
+    """Totals by state, each queue by priority (paused or not, oldest wait), counters, and
+    the number of live workers (``None`` when the store keeps no worker registry)."""
+    admin = backend.admin
+    stats = await admin.stats()
+    paused = set(await admin.paused_queues())
+    oldest = await admin.oldest_ready()
+    counters = await admin.counters()
+    telemetry = backend.supports(Telemetry)
+    workers = len(await backend.telemetry.workers()) if telemetry else None
     now = clock.now()
     queues: dict[str, dict[str, Any]] = {}
     for name in sorted({s.queue for s in stats} | paused):
@@ -61,7 +69,8 @@ async def overview(backend: Backend, clock: Clock) -> dict[str, Any]:
         "totals": totals,
         "queues": list(queues.values()),
         "counters": counters,
-        "workers": len(workers),
+        "workers": workers,
+        "telemetry": telemetry,
     }
 
 
@@ -74,7 +83,7 @@ async def history(backend: Backend, clock: Clock, minutes: int) -> dict[str, Any
     minutes = max(1, min(minutes, MAX_MINUTES))
     last = int(clock.now() // 60) * 60
     first = last - (minutes - 1) * 60
-    points = await backend.history(first)
+    points = await backend.telemetry.history(first)
     by_minute: dict[int, list[HistoryPoint]] = {}
     for p in points:
         by_minute.setdefault(p.minute, []).append(p)
@@ -103,7 +112,7 @@ async def workers(backend: Backend, clock: Clock) -> list[dict[str, Any]]:
     """Live workers with the stats they report, by id."""
     now = clock.now()
     rows = []
-    for w in sorted(await backend.workers(), key=lambda w: w.id):
+    for w in sorted(await backend.telemetry.workers(), key=lambda w: w.id):
         stats = w.stats
         rows.append(
             {
@@ -160,7 +169,7 @@ async def jobs(
     if not 0 <= offset <= MAX_OFFSET:
         raise ValueError(f"offset={offset} is out of range: give 0 to {MAX_OFFSET}")
     query = JobQuery(states=states, queue=queue, task=task, limit=limit, offset=offset)
-    return [job_summary(j) for j in await backend.query(query)]
+    return [job_summary(j) for j in await backend.admin.query(query)]
 
 
 def job_detail(job: JobRecord) -> dict[str, Any]:
@@ -209,12 +218,20 @@ def actions_for(job: JobRecord) -> list[str]:
 
 
 async def schedules(app: Conveyor | None, backend: Backend) -> list[dict[str, Any]]:
-    """Cron and periodic entries with their next and last runs (needs the app)."""
+    """Cron and periodic entries with their next and last runs (needs the app).
+
+    The last runs are ``None`` on a store that records no ticks (see `ticks_recorded`).
+    """
     if app is None or not app.schedules:
         return []
     from conveyor.scheduler import entry_rows
 
-    return await entry_rows(app, backend)
+    return await entry_rows(app, backend if ticks_recorded(backend) else None)
+
+
+def ticks_recorded(backend: Backend) -> bool:
+    """Whether the store records cron ticks (its `Scheduling` capability): the last runs."""
+    return backend.supports(Scheduling)
 
 
 def parse_states(values: list[str]) -> tuple[State, ...] | None:

@@ -79,7 +79,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 )
             ),
             "counters": _obj({"fenced": _INT, "recovered": _INT, "poisoned": _INT}),
-            "workers": _INT,
+            "workers": {
+                "type": ["integer", "null"],
+                "description": "live workers; null when the store keeps no worker registry",
+            },
+            "telemetry": {
+                "type": "boolean",
+                "description": "whether the store keeps job history and a worker registry "
+                "(without it /api/history and /api/workers answer 501)",
+            },
         }
     ),
     "History": _obj(
@@ -151,6 +159,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Schedules": _obj(
         {
             "app_loaded": {"type": "boolean"},
+            "ticks_recorded": {
+                "type": "boolean",
+                "description": "whether the store records cron ticks (else last runs are null)",
+            },
             "entries": _list(
                 _obj(
                     {
@@ -183,6 +195,7 @@ _ERRORS = {
     "401": "authentication required",
     "403": "read-only dashboard, or the CSRF check failed",
     "404": "no such job",
+    "501": "the store lacks what this route reads (history, the worker registry)",
     "503": "the backend cannot be reached",
 }
 

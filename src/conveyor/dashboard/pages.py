@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from conveyor.backends.capabilities import Telemetry
 from conveyor.dashboard import actions, data
 from conveyor.dashboard.actions import Outcome
 from conveyor.dashboard.security import checked_queue
@@ -43,8 +44,12 @@ async def overview(request: Request) -> Response:
 
 async def workers(request: Request) -> Response:
     dash = dashboard(request)
-    rows = await data.workers(await backend(request), dash.clock)
-    return render(request, "workers.html", {"page": "workers", "workers": rows})
+    store = await backend(request)
+    registry = store.supports(Telemetry)
+    rows = await data.workers(store, dash.clock) if registry else []
+    return render(
+        request, "workers.html", {"page": "workers", "workers": rows, "registry": registry}
+    )
 
 
 async def jobs(request: Request) -> Response:
@@ -130,6 +135,7 @@ async def scheduled(request: Request) -> Response:
             "jobs": rows,
             "entries": entries,
             "app_loaded": dash.app is not None,
+            "ticks_recorded": data.ticks_recorded(store),
         },
     )
 
