@@ -232,7 +232,7 @@ def _stored(app: Conveyor) -> list[Any]:
 
     from conveyor.job import JobQuery
 
-    return asyncio.run(app.backend.query(JobQuery(limit=10)))
+    return asyncio.run(app.backend.admin.query(JobQuery(limit=10)))
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e300, -1e300])

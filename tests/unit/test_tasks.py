@@ -25,7 +25,7 @@ from conveyor.testing import drain, drain_async, make_test_app
 
 def stored(app: Conveyor) -> int:
     """How many jobs the app's store holds."""
-    return len(asyncio.run(app.backend.query(JobQuery(limit=10_000))))
+    return len(asyncio.run(app.backend.admin.query(JobQuery(limit=10_000))))
 
 
 # -- registering ---------------------------------------------------------------------------
@@ -299,5 +299,5 @@ async def test_backend_queries_see_what_was_enqueued(app: Conveyor) -> None:
     def send() -> None: ...
 
     send.enqueue()
-    found = await app.backend.query(JobQuery(queue="mail"))
+    found = await app.backend.admin.query(JobQuery(queue="mail"))
     assert [j.task for j in found] == [send.name]

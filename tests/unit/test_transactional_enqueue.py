@@ -13,7 +13,7 @@ from conveyor.testing import eager
 
 
 def stored(app: Conveyor) -> int:
-    return len(asyncio.run(app.backend.query(JobQuery(limit=100))))
+    return len(asyncio.run(app.backend.admin.query(JobQuery(limit=100))))
 
 
 def test_sync_enqueue_with_a_connection_is_refused_on_memory(app: Conveyor) -> None:
@@ -33,7 +33,7 @@ async def test_async_enqueue_with_a_connection_is_refused_on_memory(app: Conveyo
         await send.options(connection=object()).enqueue_async("a@example.com")
     with pytest.raises(ConfigError, match="transactional enqueue"):
         await app.enqueue_many_async([send.call("b")], connection=object())
-    assert len(await app.backend.query(JobQuery())) == 0
+    assert len(await app.backend.admin.query(JobQuery())) == 0
 
 
 def test_enqueue_many_takes_the_connection_of_its_calls_or_its_own(app: Conveyor) -> None:
