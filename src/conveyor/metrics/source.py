@@ -8,7 +8,7 @@ hand in anything else of the same shape.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from conveyor.job import JobRecord
@@ -62,6 +62,30 @@ class JobCounts(Protocol):
         ...
 
 
+class WorkerSnapshot(Protocol):
+    """One consistent read of a worker's numbers (a `WorkerStats` fits)."""
+
+    @property
+    def host(self) -> str:
+        """The host the worker runs on."""
+        ...
+
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
+        ...
+
+    @property
+    def utilisation(self) -> float:
+        """Busy time over available slot time since the worker started (0 to 1)."""
+        ...
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since the worker started."""
+        ...
+
+
 class MetricsSource(Protocol):
     """One worker as the collector and the probes see it (a `Worker` fits)."""
 
@@ -95,7 +119,7 @@ class MetricsSource(Protocol):
         """Per-job hooks; the duration histogram adds itself here."""
         ...
 
-    def stats(self) -> Mapping[str, Any]:
+    def stats(self) -> WorkerSnapshot:
         """One consistent read of the worker's numbers (``host``, ``running``, ...)."""
         ...
 
