@@ -4,9 +4,9 @@ The example store (tests/plugin_store, its own distribution, installed by script
 is used the way a third-party store would be: `Conveyor("example://")`, a real worker, the
 CLI. It is a small store, the core protocol plus `Limits`, so it also shows what a store
 without the other capabilities gets: a worker runs on it, and ``conveyor status`` refuses
-it in one line. (The contract suite runs against it too, by the capabilities it declares:
-"example" in tests/contract/support.py.) The tests that need it skip locally when it is not
-installed and fail when CI is set.
+it in one line. (Its own distribution runs the contract suite on it, by the capabilities
+it declares: tests/plugin_store/test_contract.py.) The tests that need it skip locally when
+it is not installed and fail when CI is set.
 
 The lookup's own rules are checked with small distributions written to a temporary
 directory on ``sys.path``: real package metadata, read by importlib.metadata.
