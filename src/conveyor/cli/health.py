@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from conveyor.backends.capabilities import Admin, Telemetry
+from conveyor.backends.capabilities import Admin, Telemetry, Unsupported
 from conveyor.cli.common import (
     EXIT_NOTHING,
     EXIT_OK,
@@ -40,6 +40,8 @@ async def check(app: Conveyor, worker_id: str | None, timeout: float) -> dict[st
     started = time.monotonic()
     try:
         live = await asyncio.wait_for(_read(app, worker_id is not None), timeout)
+    except Unsupported:
+        raise  # not an outage: the store keeps no registry to look the worker up in
     except TimeoutError:
         live = None
         report["backend"] = f"no answer within {timeout:g}s"
@@ -62,6 +64,8 @@ PROBE_ID = "conveyor-health-probe"
 
 
 async def _read(app: Conveyor, workers: bool) -> set[str]:
+    if workers:
+        app.backend.require(Telemetry, purpose="`conveyor health --worker`")
     backend = await app.open()
     if workers:
         return {w.id for w in await backend.telemetry.workers()}
@@ -101,8 +105,6 @@ def health(
     probe. Exit 3 when the backend is unreachable, 1 when the worker is not in the registry.
     """
     app = resolve_app(app_spec, url)
-    if worker is not None:
-        app.backend.require(Telemetry, purpose="`conveyor health --worker`")
     report = asyncio.run(check(app, worker, timeout))
     if as_json:
         print_json(report)
