@@ -25,7 +25,8 @@ from conveyor.errors import JobControl, JobFailed
 from conveyor.handle import JobHandle
 from conveyor.job import Failure, JobRecord, Lease, NewJob, Routing
 from conveyor.settings import load_settings
-from conveyor.worker.executor import Outcome, ThreadTimeout, execute
+from conveyor.worker.executor import ThreadTimeout, run_job
+from conveyor.worker.outcome import Deferred, Failed, Succeeded
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -137,7 +138,7 @@ def _undelayed(jobs: Sequence[NewJob]) -> list[NewJob]:
 @dataclass(slots=True)
 class _Failed:
     record: JobRecord
-    outcome: Outcome
+    outcome: Failed
 
 
 async def _run_all(app: Conveyor, jobs: Sequence[NewJob]) -> list[_Failed]:
@@ -152,7 +153,7 @@ async def _run_all(app: Conveyor, jobs: Sequence[NewJob]) -> list[_Failed]:
             if record is None:
                 continue  # another worker took it first; it runs there
             outcome = await _run_once(app, backend, record, worker_id, threads)
-            if outcome.failure is not None:
+            if outcome is not None:
                 failed.append(_Failed(await backend.get(record.id) or record, outcome))
     finally:
         # A sync task stuck past its timeout keeps its thread; do not wait for it.
@@ -182,25 +183,28 @@ async def _claim_exact(
 
 async def _run_once(
     app: Conveyor, backend: Backend, record: JobRecord, worker_id: str, threads: ThreadPoolExecutor
-) -> Outcome:
+) -> Failed | None:
+    """Run the job once and tell the store; how it failed, if it ended dead (else ``None``)."""
     assert record.lease_token is not None
     lease = Lease(record.id, record.lease_token)
-    outcome = await execute(app, record, worker_id, threads)
-    if outcome.defer is not None:  # RateLimited: eager mode runs each job once, now
-        waited = Failure(
-            f"RateLimited: the task asked to wait {outcome.defer:g}s (eager mode does not "
-            "wait; use drain() with a real worker to test waiting)"
-        )
-        outcome = replace(outcome, failure=waited, defer=None)
-    failure = outcome.failure
-    if failure is None:
-        await backend.complete(lease, outcome.result)
-        return outcome
-    if failure.retry_in is not None:
-        failure = replace(failure, error=f"{failure.error} (eager mode: no retries)", retry_in=None)
-        outcome = replace(outcome, failure=failure)
-    await backend.fail(lease, failure)
-    return outcome
+    match await run_job(app, record, worker_id, threads):
+        case Succeeded(result):
+            await backend.complete(lease, result)
+            return None
+        case Deferred(delay, _, _, exception):  # RateLimited: eager mode runs each job once, now
+            failed = Failed(
+                Failure(
+                    f"RateLimited: the task asked to wait {delay:g}s (eager mode does not "
+                    "wait; use drain() with a real worker to test waiting)"
+                ),
+                exception,
+            )
+        case Failed(failure) as failed:
+            if failed.retrying:
+                error = f"{failure.error} (eager mode: no retries)"
+                failed = replace(failed, failure=replace(failure, error=error, retry_in=None))
+    await backend.fail(lease, failed.failure)
+    return failed
 
 
 def _raise_first(app: Conveyor, errors: list[_Failed], raise_errors: bool | None) -> None:
