@@ -175,6 +175,10 @@ def run(tmp_path: Path) -> Run:
             ("worker", "--app", "cronapp:app", "--burst"),
             "the worker's built-in scheduler (--no-scheduler turns it off) needs",
         ),
+        (
+            ("run", "--app", "cronapp:app"),  # before any worker process starts
+            "the worker's built-in scheduler (--no-scheduler turns it off) needs",
+        ),
     ],
 )
 def test_the_scheduler_refuses_a_store_without_scheduling_before_it_starts(

@@ -133,12 +133,15 @@ def _supervise(
     backoff_cap: float,
     endpoint: Endpoint,
 ) -> None:
+    from conveyor.cli.scheduler import runs_scheduler
+    from conveyor.modes import resolve_mode
     from conveyor.supervisor.child import url_env, worker_command
     from conveyor.supervisor.config import load_pools
     from conveyor.supervisor.metrics import WORKER_ARGS, SupervisorMetrics, worker_env
     from conveyor.supervisor.supervisor import Supervisor
 
     app = app_for_workers(app_spec, url)  # fail here, not in N crash loops
+    runs_scheduler(app, resolve_mode(app.settings))  # and so for a store without ticks
     assert app_spec is not None
     configure_logging(log_level or app.settings.log_level, app.settings.log_format)
     pools = load_pools().resolve(words)

@@ -29,7 +29,6 @@ from conveyor.redaction import redact_url
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
     from conveyor.modes import ModePlan
-    from conveyor.scheduler import Scheduler
 
 log = logging.getLogger("conveyor.worker")
 
@@ -66,24 +65,22 @@ def apply_mode(app: Conveyor) -> ModePlan:
     return plan
 
 
-def scheduler_beside(app: Conveyor, plan: ModePlan) -> Scheduler | None:
-    """The scheduler ``conveyor worker`` runs beside its jobs, or ``None`` for none.
+def runs_scheduler(app: Conveyor, plan: ModePlan) -> bool:
+    """Whether a ``conveyor worker`` of ``plan`` runs the built-in scheduler on its store.
 
-    With schedule entries to fire, a store that cannot record ticks is refused now, before
-    the worker starts. Without entries the scheduler has nothing to do, so a store without
-    `Scheduling` simply gets none.
+    With schedule entries to fire, a store that cannot record ticks is refused here
+    (`Unsupported`, one line), before any worker starts. Without entries the scheduler has
+    nothing to do, so a store without `Scheduling` simply gets none.
     """
-    from conveyor.scheduler import Scheduler
-
     if not plan.scheduler:
-        return None
+        return False
     if not app.schedules and not app.backend.supports(Scheduling):
         log.info("no built-in scheduler: no schedule entries, and the store records no ticks")
-        return None
+        return False
     app.backend.require(
         Scheduling, purpose="the worker's built-in scheduler (--no-scheduler turns it off)"
     )
-    return Scheduler(app)
+    return True
 
 
 def run_scheduler_only(app: Conveyor, app_spec: str | None) -> int:

@@ -173,12 +173,13 @@ def worker(
         enable_scheduler=scheduler,
     )
     configure_logging(log_level or app.settings.log_level, settings=app.settings)
-    from conveyor.cli.scheduler import apply_mode, run_scheduler_only, scheduler_beside
+    from conveyor.cli.scheduler import apply_mode, run_scheduler_only, runs_scheduler
+    from conveyor.scheduler import Scheduler
 
     plan = apply_mode(app)
     if plan.concurrency == 0:
         raise typer.Exit(run_scheduler_only(app, app_spec))
-    beside = scheduler_beside(app, plan)
+    beside = Scheduler(app) if runs_scheduler(app, plan) else None
     w = Worker(app, burst=burst, handle_signals=True, pool=pool)
     s = app.settings
     err.print(
