@@ -1,9 +1,10 @@
 """Run one claimed job: decode it, find its task, call it, and decide what happens next.
 
 `prepare` finds the task and decodes the arguments once (the worker's admission reads them
-too); `run_prepared` calls the task through the middleware. Nothing a job does can escape this
-module: every exception, even ``SystemExit``, ``KeyboardInterrupt``, a custom
-`BaseException` or a `BaseExceptionGroup` raised by task code, becomes a `Ran` outcome.
+too); `run_prepared` calls the task through the middleware; `run_job` does both. Nothing a
+job does can escape this module: every exception, even ``SystemExit``,
+``KeyboardInterrupt``, a custom `BaseException` or a `BaseExceptionGroup` raised by task
+code, becomes a `Ran` outcome.
 """
 
 from __future__ import annotations
@@ -62,11 +63,11 @@ async def run_job(app: Conveyor, job: JobRecord, worker_id: str, threads: Execut
     return await run_prepared(app, job, prepared, worker_id, threads)
 
 
-# TRANSITION(outcome sum type): eager mode (`conveyor.testing.eager`) still reads a run as
+# TRANSITION(outcome sum type): tests/integration/test_server_time.py still reads a run as
 # one flat record through `execute`; once it matches on `run_job`'s `Ran`, both go.
 @dataclass(slots=True)
 class Outcome:
-    """A run as one flat record (eager mode's old view of a `Ran`)."""
+    """A run as one flat record (the old view of a `Ran`)."""
 
     result: bytes | None = None
     failure: Failure | None = None
