@@ -87,8 +87,10 @@ async def test_a_store_without_telemetry_or_admin_runs_jobs_and_says_once_what_i
     worker = Worker(app, burst=True, heartbeat_interval=0.01, reaper_interval=0.01)
     with caplog.at_level(logging.INFO, logger="conveyor.worker"):
         assert await worker.run() == 0
-    # Then every job succeeded, with no error or warning on the way
+    # Then every job succeeded, with no error or warning on the way, and the heartbeat
+    # reached the store without a registry to refresh
     assert [h.state() for h in handles] == [State.SUCCEEDED] * 3
+    assert worker.heartbeat_age() is not None
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     # And one line each said what the worker does without the registry and without purging
     said = [r.getMessage() for r in caplog.records]
