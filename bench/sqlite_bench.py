@@ -154,7 +154,7 @@ async def _count(url: str, state: State) -> int:
     backend = create_backend(url)
     await backend.open()
     try:
-        return sum(row.counts.get(state, 0) for row in await backend.stats())
+        return sum(row.counts.get(state, 0) for row in await backend.admin.stats())
     finally:
         await backend.close()
 

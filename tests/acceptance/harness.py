@@ -377,7 +377,7 @@ class Cluster:
 
     def counts(self) -> Counter[State]:
         """Jobs in each state, over the whole store."""
-        stats = backend_call(self.url, lambda b: b.stats())
+        stats = backend_call(self.url, lambda b: b.admin.stats())
         total: Counter[State] = Counter()
         for row in stats:
             total.update({s: n for s, n in row.counts.items() if n})
@@ -385,7 +385,7 @@ class Cluster:
 
     def jobs(self, task: str | None = None) -> list[JobRecord]:
         """Every stored job (of one task), read now."""
-        return backend_call(self.url, lambda b: b.query(JobQuery(task=task, limit=100_000)))
+        return backend_call(self.url, lambda b: b.admin.query(JobQuery(task=task, limit=100_000)))
 
     def ticks(self, schedule: str) -> list[float]:
         """The tick of each job a schedule entry enqueued (repeats kept), oldest first."""
@@ -397,7 +397,7 @@ class Cluster:
 
     def workers(self) -> list[WorkerInfo]:
         """Workers live in the registry."""
-        return backend_call(self.url, lambda b: b.workers())
+        return backend_call(self.url, lambda b: b.telemetry.workers())
 
     def wait_ended(self, job_ids: Iterable[str], timeout: float) -> Ledger:
         """Wait until every job has an end record in the ledger."""

@@ -50,7 +50,7 @@ def test_sigkill_mid_job_jobs_are_recovered_by_the_next_worker(cluster: Cluster)
         assert record.attempts == 1, record
         assert record.recoveries == (1 if job_id in in_flight else 0), record
     assert ledger.by_job("start") == {j: 2 if j in in_flight else 1 for j in ids}
-    counters = backend_call(cluster.url, lambda b: b.counters())
+    counters = backend_call(cluster.url, lambda b: b.admin.counters())
     assert counters["recovered"] == 10, counters
 
     rescuer.send(signal.SIGTERM)

@@ -109,7 +109,7 @@ async def _hold_lease(url: str) -> None:
     backend = create_backend(url)
     await backend.open()
     try:
-        assert await backend.acquire_lease(LEADER_LEASE, GATE_OWNER, 120)
+        assert await backend.scheduling.acquire_lease(LEADER_LEASE, GATE_OWNER, 120)
     finally:
         await backend.close()
 
@@ -124,7 +124,7 @@ async def _release_at(url: str, first: float) -> float:
     await backend.open()  # connected before the moment, so releasing is one round trip
     try:
         await asyncio.sleep(max(0.0, start + RELEASE_PHASE - time.time()))
-        await backend.release_lease(LEADER_LEASE, GATE_OWNER)
+        await backend.scheduling.release_lease(LEADER_LEASE, GATE_OWNER)
         return time.time()
     finally:
         await backend.close()

@@ -114,7 +114,7 @@ def test_one_endpoint_for_every_pool_counts_nothing_twice(sqlite_cluster: Cluste
 
         # The history in the backend counts the same 15 jobs, per queue,
         def history() -> dict[str, int] | None:
-            points = backend_call(cluster.url, lambda b: b.history(0))
+            points = backend_call(cluster.url, lambda b: b.telemetry.history(0))
             by_queue: dict[str, int] = {}
             for p in points:
                 by_queue[p.queue] = by_queue.get(p.queue, 0) + p.succeeded

@@ -82,7 +82,7 @@ def test_kill_storm_loses_no_job(request: pytest.FixtureRequest, backend: str) -
         killed = {k.pid for k in storm.kills}
         all_runs = runs(ledger, storm.kills)
         cut_short = sum(r.cut for job_runs in all_runs.values() for r in job_runs)
-        counters = backend_call(cluster.url, lambda b: b.counters())
+        counters = backend_call(cluster.url, lambda b: b.admin.counters())
         duplicates = sum(verdict.duplicated.values())
         figures = StormFigures(
             backend=backend,

@@ -207,3 +207,33 @@ def test_a_worker_without_a_scheduler_runs_on_a_store_without_scheduling(
     proc = run(*command)
     assert proc.returncode == 0, proc.stderr
     assert "conveyor worker ·" in proc.stderr
+
+
+LIMITED_SOURCE = (
+    APP_SOURCE
+    + """
+
+@app.task(name="call_api", rate_limit="10/s")
+def call_api() -> None:
+    pass
+"""
+)
+
+
+@pytest.mark.parametrize("command", [("run",), ("worker", "--burst")])
+def test_workers_refuse_a_store_without_limits_when_a_task_is_limited(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # Given an app with a rate-limited task, on a store that keeps no limits
+    patch_apps(monkeypatch, "admin", "telemetry", "scheduling")
+    (tmp_path / "limitedapp.py").write_text(LIMITED_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # When workers are started for it (`conveyor run` checks before any process starts)
+    result = invoke(*command, "--app", "limitedapp:app", "--url", "partial://")
+    # Then one line names the store, the task and its option, and nothing started
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "conveyor worker ·" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert "does not keep rate limits or concurrency slots" in line
+    assert "task 'call_api''s rate_limit" in line

@@ -68,18 +68,18 @@ async def test_a_garbage_worker_row_is_skipped_with_an_error_and_expires(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a live worker and a garbage registry row
-    await pg.register_worker(WorkerInfo("w-ok", "host", 1, 0.0), ttl=30.0)
+    await pg.telemetry.register_worker(WorkerInfo("w-ok", "host", 1, 0.0), ttl=30.0)
     column, value = WORKER_DAMAGE[name]
     _insert_worker(pg_base, schema, "w-bad", column, value)
 
     # When the registry is listed, Then the garbage row is skipped with a logged error
     with caplog.at_level(logging.ERROR, logger="conveyor.postgres"):
-        assert [w.id for w in await pg.workers()] == ["w-ok"]
+        assert [w.id for w in await pg.telemetry.workers()] == ["w-ok"]
     assert any("w-bad" in r.getMessage() and column in r.getMessage() for r in caplog.records)
 
     # And it expires like any other row: the next registration deletes it
     write(pg_base, schema, "UPDATE {s}.workers SET expires_at = 0 WHERE id = 'w-bad'")
-    await pg.register_worker(WorkerInfo("w-ok", "host", 1, 0.0), ttl=30.0)
+    await pg.telemetry.register_worker(WorkerInfo("w-ok", "host", 1, 0.0), ttl=30.0)
     assert _workers(pg_base, schema) == ["w-ok"]
 
 
@@ -89,8 +89,8 @@ async def test_a_worker_row_with_a_nan_or_infinite_expiry_is_not_live_forever(
 ) -> None:
     _insert_worker(pg_base, schema, "w-bad", "stats", "'{}'")
     write(pg_base, schema, "UPDATE {s}.workers SET expires_at = %(e)s::float8", {"e": expiry})
-    assert await pg.workers() == []
-    await pg.register_worker(WorkerInfo("w-ok", "host", 1, 0.0), ttl=30.0)
+    assert await pg.telemetry.workers() == []
+    await pg.telemetry.register_worker(WorkerInfo("w-ok", "host", 1, 0.0), ttl=30.0)
     assert _workers(pg_base, schema) == ["w-ok"]
 
 
@@ -168,7 +168,11 @@ async def test_counters_at_the_int8_maximum_saturate_instead_of_failing_acks(
     assert (await pg.recover(max_recoveries=5)).recovered == 1
 
     # Then every call worked and the counters stay at the maximum
-    assert await pg.counters() == {"fenced": INT8_MAX, "recovered": INT8_MAX, "poisoned": INT8_MAX}
+    assert await pg.admin.counters() == {
+        "fenced": INT8_MAX,
+        "recovered": INT8_MAX,
+        "poisoned": INT8_MAX,
+    }
     assert count_jobs(pg_base, schema, "state = 'succeeded'") == 1
 
 
@@ -182,8 +186,8 @@ async def test_history_at_the_int8_maximum_saturates(
         "INSERT INTO {s}.history VALUES (%(m)s, 'q', %(v)s, %(v)s)",
         {"m": minute, "v": INT8_MAX},
     )
-    await pg.record_history([HistoryPoint(minute, "q", 5, 5)], keep=3600.0)
-    assert await pg.history(minute) == [HistoryPoint(minute, "q", INT8_MAX, INT8_MAX)]
+    await pg.telemetry.record_history([HistoryPoint(minute, "q", 5, 5)], keep=3600.0)
+    assert await pg.telemetry.history(minute) == [HistoryPoint(minute, "q", INT8_MAX, INT8_MAX)]
 
 
 async def test_oldest_ready_skips_a_run_at_that_is_no_time(
@@ -192,7 +196,7 @@ async def test_oldest_ready_skips_a_run_at_that_is_no_time(
     healthy, bad = job(queue="a"), job(queue="b")
     await pg.enqueue([healthy, bad])
     damage(pg_base, schema, bad.id, "run_at = '-Infinity'")
-    oldest = await pg.oldest_ready()
+    oldest = await pg.admin.oldest_ready()
     assert list(oldest) == ["a"] and oldest["a"] > 0
 
 
@@ -207,7 +211,7 @@ async def test_a_leader_lease_with_a_nan_or_infinite_expiry_is_free(
         "INSERT INTO {s}.leases VALUES ('scheduler', 'gone', %(e)s::float8)",
         {"e": expiry},
     )
-    assert await pg.acquire_lease("scheduler", "me", 10.0)
+    assert await pg.scheduling.acquire_lease("scheduler", "me", 10.0)
 
 
 @pytest.mark.parametrize("tick", ["NaN", "Infinity"])
@@ -217,9 +221,9 @@ async def test_a_nan_or_infinite_last_tick_counts_as_none_and_is_replaced(
     write(
         pg_base, schema, "INSERT INTO {s}.schedules VALUES ('nightly', %(t)s::float8)", {"t": tick}
     )
-    assert await pg.schedule_state(["nightly"]) == {"nightly": None}
-    assert await pg.enqueue_tick("nightly", 1_700_000_000.0, [job()]) is not None
-    assert await pg.schedule_state(["nightly"]) == {"nightly": 1_700_000_000.0}
+    assert await pg.scheduling.schedule_state(["nightly"]) == {"nightly": None}
+    assert await pg.scheduling.enqueue_tick("nightly", 1_700_000_000.0, [job()]) is not None
+    assert await pg.scheduling.schedule_state(["nightly"]) == {"nightly": 1_700_000_000.0}
 
 
 # -- limits ----------------------------------------------------------------------------------
@@ -232,9 +236,9 @@ async def test_garbage_slot_holders_count_as_none(
     pg: PostgresBackend, pg_base: str, schema: str, holders: str
 ) -> None:
     write(pg_base, schema, "INSERT INTO {s}.slots VALUES ('k', %(h)s::jsonb)", {"h": holders})
-    assert await pg.slot_acquire("k", "me", 1, 30.0)
-    await pg.slot_release("k", "me")
-    assert await pg.slot_acquire("k", "other", 1, 30.0)
+    assert await pg.limits.slot_acquire("k", "me", 1, 30.0)
+    await pg.limits.slot_release("k", "me")
+    assert await pg.limits.slot_acquire("k", "other", 1, 30.0)
 
 
 @pytest.mark.parametrize("start", ["NaN", "Infinity"])
@@ -247,5 +251,5 @@ async def test_a_nan_or_infinite_rate_start_leaves_the_window(
         "INSERT INTO {s}.rate_windows VALUES ('k', ARRAY[%(s)s::float8], 0)",
         {"s": start},
     )
-    assert await pg.rate_acquire("k", 1, 60.0) == 0.0
-    assert await pg.rate_acquire("k", 1, 60.0) > 0.0  # the real start now fills the window
+    assert await pg.limits.rate_acquire("k", 1, 60.0) == 0.0
+    assert await pg.limits.rate_acquire("k", 1, 60.0) > 0.0  # the real start now fills the window

@@ -135,10 +135,10 @@ async def test_a_burst_worker_drains_a_store_with_damaged_jobs_among_healthy_one
                 assert stored[b"state"] == b"succeeded"
         assert raw.zcard(f"{k.base}ready:17:defaultapp.work") == 0
         assert raw.smembers(k.lanes) == set()
-    listed = await backend.query(JobQuery(limit=50))
+    listed = await backend.admin.query(JobQuery(limit=50))
     assert len(listed) == 12 and {j.id for j in listed if j.unreadable} == set(bad)
-    await backend.stats()
-    await backend.workers()
+    await backend.admin.stats()
+    await backend.telemetry.workers()
     await app.aclose()
 
 
@@ -274,10 +274,10 @@ async def _scenario(d: Damage, healthy: int, position: int) -> None:
                 assert state in (b"succeeded", b"dead", b"scheduled"), state
                 assert not (raw.hget(key, "last_error") or b"").startswith(UNREADABLE.encode())
         # And reads keep working around it
-        assert len(await app.backend.query(JobQuery(limit=50))) == healthy + 1
+        assert len(await app.backend.admin.query(JobQuery(limit=50))) == healthy + 1
         assert await app.backend.get(target.id) is not None
-        await app.backend.stats()
-        await app.backend.workers()
+        await app.backend.admin.stats()
+        await app.backend.telemetry.workers()
     finally:
         logging.getLogger("conveyor.backend.redis").removeHandler(captured)
         await app.aclose()

@@ -68,7 +68,7 @@ async def run_workers(
 
 
 async def all_final(app: Conveyor) -> bool:
-    stats = await app.backend.stats()
+    stats = await app.backend.admin.stats()
     return not any(
         n
         for row in stats
@@ -121,7 +121,7 @@ async def test_a_queued_listener_becomes_a_job_and_runs(app: Conveyor) -> None:
         heard.append(event.order_id)
 
     await app.dispatch_async(OrderPlaced(order_id=42))
-    stats = {row.queue for row in await app.backend.stats()}
+    stats = {row.queue for row in await app.backend.admin.stats()}
     assert "events" in stats
     await run_workers([app], lambda: heard)
     assert heard == [42]

@@ -64,7 +64,7 @@ async def test_three_schedulers_on_one_file_enqueue_each_tick_once(tmp_path: Pat
         # Then one of them led and each of the ten ticks became exactly one job
         assert sum(s.is_leader for s in schedulers) == 1
         backend = await apps[0].open()
-        jobs = await backend.query(JobQuery(limit=1000))
+        jobs = await backend.admin.query(JobQuery(limit=1000))
         ticks = sorted(j.headers["tick"] for j in jobs)
         assert len(ticks) == 10 and len(set(ticks)) == 10
         assert sum(len(s.fired) for s in schedulers) == 10

@@ -23,7 +23,8 @@ from conveyor.backends.base import Backend
 from conveyor.clock import FakeClock
 from conveyor.job import Lease, NewJob, Priority, Routing, State
 from conveyor.serialization import encode_payload
-from conveyor.worker.executor import execute
+from conveyor.worker.executor import run_job
+from conveyor.worker.outcome import Failed
 
 YEAR = 365 * 24 * 3600.0
 
@@ -71,8 +72,8 @@ async def test_a_retry_is_due_at_server_now_plus_the_delay_whatever_the_worker_c
     assert record.lease_token is not None
 
     # When the task asks for a retry in 7.5 s and the worker reports it
-    outcome = await execute(app, record, "w1", threads)
-    assert outcome.failure is not None
+    outcome = await run_job(app, record, "w1", threads)
+    assert isinstance(outcome, Failed)
     assert await server_store.fail(Lease(record.id, record.lease_token), outcome.failure)
 
     # Then the retry is due 7.5 s after the server's now at the failure (the updated_at the

@@ -56,12 +56,12 @@ async def test_claim_backoff_holds_when_a_job_ends_during_an_outage(
 
         backend.claim = counted  # type: ignore[method-assign]
         running = asyncio.create_task(worker.run())
-        await until(lambda: worker.stats()["running"] == 1, 15, "the job to start")
+        await until(lambda: worker.stats().running == 1, 15, "the job to start")
 
         # When the server goes away and the job ends meanwhile (its report gives up)
         with caplog.at_level(logging.WARNING, logger="conveyor.worker"):
             server.stop()
-            await until(lambda: worker.stats()["running"] == 0, 15, "the job to end")
+            await until(lambda: worker.stats().running == 0, 15, "the job to end")
             before = claims
             await asyncio.sleep(3.0)
             during = claims - before

@@ -79,3 +79,20 @@ async def test_the_refresher_reads_only_what_the_store_keeps(
     assert len(refresher.view.queues) == (1 if "admin" in keep else 0)
     assert bool(refresher.view.counters) == ("admin" in keep)
     assert refresher.backend_fresh()
+
+
+@pytest.mark.parametrize("keep", [(), ("admin",), ("telemetry",)])
+async def test_a_scrape_leaves_out_what_the_store_does_not_keep(
+    app: Conveyor, keep: tuple[str, ...]
+) -> None:
+    # Given a worker's metrics, and a fresh read of a store offering only some capabilities
+    worker = Worker(app, burst=True, reaper=False)
+    refresher = Refresher(partial_store(*keep), interval=1.0, timeout=1.0)
+    registry = build_registry(worker, refresher)
+    await refresher.refresh()
+    # When it is scraped
+    names = {name for name, _ in samples(generate_latest(registry))}
+    # Then the store's families are there only when the store keeps them: absent, not 0
+    assert "conveyor_backend_up" in names
+    assert ("conveyor_poison_pills_total" in names) == ("admin" in keep)
+    assert ("conveyor_workers_live" in names) == ("telemetry" in keep)

@@ -52,7 +52,7 @@ def test_eager_re_raises_the_task_error_and_dead_letters_without_retries(app: Co
     with eager(app), pytest.raises(ValueError, match="cannot charge 5"):
         charge.enqueue(5)
     assert calls == [5]
-    [record] = asyncio.run(app.backend.query(JobQuery()))
+    [record] = asyncio.run(app.backend.admin.query(JobQuery()))
     assert (record.state, record.attempts) == (State.DEAD, 1)
     assert record.last_error == "ValueError: cannot charge 5 (eager mode: no retries)"
 
@@ -243,7 +243,7 @@ def test_each_use_of_memory_backend_starts_empty(app: Conveyor) -> None:
     with use_memory_backend(app):
         work.enqueue()
     with use_memory_backend(app):
-        assert asyncio.run(app.backend.query(JobQuery())) == []
+        assert asyncio.run(app.backend.admin.query(JobQuery())) == []
 
 
 # -- drain ---------------------------------------------------------------------------------

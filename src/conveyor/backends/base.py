@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from conveyor.backends.capabilities import (
-    CAPABILITIES,  # TRANSITION
     Admin,
     Capability,
     Limits,
@@ -133,28 +132,9 @@ class Backend(abc.ABC):
 
     def _part(self, capability: type[Capability]) -> object:
         part: object = self._parts.get(capability.name)
-        if part is self:  # TRANSITION
-            return part
         if not isinstance(part, capability):
             raise Unsupported(self._lacking(capability, ""))
         return part
-
-    # TRANSITION(backend seam): lets stores still written as one class of flat methods, and
-    # callers still calling flat methods, work while both move to parts. Removed once all
-    # four stores and their callers use parts.
-    def __getattr__(self, name: str) -> Any:
-        if name == "_parts":
-            found: dict[str, Capability] = {}
-            for cap in CAPABILITIES:
-                if all(hasattr(type(self), m) for m in cap.__abstractmethods__):
-                    found[cap.name] = self  # type: ignore[assignment]
-            self.__dict__["_parts"] = found
-            return found
-        for part in self._parts.values():
-            owner: object = part
-            if owner is not self and name in _inherited(type(part)):
-                return getattr(part, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _lacking(self, capability: type[Capability], purpose: str) -> str:
         scheme = self.url.partition("://")[0] or self.url
@@ -188,10 +168,6 @@ class Backend(abc.ABC):
     def transactions(self) -> Transactions:
         """Enqueue inside the caller's database transaction."""
         return cast(Transactions, self._part(Transactions))
-
-    async def diagnostics(self) -> list[str]:  # TRANSITION: moves to `Admin.diagnostics`
-        """Warnings about the store's health (one line each) for ``conveyor status``."""
-        return []
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:  # noqa: B027 - optional hook
@@ -288,13 +264,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def get_sync(self, job_id: str) -> JobRecord | None:
         """`get` for code that has no event loop."""
-
-
-def _inherited(cls: type) -> dict[str, Any]:  # TRANSITION
-    out: dict[str, Any] = {}
-    for base in cls.__mro__:
-        out.update(base.__dict__)
-    return out
 
 
 async def claim_waiting(

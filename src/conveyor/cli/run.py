@@ -139,9 +139,11 @@ def _supervise(
     from conveyor.supervisor.config import load_pools
     from conveyor.supervisor.metrics import WORKER_ARGS, SupervisorMetrics, worker_env
     from conveyor.supervisor.supervisor import Supervisor
+    from conveyor.worker.needs import require_limits
 
     app = app_for_workers(app_spec, url)  # fail here, not in N crash loops
     runs_scheduler(app, resolve_mode(app.settings))  # and so for a store without ticks
+    require_limits(app.backend, app.tasks.values())  # or without limits the tasks need
     assert app_spec is not None
     configure_logging(log_level or app.settings.log_level, app.settings.log_format)
     pools = load_pools().resolve(words)

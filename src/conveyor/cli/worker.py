@@ -175,11 +175,13 @@ def worker(
     configure_logging(log_level or app.settings.log_level, settings=app.settings)
     from conveyor.cli.scheduler import apply_mode, run_scheduler_only, runs_scheduler
     from conveyor.scheduler import Scheduler
+    from conveyor.worker.needs import require_limits
 
     plan = apply_mode(app)
     if plan.concurrency == 0:
         raise typer.Exit(run_scheduler_only(app, app_spec))
     beside = Scheduler(app) if runs_scheduler(app, plan) else None
+    require_limits(app.backend, app.tasks.values())  # before the banner: nothing starts
     w = Worker(app, burst=burst, handle_signals=True, pool=pool)
     s = app.settings
     err.print(

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from conveyor.backends.capabilities import Admin, Telemetry
 from conveyor.job import JobRecord
 
 if TYPE_CHECKING:
@@ -172,22 +173,26 @@ def backend_metrics(refresher: Refresher) -> Iterator[Metric]:
         "Seconds since the backend figures below were read.",
         value=refresher.backend_age() or 0.0,
     )
-    depth = GaugeMetricFamily(
-        "conveyor_queue_jobs",
-        "Jobs in the store per queue and priority, by state.",
-        labels=["queue", "priority", "state"],
-    )
-    for row in view.queues:
-        for state, n in sorted(row.counts.items(), key=lambda kv: kv[0].value):
-            depth.add_metric([row.queue, row.priority.label, state.value], n)
-    yield depth
-    for key, (name, doc) in STORE_COUNTERS.items():
-        yield CounterMetricFamily(name.removesuffix("_total"), doc, value=view.counters.get(key, 0))
-    yield GaugeMetricFamily(
-        "conveyor_workers_live",
-        "Workers in the backend's registry (whole store).",
-        value=view.workers,
-    )
+    # A family the store cannot report (no Admin, no Telemetry) is left out, not shown as 0.
+    if Admin.name in view.kept:
+        depth = GaugeMetricFamily(
+            "conveyor_queue_jobs",
+            "Jobs in the store per queue and priority, by state.",
+            labels=["queue", "priority", "state"],
+        )
+        for row in view.queues:
+            for state, n in sorted(row.counts.items(), key=lambda kv: kv[0].value):
+                depth.add_metric([row.queue, row.priority.label, state.value], n)
+        yield depth
+        for key, (name, doc) in STORE_COUNTERS.items():
+            total = view.counters.get(key, 0)
+            yield CounterMetricFamily(name.removesuffix("_total"), doc, value=total)
+    if Telemetry.name in view.kept:
+        yield GaugeMetricFamily(
+            "conveyor_workers_live",
+            "Workers in the backend's registry (whole store).",
+            value=view.workers,
+        )
 
 
 def build_registry(worker: MetricsSource, refresher: Refresher | None) -> CollectorRegistry:

@@ -63,29 +63,6 @@ async def run_job(app: Conveyor, job: JobRecord, worker_id: str, threads: Execut
     return await run_prepared(app, job, prepared, worker_id, threads)
 
 
-# TRANSITION(outcome sum type): tests/integration/test_server_time.py still reads a run as
-# one flat record through `execute`; once it matches on `run_job`'s `Ran`, both go.
-@dataclass(slots=True)
-class Outcome:
-    """A run as one flat record (the old view of a `Ran`)."""
-
-    result: bytes | None = None
-    failure: Failure | None = None
-    exception: BaseException | None = None
-    defer: float | None = None
-
-
-async def execute(app: Conveyor, job: JobRecord, worker_id: str, threads: Executor) -> Outcome:
-    """`run_job`, seen as a flat `Outcome` (TRANSITION)."""
-    match await run_job(app, job, worker_id, threads):
-        case Succeeded(result):
-            return Outcome(result=result)
-        case Failed(failure, exception):
-            return Outcome(failure=failure, exception=exception)
-        case Deferred(delay, _, _, exception):
-            return Outcome(defer=delay, exception=exception)
-
-
 async def run_prepared(
     app: Conveyor, job: JobRecord, prepared: Prepared, worker_id: str, threads: Executor
 ) -> Ran:

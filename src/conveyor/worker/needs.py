@@ -34,13 +34,20 @@ class StoreUse:
     admin: bool
 
 
-def check_store(backend: Backend, tasks: Iterable[Task[Any, Any]]) -> StoreUse:
-    """Raise `Unsupported` if a task's limits need what the store lacks; say what is skipped."""
+def require_limits(backend: Backend, tasks: Iterable[Task[Any, Any]]) -> None:
+    """Raise `Unsupported`, naming the task and its option, if a task's limits need the
+    store's `Limits` and the store has none (``conveyor run`` checks this before any worker
+    starts, so the workers do not each exit in a restart loop)."""
     for task in sorted(tasks, key=lambda t: t.name):
         if task.limits.rate is not None:
             backend.require(Limits, purpose=f"task {task.name!r}'s rate_limit")
         if task.limits.max_concurrency is not None:
             backend.require(Limits, purpose=f"task {task.name!r}'s max_concurrency")
+
+
+def check_store(backend: Backend, tasks: Iterable[Task[Any, Any]]) -> StoreUse:
+    """Raise `Unsupported` if a task's limits need what the store lacks; say what is skipped."""
+    require_limits(backend, tasks)
     scheme = backend.url.partition("://")[0] or backend.url
     use = StoreUse(telemetry=backend.supports(Telemetry), admin=backend.supports(Admin))
     if not use.telemetry:
