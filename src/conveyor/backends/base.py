@@ -39,8 +39,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, cast
 
 from conveyor.backends.capabilities import (
@@ -94,6 +95,8 @@ class Backend(abc.ABC):
     """
 
     url: str
+    #: The capability objects by name; a store that never calls ``__init__`` has none.
+    _parts: Mapping[str, Capability] = MappingProxyType({})
 
     def __init__(
         self,
@@ -104,7 +107,7 @@ class Backend(abc.ABC):
         telemetry: Telemetry | None = None,
         transactions: Transactions | None = None,
     ) -> None:
-        self._parts: dict[str, Capability] = {
+        self._parts = {
             part.name: part
             for part in (limits, scheduling, admin, telemetry, transactions)
             if part is not None
