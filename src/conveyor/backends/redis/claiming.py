@@ -11,6 +11,7 @@ pop (`RedisConnection.unblock`), wait for the reply in flight and release what i
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +49,10 @@ class ClaimRequest:
         ]
 
 
-def claim_keys(k: Keys) -> list[str]:
-    """KEYS of claim.lua."""
-    return [k.lanes, k.scheduled, k.leases, k.counts, k.paused]
+@functools.cache
+def claim_keys(k: Keys) -> tuple[str, ...]:
+    """KEYS of claim.lua, built once per store."""
+    return (k.lanes, k.scheduled, k.leases, k.counts, k.paused)
 
 
 async def claim_now(conn: RedisConnection, request: ClaimRequest) -> list[JobRecord]:

@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from redis import Redis
@@ -121,12 +121,12 @@ class RedisConnection:
         """The ``now`` argument every script takes: ``""`` asks the server (TIME)."""
         return "" if self.server_time else repr(self.clock.now())
 
-    async def run(self, name: str, keys: list[str], *args: Any) -> Any:
+    async def run(self, name: str, keys: Sequence[str], *args: Any) -> Any:
         """Run script ``name`` with the store's prefix and now before ``args``."""
         with translated(self.target):
             return await run(self.client(), name, keys, [self.keys.base, self.now(), *args])
 
-    def run_sync(self, name: str, keys: list[str], *args: Any) -> Any:
+    def run_sync(self, name: str, keys: Sequence[str], *args: Any) -> Any:
         """`run` on the sync client."""
         with translated(self.target):
             return run_sync(self.sync(), name, keys, [self.keys.base, self.now(), *args])

@@ -4,6 +4,7 @@ that send big batches in chunks. `RedisBackend.enqueue` and `RedisScheduling.enq
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,9 +19,11 @@ from conveyor.job import EnqueueResult, NewJob
 ENQUEUE_CHUNK = 1000
 
 
-def enqueue_keys(k: Keys) -> list[str]:
-    """KEYS of enqueue.lua (and the first eight of tick.lua)."""
-    return [k.all, k.seq, k.lanes, k.scheduled, k.unique, k.counts, k.waiters, k.paused]
+@functools.cache
+def enqueue_keys(k: Keys) -> tuple[str, ...]:
+    """KEYS of enqueue.lua (and the first eight of tick.lua); built once per store, as a
+    single-call enqueue is the hot path."""
+    return (k.all, k.seq, k.lanes, k.scheduled, k.unique, k.counts, k.waiters, k.paused)
 
 
 def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:

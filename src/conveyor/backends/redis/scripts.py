@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -99,7 +100,7 @@ def script(name: str) -> Script:
     return Script(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
 
 
-async def run(client: AsyncRedis, name: str, keys: list[str], args: list[Any]) -> Any:
+async def run(client: AsyncRedis, name: str, keys: Sequence[str], args: list[Any]) -> Any:
     """Run script ``name`` on ``client``, loading it first if the server lacks it."""
     s = script(name)
     try:
@@ -109,7 +110,7 @@ async def run(client: AsyncRedis, name: str, keys: list[str], args: list[Any]) -
         return await client.evalsha(s.sha, len(keys), *keys, *args)
 
 
-def run_sync(client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+def run_sync(client: Redis, name: str, keys: Sequence[str], args: list[Any]) -> Any:
     """`run` for the sync client."""
     s = script(name)
     try:
