@@ -13,10 +13,21 @@ import logging
 import time
 from typing import Any
 
+from conveyor.context import _current
+
 CONTEXT = "conveyor_context"
 #: The record attribute (``extra={METRICS: fields}``) of a metrics line's fields.
 METRICS = "metrics"
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: Attributes every LogRecord has (``message`` and ``asctime`` once formatted): anything
+#: else on a record came from ``extra={...}`` or a filter, and is a field of a JSON line.
+STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    CONTEXT,
+    METRICS,
+}
 
 
 def context_of(record: logging.LogRecord) -> dict[str, Any]:
@@ -48,11 +59,37 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+def extra_of(record: logging.LogRecord) -> dict[str, Any]:
+    """What ``extra={...}`` (or a filter) added to the record, standard attributes left out."""
+    return {k: v for k, v in vars(record).items() if k not in STANDARD_ATTRIBUTES}
+
+
+def job_fields() -> dict[str, Any]:
+    """The running job's fields (empty outside a job), for lines logged by task code."""
+    job = _current.get()
+    if job is None:
+        return {}
+    cid = job.headers.get("correlation_id")
+    return {
+        "job_id": job.id,
+        "task": job.task,
+        "queue": job.queue,
+        "attempt": job.attempt,
+        "correlation_id": cid if isinstance(cid, str) and cid else job.id,
+    }
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, metrics and context fields."""
+    """One JSON object per record: time, level, logger, message, then the record's fields.
+
+    The fields, in order of precedence: the metrics line's numbers, ``log.info(...,
+    **context)``, the stdlib's ``extra={...}``, then the running job's fields. None of
+    them replaces ``time``, ``level``, ``logger``, ``message`` or ``exception``. Usable
+    from a ``logging.config.dictConfig`` file: ``{"()": "conveyor.logs.JsonFormatter"}``.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record as one line of JSON; context keys never overwrite the other fields."""
+        """The record as one line of JSON (values JSON cannot hold are written as text)."""
         data: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
@@ -66,8 +103,9 @@ class JsonFormatter(logging.Formatter):
             data.update(metrics)
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        for key, value in context_of(record).items():
-            data.setdefault(key, value)
+        for fields in (context_of(record), extra_of(record), job_fields()):
+            for key, value in fields.items():
+                data.setdefault(key, value)
         return json.dumps(data, default=str)
 
 

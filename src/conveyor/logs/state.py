@@ -54,6 +54,12 @@ def configure_logging(settings: Settings | None = None) -> None:
         old.close()
 
 
+def foreign_root_handlers() -> list[logging.Handler]:
+    """The root logger's handlers that `configure_logging` did not install (the app's)."""
+    with _lock:
+        return [h for h in logging.getLogger().handlers if h not in _installed]
+
+
 def reset_logging() -> None:
     """Remove the handlers `configure_logging` installed and close every channel.
 
