@@ -52,10 +52,10 @@ def _slack(s: Settings) -> logging.Handler:
 
 
 def _sentry(s: Settings) -> logging.Handler:
-    from conveyor.logs.sentry import sentry_handler
+    from conveyor.logs.sentry import sentry_handler, traces_sample_rate
 
     dsn = s.sentry_dsn.get_secret_value() if s.sentry_dsn is not None else None
-    handler = sentry_handler(dsn)
+    handler = sentry_handler(dsn, traces_sample_rate=traces_sample_rate())
     handler.setLevel(s.log_sentry_level.upper())
     return handler
 

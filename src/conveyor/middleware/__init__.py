@@ -9,11 +9,12 @@ async def db_session(ctx: ExecutionContext, call_next: JobNext) -> Any:
 ```
 
 Order, outermost first, for a job run: the executor's guard (any exception, even
-``SystemExit``, becomes a failed job) → the built-ins `trace_job`, `log_job`,
-`measure_job` → app middleware in registration order → the task's own ``middleware=[...]``
-→ the timeout → the task. For an enqueue: `trace_enqueue` → app enqueue middleware in
-registration order → storing. The built-ins sit in ``app.middlewares.job`` and
-``app.middlewares.enqueue`` and can be removed from there. See ``docs/middleware.md``.
+``SystemExit``, becomes a failed job) → the built-ins `trace_job`, `sentry_job` (a
+pass-through unless a Sentry SDK is active), `log_job`, `measure_job` → app middleware in
+registration order → the task's own ``middleware=[...]`` → the timeout → the task. For an
+enqueue: `trace_enqueue`, `sentry_enqueue` → app enqueue middleware in registration order
+→ storing. The built-ins sit in ``app.middlewares.job`` and ``app.middlewares.enqueue`` and
+can be removed from there. See ``docs/middleware.md``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from conveyor.middleware.chain import (
 )
 from conveyor.middleware.joblog import log_job
 from conveyor.middleware.metrics import JobMetrics, measure_job
+from conveyor.middleware.sentry import sentry_enqueue, sentry_job
 from conveyor.middleware.tracing import (
     CorrelationIdFilter,
     correlation_id,
@@ -56,17 +58,20 @@ __all__ = [
     "measure_job",
     "run_chain",
     "run_chain_sync",
+    "sentry_enqueue",
+    "sentry_job",
     "trace_enqueue",
     "trace_job",
 ]
 
 
 def _default_job() -> list[JobMiddleware]:
-    return [trace_job, log_job, measure_job]
+    # sentry_job outside log_job: the job's own lines are breadcrumbs of its scope.
+    return [trace_job, sentry_job, log_job, measure_job]
 
 
 def _default_enqueue() -> list[EnqueueMiddleware]:
-    return [trace_enqueue]
+    return [trace_enqueue, sentry_enqueue]
 
 
 @dataclass(slots=True)
