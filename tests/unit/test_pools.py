@@ -51,6 +51,11 @@ def test_pool_variables_win_over_worker_defaults(tmp_path: Path) -> None:
         "WORKER_TIMEOUT": "30",
         "MAX_RETRIES": "2",
         "WORKER_TRIES": "3",
+        # the prefixed names too: a worker reads them first (docs/configuration.md)
+        "CONVEYOR_JOB_TIMEOUT": "30",
+        "CONVEYOR_WORKER_TIMEOUT": "30",
+        "CONVEYOR_MAX_RETRIES": "2",
+        "CONVEYOR_WORKER_TRIES": "3",
     }
     assert mail.worker_args() == [
         "--pool",

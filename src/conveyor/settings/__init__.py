@@ -1,28 +1,32 @@
-"""Settings, from the environment, a ``.env`` file, and keyword overrides (CLI flags win).
+"""Settings, from keyword arguments (CLI flags), the environment, ``.env`` and a settings file.
 
-Variable names are the seeds' own (``WORKER_CONCURRENCY``, ``JOB_TIMEOUT``, ...), without a
-prefix; ``CONVEYOR_URL`` picks the backend (``REDIS_URL`` when it is unset). A wrong value is
-a `ConfigError` that names the variable, the value, and what is accepted: the checks behind
-those messages are in `conveyor.settings.checks`.
+Conveyor lives inside someone else's program, so reading settings never stops an import:
+
+* ``CONVEYOR_<NAME>`` variables are Conveyor's own and always win over the seeds'
+  unprefixed names (``LOG_LEVEL``, ``WORKER_CONCURRENCY``), which other programs may share;
+  the order of every source is in `conveyor.settings.sources`.
+* Values are read the way people write them (``WARN``, ``console``, ``30s``, ``512MB``:
+  `conveyor.settings.values`).
+* A value Conveyor still cannot use is skipped with a `ConfigWarning` naming the variable;
+  a ``conveyor`` command or a worker refuses to start with it (`Settings.raise_problems`),
+  as does ``load_settings(strict=True)``.
+* A variable that looks like a typo of a known name gets a "did you mean" warning.
+
+Only ``CONVEYOR_URL`` (or ``--url``, or code) chooses the job store: ``REDIS_URL`` alone is
+reported and not used. The cross-setting checks are in `conveyor.settings.checks`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from typing import Any, get_args
 
-from pydantic import (
-    AliasChoices,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from conveyor.errors import ConfigError
-from conveyor.job import Priority
-from conveyor.redaction import MASK, origin, redact_url
+from conveyor.redaction import redact_url
 from conveyor.settings.checks import (
     LOG_CHANNELS,
     alert_problem,
@@ -32,106 +36,124 @@ from conveyor.settings.checks import (
     url_problem,
     webhook_problem,
 )
+from conveyor.settings.names import PREFIX
+from conveyor.settings.report import ConfigWarning, Origin, Problem, explain, shown_value, warn
+from conveyor.settings.sources import Layers, Resolution, resolve
+from conveyor.settings.units import parse_duration
+from conveyor.settings.values import (
+    BackendUrl,
+    Bytes,
+    ChannelList,
+    CommaList,
+    Hours,
+    Level,
+    LogFormat,
+    LogLevel,
+    Lower,
+    LowerOrNone,
+    Megabytes,
+    Mode,
+    PriorityList,
+    Seconds,
+    WaitThresholds,
+    Webhook,
+    WorkerMode,
+)
 
 DEFAULT_URL = "sqlite:///conveyor.db"
-
-WorkerMode = Literal["thin", "default", "specialized", "job-specialized", "scheduler-only"]
 WORKER_MODES: tuple[str, ...] = get_args(WorkerMode)
 
-CommaList = Annotated[tuple[str, ...] | None, NoDecode]
-PriorityList = Annotated[tuple[Priority, ...] | None, NoDecode]
-LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-# Queue name or glob -> seconds, from "mail=60,reports-*=600" (ALERT_WAIT_QUEUES).
-WaitThresholds = Annotated[dict[str, float] | None, NoDecode]
+# Set by load_settings(strict=True): problems are a ConfigError instead of warnings.
+_strict: ContextVar[bool] = ContextVar("conveyor_settings_strict", default=False)
 
 
 class Settings(BaseSettings):
-    """Every setting Conveyor reads. Field ``x_y`` is the variable ``X_Y``."""
+    """Every setting Conveyor reads. Field ``x_y`` is ``CONVEYOR_X_Y``, then ``X_Y``.
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-        validate_default=True,
-    )
+    ``Settings(x_y=...)`` sets a value in code; the others are read as `load_settings`
+    reads them.
+    """
 
-    # REDIS_URL (the seeds' name) is honoured when CONVEYOR_URL is not set.
-    conveyor_url: str = Field(
-        DEFAULT_URL,
-        validation_alias=AliasChoices("conveyor_url", "redis_url"),
-        description="backend URL; REDIS_URL is used when CONVEYOR_URL is unset",
-    )
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    _origins: dict[str, Origin] = PrivateAttr(default_factory=dict)
+    _problems: tuple[Problem, ...] = PrivateAttr(default=())
+    _notices: tuple[str, ...] = PrivateAttr(default=())
+
+    # Only CONVEYOR_URL: REDIS_URL often belongs to a cache (docs/configuration.md).
+    conveyor_url: BackendUrl = Field(DEFAULT_URL, description="backend URL")
     worker_concurrency: int = Field(10, ge=1, le=10_000, description="jobs run at once")
     worker_queues: CommaList = Field(None, description="queue names or glob patterns")
     worker_priorities: PriorityList = Field(None, description="high, normal, low")
     worker_job_types: CommaList = Field(None, description="task names")
     worker_max_jobs: int | None = Field(None, ge=1, description="exit after this many jobs")
-    worker_memory_limit: int | None = Field(None, ge=1, description="exit above this RSS (MB)")
-    worker_max_time: float | None = Field(None, gt=0, description="exit after seconds")
-    worker_sleep: float = Field(1.0, gt=0, le=60, description="longest idle wait (s)")
-    worker_timeout: float | None = Field(
+    worker_memory_limit: Megabytes | None = Field(
+        None, ge=1, description="exit above this RSS (MB)"
+    )
+    worker_max_time: Seconds | None = Field(None, gt=0, description="exit after seconds")
+    worker_sleep: Seconds = Field(1.0, gt=0, le=60, description="longest idle wait (s)")
+    worker_timeout: Seconds | None = Field(
         None, gt=0, description="cap on the timeout of every job this worker runs (s)"
     )
     worker_tries: int | None = Field(
         None, ge=1, description="cap on the runs a job gets in this worker (Laravel --tries)"
     )
-    worker_grace_period: float = Field(30.0, ge=0, description="shutdown wait (s)")
-    worker_loop_warn: float = Field(
+    worker_grace_period: Seconds = Field(30.0, ge=0, description="shutdown wait (s)")
+    worker_loop_warn: Seconds = Field(
         2.0, gt=0, description="log a blocked event loop after this many seconds"
     )
-    worker_loop_grace: float = Field(
+    worker_loop_grace: Seconds = Field(
         10.0,
         ge=0,
         description="exit (code 4) once a loop stays blocked past its job's timeout plus this (s)",
     )
-    job_timeout: float = Field(300.0, gt=0, description="default task timeout (s)")
+    job_timeout: Seconds = Field(300.0, gt=0, description="default task timeout (s)")
     max_retries: int = Field(3, ge=0, le=1000, description="default retries")
-    lease_seconds: float = Field(30.0, ge=0.5, description="lease length (s)")
+    lease_seconds: Seconds = Field(30.0, ge=0.5, description="lease length (s)")
     max_recoveries: int = Field(3, ge=1, description="lost leases before poison pill")
-    reaper_interval: float = Field(5.0, gt=0, description="expired-lease sweep period (s)")
+    reaper_interval: Seconds = Field(5.0, gt=0, description="expired-lease sweep period (s)")
     enable_reaper: bool = Field(True, description="run the lease reaper in workers")
-    max_payload_bytes: int = Field(1024 * 1024, ge=1024, description="argument size limit")
-    result_ttl: float = Field(86_400.0, ge=0, description="keep succeeded jobs (s)")
-    dead_ttl: float = Field(30 * 86_400.0, ge=0, description="keep dead jobs (s)")
-    worker_mode: WorkerMode | None = Field(
+    max_payload_bytes: Bytes = Field(1024 * 1024, ge=1024, description="argument size limit")
+    result_ttl: Seconds = Field(86_400.0, ge=0, description="keep succeeded jobs (s)")
+    dead_ttl: Seconds = Field(30 * 86_400.0, ge=0, description="keep dead jobs (s)")
+    worker_mode: Mode = Field(
         None, description="thin, default, specialized, job-specialized or scheduler-only"
     )
     enable_scheduler: bool | None = Field(
         None, description="run the built-in scheduler in `conveyor worker` (true/false)"
     )
-    scheduler_interval: float = Field(
+    scheduler_interval: Seconds = Field(
         1.0, ge=0.1, le=60, description="seconds between scheduler ticks, 0.1 to 60"
     )
-    worker_metrics_interval: float = Field(
+    worker_metrics_interval: Seconds = Field(
         30.0, ge=0, description="seconds between a worker's metrics lines (0: none)"
     )
-    log_format: Literal["text", "json"] = Field("text", description="text or json log lines")
-    log_channel: str = Field("stderr", description="default log channel (docs/logging.md)")
-    log_stack: CommaList = Field(None, description="the stack channel's channels: single,slack")
-    log_level: LogLevel = Field("info", description="debug, info, warning, error or critical")
+    log_format: LogFormat = Field("text", description="text or json log lines")
+    log_channel: Lower = Field("stderr", description="default log channel (docs/logging.md)")
+    log_stack: ChannelList = Field(None, description="the stack channel's channels: single,slack")
+    log_level: Level = Field("info", description="debug, info, warning, error or critical")
     log_path: str = Field("conveyor.log", description="file of the single and daily channels")
     log_days: int = Field(14, ge=1, description="daily log files kept")
-    log_slack_webhook_url: SecretStr | None = Field(None, description="Slack incoming webhook")
+    log_slack_webhook_url: Webhook = Field(None, description="Slack incoming webhook")
     log_slack_username: str = Field("Conveyor", description="Slack message author")
     log_slack_emoji: str = Field(":boom:", description="Slack message icon")
-    log_slack_level: LogLevel = Field("error", description="lowest level sent to Slack")
+    log_slack_level: Level = Field("error", description="lowest level sent to Slack")
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN of the sentry channel")
-    log_sentry_level: LogLevel = Field("error", description="lowest level sent to Sentry")
-    history_hours: float = Field(
+    log_sentry_level: Level = Field("error", description="lowest level sent to Sentry")
+    history_hours: Hours = Field(
         24.0, ge=0, description="hours of per-minute throughput history kept (0: none)"
     )
-    alert_wait_seconds: float | None = Field(
+    alert_wait_seconds: Seconds | None = Field(
         None, gt=0, description="alert when a queue's oldest ready job waited longer (s)"
     )
     alert_wait_queues: WaitThresholds = Field(
         None, description="per-queue wait thresholds in seconds, e.g. mail=60,reports-*=600"
     )
-    alert_channel: str | None = Field(
+    alert_channel: LowerOrNone = Field(
         None, description="log channel of wait alerts (default: LOG_CHANNEL)"
     )
-    alert_level: LogLevel = Field("error", description="level of wait alert lines")
-    alert_interval: float = Field(
+    alert_level: Level = Field("error", description="level of wait alert lines")
+    alert_interval: Seconds = Field(
         15.0, ge=0.1, le=3600, description="seconds between wait checks, 0.1 to 3600"
     )
     supervisor_metrics_port: int | None = Field(
@@ -141,130 +163,112 @@ class Settings(BaseSettings):
         "127.0.0.1", description="address of `conveyor run`'s metrics port"
     )
 
-    @field_validator("worker_queues", "worker_job_types", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            items = tuple(v.strip() for v in value.split(",") if v.strip())
-            return items or None
-        return value
+    def __init__(self, **values: Any) -> None:
+        found = resolve(type(self).model_fields, Layers.read(), values)
+        _settle(found, values)
+        if _strict.get() and found.problems:
+            raise ConfigError(explain(found.problems))
+        super().__init__(**{**found.values, **values})
+        self._origins = found.origins
+        self._problems = tuple(found.problems)
+        self._notices = tuple(found.notices)
+        if not _strict.get():
+            for problem in found.problems:
+                warn(problem.warning(self._fallback(problem.fields)))
+        for notice in found.notices:
+            warn(notice)
 
-    @field_validator("worker_priorities", mode="before")
     @classmethod
-    def _priorities(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        if value is None or not value:
-            return None
-        try:
-            return tuple(Priority.parse(v) for v in value)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("worker_mode", mode="before")
-    @classmethod
-    def _mode(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip().lower().replace("_", "-") or None
-        return value
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only keyword arguments: `__init__` reads the other sources, leniently."""
+        return (init_settings,)
 
     @model_validator(mode="after")
-    def _mode_needs(self) -> Settings:
-        problem = mode_problem(self)
-        if problem is not None:
-            raise ValueError(problem)
+    def _consistent(self) -> Settings:
+        for check, _fields in _CROSS_CHECKS:
+            problem = check(self)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
+    # -- what was read, and from where ----------------------------------------------------
+    def origin(self, field: str) -> Origin:
+        """Where ``field``'s value came from (``default`` when nothing set it)."""
+        return self._origins.get(field, Origin("default"))
 
-    @field_validator(
-        "log_level", "log_slack_level", "log_sentry_level", "log_channel", mode="before"
-    )
-    @classmethod
-    def _lower_log(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
+    def problems(self) -> tuple[str, ...]:
+        """The values that were skipped because Conveyor cannot use them, one line each."""
+        return tuple(p.text for p in self._problems)
 
-    @field_validator("log_stack", mode="before")
-    @classmethod
-    def _split_stack(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(v.strip().lower() for v in value.split(",") if v.strip()) or None
-        return value
+    def notices(self) -> tuple[str, ...]:
+        """Likely typos and unused variables found while reading (warnings, never errors)."""
+        return self._notices
 
-    @model_validator(mode="after")
-    def _log_needs(self) -> Settings:
-        problem = log_problem(self)
-        if problem is not None:
-            raise ValueError(problem)
-        return self
+    def raise_problems(self) -> None:
+        """Refuse to go on with skipped values: a `ConfigError` listing each, naming the
+        variable, the value and what is accepted. Commands and workers call this at start."""
+        if self._problems:
+            raise ConfigError(explain(self._problems))
 
-    @field_validator("alert_wait_queues", mode="before")
-    @classmethod
-    def _thresholds(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return parse_thresholds(value)
-        return value
-
-    @field_validator("alert_wait_queues")
-    @classmethod
-    def _positive(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        for queue, seconds in (value or {}).items():
-            if not seconds > 0 or seconds == float("inf"):
-                raise ValueError(f"the threshold of {queue!r} must be a number of seconds > 0")
-        return value or None
-
-    @field_validator("alert_channel", "alert_level", mode="before")
-    @classmethod
-    def _lower_alert(cls, value: Any) -> Any:
-        return (value.strip().lower() or None) if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _alert_needs(self) -> Settings:
-        problem = alert_problem(self)
-        if problem is not None:
-            raise ValueError(problem)
-        return self
-
-    @field_validator("log_slack_webhook_url")
-    @classmethod
-    def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
-
-        if value is None or not value.get_secret_value().strip():
-            return None  # LOG_SLACK_WEBHOOK_URL= (empty) means unset
-        problem = webhook_problem(value.get_secret_value())
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+    def _fallback(self, fields: tuple[str, ...]) -> str:
+        if not fields:
+            return "the defaults"
+        return ", ".join(
+            f"{f.upper()}={shown_value(f, getattr(self, f))} ({self.origin(f)})" for f in fields
+        )
 
     def __repr_args__(self) -> Any:
         # Error trackers record locals with repr(): the backend URL's password stays out.
         for name, value in super().__repr_args__():
             yield name, (redact_url(value) if name == "conveyor_url" else value)
 
-    @field_validator("conveyor_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if "://" not in value:
-            raise ValueError(
-                "a backend URL needs a scheme: memory://, sqlite:///path.db, redis://, "
-                "postgresql://"
-            )
-        problem = url_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+
+#: The checks across settings, with the settings to drop when a variable set them wrong.
+_CROSS_CHECKS: tuple[tuple[Callable[[Settings], str | None], tuple[str, ...]], ...] = (
+    (mode_problem, ("worker_mode",)),
+    (log_problem, ("log_channel", "log_stack")),
+    (alert_problem, ("alert_channel",)),
+)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings; ``overrides`` (e.g. CLI flags) win over the environment when not None."""
+def _settle(found: Resolution, given: Mapping[str, Any]) -> None:
+    """Drop what the environment or a file set that fails a cross-setting check."""
+    for check, fields in _CROSS_CHECKS:
+        if any(f in given for f in fields):
+            continue  # the caller's own choice: refused when the model is built
+        problem = check(Settings.model_construct(**found.checked))
+        if problem is None:
+            continue
+        origin = found.origins[fields[0]]
+        own = None
+        if origin.kind in ("env", ".env") and not origin.name.upper().startswith(PREFIX):
+            own = PREFIX + fields[0].upper()
+        found.problems.append(Problem(fields, f"{problem} ({fields[0].upper()}: {origin})", own))
+        for f in fields:
+            found.values.pop(f, None)
+            found.checked.pop(f, None)
+            found.origins[f] = Origin("default")
+
+
+def load_settings(*, strict: bool = False, **overrides: Any) -> Settings:
+    """Read settings; ``overrides`` (e.g. CLI flags) win over every other source when not
+    None, and a wrong one is a `ConfigError`. A wrong value from elsewhere is skipped with
+    a `ConfigWarning`, or with ``strict`` a `ConfigError` too."""
     given = {k: v for k, v in overrides.items() if v is not None}
+    token = _strict.set(strict)
     try:
         return Settings(**given)
     except ValidationError as exc:
         raise ConfigError(_explain(exc)) from None
+    finally:
+        _strict.reset(token)
 
 
 def _explain(exc: ValidationError) -> str:
@@ -276,37 +280,25 @@ def _explain(exc: ValidationError) -> str:
         field = str(err["loc"][0])
         info = Settings.model_fields.get(field)
         hint = f" ({info.description})" if info is not None and info.description else ""
-        lines.append(
-            f"  {field.upper()}={_shown_input(field, err.get('input'))}: {err['msg']}{hint}"
-        )
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {field.upper()}={shown_value(field, err.get('input'))}: {msg}{hint}")
     return "\n".join(lines)
-
-
-#: Settings whose whole value is a secret (a mistyped one is never echoed in full).
-_SECRET_FIELDS = frozenset({"log_slack_webhook_url", "sentry_dsn"})
-
-
-def _shown_input(field: str, value: Any) -> str:
-    """The rejected value as an error may quote it: URLs without their secrets."""
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    if field in _SECRET_FIELDS:
-        return repr(origin(value)) if isinstance(value, str) else repr(MASK)
-    if field == "conveyor_url" and isinstance(value, str):
-        return repr(redact_url(value))
-    return repr(value)
 
 
 __all__ = [
     "DEFAULT_URL",
     "LOG_CHANNELS",
     "WORKER_MODES",
+    "ConfigWarning",
+    "LogLevel",
+    "Origin",
     "Settings",
     "WorkerMode",
     "alert_problem",
     "load_settings",
     "log_problem",
     "mode_problem",
+    "parse_duration",
     "parse_thresholds",
     "url_problem",
     "webhook_problem",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from conveyor.redaction import origin
+from conveyor.settings.units import parse_duration
 
 if TYPE_CHECKING:
     from conveyor.settings import Settings
@@ -90,7 +91,7 @@ def log_problem(s: Settings) -> str | None:
 
 
 def parse_thresholds(text: str) -> dict[str, float] | None:
-    """``"mail=60, reports-*=600"`` → ``{"mail": 60.0, "reports-*": 600.0}`` (empty: None)."""
+    """``"mail=60, reports-*=10m"`` → ``{"mail": 60.0, "reports-*": 600.0}`` (empty: None)."""
     out: dict[str, float] = {}
     for item in (i.strip() for i in text.split(",")):
         if not item:
@@ -99,10 +100,10 @@ def parse_thresholds(text: str) -> dict[str, float] | None:
         try:
             if not sep or not queue.strip():
                 raise ValueError
-            out[queue.strip()] = float(seconds)
+            out[queue.strip()] = parse_duration(seconds)
         except ValueError:
             raise ValueError(
-                f"{item!r} is not QUEUE=SECONDS: write e.g. mail=60,reports-*=600"
+                f"{item!r} is not QUEUE=SECONDS: write e.g. mail=60,reports-*=10m"
             ) from None
     return out or None
 

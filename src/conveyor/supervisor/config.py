@@ -6,10 +6,13 @@ A pool's setting ``key`` is looked up, most specific first:
 2. ``[pools.<pool>]`` in ``conveyor.toml`` (or ``[tool.conveyor.pools.<pool>]`` in
    ``pyproject.toml``),
 3. the environment variable ``WORKER_<KEY>`` (``WORKER_MAX_JOBS``),
-4. ``[worker]`` in the same file,
+4. ``[worker]`` in the same file (which `conveyor worker` reads too),
 5. the built-in default.
 
-The environment includes a ``.env`` file in the working directory (real variables win).
+Every variable may also be written ``CONVEYOR_<NAME>`` (``CONVEYOR_WORKER_MAX_JOBS``), which
+wins over the unprefixed name, as in `conveyor.settings`. The environment includes a
+``.env`` file in the working directory (real variables win). Durations accept units
+(``30s``, ``5m``) and the memory limit sizes (``512MB``), as everywhere.
 ``QUEUE_MULTI_WORKER`` picks one pool for every queue (false, the default) or one pool per
 queue type (true); ``QUEUE_DEFAULT_WORKER`` names the default pool (``jobs``).
 """
@@ -19,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +29,10 @@ from typing import Any
 
 from conveyor.errors import ConfigError
 from conveyor.job import Priority
+from conveyor.settings import Settings
+from conveyor.settings.files import read_file as read_table
+from conveyor.settings.names import PREFIX
+from conveyor.settings.units import parse_duration, parse_size
 
 #: The seed's pools; any other name works too.
 BUILTIN_POOLS = ("jobs", "mail", "events")
@@ -42,12 +48,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _int(low: int) -> Callable[[Any], int]:
+def _int(low: int, *, megabytes: bool = False) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValueError(f"must be a whole number >= {low}")
         try:
-            number = int(value)
+            if megabytes and isinstance(value, str) and re.search("[a-zA-Z]", value):
+                number = parse_size(value, 1024**2)  # "512MB", "1GB"
+            else:
+                number = int(value)
         except ValueError:
             raise ValueError(f"must be a whole number >= {low}") from None
         if number < low:
@@ -64,9 +73,11 @@ def _float(low: float, high: float | None = None, *, zero: bool = False) -> Call
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ValueError(f"must be a number of seconds {bound}")
         try:
-            number = float(value)
+            number = parse_duration(value) if isinstance(value, str) else float(value)
         except ValueError:
-            raise ValueError(f"must be a number of seconds {bound}") from None
+            raise ValueError(
+                f"must be a number of seconds {bound} (or a duration: 500ms, 30s, 5m, 1h)"
+            ) from None
         too_low = number < low if zero else number <= low
         if too_low or (high is not None and number > high) or not math.isfinite(number):
             raise ValueError(f"must be a number of seconds {bound}")
@@ -102,7 +113,7 @@ KEYS: dict[str, Callable[[Any], Any]] = {
     "priorities": _priorities,
     "job_types": _names,
     "max_jobs": _int(1),
-    "memory_limit": _int(1),
+    "memory_limit": _int(1, megabytes=True),
     "max_time": _float(0),
     "timeout": _float(0),
     "sleep": _float(0, 60),
@@ -164,13 +175,14 @@ class Pool:
     def worker_env(self) -> dict[str, str]:
         """Environment variables for this pool's processes (those without a worker flag)."""
         env = {"CONVEYOR_POOL": self.name}
-        # Caps on every job the pool runs, and the defaults of jobs enqueued from it.
+        # Caps on every job the pool runs, and the defaults of jobs enqueued from it. The
+        # CONVEYOR_ names too, so the pool's values win over the supervisor's own.
         if self.timeout is not None:
             env["WORKER_TIMEOUT"] = env["JOB_TIMEOUT"] = f"{self.timeout:g}"
         if self.tries is not None:
             env["WORKER_TRIES"] = str(self.tries)
             env["MAX_RETRIES"] = str(self.tries - 1)
-        return env
+        return env | {PREFIX + k: v for k, v in env.items() if k != "CONVEYOR_POOL"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,22 +233,35 @@ class PoolsConfig:
 
     # -- lookups ---------------------------------------------------------------------------
     def _lookup(self, pool: str, key: str) -> Any:
-        var = f"{env_prefix(pool)}_WORKER_{key.upper()}"
-        if var in self.env:
-            return _parse(key, self.env[var], var)
+        for var in _prefixed(f"{env_prefix(pool)}_WORKER_{key.upper()}"):
+            if var in self.env:
+                return _parse(key, self.env[var], var)
         section = self.file.get("pools", {}).get(pool, {})
         if key in section:
             return _parse(key, section[key], f"[pools.{pool}] {key} in {self.file['_path']}")
         return self._general(key)
 
     def _general(self, key: str) -> Any:
-        var = f"WORKER_{key.upper()}"
-        if var in self.env:
-            return _parse(key, self.env[var], var)
+        for var in _prefixed(f"WORKER_{key.upper()}"):
+            if var in self.env:
+                return _parse(key, self.env[var], var)
         section = self.file.get("worker", {})
         if key in section:
             return _parse(key, section[key], f"[worker] {key} in {self.file['_path']}")
         return None
+
+
+def _prefixed(name: str) -> tuple[str, str]:
+    """``name``'s variables, strongest first: ``CONVEYOR_<NAME>``, then ``<NAME>``."""
+    return (PREFIX + name, name)
+
+
+def _env(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """``(variable, value)`` of ``name`` (prefixed first) when set."""
+    for var in _prefixed(name):
+        if var in env:
+            return var, env[var]
+    return None
 
 
 def _parse(key: str, value: Any, where: str) -> Any:
@@ -294,20 +319,22 @@ def load_pools(env: Mapping[str, str] | None = None, root: Path | None = None) -
     env = read_env(root) if env is None else dict(env)
     file = read_file(root or Path.cwd())
     where = file.get("_path", "")
-    multi_raw = env.get("QUEUE_MULTI_WORKER", file.get("queue_multi_worker", False))
-    multi = _bool(
-        multi_raw,
-        "QUEUE_MULTI_WORKER" if "QUEUE_MULTI_WORKER" in env else f"queue_multi_worker in {where}",
+    multi_env = _env(env, "QUEUE_MULTI_WORKER")
+    multi = (
+        _bool(multi_env[1], multi_env[0])
+        if multi_env is not None
+        else _bool(file.get("queue_multi_worker", False), f"queue_multi_worker in {where}")
     )
+    default_env = _env(env, "QUEUE_DEFAULT_WORKER")
     default = str(
-        env.get("QUEUE_DEFAULT_WORKER") or file.get("queue_default_worker") or DEFAULT_POOL
+        (default_env and default_env[1]) or file.get("queue_default_worker") or DEFAULT_POOL
     ).strip()
     try:
         check_pool_name(default)
     except ConfigError as exc:
         raise ConfigError(f"QUEUE_DEFAULT_WORKER: {exc}") from None
     known = [str(n) for n in file.get("pools", {})]
-    known += [m.group(1).lower() for v in env if (m := _ENV_POOL.match(v))]
+    known += [m.group(1).lower() for v in env if (m := _ENV_POOL.match(v.removeprefix(PREFIX)))]
     for name in known:
         check_pool_name(name)
     config = PoolsConfig(multi, default, env, file, tuple(dict.fromkeys(known)))
@@ -318,40 +345,27 @@ def load_pools(env: Mapping[str, str] | None = None, root: Path | None = None) -
 
 def read_file(root: Path) -> dict[str, Any]:
     """The ``conveyor.toml`` table, else ``[tool.conveyor]`` of ``pyproject.toml``, else
-    ``{}``; ``_path`` says which file it came from."""
-    path = root / "conveyor.toml"
-    if path.is_file():
-        table = _load_toml(path)
-    else:
-        path = root / "pyproject.toml"
-        if not path.is_file():
-            return {}
-        table = _load_toml(path).get("tool", {}).get("conveyor", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: the Conveyor configuration must be a table")
-    _check_shape(table, path)
-    return {**table, "_path": str(path)}
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    ``{}``; ``_path`` says which file it came from. Unknown pool keys are refused."""
+    table = read_table(root)
+    if table:
+        _check_shape(table, Path(table["_path"]))
+    return table
 
 
 def _check_shape(table: dict[str, Any], path: Path) -> None:
     # Unknown keys are typos more often than not: refuse them with the accepted names.
     # Other sections of the same file (e.g. a scheduler's) belong to other features.
-    known = ", ".join(sorted(KEYS))
+    # [worker] also holds what only `conveyor worker` reads (mode, metrics_interval, ...).
+    worker_only = {f[7:] for f in Settings.model_fields if f.startswith("worker_")}
     for name, section in [("worker", table.get("worker", {}))] + [
         (f"pools.{p}", s) for p, s in table.get("pools", {}).items()
     ]:
+        allowed = set(KEYS) | (worker_only if name == "worker" else set())
+        known = ", ".join(sorted(allowed))
         if not isinstance(section, dict):
             raise ConfigError(f"{path}: [{name}] must be a table of settings ({known})")
         for key in section:
-            if key not in KEYS:
+            if key not in allowed:
                 raise ConfigError(
                     f"{path}: [{name}] has an unknown setting {key!r}; known: {known}"
                 )
