@@ -93,6 +93,8 @@ class PageRun:
     skipped: list[str] = field(default_factory=list)
     #: The commands the page ran, in order, as written (``<ID>`` filled in).
     ran: list[str] = field(default_factory=list)
+    #: What each of those commands printed on stdout (a worker's output goes to a log file).
+    printed: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -139,7 +141,7 @@ class PageRun:
         script = self.workdir / f"example_line_{block.line}.py"
         script.write_text(block.text)
         self.ran.append(f"python {script.name}")
-        self._run([sys.executable, script.name], where, {0})
+        self.printed[self.ran[-1]] = self._run([sys.executable, script.name], where, {0}).stdout
 
     def _shell(self, line: str, where: str) -> None:
         argv = shlex.split(line, comments=True)
@@ -162,11 +164,13 @@ class PageRun:
         note = EXIT_NOTE.search(line)
         allowed = {0} if note is None else {0, int(note.group(1))}
         if script:
-            self._run([sys.executable, *argv[1:]], where, allowed)
+            self.printed[self.ran[-1]] = self._run(
+                [sys.executable, *argv[1:]], where, allowed
+            ).stdout
         elif argv[1:2] == ["worker"] and "--burst" not in argv:
             self._serve(argv[1:], where)
         else:
-            self._call(argv[1:], where, allowed)
+            self.printed[self.ran[-1]] = self._call(argv[1:], where, allowed).stdout
 
     def _call(
         self, args: list[str], where: str, allowed: set[int]

@@ -88,6 +88,11 @@ def test_every_quickstart_example_runs_and_its_jobs_succeed(tmp_path: Path) -> N
     [job] = [j for j in run.jobs() if j["task"] == "myproject.jobs.resize_image"]
     assert json.loads(job["result"]) == "/tmp/a-200.png"
 
+    # and the page's words hold: enqueue.py printed that job's id and `ready`, and
+    # `conveyor jobs show <ID>` showed its result
+    assert run.printed["python enqueue.py"] == f"{job['id']} ready\n"
+    assert "/tmp/a-200.png" in run.printed[f"conveyor jobs show {job['id']}"]
+
 
 def test_the_pages_mark_exactly_the_blocks_they_do_not_run() -> None:
     for page, reasons in NOT_RUN.items():
