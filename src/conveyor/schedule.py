@@ -14,6 +14,8 @@ a time that occurs twice at a fall-back transition fires twice (once per UTC ins
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,7 +32,7 @@ from typing import (
 )
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 from conveyor.errors import ConfigError
 from conveyor.job import Priority
@@ -69,15 +71,108 @@ class Schedule(Protocol):
         ...
 
 
-class CronSchedule:
-    """A cron expression evaluated in a time zone (croniter semantics, DST included)."""
+#: Each cron field and the values it takes, in the order of a five-field expression.
+CRON_FIELDS: tuple[tuple[str, str], ...] = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31 or L (the last day)"),
+    ("month", "1-12 or jan-dec"),
+    ("day of week", "0-6 or sun-sat (7 is Sunday too)"),
+)
+#: The field ``seconds=True`` puts first.
+SECOND_FIELD = ("second", "0-59")
+FIVE_FIELDS = "'minute hour day-of-month month day-of-week'"
+SIX_FIELDS = "'second minute hour day-of-month month day-of-week'"
+# croniter's random values ("R", "R(0-30)", "R/5"): drawn anew by every process and call.
+_RANDOM = re.compile(r"r(\(\d+-\d+\))?(/\d+)?", re.IGNORECASE)
 
-    def __init__(self, expression: str, timezone: str = "UTC") -> None:
-        if not isinstance(expression, str) or not croniter.is_valid(expression):
-            raise ConfigError(
-                f"cron expression {expression!r} is not valid: use five fields "
-                "'minute hour day-of-month month day-of-week', e.g. '*/5 * * * *'"
+
+def check_cron(expression: object, *, seconds: bool = False) -> None:
+    """Refuse a cron expression croniter would misread, or reject without saying where.
+
+    croniter takes five fields, or six with seconds *last*; Conveyor takes five, or six
+    with seconds *first* (Quartz and Spring style) only when ``seconds`` asks for them, so
+    ``0 */5 * * * *`` is never silently read as "every second of minute 0". A value out of
+    its range names its field, and an expression whose date never comes (``0 0 31 2 *``)
+    is refused here instead of failing at every scheduler tick.
+    """
+    if not isinstance(expression, str):
+        raise ConfigError(f"cron expression {expression!r} must be a string, e.g. '*/5 * * * *'")
+    fields = expression.split()
+    names = ((SECOND_FIELD,) if seconds else ()) + CRON_FIELDS
+    alias = len(fields) == 1 and fields[0].startswith("@")  # @daily, @hourly, ...
+    if not alias and len(fields) != len(names):
+        raise ConfigError(_field_count_problem(expression, len(fields), seconds=seconds))
+    if any(_RANDOM.fullmatch(part) for f in fields for part in f.split(",")):
+        raise ConfigError(
+            f"cron expression {expression!r} has a random field (R): every process would "
+            "draw other times; write the value itself"
+        )
+    try:
+        croniter.expand(expression, second_at_beginning=seconds)
+    except CroniterError as exc:
+        raise ConfigError(_bad_field_problem(expression, fields, names, exc)) from None
+    try:
+        croniter(expression, time.time(), second_at_beginning=seconds).get_next(float)
+    except CroniterBadDateError:
+        # Only day of month against month can fail so (an alias such as @daily always fires).
+        day, month = (fields[-3], fields[-2]) if not alias else ("?", "?")
+        raise ConfigError(
+            f"cron expression {expression!r} never fires: day of month {day!r} never "
+            f"occurs in month {month!r}; change one of them (L is the last day of a month)"
+        ) from None
+
+
+def _field_count_problem(expression: str, count: int, *, seconds: bool) -> str:
+    if seconds:
+        return (
+            f"cron expression {expression!r} has {count} fields, but seconds=True needs six: "
+            f"{SIX_FIELDS}, e.g. '0 */5 * * * *'"
+        )
+    if count == 6:
+        return (
+            f"cron expression {expression!r} has six fields, and Conveyor reads five, "
+            f"{FIVE_FIELDS}; to give seconds as a first field, ask for them with "
+            f"seconds=True (then the fields are {SIX_FIELDS})"
+        )
+    return (
+        f"cron expression {expression!r} has {count} fields: use five, {FIVE_FIELDS}, "
+        "e.g. '*/5 * * * *'"
+    )
+
+
+def _bad_field_problem(
+    expression: str,
+    fields: list[str],
+    names: tuple[tuple[str, str], ...],
+    exc: CroniterError,
+) -> str:
+    # croniter says "out of range" without saying where: ask it about each field alone.
+    seconds = len(names) > len(CRON_FIELDS)
+    labelled = zip(names, fields, strict=True) if len(fields) == len(names) else ()
+    for i, ((name, values), value) in enumerate(labelled):
+        alone = " ".join(value if j == i else "*" for j in range(len(names)))
+        if not croniter.is_valid(alone, second_at_beginning=seconds):
+            return (
+                f"cron expression {expression!r}: the {name} field {value!r} is out of range "
+                f"or not valid; {name} takes {values}, with *, lists (1,5), ranges (1-5) "
+                "and steps (*/15)"
             )
+    return (
+        f"cron expression {expression!r} is not valid ({exc}); use five fields, "
+        f"{FIVE_FIELDS}, or one of @hourly, @daily, @weekly, @monthly, @yearly"
+    )
+
+
+class CronSchedule:
+    """A cron expression evaluated in a time zone (croniter semantics, DST included).
+
+    Five fields (``minute hour day-of-month month day-of-week``); with ``seconds=True``,
+    six, the seconds first. Checked here by `check_cron`: a schedule that exists fires.
+    """
+
+    def __init__(self, expression: str, timezone: str = "UTC", *, seconds: bool = False) -> None:
+        check_cron(expression, seconds=seconds)
         try:
             self.tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -87,9 +182,14 @@ class CronSchedule:
             ) from None
         self.expression = expression
         self.timezone = timezone
+        self.seconds = seconds
 
     def _iter(self, t: float) -> croniter:
-        return croniter(self.expression, datetime.fromtimestamp(t, self.tz))
+        return croniter(
+            self.expression,
+            datetime.fromtimestamp(t, self.tz),
+            second_at_beginning=self.seconds,
+        )
 
     def at_or_before(self, t: float) -> float:
         # Cron ticks fall on whole seconds, so "before floor(t) + 1" means "at or before t".
