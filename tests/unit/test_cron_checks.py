@@ -1,13 +1,18 @@
-"""Cron expressions are checked when declared."""
+"""Cron expressions are checked when declared; a broken entry never crashes a listing or
+floods the scheduler's log."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import pytest
 
 from conveyor import ConfigError, Conveyor
+from conveyor.clock import FakeClock
 from conveyor.schedule import CronSchedule
+from conveyor.scheduler import Scheduler, entry_rows
+from conveyor.scheduler.problems import REPEAT_AFTER
 
 NOON = datetime(2024, 1, 1, 12, 0, tzinfo=UTC).timestamp()
 
@@ -113,3 +118,79 @@ def test_aliases_are_accepted_and_a_bad_alias_lists_the_good_ones() -> None:
     assert CronSchedule("@hourly").after(NOON) == NOON + 3600
     with pytest.raises(ConfigError, match="one of @hourly, @daily"):
         CronSchedule("@reboot")
+
+
+def break_entry(app: Conveyor, name: str) -> None:
+    """Make entry ``name`` unable to compute ticks, as a schedule built around the checks."""
+    schedule = app.schedules[name].schedule
+    assert isinstance(schedule, CronSchedule)
+    schedule.expression = "0 0 31 2 *"
+
+
+def two_entries(app: Conveyor) -> None:
+    @app.cron("* * * * *", name="good")
+    async def good() -> None: ...
+
+    @app.cron("* * * * *", name="broken")
+    async def broken() -> None: ...
+
+
+async def test_schedule_list_shows_why_an_entry_has_no_next_run(
+    app: Conveyor, clock: FakeClock
+) -> None:
+    # Given a working entry and one whose next run cannot be computed
+    two_entries(app)
+    break_entry(app, "broken")
+    clock.set(NOON + 1)
+
+    # When the entries are listed
+    broken, good = await entry_rows(app, await app.open())
+
+    # Then both have rows: the broken one says why, the good one is untouched
+    assert (broken["name"], broken["next_run"], broken["next_run_at"]) == ("broken", None, None)
+    assert broken["error"].startswith("no next run: CroniterBadDateError")
+    assert (good["next_run"], good["next_run_at"], good["error"]) == (
+        "2024-01-01T12:01:00.000000Z",
+        NOON + 60,
+        None,
+    )
+
+
+async def test_a_broken_entry_is_logged_rarely_and_the_others_still_fire(
+    app: Conveyor, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a working entry and a broken one, and a scheduler ticking every second
+    two_entries(app)
+    break_entry(app, "broken")
+    clock.set(NOON + 1)
+    scheduler = Scheduler(app, interval=1.0)
+
+    def problems() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "schedule broken cannot fire" in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="conveyor.scheduler"):
+        # When it ticks for three minutes
+        fired = []
+        for _ in range(180):
+            fired += await scheduler.tick()
+            clock.advance(1)
+
+        # Then the good entry fired each minute (12:00 to 12:03), the broken one was logged once
+        assert [f.entry for f in fired] == ["good"] * 4
+        assert len(problems()) == 1
+        assert problems()[0].levelno == logging.ERROR
+
+        # When the problem persists for an hour, it is logged once more
+        clock.advance(REPEAT_AFTER)
+        await scheduler.tick()
+        await scheduler.tick()
+        assert len(problems()) == 2
+
+        # When the entry is fixed, it says so and fires again
+        schedule = app.schedules["broken"].schedule
+        assert isinstance(schedule, CronSchedule)
+        schedule.expression = "* * * * *"
+        clock.advance(60)
+        fired = await scheduler.tick()
+        assert sorted(f.entry for f in fired) == ["broken", "good"]
+        assert any(r.getMessage() == "schedule broken fires again" for r in caplog.records)

@@ -14,11 +14,13 @@ from conveyor.backends.capabilities import Scheduling
 from conveyor.errors import ConfigError, SchemaVersionError
 from conveyor.lifecycle import SignalTrap
 from conveyor.schedule import MAX_CATCH_UP, ScheduleEntry, due_ticks, iso
+from conveyor.scheduler.problems import EntryProblems
 
 __all__ = ["LEADER_LEASE", "MAX_CATCH_UP", "Fired", "Scheduler"]
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.job import NewJob
 
 log = logging.getLogger("conveyor.scheduler")
 
@@ -70,6 +72,7 @@ class Scheduler:
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.is_leader = False
         self.fired: list[Fired] = []
+        self.problems = EntryProblems()
         self.stop_reason: str | None = None
         self._stopping: asyncio.Event | None = None
 
@@ -160,18 +163,43 @@ class Scheduler:
     async def _fire(
         self, scheduling: Scheduling, entry: ScheduleEntry, last: float | None
     ) -> list[Fired]:
+        fired = []
+        for tick, job in self._due_jobs(entry, last):
+            results = await scheduling.enqueue_tick(entry.name, tick, [job])
+            if results is None:
+                continue  # another scheduler recorded this tick first
+            [result] = results
+            fired.append(Fired(entry.name, tick, result.id, result.existing))
+            log.info("schedule %s: tick %s enqueued as job %s", entry.name, iso(tick), result.id)
+        return fired
+
+    def _due_jobs(self, entry: ScheduleEntry, last: float | None) -> list[tuple[float, NewJob]]:
+        """The ticks of ``entry`` due now, each with its job; none if the entry is broken.
+
+        A broken entry (its ticks or its job cannot be computed) is logged by `problems`,
+        rarely, and skipped: the store is fine and the other entries still fire. Failures
+        of the store itself happen in `enqueue_tick`, outside this, and end the tick.
+        """
         # Absolute on purpose: a cron entry names wall-clock times, so this host's clock says
         # which ticks are due (keep scheduler hosts on NTP). A tick is only a label and the
         # order key enqueue_tick checks; its job is due at the store's now, like any other.
         now = self.app.clock.now()
-        ticks = due_ticks(
-            entry.schedule,
-            last,
-            now,
-            window=self.window,
-            missed=entry.missed,
-            limit=MAX_CATCH_UP,
-        )
+        try:
+            ticks = due_ticks(
+                entry.schedule,
+                last,
+                now,
+                window=self.window,
+                missed=entry.missed,
+                limit=MAX_CATCH_UP,
+            )
+            jobs = [(tick, entry.job(self.app, tick)) for tick in ticks]
+        except (ConfigError, SchemaVersionError):
+            raise  # an operator must fix these; waiting cannot
+        except Exception as exc:  # noqa: BLE001 - one broken entry must not stop the others
+            self.problems.failed(entry.name, exc, now)
+            return []
+        self.problems.worked(entry.name)
         if len(ticks) > 1 or (ticks and now - ticks[0] > self.window):
             log.warning(
                 "schedule %s missed ticks since %s; policy %s: enqueueing %d",
@@ -180,13 +208,4 @@ class Scheduler:
                 entry.missed,
                 len(ticks),
             )
-        fired = []
-        for tick in ticks:
-            job = entry.job(self.app, tick)
-            results = await scheduling.enqueue_tick(entry.name, tick, [job])
-            if results is None:
-                continue  # another scheduler recorded this tick first
-            [result] = results
-            fired.append(Fired(entry.name, tick, result.id, result.existing))
-            log.info("schedule %s: tick %s enqueued as job %s", entry.name, iso(tick), result.id)
-        return fired
+        return jobs
