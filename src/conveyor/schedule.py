@@ -71,7 +71,7 @@ class Schedule(Protocol):
         ...
 
 
-#: Each cron field and the values it takes, in the order of a five-field expression.
+#: Each cron field and the values it takes, in order (``seconds=True`` puts SECOND_FIELD first).
 CRON_FIELDS: tuple[tuple[str, str], ...] = (
     ("minute", "0-59"),
     ("hour", "0-23"),
@@ -79,7 +79,6 @@ CRON_FIELDS: tuple[tuple[str, str], ...] = (
     ("month", "1-12 or jan-dec"),
     ("day of week", "0-6 or sun-sat (7 is Sunday too)"),
 )
-#: The field ``seconds=True`` puts first.
 SECOND_FIELD = ("second", "0-59")
 FIVE_FIELDS = "'minute hour day-of-month month day-of-week'"
 SIX_FIELDS = "'second minute hour day-of-month month day-of-week'"
@@ -115,8 +114,7 @@ def check_cron(expression: object, *, seconds: bool = False) -> None:
     try:
         croniter(expression, time.time(), second_at_beginning=seconds).get_next(float)
     except CroniterBadDateError:
-        # Only day of month against month can fail so (an alias such as @daily always fires).
-        day, month = (fields[-3], fields[-2]) if not alias else ("?", "?")
+        day, month = (fields[-3], fields[-2]) if not alias else ("?", "?")  # aliases all fire
         raise ConfigError(
             f"cron expression {expression!r} never fires: day of month {day!r} never "
             f"occurs in month {month!r}; change one of them (L is the last day of a month)"
