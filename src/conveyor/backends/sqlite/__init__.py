@@ -1,8 +1,9 @@
 """The SQLite backend: the embedded default, for one machine and several processes.
 
 ``sqlite:///conveyor.db`` (relative) or ``sqlite:////var/lib/app/conveyor.db`` (absolute);
-``?synchronous=normal`` trades the last commits before a power cut for faster writes, and
-``?busy_timeout=<ms>`` sets how long a writer waits for the file (30 s by default).
+``?synchronous=normal`` trades the last commits before a power cut for faster writes,
+``?busy_timeout=<ms>`` sets how long a writer waits for the file (30 s by default), and
+``?mode=rw`` opens only a file that exists (SQLite's name; the default ``rwc`` creates it).
 
 Layout: `backend` (the core verbs), `runner` (the handle's thread and connections, which
 every part shares: plain calls, group-committed writes, the sync connection and the wait
@@ -17,5 +18,6 @@ names), `group_commit`, and one module with its own ``.sql`` file per capability
 from __future__ import annotations
 
 from conveyor.backends.sqlite.backend import SqliteBackend
+from conveyor.backends.sqlite.connection import existing_only
 
-__all__ = ["SqliteBackend"]
+__all__ = ["SqliteBackend", "existing_only"]

@@ -25,6 +25,8 @@ DEFAULT_BUSY_TIMEOUT_MS = 30_000
 LOCKED_RETRIES = 5
 
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
+#: ``mode=`` in the URL, as SQLite's URI filenames name it → whether a missing file is made.
+_MODES = {"rw": False, "rwc": True}
 _MIGRATIONS = [
     (number, sql.load("schema.sql")[name])
     for number, name in migration_steps(sql.load("schema.sql"), "schema.sql")
@@ -40,10 +42,14 @@ class Target:
     path: Path
     synchronous: str = "FULL"
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    #: ``False`` for ``?mode=rw``: open only a file that exists, never create it (nor its
+    #: directory), so a command pointed at the wrong path says so instead of making a store.
+    create: bool = True
 
 
 def parse_url(url: str) -> Target:
-    """Read ``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` (``?synchronous=normal``)."""
+    """Read ``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` (``?synchronous=normal``,
+    ``?mode=rw`` to never create the file: SQLite's own name for it)."""
     parts = urlsplit(url)
     if parts.scheme.lower() != "sqlite":
         raise ConfigError(f"{url!r} is not a sqlite:// URL")
@@ -60,18 +66,32 @@ def parse_url(url: str) -> Target:
             "cannot be shared between workers: use memory:// for tests, or "
             "sqlite:///path/to/conveyor.db"
         )
-    synchronous, busy = "FULL", DEFAULT_BUSY_TIMEOUT_MS
+    synchronous, busy, create = "FULL", DEFAULT_BUSY_TIMEOUT_MS, True
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "synchronous" and value.lower() in _SYNCHRONOUS:
             synchronous = _SYNCHRONOUS[value.lower()]
         elif key == "busy_timeout" and value.isdigit():
             busy = int(value)
+        elif key == "mode" and value.lower() in _MODES:
+            create = _MODES[value.lower()]
         else:
             raise ConfigError(
                 f"unsupported option {key}={value!r} in SQLite URL {url!r}: use "
-                "synchronous=full|normal|extra or busy_timeout=<milliseconds>"
+                "synchronous=full|normal|extra, busy_timeout=<milliseconds> or mode=rw|rwc"
             )
-    return Target(Path(raw).absolute(), synchronous, busy)
+    return Target(Path(raw).absolute(), synchronous, busy, create)
+
+
+def existing_only(url: str) -> str:
+    """``url`` with ``mode=rw`` added, so opening it never creates a missing file.
+
+    For commands that read or repair a store (``conveyor status``, ``jobs list``): run in
+    the wrong directory, they must say the file is missing, not report an empty new one. A
+    URL that already names a mode keeps it.
+    """
+    if any(key == "mode" for key, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)):
+        return url
+    return f"{url}{'&' if '?' in url else '?'}mode=rw"
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -133,8 +153,13 @@ def write(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
 
 
 def connect(target: Target, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    """Open the file with Conveyor's pragmas and bring its schema up to date."""
+    """Open the file with Conveyor's pragmas and bring its schema up to date.
+
+    A missing file (and its directory) is created, unless ``target.create`` is off.
+    """
     path = target.path
+    if not target.create and not path.exists():
+        raise missing_store(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -165,6 +190,15 @@ def connect(target: Target, *, check_same_thread: bool = True) -> sqlite3.Connec
         conn.close()
         raise
     return conn
+
+
+def missing_store(path: Path) -> ConfigError:
+    """The error for a store file that is not there and must not be created (``mode=rw``)."""
+    return ConfigError(
+        f"no Conveyor store at {path}: the SQLite file does not exist (a relative "
+        "sqlite:/// path is read from the current directory). Check --url / CONVEYOR_URL, "
+        "or create the store with `conveyor migrate` or by starting a worker"
+    )
 
 
 def _setup(conn: sqlite3.Connection, target: Target) -> None:
