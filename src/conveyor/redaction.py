@@ -20,8 +20,9 @@ secret.
 
 from __future__ import annotations
 
+import os
 import re
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 MASK = "***"
 
@@ -86,6 +87,21 @@ def redact_url(url: str) -> str:
     if parts.fragment:
         out += "#" + redact_params(parts.fragment)
     return out
+
+
+def display_url(url: str) -> str:
+    """``url`` as a banner, a title or a report shows it: redacted (`redact_url`), and a
+    relative SQLite path made absolute (``sqlite:///conveyor.db`` →
+    ``sqlite:////srv/app/conveyor.db``), since whoever reads the line cannot see the
+    directory the path was relative to.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() == "sqlite" and rest.startswith("/") and rest[1:2] not in "/:":
+        path, mark, query = rest[1:].partition("?")
+        if not path.startswith("file:"):
+            absolute = quote(os.path.abspath(unquote(path)), safe="/")
+            url = f"{scheme}:///{absolute}{mark}{query}"
+    return redact_url(url)
 
 
 def redact_params(query: str) -> str:
