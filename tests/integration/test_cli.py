@@ -280,7 +280,17 @@ def test_config_errors_exit_2_and_missing_backend_exits_3(cli: Run) -> None:
     bad_module = cli("enqueue", "add", "--app", "nosuchmodule:app")
     assert bad_module.returncode == 2
     assert "nosuchmodule" in bad_module.stderr
-    unreachable = cli("status", "--url", "sqlite:////proc/conveyor-nope/x.db")
+    # (enqueue: it may create the store, so it tries; `status` refuses a missing file, exit 2)
+    unreachable = cli(
+        "enqueue",
+        "add",
+        "--app",
+        "cliapp:app",
+        "--args",
+        "[1, 2]",
+        "--url",
+        "sqlite:////proc/conveyor-nope/x.db",
+    )
     assert unreachable.returncode == 3
     assert "Traceback" not in unreachable.stderr
 
@@ -288,6 +298,7 @@ def test_config_errors_exit_2_and_missing_backend_exits_3(cli: Run) -> None:
 def test_workers_lists_a_live_worker_which_stops_on_sigterm(
     tmp_path: Path, env: dict[str, str], cli: Run
 ) -> None:
+    ok(cli("migrate"))  # `workers` never creates the store: it must exist before the worker does
     with subprocess.Popen(
         [sys.executable, "-m", "conveyor", "worker", "--app", "cliapp:app"],
         env=env,

@@ -1,16 +1,19 @@
-"""What every command shares: loading the app, talking to the backend, output, exit codes.
+"""What every command shares: talking to the backend, output, exit codes, asking first.
+
+Finding the app and its store is `loading`.
 
 Exit codes: 0 ok, 1 not found or nothing done, 2 usage or configuration error, 3 backend
-unavailable. Errors go to stderr as one clean message, never a traceback; with ``--json``
-stdout carries exactly one JSON document.
+unavailable. Errors go to stderr as one clean message, never Conveyor's traceback (an app
+that fails to import shows its own, then that message); with ``--json`` stdout carries
+exactly one JSON document.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from conveyor.cli.loading import AppImportFailed
 from conveyor.errors import (
     BackendError,
     BackendUnavailable,
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from conveyor.app import Conveyor
     from conveyor.backends.base import Backend
     from conveyor.backends.capabilities import Capability
+    from conveyor.settings import Settings
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -103,6 +108,8 @@ def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
         try:
             return fn(*args, **kwargs)
         except ConveyorError as exc:
+            if isinstance(exc, AppImportFailed):
+                sys.stderr.write(exc.details)  # the app's own traceback, then the summary
             # Backends quote the URL they were given; never print its password.
             err.print(f"error: {redact_text(str(exc))}", markup=False, highlight=False)
             raise typer.Exit(_code_for(exc)) from None
@@ -120,83 +127,6 @@ def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
             raise typer.Exit(EXIT_UNAVAILABLE) from None
 
     return wrapper
-
-
-def load_app(spec: str) -> Conveyor:
-    """Import ``module:attr`` (the current directory first on ``sys.path``) and return the app."""
-    from conveyor.app import Conveyor
-
-    module_name, _, attr = spec.partition(":")
-    attr = attr or "app"
-    if not module_name:
-        raise ConfigError(f"--app {spec!r} is not of the form module:attribute, e.g. myapp:app")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
-            raise ConfigError(
-                f"cannot import module {module_name!r} for --app {spec!r}: it was not found "
-                f"in the current directory ({cwd}) or on PYTHONPATH"
-            ) from None
-        raise
-    obj: object = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ConfigError(
-                f"module {module_name!r} has no attribute {attr!r} (from --app {spec!r})"
-            ) from None
-    if not isinstance(obj, Conveyor):
-        raise ConfigError(
-            f"--app {spec!r} is a {type(obj).__name__}, not a Conveyor app; point it at the "
-            "object made by Conveyor(...)"
-        )
-    return obj
-
-
-def set_url(app: Conveyor, url: str | None) -> None:
-    """Point ``app`` at ``url`` (before its backend is created)."""
-    if url is None:
-        return
-    from conveyor.settings import load_settings
-
-    check_url(url)
-    checked = load_settings(conveyor_url=url)
-    app.settings = app.settings.model_copy(update={"conveyor_url": checked.conveyor_url})
-    app.url = checked.conveyor_url
-
-
-def check_url(url: str) -> None:
-    """Refuse ``--url`` in one line when it cannot name a backend (e.g. port 99999)."""
-    from conveyor.settings import url_problem
-
-    problem = url_problem(url)
-    if problem is not None:
-        raise ConfigError(f"--url: {problem}")
-
-
-def resolve_app(app_spec: str | None, url: str | None, *, need_app: bool = False) -> Conveyor:
-    """The user's app when ``--app``/``$CONVEYOR_APP`` is given, else a bare app for ``url``.
-
-    Read-only commands need no tasks, so ``--url`` (or ``$CONVEYOR_URL``) is enough.
-    """
-    from conveyor.app import Conveyor
-
-    if url is not None:
-        check_url(url)
-    if app_spec:
-        app = load_app(app_spec)
-        set_url(app, url)
-        return app
-    if need_app:
-        raise ConfigError(
-            "this command needs your app: pass --app module:attribute or set CONVEYOR_APP"
-        )
-    return Conveyor(url)
 
 
 def run_with_backend(
@@ -222,6 +152,70 @@ def run_with_backend(
             await app.aclose()
 
     return asyncio.run(go())
+
+
+def banner(settings: Settings, name: str, fields: dict[str, Any]) -> None:
+    """The start-up line of a long-running command, in the chosen ``LOG_FORMAT``.
+
+    Text: ``conveyor worker · app x:app · sqlite:////srv/x.db · pid 7 · ...`` (a field
+    that is ``None`` or ``False`` is left out, ``True`` shows its name). JSON: one record
+    like every other line of the stream (`conveyor.logs.JsonFormatter`), that text as its
+    message and each field as a key, so a pipeline reading JSON lines can parse it too.
+    """
+    shown = {k: v for k, v in fields.items() if v is not None and v is not False}
+    text = " · ".join([f"conveyor {name}", *(_part(k, v) for k, v in shown.items())])
+    if settings.log_format != "json":
+        err.print(text, markup=False, highlight=False)
+        return
+    from conveyor.logs import JsonFormatter
+    from conveyor.logs.formatting import CONTEXT
+
+    record = logging.makeLogRecord(
+        {
+            "name": f"conveyor.{name}",
+            "levelno": logging.INFO,
+            "levelname": "INFO",
+            "msg": text,
+            CONTEXT: {"event": "start", **shown},  # the line's fields, as log.info(**context)
+        }
+    )
+    sys.stderr.write(JsonFormatter().format(record) + "\n")
+    sys.stderr.flush()
+
+
+def _part(key: str, value: Any) -> str:
+    if value is True:
+        return key
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    return str(value) if key == "url" else f"{key} {value}"
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question: stdin is a terminal and ``CI`` is not set."""
+    return sys.stdin.isatty() and not os.environ.get("CI")
+
+
+def confirm_deletion(pending: int, what: str, as_json: bool) -> None:
+    """Ask before deleting ``pending`` ``what`` (e.g. "dead job(s)"), or stop with exit 1.
+
+    Without a person to ask (no terminal, or ``CI`` set) nothing is deleted: the command
+    says how many would go and how to delete them (``--yes``). With ``--json`` that answer
+    is the JSON document: ``{"deleted": 0, "pending": N, "error": ...}``.
+    """
+    if pending == 0:
+        if as_json:
+            print_json({"deleted": 0, "pending": 0})
+        else:
+            out.print(f"no {what} to delete", highlight=False)
+        raise typer.Exit(EXIT_NOTHING)
+    if not interactive():
+        message = f"would delete {pending} {what}; re-run with --yes to delete them"
+        if as_json:
+            print_json({"deleted": 0, "pending": pending, "error": message})
+        fail(message, EXIT_NOTHING)
+    if not typer.confirm(f"Delete {pending} {what} for good?", err=True):
+        raise typer.Exit(EXIT_NOTHING)
 
 
 def print_json(data: Any) -> None:

@@ -15,9 +15,9 @@ from conveyor.cli.common import (
     err,
     fail,
     handle_errors,
-    resolve_app,
 )
-from conveyor.redaction import redact_url
+from conveyor.cli.loading import resolve_app
+from conveyor.redaction import display_url
 
 #: Host names a loopback-bound dashboard answers to (a guard against DNS rebinding).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -153,7 +153,7 @@ def dashboard(
     mode = "read-only" if read_only else "read-write"
     auth = "token" if token else ("password" if password else "no auth (loopback)")
     err.print(
-        f"conveyor dashboard · http://{shown}:{port}/ · {redact_url(app.url)} · {mode} · {auth}",
+        f"conveyor dashboard · http://{shown}:{port}/ · {display_url(app.url)} · {mode} · {auth}",
         markup=False,
         highlight=False,
     )

@@ -22,8 +22,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from conveyor.backends.capabilities import Admin, Telemetry
-from conveyor.cli.common import err, fail, handle_errors, set_url
+from conveyor.cli.common import err, fail, handle_errors
 from conveyor.cli.demo_report import print_summary, summarize
+from conveyor.cli.loading import set_url
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
-    resolve_app,
 )
+from conveyor.cli.loading import resolve_app
 from conveyor.errors import ConfigError
 from conveyor.serialization import clip_repr
 
@@ -69,7 +69,7 @@ def enqueue(
     """Enqueue one job for a registered task and print its id."""
     call_args = parse_json("--args", args, list)
     call_kwargs = parse_json("--kwargs", kwargs, dict)
-    app = resolve_app(app_spec, url, need_app=True)
+    app = resolve_app(app_spec, url, need_app=True, create=True)
     bound = app.get_task(task).options(
         queue=queue, priority=priority, delay=delay, unique_key=unique_key
     )

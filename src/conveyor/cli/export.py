@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli.common import AppOption, err, handle_errors, out
+from conveyor.cli.common import AppOption, JsonOption, err, handle_errors, out, print_json
 
 
 @handle_errors
@@ -37,10 +37,14 @@ def export(
         str,
         typer.Option("--secret", help="kubernetes: the Secret with the backend URL (key 'url')."),
     ] = "conveyor",  # noqa: S107 - a Secret's name, not a secret
+    as_json: JsonOption = False,
 ) -> None:
     """Write the pools as process-manager configs: one program, template unit, service or
     Deployment per pool, with its process count and a stop timeout longer than the
     worker's grace period. The backend URL is read from the environment, never written.
+
+    ``--json``: ``{"kind": ..., "files": [{"name", "path", "text"}]}``, ``path`` being
+    where the file was written (``null`` without ``--out``).
     """
     from conveyor.errors import ConfigError
     from conveyor.supervisor.config import load_pools
@@ -65,15 +69,22 @@ def export(
         secret_name=secret_name,
     )
     files = EXPORTERS[kind](load_pools().resolve(list(pools or [])), target)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out_dir / name).write_text(text)
+    if as_json:
+        where = {name: None if out_dir is None else str(out_dir / name) for name in files}
+        listed = [{"name": n, "path": where[n], "text": t} for n, t in files.items()]
+        print_json({"kind": kind, "files": listed})
+        return
     if out_dir is None:
         for name, text in files.items():
             if len(files) > 1:
                 sys.stdout.write(f"# ==> {name} <==\n")
             sys.stdout.write(text + ("\n" if len(files) > 1 else ""))
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (out_dir / name).write_text(text)
+    for name in files:
         out.print(f"wrote {out_dir / name}", highlight=False)
     if kind == "systemd":
         err.print(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,21 +13,23 @@ from conveyor.cli.common import (
     AppOption,
     JsonOption,
     UrlOption,
+    confirm_deletion,
     err,
-    fail,
     handle_errors,
     out,
-    resolve_app,
+    print_json,
     run_with_backend,
 )
 from conveyor.cli.listing import JsonLinesOption, Printer, output_mode, stream
+from conveyor.cli.loading import resolve_app
+from conveyor.cli.typer_app import Cli
 from conveyor.errors import ConfigError
 from conveyor.job import JobQuery, State
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
 
-failed_app = typer.Typer(
+failed_app = Cli(
     help="Dead jobs (out of retries, failed with Fail, or poison pills).", no_args_is_help=True
 )
 
@@ -64,31 +64,37 @@ def retry(
     all_jobs: Annotated[bool, typer.Option("--all", help="Retry every dead job.")] = False,
     app_spec: AppOption = None,
     url: UrlOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Move dead jobs back to ready with fresh attempts. Exit 1 if none was retried."""
+    """Move dead jobs back to ready with fresh attempts. Exit 1 if none was retried.
+
+    ``--json``: ``{"retried": N, "not_retried": M}`` (``M`` counts the ids given that were
+    not dead jobs; ``null`` with ``--all``).
+    """
     if bool(job_ids) == all_jobs:
         raise ConfigError("give the ids of the dead jobs to retry, or --all (not both)")
     app = resolve_app(app_spec, url)
-    wanted = None if all_jobs else list(job_ids or [])
+    wanted = None if all_jobs else list(dict.fromkeys(job_ids or []))
 
     async def act(backend: Backend) -> int:
         return await backend.admin.retry_dead(wanted)
 
     count = run_with_backend(app, act, needs=[Admin], purpose="`conveyor failed retry`")
-    out.print(f"retried {count} job(s)", highlight=False)
+    missed = None if wanted is None else len(wanted) - count
+    if as_json:
+        print_json({"retried": count, "not_retried": missed})
+    else:
+        out.print(f"retried {count} job(s)", highlight=False)
     if count == 0:
-        err.print("no dead job matched", highlight=False)
+        if not as_json:
+            err.print("no dead job matched", highlight=False)
         raise typer.Exit(EXIT_NOTHING)
-    if wanted is not None and count < len(wanted):
+    if missed and not as_json:
         err.print(
-            f"{len(wanted) - count} id(s) were not dead jobs (missing, not dead, or their "
+            f"{missed} id(s) were not dead jobs (missing, not dead, or their "
             "unique key is held by a newer job)",
             highlight=False,
         )
-
-
-def _interactive() -> bool:
-    return sys.stdin.isatty() and not os.environ.get("CI")
 
 
 @failed_app.command("purge")
@@ -100,11 +106,13 @@ def purge(
     ] = None,
     app_spec: AppOption = None,
     url: UrlOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete dead jobs for good.
 
     Asks for confirmation on a terminal. Without a terminal (or with CI set) it deletes
     nothing unless --yes is given: it prints how many jobs would go and exits 1.
+    ``--json``: ``{"deleted": N}``, or ``{"deleted": 0, "pending": N, "error": ...}``.
     """
     app = resolve_app(app_spec, url)
     # Only the preview count reads this host's clock; the purge hands the store an age.
@@ -124,19 +132,13 @@ def purge(
     needs, purpose = [Admin], "`conveyor failed purge`"
     if not yes:
         pending = run_with_backend(app, count_dead, needs=needs, purpose=purpose)
-        if pending == 0:
-            out.print("no dead jobs to purge", highlight=False)
-            raise typer.Exit(EXIT_NOTHING)
-        if not _interactive():
-            fail(
-                f"would delete {pending} dead job(s); re-run with --yes to delete them",
-                EXIT_NOTHING,
-            )
-        if not typer.confirm(f"Delete {pending} dead job(s) for good?"):
-            raise typer.Exit(EXIT_NOTHING)
+        confirm_deletion(pending, "dead job(s)", as_json)
 
     async def act(backend: Backend) -> int:
         return await backend.admin.purge([State.DEAD], older_than=older_than)
 
     deleted = run_with_backend(app, act, needs=needs, purpose=purpose)
-    out.print(f"purged {deleted} dead job(s)", highlight=False)
+    if as_json:
+        print_json({"deleted": deleted})
+    else:
+        out.print(f"purged {deleted} dead job(s)", highlight=False)

@@ -3,7 +3,8 @@
 Exit 0 when the backend answers within ``--timeout`` (and, with ``--worker ID``, that worker
 is in the registry, i.e. its heartbeat is fresh); 3 when the backend is unreachable; 1 when
 the worker is missing; 2 when ``--worker`` is asked of a store that keeps no worker
-registry. One line on stderr says what failed.
+registry, or the SQLite file does not exist (a probe never creates a store). One line on
+stderr says what failed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from conveyor.backends.capabilities import Admin, Telemetry, Unsupported
+from conveyor.backends.capabilities import Admin, Telemetry
 from conveyor.cli.common import (
     EXIT_NOTHING,
     EXIT_OK,
@@ -26,9 +27,10 @@ from conveyor.cli.common import (
     err,
     handle_errors,
     print_json,
-    resolve_app,
 )
-from conveyor.redaction import redact_url
+from conveyor.cli.loading import resolve_app
+from conveyor.errors import ConfigError
+from conveyor.redaction import display_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -36,12 +38,14 @@ if TYPE_CHECKING:
 
 async def check(app: Conveyor, worker_id: str | None, timeout: float) -> dict[str, Any]:
     """Ask the backend (and its registry) within ``timeout``; the report as plain data."""
-    report: dict[str, Any] = {"url": redact_url(app.url), "backend": "ok", "ok": True}
+    report: dict[str, Any] = {"url": display_url(app.url), "backend": "ok", "ok": True}
     started = time.monotonic()
     try:
         live = await asyncio.wait_for(_read(app, worker_id is not None), timeout)
-    except Unsupported:
-        raise  # not an outage: the store keeps no registry to look the worker up in
+    except ConfigError:
+        # Not an outage: the store keeps no registry to look the worker up in, or (SQLite)
+        # the store file does not exist and a health check must not create it.
+        raise
     except TimeoutError:
         live = None
         report["backend"] = f"no answer within {timeout:g}s"

@@ -21,11 +21,12 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
-    resolve_app,
     run_with_backend,
     split_list,
 )
 from conveyor.cli.listing import JsonLinesOption, Printer, output_mode, stream
+from conveyor.cli.loading import resolve_app
+from conveyor.cli.typer_app import Cli
 from conveyor.errors import ConfigError, JobNotFound, SerializationError
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord, State
 from conveyor.timefmt import fmt_time
@@ -33,7 +34,7 @@ from conveyor.timefmt import fmt_time
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
 
-jobs_app = typer.Typer(help="Look at, cancel and delete single jobs.", no_args_is_help=True)
+jobs_app = Cli(help="Look at, cancel and delete single jobs.", no_args_is_help=True)
 
 _TIMES = ("run_at", "created_at", "updated_at", "started_at", "finished_at", "failed_at")
 #: Shown apart from the field table: long text, or the record as stored.
@@ -164,8 +165,12 @@ def cancel(
     job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
     app_spec: AppOption = None,
     url: UrlOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Cancel a scheduled, ready or running job. Exit 1 if not found or already finished."""
+    """Cancel a scheduled, ready or running job. Exit 1 if not found or already finished.
+
+    ``--json``: ``{"id": ..., "cancelled": true|false, "state": ...}`` (the job's state now).
+    """
     app = resolve_app(app_spec, url)
 
     async def act(backend: Backend) -> tuple[bool, JobRecord | None]:
@@ -174,6 +179,11 @@ def cancel(
     done, job = run_with_backend(app, act, needs=[Admin], purpose="`conveyor jobs cancel`")
     if job is None:
         raise JobNotFound(f"job {job_id} does not exist (or was pruned after retention)")
+    if as_json:
+        print_json({"id": job_id, "cancelled": done, "state": job.state.value})
+        if not done:
+            raise typer.Exit(EXIT_NOTHING)
+        return
     if not done:
         fail(f"job {job_id} is already {job.state.value}; nothing to cancel", EXIT_NOTHING)
     out.print(f"cancelled {job_id}", highlight=False)
@@ -187,10 +197,12 @@ def delete(
     ],
     app_spec: AppOption = None,
     url: UrlOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete finished jobs (succeeded, dead or cancelled), unreadable ones included.
 
     Exit 1 if any id is missing or not finished (cancel a waiting or running job first).
+    ``--json``: ``{"deleted": [ids], "errors": [one line per id not deleted]}``.
     """
     app = resolve_app(app_spec, url)
     wanted = list(dict.fromkeys(job_ids))
@@ -215,6 +227,9 @@ def delete(
         return deleted, problems
 
     deleted, problems = run_with_backend(app, act, needs=[Admin], purpose="`conveyor jobs delete`")
+    if as_json:
+        print_json({"deleted": deleted, "errors": problems})
+        raise typer.Exit(EXIT_NOTHING if problems else 0)
     if deleted:
         out.print(f"deleted {len(deleted)} job(s): {' '.join(deleted)}", highlight=False)
     for problem in problems:

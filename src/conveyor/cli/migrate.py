@@ -11,9 +11,9 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
-    resolve_app,
 )
-from conveyor.redaction import redact_url
+from conveyor.cli.loading import resolve_app
+from conveyor.redaction import display_url
 
 
 @handle_errors
@@ -23,7 +23,7 @@ def migrate(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOpti
     Forward-only and safe to run again, or from several machines at once. PostgreSQL
     workers refuse an older schema until this has run; SQLite upgrades its file on open.
     """
-    app = resolve_app(app_spec, url)
+    app = resolve_app(app_spec, url, create=True)
     # Not run_with_backend: its plain open() refuses the older schema this is here to fix.
     backend = app.backend
 
@@ -35,6 +35,6 @@ def migrate(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOpti
 
     report = asyncio.run(run())
     if as_json:
-        print_json({"url": redact_url(app.url), "result": report})
+        print_json({"url": display_url(app.url), "result": report})
     else:
-        out.print(f"{redact_url(app.url)}: {report}", highlight=False)
+        out.print(f"{display_url(app.url)}: {report}", highlight=False)

@@ -25,9 +25,8 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
-    resolve_app,
-    set_url,
 )
+from conveyor.cli.loading import resolve_app, set_url
 from conveyor.cli.worker import configure_logging
 from conveyor.redaction import redact_url
 from conveyor.timefmt import fmt_duration
@@ -181,7 +180,7 @@ def app_for_workers(app_spec: str | None, url: str | None) -> Conveyor:
     from conveyor.errors import ConfigError
     from conveyor.settings import load_settings
 
-    app = resolve_app(app_spec, None, need_app=True)
+    app = resolve_app(app_spec, None, need_app=True, create=True)
     if url is not None and app.url != load_settings().conveyor_url:
         raise ConfigError(
             f"--url cannot reach the workers of --app {app_spec}: the app names its own "

@@ -16,15 +16,15 @@ from conveyor.cli.common import (
     AppOption,
     JsonOption,
     UrlOption,
-    err,
+    banner,
     handle_errors,
     out,
     print_json,
-    resolve_app,
     run_with_backend,
-    set_url,
 )
-from conveyor.redaction import redact_url
+from conveyor.cli.loading import resolve_app
+from conveyor.cli.typer_app import Cli
+from conveyor.redaction import display_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.worker")
 
-schedule_app = typer.Typer(
+schedule_app = Cli(
     help="Cron and periodic entries: `conveyor schedule list`.", no_args_is_help=True
 )
 
@@ -89,12 +89,14 @@ def run_scheduler_only(app: Conveyor, app_spec: str | None) -> int:
     from conveyor.scheduler import Scheduler
 
     s = Scheduler(app, handle_signals=True)
-    err.print(
-        f"conveyor scheduler · app {app_spec} · {redact_url(app.url)} · pid {os.getpid()} · "
-        f"interval {s.interval:g}s · entries {len(app.schedules)}",
-        markup=False,
-        highlight=False,
-    )
+    fields = {
+        "app": app_spec,
+        "url": display_url(app.url),
+        "pid": os.getpid(),
+        "interval": f"{s.interval:g}s",
+        "entries": len(app.schedules),
+    }
+    banner(app.settings, "scheduler", fields)
 
     # A wrong ALERT_* setting fails here, before the scheduler starts.
     alerts = WaitAlerts.from_settings(app.backend.clone(), app.clock, app.settings)
@@ -132,8 +134,7 @@ def scheduler(
     from conveyor.cli.worker import apply_overrides, configure_logging
 
     configure_logging(log_level)
-    app = resolve_app(app_spec, None, need_app=True)
-    set_url(app, url)
+    app = resolve_app(app_spec, url, need_app=True, create=True)
     apply_overrides(app, scheduler_interval=interval)
     raise typer.Exit(run_scheduler_only(app, app_spec))
 
@@ -148,8 +149,7 @@ def schedule_list(
     """Each cron and periodic entry: schedule, time zone, next run, last run, missed policy."""
     from conveyor.scheduler import entry_rows
 
-    app = resolve_app(app_spec, None, need_app=True)
-    set_url(app, url)
+    app = resolve_app(app_spec, url, need_app=True)
     rows = run_with_backend(
         app,
         lambda backend: entry_rows(app, backend),

@@ -17,11 +17,11 @@ from conveyor.cli.common import (
     handle_errors,
     out,
     print_json,
-    resolve_app,
     run_with_backend,
 )
+from conveyor.cli.loading import resolve_app
 from conveyor.job import QueueStats, State, WorkerInfo
-from conveyor.redaction import redact_url
+from conveyor.redaction import display_url
 from conveyor.timefmt import fmt_duration
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ async def snapshot(backend: Backend) -> Snapshot:
 def status_json(url: str, snap: Snapshot) -> dict[str, Any]:
     """The ``status --json`` document."""
     return {
-        "url": redact_url(url),
+        "url": display_url(url),
         "queues": [
             {
                 "queue": row.queue,
@@ -101,7 +101,7 @@ def status(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOptio
     if as_json:
         print_json(status_json(app.url, snap))
         return
-    table = Table(title=f"Conveyor · {redact_url(app.url)}", title_justify="left")
+    table = Table(title=f"Conveyor · {display_url(app.url)}", title_justify="left")
     table.add_column("queue")
     table.add_column("priority")
     for s in STATES:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -13,13 +14,12 @@ import typer
 from conveyor.cli.common import (
     AppOption,
     UrlOption,
-    err,
+    banner,
     handle_errors,
-    resolve_app,
-    set_url,
     split_list,
 )
-from conveyor.redaction import redact_url
+from conveyor.cli.loading import resolve_app, set_url
+from conveyor.redaction import display_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -56,6 +56,30 @@ def apply_overrides(app: Conveyor, **overrides: Any) -> None:
         return
     checked = load_settings(**given)
     app.settings = app.settings.model_copy(update={k: getattr(checked, k) for k in given})
+
+
+def unmatched_routing(app: Conveyor) -> list[str]:
+    """Warnings for ``--queues`` / ``--job-types`` entries that no task of ``app`` matches.
+
+    Such a worker starts and waits forever (``--queues mial``); jobs can still be sent to
+    other queues with ``.options(queue=...)``, so this is a warning, not an error.
+    """
+    s = app.settings
+    queues = sorted({task.queue for task in app.tasks.values()})
+    problems = [
+        f"no task of this app uses queue {q!r} (known: {', '.join(queues) or 'none'}); "
+        "this worker may wait forever"
+        for q in s.worker_queues or ()
+        if not any(fnmatchcase(known, q) for known in queues)
+    ]
+    names = sorted(app.tasks)
+    problems += [
+        f"no task of this app is named {t!r} (known: {', '.join(names) or 'none'}); "
+        "this worker may wait forever"
+        for t in s.worker_job_types or ()
+        if t not in app.tasks
+    ]
+    return problems
 
 
 @handle_errors
@@ -154,7 +178,7 @@ def worker(
     from conveyor.worker import Worker
     from conveyor.worker.companions import MetricsEndpoint, run_worker
 
-    app = resolve_app(app_spec, None, need_app=True)
+    app = resolve_app(app_spec, None, need_app=True, create=True)
     set_url(app, url)
     apply_overrides(
         app,
@@ -172,25 +196,32 @@ def worker(
         worker_mode=mode,
         enable_scheduler=scheduler,
     )
+    # The store's handle first: a URL that cannot work (a missing extra) is one line, before
+    # anything is logged or started.
+    backend = app.backend
     configure_logging(log_level or app.settings.log_level, settings=app.settings)
     from conveyor.cli.scheduler import apply_mode, run_scheduler_only, runs_scheduler
     from conveyor.scheduler import Scheduler
     from conveyor.worker.needs import require_limits
 
+    for problem in unmatched_routing(app):
+        logging.getLogger("conveyor.worker").warning(problem)
     plan = apply_mode(app)
     if plan.concurrency == 0:
         raise typer.Exit(run_scheduler_only(app, app_spec))
     beside = Scheduler(app) if runs_scheduler(app, plan) else None
-    require_limits(app.backend, app.tasks.values())  # before the banner: nothing starts
+    require_limits(backend, app.tasks.values())  # before the banner: nothing starts
     w = Worker(app, burst=burst, handle_signals=True, pool=pool)
-    s = app.settings
-    err.print(
-        f"conveyor worker · app {app_spec} · {redact_url(app.url)} · pid {os.getpid()} · "
-        f"concurrency {w.concurrency} · queues {','.join(s.worker_queues or ['*'])}"
-        f"{f' · pool {pool}' if pool else ''}{' · burst' if burst else ''}",
-        markup=False,
-        highlight=False,
-    )
+    fields = {
+        "app": app_spec,
+        "url": display_url(app.url),
+        "pid": os.getpid(),
+        "concurrency": w.concurrency,
+        "queues": list(app.settings.worker_queues or ["*"]),
+        "pool": pool,
+        "burst": burst,
+    }
+    banner(app.settings, "worker", fields)
     from conveyor.scheduler.beside import with_scheduler
 
     endpoint = (
