@@ -1,16 +1,35 @@
-"""Strict JSON for arguments, headers and results.
+"""JSON for arguments, headers and results: strict, plus a few everyday types, tagged.
 
-Only JSON's own types go in: ``None``, ``bool``, ``int`` (64-bit), finite ``float``,
-``str``, ``list``/``tuple`` and ``dict`` with ``str`` keys. Anything else (a ``datetime``,
-a ``set``, ``bytes``, ``NaN``, an object) is refused at the call site with the path of the
-offending value, rather than silently turned into a string. No pickle, ever.
+Arguments and results may hold JSON's own types: ``None``, ``bool``, ``int`` (64-bit),
+finite ``float``, ``str``, ``list``/``tuple`` and ``dict`` with ``str`` keys; and five
+everyday values JSON lacks, each stored as a one-key object that names its type::
+
+    datetime  {"$datetime": "2030-01-01T09:30:00+02:00"}   (naive or aware; keeps the offset)
+    date      {"$date": "2030-01-01"}
+    time      {"$time": "09:30:00"}
+    UUID      {"$uuid": "6f1c...-..."}
+    Decimal   {"$decimal": "19.99"}
+
+Decoding follows the tag, not the task's annotations: a value comes back as the type it
+was sent as, in arguments, nested in lists and dicts, and in results alike. The payload
+never names a class to import, so nothing else (dataclasses, models, sets, bytes) goes in:
+it is refused at the call site with the path of the offending value, never turned into a
+string. A user's own one-key object whose key is a tag (``{"$date": ...}``, as MongoDB's
+extended JSON writes) is wrapped as ``{"$dict": {...}}`` and comes back unchanged.
+Payloads stored before tags existed are plain JSON and decode as they always did.
+
+Headers stay strict JSON (no tags): they are metadata read by logs, stores and dashboards.
+No pickle, ever.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -36,6 +55,26 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _MAX_DEPTH = 100
 _CLIP = 60
 
+#: How each tag's text turns back into its value. Every parser raises `ValueError` (or,
+#: for `Decimal`, an `ArithmeticError`) on text it cannot read.
+_TAGS: dict[str, Callable[[str], Any]] = {
+    "$datetime": datetime.fromisoformat,
+    "$date": date.fromisoformat,
+    "$time": time.fromisoformat,
+    "$uuid": UUID,
+    "$decimal": Decimal,
+}
+#: Wraps a user's one-key object whose key is a tag, so it is not read as a tagged value.
+_ESCAPE = "$dict"
+_RESERVED = frozenset((*_TAGS, _ESCAPE))
+#: Every tag starts an object key with these bytes: a payload without them has no tags.
+_TAG_MARK = b'"$'
+_PLAIN = "str, int, float, bool, None, list, dict"
+_RICH = f"{_PLAIN}, or datetime, date, time, UUID, Decimal"
+
+#: What to do with a value that is neither a JSON scalar nor a list, tuple or dict.
+_Leaf = Callable[[Any, str], Any]
+
 
 def clip_repr(value: object, width: int = _CLIP) -> str:
     """``repr(value)``, cut to about ``width`` characters, for error messages."""
@@ -59,48 +98,110 @@ def check_text(value: str, path: str) -> None:
 
 def check_json(value: Any, path: str) -> None:
     """Raise `SerializationError` naming ``path`` if ``value`` is not strict JSON."""
-    _check(value, path, 0, set())
+    _walk(value, path, 0, set(), _refuse)
 
 
-def _check(value: Any, path: str, depth: int, seen: set[int]) -> None:
-    if isinstance(value, str):
-        check_text(value, path)
-        return
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, int):
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise SerializationError(
-                f"{path} is an integer too large for JSON ({value}); pass it as a string"
-            )
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise SerializationError(
-                f"{path} is {value!r}, which strict JSON cannot represent; pass None or a string"
-            )
-        return
+def tag_values(value: Any, path: str) -> Any:
+    """``value`` as JSON-ready data: everyday types tagged, or `SerializationError`.
+
+    ``path`` names the value in error messages (``args[0]``, ``kwargs['when']``).
+    """
+    return _walk(value, path, 0, set(), _tag)
+
+
+def untag(value: Any) -> Any:
+    """Decoded JSON with its tagged objects turned back into values (see the module doc).
+
+    A tag whose text cannot be read (a hand-written or pre-tag payload) stays the object
+    it is, so a payload that decoded before still decodes.
+    """
+    if isinstance(value, list):
+        return [untag(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((key, inner),) = value.items()
+        if key == _ESCAPE and isinstance(inner, dict):
+            return {k: untag(v) for k, v in inner.items()}
+        parse = _TAGS.get(key)
+        if parse is not None and isinstance(inner, str):
+            try:
+                return parse(inner)
+            except (ValueError, ArithmeticError):
+                return value
+    return {k: untag(v) for k, v in value.items()}
+
+
+def _tag(value: Any, path: str) -> dict[str, str]:
+    # datetime before date: a datetime is a date too.
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, time):
+        return {"$time": value.isoformat()}
+    if isinstance(value, UUID):
+        return {"$uuid": str(value)}
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    raise SerializationError(
+        f"{path} is a {type(value).__name__}, which cannot be stored as JSON; pass plain "
+        f"data ({_RICH}) and convert it back inside the task"
+    )
+
+
+def _refuse(value: Any, path: str) -> Any:
+    raise SerializationError(
+        f"{path} is a {type(value).__name__}, which is not JSON; pass plain data "
+        f"({_PLAIN}) and convert it back inside the task"
+    )
+
+
+def _walk(value: Any, path: str, depth: int, seen: set[int], leaf: _Leaf) -> Any:
+    """``value`` checked (and its leaves converted by ``leaf``), as JSON-ready data."""
+    if _is_scalar(value, path):
+        return value
     if depth >= _MAX_DEPTH:
         raise SerializationError(
             f"{path} is nested more than {_MAX_DEPTH} levels deep (is it recursive?)"
         )
     if isinstance(value, (list, tuple)):
         _enter(value, path, seen)
-        for i, item in enumerate(value):
-            _check(item, f"{path}[{i}]", depth + 1, seen)
+        items = [_walk(item, f"{path}[{i}]", depth + 1, seen, leaf) for i, item in enumerate(value)]
         seen.discard(id(value))
-        return
+        return items
     if isinstance(value, dict):
-        _check_dict(value, path, depth, seen)
-        return
-    raise SerializationError(
-        f"{path} is a {type(value).__name__}, which is not JSON; pass plain data "
-        "(str, int, float, bool, None, list, dict) and convert it back inside the task"
-    )
+        return _walk_dict(value, path, depth, seen, leaf)
+    return leaf(value, path)
 
 
-def _check_dict(value: dict[Any, Any], path: str, depth: int, seen: set[int]) -> None:
+def _is_scalar(value: Any, path: str) -> bool:
+    """Whether ``value`` is a JSON scalar; `SerializationError` if it is one JSON cannot hold."""
+    if isinstance(value, str):
+        check_text(value, path)
+        return True
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise SerializationError(
+                f"{path} is an integer too large for JSON ({value}); pass it as a string"
+            )
+        return True
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SerializationError(
+                f"{path} is {value!r}, which strict JSON cannot represent; pass None or a string"
+            )
+        return True
+    return False
+
+
+def _walk_dict(
+    value: dict[Any, Any], path: str, depth: int, seen: set[int], leaf: _Leaf
+) -> dict[str, Any]:
     _enter(value, path, seen)
+    out: dict[str, Any] = {}
     for key, item in value.items():
         if not isinstance(key, str):
             raise SerializationError(
@@ -108,8 +209,11 @@ def _check_dict(value: dict[Any, Any], path: str, depth: int, seen: set[int]) ->
                 "JSON object keys must be str"
             )
         check_text(key, f"{path} key")
-        _check(item, _item_path(path, key), depth + 1, seen)
+        out[key] = _walk(item, _item_path(path, key), depth + 1, seen, leaf)
     seen.discard(id(value))
+    if len(out) == 1 and not _RESERVED.isdisjoint(out):
+        return {_ESCAPE: out}
+    return out
 
 
 def _item_path(path: str, key: str) -> str:
@@ -129,22 +233,22 @@ def encode_payload(
     max_bytes: int = DEFAULT_MAX_PAYLOAD,
 ) -> bytes:
     """Encode a call's arguments, checking every value and the total size."""
-    for i, arg in enumerate(args):
-        check_json(arg, f"args[{i}]")
+    plain_args = [tag_values(arg, f"args[{i}]") for i, arg in enumerate(args)]
+    plain_kwargs: dict[str, Any] = {}
     for name, arg in kwargs.items():
         check_text(name, "a keyword argument's name")
-        check_json(arg, _item_path("kwargs", name))
-    data = orjson.dumps({"args": list(args), "kwargs": kwargs})
+        plain_kwargs[name] = tag_values(arg, _item_path("kwargs", name))
+    data = orjson.dumps({"args": plain_args, "kwargs": plain_kwargs})
     if len(data) > max_bytes:
         raise PayloadTooLarge(
             f"the job's arguments take {len(data):,} bytes, over the {max_bytes:,}-byte limit "
-            f"(largest: {_largest(args, kwargs)}); store big data elsewhere and pass a "
-            "reference, or raise MAX_PAYLOAD_BYTES"
+            f"(largest: {_largest(plain_args, plain_kwargs)}); store big data elsewhere and "
+            "pass a reference, or raise MAX_PAYLOAD_BYTES"
         )
     return data
 
 
-def _largest(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:
+def _largest(args: list[Any], kwargs: dict[str, Any]) -> str:
     sizes = {f"args[{i}]": len(orjson.dumps(a)) for i, a in enumerate(args)}
     sizes.update({f"kwargs[{k!r}]": len(orjson.dumps(v)) for k, v in kwargs.items()})
     name = max(sizes, key=sizes.__getitem__)
@@ -152,7 +256,21 @@ def _largest(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:
 
 
 def decode_payload(data: bytes) -> tuple[list[Any], dict[str, Any]]:
-    """Decode stored arguments; raise `SerializationError` if they are corrupt."""
+    """Decode stored arguments, tagged values as their types; `SerializationError` if corrupt."""
+    args, kwargs = decode_payload_json(data)
+    if _TAG_MARK not in data:
+        return args, kwargs  # plain JSON (every payload stored before tags): nothing to turn
+    try:
+        return [untag(a) for a in args], {k: untag(v) for k, v in kwargs.items()}
+    except RecursionError:
+        raise SerializationError("the stored payload is nested too deeply to read") from None
+
+
+def decode_payload_json(data: bytes) -> tuple[list[Any], dict[str, Any]]:
+    """Stored arguments as the JSON they are kept in, tags left as objects.
+
+    For showing a job (CLI, dashboard, JSON output), where a `datetime` would not print.
+    """
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -169,9 +287,8 @@ def decode_payload(data: bytes) -> tuple[list[Any], dict[str, Any]]:
 
 
 def encode_value(value: Any, path: str = "result", *, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
-    """Encode one value (a task's result) as strict JSON of at most ``max_bytes``."""
-    check_json(value, path)
-    data = orjson.dumps(value)
+    """Encode one value (a task's result) as JSON, tags included, of at most ``max_bytes``."""
+    data = orjson.dumps(tag_values(value, path))
     if len(data) > max_bytes:
         raise PayloadTooLarge(
             f"{path} takes {len(data):,} bytes as JSON, over the {max_bytes:,}-byte limit "
@@ -182,7 +299,13 @@ def encode_value(value: Any, path: str = "result", *, max_bytes: int = MAX_RESUL
 
 
 def decode_value(data: bytes) -> Any:
-    """Decode a value stored by `encode_value`."""
+    """Decode a value stored by `encode_value`, tagged values as their types."""
+    value = orjson.loads(data)
+    return untag(value) if _TAG_MARK in data else value
+
+
+def decode_value_json(data: bytes) -> Any:
+    """A value stored by `encode_value` as the JSON it is kept in, for showing it."""
     return orjson.loads(data)
 
 

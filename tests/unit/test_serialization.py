@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -55,7 +55,7 @@ def _recursive() -> list[Any]:
 @pytest.mark.parametrize(
     ("args", "kwargs", "path", "words"),
     [
-        ((), {"when": datetime(2030, 1, 1, tzinfo=UTC)}, "kwargs['when']", "datetime"),
+        ((), {"every": timedelta(hours=1)}, "kwargs['every']", "timedelta"),
         ((1, [{1, 2}]), {}, "args[1][0]", "set"),
         ((b"raw",), {}, "args[0]", "bytes"),
         ((math.nan,), {}, "args[0]", "nan"),
