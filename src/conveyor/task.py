@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import re
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from conveyor.errors import ConfigError, InvalidOption
+from conveyor.errors import ConfigError, InvalidOption, SerializationError
 from conveyor.job import Priority
 from conveyor.limits import NO_LIMITS, Limits
 from conveyor.retry import Backoff
@@ -36,6 +37,25 @@ R = TypeVar("R")
 
 UniqueKey = str | Callable[..., str]
 _NAME = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_NAME_CHARS}}}")
+
+
+class BadArguments(SerializationError):
+    """A call's arguments do not fit the task's function (a `TypeError`, as a direct call).
+
+    Raised where the job is enqueued, so the mistake points at the caller's line instead
+    of a job that dies in a worker. A `SerializationError` like a value JSON cannot hold:
+    either way, the call cannot become a job a worker can run.
+    """
+
+
+def default_name(fn: Callable[..., Any]) -> str:
+    """The name a task gets without ``name=``: ``module.function``.
+
+    Functions defined inside functions (factories, tests) drop the ``<locals>`` part, which
+    is not a valid name.
+    """
+    qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", "task"))
+    return f"{getattr(fn, '__module__', None)}.{qualname.replace('.<locals>', '')}"
 
 
 def check_name(kind: str, value: str) -> str:
@@ -219,12 +239,46 @@ class Task(Generic[P, R]):
         #: How many positional arguments always fit (every parameter plain, no default),
         #: so the worker can skip `Signature.bind` for such calls; -1 when that is unknown.
         self.positional_arity = _positional_arity(self.signature)
+        #: Named ``__main__.…`` because it was defined in the script being run, which a
+        #: worker never imports under that name (`check_importable`).
+        in_main = getattr(fn, "__module__", None) == "__main__"
+        self.defined_in_main = in_main and name == default_name(fn)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
         self.__wrapped__ = fn
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.queue} priority={self.priority.label}>"
+
+    def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
+        """Raise `BadArguments` unless ``fn(*args, **kwargs)`` would bind to the function.
+
+        Python's own message says what is wrong; a misspelt keyword gets a suggestion.
+        """
+        if not kwargs and len(args) == self.positional_arity:
+            return  # every parameter plain and given: nothing to check
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise BadArguments(
+                f"task {self.name}{_bare(self.signature)} cannot take these arguments: "
+                f"{exc}{_suggestion(self.signature, kwargs)}"
+            ) from None
+
+    def check_importable(self) -> None:
+        """Raise `ConfigError` if a worker could not find this task under its name.
+
+        A task defined in the script being run (``python script.py``) is named
+        ``__main__.add``; a worker imports the app's modules, where no such name exists.
+        """
+        if self.defined_in_main:
+            short = self.name.removeprefix("__main__.")
+            raise ConfigError(
+                f"task {short} is defined in __main__ (the script being run), so it is named "
+                f"{self.name!r}, a name no worker can find: a worker imports your modules "
+                f"under their own names. Move the task into a module the script imports, "
+                f"or give it a stable name: @app.task(name={short!r})"
+            )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Call the function directly, in this process, without a job."""
@@ -279,6 +333,30 @@ class Task(Generic[P, R]):
             connection=connection,
         )
         return BoundTask(self, opts)
+
+
+def _bare(signature: inspect.Signature) -> str:
+    """``(path, width=640)``: the parameters without annotations, which may be quoted text."""
+    params = [p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=params, return_annotation=inspect.Signature.empty))
+
+
+def _suggestion(signature: inspect.Signature, kwargs: dict[str, Any]) -> str:
+    """`` (did you mean 'width'?)`` for a keyword the function does not have, or ``""``."""
+    kinds = {p.kind for p in signature.parameters.values()}
+    if inspect.Parameter.VAR_KEYWORD in kinds:
+        return ""  # any keyword is welcome: none is misspelt
+    names = [
+        p.name
+        for p in signature.parameters.values()
+        if p.kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+    ]
+    for given in kwargs:
+        if given not in signature.parameters:
+            close = difflib.get_close_matches(given, names, n=1)
+            if close:
+                return f" (did you mean {close[0]!r}?)"
+    return ""
 
 
 def _positional_arity(signature: inspect.Signature) -> int:

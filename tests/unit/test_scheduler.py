@@ -61,7 +61,7 @@ async def test_schedule_mistakes_are_config_errors(app: Conveyor) -> None:
     with pytest.raises(SerializationError, match=r"args\[0\]"):
         app.cron("* * * * *", args=(object(),), name="bad-args")(f)
     assert app.tasks == {} and app.schedules == {}  # nothing half-registered
-    app.cron("* * * * *", name="once")(f)
+    app.cron("* * * * *", args=(1,), name="once")(f)
     with pytest.raises(ConfigError, match="schedule named 'once'"):
         app.periodic(every=60, name="once")(app.tasks[next(iter(app.tasks))])
     with pytest.raises(ConfigError, match="SCHEDULER_INTERVAL"):

@@ -55,10 +55,21 @@ def set_default_eager(factory: Callable[[], EagerRunner] | None) -> None:
 
 
 def build_job(app: Conveyor, spec: JobSpec) -> NewJob:
-    """Turn a call into the job a backend stores; checks every argument."""
+    """Turn a call into the job a backend stores; checks every argument.
+
+    Raises `BadArguments` (a `TypeError`) when the arguments do not fit the task's function,
+    `ConfigError` for a task named after ``__main__`` that a worker could not find, and
+    `SerializationError` for a value that cannot be stored.
+    """
     task, opts = spec.task, spec.options
     if task.app is not app:
         raise ConfigError(f"task {task.name!r} belongs to another Conveyor app")
+    # Before anything calls a function of the arguments (unique_key), and before the job
+    # exists: a call that does not fit fails here, at the caller's line, not in a worker.
+    task.check_arguments(spec.args, spec.kwargs)
+    if not (app.eager or app.url.startswith("memory:")):
+        # Only a worker in this very process could run it: eager mode, or a memory store.
+        task.check_importable()
     headers = dict(opts.headers)
     check_headers(headers)
     unique = opts.unique_key
