@@ -73,10 +73,9 @@ async def test_url_forms_reach_the_same_store() -> None:
     await first.close()
 
 
-def test_rediss_and_redis_url_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rediss_and_a_redis_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(create_backend("rediss://cache.example:6380/1"), RedisBackend)
-    monkeypatch.delenv("CONVEYOR_URL", raising=False)
-    monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/3")
+    monkeypatch.setenv("CONVEYOR_URL", "redis://cache.example:6379/3")
     app = Conveyor()
     assert isinstance(app.backend, RedisBackend)
     assert app.backend.target.redis_url.startswith("redis://cache.example:6379/3")

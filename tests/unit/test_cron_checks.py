@@ -70,6 +70,16 @@ def test_seconds_true_reads_the_seconds_first() -> None:
     assert half_past.after(NOON + 30) == NOON + 90
 
 
+def test_app_cron_takes_seconds_when_asked(app: Conveyor) -> None:
+    @app.cron("30 * * * * *", seconds=True, name="half-past")
+    async def tick() -> None: ...
+
+    entry = app.schedules["half-past"]
+    assert entry.schedule.after(NOON) == NOON + 30
+    with pytest.raises(ConfigError, match="seconds=True"):
+        app.cron("30 * * * * *", name="six-fields")(tick)
+
+
 def test_seconds_true_needs_six_fields() -> None:
     with pytest.raises(ConfigError, match="has 5 fields, but seconds=True needs six"):
         CronSchedule("*/5 * * * *", seconds=True)

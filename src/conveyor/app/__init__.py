@@ -206,6 +206,7 @@ class Conveyor:
         expression: str,
         *,
         timezone: str = "UTC",
+        seconds: bool = False,
         args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None,
         missed: Missed = "run_once",
@@ -219,11 +220,13 @@ class Conveyor:
         however many schedulers run, with ``args`` and ``kwargs``. ``timezone`` is an IANA
         name (DST as croniter handles it: see ``docs/scheduling.md``); ``missed`` is what
         happens to ticks missed while no scheduler ran: ``skip``, ``run_once`` (default) or
-        ``run_each``. ``name`` (default: the task's) names the entry.
+        ``run_each``. ``name`` (default: the task's) names the entry. Five fields; with
+        ``seconds=True``, six, the seconds first (the expression is checked here: a date that
+        never comes or a value out of range is a `ConfigError` naming the field).
         """
         return schedule_decorator(
             self,
-            CronSchedule(expression, timezone),
+            CronSchedule(expression, timezone, seconds=seconds),
             name=name,
             args=args,
             kwargs=kwargs,

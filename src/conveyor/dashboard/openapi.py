@@ -171,8 +171,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "schedule": _STR,
                         "timezone": _STR,
                         "missed": _STR,
-                        "next_run": _STR,
-                        "next_run_at": _NUM,
+                        "next_run": {"type": ["string", "null"]},
+                        "next_run_at": {"type": ["number", "null"]},
+                        "error": {"type": ["string", "null"]},
                         "last_run": {"type": ["string", "null"]},
                         "last_run_at": _TIME,
                     }

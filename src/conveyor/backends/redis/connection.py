@@ -186,7 +186,7 @@ def translated(target: Target) -> Iterator[None]:
     except RedisConnectionError as exc:
         raise BackendUnavailable(
             f"cannot reach Redis at {target.display}: {exc}. Check that redis-server is "
-            "running and reachable, or point CONVEYOR_URL (or REDIS_URL) at it."
+            "running and reachable, or point CONVEYOR_URL at it."
         ) from exc
     except ResponseError as exc:
         hint = ""
