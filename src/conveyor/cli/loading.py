@@ -130,6 +130,7 @@ def resolve_app(
     commands that write jobs or the schema (``create=True``: worker, enqueue, migrate, run)
     may create a missing store; the others open an existing one or say it is missing
     (`never_create`), so a typo or the wrong directory never reports an empty new store.
+    A setting skipped because Conveyor cannot use it is a `ConfigError` naming it (exit 2).
     """
     from conveyor.app import Conveyor
 
@@ -144,6 +145,9 @@ def resolve_app(
         )
     else:
         app = Conveyor(url)
+    # A value the settings skipped (a warning while the app was imported) stops a command
+    # here; `conveyor config` uses `load_app` and lists them instead.
+    app.settings.raise_problems()
     if not create:
         never_create(app)
     return app

@@ -53,7 +53,11 @@ log = logging.getLogger("conveyor.worker")
 
 
 class Worker:
-    """Runs jobs for one app. Options default to the app's settings (``WORKER_*``)."""
+    """Runs jobs for one app. Options default to the app's settings (``WORKER_*``).
+
+    An app whose settings skipped a value (`Settings.problems`) is refused with a
+    `ConfigError` naming it.
+    """
 
     def __init__(
         self,
@@ -78,6 +82,7 @@ class Worker:
         handle_signals: bool = False,
         pool: str | None = None,
     ) -> None:
+        app.settings.raise_problems()  # a skipped setting: refuse to start, naming it
         s = app.settings
         self.app = app
         self.concurrency = concurrency or s.worker_concurrency
