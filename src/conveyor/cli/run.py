@@ -27,7 +27,7 @@ from conveyor.cli.common import (
     print_json,
 )
 from conveyor.cli.loading import resolve_app, set_url
-from conveyor.cli.worker import configure_logging
+from conveyor.cli.worker import LogConfigOption, check_level, setup_logging
 from conveyor.redaction import redact_url
 from conveyor.timefmt import fmt_duration
 
@@ -64,6 +64,7 @@ def run(
         str | None,
         typer.Option(help="debug, info, warning or error (default: $LOG_LEVEL, for workers too)."),
     ] = None,
+    log_config: LogConfigOption = None,
     backoff: Annotated[
         float, typer.Option(help="First restart delay after a crash; doubles per crash.")
     ] = 1.0,
@@ -110,7 +111,8 @@ def run(
         _control(words[0], rd, timeout, as_json)
         return
     endpoint = Endpoint(metrics_port, metrics_host, metrics_refresh)
-    _supervise(words, app_spec, url, rd, log_level, backoff, backoff_cap, endpoint)
+    log_opts = LogOptions(check_level(log_level), log_config)
+    _supervise(words, app_spec, url, rd, log_opts, backoff, backoff_cap, endpoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +124,33 @@ class Endpoint:
     refresh: float
 
 
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """``--log-level`` (checked) and ``--log-config`` as given, for the supervisor and its
+    workers."""
+
+    level: str | None
+    config: str | None
+
+    def worker_args(self) -> tuple[str, ...]:
+        """``--log-config`` for each worker, a file as an absolute path (``--log-level``
+        is passed by `worker_command`)."""
+        from conveyor.logs.ownership import OFF
+
+        if self.config is None:
+            return ()
+        choice = self.config.strip()
+        if choice and choice.lower() not in OFF:
+            choice = str(Path(choice).resolve())
+        return ("--log-config", choice)
+
+
 def _supervise(
     words: list[str],
     app_spec: str | None,
     url: str | None,
     rd: RunDir,
-    log_level: str | None,
+    log_opts: LogOptions,
     backoff: float,
     backoff_cap: float,
     endpoint: Endpoint,
@@ -144,14 +167,14 @@ def _supervise(
     runs_scheduler(app, resolve_mode(app.settings))  # and so for a store without ticks
     require_limits(app.backend, app.tasks.values())  # or without limits the tasks need
     assert app_spec is not None
-    configure_logging(log_level or app.settings.log_level, app.settings.log_format)
+    setup_logging(app, log_opts.level, log_opts.config)
     pools = load_pools().resolve(words)
     port = endpoint.port if endpoint.port is not None else app.settings.supervisor_metrics_port
-    extra = WORKER_ARGS if port is not None else ()
+    extra = (*(WORKER_ARGS if port is not None else ()), *log_opts.worker_args())
     env = dict(os.environ) | url_env(url) | (worker_env(rd.path) if port is not None else {})
     sup = Supervisor(
         pools,
-        lambda pool: worker_command(pool, app_spec, log_level, extra),
+        lambda pool: worker_command(pool, app_spec, log_opts.level, extra),
         env,
         rd,
         backoff_base=backoff,

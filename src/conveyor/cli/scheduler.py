@@ -24,6 +24,7 @@ from conveyor.cli.common import (
 )
 from conveyor.cli.loading import resolve_app
 from conveyor.cli.typer_app import Cli
+from conveyor.cli.worker import LogConfigOption
 from conveyor.redaction import display_url
 
 if TYPE_CHECKING:
@@ -125,17 +126,19 @@ def scheduler(
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning, error or critical.")
     ] = "info",
+    log_config: LogConfigOption = None,
 ) -> None:
     """Run a scheduler: enqueue the app's cron and periodic entries, once per tick.
 
     Run as many as you like: one leads (a lease in the backend), the others stand by and
     take over within a few intervals. SIGTERM or Ctrl-C stops it.
     """
-    from conveyor.cli.worker import apply_overrides, configure_logging
+    from conveyor.cli.worker import apply_overrides, check_level, setup_logging
 
-    configure_logging(log_level)
+    check_level(log_level)
     app = resolve_app(app_spec, url, need_app=True, create=True)
     apply_overrides(app, scheduler_interval=interval)
+    setup_logging(app, log_level, log_config)
     raise typer.Exit(run_scheduler_only(app, app_spec))
 
 
@@ -174,7 +177,7 @@ def _table(rows: list[dict[str, Any]]) -> Table:
             escape(r["name"]),
             escape(r["schedule"]),
             r["timezone"],
-            _short(r["next_run"]),
+            _short(r["next_run"]) if r["next_run"] else escape(r["error"] or "-"),
             _short(r["last_run"]) if r["last_run"] else "never",
             r["missed"],
         )

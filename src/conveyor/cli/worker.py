@@ -23,28 +23,50 @@ from conveyor.redaction import display_url
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
-    from conveyor.settings import Settings
+    from conveyor.logs import LogSetup
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
+LogConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-config",
+        metavar="FILE|off",
+        help="A logging dictConfig file (.json, .toml, .yaml) to apply, or off to leave "
+        "logging alone (LOG_CONFIG); default: the app's logging if it set one up, else "
+        "LOG_CHANNEL.",
+    ),
+]
 
-def configure_logging(level: str, fmt: str = "text", settings: Settings | None = None) -> None:
-    """Send stdlib logging to ``LOG_CHANNEL`` of ``settings`` at ``level`` (see docs/logging.md).
 
-    Without ``settings`` (before the app's are read) lines go to stderr in format ``fmt``:
-    ``time level logger: message`` or JSON lines.
+def check_level(level: str | None) -> str | None:
+    """``--log-level`` in lower case (``None`` stays ``None``); a `ConfigError` when unknown.
+
+    Only the flag is checked here, before the app is imported: logging itself is set up
+    after the import (`setup_logging`), so the app's own set-up is seen.
     """
+    if level is None:
+        return None
     name = level.strip().lower()
     if name not in LOG_LEVELS:
         from conveyor.errors import ConfigError
 
         raise ConfigError(f"--log-level {level!r} is not one of {', '.join(LOG_LEVELS)}")
-    from conveyor import logs
-    from conveyor.settings import Settings
+    return name
 
-    if settings is None:
-        settings = Settings.model_construct(log_format=fmt)
-    logs.configure_logging(settings.model_copy(update={"log_level": name}))
+
+def setup_logging(app: Conveyor, level: str | None, log_config: str | None) -> LogSetup:
+    """Set up logging for a command that runs ``app``, once the app is imported.
+
+    ``level`` (``--log-level``) wins over ``LOG_LEVEL``, ``log_config`` (``--log-config``)
+    over ``LOG_CONFIG``; an app that set up logging itself keeps it (`ensure_logging`,
+    docs/logging.md).
+    """
+    from conveyor.logs import ensure_logging
+
+    name = check_level(level) or app.settings.log_level
+    settings = app.settings.model_copy(update={"log_level": name})
+    return ensure_logging(settings, log_config or app.settings.log_config)
 
 
 def apply_overrides(app: Conveyor, **overrides: Any) -> None:
@@ -125,6 +147,7 @@ def worker(
         str | None,
         typer.Option(help="debug, info, warning, error or critical (default: LOG_LEVEL)."),
     ] = None,
+    log_config: LogConfigOption = None,
     pool: Annotated[
         str | None,
         typer.Option(envvar="CONVEYOR_POOL", help="Pool name shown in `conveyor workers`."),
@@ -174,7 +197,7 @@ def worker(
     Flags win over environment variables (WORKER_CONCURRENCY, WORKER_QUEUES, ...), which win
     over defaults. SIGTERM or Ctrl-C stops gracefully; a second one stops at once.
     """
-    configure_logging(log_level or "info")
+    check_level(log_level)
     from conveyor.worker import Worker
     from conveyor.worker.companions import MetricsEndpoint, run_worker
 
@@ -199,7 +222,7 @@ def worker(
     # The store's handle first: a URL that cannot work (a missing extra) is one line, before
     # anything is logged or started.
     backend = app.backend
-    configure_logging(log_level or app.settings.log_level, settings=app.settings)
+    setup_logging(app, log_level, log_config)
     from conveyor.cli.scheduler import apply_mode, run_scheduler_only, runs_scheduler
     from conveyor.scheduler import Scheduler
     from conveyor.worker.needs import require_limits

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     log_channel: Lower = Field("stderr", description="default log channel (docs/logging.md)")
     log_stack: ChannelList = Field(None, description="the stack channel's channels: single,slack")
     log_level: Level = Field("info", description="debug, info, warning, error or critical")
+    log_config: str | None = Field(
+        None,
+        description="logging dictConfig file (.json, .toml, .yaml) of `conveyor worker`, "
+        "`scheduler` and `run`, or off (default: the app's logging, else LOG_CHANNEL)",
+    )
     log_path: str = Field("conveyor.log", description="file of the single and daily channels")
     log_days: int = Field(14, ge=1, description="daily log files kept")
     log_slack_webhook_url: Webhook = Field(None, description="Slack incoming webhook")
