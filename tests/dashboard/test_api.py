@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -146,3 +147,16 @@ async def test_openapi_documents_every_api_route(client: httpx.AsyncClient) -> N
         for op in ops.values():
             ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
             assert ref.rsplit("/", 1)[1] in schemas
+
+
+async def test_job_detail_shows_tagged_arguments_and_results_as_stored(
+    app: Conveyor, client: httpx.AsyncClient
+) -> None:
+    # Given a job whose argument is a datetime (stored as a tagged JSON value)
+    when = datetime(2030, 1, 2, 9, 30, tzinfo=UTC)
+    job_id = app.tasks["mail.send"].enqueue(when).id
+    # Then its API detail and its page show the stored JSON instead of failing
+    body = (await client.get(f"/api/jobs/{job_id}")).json()
+    assert body["args"] == [{"$datetime": "2030-01-02T09:30:00+00:00"}]
+    page = await client.get(f"/jobs/{job_id}")
+    assert page.status_code == 200 and "2030-01-02T09:30:00" in page.text

@@ -47,19 +47,19 @@ def job_details(job: JobRecord) -> dict[str, Any]:
     An unreadable record (``job.unreadable`` set) keeps ``args``/``kwargs`` as ``None``:
     its ``raw`` fields are what there is to see.
     """
-    from conveyor.serialization import decode_payload, decode_value
+    from conveyor.serialization import decode_payload_json, decode_value_json
 
     data = job.to_dict()
     data["args"] = data["kwargs"] = None
     if job.unreadable is not None:
         return data
     try:
-        data["args"], data["kwargs"] = decode_payload(job.payload)
+        data["args"], data["kwargs"] = decode_payload_json(job.payload)
     except SerializationError as exc:
         data["payload_error"] = str(exc)
     if job.result is not None:
         with contextlib.suppress(ValueError):  # keep the raw text
-            data["result"] = decode_value(job.result)
+            data["result"] = decode_value_json(job.result)
     return data
 
 

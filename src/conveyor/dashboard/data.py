@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.backends.capabilities import Scheduling, Telemetry
 from conveyor.errors import SerializationError
 from conveyor.job import HistoryPoint, JobQuery, JobRecord, Priority, State
-from conveyor.serialization import decode_payload, decode_value
+from conveyor.serialization import decode_payload_json, decode_value_json
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -183,12 +183,12 @@ def job_detail(job: JobRecord) -> dict[str, Any]:
         # Its payload is a stand-in: ``unreadable`` and ``raw`` are what there is to show.
         return data
     try:
-        data["args"], data["kwargs"] = decode_payload(job.payload)
+        data["args"], data["kwargs"] = decode_payload_json(job.payload)
     except SerializationError as exc:
         data["payload_error"] = str(exc)
     if job.result is not None:
         with contextlib.suppress(ValueError):  # keep the raw text
-            data["result"] = decode_value(job.result)
+            data["result"] = decode_value_json(job.result)
     return data
 
 
