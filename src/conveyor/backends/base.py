@@ -274,16 +274,20 @@ async def claim_waiting(
     claim: Callable[[], Awaitable[list[JobRecord]]],
     sleep: Callable[[float], Awaitable[None]],
     wait: float,
+    *,
+    limit: int,
 ) -> list[JobRecord]:
     """`Backend.claim` with ``wait``, for stores that can sleep until work may be ready.
 
-    ``claim()`` claims now; ``sleep(seconds)`` returns when work may have arrived for the
-    routing (or after ``seconds``). Each claim runs shielded: if the caller is cancelled
-    while one is in flight, its jobs are released before the cancellation goes on, so a
-    cancelled wait never leaves a job leased to nobody.
+    ``claim()`` claims (up to ``limit`` jobs) now; ``sleep(seconds)`` returns when work may
+    have arrived for the routing (or after ``seconds``). Each claim runs shielded: if the
+    caller is cancelled while one is in flight, its jobs are released before the
+    cancellation goes on, so a cancelled wait never leaves a job leased to nobody. A claim of
+    no jobs (``limit <= 0``) claims once and never waits: ready work it cannot take would
+    end every sleep at once, a busy loop until the deadline.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
+    deadline = loop.time() + (wait if limit > 0 else 0.0)
     while True:
         jobs = await _shielded_claim(backend, claim)
         left = deadline - loop.time()

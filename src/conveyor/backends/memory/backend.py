@@ -106,6 +106,7 @@ class MemoryBackend(Backend):
             lambda: self._claim_now(worker_id, routing, limit, lease_seconds),
             lambda seconds: self._sleep_until_work(routing, seconds),
             wait,
+            limit=limit,
         )
 
     async def _claim_now(

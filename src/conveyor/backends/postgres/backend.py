@@ -114,14 +114,14 @@ class PostgresBackend(Backend):
         """Lease up to ``limit`` matching jobs in run order, waiting up to ``wait`` seconds.
 
         Every try is shielded (`base.claim_waiting`): a claim cancelled in flight gives back
-        what it leased before the cancellation goes on, with or without ``wait``. A claim of
-        no jobs (``limit <= 0``) never waits: nothing could end the wait early.
+        what it leased before the cancellation goes on, with or without ``wait``.
         """
         return await claim_waiting(
             self,
             lambda: claim_now(self.db, worker_id, routing, limit, lease_seconds),
             lambda seconds: sleep_until_work(self.db, routing, seconds),
-            wait if limit > 0 else 0.0,
+            wait,
+            limit=limit,
         )
 
     async def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:

@@ -81,15 +81,15 @@ class SqliteBackend(Backend):
 
         Each attempt is one group-committed write, shielded by `base.claim_waiting`: a
         caller cancelled meanwhile gets its jobs released before the cancellation goes on.
-        Between attempts it sleeps in `Runner.sleep_until_work`. With ``limit <= 0`` there
-        is nothing to wait for, so it claims (promotes due jobs) once.
+        Between attempts it sleeps in `Runner.sleep_until_work`.
         """
         runner = self._runner
         return await claim_waiting(
             self,
             lambda: runner.grouped(lambda s: s.claim(worker_id, routing, limit, lease_seconds)),
             lambda seconds: runner.sleep_until_work(routing, seconds),
-            wait if limit > 0 else 0.0,
+            wait,
+            limit=limit,
         )
 
     async def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:

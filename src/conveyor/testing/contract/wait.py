@@ -100,6 +100,17 @@ class TestClaimWait:
     async def test_a_wait_of_zero_returns_at_once(self, backend: Backend) -> None:
         assert await asyncio.wait_for(backend.claim("w", EVERYTHING, 10, LEASE, wait=0), 1) == []
 
+    async def test_a_claim_of_no_jobs_does_not_wait(self, backend: Backend) -> None:
+        # Ready work a claim of no jobs cannot take must not keep it spinning until the wait
+        # is over: it returns at once, leasing nothing.
+        [job_id] = await add(backend, new_job())
+        begin = time.monotonic()
+
+        assert await asyncio.wait_for(backend.claim("w", EVERYTHING, 0, LEASE, wait=WAIT), 1) == []
+
+        assert time.monotonic() - begin < 1
+        assert (await stored(backend, job_id)).state is State.READY
+
     async def test_work_for_another_routing_does_not_end_the_wait(
         self, backend: Backend, other: Backend
     ) -> None:
