@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.cli_support import Run, conveyor_cli
 
 APP_SOURCE = """
 import time
@@ -41,8 +42,6 @@ def stuck() -> None:
     time.sleep(60)
 """
 
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -61,21 +60,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def cli(tmp_path: Path, env: dict[str, str]) -> Run:
-    """Run ``python -m conveyor ARGS...`` and return the finished process."""
-
-    def run(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "conveyor", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-
-    return run
+    """Run ``python -m conveyor ARGS...`` in ``tmp_path``; ``extra_env`` adds variables."""
+    return conveyor_cli(tmp_path, env)
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.integration.cli_support import Run, conveyor_cli
 from tests.unit.partial_stores import patch_apps
 from typer.testing import CliRunner, Result
 
@@ -23,7 +21,6 @@ from conveyor.cli import app as cli
 
 ADMIN_LACKING = "the example:// store cannot list, count, repair or pause jobs"
 TELEMETRY_LACKING = "does not keep job history or a worker registry"
-Run = Callable[..., subprocess.CompletedProcess[str]]
 SCHEDULING_LACKING = "the example:// store cannot elect a scheduler or record cron ticks"
 
 APP_SOURCE = """
@@ -150,19 +147,7 @@ def run(tmp_path: Path) -> Run:
     path = os.pathsep.join(p for p in (str(tmp_path), base.get("PYTHONPATH")) if p)
     env = {**base, "CONVEYOR_URL": "example://", "PYTHONPATH": path, "CI": "true"}
 
-    def go(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "conveyor", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-
-    return go
+    return conveyor_cli(tmp_path, env)
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,12 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer.main
+from tests.integration.cli_support import Run, conveyor_cli
 from typer.testing import CliRunner
 
 from conveyor import Conveyor, __version__
@@ -41,8 +40,6 @@ def send(to: str = "a@example.com") -> None:
     pass
 """
 
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -60,22 +57,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def cli(tmp_path: Path, env: dict[str, str]) -> Run:
     """Run ``python -m conveyor ARGS...`` in ``tmp_path``; ``extra_env`` adds variables."""
-
-    def run(
-        *args: str, extra_env: dict[str, str] | None = None, timeout: float = 60.0
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "conveyor", *args],
-            env={**env, **(extra_env or {})},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-
-    return run
+    return conveyor_cli(tmp_path, env)
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:

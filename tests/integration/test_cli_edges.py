@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.cli_support import Run, conveyor_cli
 from typer.testing import CliRunner
 
 from conveyor import Conveyor
@@ -39,8 +40,6 @@ def add(a: int = 0, b: int = 0) -> int:
     return a + b
 """
 
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
@@ -60,19 +59,7 @@ def cli(tmp_path: Path, db: Path) -> Run:
         "COLUMNS": "200",
     }
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "conveyor", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-
-    return run
+    return conveyor_cli(tmp_path, env)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:

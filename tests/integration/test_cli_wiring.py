@@ -17,10 +17,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.integration.cli_support import Run, conveyor_cli
 
 from conveyor import Conveyor
 from conveyor.errors import ConfigError
@@ -46,8 +46,6 @@ APP_LOGGING = (
 #: A line in Conveyor's own text format: ``2026-12-07 06:01:08,810 INFO    conveyor.x: ...``.
 CONVEYOR_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ +[A-Z]+ +conveyor[.\w]*: ")
 
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -72,22 +70,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def cli(tmp_path: Path, env: dict[str, str]) -> Run:
     """Run ``python -m conveyor ARGS...`` in ``tmp_path``; ``extra_env`` adds variables."""
-
-    def run(
-        *args: str, extra_env: dict[str, str] | None = None, timeout: float = 60.0
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "conveyor", *args],
-            env={**env, **(extra_env or {})},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-
-    return run
+    return conveyor_cli(tmp_path, env)
 
 
 def run_one_job(cli: Run, module: str, *flags: str, **extra_env: str) -> list[str]:
