@@ -104,8 +104,12 @@ async def test_middleware_wraps_jobs_and_the_correlation_id_reaches_child_jobs(
     await run_workers([app], lambda: "child" in ids)
 
     assert ids["parent"] is not None and ids["child"] == ids["parent"]
-    assert seen[:2] == ["before parent", "after parent"]
-    assert seen[2:] == ["before child", "after child"]
+    # The child may start on another slot before the parent's middleware has
+    # finished, so only each job's own order is fixed.
+    assert seen[0] == "before parent"
+    assert sorted(seen) == ["after child", "after parent", "before child", "before parent"]
+    assert seen.index("before parent") < seen.index("after parent")
+    assert seen.index("before child") < seen.index("after child")
     assert (await app.backend.get(handle.id)).state is State.SUCCEEDED  # type: ignore[union-attr]
 
 
