@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
+from conveyor.app.by_name import name_only_task
 from conveyor.app.enqueueing import (
     EagerRunner,
     build_job,
@@ -379,3 +380,32 @@ class Conveyor:
     def job(self, job_id: str) -> JobHandle[Any]:
         """A handle on an existing job, by id."""
         return JobHandle(self, job_id)
+
+    # -- enqueue by name (`conveyor.app.by_name`) ----------------------------------------
+    def task_by_name(self, name: str) -> Task[..., Any]:
+        """The task called ``name``, for producers that do not import the task's code.
+
+        A task registered on this app is returned as is. Any other valid name gives a
+        name-only task: its jobs are stored under ``name``, on the ``default`` queue with
+        the app's retries and timeout unless ``.options(queue=..., ...)`` says otherwise
+        (this process cannot know the options the task declares where it is defined), and a
+        worker whose app has that task runs them. Its arguments are not checked at enqueue:
+        without the function there is no signature to check them against, so a mistake
+        shows up as a failed job. Calling a name-only task directly raises `UnknownTask`.
+
+        ``app.task_by_name("billing.charge").options(queue="billing", delay=60).enqueue(7)``
+        """
+        return name_only_task(self, name)
+
+    def enqueue(self, task: str, /, *args: Any, **kwargs: Any) -> JobHandle[Any]:
+        """Enqueue a job for the task called ``task`` (from sync code), by name.
+
+        ``app.enqueue("billing.charge", 42, currency="EUR")`` stores the job under that
+        name, for a worker that has the task; see `task_by_name` for what is and is not
+        checked here, and for per-call options (queue, delay, priority, ...).
+        """
+        return self.task_by_name(task).enqueue(*args, **kwargs)
+
+    async def enqueue_async(self, task: str, /, *args: Any, **kwargs: Any) -> JobHandle[Any]:
+        """`enqueue` for async code."""
+        return await self.task_by_name(task).enqueue_async(*args, **kwargs)
