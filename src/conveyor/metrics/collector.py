@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -51,12 +51,18 @@ BACKEND_FAMILIES = frozenset(
         "conveyor_backend_up",
         "conveyor_backend_read_age_seconds",
         "conveyor_queue_jobs",
+        "conveyor_queue_oldest_wait_seconds",
         "conveyor_lease_recoveries",
         "conveyor_fenced_completions",
         "conveyor_poison_pills",
         "conveyor_workers_live",
     }
 )
+
+#: A job's outcome (``JobObserver``) → its result in ``conveyor_job_attempts_total``. The
+#: dashboard's throughput history counts the same way: released, lost and deferred jobs
+#: did not finish an attempt, so they are in neither column.
+ATTEMPT_RESULTS = {"succeeded": "succeeded", "retried": "failed", "dead": "failed"}
 
 #: Backend counter name (`Backend.counters`) → metric name and help.
 STORE_COUNTERS = {
@@ -184,6 +190,15 @@ def backend_metrics(refresher: Refresher) -> Iterator[Metric]:
             for state, n in sorted(row.counts.items(), key=lambda kv: kv[0].value):
                 depth.add_metric([row.queue, row.priority.label, state.value], n)
         yield depth
+        wait = GaugeMetricFamily(
+            "conveyor_queue_oldest_wait_seconds",
+            "Seconds the oldest ready job of each queue had waited when the store was read "
+            "(0: none ready). A scheduled or retried job waits from its due time.",
+            labels=["queue"],
+        )
+        for queue in sorted({row.queue for row in view.queues} | set(view.waits)):
+            wait.add_metric([queue], view.waits.get(queue, 0.0))
+        yield wait
         for key, (name, doc) in STORE_COUNTERS.items():
             total = view.counters.get(key, 0)
             yield CounterMetricFamily(name.removesuffix("_total"), doc, value=total)
@@ -196,7 +211,8 @@ def backend_metrics(refresher: Refresher) -> Iterator[Metric]:
 
 
 def build_registry(worker: MetricsSource, refresher: Refresher | None) -> CollectorRegistry:
-    """A registry with the worker's metrics, the duration histogram and process metrics."""
+    """A registry with the worker's metrics, the duration histogram, the attempts counter
+    and process metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WorkerCollector(worker, refresher))
     ProcessCollector(registry=registry)
@@ -208,8 +224,24 @@ def build_registry(worker: MetricsSource, refresher: Refresher | None) -> Collec
         registry=registry,
     )
 
+    attempts = Counter(
+        "conveyor_job_attempts",
+        "Attempts this worker finished, by task, queue and result: succeeded, or failed "
+        "(the task raised; retried or dead). Failure rate: failed over both.",
+        labelnames=["task", "queue", "result"],
+        registry=registry,
+    )
+    # Every task's default queue starts at 0 for both results, so a rate() of failures is 0
+    # rather than missing until the first one.
+    for name, task in sorted(worker.app.tasks.items()):
+        for result in ("succeeded", "failed"):
+            attempts.labels(name, task.queue, result)
+
     def observe(job: JobRecord, outcome: str, seconds: float) -> None:
         duration.labels(job.task, job.queue, outcome).observe(seconds)
+        result = ATTEMPT_RESULTS.get(outcome)
+        if result is not None:
+            attempts.labels(job.task, job.queue, result).inc()
 
     worker.job_observers.append(observe)
     return registry

@@ -5,8 +5,10 @@ reads neither share a connection with the worker's claims nor block the scrape t
 also ticks ``loop_tick`` every `TICK_SECONDS`: if that timestamp goes stale, the event loop
 is stuck (a blocking call in an ``async def``), which is what ``/livez`` reports.
 
-Queue depth and lease counters come from the store's `Admin` capability, live workers from
-its `Telemetry`; what the store lacks is not read, and `BackendView.kept` says what was.
+Queue depth, lease counters and the oldest ready job per queue come from the store's
+`Admin` capability (the same `Admin.oldest_ready` the dashboard and the wait alerts read),
+live workers from its `Telemetry`; what the store lacks is not read, and `BackendView.kept`
+says what was.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from conveyor.backends.base import Backend
 from conveyor.backends.capabilities import Admin, Telemetry
+from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.job import QueueStats
 
 log = logging.getLogger("conveyor.metrics")
@@ -45,13 +49,33 @@ class BackendView:
     read_at: float
     #: The capabilities the figures come from.
     kept: frozenset[str] = frozenset({Admin.name, Telemetry.name})
+    #: Per queue with ready jobs (due scheduled ones count): seconds its oldest ready job
+    #: had waited when the store was read. Queues without a ready job are absent.
+    waits: Mapping[str, float] = field(default_factory=dict)
+
+
+def queue_waits(oldest_ready: Mapping[str, float], now: float) -> dict[str, float]:
+    """Seconds each queue's oldest ready job has waited at ``now``, from `Admin.oldest_ready`.
+
+    Never negative: a job due a moment after ``now`` by another host's clock has waited 0 s.
+    """
+    return {queue: max(0.0, now - run_at) for queue, run_at in oldest_ready.items()}
 
 
 class Refresher:
     """Keeps a `BackendView` fresh; `run` until cancelled."""
 
-    def __init__(self, backend: Backend, *, interval: float = 5.0, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        interval: float = 5.0,
+        timeout: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.backend = backend
+        #: The clock waits are measured on (the app's, as the dashboard measures them).
+        self.clock = clock
         self.interval = interval
         self.timeout = timeout
         #: The last successful read (``None`` until the first one).
@@ -108,15 +132,17 @@ class Refresher:
         queues: list[QueueStats] = []
         counters: dict[str, int] = {}
         workers = 0
+        waits: dict[str, float] = {}
         if backend.supports(Admin):
             queues = await backend.admin.stats()
             counters = await backend.admin.counters()
+            waits = queue_waits(await backend.admin.oldest_ready(), self.clock.now())
         else:  # still one round trip, so an unreachable store shows as one
             await backend.get(PROBE_ID)
         if backend.supports(Telemetry):
             workers = len(await backend.telemetry.workers())
         kept = frozenset(c.name for c in (Admin, Telemetry) if backend.supports(c))
-        return BackendView(queues, counters, workers, time.monotonic(), kept)
+        return BackendView(queues, counters, workers, time.monotonic(), kept, waits)
 
     async def _tick(self) -> None:
         while True:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from conveyor.app import Conveyor
     from conveyor.job import JobRecord
 
 #: Called when a job ends: the job, its outcome (``succeeded``, ``dead``, ...) and the
@@ -102,6 +103,11 @@ class MetricsSource(Protocol):
     @property
     def concurrency(self) -> int:
         """Jobs the worker runs at once at most."""
+        ...
+
+    @property
+    def app(self) -> Conveyor:
+        """The app the worker runs (its tasks start the per-task series at 0)."""
         ...
 
     @property

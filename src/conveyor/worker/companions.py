@@ -61,7 +61,10 @@ def open_metrics(worker: Worker, endpoint: MetricsEndpoint) -> tuple[MetricsServ
     from conveyor.metrics import MetricsServer, Probes, Refresher, build_registry
 
     refresher = Refresher(
-        worker.app.backend.clone(), interval=endpoint.refresh, timeout=endpoint.refresh
+        worker.app.backend.clone(),
+        interval=endpoint.refresh,
+        timeout=endpoint.refresh,
+        clock=worker.app.clock,
     )
     server = MetricsServer(
         build_registry(worker, refresher),
