@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
@@ -58,7 +59,14 @@ def check_transition(old: State, new: State) -> None:
 
 
 class Priority(IntEnum):
-    """Strict priority: every ready `HIGH` job runs before any `NORMAL` one, and so on."""
+    """Strict priority: every ready `HIGH` job runs before any `NORMAL` one, and so on.
+
+    Numbers are accepted too (``priority=10``, ``--priority -5``), and the larger one runs
+    first, as in Django's tasks, Huey, procrastinate and RabbitMQ; each lands on one of the
+    three levels by its sign, relative to the default 0: above 0 is ``high``, 0 is
+    ``normal``, below 0 is ``low`` (docs/concepts.md). The member values (0, 1, 2) are only
+    how stores keep the level.
+    """
 
     HIGH = 0
     NORMAL = 1
@@ -66,17 +74,25 @@ class Priority(IntEnum):
 
     @classmethod
     def parse(cls, value: str | int | Priority) -> Priority:
-        """Accept ``"high"``, ``"normal"``, ``"low"``, a `Priority` or its number."""
+        """Accept ``"high"``, ``"normal"``, ``"low"``, a `Priority`, or any whole number
+        (or its text, ``"10"``) mapped by sign: ``> 0`` high, ``0`` normal, ``< 0`` low."""
         if isinstance(value, Priority):
             return value
-        if isinstance(value, int):
-            try:
-                return cls(value)
-            except ValueError:
-                pass
-        elif isinstance(value, str) and value.strip().upper() in cls.__members__:
-            return cls[value.strip().upper()]
-        raise ConfigError(f"unknown priority {value!r}: use one of 'high', 'normal' or 'low'")
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str):
+            text = value.strip()
+            if text.upper() in cls.__members__:
+                return cls[text.upper()]
+            if re.fullmatch(r"[+-]?\d+", text):
+                number = int(text)
+        if number is not None:
+            return cls.HIGH if number > 0 else cls.NORMAL if number == 0 else cls.LOW
+        raise ConfigError(
+            f"unknown priority {value!r}: use 'high', 'normal' or 'low', or a whole number "
+            "(larger runs first: above 0 is high, 0 normal, below 0 low)"
+        )
 
     @property
     def label(self) -> str:

@@ -1,14 +1,18 @@
 """Backoff policies: how long a failed job waits before its next attempt.
 
 A policy is any callable taking the attempt number that just failed (1 for the first run)
-and returning a delay in seconds. `exponential` (with jitter) is the default.
+and returning a delay in seconds. A task without its own ``backoff=`` inherits the worker's
+(`conveyor.worker.backoff.worker_backoff`: ``WORKER_BACKOFF``, ``--backoff``, else
+`exponential` from ``WORKER_BACKOFF_BASE`` up to ``WORKER_BACKOFF_MAX``); a task's own
+policy always wins.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from conveyor.errors import ConfigError
 
@@ -56,13 +60,31 @@ class fixed:  # noqa: N801
         return self.delay
 
 
-def resolve_backoff(value: Backoff | str | float | None) -> Backoff:
+@dataclass(frozen=True, slots=True)
+class steps:  # noqa: N801
+    """One delay per attempt, the last repeating: Laravel's ``backoff = [1, 5, 10]``."""
+
+    delays: tuple[float, ...]
+
+    def __call__(self, attempt: int) -> float:
+        return self.delays[min(max(1, attempt), len(self.delays)) - 1]
+
+
+#: The policy of a task that names none: the worker's (`conveyor.worker.backoff`) takes its place
+#: when the job fails in a worker; called directly it is the plain exponential default.
+INHERITED = exponential()
+
+
+def resolve_backoff(value: Backoff | str | float | Sequence[float] | None) -> Backoff:
     """Turn a task's ``backoff=`` option into a policy.
 
-    Accepts a policy or callable, a number of seconds (fixed), or one of the names
-    ``"exponential"``, ``"linear"``, ``"fixed"``.
+    Accepts a policy or callable, a number of seconds (fixed), a list of seconds (one per
+    attempt, the last repeating), or one of the names ``"exponential"``, ``"linear"``,
+    ``"fixed"``. ``None`` inherits the worker's backoff (`INHERITED`).
     """
-    if value is None or value == "exponential":
+    if value is None:
+        return INHERITED
+    if value == "exponential":
         return exponential()
     if value == "linear":
         return linear()
@@ -74,7 +96,14 @@ def resolve_backoff(value: Backoff | str | float | None) -> Backoff:
         return fixed(float(value))
     if callable(value):
         return value
+    if isinstance(value, list | tuple) and value and all(_seconds(v) for v in value):
+        return steps(tuple(float(v) for v in value))
     raise ConfigError(
         f"backoff={value!r} is not understood: use 'exponential', 'linear', 'fixed', "
-        "a number of seconds, or a callable taking the attempt number"
+        "a number of seconds, a list of seconds per attempt, or a callable taking the "
+        "attempt number"
     )
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e12

@@ -43,6 +43,7 @@ from conveyor.settings.units import parse_duration
 from conveyor.settings.values import (
     BackendUrl,
     Bytes,
+    Channel,
     ChannelList,
     CommaList,
     Hours,
@@ -54,6 +55,8 @@ from conveyor.settings.values import (
     Megabytes,
     Mode,
     PriorityList,
+    QueueConnection,
+    RetrySteps,
     Seconds,
     WaitThresholds,
     Webhook,
@@ -80,8 +83,14 @@ class Settings(BaseSettings):
     _problems: tuple[Problem, ...] = PrivateAttr(default=())
     _notices: tuple[str, ...] = PrivateAttr(default=())
 
-    # Only CONVEYOR_URL: REDIS_URL often belongs to a cache (docs/configuration.md).
+    # Only CONVEYOR_URL: REDIS_URL often belongs to a cache (docs/configuration.md). Without
+    # it, QUEUE_CONNECTION and its companions may choose (`conveyor.settings.seeds`).
     conveyor_url: BackendUrl = Field(DEFAULT_URL, description="backend URL")
+    queue_connection: QueueConnection = Field(
+        None,
+        description="Laravel's store choice when CONVEYOR_URL is unset: redis, database, "
+        "sqs (sync is refused)",
+    )
     worker_concurrency: int = Field(10, ge=1, le=10_000, description="jobs run at once")
     worker_queues: CommaList = Field(None, description="queue names or glob patterns")
     worker_priorities: PriorityList = Field(None, description="high, normal, low")
@@ -97,6 +106,28 @@ class Settings(BaseSettings):
     )
     worker_tries: int | None = Field(
         None, ge=1, description="cap on the runs a job gets in this worker (Laravel --tries)"
+    )
+    worker_queues_ordered: bool = Field(
+        False,
+        description="take from the first of WORKER_QUEUES that has a ready job, in order "
+        "(Laravel --queue=high,low)",
+    )
+    worker_backoff: RetrySteps = Field(
+        None,
+        description="retry delay of tasks without their own backoff: seconds, or a list "
+        "per attempt (1,5,10); default exponential from WORKER_BACKOFF_BASE",
+    )
+    worker_backoff_base: Seconds = Field(
+        1.0, gt=0, description="first retry delay of the default exponential backoff (s)"
+    )
+    worker_backoff_max: Seconds = Field(
+        3600.0, gt=0, description="longest retry delay of the default backoff (s)"
+    )
+    worker_error_backoff: Seconds = Field(
+        0.1, gt=0, le=60, description="first wait after a failed fetch from the store (s)"
+    )
+    worker_error_backoff_max: Seconds = Field(
+        10.0, gt=0, le=3600, description="longest wait between failed fetches (s)"
     )
     worker_grace_period: Seconds = Field(30.0, ge=0, description="shutdown wait (s)")
     worker_loop_warn: Seconds = Field(
@@ -136,6 +167,9 @@ class Settings(BaseSettings):
         None,
         description="logging dictConfig file (.json, .toml, .yaml) of `conveyor worker`, "
         "`scheduler` and `run`, or off (default: the app's logging, else LOG_CHANNEL)",
+    )
+    log_deprecations_channel: Channel = Field(
+        None, description="log channel that receives Python's deprecation warnings"
     )
     log_path: str = Field("conveyor.log", description="file of the single and daily channels")
     log_days: int = Field(14, ge=1, description="daily log files kept")

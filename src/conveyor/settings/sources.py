@@ -152,8 +152,53 @@ def resolve(
                 continue
             out.values[name], out.origins[name] = raw, origin
             break
+    if "conveyor_url" in fields and "conveyor_url" not in given:
+        _seed_url(fields["conveyor_url"], layers, out)
     _notices(fields, layers, given, out)
     return out
+
+
+def _seed_url(info: FieldInfo, layers: Layers, out: Resolution) -> None:
+    """``QUEUE_CONNECTION`` and its companions choose the store when ``CONVEYOR_URL`` does
+    not (`conveyor.settings.seeds`); a value that cannot be mapped is a `Problem`."""
+    from conveyor.settings.seeds import derive_url, unused_sqs_notice
+
+    connection = out.checked.get("queue_connection")
+    chosen = out.origins["conveyor_url"].kind != "default"
+    if connection is not None and chosen:
+        if not str(out.checked.get("conveyor_url", "")).startswith(_SCHEMES[connection]):
+            out.notices.append(
+                f"QUEUE_CONNECTION={connection!r} is not used: "
+                f"{out.origins['conveyor_url'].name or 'CONVEYOR_URL'} chooses the store"
+            )
+    elif connection is not None:
+        derived = derive_url(layers, connection, out.origins["queue_connection"])
+        if derived.problem is not None:
+            out.problems.append(derived.problem)
+        elif derived.url is not None:
+            try:
+                out.checked["conveyor_url"] = check_one(info, derived.url)
+            except ValidationError as exc:
+                out.problems.append(
+                    _problem("conveyor_url", info, derived.url, derived.origin, exc)
+                )
+            else:
+                out.values["conveyor_url"] = derived.url
+                out.origins["conveyor_url"] = derived.origin
+    sqs = connection == "sqs" or str(out.checked.get("conveyor_url", "")).startswith("sqs:")
+    if not sqs:
+        notice = unused_sqs_notice(layers)
+        if notice is not None:
+            out.notices.append(notice)
+
+
+#: The URL schemes each ``QUEUE_CONNECTION`` stands for.
+_SCHEMES: dict[str, tuple[str, ...]] = {
+    "redis": ("redis", "rediss", "unix"),
+    "database": ("postgres", "sqlite"),
+    "sqs": ("sqs",),
+    "sync": ("memory",),
+}
 
 
 def _problem(name: str, info: FieldInfo, raw: Any, origin: Origin, exc: ValidationError) -> Problem:
@@ -175,12 +220,17 @@ def _notices(
             f"{var} is not a variable Conveyor reads: did you mean {known}? (it is ignored)"
         )
     redis_only = layers.present("REDIS_URL") and not layers.present("CONVEYOR_URL")
-    if redis_only and "conveyor_url" not in given:
+    if (
+        redis_only
+        and "conveyor_url" not in given
+        and out.origins.get("conveyor_url") == Origin("default")
+    ):
         out.notices.append(
             "REDIS_URL is set but Conveyor does not store jobs there (it is often a "
-            "cache's): only CONVEYOR_URL chooses the job store, so the default "
-            f"{fields['conveyor_url'].default} is used. To keep jobs in that Redis, set "
-            "CONVEYOR_URL to the same URL (in .env: CONVEYOR_URL=${REDIS_URL})"
+            "cache's): only CONVEYOR_URL (or QUEUE_CONNECTION=redis) chooses the job store, "
+            f"so the default {fields['conveyor_url'].default} is used. To keep jobs in that "
+            "Redis, set QUEUE_CONNECTION=redis, or CONVEYOR_URL to the same URL (in .env: "
+            "CONVEYOR_URL=${REDIS_URL})"
         )
     _file_notices(fields, layers.file, out)
 

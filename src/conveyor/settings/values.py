@@ -17,7 +17,12 @@ from pydantic import AfterValidator, BeforeValidator, SecretStr
 
 from conveyor.errors import ConfigError
 from conveyor.job import Priority
-from conveyor.settings.checks import parse_thresholds, url_problem, webhook_problem
+from conveyor.settings.checks import (
+    LOG_CHANNELS,
+    parse_thresholds,
+    url_problem,
+    webhook_problem,
+)
 from conveyor.settings.units import parse_duration, parse_size
 
 
@@ -161,6 +166,30 @@ def _webhook(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def _channel(value: str | None) -> str | None:
+    if value is not None and value not in LOG_CHANNELS:
+        raise ValueError(f"{value!r} is not a log channel: use one of {', '.join(LOG_CHANNELS)}")
+    return value
+
+
+def _steps(value: Any) -> Any:
+    """``"10"``, ``"1,5,10"``, ``10`` or ``[1, 5, 10]`` as a tuple of seconds (``None``: unset)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        items = [items]
+    steps = []
+    for item in items:
+        seconds = parse_duration(item) if isinstance(item, str) else item
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ValueError("give seconds, or a comma-separated list of seconds (1,5,10)")
+        if not 0 <= seconds < float("inf"):
+            raise ValueError(f"a retry delay must be a number of seconds >= 0, not {item!r}")
+        steps.append(float(seconds))
+    return tuple(steps) or None
+
+
 WorkerMode = Literal["thin", "default", "specialized", "job-specialized", "scheduler-only"]
 Mode = Annotated[WorkerMode | None, BeforeValidator(_mode)]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -176,4 +205,12 @@ WaitThresholds = Annotated[
     dict[str, float] | None, BeforeValidator(_thresholds), AfterValidator(_positive)
 ]
 BackendUrl = Annotated[str, AfterValidator(_url)]
+#: A log channel's name, or ``None``.
+Channel = Annotated[str | None, BeforeValidator(_lower_or_none), AfterValidator(_channel)]
+#: Laravel's ``QUEUE_CONNECTION`` values.
+QueueConnection = Annotated[
+    Literal["sync", "database", "redis", "sqs"] | None, BeforeValidator(_lower_or_none)
+]
+#: Retry delays per attempt, in seconds (the last one repeats): Laravel's ``--backoff``.
+RetrySteps = Annotated[tuple[float, ...] | None, BeforeValidator(_steps)]
 Webhook = Annotated[SecretStr | None, AfterValidator(_webhook)]

@@ -3,21 +3,30 @@
 While the store is down every claim fails (and at start every connection, `connect`). The
 worker waits longer after each failure (doubling from ``first`` up to ``cap``), and nothing
 but a stop may cut a wait short: a job that ends meanwhile must not turn the back-off into
-a busy loop. The log gets one warning per step of the back-off, then one reminder per
-``remind`` seconds at the cap, and a summary when the store answers again.
+a busy loop. ``WORKER_ERROR_BACKOFF`` and ``WORKER_ERROR_BACKOFF_MAX`` set ``first`` and
+``cap`` for the whole worker (the Redis worker seed's error backoff). The log gets one
+warning per step of the back-off, then one reminder per ``remind`` seconds at the cap, and
+a summary when the store answers again.
+
+The retry backoff of failed jobs has a worker-wide default too (`worker_backoff`): tasks
+that set no ``backoff=`` inherit it, and `retry_delay` picks the one that applies.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConfigError, SchemaVersionError
+from conveyor.retry import INHERITED, exponential, steps
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
     from conveyor.backends.base import Backend
+    from conveyor.retry import Backoff as RetryBackoff
+    from conveyor.settings import Settings
+    from conveyor.task import Task
     from conveyor.worker.fetcher import Events
 
 log = logging.getLogger("conveyor.worker")
@@ -107,7 +116,13 @@ async def connect(app: Conveyor, events: Events) -> Backend | None:
     ``None`` when the worker stopped first. A `ConfigError` or `SchemaVersionError` is
     raised at once: waiting cannot fix those, an operator must (``conveyor migrate``).
     """
-    backoff = Backoff("connecting to the backend", log, first=0.2)
+    s = app.settings
+    backoff = Backoff(
+        "connecting to the backend",
+        log,
+        first=max(0.2, s.worker_error_backoff),
+        cap=s.worker_error_backoff_max,
+    )
     while not events.stopping.is_set():
         try:
             backend = await app.open()
@@ -119,3 +134,20 @@ async def connect(app: Conveyor, events: Events) -> Backend | None:
         backoff.succeeded()
         return backend
     return None
+
+
+def worker_backoff(settings: Settings) -> RetryBackoff:
+    """The retry backoff tasks without their own inherit: ``WORKER_BACKOFF`` (seconds, or
+    one per attempt) when set, else exponential from ``WORKER_BACKOFF_BASE`` to ``_MAX``."""
+    if settings.worker_backoff:
+        return steps(settings.worker_backoff)
+    return exponential(base=settings.worker_backoff_base, maximum=settings.worker_backoff_max)
+
+
+def retry_delay(task: Task[Any, Any], attempt: int) -> float:
+    """Seconds before ``task``'s next attempt after ``attempt`` failed: the task's own
+    policy, or, when it set none (`conveyor.retry.INHERITED`), the worker's, read from its
+    app's settings (which the worker's flags have updated)."""
+    if task.backoff is INHERITED:
+        return worker_backoff(task.app.settings)(attempt)
+    return task.backoff(attempt)

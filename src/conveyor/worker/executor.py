@@ -25,6 +25,7 @@ from conveyor.job import Failure, JobRecord
 from conveyor.limits import rate_limited_headers
 from conveyor.middleware.chain import ExecutionContext, run_chain
 from conveyor.serialization import decode_payload, encode_value
+from conveyor.worker.backoff import retry_delay
 from conveyor.worker.outcome import Deferred, Failed, Ran, Succeeded
 
 if TYPE_CHECKING:
@@ -219,7 +220,7 @@ def _retry_or_dead(
     # (NaN, inf, a string) must not reach the store, so the task's backoff decides instead.
     if not _usable_delay(delay):
         delay = None
-    wait = delay if delay is not None else task.backoff(job.attempts)
+    wait = delay if delay is not None else retry_delay(task, job.attempts)
     return Failed(Failure(message, format_traceback(exc), retry_in=wait), exc)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from conveyor.worker.backoff import Backoff
+from conveyor.worker.ordered import claim_for
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -77,6 +78,8 @@ class Fetcher:
         burst: bool,
         clock: Clock,
         pickups: Callable[[float], None],
+        ordered: bool = False,
+        error_backoff: tuple[float, float] = (0.1, 10.0),
     ) -> None:
         self.backend = backend
         self.slots = slots
@@ -88,10 +91,14 @@ class Fetcher:
         self.burst = burst
         self.clock = clock
         self.pickups = pickups
+        # Ordered queues (--queue high,low) claim queue by queue: `conveyor.worker.ordered`.
+        self.claim = claim_for(backend, routing, ordered=ordered)
+        self.error_backoff = error_backoff
 
     async def run(self) -> None:
         """Claim and start jobs until the worker stops."""
-        backoff = Backoff("claiming jobs", log)
+        first, cap = self.error_backoff
+        backoff = Backoff("claiming jobs", log, first=first, cap=cap)
         slots, events = self.slots, self.events
         while not slots.stopped():
             free = slots.free()
@@ -99,9 +106,7 @@ class Fetcher:
                 await events.woken()
                 continue
             try:
-                jobs = await self.backend.claim(
-                    self.worker_id, self.routing, free, self.lease_seconds
-                )
+                jobs = await self.claim(self.worker_id, self.routing, free, self.lease_seconds)
                 if not jobs and not self.burst:
                     jobs = await self._claim_waiting(free)
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the worker
@@ -124,7 +129,7 @@ class Fetcher:
         """Claim with the store waiting for work (up to ``poll_interval``); a stop ends the
         wait, and the cancelled claim gives back anything it leased on the way."""
         claim = asyncio.ensure_future(
-            self.backend.claim(
+            self.claim(
                 self.worker_id,
                 self.routing,
                 free,

@@ -258,6 +258,11 @@ class Worker:
             burst=self.burst,
             clock=self.app.clock,
             pickups=self.counts.pickup_seconds.append,
+            ordered=self.app.settings.worker_queues_ordered,
+            error_backoff=(
+                self.app.settings.worker_error_backoff,
+                self.app.settings.worker_error_backoff_max,
+            ),
         )
 
     # -- running -------------------------------------------------------------------------
