@@ -37,6 +37,7 @@ BUILTIN: dict[str, str] = {
     "sqlite": "conveyor.backends.sqlite:SqliteBackend",
     "redis": "conveyor.backends.redis:RedisBackend",
     "rediss": "conveyor.backends.redis:RedisBackend",
+    "redis+sentinel": "conveyor.backends.redis:RedisBackend",
     "postgresql": "conveyor.backends.postgres:PostgresBackend",
     "postgres": "conveyor.backends.postgres:PostgresBackend",
 }
@@ -48,6 +49,7 @@ SCHEMES = tuple(BUILTIN)
 _DRIVERS = {
     "redis": ("redis-py", "redis"),
     "rediss": ("redis-py", "redis"),
+    "redis+sentinel": ("redis-py", "redis"),
     "postgresql": ("psycopg 3 and its pool", "postgres"),
     "postgres": ("psycopg 3 and its pool", "postgres"),
 }
@@ -175,7 +177,8 @@ def _menu() -> str:
     plugged = sorted((s for s in stores().values() if not s.builtin), key=lambda s: s.scheme)
     others = ", ".join(f"{s.scheme}:// ({s.distribution})" for s in plugged)
     return (
-        "use one of memory://, sqlite:///path.db, redis://, rediss://, postgresql://, "
+        "use one of memory://, sqlite:///path.db, redis://, rediss://, redis+sentinel://, "
+        "postgresql://, "
         f"postgres://, or a plugged-in store: {others or 'none is installed'} "
         f"(stores plug in through the {GROUP!r} entry-point group; see docs/backends.md)"
     )

@@ -1,5 +1,6 @@
 """The admin capability on Redis: listing and counting jobs, the oldest wait per queue,
-retrying dead jobs, cancelling, deleting, purging, and pausing queues."""
+retrying dead jobs, cancelling, deleting, purging, pausing queues, and the servers' health
+and topology."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 
 from conveyor.backends.capabilities import Admin
 from conveyor.backends.redis import codec
+from conveyor.backends.redis import topology as topo
 from conveyor.backends.redis.connection import RedisConnection, persistence_problems, translated
 from conveyor.backends.redis.quarantine import log, show
 from conveyor.backends.unreadable import UnreadableRecord, placeholder
@@ -97,9 +99,22 @@ class RedisAdmin(Admin):
         return {show(q): float(t) for q, t in zip(flat[::2], flat[1::2], strict=True)}
 
     async def diagnostics(self) -> list[str]:
-        """Server settings that can lose jobs (``conveyor status`` shows them)."""
+        """Server settings that can lose jobs, and where there is more than one server
+        the ``topology:`` line and what it cannot keep (``conveyor status`` shows them)."""
+        target = self._conn.target
+        with translated(target):
+            problems = await persistence_problems(self._conn.client())
+        found = await self.topology()
+        lines = topo.warnings(target, found)
+        if found.kind == "sentinel" or found.replicas:
+            lines.insert(0, f"topology: {found.describe()}")
+        return lines + problems
+
+    async def topology(self) -> topo.Topology:
+        """The primary, its replicas and (behind Sentinel) the service and sentinels:
+        addresses only, no secrets."""
         with translated(self._conn.target):
-            return await persistence_problems(self._conn.client())
+            return await topo.read(self._conn.client(), self._conn.target)
 
     # -- repairing -----------------------------------------------------------------------
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:

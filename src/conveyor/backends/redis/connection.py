@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
+    NoPermissionError,
+    NoScriptError,
+    ReadOnlyError,
     RedisError,
     ResponseError,
 )
@@ -36,8 +40,9 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
+from conveyor.backends.redis import acl
 from conveyor.backends.redis.keys import Keys, Target, parse_url
-from conveyor.backends.redis.scripts import load_all, run, run_sync
+from conveyor.backends.redis.scripts import load_all, run, run_sync, script
 from conveyor.clock import Clock, SystemClock
 from conveyor.errors import BackendError, BackendUnavailable
 
@@ -62,6 +67,8 @@ def _options() -> dict[str, Any]:
 
 def async_client(target: Target) -> AsyncRedis:
     """An asyncio client (hiredis parser when installed) with one quick reconnect."""
+    if target.kind == "sentinel":
+        return sentinel_async_client(target)
     return AsyncRedis.from_url(
         target.redis_url,
         retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
@@ -71,6 +78,8 @@ def async_client(target: Target) -> AsyncRedis:
 
 def sync_client(target: Target) -> Redis:
     """A thread-safe sync client, for `enqueue_sync` and `get_sync`."""
+    if target.kind == "sentinel":
+        return sentinel_sync_client(target)
     return Redis.from_url(
         target.redis_url,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
@@ -122,13 +131,26 @@ class RedisConnection:
         return "" if self.server_time else repr(self.clock.now())
 
     async def run(self, name: str, keys: Sequence[str], *args: Any) -> Any:
-        """Run script ``name`` with the store's prefix and now before ``args``."""
+        """Run script ``name`` with the store's prefix and now before ``args``; a script
+        in `REPLICATED` waits for ``wait_replicas`` replicas when the URL asks for it."""
         with translated(self.target):
-            return await run(self.client(), name, keys, [self.keys.base, self.now(), *args])
+            try:
+                if self.target.wait_replicas and name in REPLICATED:
+                    return await run_replicated(self, name, keys, args)
+                return await run(self.client(), name, keys, [self.keys.base, self.now(), *args])
+            except ResponseError as exc:
+                if not acl.denied_in_script(exc):
+                    raise
+                probe = self.keys.base + "acl-probe"
+                raise await acl.explain_script_denial(
+                    self.client(), self.target, probe, name, exc
+                ) from exc
 
     def run_sync(self, name: str, keys: Sequence[str], *args: Any) -> Any:
         """`run` on the sync client."""
         with translated(self.target):
+            if self.target.wait_replicas and name in REPLICATED:
+                return run_replicated_sync(self, name, keys, args)
             return run_sync(self.sync(), name, keys, [self.keys.base, self.now(), *args])
 
     async def open(self) -> None:
@@ -167,7 +189,13 @@ class RedisConnection:
 def translated(target: Target) -> Iterator[None]:
     """Turn redis-py errors into Conveyor's, naming the server and what to do."""
     try:
-        yield
+        try:
+            yield
+        except RedisError as exc:
+            special = _failover_or_access(target, exc)
+            if special is None:
+                raise  # to the general translations below
+            raise special from exc
     except AuthenticationError as exc:
         raise BackendUnavailable(
             f"Redis at {target.display} refused the credentials: {exc}. Put the password "
@@ -240,3 +268,176 @@ def persistence_warnings(config: dict[str, str]) -> list[str]:
             "noeviction' (enqueues then fail with an error instead)."
         )
     return out
+
+
+# -- Sentinel, TLS, ACL and replication (see docs/redis.md, "High availability") ------------
+#: Scripts whose changes must survive a failover: with ``?wait_replicas=N`` each call is
+#: followed by WAIT on the same connection. Completions and failures are not waited for:
+#: one lost in a failover makes its job run again, as at-least-once allows.
+REPLICATED = frozenset({"enqueue", "tick", "retry_dead", "cancel"})
+
+
+def _server_kwargs(target: Target) -> dict[str, Any]:
+    """redis-py's keyword arguments for the data servers of a multi-host URL: user,
+    password, database and options, without a host (Sentinel names it)."""
+    from redis.connection import parse_url as redis_parse_url
+
+    kwargs: dict[str, Any] = redis_parse_url(target.redis_url)  # type: ignore[no-untyped-call]
+    kwargs.pop("host", None)
+    kwargs.pop("port", None)
+    return {**_options(), **kwargs}
+
+
+def _sentinel_kwargs(target: Target) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": CONNECT_TIMEOUT,
+    }
+    if target.sentinel_password:
+        out["password"] = target.sentinel_password
+    if target.sentinel_username:
+        out["username"] = target.sentinel_username
+    return out
+
+
+class _AsyncSentinelRedis(AsyncRedis):
+    """The primary's client; closing it also closes its connections to the sentinels."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        await super().aclose(close_connection_pool)
+        for sentinel in getattr(manager, "sentinels", ()):
+            with contextlib.suppress(Exception):
+                await sentinel.aclose()
+
+
+class _SentinelRedis(Redis):
+    """`_AsyncSentinelRedis` for the sync client."""
+
+    def close(self) -> None:
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        super().close()
+        for sentinel in getattr(manager, "sentinels", ()):
+            with contextlib.suppress(Exception):
+                sentinel.close()
+
+
+def sentinel_async_client(target: Target) -> AsyncRedis:
+    """An asyncio client of the primary the sentinels name for ``target.service``.
+
+    It asks the sentinels again whenever it opens a connection, and drops its connections
+    when the server it talks to turns out demoted (READONLY): after a failover the next
+    call, or the caller's retry, reaches the new primary.
+    """
+    from redis.asyncio.sentinel import Sentinel
+
+    manager = Sentinel(
+        list(target.hosts), sentinel_kwargs=_sentinel_kwargs(target), **_server_kwargs(target)
+    )
+    return manager.master_for(  # type: ignore[no-any-return]
+        target.service,
+        redis_class=_AsyncSentinelRedis,
+        retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+
+
+def sentinel_sync_client(target: Target) -> Redis:
+    """`sentinel_async_client` for the sync client."""
+    from redis.sentinel import Sentinel
+
+    manager = Sentinel(
+        list(target.hosts), sentinel_kwargs=_sentinel_kwargs(target), **_server_kwargs(target)
+    )
+    return manager.master_for(  # type: ignore[no-any-return]
+        target.service,
+        redis_class=_SentinelRedis,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+
+
+async def run_replicated(
+    conn: RedisConnection, name: str, keys: Sequence[str], args: Sequence[Any]
+) -> Any:
+    """Run a script, then WAIT on the same connection (one pipeline, one round trip)."""
+    client, s = conn.client(), script(name)
+    target = conn.target
+    for _ in range(2):
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(s.sha, len(keys), *keys, conn.keys.base, conn.now(), *args)
+            pipe.execute_command("WAIT", target.wait_replicas, target.wait_timeout_ms)
+            reply, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, NoScriptError):
+            await client.script_load(s.source)
+            continue
+        return _replicated(target, name, reply, acked)
+    raise BackendError(f"Redis at {target.display} kept forgetting the {name} script")
+
+
+def run_replicated_sync(
+    conn: RedisConnection, name: str, keys: Sequence[str], args: Sequence[Any]
+) -> Any:
+    """`run_replicated` on the sync client."""
+    client, s = conn.sync(), script(name)
+    target = conn.target
+    for _ in range(2):
+        with client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(s.sha, len(keys), *keys, conn.keys.base, conn.now(), *args)
+            pipe.execute_command("WAIT", target.wait_replicas, target.wait_timeout_ms)  # type: ignore[no-untyped-call]
+            reply, acked = pipe.execute(raise_on_error=False)
+        if isinstance(reply, NoScriptError):
+            client.script_load(s.source)
+            continue
+        return _replicated(target, name, reply, acked)
+    raise BackendError(f"Redis at {target.display} kept forgetting the {name} script")
+
+
+def _replicated(target: Target, name: str, reply: Any, acked: Any) -> Any:
+    """The script's reply once WAIT confirmed enough replicas; raises otherwise."""
+    if isinstance(reply, Exception):
+        raise reply
+    if isinstance(acked, Exception):
+        raise acked
+    if int(acked) < target.wait_replicas:
+        raise BackendUnavailable(
+            f"Redis at {target.display} applied the {name} but only {int(acked)} of "
+            f"wait_replicas={target.wait_replicas} replicas confirmed it within "
+            f"{target.wait_timeout_ms} ms: a failover now could lose it. Check the replicas "
+            "(conveyor status lists them); enqueueing the same job id again is safe."
+        )
+    return reply
+
+
+def _failover_or_access(target: Target, exc: RedisError) -> BackendError | None:
+    """Conveyor's error for a demoted primary, a sentinel without a primary, a TLS
+    certificate refused or an ACL denial; ``None`` for the other errors."""
+    text = str(exc)
+    if isinstance(exc, ReadOnlyError) or text.startswith(("READONLY", "UNBLOCKED")):
+        return BackendUnavailable(
+            f"Redis at {target.display} is a read-only replica now (a failover demoted it, "
+            "or the URL names a replica); retrying reaches the primary when the URL is a "
+            "redis+sentinel:// one."
+        )
+    if type(exc).__name__ in ("MasterNotFoundError", "SlaveNotFoundError"):
+        return BackendUnavailable(
+            f"no sentinel of {target.display} names a reachable primary for the service "
+            f"{target.service!r} ({text or 'none answered'}): check the service name and that "
+            "the sentinels run; during a failover this lasts a few seconds."
+        )
+    if isinstance(exc, RedisConnectionError) and "CERTIFICATE_VERIFY_FAILED" in text:
+        reason = text.split("CERTIFICATE_VERIFY_FAILED]", 1)[-1].split("(_ssl", 1)[0]
+        return BackendUnavailable(
+            f"Redis at {target.display} presented a TLS certificate that was refused "
+            f"({reason.strip(' ]:') or 'certificate verify failed'}): point ssl_ca_certs at "
+            "the CA file that signed the server's certificate and connect by a name the "
+            "certificate lists."
+        )
+    if isinstance(exc, NoPermissionError) or text.startswith("NOPERM"):
+        found = re.search(r"run the '([^']+)' command", text)
+        if found:
+            return acl.denial(target, [found.group(1).lower()], text)
+        return BackendError(
+            f"Redis at {target.display} does not let the ACL user {acl.user_of(target)!r} "
+            f"touch the store's keys ({text}): grant ~{{PREFIX}}:* as in the ACL line in "
+            "docs/redis.md."
+        )
+    return None

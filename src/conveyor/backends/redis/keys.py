@@ -1,4 +1,4 @@
-"""Key names, URL options, and routing in the form the Lua scripts read.
+"""Key names and routing in the form the Lua scripts read.
 
 Every key of one store starts with ``{prefix}:``, so all of them share one Redis Cluster
 hash tag: scripts that touch several (a claim across queues, a unique key and a job) stay
@@ -8,23 +8,18 @@ atomic on a cluster too. See the package docstring for the whole layout.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from conveyor.backends.globs import LUA_ANY_CHAR, LUA_NO_CHAR, lua_pattern
-from conveyor.errors import ConfigError
-from conveyor.job import Routing, State
-from conveyor.redaction import redact_url
 
-DEFAULT_PREFIX = "conveyor"
+# The URL's parts moved to `urls`; these names stay importable from here.
+from conveyor.backends.redis.urls import DEFAULT_PREFIX, OWN_OPTIONS, Target, parse_url
+from conveyor.job import Routing, State
 
 #: Markers the translated patterns use, expanded by ``compile`` in lib.lua (see `globs`).
 ANY_CHAR = LUA_ANY_CHAR
 NO_CHAR = LUA_NO_CHAR
-
-#: Query options this backend reads itself; the rest go to redis-py (``socket_timeout``...).
-OWN_OPTIONS = frozenset({"prefix"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +60,18 @@ class Keys:
         return f"{self.base}slots:{key}"
 
 
+__all__ = [
+    "ANY_CHAR",
+    "DEFAULT_PREFIX",
+    "NAMES",
+    "NO_CHAR",
+    "OWN_OPTIONS",
+    "Keys",
+    "Target",
+    "parse_url",
+    "routing_json",
+]
+
 #: Attribute name -> key suffix, for the fixed keys.
 NAMES = {
     "all": "all",
@@ -83,35 +90,6 @@ NAMES = {
     "paused": "paused",
     "history": "history",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A parsed ``redis://`` URL: what redis-py connects to, and this store's prefix."""
-
-    redis_url: str = field(repr=False)  # holds the password
-    prefix: str
-    display: str
-
-
-def parse_url(url: str) -> Target:
-    """Split our own options (``prefix``) from a ``redis://`` / ``rediss://`` URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(
-            f"not a Redis URL: {redact_url(url)!r} (use redis://host:6379/0 or rediss://)"
-        )
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    own = {k: v for k, v in query if k in OWN_OPTIONS}
-    rest = [(k, v) for k, v in query if k not in OWN_OPTIONS]
-    prefix = own.get("prefix", DEFAULT_PREFIX)
-    if not prefix or any(c in prefix for c in "{}"):
-        raise ConfigError(
-            f"invalid prefix={prefix!r} in the Redis URL: use a non-empty name without "
-            "braces (it becomes the keys' hash tag)"
-        )
-    redis_url = urlunsplit(parts._replace(query=urlencode(rest)))
-    return Target(redis_url, prefix, redact_url(url))
 
 
 # -- routing -------------------------------------------------------------------------------

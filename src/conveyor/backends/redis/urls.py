@@ -1,0 +1,244 @@
+"""Redis URLs: which servers a store is on, how to reach them, and the options Conveyor
+reads itself.
+
+``redis://[[user]:password@]host:6379/0``  one server (``rediss://`` for TLS)
+``redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/DB]``
+                                          the primary Sentinel names for SERVICE
+``redis+cluster://[user:password@]host:port[,host:port...]/``
+                                          a Redis Cluster, from any of its nodes
+
+Conveyor's own query options (`OWN_OPTIONS`) are taken out; every other one goes to
+redis-py (``socket_timeout``, ``ssl_ca_certs``...). The user and password are those of the
+data servers; sentinels that have their own take ``?sentinel_password=`` (and
+``?sentinel_username=``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from conveyor.errors import ConfigError
+from conveyor.redaction import MASK, redact_params, redact_url
+
+DEFAULT_PREFIX = "conveyor"
+SENTINEL_SCHEME = "redis+sentinel"
+CLUSTER_SCHEME = "redis+cluster"
+DEFAULT_SENTINEL_PORT = 26379
+DEFAULT_PORT = 6379
+#: How long an enqueue waits for ``wait_replicas`` replicas when the URL does not say.
+DEFAULT_WAIT_TIMEOUT_MS = 1000
+
+#: Query options this backend reads itself; the rest go to redis-py (``socket_timeout``...).
+OWN_OPTIONS = frozenset(
+    {"prefix", "sentinel_password", "sentinel_username", "wait_replicas", "wait_timeout_ms"}
+)
+#: redis-py's TLS options naming files, checked before a connection is tried.
+SSL_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+Kind = Literal["server", "sentinel", "cluster"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A parsed Redis URL: where the store is, how to reach it, and this store's prefix.
+
+    ``redis_url`` is what redis-py connects with: for one server the URL without our own
+    options; for Sentinel and Cluster the same with the first listed host, which gives
+    redis-py the user, password, database and options (the hosts are in ``hosts``).
+    """
+
+    redis_url: str = field(repr=False)  # holds the password
+    prefix: str
+    display: str
+    kind: Kind = "server"
+    #: The sentinels (``sentinel``) or seed nodes (``cluster``); empty for one server.
+    hosts: tuple[tuple[str, int], ...] = ()
+    #: The Sentinel service name (``mymaster``).
+    service: str = ""
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    #: Replicas that must confirm each enqueue (WAIT); 0: none asked.
+    wait_replicas: int = 0
+    wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
+    #: Whether the connections use TLS (``rediss://``).
+    tls: bool = False
+
+
+def parse_url(url: str) -> Target:
+    """Read a ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://`` or
+    ``redis+cluster://`` URL; `ConfigError` naming what is wrong otherwise."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME):
+        raise ConfigError(
+            f"not a Redis URL: {redact_url(url)!r} (use redis://host:6379/0, rediss://, "
+            "redis+sentinel://host:26379/SERVICE/0 or redis+cluster://host:7000/)"
+        )
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    own = {k: v for k, v in query if k in OWN_OPTIONS}
+    rest = [(k, v) for k, v in query if k not in OWN_OPTIONS]
+    _check_tls_options(url, scheme, dict(rest))
+    common = {
+        "prefix": _prefix(own.get("prefix", DEFAULT_PREFIX)),
+        "wait_replicas": _count(url, own, "wait_replicas", 0, minimum=0),
+        "wait_timeout_ms": _count(url, own, "wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS, minimum=1),
+        "tls": scheme == "rediss",
+    }
+    if scheme in ("redis", "rediss", "unix"):
+        if "sentinel_password" in own or "sentinel_username" in own:
+            raise ConfigError(
+                f"sentinel_password in {redact_url(url)!r} needs a Sentinel URL: "
+                "redis+sentinel://host:26379/SERVICE/0?sentinel_password=..."
+            )
+        redis_url = urlunsplit(parts._replace(query=urlencode(rest)))
+        return Target(redis_url, display=redact_url(url), **common)  # type: ignore[arg-type]
+    return _multi_host(url, scheme, rest, own, common)
+
+
+def _multi_host(
+    url: str,
+    scheme: str,
+    rest: list[tuple[str, str]],
+    own: dict[str, str],
+    common: dict[str, object],
+) -> Target:
+    """A Sentinel or Cluster URL: several ``host:port`` before the path."""
+    # urlsplit cannot read "h1:1,h2:2" as a netloc's port, so the netloc is split by hand.
+    after = url.split("://", 1)[1]
+    netloc, path = _split_netloc(after)
+    userinfo, at, hostlist = netloc.rpartition("@")
+    sentinel = scheme == SENTINEL_SCHEME
+    example = (
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0"
+        if sentinel
+        else "redis+cluster://127.0.0.1:7000,127.0.0.1:7001/"
+    )
+    port = DEFAULT_SENTINEL_PORT if sentinel else DEFAULT_PORT
+    hosts = tuple(_host(url, h, port, example) for h in hostlist.split(","))
+    segments = [unquote(s) for s in path.strip("/").split("/") if s]
+    service, db = "", "0"
+    if sentinel:
+        if not segments or len(segments) > 2:
+            raise ConfigError(
+                f"{redact_url_multi(url)!r} names no Sentinel service: put it in the path, "
+                f"as in {example}"
+            )
+        service = segments[0]
+        db = segments[1] if len(segments) == 2 else "0"
+        if not db.isdigit():
+            raise ConfigError(
+                f"database {db!r} in {redact_url_multi(url)!r} is not a number: "
+                f"use /SERVICE/0, as in {example}"
+            )
+    elif segments and segments != ["0"]:
+        raise ConfigError(
+            f"{redact_url_multi(url)!r}: a Redis Cluster has only database 0; end the URL "
+            f"with '/', as in {example}"
+        )
+    first_host, first_port = hosts[0]
+    host = f"[{first_host}]" if ":" in first_host else first_host
+    redis_url = urlunsplit(
+        ("redis", f"{userinfo}{at}{host}:{first_port}", f"/{db}", urlencode(rest), "")
+    )
+    return Target(
+        redis_url,
+        display=redact_url_multi(url),
+        kind="sentinel" if sentinel else "cluster",
+        hosts=hosts,
+        service=service,
+        sentinel_username=own.get("sentinel_username") or None,
+        sentinel_password=own.get("sentinel_password") or None,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def _split_netloc(after_scheme: str) -> tuple[str, str]:
+    """``user:pw@h1:1,h2:2/svc/0?x`` → (``user:pw@h1:1,h2:2``, ``/svc/0``): the netloc ends
+    at the first ``/`` after the last ``@`` (a password may hold ``/`` only encoded)."""
+    base = after_scheme.split("?", 1)[0].split("#", 1)[0]
+    at = base.rfind("@")
+    slash = base.find("/", at + 1)
+    if slash < 0:
+        return base, ""
+    return base[:slash], base[slash:]
+
+
+def _host(url: str, text: str, default_port: int, example: str) -> tuple[str, int]:
+    text = text.strip()
+    if text.startswith("["):  # [::1]:26379
+        host, _, port_text = text[1:].partition("]")
+        port_text = port_text.removeprefix(":")
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise ConfigError(
+            f"{redact_url_multi(url)!r} has an empty host in its list: write host:port "
+            f"pairs separated by commas, as in {example}"
+        )
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(
+            f"port {port_text!r} of {host} in {redact_url_multi(url)!r} is not a port "
+            f"number: write host:port pairs separated by commas, as in {example}"
+        )
+    return host, int(port_text)
+
+
+def redact_url_multi(url: str) -> str:
+    """A Sentinel or Cluster URL safe to print: the password and secret options masked,
+    the host list kept (``redis+sentinel://app:***@h1:26379,h2:26379/mymaster/0``)."""
+    scheme, _, after = url.partition("://")
+    netloc, path = _split_netloc(after)
+    userinfo, at, hosts = netloc.rpartition("@")
+    if ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":" + MASK
+    query = after.split("?", 1)[1].split("#", 1)[0] if "?" in after else ""
+    out = f"{scheme}://{userinfo}{at}{hosts}{path}"
+    return out + ("?" + redact_params(query) if query else "")
+
+
+def _prefix(prefix: str) -> str:
+    if not prefix or any(c in prefix for c in "{}"):
+        raise ConfigError(
+            f"invalid prefix={prefix!r} in the Redis URL: use a non-empty name without "
+            "braces (it becomes the keys' hash tag)"
+        )
+    return prefix
+
+
+def _count(url: str, own: dict[str, str], name: str, default: int, *, minimum: int) -> int:
+    text = own.get(name)
+    if text is None:
+        return default
+    if not text.strip().isdigit() or int(text) < minimum:
+        raise ConfigError(
+            f"{name}={text!r} in {_shown(url)!r} is not a whole number of at least "
+            f"{minimum}: for instance ?wait_replicas=1&wait_timeout_ms=500"
+        )
+    return int(text)
+
+
+def _check_tls_options(url: str, scheme: str, options: dict[str, str]) -> None:
+    """TLS file options need ``rediss://`` and files that exist: said before connecting."""
+    for name in SSL_FILES:
+        if name not in options:
+            continue
+        if scheme != "rediss":
+            raise ConfigError(
+                f"{name} in {_shown(url)!r} needs TLS: use rediss://host:6380/0?{name}=..."
+            )
+        path = options[name]
+        if not os.path.isfile(path):
+            raise ConfigError(
+                f"{name}={quote(path, safe='/')!r} in the Redis URL is not a readable file: "
+                f"give the path of the PEM file ({os.path.abspath(path)} does not exist)"
+            )
+
+
+def _shown(url: str) -> str:
+    scheme = url.partition("://")[0].lower()
+    return redact_url_multi(url) if scheme in (SENTINEL_SCHEME, CLUSTER_SCHEME) else redact_url(url)
