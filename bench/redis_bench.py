@@ -9,9 +9,15 @@ all jobs have run. Measured, median of ``--repeat`` rounds:
 1. enqueue rate: one producer, one call per job; async enqueue from ``--producers``
    coroutines at once (peers with an async API); bulk enqueue where there is an API;
 2. drain rate: ``--jobs`` queued jobs, then one worker process, then two; from the
-   workers' start until the counter reaches ``--jobs``;
+   workers' start until the counter reaches ``--jobs``; Conveyor twice, its workers at
+   their defaults and at ``--concurrency`` (the setting every peer gets);
 3. pickup latency: one idle worker, ``--latency-jobs`` jobs at ``--rate`` per second;
    p50 / p95 / p99 from just before the enqueue call to the job's start;
+
+4. the server's side, which a busy machine does not distort: redis-server CPU per job
+   (``INFO cpu``) while enqueueing one by one and while draining, and Redis memory per
+   queued job (``used_memory`` before and after the single-call enqueue of ``--jobs``);
+   and the producer's own CPU time per single-call enqueue;
 
 and the floor: plain redis-py, one LPUSH (or INCR) per job from one process, and pipelined.
 
@@ -65,6 +71,9 @@ VENVS: dict[str, tuple[list[str], list[str]]] = {
     ),
 }
 PEERS = ["celery", "dramatiq", "rq", "arq", "saq", "taskiq", "huey"]
+#: Conveyor's second column: its workers at the benchmark's ``--concurrency`` (the first
+#: runs them at their defaults).
+TUNED = "conveyor32"
 #: Seconds each driver call may take, by mode, before it is stopped and reported.
 TIMEOUTS = {
     "describe": 60,
@@ -114,7 +123,8 @@ def install(venv: str, packages: list[str]) -> tuple[Path | None, str]:
 
 def interpreters(peers: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
     """Which interpreter runs each system, and why a peer has none."""
-    pythons: dict[str, Path] = {"conveyor": Path(sys.executable), "floor": Path(sys.executable)}
+    me = Path(sys.executable)
+    pythons: dict[str, Path] = {"conveyor": me, TUNED: me, "floor": me}
     failed: dict[str, str] = {}
     for venv, (packages, members) in VENVS.items():
         wanted = [p for p in members if p in peers]
@@ -189,16 +199,25 @@ class Server:
 
 
 # -- running one measurement --------------------------------------------------------------
+#: ``PYTHONPATH`` entries put first for Conveyor's processes (``--conveyor-ref``).
+CONVEYOR_PATH = {"path": ""}
+
+
 def drive(python: Path, system: str, mode: str, url: str, *args: str) -> dict[str, Any]:
     """Run ``peers/driver.py`` for one system and mode under a timeout; its JSON report."""
     timeout = TIMEOUTS[mode]
+    first = CONVEYOR_PATH["path"] if system in ("conveyor", TUNED) else ""
     proc = subprocess.Popen(
         [str(python), "-m", "peers.driver", system, mode, *args],
         cwd=BENCH_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "BENCH_REDIS_URL": url, "PYTHONPATH": str(BENCH_DIR)},
+        env={
+            **os.environ,
+            "BENCH_REDIS_URL": url,
+            "PYTHONPATH": os.pathsep.join(p for p in (first, str(BENCH_DIR)) if p),
+        },
         start_new_session=True,
     )
     try:
@@ -229,20 +248,22 @@ def one_round(
     machine's speed (a noisy neighbour) does not always land on the same one."""
     names = list(systems)
     order = names[n % len(names) :] + names[: n % len(names)]
+    # The tuned Conveyor differs from the default one only in its workers.
+    producers = [s for s in order if s != TUNED]
     jobs, conc = str(args.jobs), str(args.concurrency)
     plan: list[tuple[str, str, list[str], list[str]]] = [
-        ("enqueue", "enqueue", ["--jobs", jobs], order),
+        ("enqueue", "enqueue", ["--jobs", jobs], producers),
         (
             "async",
             "async",
             ["--jobs", jobs, "--producers", str(args.producers)],
-            [s for s in order if systems[s]["async"]],
+            [s for s in producers if systems[s]["async"]],
         ),
         (
             "bulk",
             "bulk",
             ["--jobs", jobs, "--batch", str(args.batch)],
-            [s for s in order if systems[s]["bulk_api"]],
+            [s for s in producers if systems[s]["bulk_api"]],
         ),
         ("drain1", "drain", ["--jobs", jobs, "--procs", "1", "--concurrency", conc], order),
         ("drain2", "drain", ["--jobs", jobs, "--procs", "2", "--concurrency", conc], order),
@@ -257,7 +278,17 @@ def one_round(
     floor = drive(
         pythons["floor"], "floor", "floor", url, "--jobs", jobs, "--batch", str(args.batch)
     )
-    results += [Result(f"floor_{key}", "floor", floor) for key in ("lpush", "incr", "pipelined")]
+    results += [
+        Result(f"floor_{key}", "floor", floor)
+        for key in (
+            "lpush",
+            "incr",
+            "pipelined",
+            "lpush_server_us",
+            "lpush_memory_bytes",
+            "lpush_client_us",
+        )
+    ]
     for measure, mode, extra, who in plan:
         if measure not in args.measures:
             continue
@@ -302,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated subset of the measurements",
     )
     parser.add_argument("--json", type=Path, help="also write every raw result here")
+    parser.add_argument(
+        "--conveyor-ref", help="measure Conveyor at this git ref (default: the working tree)"
+    )
     args = parser.parse_args(argv)
     args.measures = set(args.measures.split(","))
     peers = [] if args.no_peers else [p for p in args.peers.split(",") if p]
@@ -312,11 +346,14 @@ def main(argv: list[str] | None = None) -> int:
     WORK_DIR.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="redis-run-", dir=WORK_DIR))
     started = time.monotonic()
+    from postgres_bench import conveyor_source  # it imports this module: not at the top
+
+    CONVEYOR_PATH["path"], what = conveyor_source(args.conveyor_ref, tmp)
     pythons, failed = interpreters(peers)
     server = Server(tmp)
     try:
         systems: dict[str, dict[str, Any]] = {}
-        for name in ["conveyor", *peers]:
+        for name in ["conveyor", TUNED, *peers]:
             if name in failed:
                 continue
             info = drive(pythons[name], name, "describe", server.url)
@@ -327,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if "conveyor" not in systems:
             raise SystemExit(f"Conveyor itself failed: {failed.get('conveyor')}")
         print("\n".join(machine(server.version)), flush=True)
+        print(f"conveyor: {what}", flush=True)
         results: list[Result] = []
         for n in range(args.repeat):
             results += one_round(n, args, systems, pythons, server.url)

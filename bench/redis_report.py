@@ -22,9 +22,25 @@ ROWS = [
     ("latency.p50", "pickup latency p50 (ms)", "ms"),
     ("latency.p95", "pickup latency p95 (ms)", "ms"),
     ("latency.p99", "pickup latency p99 (ms)", "ms"),
+    ("enqueue.server_us", "redis CPU per enqueued job (us)", "us"),
+    ("drain1.server_us", "redis CPU per drained job, 1 proc (us)", "us"),
+    ("drain2.server_us", "redis CPU per drained job, 2 procs (us)", "us"),
+    ("enqueue.memory_bytes", "redis memory per queued job (bytes)", "bytes"),
+    ("enqueue.client_us", "producer CPU per enqueue call (us)", "us"),
 ]
+#: Units where lower is better.
+LOWER = {"ms", "us", "bytes"}
+#: Conveyor's two columns: workers at their defaults, and at the benchmark's concurrency.
+MINE = ("conveyor", "conveyor32")
 #: The floor shown beside a row: redis-py, one LPUSH per job, or pipelined.
-FLOOR = {"enqueue": "floor_lpush", "async": "floor_lpush", "bulk": "floor_pipelined"}
+FLOOR = {
+    "enqueue": "floor_lpush",
+    "async": "floor_lpush",
+    "bulk": "floor_pipelined",
+    "enqueue.server_us": "floor_lpush_server_us",
+    "enqueue.memory_bytes": "floor_lpush_memory_bytes",
+    "enqueue.client_us": "floor_lpush_client_us",
+}
 
 
 @dataclass(slots=True)
@@ -39,10 +55,14 @@ class Result:
         """Jobs/s for rates, milliseconds for ``latency.pNN``; ``None`` on error."""
         if "error" in self.report:
             return None
-        if key.startswith("latency."):
-            return float(self.report[key.split(".", 1)[1]])
+        if "." in key:
+            got = self.report.get(key.split(".", 1)[1])
+            return None if got is None else float(got)
         if self.measure.startswith("floor_"):
-            return jobs / float(self.report[self.measure.removeprefix("floor_")])
+            name = self.measure.removeprefix("floor_")
+            if name.endswith(("_us", "_bytes")):
+                return float(self.report[name])
+            return jobs / float(self.report[name])
         return jobs / float(self.report["seconds"])
 
     def as_json(self) -> dict[str, Any]:
@@ -81,7 +101,8 @@ def medians(
         for key in keys:
             v = r.value(key, jobs.get(r.measure, args.jobs))
             if v is None:
-                errors.setdefault((key, r.system), str(r.report["error"]))
+                if "error" in r.report:
+                    errors.setdefault((key, r.system), str(r.report["error"]))
             else:
                 values.setdefault((key, r.system), []).append(v)
     med = {k: statistics.median(v) for k, v in values.items()}
@@ -95,14 +116,15 @@ def table(
     args: argparse.Namespace,
 ) -> str:
     """The results: one row per measure, one column per system, then the best peer,
-    Conveyor's ratio to it (above 1: Conveyor is better) and the redis-py floor."""
+    Conveyor's ratio to it at its defaults and tuned (above 1: Conveyor is better) and
+    the redis-py floor."""
     med, errors = medians(results, args)
     names = list(systems)
-    peers = [n for n in names if n != "conveyor"]
+    peers = [n for n in names if n not in MINE]
     head = (
-        f"{'measure':38}"
-        + "".join(f"{n:>9}" for n in names)
-        + f"{'best peer':>17} {'ratio':>6} {'floor':>8}"
+        f"{'measure':41}"
+        + "".join(f"{n:>11}" for n in names)
+        + f"{'best peer':>17} {'ratio':>6} {'tuned':>6} {'floor':>8}"
     )
     lines = [head, "-" * len(head)]
     for key, label, unit in ROWS:
@@ -114,25 +136,28 @@ def table(
             cells.append(
                 _cell(v, unit)
                 if v is not None
-                else (f"{'fail':>9}" if (key, n) in errors else f"{'-':>9}")
+                else (f"{'fail':>11}" if (key, n) in errors else f"{'-':>11}")
             )
         scored = [(med[(key, p)], p) for p in peers if (key, p) in med]
-        best = (min(scored) if unit == "ms" else max(scored)) if scored else None
-        mine = med.get((key, "conveyor"))
+        best = (min(scored) if unit in LOWER else max(scored)) if scored else None
         best_s = f"{_cell(best[0], unit).strip()} {best[1]}" if best else "n/a"
-        ratio = "   n/a"
-        if best and mine:
-            ratio = f"{(best[0] / mine if unit == 'ms' else mine / best[0]):5.2f}x"
+        ratios = []
+        for mine in (med.get((key, m)) for m in MINE):
+            ratio = "     -"
+            if best and mine:
+                ratio = f"{(best[0] / mine if unit in LOWER else mine / best[0]):5.2f}x"
+            ratios.append(ratio)
         floor = med.get((FLOOR.get(key, ""), "floor"))
-        floor_s = f"{floor:8.0f}" if floor is not None else f"{'':8}"
+        floor_s = _cell(floor, unit).strip() if floor is not None else ""
         lines.append(
-            f"{label.format(**vars(args)):38}"
+            f"{label.format(**vars(args)):41}"
             + "".join(cells)
-            + f"{best_s:>17} {ratio:>6} {floor_s}"
+            + f"{best_s:>17} {ratios[0]:>6} {ratios[1]:>6} {floor_s:>8}"
         )
     lines.append(
-        "ratio: Conveyor / best peer for rates, best peer / Conveyor for latency "
-        "(above 1: Conveyor is better)"
+        "ratio: Conveyor (workers at their defaults) / best peer for rates, best peer /"
+        " Conveyor where lower is better (above 1: Conveyor is better); tuned: the same for"
+        f" {MINE[1]}, its workers at --concurrency {args.concurrency}"
     )
     lines += _floor_lines(med, args)
     lines += _notes(systems, failed, errors, args)
@@ -140,7 +165,7 @@ def table(
 
 
 def _cell(v: float, unit: str) -> str:
-    return f"{v:9.1f}" if unit == "ms" else f"{v:9.0f}"
+    return f"{v:11.1f}" if unit in ("ms", "us") else f"{v:11.0f}"
 
 
 def _floor_lines(med: dict[tuple[str, str], float], args: argparse.Namespace) -> list[str]:
@@ -176,6 +201,10 @@ def _notes(
         out.append(f"  {info['version']}: {settings}; enqueue API: {api}; bulk: {bulk}")
     for name, why in failed.items():
         out.append(f"  {name}: {why}")
+    shown = set()
     for (key, name), why in sorted(errors.items()):
-        out.append(f"  {name} failed {key} in every round: {why[:300]}")
+        measure = key.split(".")[0]
+        if (measure, name) not in shown:
+            shown.add((measure, name))
+            out.append(f"  {name} failed {measure} in every round: {why[:300]}")
     return out

@@ -18,7 +18,9 @@ async def incr(t: float) -> None:
 
 
 def worker(concurrency: int) -> list[str]:
-    """One ``conveyor worker`` process."""
+    """One ``conveyor worker`` process at its defaults (``concurrency`` is not passed on:
+    ``conveyor32_peer`` measures the tuned setting)."""
+    del concurrency
     return [
         sys.executable,
         "-m",
@@ -28,8 +30,6 @@ def worker(concurrency: int) -> list[str]:
         "peers.conveyor_peer:app",
         "--url",
         redis_url(),
-        "--concurrency",
-        str(concurrency),
         "--log-level",
         "warning",
     ]
@@ -45,7 +45,7 @@ def peer() -> Peer:
     return Peer(
         name="conveyor",
         version=f"conveyor {version('conveyor')}",
-        settings="`conveyor worker --concurrency {c}`, async def task (at-least-once: "
+        settings="`conveyor worker` (defaults), async def task (at-least-once: "
         "lease, ack after the job)",
         worker=worker,
         enqueue=incr.enqueue,

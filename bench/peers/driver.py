@@ -15,6 +15,11 @@ PEER is a module name in this package without ``_peer`` (``conveyor``, ``celery`
   the delay from just before each enqueue call to the job's start, in milliseconds;
 - ``floor`` (PEER ``floor`` only): one LPUSH per job, one INCR per job, pipelined LPUSH.
 
+``enqueue`` and ``drain`` also report the server's side, robust to a busy machine:
+``server_us``, redis-server CPU (``INFO cpu``, user + system) per job over the timed part,
+and for ``enqueue`` ``memory_bytes``, the growth of ``used_memory`` per queued job, and
+``client_us``, the producer's own CPU time per call.
+
 The server is flushed first. Worker processes get their own process group and are
 stopped (SIGTERM, then SIGKILL) on the way out, also on a timeout or SIGTERM.
 """
@@ -46,6 +51,24 @@ def load(name: str) -> Peer:
     return peer
 
 
+# -- the server's side ---------------------------------------------------------------------
+def server_counters() -> dict[str, float]:
+    """redis-server's CPU seconds (user + system, all threads) and ``used_memory``."""
+    info = sync_client().info()
+    return {
+        "cpu": float(info["used_cpu_sys"]) + float(info["used_cpu_user"]),
+        "memory": float(info["used_memory"]),
+    }
+
+
+def per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict[str, float]:
+    """Server CPU (microseconds) and memory growth (bytes) per job between two readings."""
+    return {
+        "server_us": (after["cpu"] - before["cpu"]) / jobs * 1e6,
+        "memory_bytes": (after["memory"] - before["memory"]) / jobs,
+    }
+
+
 # -- workers ------------------------------------------------------------------------------
 def wait_counter(target: int, workers: Workers, timeout: float, step: float = 0.002) -> float:
     """Block until the counter reaches ``target``; the moment it did (perf_counter)."""
@@ -67,15 +90,17 @@ async def drain(
 ) -> dict[str, Any]:
     """Queue ``jobs``, then time ``procs`` workers from start until all have run."""
     await fill(peer, jobs)
+    before = server_counters()
     workers_start = time.perf_counter()
     workers = Workers(peer.worker(concurrency), procs)
     try:
         done = wait_counter(jobs, workers, timeout)
+        cpu = per_job(before, server_counters(), jobs)["server_us"]
         await asyncio.sleep(0.2)  # a duplicate run would show as a count above ``jobs``
         ran = int(sync_client().get(COUNTER) or 0)
     finally:
         workers.stop()
-    return {"seconds": done - workers_start, "ran": ran}
+    return {"seconds": done - workers_start, "ran": ran, "server_us": cpu}
 
 
 async def latency(peer: Peer, jobs: int, rate: float, concurrency: int) -> dict[str, Any]:
@@ -125,11 +150,14 @@ def floor(jobs: int, batch: int) -> dict[str, Any]:
     """Plain redis-py from one process: what one round trip per job costs."""
     client = sync_client()
     out: dict[str, Any] = {"version": importlib.import_module("redis").__version__}
-    client.ping()
-    start = time.perf_counter()
+    client.lpush("bench:floor", PAYLOAD)
+    before = server_counters()
+    cpu, start = time.process_time(), time.perf_counter()
     for _ in range(jobs):
         client.lpush("bench:floor", PAYLOAD)
     out["lpush"] = time.perf_counter() - start
+    out["lpush_client_us"] = (time.process_time() - cpu) / jobs * 1e6
+    out.update({f"lpush_{k}": v for k, v in per_job(before, server_counters(), jobs).items()})
     start = time.perf_counter()
     for _ in range(jobs):
         client.incr(COUNTER)
@@ -164,7 +192,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await peer.open()
     try:
         if args.mode == "enqueue":
-            out.update(await enqueue_single(peer, args.jobs))
+            got = await enqueue_single(peer, args.jobs, server_counters)
+            before, after = got.pop("probe_before"), got.pop("probe_after")
+            out.update(got)
+            out.update(per_job(before, after, args.jobs))
         elif args.mode == "async":
             out.update(await enqueue_concurrent(peer, args.jobs, args.producers))
         elif args.mode == "bulk":

@@ -9,8 +9,10 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 
 class Workers:
@@ -18,6 +20,11 @@ class Workers:
     to temporary files (a pipe nobody reads would block a chatty worker)."""
 
     def __init__(self, command: list[str], procs: int) -> None:
+        here = Path(sys.executable).parent
+        if command[0] != sys.executable and Path(command[0]).parent == here:
+            # A console script of this virtualenv runs through its interpreter: a copied
+            # virtualenv keeps the old path in its scripts' first line.
+            command = [sys.executable, *command]
         self.logs = [tempfile.TemporaryFile() for _ in range(procs)]  # noqa: SIM115 - closed in stop()
         self.procs = [
             subprocess.Popen(

@@ -22,22 +22,38 @@ class Producer(Protocol):
     bulk_api: str
 
 
-async def enqueue_single(peer: Producer, jobs: int) -> dict[str, Any]:
-    """One call per job from one producer; sync API when the peer has one."""
+async def enqueue_single(
+    peer: Producer, jobs: int, probe: Callable[[], dict[str, float]] | None = None
+) -> dict[str, Any]:
+    """One call per job from one producer; sync API when the peer has one.
+
+    Besides the seconds, ``client_us``: this process's CPU time per call (user + system,
+    so a busy machine does not inflate it). ``probe`` reads server counters; its readings
+    right after the warm-up call and right after the last call are returned as
+    ``probe_before`` and ``probe_after``.
+    """
     if peer.enqueue is not None:
         fn = peer.enqueue
         fn(0.0)
-        start = time.perf_counter()
+        before = probe() if probe else {}
+        cpu, start = time.process_time(), time.perf_counter()
         for _ in range(jobs):
             fn(0.0)
-        return {"seconds": time.perf_counter() - start, "api": "sync"}
-    assert peer.aenqueue is not None
-    afn = peer.aenqueue
-    await afn(0.0)
-    start = time.perf_counter()
-    for _ in range(jobs):
+        api = "sync"
+    else:
+        assert peer.aenqueue is not None
+        afn = peer.aenqueue
         await afn(0.0)
-    return {"seconds": time.perf_counter() - start, "api": "async, awaited one by one"}
+        before = probe() if probe else {}
+        cpu, start = time.process_time(), time.perf_counter()
+        for _ in range(jobs):
+            await afn(0.0)
+        api = "async, awaited one by one"
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    out: dict[str, Any] = {"seconds": seconds, "api": api, "client_us": cpu / jobs * 1e6}
+    if probe:
+        out.update(probe_before=before, probe_after=probe())
+    return out
 
 
 async def enqueue_concurrent(peer: Producer, jobs: int, producers: int) -> dict[str, Any]:
