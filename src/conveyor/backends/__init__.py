@@ -38,8 +38,10 @@ BUILTIN: dict[str, str] = {
     "redis": "conveyor.backends.redis:RedisBackend",
     "rediss": "conveyor.backends.redis:RedisBackend",
     "redis+sentinel": "conveyor.backends.redis:RedisBackend",
+    "redis+cluster": "conveyor.backends.redis.cluster:ClusterBackend",
     "postgresql": "conveyor.backends.postgres:PostgresBackend",
     "postgres": "conveyor.backends.postgres:PostgresBackend",
+    "sqs": "conveyor.backends.sqs:SqsBackend",
 }
 
 #: The built-in URL schemes.
@@ -50,8 +52,10 @@ _DRIVERS = {
     "redis": ("redis-py", "redis"),
     "rediss": ("redis-py", "redis"),
     "redis+sentinel": ("redis-py", "redis"),
+    "redis+cluster": ("redis-py", "redis"),
     "postgresql": ("psycopg 3 and its pool", "postgres"),
     "postgres": ("psycopg 3 and its pool", "postgres"),
+    "sqs": ("aiobotocore", "sqs"),
 }
 _OWN = "conveyor"
 

@@ -17,7 +17,7 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -69,6 +69,11 @@ def async_client(target: Target) -> AsyncRedis:
     """An asyncio client (hiredis parser when installed) with one quick reconnect."""
     if target.kind == "sentinel":
         return sentinel_async_client(target)
+    if target.kind == "cluster":  # redis+cluster://: see cluster_client.py
+        from conveyor.backends.redis.cluster_client import async_cluster_client
+
+        # Duck-typed: the cluster client takes every command the backend sends.
+        return cast(AsyncRedis, async_cluster_client(target, **_options()))
     return AsyncRedis.from_url(
         target.redis_url,
         retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
@@ -80,6 +85,10 @@ def sync_client(target: Target) -> Redis:
     """A thread-safe sync client, for `enqueue_sync` and `get_sync`."""
     if target.kind == "sentinel":
         return sentinel_sync_client(target)
+    if target.kind == "cluster":
+        from conveyor.backends.redis.cluster_client import sync_cluster_client
+
+        return cast(Redis, sync_cluster_client(target, **_options()))
     return Redis.from_url(
         target.redis_url,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),

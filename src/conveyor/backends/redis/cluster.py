@@ -1,0 +1,285 @@
+"""`ClusterBackend`: one store spread over a Redis Cluster as several shard stores
+(``redis+cluster://host:7000,host:7001/?shards=3``).
+
+Each shard is an ordinary `RedisBackend` on its own hash tag (see `shards` for the layout
+and which shard holds what); this class routes the core verbs to them:
+
+* ``enqueue`` sends each job to its queue's shard (one call per shard, concurrently); a
+  batch is atomic per shard, not across shards.
+* ``claim`` asks the shards that hold the routing's queues, starting with a different
+  one each call, until ``limit`` jobs are leased; with ``wait`` and nothing ready, it
+  waits on all of them at once and keeps what the first to find work leased (a waiting
+  claim cancelled on a shard releases what it leased there, as `Backend.claim` promises).
+  Priority and run order hold within each shard, so within each queue; between queues on
+  different shards a claim takes from each shard in turn.
+* ``extend`` / ``complete`` / ``fail`` / ``release`` / ``defer`` go to the shard the lease
+  token names, without a lookup.
+* ``get`` asks every shard at once (job ids are the caller's, so they cannot name a shard).
+* ``recover`` sweeps every shard.
+
+The capabilities (`cluster_parts`) route or fan out the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from conveyor.backends.base import Backend, RecoveryReport
+from conveyor.backends.redis.backend import RedisBackend
+from conveyor.backends.redis.cluster_parts import (
+    ClusterAdmin,
+    ClusterLimits,
+    ClusterScheduling,
+    ClusterTelemetry,
+    Shards,
+)
+from conveyor.backends.redis.connection import translated
+from conveyor.backends.redis.shards import Layout, parse_layout
+from conveyor.backends.redis.urls import redact_url_multi
+from conveyor.clock import SYSTEM_CLOCK, Clock
+from conveyor.errors import ConfigError
+from conveyor.job import EnqueueResult, Failure, JobRecord, Lease, NewJob, Routing
+
+T = TypeVar("T")
+
+
+class ClusterBackend(Backend):
+    """Jobs in a Redis Cluster, spread over ``?shards=N`` shard stores (see the module)."""
+
+    def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.url = url
+        self.clock = clock
+        layout = parse_layout(url)
+        self._shards = Shards(layout, tuple(RedisBackend(u, clock=clock) for u in layout.urls))
+        super().__init__(
+            limits=ClusterLimits(self._shards),
+            scheduling=ClusterScheduling(self._shards),
+            admin=ClusterAdmin(self._shards),
+            telemetry=ClusterTelemetry(self._shards),
+        )
+        self._turn = itertools.count()
+
+    @property
+    def layout(self) -> Layout:
+        """The shard count, the shards' prefixes and which shard holds what."""
+        return self._shards.layout
+
+    @property
+    def stores(self) -> tuple[RedisBackend, ...]:
+        """The shard stores, shard 0 first."""
+        return self._shards.stores
+
+    def clone(self) -> ClusterBackend:
+        """A new handle (its own clients) on the same store and clock."""
+        return ClusterBackend(self.url, clock=self.clock)
+
+    def __repr__(self) -> str:
+        return f"ClusterBackend({redact_url_multi(self.url)!r})"
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        """Check the recorded shard count, then open every shard store."""
+        await self._check_count()
+        await asyncio.gather(*(store.open() for store in self.stores))
+
+    async def _check_count(self) -> None:
+        layout, first = self.layout, self.stores[0]
+        client = first.connection.client()
+        with translated(first.target):
+            await client.hsetnx(layout.meta_key, "shards", layout.count)
+            recorded = await client.hget(layout.meta_key, "shards")
+        if recorded is not None and int(recorded) != layout.count:
+            raise ConfigError(
+                f"the store {layout.prefix!r} on this Redis Cluster was created with "
+                f"shards={int(recorded)}, and the URL says shards={layout.count}: use "
+                f"?shards={int(recorded)} (another count would move queues to other shards "
+                "and strand their jobs), or a new ?prefix= for a new store"
+            )
+
+    async def close(self) -> None:
+        """Close every shard store; safe to call twice."""
+        await asyncio.gather(*(store.close() for store in self.stores), return_exceptions=True)
+
+    # -- producing -----------------------------------------------------------------------
+    def _by_shard(self, jobs: Sequence[NewJob]) -> dict[int, list[int]]:
+        groups: dict[int, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(self.layout.of_queue(job.queue), []).append(i)
+        return groups
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """Store each job on its queue's shard, in order within each shard."""
+        groups = self._by_shard(jobs)
+        replies = await asyncio.gather(
+            *(self.stores[s].enqueue([jobs[i] for i in idx]) for s, idx in groups.items())
+        )
+        return _reassemble(len(jobs), groups.values(), replies)
+
+    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """`enqueue` for code without an event loop, one shard after another."""
+        groups = self._by_shard(jobs)
+        replies = [self.stores[s].enqueue_sync([jobs[i] for i in idx]) for s, idx in groups.items()]
+        return _reassemble(len(jobs), groups.values(), replies)
+
+    # -- working -------------------------------------------------------------------------
+    async def claim(
+        self,
+        worker_id: str,
+        routing: Routing,
+        limit: int,
+        lease_seconds: float,
+        *,
+        wait: float = 0.0,
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` jobs from the routing's shards (see the module)."""
+        shards = self.layout.for_routing(routing)
+        start = next(self._turn) % len(shards)
+        order = shards[start:] + shards[:start]
+        got: list[JobRecord] = []
+        for s in order:
+            if len(got) >= limit:
+                break
+            jobs = await self.stores[s].claim(worker_id, routing, limit - len(got), lease_seconds)
+            got += self._tagged(s, jobs)
+        if got or wait <= 0 or limit <= 0:
+            return got
+        return await self._claim_waiting(order, worker_id, routing, limit, lease_seconds, wait)
+
+    async def _claim_waiting(
+        self,
+        shards: Sequence[int],
+        worker_id: str,
+        routing: Routing,
+        limit: int,
+        lease_seconds: float,
+        wait: float,
+    ) -> list[JobRecord]:
+        """Wait on every shard at once; the first claim that leases work ends the others."""
+        tasks = {
+            asyncio.create_task(
+                self.stores[s].claim(worker_id, routing, limit, lease_seconds, wait=wait)
+            ): s
+            for s in shards
+        }
+        got: list[JobRecord] = []
+        pending = set(tasks)
+        try:
+            while pending and not got:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                got += self._outcomes(tasks, done)
+            for task in pending:  # the first found work: the other waits end
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        except BaseException:
+            # Cancelled: each shard's claim, cancelled too, releases what it leased.
+            for task in tasks:
+                task.cancel()
+            raise
+        got += self._outcomes(tasks, pending)
+        for job in got[limit:]:
+            await self.release(Lease(job.id, job.lease_token or ""))
+        return got[:limit]
+
+    def _outcomes(
+        self, tasks: dict[asyncio.Task[list[JobRecord]], int], done: set[Any]
+    ) -> list[JobRecord]:
+        """What the finished shard claims leased. A cancelled one leased nothing (it gave
+        back what it had). A failed one is raised unless another found work: that work is
+        kept, and the failed claim's shard released what it had leased."""
+        out: list[JobRecord] = []
+        errors: list[BaseException] = []
+        for task in done:
+            if task.cancelled():
+                continue
+            error = task.exception()
+            if error is not None:
+                errors.append(error)
+            else:
+                out += self._tagged(tasks[task], task.result())
+        if errors and not out:
+            raise errors[0]
+        return out
+
+    def _tagged(self, shard: int, jobs: list[JobRecord]) -> list[JobRecord]:
+        return [self._tag(shard, job) for job in jobs]
+
+    def _tag(self, shard: int, job: JobRecord) -> JobRecord:
+        return self._shards.tagged(shard, job)
+
+    def _route(self, lease: Lease) -> tuple[RedisBackend, Lease]:
+        """The shard store a lease's token names, and the lease as that store knows it. A
+        token that names no shard goes to shard 0 as it is, which fences (and counts) it."""
+        shard, token = self.layout.split_token(lease.token)
+        return self.stores[shard or 0], Lease(lease.job_id, token)
+
+    async def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:
+        """Push held leases forward, each on its shard; ``False`` for each lost one."""
+        groups: dict[int, list[int]] = {}
+        routed = [self._route(lease) for lease in leases]
+        for i, (store, _) in enumerate(routed):
+            groups.setdefault(self.stores.index(store), []).append(i)
+        replies = await asyncio.gather(
+            *(
+                self.stores[s].extend([routed[i][1] for i in idx], lease_seconds)
+                for s, idx in groups.items()
+            )
+        )
+        return _reassemble(len(leases), groups.values(), replies)
+
+    async def complete(self, lease: Lease, result: bytes | None) -> bool:
+        """Mark the job succeeded on its shard; ``False`` if the lease was lost."""
+        store, inner = self._route(lease)
+        return await store.complete(inner, result)
+
+    async def fail(self, lease: Lease, failure: Failure) -> bool:
+        """Retry or dead-letter the job on its shard; ``False`` if the lease was lost."""
+        store, inner = self._route(lease)
+        return await store.fail(inner, failure)
+
+    async def release(self, lease: Lease) -> bool:
+        """Back to ready at once on its shard; ``False`` if the lease was lost."""
+        store, inner = self._route(lease)
+        return await store.release(inner)
+
+    async def defer(
+        self, lease: Lease, delay: float, headers: dict[str, Any] | None = None
+    ) -> bool:
+        """Back to wait on its shard without using an attempt; ``False`` if fenced."""
+        store, inner = self._route(lease)
+        return await store.defer(inner, delay, headers)
+
+    async def recover(self, max_recoveries: int) -> RecoveryReport:
+        """Sweep expired leases on every shard."""
+        reports = await asyncio.gather(*(s.recover(max_recoveries) for s in self.stores))
+        return RecoveryReport(sum(r.recovered for r in reports), sum(r.dead for r in reports))
+
+    # -- reading -------------------------------------------------------------------------
+    async def get(self, job_id: str) -> JobRecord | None:
+        """One job by id: every shard is asked at once."""
+        found = await asyncio.gather(*(store.get(job_id) for store in self.stores))
+        return _first(self._tag(s, job) for s, job in enumerate(found) if job is not None)
+
+    def get_sync(self, job_id: str) -> JobRecord | None:
+        """`get` for code without an event loop, one shard after another."""
+        for s, store in enumerate(self.stores):
+            job = store.get_sync(job_id)
+            if job is not None:
+                return self._tag(s, job)
+        return None
+
+
+def _first(records: Any) -> JobRecord | None:
+    return next(iter(records), None)
+
+
+def _reassemble(total: int, groups: Any, replies: Sequence[Sequence[T]]) -> list[T]:
+    """Put per-shard replies back in the callers' order (``groups`` holds the indexes)."""
+    out: list[Any] = [None] * total
+    for idx, reply in zip(groups, replies, strict=True):
+        for i, value in zip(idx, reply, strict=True):
+            out[i] = value
+    return out
