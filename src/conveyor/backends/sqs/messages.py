@@ -1,0 +1,121 @@
+"""Sending and settling messages: the entries `SendMessageBatch` takes, and the re-sends.
+
+A message cannot change, so every state change but "succeeded" sends a new message and
+then deletes the old one (two requests): a retry, a release, a deferral, a re-delay of a
+job due more than 15 minutes out, and a dead job (to the dead queue). If the delete fails
+after the send the job exists twice, and runs again: at-least-once, as everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.backends.sqs.codec import MAX_BODY, encode
+from conveyor.backends.sqs.connection import SqsConnection
+from conveyor.errors import BackendError, PayloadTooLarge
+from conveyor.job import JobRecord
+
+#: SQS's longest message delay: a job due later is re-delayed when it comes up.
+MAX_DELAY = 900
+#: SQS's longest visibility timeout (12 hours).
+MAX_VISIBILITY = 43_200
+#: Entries per `SendMessageBatch`.
+BATCH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to send: the job's id, and the entry SQS takes (with its body)."""
+
+    job_id: str
+    entry: dict[str, Any]
+
+    @property
+    def size(self) -> int:
+        """The body's size in bytes."""
+        return len(self.entry["MessageBody"].encode("utf-8"))
+
+
+def visibility(seconds: float) -> int:
+    """A lease in whole seconds, never shorter than asked, within SQS's limits."""
+    return max(0, min(MAX_VISIBILITY, math.ceil(seconds)))
+
+
+def outgoing(job: JobRecord, now: float, *, fifo: bool, dedup: str | None = None) -> Outgoing:
+    """The message that carries ``job``, sent at ``now``.
+
+    On a standard queue a job due later waits as ``DelaySeconds`` (up to 15 minutes; a
+    longer wait is finished when it comes up). FIFO queues take no per-message delay: a
+    FIFO job due later waits out its time on its first receipt. ``dedup`` (FIFO only) is
+    the deduplication id: from the unique key, or random so a re-send is never dropped.
+    """
+    body = encode(job, now)
+    size = len(body.encode("utf-8"))
+    if size > MAX_BODY:
+        raise PayloadTooLarge(
+            f"job {job.id} of task {job.task!r} would be an SQS message of {size} bytes, over "
+            f"SQS's {MAX_BODY}: pass large data by reference (a URL or a storage key)"
+        )
+    entry: dict[str, Any] = {"Id": "0", "MessageBody": body}
+    if fifo:
+        entry["MessageGroupId"] = job.id
+        entry["MessageDeduplicationId"] = dedup or secrets.token_hex(16)
+    else:
+        delay = math.ceil(job.run_at - now)
+        if delay > 0:
+            entry["DelaySeconds"] = min(MAX_DELAY, delay)
+    return Outgoing(job.id, entry)
+
+
+def dedup_id(unique_key: str) -> str:
+    """A FIFO deduplication id for a unique key (SQS takes at most 128 plain characters)."""
+    return hashlib.sha256(unique_key.encode("utf-8")).hexdigest()
+
+
+def batches(messages: Sequence[Outgoing]) -> Iterator[list[Outgoing]]:
+    """``messages`` in order, cut into batches SQS takes: 10 entries, 256 KiB in all."""
+    batch: list[Outgoing] = []
+    total = 0
+    for message in messages:
+        if batch and (len(batch) == BATCH or total + message.size > MAX_BODY):
+            yield batch
+            batch, total = [], 0
+        batch.append(message)
+        total += message.size
+    if batch:
+        yield batch
+
+
+async def send(conn: SqsConnection, url: str, messages: Sequence[Outgoing]) -> None:
+    """Send ``messages`` to one queue in order, in batches; a `BackendError` names the jobs
+    SQS did not take (the others were stored)."""
+    for batch in batches(messages):
+        entries = [{**m.entry, "Id": str(i)} for i, m in enumerate(batch)]
+        failed = await conn.send_batch(url, entries)
+        if failed:
+            ids = ", ".join(batch[int(i)].job_id for i in failed)
+            raise BackendError(
+                f"SQS did not take the jobs {ids} (SendMessageBatch); the jobs before them "
+                "in this enqueue were stored: enqueue the others again"
+            )
+
+
+def raw_dead(body: str, *, fifo: bool) -> Outgoing:
+    """The dead-queue message for a body that could not be read."""
+    entry: dict[str, Any] = {"Id": "0", "MessageBody": body}
+    if fifo:
+        entry.update(MessageGroupId="unreadable", MessageDeduplicationId=secrets.token_hex(16))
+    return Outgoing("unreadable", entry)
+
+
+async def replace_message(
+    conn: SqsConnection, url: str, receipt: str, message: Outgoing, old_url: str
+) -> None:
+    """Send ``message`` to ``url``, then delete the message ``receipt`` of ``old_url``."""
+    await send(conn, url, [message])
+    await conn.call("DeleteMessage", QueueUrl=old_url, ReceiptHandle=receipt)
