@@ -19,6 +19,7 @@ from conveyor.cli.common import (
     split_list,
 )
 from conveyor.cli.loading import resolve_app, set_url
+from conveyor.errors import ConfigError
 from conveyor.redaction import display_url
 
 if TYPE_CHECKING:
@@ -49,8 +50,6 @@ def check_level(level: str | None) -> str | None:
         return None
     name = level.strip().lower()
     if name not in LOG_LEVELS:
-        from conveyor.errors import ConfigError
-
         raise ConfigError(f"--log-level {level!r} is not one of {', '.join(LOG_LEVELS)}")
     return name
 
@@ -62,11 +61,14 @@ def setup_logging(app: Conveyor, level: str | None, log_config: str | None) -> L
     over ``LOG_CONFIG``; an app that set up logging itself keeps it (`ensure_logging`,
     docs/logging.md).
     """
+    from conveyor.cli.worker_setup import route_deprecations
     from conveyor.logs import ensure_logging
 
     name = check_level(level) or app.settings.log_level
     settings = app.settings.model_copy(update={"log_level": name})
-    return ensure_logging(settings, log_config or app.settings.log_config)
+    setup = ensure_logging(settings, log_config or app.settings.log_config)
+    route_deprecations(settings)  # LOG_DEPRECATIONS_CHANNEL
+    return setup
 
 
 def apply_overrides(app: Conveyor, **overrides: Any) -> None:
@@ -113,7 +115,18 @@ def worker(
     ] = None,
     queues: Annotated[
         str | None,
-        typer.Option(help="Comma-separated queue names or globs, e.g. mail,account-*."),
+        typer.Option(
+            help="Comma-separated queue names or globs to serve, e.g. mail,account-*; "
+            "priority orders work across them."
+        ),
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            "--queue",
+            help="Queues in order, as Laravel's --queue=high,low: always take from the "
+            "first one with a ready job (WORKER_QUEUES_ORDERED).",
+        ),
     ] = None,
     priorities: Annotated[
         str | None, typer.Option(help="Comma-separated priorities to serve, e.g. high,normal.")
@@ -128,7 +141,10 @@ def worker(
         int | None, typer.Option(help="Exit (for a restart) after this many jobs.")
     ] = None,
     memory_limit: Annotated[
-        int | None, typer.Option(help="Exit (for a restart) above this RSS, in MB.")
+        int | None,
+        typer.Option(
+            "--memory-limit", "--memory", help="Exit (for a restart) above this RSS, in MB."
+        ),
     ] = None,
     max_time: Annotated[
         float | None, typer.Option(help="Exit (for a restart) after this many seconds.")
@@ -137,6 +153,32 @@ def worker(
         float | None,
         typer.Option(help="On SIGTERM, seconds to let running jobs finish before release."),
     ] = None,
+    tries: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Runs a job gets at most in this worker, first run included (Laravel "
+            "--tries; WORKER_TRIES).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a job may run at most in this worker, and the default of jobs "
+            "enqueued from it (Laravel --timeout; WORKER_TIMEOUT).",
+        ),
+    ] = None,
+    backoff: Annotated[
+        str | None,
+        typer.Option(
+            help="Retry delay of tasks without their own backoff: seconds, or one per "
+            "attempt (1,5,10), as Laravel's --backoff (WORKER_BACKOFF).",
+        ),
+    ] = None,
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Run at most one job, then exit (Laravel --once)."),
+    ] = False,
     lease_seconds: Annotated[
         float | None, typer.Option(help="Lease length: a dead worker's jobs return after it.")
     ] = None,
@@ -150,7 +192,11 @@ def worker(
     log_config: LogConfigOption = None,
     pool: Annotated[
         str | None,
-        typer.Option(envvar="CONVEYOR_POOL", help="Pool name shown in `conveyor workers`."),
+        typer.Option(
+            envvar="CONVEYOR_POOL",
+            help="Run as one worker of this pool, with its settings (JOBS_WORKER_QUEUES, "
+            "[pools.jobs], ...; flags win); shown in `conveyor status`.",
+        ),
     ] = None,
     parent_pid: Annotated[
         int | None,
@@ -198,27 +244,43 @@ def worker(
     over defaults. SIGTERM or Ctrl-C stops gracefully; a second one stops at once.
     """
     check_level(log_level)
+    from conveyor.cli.worker_setup import pool_settings, resolve_job_types
     from conveyor.worker import Worker
     from conveyor.worker.companions import MetricsEndpoint, run_worker
 
+    if queue is not None and queues is not None:
+        raise ConfigError(
+            "give --queue (queues in order) or --queues (a filter, by priority), not both"
+        )
+    if once:
+        burst, max_jobs = True, 1
     app = resolve_app(app_spec, None, need_app=True, create=True)
     set_url(app, url)
-    apply_overrides(
-        app,
-        worker_concurrency=concurrency,
-        worker_queues=split_list(queues),
-        worker_priorities=split_list(priorities),
-        worker_job_types=split_list(job_types),
-        worker_max_jobs=max_jobs,
-        worker_memory_limit=memory_limit,
-        worker_max_time=max_time,
-        worker_grace_period=grace_period,
-        lease_seconds=lease_seconds,
-        worker_sleep=sleep,
-        worker_metrics_interval=metrics_interval,
-        worker_mode=mode,
-        enable_scheduler=scheduler,
-    )
+    flags = {
+        "worker_concurrency": concurrency,
+        "worker_queues": split_list(queue if queue is not None else queues),
+        "worker_queues_ordered": True if queue is not None else None,
+        "worker_priorities": split_list(priorities),
+        "worker_job_types": split_list(job_types),
+        "worker_max_jobs": max_jobs,
+        "worker_memory_limit": memory_limit,
+        "worker_max_time": max_time,
+        "worker_grace_period": grace_period,
+        "worker_tries": tries,
+        "max_retries": None if tries is None else tries - 1,
+        "worker_timeout": timeout,
+        "job_timeout": timeout,
+        "worker_backoff": backoff,
+        "lease_seconds": lease_seconds,
+        "worker_sleep": sleep,
+        "worker_metrics_interval": metrics_interval,
+        "worker_mode": mode,
+        "enable_scheduler": scheduler,
+    }
+    # A supervised worker (--parent-pid) gets its pool's settings as flags already.
+    from_pool = pool_settings(pool) if pool is not None and parent_pid is None else {}
+    apply_overrides(app, **(from_pool | {k: v for k, v in flags.items() if v is not None}))
+    app.settings = app.settings.model_copy(update={"worker_job_types": resolve_job_types(app)})
     # The store's handle first: a URL that cannot work (a missing extra) is one line, before
     # anything is logged or started.
     backend = app.backend
@@ -241,6 +303,7 @@ def worker(
         "pid": os.getpid(),
         "concurrency": w.concurrency,
         "queues": list(app.settings.worker_queues or ["*"]),
+        "queue_order": "strict" if app.settings.worker_queues_ordered else None,
         "pool": pool,
         "burst": burst,
     }

@@ -33,6 +33,7 @@ POOL_KEYS = (
     "sleep",
     "tries",
     "grace_period",
+    "queues_ordered",
 )
 #: Read by the supervisor (``conveyor run``, ``conveyor export``), not by `Settings`.
 SUPERVISOR_NAMES = ("QUEUE_MULTI_WORKER", "QUEUE_DEFAULT_WORKER", "WORKER_PROCESSES")

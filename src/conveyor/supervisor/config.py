@@ -86,6 +86,14 @@ def _float(low: float, high: float | None = None, *, zero: bool = False) -> Call
     return parse
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("must be true or false")
+
+
 def _names(value: Any) -> tuple[str, ...] | None:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
@@ -119,6 +127,7 @@ KEYS: dict[str, Callable[[Any], Any]] = {
     "sleep": _float(0, 60),
     "tries": _int(1),
     "grace_period": _float(0, zero=True),
+    "queues_ordered": _flag,
 }
 
 
@@ -147,6 +156,8 @@ class Pool:
     tries: int | None = None
     #: Seconds a stopping worker lets running jobs finish.
     grace_period: float | None = None
+    #: Take from the first of ``queues`` with a ready job (``--queue``), not by priority.
+    queues_ordered: bool | None = None
 
     @property
     def grace(self) -> float:
@@ -158,7 +169,10 @@ class Pool:
         args = ["--pool", self.name]
         flags: list[tuple[str, Any]] = [
             ("--concurrency", self.concurrency),
-            ("--queues", self.queues and ",".join(self.queues)),
+            (
+                "--queue" if self.queues_ordered else "--queues",
+                self.queues and ",".join(self.queues),
+            ),
             ("--priorities", self.priorities and ",".join(self.priorities)),
             ("--job-types", self.job_types and ",".join(self.job_types)),
             ("--max-jobs", self.max_jobs),
@@ -212,6 +226,16 @@ class PoolsConfig:
         pool = self.pool(self.default_pool)
         return replace(pool, queues=self._general("queues"))
 
+    def for_worker(self, name: str) -> Pool:
+        """The settings of one ``conveyor worker --pool NAME`` process, as ``conveyor run``
+        gives its workers: `pool` (``<POOL>_WORKER_*``, then ``WORKER_*``), except that the
+        default pool without ``QUEUE_MULTI_WORKER`` serves every queue (`single`) unless
+        its own queues are set (``JOBS_WORKER_QUEUES``)."""
+        pool = self.pool(name)
+        if name == self.default_pool and not self.multi and self._own(name, "queues") is None:
+            return replace(pool, queues=self._general("queues"))
+        return pool
+
     def multi_pools(self) -> list[Pool]:
         """One pool per queue type: the seed's, the configured ones and the default."""
         names = dict.fromkeys((*BUILTIN_POOLS, *self.known, self.default_pool))
@@ -233,13 +257,18 @@ class PoolsConfig:
 
     # -- lookups ---------------------------------------------------------------------------
     def _lookup(self, pool: str, key: str) -> Any:
+        own = self._own(pool, key)
+        return own if own is not None else self._general(key)
+
+    def _own(self, pool: str, key: str) -> Any:
+        """``key`` set for ``pool`` itself (its variable or its file table), else ``None``."""
         for var in _prefixed(f"{env_prefix(pool)}_WORKER_{key.upper()}"):
             if var in self.env:
                 return _parse(key, self.env[var], var)
         section = self.file.get("pools", {}).get(pool, {})
         if key in section:
             return _parse(key, section[key], f"[pools.{pool}] {key} in {self.file['_path']}")
-        return self._general(key)
+        return None
 
     def _general(self, key: str) -> Any:
         for var in _prefixed(f"WORKER_{key.upper()}"):
