@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import configparser
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from conveyor.errors import ConfigError
 from conveyor.supervisor.config import Pool, load_pools
 from conveyor.supervisor.emit import dump, dump_all
-from conveyor.supervisor.export import STOP_MARGIN, Target, compose, kubernetes, supervisord
+from conveyor.supervisor.export import compose, enable_command, supervisord
 from conveyor.supervisor.export import systemd as systemd_units
+from conveyor.supervisor.install import config_dir, plan
+from conveyor.supervisor.kubernetes import kubernetes, queue_depth_query
+from conveyor.supervisor.target import EXIT_RECYCLED, STOP_MARGIN, Target
 
-TARGET = Target(app="shop.jobs:app", executable="/srv/app/.venv/bin/conveyor")
+TARGET = Target(app="shop.jobs:app", program=("/srv/app/.venv/bin/conveyor",), user="app")
 
 
 @pytest.fixture
@@ -60,6 +65,19 @@ def test_supervisord(pools: list[Pool]) -> None:
     ]
 
 
+def _unit(text: str) -> dict[str, dict[str, list[str]]]:
+    """A systemd unit file: section -> key -> every value given (keys may repeat)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+        elif line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            current.setdefault(key, []).append(value)
+    return sections
+
+
 def test_systemd(pools: list[Pool]) -> None:
     files = systemd_units(pools, TARGET)
     assert set(files) == {
@@ -68,14 +86,14 @@ def test_systemd(pools: list[Pool]) -> None:
         "conveyor-mail@.service",
         "conveyor-events@.service",
     }
-    target = _ini(files["conveyor.target"])
-    assert "conveyor-mail@3.service" in target["Unit"]["Wants"].split()
-    unit = _ini(files["conveyor-events@.service"])
-    service = unit["Service"]
+    target = _unit(files["conveyor.target"])
+    assert "conveyor-mail@3.service" in target["Unit"]["Wants"][0].split()
+    unit = _unit(files["conveyor-events@.service"])
+    service = {k: v[-1] for k, v in unit["Service"].items()}
     assert service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) > 90
     assert service["Restart"] == "always"
-    assert unit["Install"]["WantedBy"] == "conveyor.target"
+    assert unit["Install"]["WantedBy"] == ["conveyor.target"]
     assert "--grace-period 90" in service["ExecStart"]
 
 
@@ -104,13 +122,12 @@ def test_kubernetes(pools: list[Pool]) -> None:
     events = deployments["conveyor-events"]["spec"]["template"]["spec"]
     assert events["terminationGracePeriodSeconds"] > 90
     [container] = events["containers"]
-    assert container["livenessProbe"]["exec"]["command"]
-    readiness = container["readinessProbe"]["exec"]["command"]
-    assert readiness == ["conveyor", "health", "--timeout", "10"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": 9184}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 9184}
     url = next(e for e in container["env"] if e["name"] == "CONVEYOR_URL")
     assert url["valueFrom"]["secretKeyRef"] == {"name": "conveyor", "key": "url"}
     jobs = deployments["conveyor-jobs"]["spec"]
-    assert jobs["replicas"] == 1
+    assert "replicas" not in jobs  # the HorizontalPodAutoscaler owns it
     assert jobs["selector"]["matchLabels"] == jobs["template"]["metadata"]["labels"]
     limits = jobs["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
     assert int(limits.removesuffix("Mi")) > 512  # the worker recycles itself first
@@ -132,4 +149,170 @@ def test_emitted_yaml_round_trips(value: Any) -> None:
     assert list(yaml.safe_load_all(dump_all([{"k": value}, {"k": 2}], "a\nb"))) == [
         {"k": value},
         {"k": 2},
+    ]
+
+
+# -- issue 18: each defect, and what the exports now promise -----------------------------------
+def test_supervisord_runs_workers_safely(pools: list[Pool]) -> None:
+    # Given the exported supervisord file
+    ini = _ini(supervisord(pools, TARGET)["conveyor.conf"])
+    mail = ini["program:conveyor-mail"]
+    # Then workers run as the given user, signals reach their whole process group, and a
+    # worker that recycles within a second is not a failed start (never FATAL)
+    assert mail["user"] == "app"
+    assert (mail["stopasgroup"], mail["killasgroup"]) == ("true", "true")
+    assert mail["startsecs"] == "0" and mail["exitcodes"] == str(EXIT_RECYCLED) == "0"
+    # and logs go to supervisord's own log directory, which supervisord creates
+    assert mail["stdout_logfile"] == "AUTO"
+    # and supervisord refuses the file when CONVEYOR_URL is missing from its environment
+    assert mail["environment"].startswith('CONVEYOR_URL="%(ENV_CONVEYOR_URL)s",')
+
+
+def test_supervisord_log_dir(pools: list[Pool]) -> None:
+    text = supervisord(pools, replace(TARGET, log_dir="/var/log/shop"))["conveyor.conf"]
+    logfile = _ini(text)["program:conveyor-jobs"]["stdout_logfile"]
+    assert logfile == "/var/log/shop/%(program_name)s_%(process_num)02d.log"
+
+
+def test_systemd_recycles_and_crash_loops_never_stick(pools: list[Pool]) -> None:
+    files = systemd_units(pools, TARGET)
+    unit = _unit(files["conveyor-jobs@.service"])
+    service = unit["Service"]
+    # A crash loop never leaves the unit failed for good (no start limit) ...
+    assert unit["Unit"]["StartLimitIntervalSec"] == ["0"]
+    # ... and clean recycles never wait behind a growing restart back-off.
+    assert "RestartSteps" not in service and "RestartMaxDelaySec" not in service
+    assert service["SuccessExitStatus"] == ["0"] and service["RestartSec"] == ["1"]
+    assert service["User"] == ["app"]
+    # The store comes from the environment file; a placeholder makes the worker exit 2
+    # naming that file when the file lacks it (the file's values override Environment=).
+    assert service["EnvironmentFile"] == ["/etc/conveyor/conveyor.env"]
+    assert (
+        '"CONVEYOR_URL=missing: put CONVEYOR_URL=... in /etc/conveyor/conveyor.env"'
+        in (service["Environment"])
+    )
+    # The documented enable line enables the target itself, so workers come back at boot.
+    enable = enable_command(pools)
+    assert enable.startswith("systemctl enable --now conveyor.target ")
+    assert f"# Enable: {enable}" in files["conveyor.target"]
+
+
+def test_systemd_journald_by_default(pools: list[Pool]) -> None:
+    text = systemd_units(pools, TARGET)["conveyor-jobs@.service"]
+    assert "StandardOutput" not in text and "/var/log" not in text
+
+
+@pytest.mark.parametrize("workdir", ["/srv/cost$5", "/srv/100%", "/srv/a$b%c d", '/srv/it\'s "x"'])
+def test_dollar_and_percent_reach_the_worker(workdir: str) -> None:
+    pool = Pool(name="odd")
+    target = replace(TARGET, program=(f"{workdir}/bin/conveyor",), workdir=workdir)
+    # compose: $$ is a literal $
+    doc = yaml.safe_load(compose([pool], target)["docker-compose.conveyor.yml"])
+    program = doc["services"]["conveyor-odd"]["command"][0]
+    assert program.replace("$$", "$") == f"{workdir}/bin/conveyor"
+    # supervisord: %% is a literal %, then the command is split like a shell's
+    ini = _ini(supervisord([pool], target)["conveyor.conf"])
+    argv = shlex.split(ini["program:conveyor-odd"]["command"].replace("%%", "%"))
+    assert argv[0] == f"{workdir}/bin/conveyor"
+    assert ini["program:conveyor-odd"]["directory"].replace("%%", "%") == workdir
+    # systemd: %% and $$, and double quotes with backslash escapes
+    service = _unit(systemd_units([pool], target)["conveyor-odd@.service"])["Service"]
+    line = service["ExecStart"][0].replace("%%", "%").replace("$$", "$")
+    assert shlex.split(line)[0] == f"{workdir}/bin/conveyor"
+
+
+@pytest.mark.parametrize("queues", [("cost$5",), ("100%",), ("a b",)])
+def test_a_queue_no_job_can_have_is_refused(queues: tuple[str, ...]) -> None:
+    for export in (compose, supervisord, systemd_units, kubernetes):
+        with pytest.raises(ConfigError, match="no queue or task can be"):
+            export([Pool(name="odd", queues=queues)], TARGET)
+
+
+def test_queue_globs_are_kept() -> None:
+    text = supervisord([Pool(name="g", queues=("exports-*", "a?", "[ab]x"))], TARGET)
+    assert "--queues 'exports-*,a?,[ab]x'" in text["conveyor.conf"]
+
+
+def test_a_line_break_in_a_value_is_refused() -> None:
+    with pytest.raises(ConfigError, match="no process manager"):
+        supervisord([Pool(name="odd")], replace(TARGET, app="a\nb:app"))
+
+
+def _deployment(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
+
+
+def test_kubernetes_replicas_only_without_an_autoscaler(pools: list[Pool]) -> None:
+    for autoscale, replicas in (("hpa", None), ("keda", None), ("none", 3)):
+        files = kubernetes(pools, replace(TARGET, autoscale=autoscale))
+        docs = list(yaml.safe_load_all(files["kubernetes.yaml"]))
+        assert _deployment(docs, "conveyor-mail")["spec"].get("replicas") == replicas
+        assert ("keda.yaml" in files) == (autoscale == "keda")
+        has_hpa = any(d["kind"] == "HorizontalPodAutoscaler" for d in docs)
+        assert has_hpa == (autoscale == "hpa")
+
+
+def test_kubernetes_pods(pools: list[Pool]) -> None:
+    docs = list(yaml.safe_load_all(kubernetes(pools, TARGET)["kubernetes.yaml"]))
+    spec = _deployment(docs, "conveyor-events")["spec"]
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    template = spec["template"]
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == "9184"
+    assert template["spec"]["terminationGracePeriodSeconds"] == 90 + STOP_MARGIN
+    assert template["spec"]["securityContext"]["runAsNonRoot"] is True
+    [container] = template["spec"]["containers"]
+    assert container["command"][-4:] == ["--metrics-port", "9184", "--metrics-host", "0.0.0.0"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9184}]
+
+
+def test_keda_scales_on_the_pools_ready_jobs(pools: list[Pool]) -> None:
+    files = kubernetes(pools, replace(TARGET, autoscale="keda", prometheus="http://prom:9090"))
+    objects = {d["metadata"]["name"]: d for d in yaml.safe_load_all(files["keda.yaml"])}
+    jobs = objects["conveyor-jobs"]["spec"]
+    [trigger] = jobs["triggers"]
+    assert trigger["type"] == "prometheus"
+    assert trigger["metadata"]["serverAddress"] == "http://prom:9090"
+    assert trigger["metadata"]["query"] == (
+        'sum(max by (queue, priority) (conveyor_queue_jobs{state="ready",'
+        'queue=~"jobs|account\\\\-.*"}))'
+    )
+    assert jobs["scaleTargetRef"] == {"name": "conveyor-jobs"}
+    assert queue_depth_query(Pool(name="all", queues=("*",))) == (
+        'sum(max by (queue, priority) (conveyor_queue_jobs{state="ready"}))'
+    )
+
+
+@pytest.mark.parametrize(
+    ("os_release", "where"),
+    [
+        ('ID=debian\nPRETTY_NAME="Debian GNU/Linux 12"', "/etc/supervisor/conf.d/.conf"),
+        ("ID=ubuntu\nID_LIKE=debian", "/etc/supervisor/conf.d/.conf"),
+        ('ID="rocky"\nID_LIKE="rhel centos fedora"', "/etc/supervisord.d/.ini"),
+        ("ID=alpine", "/etc/supervisor.d/.ini"),
+    ],
+)
+def test_install_finds_supervisords_include_dir(os_release: str, where: str) -> None:
+    directory, ext = config_dir(os_release, platform="linux")
+    assert f"{directory}/{ext}" == where
+
+
+def test_install_on_an_unknown_system_asks_for_conf_dir() -> None:
+    with pytest.raises(ConfigError, match="--conf-dir"):
+        config_dir('ID=plan9\nPRETTY_NAME="Plan 9"', platform="linux")
+
+
+def test_install_on_macos_uses_homebrew(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEBREW_PREFIX", "/opt/homebrew")
+    assert config_dir("", platform="darwin") == (Path("/opt/homebrew/etc/supervisor.d"), ".ini")
+
+
+def test_install_plan() -> None:
+    steps = plan("x", conf_dir=None, ctl_config=Path("/c.conf"), log_dir="/var/log/c", user="app")
+    assert steps.describe()[0] == "mkdir -p /var/log/c && chown app /var/log/c"
+    assert steps.describe()[-4:] == [
+        "supervisorctl -c /c.conf reread",
+        "supervisorctl -c /c.conf update conveyor",
+        "supervisorctl -c /c.conf start 'conveyor:*'",
+        "supervisorctl -c /c.conf status 'conveyor:*'",
     ]

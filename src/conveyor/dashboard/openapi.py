@@ -74,6 +74,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                             "description": "seconds the oldest ready job has waited",
                         },
                         "counts": _COUNTS,
+                        "ready": {
+                            "type": "object",
+                            "description": "ready jobs by priority",
+                            "properties": {p: _INT for p in ("high", "normal", "low")},
+                        },
                         "priorities": _list(_obj({"priority": _STR, "counts": _COUNTS})),
                     }
                 )
@@ -142,7 +147,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             **_JOB_SUMMARY["properties"],
             "args": {"type": ["array", "null"]},
             "kwargs": {"type": ["object", "null"]},
+            "payload": {"type": "string", "description": "the stored arguments, as text"},
             "payload_error": {"type": ["string", "null"]},
+            "timeout": {"type": ["number", "null"], "description": "seconds"},
+            "started_at": _TIME,
+            "finished_at": _TIME,
+            "unique_key": {"type": ["string", "null"]},
+            "recoveries": {
+                "type": ["integer", "null"],
+                "description": "times its lease expired and the job was put back",
+            },
+            "worker_id": {
+                "type": ["string", "null"],
+                "description": "the worker running it (or that ran it last)",
+            },
             "headers": {"type": "object"},
             "result": {},
             "traceback": {"type": ["string", "null"]},
@@ -201,6 +219,19 @@ _ERRORS = {
 }
 
 
+#: Reading: a bearer token, the dashboard's password (basic auth) or a login session. With
+#: neither a token nor a password configured (loopback only), no credentials are needed.
+_GET_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}, {"session": []}]
+#: Acting: a bearer token alone (a browser never adds it by itself), or the CSRF header with
+#: the password, the session or, without authentication, alone.
+_POST_SECURITY: list[dict[str, list[str]]] = [
+    {"bearer": []},
+    {"basic": [], "csrf": []},
+    {"session": [], "csrf": []},
+    {"csrf": []},
+]
+
+
 def document(operations: Sequence[Operation], prefix: str = "") -> dict[str, Any]:
     """The OpenAPI document; ``prefix`` is where the dashboard is mounted."""
     paths: dict[str, dict[str, Any]] = {}
@@ -232,8 +263,7 @@ def document(operations: Sequence[Operation], prefix: str = "") -> dict[str, Any
                 },
             },
         }
-        if op.method == "POST":
-            entry["security"] = [{"csrf": []}, {"bearer": []}]
+        entry["security"] = _POST_SECURITY if op.method == "POST" else _GET_SECURITY
         if op.body is not None:
             entry["requestBody"] = {
                 "required": True,
@@ -248,7 +278,9 @@ def document(operations: Sequence[Operation], prefix: str = "") -> dict[str, Any
             "description": (
                 "What the dashboard's pages show, as JSON, and the same actions. POSTs need "
                 "the X-CSRF-Token header matching the conveyor_csrf cookie (GET /api/csrf "
-                "gives both) or Authorization: Bearer <token>."
+                "gives both) or Authorization: Bearer <token>. With a token or password "
+                "configured every route needs credentials (a bearer token, basic auth with "
+                "the password, or the session cookie /login sets) and answers 401 without."
             ),
         },
         "servers": [{"url": str(prefix).rstrip("/") or "/"}],
@@ -259,6 +291,7 @@ def document(operations: Sequence[Operation], prefix: str = "") -> dict[str, Any
                 "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "conveyor_session"},
             },
         },
     }

@@ -21,6 +21,10 @@ T = TypeVar("T")
 #: A worker's exit codes (docs/workers.md). 0: it stopped as asked or recycled itself
 #: (max jobs, memory, max time, burst done); the others ask a supervisor to restart it.
 EXIT_OK = 0
+#: A worker that recycled itself (max jobs, memory limit, max time) exits with this: 0, which
+#: supervisord, systemd, Docker and Kubernetes all count as success; `conveyor export` files
+#: restart it at once, never as a failure (docs/deployment.md).
+EXIT_RECYCLED = EXIT_OK
 #: A second stop signal: running jobs were released at once.
 EXIT_FORCED = 1
 #: A plain ``def`` task overran its timeout; its thread cannot be stopped, so the process
