@@ -4,6 +4,9 @@ The dashboard talks to storage only through the `Backend` protocol, on its own h
 (`Backend.clone`), opened on the first request in the server's event loop, so it can be
 mounted in any ASGI project whatever loop or thread the project's own app uses.
 
+Who may see it: the dashboard's own token or password, or the host project's login through
+an ``authorize(request)`` hook (`Authorize`), or loopback only.
+
 It needs the store's `Admin` capability (refused at creation without it); without
 `Telemetry` the pages say the store keeps no history or worker registry, and the API's
 history and workers routes answer 501.
@@ -13,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import jinja2
 from starlette.applications import Starlette
@@ -52,6 +56,10 @@ HERE = Path(__file__).resolve().parent
 #: Seconds between the page's live refreshes (``data-refresh`` on the page body).
 DEFAULT_REFRESH = 5.0
 
+#: ``authorize(request)``, sync or async: ``True`` lets the request in, ``False`` refuses it
+#: (403), a `Response` is sent as it is (a redirect to the host project's login page).
+Authorize: TypeAlias = Callable[[Request], "bool | Response | Awaitable[bool | Response]"]
+
 
 class Dashboard:
     """What every route shares: the backend handle, the app (for schedules), the guard."""
@@ -65,6 +73,7 @@ class Dashboard:
         clock: Clock | None,
         refresh: float,
         title: str,
+        authorize: Authorize | None = None,
     ) -> None:
         from conveyor.app import Conveyor
 
@@ -77,6 +86,7 @@ class Dashboard:
         self.clock: Clock = clock or (self.app.clock if self.app else SYSTEM_CLOCK)
         self.refresh = refresh
         self.title = title
+        self.authorize = authorize
         self._backend: Backend | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -92,6 +102,22 @@ class Dashboard:
                 await handle.open()
                 self._backend = handle
         return self._backend
+
+    async def authorized(self, request: Request) -> bool | Response:
+        """The ``authorize`` hook's answer for ``request`` (``True`` without a hook)."""
+        if self.authorize is None:
+            return True
+        verdict = self.authorize(request)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        if isinstance(verdict, Response):
+            return verdict
+        if not isinstance(verdict, bool):
+            raise TypeError(
+                f"the dashboard's authorize hook returned {type(verdict).__name__}; it must "
+                "return True, False or a Response"
+            )
+        return verdict
 
     async def close(self) -> None:
         """Close the dashboard's handle (the caller's own backend is left alone)."""
@@ -109,6 +135,7 @@ def create_dashboard(
     secret_key: str | None = None,
     allowed_hosts: Sequence[str] | None = None,
     trust_host_app_auth: bool = False,
+    authorize: Authorize | None = None,
     session_max_age: float = DEFAULT_SESSION_MAX_AGE,
     trusted_proxies: Sequence[str] = (),
     secure_cookies: bool = False,
@@ -129,7 +156,16 @@ def create_dashboard(
     ``allowed_hosts`` limits the ``Host`` header. Without it, a dashboard with no token and
     no password answers only to loopback names (against DNS rebinding), unless
     ``trust_host_app_auth=True`` says your project authenticates requests before they
-    reach it. ``trusted_proxies`` (addresses or networks) are believed about the client's
+    reach it.
+
+    ``authorize(request)`` (sync or async) puts the dashboard behind your project's own
+    login: called for every request, it returns ``True`` to let it in, ``False`` to refuse
+    it (403), or a `Response` to send instead (a redirect to your login page). The request
+    is the mounted app's, so ``request.session``, ``request.user`` and your cookies are
+    there. With a ``token`` or ``basic_auth`` as well, a request carrying those credentials
+    needs no ``authorize``; one without them asks ``authorize``.
+
+    ``trusted_proxies`` (addresses or networks) are believed about the client's
     address and scheme (``X-Forwarded-For``, ``X-Forwarded-Proto``); ``secure_cookies``
     marks cookies ``Secure`` whatever the scheme looks like.
     """
@@ -158,6 +194,7 @@ def create_dashboard(
         clock=clock,
         refresh=refresh,
         title=title,
+        authorize=authorize,
     )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -175,7 +212,8 @@ def create_dashboard(
             await dash.close()
 
     # Without authentication of its own or of the host project, only loopback names.
-    loopback_only = not allowed_hosts and not guard.required and not trust_host_app_auth
+    host_auth = trust_host_app_auth or authorize is not None
+    loopback_only = not allowed_hosts and not guard.required and not host_auth
     middleware = [
         Middleware(HeadersAndHost, allowed_hosts=allowed_hosts, loopback_only=loopback_only),
         Middleware(BaseHTTPMiddleware, dispatch=authenticate),

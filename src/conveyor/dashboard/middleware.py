@@ -103,7 +103,14 @@ async def authenticate(
             guard.throttle.success(client)
         else:
             guard.throttle.failure(client)
-    if not guard.authenticated(request) and not path.startswith(OPEN_PATHS):
+    if dash.authorize is not None and not (guard.required and guard.authenticated(request)):
+        # The host project's login decides; the dashboard's own credentials are not needed.
+        verdict = await dash.authorized(request)
+        if verdict is False:
+            return _forbidden(request)
+        if verdict is not True:
+            return verdict
+    elif not guard.authenticated(request) and not path.startswith(OPEN_PATHS):
         return _unauthenticated(request, dash.guard.token is not None, dash.guard.basic_auth)
     request.state.csrf = guard.csrf_token(request, fresh or cookie)
     response = await call_next(request)
@@ -117,6 +124,13 @@ async def authenticate(
             secure=guard.secure(request),
         )
     return response
+
+
+def _forbidden(request: Request) -> Response:
+    message = "you are not allowed to see this dashboard (its authorize hook refused you)"
+    if local_path(request).startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=403)
+    return PlainTextResponse(message, status_code=403)
 
 
 def too_many_attempts(request: Request, wait: float) -> Response:

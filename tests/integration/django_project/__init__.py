@@ -1,0 +1,1 @@
+"""A minimal, real Django project for the Django integration's tests (test_django*.py)."""

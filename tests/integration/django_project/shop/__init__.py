@@ -1,0 +1,1 @@
+"""The test project's one app: orders, notes written by jobs, and the Conveyor app."""
