@@ -41,7 +41,6 @@ DIRECT = (
     "expire",
     "del",
     "wait",
-    "client|setinfo",
 )
 OPTIONAL = ("config|get", "info")
 

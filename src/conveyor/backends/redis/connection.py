@@ -183,12 +183,14 @@ class RedisConnection:
         """Leave the waiters, close the clients; safe to call twice."""
         client, loop = self._aclient, self._loop
         self._aclient = self._loop = None
-        if client is not None:
+        if client is not None and loop is asyncio.get_running_loop():
             with contextlib.suppress(Exception):
-                if loop is asyncio.get_running_loop():
-                    await client.hdel(self.keys.waiters, self.waiter)
-                    await client.delete(self.keys.wake(self.waiter))
-                    await client.aclose()
+                await client.hdel(self.keys.waiters, self.waiter)
+                await client.delete(self.keys.wake(self.waiter))
+            # Closed even when the server is gone: a Sentinel client holds sockets to the
+            # sentinels too.
+            with contextlib.suppress(Exception):
+                await client.aclose()
         if self._sclient is not None:
             self._sclient.close()
             self._sclient = None
