@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 #: Seconds a listing of the prefix's queues is reused.
-LIST_TTL = 10.0
+LIST_TTL = 5.0
 #: The longest long poll (SQS allows 20 s; shorter keeps shutdown and cancellation prompt).
 LONG_POLL = 5
 #: Seconds to keep a message when nobody changes its visibility (14 days, SQS's maximum).

@@ -1,0 +1,49 @@
+"""The SQS store's tests run against one moto_server per test run, on loopback.
+
+Each test gets its own queue prefix (``sqs_url``), so tests never see each other's queues.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .moto import CREDENTIALS, MotoServer
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint of a moto_server started for this test run (stopped at its end)."""
+    server = MotoServer(Path(tmp_path_factory.mktemp("moto")) / "moto.log")
+    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    os.environ.update(CREDENTIALS)  # the AWS chain finds these, here and in workers
+    server.start()
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def new_sqs_url(moto_endpoint: str) -> Callable[..., str]:
+    """A function giving the URL of a new, empty SQS store (its own prefix) on moto."""
+
+    def make(**options: str) -> str:
+        extra = "".join(f"&{k}={v}" for k, v in options.items())
+        return f"sqs://eu-west-1?endpoint_url={moto_endpoint}&prefix=t{os.urandom(5).hex()}-{extra}"
+
+    return make
+
+
+@pytest.fixture
+def sqs_url(new_sqs_url: Callable[..., str]) -> str:
+    """The URL of a new, empty SQS store on moto."""
+    return new_sqs_url()
