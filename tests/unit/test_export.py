@@ -316,3 +316,37 @@ def test_install_plan() -> None:
         "supervisorctl -c /c.conf start 'conveyor:*'",
         "supervisorctl -c /c.conf status 'conveyor:*'",
     ]
+
+
+def test_the_command_flags() -> None:
+    from conveyor.cli.export import _program
+
+    assert _program("/srv/v", None, None, local=True) == ("/srv/v/bin/conveyor",)
+    assert _program(None, "/usr/bin/python3", None, local=True) == (
+        "/usr/bin/python3",
+        "-m",
+        "conveyor",
+    )
+    assert _program(None, None, "uv run conveyor", local=True) == ("uv", "run", "conveyor")
+    assert _program(None, None, None, local=False) == ("conveyor",)
+    with pytest.raises(ConfigError, match="--venv and --python: give one of them"):
+        _program("/srv/v", "/usr/bin/python3", None, local=True)
+
+
+def test_the_default_user_is_the_owner_of_the_app_never_root(tmp_path: Path) -> None:
+    import getpass
+    import os
+    import pwd
+
+    from conveyor.cli.export import _user
+
+    assert _user("shop", str(tmp_path)) == "shop"
+    owner = pwd.getpwuid(os.stat(tmp_path).st_uid).pw_name
+    me = getpass.getuser()
+    expected = next((u for u in (owner, me) if u != "root"), None)
+    assert _user(None, str(tmp_path)) == expected
+    assert _user(None, str(tmp_path / "elsewhere")) == (None if me == "root" else me)
+    if os.geteuid() == 0 and "daemon" in {e.pw_name for e in pwd.getpwall()}:
+        # a directory owned by another account names that account
+        os.chown(tmp_path, pwd.getpwnam("daemon").pw_uid, -1)
+        assert _user(None, str(tmp_path)) == "daemon"

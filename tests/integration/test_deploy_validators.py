@@ -1,0 +1,262 @@
+"""Every `conveyor export` file passes its manager's own validator, and the probes it names
+answer on a real worker (issue 18).
+
+systemd-analyze and systemctl come with systemd; kubernetes-validate and check-jsonschema
+(with the compose specification's schema vendored in it) come from the ``test`` extra.
+promtool is checked where it is installed (the Debian package is large; not in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.integration.deploy_support import make_app, tool, wait_for
+from tests.integration.redis_server import free_port
+
+pytestmark = pytest.mark.timeout(180)
+
+DOCS = (Path(__file__).parents[2] / "docs" / "deployment.md").read_text()
+POOLS = """
+queue_multi_worker = true
+[pools.jobs]
+processes = 4
+[pools.mail]
+processes = 2
+grace_period = 90
+[pools.reports]
+queues = ["reports", "exports-*"]
+"""
+#: The Kubernetes versions kubernetes-validate has schemas for that Conveyor supports.
+K8S_VERSIONS = [f"1.{minor}.0" for minor in range(25, 38)]
+
+
+def _export(workdir: Path, *args: str) -> dict[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "conveyor", "export", *args, "--app", "deploy_app:app", "--json"],
+        cwd=workdir,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {f["name"]: f["text"] for f in yaml.safe_load(done.stdout)["files"]}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    app = tmp_path / "app"
+    make_app(app)
+    (app / "conveyor.toml").write_text(POOLS)
+    return app
+
+
+def _account() -> str:
+    """An ordinary account that exists here (systemd warns about root and nobody)."""
+    for name in ("daemon", "bin"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+# -- systemd ----------------------------------------------------------------------------------
+def _systemd_files(workdir: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    user = _account()
+    files = _export(
+        workdir, "systemd", "multi", "--venv", sys.prefix, "--workdir", str(workdir), "--user", user
+    )
+    units = tmp_path / "units"
+    units.mkdir()
+    for name, text in files.items():
+        (units / name).write_text(text)
+    return units, files
+
+
+def test_systemd_analyze_verifies_the_units(workdir: Path, tmp_path: Path) -> None:
+    analyze = tool("systemd-analyze", "it comes with systemd: apt-get install systemd")
+    units, files = _systemd_files(workdir, tmp_path)
+    instances = [f"{name.replace('@.service', '@1.service')}" for name in files if "@" in name]
+    done = subprocess.run(
+        [analyze, "verify", "conveyor.target", *instances],
+        cwd=units,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # No unknown keys (RestartSteps= on systemd 252), no bad paths, no warnings at all
+    assert done.returncode == 0, done.stderr
+    ours = [line for line in done.stderr.splitlines() if str(units) in line]
+    assert ours == [], done.stderr
+
+
+def test_systemctl_enable_covers_the_target_and_its_instances(
+    workdir: Path, tmp_path: Path
+) -> None:
+    systemctl = tool("systemctl", "it comes with systemd: apt-get install systemd")
+    units, files = _systemd_files(workdir, tmp_path)
+    root = tmp_path / "root"
+    system = root / "etc" / "systemd" / "system"
+    system.mkdir(parents=True)
+    for name in files:
+        (system / name).write_text((units / name).read_text())
+    # Given the enable line the target names, as docs/deployment.md gives it
+    [line] = [ln for ln in files["conveyor.target"].splitlines() if ln.startswith("# Enable: ")]
+    enable = line.removeprefix("# Enable: ")
+    assert enable.startswith("systemctl enable --now conveyor.target ")
+    assert "systemctl enable --now conveyor.target conveyor-jobs@{1..4}.service" in DOCS
+    # When it runs against the root directory (no running systemd: no --now)
+    words = enable.replace("--now ", "").replace("systemctl ", "", 1)
+    command = f"{shlex.quote(systemctl)} --root={shlex.quote(str(root))} {words}"
+    done = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    # Then the target and every instance are enabled: they come back after a reboot
+    wanted = ["conveyor.target"] + [f"conveyor-jobs@{i}.service" for i in range(1, 5)]
+    wanted += ["conveyor-mail@1.service", "conveyor-mail@2.service", "conveyor-reports@1.service"]
+    state = subprocess.run(
+        [systemctl, f"--root={root}", "is-enabled", *wanted],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert state.stdout.split() == ["enabled"] * len(wanted), state.stdout + state.stderr
+
+
+# -- Kubernetes -------------------------------------------------------------------------------
+def test_kubernetes_validate_strict_on_every_version(workdir: Path, tmp_path: Path) -> None:
+    validate = tool("kubernetes-validate", "pip install kubernetes-validate: the test extra")
+    manifests = []
+    for autoscale in ("hpa", "keda", "none"):
+        files = _export(workdir, "kubernetes", "multi", "--autoscale", autoscale)
+        manifest = tmp_path / f"kubernetes-{autoscale}.yaml"
+        manifest.write_text(files["kubernetes.yaml"])
+        manifests.append(manifest)
+        assert ("keda.yaml" in files) == (autoscale == "keda")
+        docs = list(yaml.safe_load_all(files["kubernetes.yaml"]))
+        deployments = [d for d in docs if d["kind"] == "Deployment"]
+        assert {d["metadata"]["name"] for d in deployments} >= {
+            "conveyor-jobs",
+            "conveyor-mail",
+            "conveyor-reports",
+        }
+        for deployment in deployments:
+            # An autoscaler owns the replica count: `kubectl apply` must not reset it
+            assert ("replicas" in deployment["spec"]) == (autoscale == "none")
+    for version in K8S_VERSIONS:
+        done = subprocess.run(
+            [validate, "--strict", "--quiet", "-k", version, *map(str, manifests)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, f"Kubernetes {version}: {done.stdout}{done.stderr}"
+
+
+def _container(files: dict[str, str], name: str) -> dict[str, Any]:
+    docs = yaml.safe_load_all(files["kubernetes.yaml"])
+    deployment = next(d for d in docs if d["metadata"]["name"] == name)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except OSError:
+        return 0, ""
+
+
+def test_the_probes_the_manifest_names_answer_on_a_worker(workdir: Path, tmp_path: Path) -> None:
+    # Given the Deployment of pool jobs, on a free port
+    port = free_port()
+    files = _export(workdir, "kubernetes", "jobs", "--metrics-port", str(port))
+    container = _container(files, "conveyor-jobs")
+    probes = [container[k]["httpGet"] for k in ("livenessProbe", "readinessProbe")]
+    assert [p["path"] for p in probes] == ["/livez", "/readyz"]
+    assert all(p["port"] == port for p in probes)
+    # When its command runs (this machine's conveyor, on loopback, a SQLite store)
+    argv = [w if w != "0.0.0.0" else "127.0.0.1" for w in container["command"]]
+    argv = [str(Path(sys.executable).parent / "conveyor"), *argv[1:]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env |= {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env["CONVEYOR_URL"] = f"sqlite:///{tmp_path / 'store.db'}"
+    worker = subprocess.Popen(
+        argv, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        # Then every probe path answers 200, and /metrics is served on the annotated port
+        for probe in probes:
+            url = f"http://127.0.0.1:{port}{probe['path']}"
+            wait_for(f"GET {url} -> 200", lambda url=url: _get(url)[0] == 200, 60)
+        status, metrics = _get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and "conveyor_worker_uptime_seconds" in metrics
+        _promtool(metrics, tmp_path)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
+
+
+def _promtool(metrics: str, tmp_path: Path) -> None:
+    """``promtool check metrics`` where promtool is installed (not in CI: see the module)."""
+    import shutil
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return
+    done = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=metrics,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- compose ----------------------------------------------------------------------------------
+def test_compose_matches_the_compose_specification(workdir: Path, tmp_path: Path) -> None:
+    check = tool("check-jsonschema", "pip install check-jsonschema: the test extra")
+    files = _export(workdir, "compose", "multi", "--user", "1000")
+    path = tmp_path / "docker-compose.conveyor.yml"
+    path.write_text(files["docker-compose.conveyor.yml"])
+    done = subprocess.run(
+        [check, "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    services = yaml.safe_load(path.read_text())["services"]
+    # compose refuses to start without CONVEYOR_URL, and ${...} is the only interpolation
+    for service in services.values():
+        assert service["environment"]["CONVEYOR_URL"] == "${CONVEYOR_URL:?set CONVEYOR_URL}"
+        text = yaml.safe_dump({k: v for k, v in service.items() if k != "environment"})
+        assert not re.search(r"(?<!\$)\$(?!\$)", text.replace("$$", ""))
