@@ -135,14 +135,17 @@ if #all > 0 then
   local names = {}
   for lane, l in pairs(lanes) do
     local key = P .. 'ready:' .. lane
-    local kind = redis.call('TYPE', key).ok
-    if kind ~= 'zset' and kind ~= 'none' then
+    -- The usual lane gets one ZADD: its type is checked only when that fails.
+    local first = redis.pcall('ZADD', key, unpack(l, 1, math.min(1000, #l)))
+    if type(first) == 'table' and first.err then
       -- Damage: a lane key of another type holds no ready entry, so it is started again.
       redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ready lane ' .. lane
-        .. ' was a ' .. kind .. ', not a ZSET: reset')
+        .. ' was a ' .. redis.call('TYPE', key).ok .. ', not a ZSET: reset')
       redis.call('DEL', key)
+      zadd(key, l)
+    elseif #l > 1000 then
+      zadd(key, {unpack(l, 1001)})
     end
-    zadd(key, l)
     names[#names + 1] = lane
   end
   if #names > 0 then

@@ -23,6 +23,8 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
+from conveyor.backends.redis import wire
+
 NAMES = (
     "enqueue",
     "claim",
@@ -101,8 +103,18 @@ def script(name: str) -> Script:
 
 
 async def run(client: AsyncRedis, name: str, keys: Sequence[str], args: list[Any]) -> Any:
-    """Run script ``name`` on ``client``, loading it first if the server lacks it."""
+    """Run script ``name`` on ``client``, loading it first if the server lacks it.
+
+    A plain client gets the call packed by hand (`wire`), which skips redis-py's
+    per-argument work; any other goes through redis-py's ``evalsha``."""
     s = script(name)
+    if wire.packable(client):
+        packed = wire.pack(s.sha, keys, args)
+        try:
+            return await wire.call(client, packed)
+        except NoScriptError:
+            await client.script_load(s.source)
+            return await wire.call(client, packed)
     try:
         return await client.evalsha(s.sha, len(keys), *keys, *args)
     except NoScriptError:
@@ -113,6 +125,13 @@ async def run(client: AsyncRedis, name: str, keys: Sequence[str], args: list[Any
 def run_sync(client: Redis, name: str, keys: Sequence[str], args: list[Any]) -> Any:
     """`run` for the sync client."""
     s = script(name)
+    if wire.packable(client):
+        packed = wire.pack(s.sha, keys, args)
+        try:
+            return wire.call_sync(client, packed)
+        except NoScriptError:
+            client.script_load(s.source)
+            return wire.call_sync(client, packed)
     try:
         return client.evalsha(s.sha, len(keys), *keys, *args)
     except NoScriptError:

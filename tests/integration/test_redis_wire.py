@@ -1,0 +1,136 @@
+"""Script calls packed by hand (`conveyor.backends.redis.wire`) against a real server: the
+arguments arrive as redis-py would send them, a dropped connection is retried once, and a
+call cancelled mid-reply never leaves its reply for the next call to read."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import DataError, NoScriptError
+
+from conveyor.backends.redis import wire
+from conveyor.backends.redis.keys import Keys
+from conveyor.backends.redis.scripts import run, run_sync, script
+
+from .redis_server import RedisServer
+
+ECHO = "return {KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}"
+#: Busy for about 0.3 s of server time, then answers with its argument.
+SLOW = (
+    "local t = redis.call('TIME') local start = t[1] * 1e6 + t[2] "
+    "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start > 300000 "
+    "return ARGV[1]"
+)
+
+
+def sha(source: str) -> str:
+    return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    # A server of its own: these tests flush its script cache and close its connections.
+    s = RedisServer(tmp_path_factory.mktemp("wire"))
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def client(server: RedisServer) -> Iterator[Redis]:
+    with Redis.from_url(server.url) as c:
+        c.script_load(ECHO)
+        c.script_load(SLOW)
+        yield c
+
+
+@pytest.fixture
+async def aclient(server: RedisServer, client: Redis) -> AsyncIterator[AsyncRedis]:
+    c = AsyncRedis.from_url(server.url)
+    try:
+        yield c
+    finally:
+        await c.aclose()
+
+
+ARGS = ["text é", b"\x00\xffbytes", 42, 0.1 + 0.2, ""]
+
+
+def test_arguments_arrive_as_redis_py_sends_them(client: Redis) -> None:
+    # Given the same call made by redis-py and packed by hand
+    expected = client.evalsha(sha(ECHO), 1, "{w}:key", *ARGS)
+    packed = wire.pack(sha(ECHO), ["{w}:key"], ARGS)
+    # Then the server sees the same keys and arguments
+    assert wire.packable(client)
+    assert wire.call_sync(client, packed) == expected
+    assert expected[3] == b"42" and expected[4] == repr(0.1 + 0.2).encode()
+
+
+def test_unsupported_arguments_are_refused_like_redis_py() -> None:
+    for bad in (True, None, [1]):
+        with pytest.raises(DataError, match="invalid input of type"):
+            wire.pack(sha(ECHO), ["k"], [bad])
+
+
+def test_error_replies_are_raised(client: Redis) -> None:
+    with pytest.raises(NoScriptError):
+        wire.call_sync(client, wire.pack("0" * 40, [], []))
+    # The connection is still good for the next call.
+    assert wire.call_sync(client, wire.pack(sha(ECHO), ["k"], ARGS))[1] == ARGS[0].encode()
+
+
+def test_a_dropped_connection_is_retried_once(server: RedisServer, client: Redis) -> None:
+    # Given a pooled connection the server has closed
+    wire.call_sync(client, wire.pack(sha(ECHO), ["k"], ARGS))
+    with Redis.from_url(server.url) as admin:
+        name = f"wire-{id(client)}"
+        client.client_setname(name)
+        killed = [c["id"] for c in admin.client_list() if c.get("name") == name]
+        for cid in killed:
+            admin.client_kill_filter(_id=cid)
+    # When a script call goes out on it, it is sent again on a fresh one
+    assert wire.call_sync(client, wire.pack(sha(ECHO), ["k"], ARGS))[2] == ARGS[1]
+
+
+async def test_a_cancelled_call_leaves_no_reply_behind(aclient: AsyncRedis) -> None:
+    # Given a call cancelled while its reply is still being computed
+    slow = asyncio.ensure_future(wire.call(aclient, wire.pack(sha(SLOW), [], ["first"])))
+    await asyncio.sleep(0.05)
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    # Then the next call on the same client reads its own reply, not the first one's
+    assert await wire.call(aclient, wire.pack(sha(SLOW), [], ["second"])) == b"second"
+
+
+async def test_scripts_load_themselves_on_the_packed_path(aclient: AsyncRedis) -> None:
+    # Given a server that does not know the script (loaded by SCRIPT LOAD on demand)
+    await aclient.script_flush()
+    prefix = "wire-test"
+    reply = await run(aclient, "stats", _stats_keys(prefix), [Keys(prefix).base, ""])
+    assert isinstance(reply, list)
+    assert await aclient.script_exists(script("stats").sha) == [True]
+
+
+def test_sync_scripts_load_themselves_on_the_packed_path(client: Redis) -> None:
+    client.script_flush()
+    prefix = "wire-test"
+    assert isinstance(run_sync(client, "stats", _stats_keys(prefix), [Keys(prefix).base, ""]), list)
+
+
+def test_clients_the_packed_path_does_not_serve(server: RedisServer) -> None:
+    with Redis.from_url(server.url, single_connection_client=True) as single:
+        assert not wire.packable(single)
+    assert not wire.packable(AsyncRedis.from_url(server.url, single_connection_client=True))
+
+
+def _stats_keys(prefix: str) -> list[str]:
+    keys = Keys(prefix)
+    return [keys.counts, keys.scheduled]
