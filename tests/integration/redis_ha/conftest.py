@@ -8,8 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from tests.integration.redis_server import RedisServer
+
+from conveyor.backends.redis.acl import acl_line
 
 from .sentinel_group import SentinelGroup
+from .tls_support import TlsServer, make_certificates
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +33,43 @@ def sentinels(sentinel_group: SentinelGroup) -> SentinelGroup:
     restarted first)."""
     sentinel_group.heal()
     return sentinel_group
+
+
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+    """A TLS-only redis-server with a throwaway CA, asking for client certificates."""
+    base = tmp_path_factory.mktemp("tls")
+    server = TlsServer(base / "server", make_certificates(base / "certs"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server with ACL users: ``conveyor`` (the documented ACL line, store
+    ``conveyor``), ``anykey`` (the same commands on every key), and ``nohset`` /
+    ``noevalsha`` (one command fewer each). Every password is ``pw``."""
+    server = RedisServer(tmp_path_factory.mktemp("acl"))
+    server.start()
+    try:
+        with server.client() as c:
+            for user, line in acl_users().items():
+                c.execute_command(*line.split())
+                assert user in c.acl_users()
+        yield server
+    finally:
+        server.stop()
+
+
+def acl_users() -> dict[str, str]:
+    """User name -> its ACL SETUSER line."""
+    line = acl_line(login="pw")
+    return {
+        "conveyor": line,
+        "anykey": acl_line("anykey", login="pw").replace("~{conveyor}:*", "~*"),
+        "nohset": acl_line("nohset", login="pw").replace(" +hset", ""),
+        "noevalsha": acl_line("noevalsha", login="pw").replace(" +evalsha", ""),
+    }

@@ -110,7 +110,9 @@ async def explain_script_denial(
     that cannot run)."""
     wanted = script_commands(name)
     try:
-        raw = await client.eval(_CHECK, 1, probe_key, *wanted)
+        # SCRIPT LOAD and EVALSHA, which the user may run, rather than EVAL.
+        sha = await client.script_load(_CHECK)
+        raw = await client.evalsha(sha, 1, probe_key, *wanted)
     except RedisError:
         raw = None
     denied = [c.decode() if isinstance(c, bytes) else str(c) for c in raw or ()]

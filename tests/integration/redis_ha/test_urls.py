@@ -1,0 +1,63 @@
+"""Redis URLs as Conveyor reads them: Sentinel host lists, services and databases, our own
+options, TLS files, and what is shown (no password, no secret option)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor.backends.redis.urls import parse_url
+from conveyor.errors import ConfigError
+
+
+def test_a_sentinel_url_names_its_sentinels_service_and_database() -> None:
+    target = parse_url(
+        "redis+sentinel://app:s%40cret@10.0.0.1:26379,sentinel-b,[::1]:26380/orders/3"
+        "?sentinel_password=sp&socket_timeout=2&prefix=billing"
+    )
+    assert target.kind == "sentinel"
+    assert target.hosts == (("10.0.0.1", 26379), ("sentinel-b", 26379), ("::1", 26380))
+    assert (target.service, target.prefix, target.sentinel_password) == ("orders", "billing", "sp")
+    # redis-py gets the data servers' user, password, database and options, not ours
+    assert target.redis_url == "redis://app:s%40cret@10.0.0.1:26379/3?socket_timeout=2"
+    assert target.display == (
+        "redis+sentinel://app:***@10.0.0.1:26379,sentinel-b,[::1]:26380/orders/3"
+        "?sentinel_password=***&socket_timeout=2&prefix=billing"
+    )
+    assert "s%40cret" not in repr(target) and "sp'" not in repr(target)
+
+
+def test_the_database_defaults_to_zero() -> None:
+    assert parse_url("redis+sentinel://h:26379/mymaster").redis_url.endswith("/0")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+sentinel://h:26379", "names no Sentinel service"),
+        ("redis+sentinel://h:26379/svc/x", "database 'x'"),
+        ("redis+sentinel://h:2637x/svc", "port '2637x' of h"),
+        ("redis+sentinel://h:1,,h:2/svc", "an empty host"),
+        ("redis://h/0?sentinel_password=x", "needs a Sentinel URL"),
+        ("redis://h/0?wait_replicas=-1", "wait_replicas='-1'"),
+        ("redis://h/0?wait_replicas=1&wait_timeout_ms=0", "wait_timeout_ms='0'"),
+        ("redis://h/0?ssl_ca_certs=/etc/hostname", "needs TLS"),
+        ("rediss://h/0?ssl_certfile=/no/such.pem", "ssl_certfile='/no/such.pem'"),
+        ("redis://h/0?prefix={x}", "invalid prefix"),
+    ],
+)
+def test_bad_urls_are_refused_in_one_line(url: str, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_url(url)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_bad_url_never_shows_the_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_url("redis+sentinel://u:hunter2@h:bad/svc")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_wait_options() -> None:
+    target = parse_url("redis://h/0?wait_replicas=2")
+    assert (target.wait_replicas, target.wait_timeout_ms) == (2, 1000)
+    assert "wait_replicas" not in target.redis_url
