@@ -105,3 +105,43 @@ def test_sigkill_mid_batch_loses_nothing(cluster: Cluster) -> None:
     assert set(verdict.duplicated) <= ended_by_victim, verdict.summary()
     rescuer.send(signal.SIGTERM)
     assert rescuer.wait(20) == 0, rescuer.output_tail()
+
+
+@pytest.mark.timeout(120)
+def test_a_stalled_workers_late_acknowledgement_is_refused(cluster: Cluster) -> None:
+    # Given a worker running a 4 s job, frozen (SIGSTOP) right after it started
+    [job_id] = cluster.enqueue_work(1, seconds=4.0)
+    stalled = cluster.start_worker("--concurrency", "1")
+    cluster.wait_started(1, timeout=30)
+    stalled.send(signal.SIGSTOP)
+    try:
+        # When its lease runs out and another worker runs the job to its end
+        rescuer = cluster.start_worker("--concurrency", "1")
+        wait_for(
+            lambda: cluster.ledger().by_pid("end").get(rescuer.pid),
+            timeout=60,
+            what="the rescuer to finish the job",
+            detail=cluster.outputs,
+        )
+    finally:
+        stalled.send(signal.SIGCONT)
+
+    # Then the stalled worker, woken up, cannot settle the job: its result (or its
+    # heartbeat) is refused, and it says so
+    wait_for(
+        lambda: (
+            "lease" in stalled.output()
+            and (
+                "no longer holds its lease" in stalled.output()
+                or "lost its lease" in stalled.output()
+            )
+        ),
+        timeout=30,
+        what="the stalled worker to learn it lost the lease",
+        detail=stalled.output_tail,
+    )
+    starts = cluster.ledger().by_job("start")
+    assert starts[job_id] == 2
+    for proc in (stalled, rescuer):
+        proc.send(signal.SIGTERM)
+        assert proc.wait(20) == 0, proc.output_tail()
