@@ -1,34 +1,25 @@
 """A throwaway certificate authority and a redis-server that speaks only TLS.
 
-Certificates are made with the ``openssl`` command (EC keys, valid for a day): a CA, a
-server certificate for ``localhost`` only (so connecting to 127.0.0.1 fails the hostname
+Certificates are made with the ``cryptography`` package (EC keys, valid for a day): a CA,
+a server certificate for ``localhost`` only (so connecting to 127.0.0.1 fails the hostname
 check), a client certificate, and a second, unrelated CA for the wrong-CA test.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
+import datetime
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from redis import Redis
 from tests.integration.redis_server import free_port, redis_server_binary
-
-
-def openssl_binary() -> str:
-    """The openssl path; skips (or fails under CI) when it is not installed."""
-    path = shutil.which("openssl")
-    if path:
-        return path
-    message = "openssl is not installed (apt-get install openssl)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @dataclass(frozen=True)
@@ -43,41 +34,80 @@ class Certificates:
     client_key: Path
 
 
-def _run(*args: str, cwd: Path) -> None:
-    subprocess.run([openssl_binary(), *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+@dataclass(frozen=True)
+class _Issuer:
+    name: x509.Name
+    key: ec.EllipticCurvePrivateKey
 
 
-def _key(name: str, cwd: Path) -> None:
-    _run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", name, cwd=cwd)
+def _write(
+    directory: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> None:
+    (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / f"{name}.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
 
 
-def _ca(name: str, cwd: Path) -> None:
-    _key(f"{name}.key", cwd)
-    _run(
-        "req", "-x509", "-new", "-key", f"{name}.key", "-out", f"{name}.pem",
-        "-days", "1", "-subj", f"/CN=Conveyor test {name}", cwd=cwd,
-    )  # fmt: skip
+def _certificate(
+    subject: str,
+    issuer: _Issuer | None,
+    key: ec.EllipticCurvePrivateKey,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.name if issuer else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
+    # Key identifiers, which strict verification (Python 3.13's default) asks for.
+    signer = issuer.key if issuer else key
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+    ).add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signer, hashes.SHA256())
 
 
-def _signed(name: str, ca: str, extensions: str, cwd: Path) -> None:
-    _key(f"{name}.key", cwd)
-    _run("req", "-new", "-key", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}",
-         cwd=cwd)  # fmt: skip
-    (cwd / f"{name}.ext").write_text(extensions + "\n")
-    _run(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-        "-CAcreateserial", "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext",
-        cwd=cwd,
-    )  # fmt: skip
+def _ca(directory: Path, name: str) -> _Issuer:
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = [(x509.BasicConstraints(ca=True, path_length=None), True)]
+    _write(directory, name, _certificate(f"Conveyor test {name}", None, key, ca), key)
+    return _Issuer(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Conveyor test {name}")]), key
+    )
+
+
+def _leaf(
+    directory: Path, name: str, issuer: _Issuer, extensions: list[tuple[x509.ExtensionType, bool]]
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    _write(directory, name, _certificate(name, issuer, key, extensions), key)
 
 
 def make_certificates(directory: Path) -> Certificates:
     """A CA, a server certificate for localhost, a client certificate and another CA."""
     directory.mkdir(parents=True, exist_ok=True)
-    _ca("ca", directory)
-    _ca("other-ca", directory)
-    _signed("server", "ca", "subjectAltName=DNS:localhost", directory)
-    _signed("client", "ca", "extendedKeyUsage=clientAuth", directory)
+    ca = _ca(directory, "ca")
+    _ca(directory, "other-ca")
+    _leaf(
+        directory, "server", ca, [(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)]
+    )
+    client_use = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+    _leaf(directory, "client", ca, [(client_use, False)])
     d = directory
     return Certificates(
         d / "ca.pem", d / "other-ca.pem", d / "server.pem", d / "server.key",
