@@ -1,4 +1,4 @@
-"""``conveyor scheduler`` and ``conveyor schedule list``; worker modes for ``conveyor worker``."""
+"""``conveyor scheduler``, ``conveyor schedule list|run``; worker modes for ``conveyor worker``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from conveyor.cli.loading import resolve_app
 from conveyor.cli.typer_app import Cli
 from conveyor.cli.worker import LogConfigOption
 from conveyor.redaction import display_url
+from conveyor.schedule import iso
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.worker")
 
 schedule_app = Cli(
-    help="Cron and periodic entries: `conveyor schedule list`.", no_args_is_help=True
+    help="Cron and periodic entries: `conveyor schedule list`, `conveyor schedule run`.",
+    no_args_is_help=True,
 )
 
 
@@ -166,6 +168,71 @@ def schedule_list(
         out.print("no schedule entries: decorate tasks with @app.cron or @app.periodic")
         return
     out.print(_table(rows))
+
+
+@schedule_app.command("run")
+@handle_errors
+def schedule_run(
+    app_spec: AppOption = None,
+    url: UrlOption = None,
+    work: Annotated[
+        bool,
+        typer.Option(
+            "--work",
+            help="Then run the jobs that are due, as a burst worker, and exit when none "
+            "are left (the event-worker seed's POST /workers/run).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fire the schedule entries due now, once, and exit: Laravel's `schedule:run`.
+
+    Run it from the system's cron every minute (`* * * * * conveyor schedule run`) on as many
+    hosts as you like: each due tick is enqueued once in all (the store records it). A tick
+    up to a minute old is on time; older ones follow each entry's missed policy. Delayed
+    jobs need no scheduler: workers take them when they are due.
+    """
+    from conveyor.scheduler import Fired, Scheduler
+
+    app = resolve_app(app_spec, url, need_app=True, create=True)
+
+    async def fire(_backend: object) -> list[Fired]:
+        return await Scheduler(app).fire_due() if app.schedules else []
+
+    fired = run_with_backend(
+        app,
+        fire,
+        needs=[Scheduling] if app.schedules else [],
+        purpose="`conveyor schedule run` (it records each fired tick)",
+    )
+    rows = [{"entry": f.entry, "tick": iso(f.tick), "job_id": f.job_id} for f in fired]
+    if as_json:
+        print_json({"fired": rows})
+    elif not app.schedules:
+        out.print("no schedule entries: decorate tasks with @app.cron or @app.periodic")
+    else:
+        for row in rows:
+            out.print(f"{row['entry']}: tick {row['tick']} enqueued as job {row['job_id']}")
+        out.print(f"{len(rows)} due tick(s) enqueued")
+    if work:
+        raise typer.Exit(_burst(app))
+
+
+def _burst(app: Conveyor) -> int:
+    """Run ``app``'s due jobs with a burst worker; its exit code."""
+    from conveyor.cli.worker import setup_logging
+    from conveyor.worker import Worker
+
+    setup_logging(app, None, None)
+    worker = Worker(app, burst=True, handle_signals=True)
+
+    async def go() -> int:
+        try:
+            return await worker.run()
+        finally:
+            await app.aclose()
+
+    return asyncio.run(go())
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:

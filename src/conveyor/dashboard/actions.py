@@ -14,6 +14,7 @@ from conveyor.errors import JobNotFound
 from conveyor.job import State
 
 if TYPE_CHECKING:
+    from conveyor.app import Conveyor
     from conveyor.backends.base import Backend
 
 
@@ -72,6 +73,26 @@ async def pause(backend: Backend, queue: str) -> Outcome:
     """Stop workers from taking the queue's jobs (enqueueing goes on)."""
     await backend.admin.pause_queue(queue)
     return Outcome("pause", 1, f"paused queue {queue}: workers take none of its jobs")
+
+
+async def run_due(app: Conveyor, backend: Backend) -> Outcome:
+    """Enqueue the schedule entries due now, once: ``conveyor schedule run`` from the
+    dashboard (the event-worker seed's ``POST /workers/run``). Safe beside running
+    schedulers: each due tick is enqueued once in all."""
+    from conveyor.backends.capabilities import Scheduling
+    from conveyor.scheduler import Scheduler
+
+    if not app.schedules:
+        return Outcome("run_due", 0, "nothing to run: the app has no schedule entries")
+    if not backend.supports(Scheduling):
+        return Outcome(
+            "run_due", 0, "nothing run: this store records no cron ticks, so none can fire"
+        )
+    fired = await Scheduler(app).fire_due(backend=backend)
+    if not fired:
+        return Outcome("run_due", 0, "nothing due: every entry's latest tick has run")
+    names = ", ".join(sorted({f.entry for f in fired}))
+    return Outcome("run_due", len(fired), f"enqueued {_jobs(len(fired))} due now: {names}")
 
 
 async def resume(backend: Backend, queue: str) -> Outcome:

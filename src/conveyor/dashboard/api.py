@@ -144,6 +144,16 @@ async def post_resume(request: Request) -> Response:
     return JSONResponse((await actions.resume(await backend(request), queue)).to_dict())
 
 
+@action
+async def post_run_due(request: Request) -> Response:
+    app = dashboard(request).app
+    if app is None:
+        raise HTTPException(
+            409, "schedule entries live in the app's code: start the dashboard with --app"
+        )
+    return JSONResponse((await actions.run_due(app, await backend(request))).to_dict())
+
+
 async def _ids(request: Request) -> list[str] | None:
     """``{"ids": [...]}`` or ``{"all": true}`` (``None``: every dead job)."""
     try:
@@ -297,6 +307,15 @@ OPERATIONS: tuple[Operation, ...] = (
         post_resume,
         "Outcome",
         (_QUEUE,),
+    ),
+    Operation(
+        "POST",
+        "/api/schedules/run",
+        "api_run_due",
+        "Enqueue the schedule entries due now, once (conveyor schedule run; the event-worker "
+        "seed's POST /workers/run). Needs --app.",
+        post_run_due,
+        "Outcome",
     ),
 )
 

@@ -171,6 +171,14 @@ async def resume(request: Request) -> Response:
     )
 
 
+@action
+async def run_due(request: Request) -> Response:
+    app = dashboard(request).app
+    if app is None:
+        raise HTTPException(409, "start the dashboard with --app to run its schedule entries")
+    return await _done(request, await actions.run_due(app, await backend(request)))
+
+
 async def _form_ids(request: Request) -> list[str] | None:
     """The ``id`` fields of the form; ``None`` when ``all=1`` (every dead job)."""
     form = await request.form()
@@ -221,6 +229,7 @@ def routes() -> list[Route]:
         Route("/jobs/{job_id}/cancel", cancel, methods=["POST"], name="cancel"),
         Route("/failed", failed, name="failed"),
         Route("/scheduled", scheduled, name="scheduled"),
+        Route("/schedules/run", run_due, methods=["POST"], name="run_due"),
         Route("/queues/{queue}/pause", pause, methods=["POST"], name="pause"),
         Route("/queues/{queue}/resume", resume, methods=["POST"], name="resume"),
     ]

@@ -16,16 +16,20 @@ from conveyor.lifecycle import SignalTrap
 from conveyor.schedule import MAX_CATCH_UP, ScheduleEntry, due_ticks, iso
 from conveyor.scheduler.problems import EntryProblems
 
-__all__ = ["LEADER_LEASE", "MAX_CATCH_UP", "Fired", "Scheduler"]
+__all__ = ["LEADER_LEASE", "MAX_CATCH_UP", "ONE_SHOT_WINDOW", "Fired", "Scheduler"]
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.backends.base import Backend
     from conveyor.job import NewJob
 
 log = logging.getLogger("conveyor.scheduler")
 
 #: The name of the lease that makes one scheduler the active one.
 LEADER_LEASE = "conveyor:scheduler"
+#: How old a tick may be for a one-shot run (`Scheduler.fire_due`) to fire it on time: a
+#: system cron runs ``conveyor schedule run`` once a minute, as Laravel's ``schedule:run``.
+ONE_SHOT_WINDOW = 61.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,32 @@ class Scheduler:
             await backend.scheduling.release_lease(LEADER_LEASE, self.owner)
         except Exception:  # the lease expires on its own anyway
             log.debug("releasing the scheduler lease failed", exc_info=True)
+
+    # -- one shot ------------------------------------------------------------------------
+    async def fire_due(
+        self, window: float = ONE_SHOT_WINDOW, backend: Backend | None = None
+    ) -> list[Fired]:
+        """Enqueue every entry's due ticks once, now, without the leader lease.
+
+        For ``conveyor schedule run`` from a system cron and the dashboard's "Run due
+        work": a tick up to ``window`` seconds old is on time, older ones follow the entry's
+        ``missed`` policy. Safe with running schedulers and other one-shot runs on any
+        number of hosts: `Scheduling.enqueue_tick` records each entry's tick atomically, so
+        each due tick is enqueued by exactly one of them. Delayed jobs need nothing here:
+        every store's claim makes them ready when due. ``backend``: an open handle on the
+        app's store to use (the dashboard's), else the app's own.
+        """
+        if not self.app.schedules:
+            return []
+        self.window = max(self.window, window)
+        scheduling = (backend or await self.app.open()).scheduling
+        entries = list(self.app.schedules.values())
+        state = await scheduling.schedule_state([e.name for e in entries])
+        fired: list[Fired] = []
+        for entry in entries:
+            fired += await self._fire(scheduling, entry, state.get(entry.name))
+        self.fired += fired
+        return fired
 
     # -- one tick --------------------------------------------------------------------------
     async def tick(self) -> list[Fired]:
