@@ -260,3 +260,47 @@ def test_compose_matches_the_compose_specification(workdir: Path, tmp_path: Path
         assert service["environment"]["CONVEYOR_URL"] == "${CONVEYOR_URL:?set CONVEYOR_URL}"
         text = yaml.safe_dump({k: v for k, v in service.items() if k != "environment"})
         assert not re.search(r"(?<!\$)\$(?!\$)", text.replace("$$", ""))
+
+
+# -- docs/deployment.md -----------------------------------------------------------------------
+def _documented_exports() -> list[str]:
+    lines = [line.strip() for line in DOCS.splitlines()]
+    return [
+        line.removeprefix("sudo /srv/shop/.venv/bin/")
+        for line in lines
+        if line.startswith(("conveyor export ", "sudo /srv/shop/.venv/bin/conveyor export "))
+    ]
+
+
+def test_every_documented_export_runs(workdir: Path, tmp_path: Path) -> None:
+    # Given each `conveyor export` line of docs/deployment.md, with this machine's paths and
+    # the real --install (run against a real supervisord in test_deploy_supervisord) dry
+    commands = _documented_exports()
+    assert len(commands) >= 8
+    for line in commands:
+        words = shlex.split(
+            line.replace("shop.jobs:app", "deploy_app:app")
+            .replace("/srv/shop/.venv", sys.prefix)
+            .replace("/srv/shop", str(workdir))
+            .replace("deploy/", f"{tmp_path}/deploy/")
+        )
+        if "--install" in words:
+            words += [] if "--dry-run" in words else ["--dry-run"]
+            words += ["--conf-dir", str(tmp_path / "conf.d")]  # any OS, not only Debian's
+        done = subprocess.run(
+            [sys.executable, "-m", "conveyor", *words[1:]],
+            cwd=workdir,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        # Then each one works as written ("shop" need not exist to write a file for it)
+        assert done.returncode == 0, f"{line}: {done.stderr}"
+    assert {p.name for p in (tmp_path / "deploy").iterdir()} >= {
+        "conveyor.conf",
+        "conveyor.target",
+        "docker-compose.conveyor.yml",
+        "kubernetes.yaml",
+    }
