@@ -126,22 +126,29 @@ def _postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def project(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DjangoProject]:
-    """The project on SQLite, then on PostgreSQL, migrated (Django's and Conveyor's tables)."""
-    home = tmp_path_factory.mktemp(f"django-{request.param}")
+def _project(kind: str, home: Path) -> Iterator[DjangoProject]:
     databases = (
-        iter([f"sqlite:{home / 'db.sqlite3'}"])
-        if request.param == "sqlite"
-        else _postgres_database()
+        iter([f"sqlite:{home / 'db.sqlite3'}"]) if kind == "sqlite" else _postgres_database()
     )
     db = next(databases)
-    found = DjangoProject(request.param, db, home / "run")
+    found = DjangoProject(kind, db, home / "run")
     for args in (("migrate", "-v0"), ("conveyor", "migrate")):
         done = found.manage(*args)
         assert done.returncode == 0, done.stderr
     yield found
     for _ in databases:  # drops the PostgreSQL database
         pass
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DjangoProject]:
+    """The project on SQLite, then on PostgreSQL, migrated (Django's and Conveyor's tables)."""
+    yield from _project(request.param, tmp_path_factory.mktemp(f"django-{request.param}"))
+
+
+@pytest.fixture(scope="module")
+def sqlite_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DjangoProject]:
+    """The project on SQLite only, for what does not depend on the database."""
+    yield from _project("sqlite", tmp_path_factory.mktemp("django-sqlite"))
