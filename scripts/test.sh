@@ -52,6 +52,19 @@ pg_env="$(bash scripts/postgres.sh start "$SERVERS/postgres")" || die "could not
 export "${pg_env?}"
 echo "$redis_env"; echo "$pg_env"
 
+# -- 3a. systemd's tools for the deploy tests ---------------------------------------------
+# systemd-analyze verify and systemctl --root check the exported units (nothing is started).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  step "systemd-analyze not found: installing systemd with apt-get"
+  if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 300 apt-get update -qq || true
+    timeout 600 apt-get install -y -qq systemd || echo "could not install systemd" >&2
+  else
+    echo "no apt-get: install systemd yourself for the deploy tests" >&2
+  fi
+fi
+
 # -- 3b. A browser for the dashboard tests -------------------------------------------------
 # Debian's chromium, driven by Playwright through its executable path (no browser download).
 # The browser tests skip locally when it is missing and fail when CI is set.
