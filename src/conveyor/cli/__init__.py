@@ -13,6 +13,7 @@ import typer
 
 from conveyor.cli.config import config
 from conveyor.cli.dashboard import dashboard
+from conveyor.cli.debug import debug_app
 from conveyor.cli.demo import demo
 from conveyor.cli.enqueue import enqueue
 from conveyor.cli.export import export
@@ -53,6 +54,7 @@ app.add_typer(failed_app, name="failed")
 app.command("scheduler")(scheduler)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(queues_app, name="queues")
+app.add_typer(debug_app, name="debug")
 
 
 def _print_version(value: bool) -> None:

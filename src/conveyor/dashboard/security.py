@@ -31,6 +31,10 @@ from collections.abc import Callable, Iterable, Sequence
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
+# The rules the dashboard shares with the debug paths (host_name and is_loopback are
+# imported from here by the dashboard's other modules).
+from conveyor.access import GENERATE, MIN_TOKEN_LENGTH, host_name, is_loopback  # noqa: F401
+from conveyor.access import same_secret as _same
 from conveyor.dashboard.throttle import LoginThrottle
 
 CSRF_COOKIE = "conveyor_csrf"
@@ -39,9 +43,7 @@ CSRF_HEADER = "x-csrf-token"
 SESSION_COOKIE = "conveyor_session"
 #: Seconds a login session lasts by default.
 DEFAULT_SESSION_MAX_AGE = 12 * 3600.0
-MIN_TOKEN_LENGTH = 16
 MIN_PASSWORD_LENGTH = 8
-GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(24))"'
 #: The longest queue name the pause and resume actions accept.
 MAX_QUEUE_NAME = 200
 
@@ -59,24 +61,6 @@ SECURITY_HEADERS = {
 }
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding (or being reached as) ``host`` keeps the dashboard on this machine."""
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def host_name(header: str) -> str:
-    """The host of a ``Host`` header, without its port: ``[::1]:8765`` → ``::1``."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:].partition("]")[0]
-    return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
 def parse_basic_auth(value: str | tuple[str, str] | None) -> tuple[str, str] | None:
@@ -345,7 +329,3 @@ class Guard:
     def verify(self, message: str, signature: str) -> bool:
         """Whether ``signature`` is `sign` of ``message``."""
         return _same(signature, self.sign(message))
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

@@ -8,10 +8,12 @@ counters and the refresher's cached view, so a busy worker still answers.
   deliberately not consulted: an outage must not make Kubernetes restart every worker.
 * ``/readyz``: 200 when the backend answered the last read in time and the worker's
   heartbeat (its registry entry) is fresh; 503 with the reasons otherwise.
+* ``/debug/stacks`` and ``/debug/profile``: `conveyor.debug`, behind its access rules.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from conveyor.debug import DebugRoutes
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -76,17 +79,26 @@ class Probes:
 class _Handler(BaseHTTPRequestHandler):
     registry: ClassVar[CollectorRegistry]
     probes: ClassVar[ProbeSet]
+    debug: ClassVar[DebugRoutes]
 
     def do_GET(self) -> None:
-        path = self.path.partition("?")[0]
-        if path == "/metrics":
+        path, _, query = self.path.partition("?")
+        if path == "/debug" or path.startswith("/debug/"):
+            reply = self.debug.handle(
+                path,
+                query,
+                host_header=self.headers.get("Host"),
+                authorization=self.headers.get("Authorization"),
+            )
+            self._send(reply.status, reply.body, reply.content_type)
+        elif path == "/metrics":
             self._send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
         elif path in ("/livez", "/readyz"):
             problems = self.probes.live() if path == "/livez" else self.probes.ready()
             body = "\n".join(problems) if problems else "ok"
             self._send(503 if problems else 200, (body + "\n").encode())
         else:
-            self._send(404, b"not found: try /metrics, /livez or /readyz\n")
+            self._send(404, b"not found: try /metrics, /livez, /readyz or /debug\n")
 
     def _send(self, code: int, body: bytes, content_type: str = "text/plain") -> None:
         self.send_response(code)
@@ -110,8 +122,16 @@ class MetricsServer:
         host: str = "127.0.0.1",
         port: int = 0,
         flag: str = "--metrics-port",
+        debug_token: str | None = None,
     ) -> None:
-        handler = type("Handler", (_Handler,), {"registry": registry, "probes": probes})
+        #: ``/debug/*``: guarded by ``debug_token`` (``CONVEYOR_DEBUG_TOKEN``), or open to
+        #: loopback requests when ``host`` is a loopback address (`conveyor.debug.routes`).
+        self.debug = DebugRoutes(host=host, token=debug_token)  # a weak token fails here
+        handler = type(
+            "Handler",
+            (_Handler,),
+            {"registry": registry, "probes": probes, "debug": self.debug},
+        )
         try:
             self._server = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
@@ -131,7 +151,14 @@ class MetricsServer:
         return str(host), int(port)
 
     def start(self) -> None:
-        """Start answering on the server thread."""
+        """Start answering on the server thread.
+
+        Called on a running event loop (a worker), ``/debug/stacks`` lists that loop's tasks.
+        """
+        try:
+            self.debug.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.debug.loop = None  # a supervisor: threads only
         self._thread.start()
         log.info("serving /metrics, /livez and /readyz on http://%s:%d", *self.address)
 

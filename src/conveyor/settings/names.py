@@ -50,6 +50,7 @@ OTHER_CONVEYOR_NAMES = (
     "CONVEYOR_DASHBOARD_SESSION_HOURS",
     "CONVEYOR_DASHBOARD_TRUSTED_PROXIES",
     "CONVEYOR_DASHBOARD_SECURE_COOKIES",
+    "CONVEYOR_DEBUG_TOKEN",
 )
 #: Prefixes of variables that are someone else's business (the test suite's servers).
 IGNORED_PREFIXES = ("CONVEYOR_TEST_",)

@@ -58,6 +58,7 @@ class MetricsEndpoint:
 
 def open_metrics(worker: Worker, endpoint: MetricsEndpoint) -> tuple[MetricsServer, Refresher]:
     """Bind the metrics port now, so a port in use fails before the worker starts."""
+    from conveyor.debug import TOKEN_ENV as DEBUG_TOKEN_ENV
     from conveyor.metrics import MetricsServer, Probes, Refresher, build_registry
 
     refresher = Refresher(
@@ -71,6 +72,7 @@ def open_metrics(worker: Worker, endpoint: MetricsEndpoint) -> tuple[MetricsServ
         Probes(worker, refresher),
         host=endpoint.host,
         port=endpoint.port,
+        debug_token=os.environ.get(DEBUG_TOKEN_ENV),
     )
     return server, refresher
 
