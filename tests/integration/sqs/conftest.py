@@ -37,8 +37,9 @@ def new_sqs_url(moto_endpoint: str) -> Callable[..., str]:
     """A function giving the URL of a new, empty SQS store (its own prefix) on moto."""
 
     def make(**options: str) -> str:
+        options.setdefault("prefix", f"t{os.urandom(5).hex()}-")
         extra = "".join(f"&{k}={v}" for k, v in options.items())
-        return f"sqs://eu-west-1?endpoint_url={moto_endpoint}&prefix=t{os.urandom(5).hex()}-{extra}"
+        return f"sqs://eu-west-1?endpoint_url={moto_endpoint}{extra}"
 
     return make
 

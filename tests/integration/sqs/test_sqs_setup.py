@@ -3,6 +3,7 @@ the lazy import of its driver, and what it costs in SQS requests per job."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -82,6 +83,17 @@ async def test_create_false_uses_only_queues_that_exist(new_sqs_url: Callable[..
         assert await store.claim("w", Routing(queues=("jobs",)), 1, 30.0) == []
         with pytest.raises(ConfigError, match=r"does not exist .* create=false"):
             await store.enqueue([new_job(queue="jobs")])
+
+
+async def test_an_empty_prefix_serves_named_queues_only(new_sqs_url: Callable[..., str]) -> None:
+    url = new_sqs_url(prefix="")
+    async with opened(url) as store:
+        name = f"e{os.urandom(4).hex()}"
+        [job_id] = [r.id for r in await store.enqueue([new_job(queue=name)])]
+        with pytest.raises(ConfigError, match="empty prefix"):
+            await store.claim("w", Routing(), 1, 30.0)
+        [job] = await store.claim("w", Routing(queues=(name,)), 1, 30.0)
+        assert job.id == job_id
 
 
 # -- what the store offers --------------------------------------------------------------------

@@ -4,7 +4,7 @@ What maps to what:
 
 | Conveyor | SQS |
 |---|---|
-| a queue at a priority | one SQS queue: ``{prefix}{queue}``, ``...-high``, ``...-low`` (created on first use) |
+| a queue, a priority | one SQS queue: ``{prefix}{queue}``, ``-high``, ``-low`` (made when used) |
 | enqueue (one or many) | ``SendMessageBatch``, 10 per request; a delay as ``DelaySeconds`` |
 | claim, and its lease | ``ReceiveMessage`` with the lease as the visibility timeout |
 | claim(wait=) | long polling on a single queue; several queues are polled each second |

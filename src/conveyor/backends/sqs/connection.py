@@ -134,6 +134,14 @@ class SqsConnection:
         priorities = routing.priorities if routing.priorities is not None else tuple(Priority)
         if routing.queues is not None and not any(_GLOB & set(q) for q in routing.queues):
             names = [self.names.of(q, p) for p in priorities for q in sorted(set(routing.queues))]
+        elif not self.options.prefix:
+            # Every queue in the account would match: another application's messages would
+            # be taken for unreadable jobs and moved to the dead queue.
+            raise ConfigError(
+                "the sqs:// store has an empty prefix, so it cannot tell its queues from the "
+                "account's other SQS queues: name the worker's queues (--queues jobs,mail, "
+                "no patterns) or set ?prefix="
+            )
         else:
             wanted = Routing(queues=routing.queues, priorities=priorities)
             names = [n for n in await self._list() if wanted.matches(n.queue, n.priority, "")]
