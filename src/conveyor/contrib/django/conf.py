@@ -51,7 +51,11 @@ class ProjectConfig:
         try:
             return load_settings(**given)
         except ConfigError as exc:
-            raise ConfigError(f"settings.{SETTING}: {exc}") from None
+            # One line: each value the dict gives that Conveyor cannot use, and why.
+            lines = str(exc).removeprefix("invalid Conveyor settings:").strip().splitlines()
+            raise ConfigError(
+                f"settings.{SETTING}: " + "; ".join(x.strip() for x in lines)
+            ) from None
 
 
 def _in_environment(layers: Layers, field_name: str) -> bool:
