@@ -85,11 +85,30 @@ local EXPIRES, NOWS = num(expires), num(NOW)
 -- Lease one ready entry; false when it was dropped as damaged or stale. The record is
 -- read first (one HGETALL, which also tells a missing key or one of another type) and
 -- the reply is that record with this call's writes applied.
+-- Lane entries taken, per lane key, removed in one ZREM per lane (`drop_taken`) before
+-- any lane is read again; leases added, in one ZADD at the end.
+local taken = {}
+local leases = {}
+local function drop_taken()
+  for key, members in pairs(taken) do
+    for j = 1, #members, 1000 do
+      redis.call('ZREM', key, unpack(members, j, math.min(j + 999, #members)))
+    end
+  end
+  taken = {}
+end
+
 local function lease(l, m)
   local lane, prio, queue = l[1], l[2], l[3]
   local id = string.sub(m, 17)
   local key = job_key(id)
-  redis.call('ZREM', P .. 'ready:' .. lane, m)
+  local lane_key = P .. 'ready:' .. lane
+  local t = taken[lane_key]
+  if not t then
+    t = {}
+    taken[lane_key] = t
+  end
+  t[#t + 1] = m
   local h = redis.pcall('HGETALL', key)
   if failed(h) then
     note('ready job ' .. id .. ': its key is not a hash (kept); dropped from lane ' .. lane)
@@ -127,7 +146,8 @@ local function lease(l, m)
   local token = ARGV[6] .. '.' .. leased
   redis.call('HSET', key, 'state', 'running', 'lease_token', token, 'lease_expires_at',
     EXPIRES, 'worker_id', ARGV[3], 'started_at', NOWS, 'updated_at', NOWS)
-  redis.call('ZADD', KEYS[3], expires, id)
+  leases[#leases + 1] = expires
+  leases[#leases + 1] = id
   -- Counted from here on under the priority and queue its record names (the lane's,
   -- unless one of them was rewritten), as every later script counts it.
   count_later('ready', prio, queue, -1)
@@ -188,6 +208,7 @@ for p = 1, 3 do
     for j = 1, math.min(need, #cands) do
       if not lease(cands[j][3], cands[j][2]) then dropped = true end
     end
+    drop_taken()
     if not dropped then break end
   end
   for _, l in ipairs(lanes) do
@@ -195,6 +216,9 @@ for p = 1, 3 do
       redis.call('SREM', KEYS[1], l[1])
     end
   end
+end
+for j = 1, #leases, 1000 do
+  redis.call('ZADD', KEYS[3], unpack(leases, j, math.min(j + 999, #leases)))
 end
 for _, d in pairs(deltas) do
   if d[4] ~= 0 then count(KEYS[4], d[1], d[2], d[3], d[4]) end

@@ -13,6 +13,12 @@
 -- another type than a hash (damage) is a stale lease too.
 
 local out = {}
+-- Index writes of the whole batch go out once at the end: one ZREM and one ZADD, and one
+-- change per (state, priority, queue) total, whatever the number of jobs.
+local ended = {}      -- ids leaving the leases
+local finished = {}   -- NOW, id, ... for the succeeded index
+local moved = {}      -- "priority:queue" -> {priority, queue, jobs}
+local fenced = 0
 for i = 3, #ARGV, 3 do
   local id = ARGV[i]
   local key = job_key(id)
@@ -20,21 +26,41 @@ for i = 3, #ARGV, 3 do
     'unique_key')
   if failed(f) then f = {} end
   if f[1] == 'running' and f[2] == ARGV[i + 1] then
-    redis.call('HSET', key, 'state', 'succeeded', 'updated_at', NOW, 'finished_at', NOW)
-    clear_lease(key)
     if ARGV[i + 2] == '' then
-      redis.call('HDEL', key, 'result')
+      redis.call('HSET', key, 'state', 'succeeded', 'updated_at', NOW, 'finished_at', NOW)
+      redis.call('HDEL', key, 'lease_token', 'lease_expires_at', 'result')
     else
-      redis.call('HSET', key, 'result', string.sub(ARGV[i + 2], 2))
+      redis.call('HSET', key, 'state', 'succeeded', 'updated_at', NOW, 'finished_at', NOW,
+        'result', string.sub(ARGV[i + 2], 2))
+      clear_lease(key)
     end
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZADD', KEYS[5], NOW, id)
-    move(KEYS[3], 'running', 'succeeded', f[3], f[4])
+    ended[#ended + 1] = id
+    finished[#finished + 1] = NOW
+    finished[#finished + 1] = id
+    local m = tostring(f[3]) .. ':' .. tostring(f[4])
+    local c = moved[m]
+    if not c then
+      c = {f[3], f[4], 0}
+      moved[m] = c
+    end
+    c[3] = c[3] + 1
     release_unique(KEYS[2], f[5], id)
     out[#out + 1] = '1'
   else
-    tally(KEYS[4], 'fenced', 1)
+    fenced = fenced + 1
     out[#out + 1] = '0'
   end
 end
+-- In slices of at most 1,000 arguments (Lua's unpack has a stack limit).
+for j = 1, #ended, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(ended, j, math.min(j + 999, #ended)))
+end
+for j = 1, #finished, 1000 do
+  redis.call('ZADD', KEYS[5], unpack(finished, j, math.min(j + 999, #finished)))
+end
+for _, c in pairs(moved) do
+  count(KEYS[3], 'running', c[1], c[2], -c[3])
+  count(KEYS[3], 'succeeded', c[1], c[2], c[3])
+end
+if fenced > 0 then tally(KEYS[4], 'fenced', fenced) end
 return out
