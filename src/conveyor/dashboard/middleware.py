@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conveyor.dashboard.security import CSRF_COOKIE, SECURITY_HEADERS, host_name, is_loopback
+from conveyor.access import host_name, is_loopback
+from conveyor.dashboard.security import CSRF_COOKIE, SECURITY_HEADERS
 from conveyor.dashboard.views import base_path, local_path
 
 #: Paths anyone may load: the login form and the static files it needs.
