@@ -23,11 +23,12 @@ The capabilities (`cluster_parts`) route or fan out the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from conveyor.backends.base import Backend, RecoveryReport
+from conveyor.backends.base import CANCEL_GRACE, Backend, RecoveryReport, release_claimed
 from conveyor.backends.redis.backend import RedisBackend
 from conveyor.backends.redis.cluster_parts import (
     ClusterAdmin,
@@ -135,18 +136,40 @@ class ClusterBackend(Backend):
         wait: float = 0.0,
     ) -> list[JobRecord]:
         """Lease up to ``limit`` jobs from the routing's shards (see the module)."""
-        shards = self.layout.for_routing(routing)
+        # A routing that matches nothing still waits like a claim that finds nothing.
+        shards = self.layout.for_routing(routing) or (0,)
         start = next(self._turn) % len(shards)
         order = shards[start:] + shards[:start]
+        # Shielded: a caller cancelled in flight gets nothing, and what was leased for it
+        # is released before the cancellation goes on.
+        first = asyncio.ensure_future(
+            self._claim_round(order, worker_id, routing, limit, lease_seconds)
+        )
+        try:
+            got = await asyncio.shield(first)
+        except asyncio.CancelledError:
+            await release_claimed(self, first)
+            raise
+        if got or wait <= 0 or limit <= 0:
+            return got
+        return await self._claim_waiting(order, worker_id, routing, limit, lease_seconds, wait)
+
+    async def _claim_round(
+        self,
+        order: Sequence[int],
+        worker_id: str,
+        routing: Routing,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[JobRecord]:
+        """One claim on each shard in ``order`` until ``limit`` jobs are leased."""
         got: list[JobRecord] = []
         for s in order:
             if len(got) >= limit:
                 break
             jobs = await self.stores[s].claim(worker_id, routing, limit - len(got), lease_seconds)
             got += self._tagged(s, jobs)
-        if got or wait <= 0 or limit <= 0:
-            return got
-        return await self._claim_waiting(order, worker_id, routing, limit, lease_seconds, wait)
+        return got
 
     async def _claim_waiting(
         self,
@@ -174,15 +197,31 @@ class ClusterBackend(Backend):
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+            got += self._outcomes(tasks, pending)
         except BaseException:
-            # Cancelled: each shard's claim, cancelled too, releases what it leased.
-            for task in tasks:
-                task.cancel()
+            await self._give_back(tasks, got)
             raise
-        got += self._outcomes(tasks, pending)
         for job in got[limit:]:
             await self.release(Lease(job.id, job.lease_token or ""))
         return got[:limit]
+
+    async def _give_back(
+        self, tasks: dict[asyncio.Task[list[JobRecord]], int], got: list[JobRecord]
+    ) -> None:
+        """The caller was cancelled (or a shard failed): end every shard's wait and
+        release what was leased, so no job stays leased to nobody. A shard's claim that is
+        cancelled releases its own jobs; those that finished first are released here."""
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.wait(tasks), CANCEL_GRACE)
+        leased = list(got)
+        for task, shard in tasks.items():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                leased += [j for j in self._tagged(shard, task.result()) if j not in got]
+        for job in leased:
+            with contextlib.suppress(Exception):
+                await self.release(Lease(job.id, job.lease_token or ""))
 
     def _outcomes(
         self, tasks: dict[asyncio.Task[list[JobRecord]], int], done: set[Any]
