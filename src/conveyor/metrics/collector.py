@@ -1,9 +1,9 @@
 """The worker's metrics, read at scrape time from what the worker and the refresher keep.
 
 Nothing here counts twice: the worker's counters (`Worker.counts`) and the refresher's
-cached `BackendView` are read when Prometheus scrapes. The one exception is the job duration
-histogram, which needs each job's duration as it ends; the worker hands it over through
-`Worker.job_observers`.
+cached `BackendView` are read when Prometheus scrapes. The exceptions need each job as it
+ends, by task and queue: the job duration histogram and the attempts counter (the failure
+rate); the worker hands each job over through `Worker.job_observers`.
 
 Backend-wide numbers (queue depth, lease counters, live workers) describe the whole store,
 so every worker reports the same values: aggregate them with ``max``, never ``sum``.
