@@ -31,11 +31,16 @@ from collections.abc import Callable, Iterable, Sequence
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
-# The rules the dashboard shares with the debug paths (host_name and is_loopback are
-# imported from here by the dashboard's other modules).
-from conveyor.access import GENERATE, MIN_TOKEN_LENGTH, host_name, is_loopback  # noqa: F401
-from conveyor.access import same_secret as _same
+from conveyor import access
 from conveyor.dashboard.throttle import LoginThrottle
+
+# The rules the dashboard shares with the debug paths (`conveyor.access`), under the names
+# the dashboard's modules import from here.
+MIN_TOKEN_LENGTH = access.MIN_TOKEN_LENGTH
+GENERATE = access.GENERATE
+is_loopback = access.is_loopback
+host_name = access.host_name
+_same = access.same_secret
 
 CSRF_COOKIE = "conveyor_csrf"
 CSRF_FIELD = "csrf_token"
