@@ -44,12 +44,24 @@ try:
 except TypeError as exc:
     bad_call = str(exc)
 
+# Eager mode (tests): the job runs when the transaction commits, not before.
+from shop.jobs import app
+from shop.models import Note
+from conveyor.testing import eager
+
+with eager(app):
+    with transaction.atomic():
+        order = Order.objects.create(email="eager@example.com")
+        enqueue_on_commit(receipt, order.id)
+        eager_before = Note.objects.filter(value="eager@example.com").count()
+    eager_after = Note.objects.filter(value="eager@example.com").count()
+
 settings_note.enqueue()
 for label in ("sync-1", "sync-2"):
     connection_state.enqueue(label)
 for label in ("async-1", "async-2"):
     async_connection_state.enqueue(label)
-result = {"bad_call": bad_call}
+result = {"bad_call": bad_call, "eager": [eager_before, eager_after]}
 """
 
 NOTES = """
@@ -73,7 +85,12 @@ def test_jobs_exist_only_when_the_transaction_commits(worked: dict[str, Any]) ->
     # Given orders made in a committed transaction, a rolled-back one and in autocommit,
     # each with its job enqueued on commit, and a worker that ran every ready job,
     # then only the committed orders' jobs ran, through the ORM in the worker
-    assert sorted(worked["notes"]["receipt"]) == ["kept@example.com", "outside@example.com"]
+    receipts = sorted(worked["notes"]["receipt"])
+    assert receipts == ["eager@example.com", "kept@example.com", "outside@example.com"]
+
+
+def test_in_eager_mode_the_job_runs_when_the_transaction_commits(worked: dict[str, Any]) -> None:
+    assert worked["eager"] == [0, 1]
 
 
 def test_a_bad_call_fails_at_the_callers_line(worked: dict[str, Any]) -> None:
