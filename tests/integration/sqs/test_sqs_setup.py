@@ -22,7 +22,7 @@ from conveyor.cli import app as cli_app
 from conveyor.errors import ConfigError
 from conveyor.job import Failure, Lease, Routing
 
-from .support import opened
+from .support import Outside, opened
 
 
 # -- the URL ----------------------------------------------------------------------------------
@@ -79,6 +79,11 @@ def test_a_queue_sqs_cannot_name_is_refused_at_enqueue(sqs_url: str) -> None:
 
 async def test_create_false_uses_only_queues_that_exist(new_sqs_url: Callable[..., str]) -> None:
     url = new_sqs_url(create="false")
+    # The dead queue must exist: without it a dead job would have nowhere to go
+    with pytest.raises(ConfigError, match=r"dead-letters.* does not exist .* create=false"):
+        async with opened(url):
+            pass
+    Outside(url).url("dead-letters")
     async with opened(url) as store:
         assert await store.claim("w", Routing(queues=("jobs",)), 1, 30.0) == []
         with pytest.raises(ConfigError, match=r"does not exist .* create=false"):

@@ -40,6 +40,7 @@ from conveyor.backends.sqs.messages import (
     Outgoing,
     dedup_id,
     outgoing,
+    refused_error,
     replace_message,
     send,
     visibility,
@@ -100,8 +101,21 @@ class SqsBackend(Backend):
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
         await self._conn.open()
+        try:
+            await self._check_dead_queue()
+        except BaseException:
+            await self._conn.close()
+            raise
         if self._limits_store is not None:
             await self._limits_store.open()
+
+    async def _check_dead_queue(self) -> None:
+        if not self.options.create and await self._conn.url(self._conn.names.dead) is None:
+            # Without it a dead job could go nowhere, and would run again and again.
+            raise ConfigError(
+                f"the SQS queue {self._conn.names.dead!r} (where dead jobs go) does not exist "
+                "and the sqs:// URL says create=false: create it, or drop create=false"
+            )
 
     async def close(self) -> None:
         portal, self._portal = self._portal, None
@@ -134,10 +148,13 @@ class SqsBackend(Backend):
             message = outgoing(record, now, fifo=self.options.fifo, dedup=dedup)
             by_queue.setdefault(name.sqs, []).append(message)
             results.append(EnqueueResult(job.id))
+        refused: list[str] = []
         for sqs_name, messages in by_queue.items():
             url = await self._conn.url(sqs_name, create=True)
             assert url is not None  # created when missing (or a ConfigError)
-            await send(self._conn, url, messages)
+            refused += await send(self._conn, url, messages)
+        if refused:
+            raise refused_error(refused)
         return results
 
     def _unique(self, job: NewJob, held: dict[str, str]) -> str:

@@ -91,7 +91,7 @@ class SqsConnection:
         return self._client
 
     # -- queues ----------------------------------------------------------------------------
-    async def url(self, name: str, *, create: bool) -> str | None:
+    async def url(self, name: str, *, create: bool = False) -> str | None:
         """The URL of the SQS queue ``name``; created when missing and ``create`` (and the
         URL allows it), else ``None``."""
         known = self._urls.get(name)

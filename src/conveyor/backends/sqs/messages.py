@@ -91,18 +91,23 @@ def batches(messages: Sequence[Outgoing]) -> Iterator[list[Outgoing]]:
         yield batch
 
 
-async def send(conn: SqsConnection, url: str, messages: Sequence[Outgoing]) -> None:
-    """Send ``messages`` to one queue in order, in batches; a `BackendError` names the jobs
-    SQS did not take (the others were stored)."""
+async def send(conn: SqsConnection, url: str, messages: Sequence[Outgoing]) -> list[str]:
+    """Send ``messages`` to one queue in order, in batches; returns the ids of the jobs SQS
+    did not take (the others were stored)."""
+    refused: list[str] = []
     for batch in batches(messages):
         entries = [{**m.entry, "Id": str(i)} for i, m in enumerate(batch)]
-        failed = await conn.send_batch(url, entries)
-        if failed:
-            ids = ", ".join(batch[int(i)].job_id for i in failed)
-            raise BackendError(
-                f"SQS did not take the jobs {ids} (SendMessageBatch); the jobs before them "
-                "in this enqueue were stored: enqueue the others again"
-            )
+        refused += [batch[int(i)].job_id for i in await conn.send_batch(url, entries)]
+    return refused
+
+
+def refused_error(refused: Sequence[str]) -> BackendError:
+    """The error for jobs SQS did not take, naming them."""
+    return BackendError(
+        f"SQS did not take {len(refused)} job(s) ({', '.join(refused[:10])}"
+        f"{', ...' if len(refused) > 10 else ''}) in SendMessageBatch; the other jobs of this "
+        "enqueue were stored: enqueue those again"
+    )
 
 
 def raw_dead(body: str, *, fifo: bool) -> Outgoing:
@@ -117,5 +122,7 @@ async def replace_message(
     conn: SqsConnection, url: str, receipt: str, message: Outgoing, old_url: str
 ) -> None:
     """Send ``message`` to ``url``, then delete the message ``receipt`` of ``old_url``."""
-    await send(conn, url, [message])
+    refused = await send(conn, url, [message])
+    if refused:
+        raise refused_error(refused)
     await conn.call("DeleteMessage", QueueUrl=old_url, ReceiptHandle=receipt)
