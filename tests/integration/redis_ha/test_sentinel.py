@@ -8,6 +8,9 @@ enqueues lost and over which window); docs/redis.md quotes them.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -58,6 +61,19 @@ async def test_the_url_reaches_the_primary_and_status_shows_the_topology(
         assert f"primary 127.0.0.1:{primary.port}" in line
         assert f"replicas 127.0.0.1:{replica.port} (online" in line
         assert all(f"127.0.0.1:{s.port}" in line for s in sentinels.sentinels)
+        # And conveyor status shows the same
+        status = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "conveyor", "status", "--json", "--url", app.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        # (the replica's lag may have changed between the two reads)
+        shown = [d.split(" (online")[0] for d in json.loads(status.stdout)["diagnostics"]]
+        assert line.split(" (online")[0] in shown
         await app.aclose()
     finally:
         await backend.close()
@@ -88,6 +104,37 @@ async def test_wait_replicas_holds_with_a_replica_online(sentinels: SentinelGrou
         with replica.client() as c:
             assert c.exists(f"{{ha-wait}}:job:{handle.id}")
             assert c.exists(f"{{ha-wait}}:job:{sync_handle.id}")
+    finally:
+        await app.aclose()
+
+
+async def test_a_demoted_primary_is_left_for_the_new_one(sentinels: SentinelGroup) -> None:
+    # Given a handle whose pooled connections (async and sync) lead to the primary
+    app = Conveyor(sentinels.url("prefix=ha-demoted"))
+
+    @app.task(name="ha.noop")
+    def noop() -> None: ...
+
+    try:
+        await noop.enqueue_async()
+        await asyncio.to_thread(noop.enqueue)
+        old = sentinels.primary()
+        # When the sentinels hand the primary role to the replica and demote the old one
+        with sentinels.sentinels[0].client() as c:
+            c.execute_command("SENTINEL", "failover", SERVICE)
+        sentinels.wait_failover(old.port, timeout=30)
+        wait_for(
+            lambda: old.client().info("replication").get("role") == "slave",
+            timeout=30,
+            what="the old primary to become a replica",
+        )
+        # Then the next calls meet READONLY on the old connections, drop them, and reach
+        # the new primary at once: no error reaches the caller
+        handle = await noop.enqueue_async()
+        sync_handle = await asyncio.to_thread(noop.enqueue)
+        with sentinels.primary().client() as c:
+            assert c.exists(f"{{ha-demoted}}:job:{handle.id}")
+            assert c.exists(f"{{ha-demoted}}:job:{sync_handle.id}")
     finally:
         await app.aclose()
 

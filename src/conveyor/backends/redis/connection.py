@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -311,6 +312,33 @@ def _sentinel_kwargs(target: Target) -> dict[str, Any]:
     return out
 
 
+@functools.cache
+def _sentinel_connections() -> tuple[type[Any], type[Any]]:
+    """Connection classes (async, sync) that ask the sentinels again on every reconnect.
+
+    redis-py (8.2) reconnects a dropped connection inside ``send_packed_command``, to the
+    address it had, bypassing the Sentinel-aware ``connect``: after a failover that demotes
+    the old primary (it closes its clients) the retry reached the old primary again and
+    met READONLY. These send through ``connect`` first, which asks the sentinels.
+    """
+    from redis.asyncio.sentinel import SentinelManagedConnection as AsyncManaged
+    from redis.sentinel import SentinelManagedConnection as Managed
+
+    class AsyncConnection(AsyncManaged):
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            if not self.is_connected:
+                await self.connect()  # type: ignore[no-untyped-call]
+            await super().send_packed_command(command, check_health)
+
+    class SyncConnection(Managed):
+        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            if not self._sock:
+                self.connect()  # type: ignore[no-untyped-call]
+            super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+    return AsyncConnection, SyncConnection
+
+
 class _AsyncSentinelRedis(AsyncRedis):
     """The primary's client; closing it also closes its connections to the sentinels."""
 
@@ -348,6 +376,7 @@ def sentinel_async_client(target: Target) -> AsyncRedis:
     return manager.master_for(  # type: ignore[no-any-return]
         target.service,
         redis_class=_AsyncSentinelRedis,
+        connection_class=_sentinel_connections()[0],
         retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
 
@@ -362,6 +391,7 @@ def sentinel_sync_client(target: Target) -> Redis:
     return manager.master_for(  # type: ignore[no-any-return]
         target.service,
         redis_class=_SentinelRedis,
+        connection_class=_sentinel_connections()[1],
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
 
