@@ -183,7 +183,7 @@ def _menu() -> str:
     return (
         "use one of memory://, sqlite:///path.db, redis://, rediss://, redis+sentinel://, "
         "postgresql://, "
-        f"postgres://, or a plugged-in store: {others or 'none is installed'} "
+        f"postgres://, sqs://REGION, or a plugged-in store: {others or 'none is installed'} "
         f"(stores plug in through the {GROUP!r} entry-point group; see docs/backends.md)"
     )
 
