@@ -160,3 +160,37 @@ def _cluster_ok(node: RedisServer) -> bool:
         return False
     fields = dict(line.split(":", 1) for line in info.split() if ":" in line)
     return fields.get("cluster_state") == "ok" and fields.get("cluster_slots_ok") == "16384"
+
+
+def migrate_slot(
+    servers: RedisClusterServers, slot: int, dst: RedisServer, batch: int = 1000
+) -> int:
+    """Move ``slot`` to primary ``dst`` the way ``redis-cli --cluster reshard`` does
+    (IMPORTING / MIGRATING, MIGRATE in batches, SETSLOT NODE everywhere); the keys moved."""
+    src = servers.node_for_slot(slot)
+    if src is dst:
+        return 0
+    src_id, dst_id = servers.node_id(src), servers.node_id(dst)
+    moved = 0
+    with src.client() as s, dst.client() as d:
+        d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        while keys := s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+            s.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 10_000, "KEYS", *keys)
+            moved += len(keys)
+        d.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        s.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    for node in servers.primaries():
+        if node not in (src, dst):
+            with node.client() as c:
+                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    return moved
+
+
+def keys_per_node(servers: RedisClusterServers, pattern: str) -> dict[int, int]:
+    """Port -> keys matching ``pattern`` on each live primary."""
+    out = {}
+    for node in servers.primaries():
+        with node.client() as c:
+            out[node.port] = sum(1 for _ in c.scan_iter(match=pattern, count=1000))
+    return out

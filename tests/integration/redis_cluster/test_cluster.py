@@ -1,0 +1,239 @@
+"""What a ``redis+cluster://`` store does beyond the contract: shards on different nodes,
+its URL's checks, leases naming their shard, wake-ups from every shard, and a slot moved
+to another primary while the store is in use (MOVED followed)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.crc import key_slot
+
+from conveyor.backends import create_backend
+from conveyor.backends.redis.cluster import ClusterBackend
+from conveyor.backends.redis.shards import parse_layout, shard_tag
+from conveyor.errors import ConfigError
+from conveyor.job import Lease, NewJob, Priority, Routing, State
+
+from .cluster_server import RedisClusterServers, keys_per_node, migrate_slot
+from .conftest import fresh_url
+
+pytestmark = pytest.mark.timeout(120)
+
+LEASE = 30.0
+
+
+def job(queue: str) -> NewJob:
+    return NewJob(
+        task="app.work",
+        queue=queue,
+        priority=Priority.NORMAL,
+        payload=b"[]",
+        max_retries=3,
+        timeout=60.0,
+    )
+
+
+async def opened(url: str) -> ClusterBackend:
+    store = create_backend(url)
+    assert isinstance(store, ClusterBackend)
+    await store.open()
+    return store
+
+
+async def drain(store: ClusterBackend, count: int) -> set[str]:
+    """Claim and complete until ``count`` jobs are done (bounded); their ids."""
+    done: set[str] = set()
+    for _ in range(200):
+        if len(done) >= count:
+            break
+        for record in await store.claim("w", Routing(), 100, LEASE, wait=0.5):
+            assert record.lease_token is not None
+            assert await store.complete(Lease(record.id, record.lease_token), None)
+            done.add(record.id)
+    return done
+
+
+def queue_on(store: ClusterBackend, shard: int) -> str:
+    """A queue name the store keeps on ``shard``."""
+    return next(f"q{i}" for i in range(1000) if store.layout.of_queue(f"q{i}") == shard)
+
+
+async def test_queues_spread_over_shards_on_different_primaries(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    # Given a store of three shards on a cluster of three primaries
+    url = fresh_url(redis_cluster, 3)
+    store = await opened(url)
+    try:
+        # When jobs of twelve queues are enqueued
+        queues = [f"queue-{i}" for i in range(12)]
+        results = await store.enqueue([job(q) for q in queues for _ in range(5)])
+
+        # Then the queues use every shard, and the shards' keys sit on all three primaries
+        assert {store.layout.of_queue(q) for q in queues} == {0, 1, 2}
+        prefix = parse_layout(url).prefix
+        per_node = keys_per_node(redis_cluster, "{" + prefix + ".*")
+        assert sum(1 for n in per_node.values() if n) == 3, per_node
+        # and every job is found by id, runs once, and ends succeeded.
+        assert await drain(store, 60) == {r.id for r in results}
+        stats = await store.admin.stats()
+        assert sum(row.counts.get(State.SUCCEEDED, 0) for row in stats) == 60
+    finally:
+        await store.close()
+
+
+async def test_a_job_is_on_its_queue_shard_only(redis_cluster: RedisClusterServers) -> None:
+    store = await opened(fresh_url(redis_cluster, 3))
+    try:
+        queue = queue_on(store, 2)
+        [result] = await store.enqueue([job(queue)])
+
+        found = [await shard.get(result.id) for shard in store.stores]
+
+        assert [f is not None for f in found] == [False, False, True]
+    finally:
+        await store.close()
+
+
+def test_each_shard_tag_lies_in_its_slot_range() -> None:
+    for count in (1, 2, 3, 5):
+        for shard in range(count):
+            slot = key_slot(("{" + shard_tag("conveyor", shard, count) + "}").encode())
+            assert shard * 16384 // count <= slot < (shard + 1) * 16384 // count
+
+
+async def test_a_different_shard_count_is_refused(redis_cluster: RedisClusterServers) -> None:
+    # Given a store created with three shards
+    url = fresh_url(redis_cluster, 3)
+    await (await opened(url)).close()
+
+    # When it is opened with two, it is refused, naming the count to use
+    other = create_backend(url.replace("shards=3", "shards=2"))
+    with pytest.raises(ConfigError, match=r"created with shards=3.*use \?shards=3"):
+        await other.open()
+    await other.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("shards=0", "shards='0' .* not a whole number from 1 to 64"),
+        ("shards=many", "shards='many'"),
+        ("shards=2&prefix=a{b}", "invalid prefix"),
+    ],
+)
+def test_bad_cluster_options_are_one_clear_error(
+    redis_cluster: RedisClusterServers, query: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        create_backend(f"{redis_cluster.url}?{query}")
+
+
+def test_a_database_other_than_0_is_refused(redis_cluster: RedisClusterServers) -> None:
+    with pytest.raises(ConfigError, match="only database 0"):
+        create_backend(redis_cluster.url + "2?shards=2")
+
+
+async def test_an_option_the_cluster_client_does_not_take_is_named(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    store = create_backend(f"{redis_cluster.url}?shards=2&prefix=x&single_connection_client=1")
+    with pytest.raises(ConfigError, match="does not take: single_connection_client"):
+        await store.open()
+    await store.close()
+
+
+async def test_a_lease_naming_another_shard_is_fenced(redis_cluster: RedisClusterServers) -> None:
+    # Given a running job on shard 1
+    store = await opened(fresh_url(redis_cluster, 3))
+    try:
+        await store.enqueue([job(queue_on(store, 1))])
+        [record] = await store.claim("w", Routing(), 1, LEASE)
+        assert record.lease_token is not None and record.lease_token.startswith("1:")
+        inner = record.lease_token.partition(":")[2]
+
+        # When its token is presented naming another shard, or no shard, it is fenced
+        assert not await store.complete(Lease(record.id, f"2:{inner}"), None)
+        assert not await store.complete(Lease(record.id, inner), None)
+        assert await store.admin.counters() == {"fenced": 2, "recovered": 0, "poisoned": 0}
+
+        # and the real lease still completes it.
+        assert await store.complete(Lease(record.id, record.lease_token), None)
+        done = await store.get(record.id)
+        assert done is not None and done.state is State.SUCCEEDED
+    finally:
+        await store.close()
+
+
+async def test_a_waiting_claim_wakes_for_a_job_on_any_shard(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    store = await opened(fresh_url(redis_cluster, 3))
+    other = store.clone()
+    await other.open()
+    try:
+        for shard in range(3):
+            waiter = asyncio.create_task(store.claim("w", Routing(), 10, LEASE, wait=20))
+            await asyncio.sleep(0.2)
+            [result] = await other.enqueue([job(queue_on(store, shard))])
+            claimed = await asyncio.wait_for(waiter, 5)
+            assert [j.id for j in claimed] == [result.id]
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_moved_is_followed_after_a_slot_moves_while_jobs_flow(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    # Given a store in use: its clients know where every shard's slot is
+    url = fresh_url(redis_cluster, 3)
+    store = await opened(url)
+    acknowledged: list[str] = []
+    stop = asyncio.Event()
+
+    async def produce() -> None:
+        n = 0
+        while not stop.is_set():
+            batch = [job(f"q{(n + i) % 6}") for i in range(10)]
+            acknowledged.extend(r.id for r in await store.enqueue(batch))
+            n += 10
+            await asyncio.sleep(0.01)
+
+    done: set[str] = set()
+
+    async def work() -> None:
+        while not stop.is_set() or len(done) < len(acknowledged):
+            for record in await store.claim("w", Routing(), 50, LEASE, wait=0.2):
+                assert record.lease_token is not None
+                assert await store.complete(Lease(record.id, record.lease_token), None)
+                done.add(record.id)
+
+    try:
+        flow = [asyncio.create_task(produce()), asyncio.create_task(work())]
+        await asyncio.sleep(0.5)
+
+        # When shard 1's slot is moved to another primary while jobs are enqueued and run,
+        # ten keys at a time (as redis-cli --cluster reshard does), so the shard is split
+        # over two nodes for a while
+        tag = store.layout.tags[1]
+        slot = key_slot(("{" + tag + "}").encode())
+        source = redis_cluster.node_for_slot(slot)
+        target = next(n for n in redis_cluster.primaries() if n is not source)
+        moved = await asyncio.to_thread(migrate_slot, redis_cluster, slot, target, 10)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*flow), 60)
+
+        # Then the keys are on the new primary, the handle followed them (MOVED), and
+        # every acknowledged job ran once and succeeded
+        assert moved > 0
+        assert redis_cluster.node_for_slot(slot) is target
+        assert done == set(acknowledged)
+        stats = await store.admin.stats()
+        assert sum(r.counts.get(State.SUCCEEDED, 0) for r in stats) == len(acknowledged)
+        assert {s for r in stats for s in r.counts} == {State.SUCCEEDED}
+    finally:
+        stop.set()
+        await store.close()
