@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from tests.integration.cli_support import conveyor_cli
 
 from conveyor import ConfigError
 from conveyor.debug import DebugRoutes
@@ -94,3 +97,17 @@ async def test_stacks_list_the_loop_the_server_started_on() -> None:
             await task
     finally:
         await asyncio.to_thread(server.stop)
+
+
+def test_conveyor_debug_sends_the_token_from_the_environment(guarded: str, tmp_path: Path) -> None:
+    port = guarded.rsplit(":", 1)[1]
+    env = {k: v for k, v in os.environ.items() if k != "CONVEYOR_DEBUG_TOKEN"}
+    run = conveyor_cli(tmp_path, env)
+    # Without the token the server's refusal is shown, exit 2
+    refused = run("debug", "stacks", port)
+    assert refused.returncode == 2
+    assert "401" in refused.stderr and "CONVEYOR_DEBUG_TOKEN" in refused.stderr
+    # With it (the variable the worker reads, or --token) the dump is printed
+    done = run("debug", "stacks", port, extra_env={"CONVEYOR_DEBUG_TOKEN": TOKEN})
+    assert done.returncode == 0, done.stderr
+    assert "--- thread 'MainThread'" in done.stdout
