@@ -61,6 +61,7 @@ async def test_a_job_run_is_a_child_of_the_span_that_enqueued_it(
     assert send_span.parent is not None
     assert send_span.parent.span_id == request.get_span_context().span_id
     assert process.parent is not None and process.parent.span_id == send_span.context.span_id
+    assert [link.context.span_id for link in process.links] == [send_span.context.span_id]
     assert smtp.parent is not None and smtp.parent.span_id == process.context.span_id
     assert len({s.context.trace_id for s in spans}) == 1
     # with the messaging attributes

@@ -9,7 +9,7 @@ instrument(app)  # after the app's TracerProvider is set up (in producers and wo
 Enqueueing a job opens a ``send {queue}`` span (kind ``PRODUCER``) and writes its context
 into the job's headers with the configured propagator (W3C ``traceparent``, and
 ``tracestate``/``baggage`` when present). A worker running the job opens a ``process
-{queue}`` span (kind ``CONSUMER``) whose parent is that context, so one trace goes from
+{queue}`` span (kind ``CONSUMER``) whose parent (and link) is that context, so one trace goes from
 the web request that enqueued the job through every attempt and whatever the task does
 (spans made inside a plain ``def`` task, in its thread, are children of it too).
 
@@ -105,11 +105,16 @@ class OpenTelemetryMiddleware:
         attributes = _attributes("process", job.queue, job.task, job.priority.label, carrier)
         attributes["messaging.message.id"] = job.id
         attributes["messaging.conveyor.attempt"] = ctx.attempt
+        sent = self._propagate.extract(carrier)
+        # The conventions make the creation context a link; it is the parent too, so the
+        # run sits under the request that enqueued it in any trace view.
+        creation = trace.get_current_span(sent).get_span_context()
         with self.tracer.start_as_current_span(
             f"process {job.queue}",
-            context=self._propagate.extract(carrier),
+            context=sent,
             kind=trace.SpanKind.CONSUMER,
             attributes=attributes,
+            links=[trace.Link(creation)] if creation.is_valid else None,
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
