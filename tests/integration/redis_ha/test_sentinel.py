@@ -238,3 +238,23 @@ def test_sigkill_of_the_primary_under_load(
         producer.halt.set()
         producer.join(10)
         cluster.close()
+
+
+async def test_a_plain_url_naming_a_replica_is_refused_clearly(sentinels: SentinelGroup) -> None:
+    replica = next(s for s in sentinels.servers.values() if s is not sentinels.primary())
+    app = Conveyor(f"{replica.url}?prefix=ha-replica")
+
+    @app.task(name="ha.noop")
+    def noop() -> None: ...
+
+    try:
+        with pytest.raises(BackendUnavailable) as caught:
+            await noop.enqueue_async()
+        assert "is a read-only replica now" in str(caught.value)
+        assert "redis+sentinel://" in str(caught.value)
+        backend = await app.open()
+        warnings = await backend.admin.diagnostics()
+        assert any(f"{replica.port} is a read-only replica" in w for w in warnings), warnings
+        assert f"topology: server 127.0.0.1:{replica.port} (replica); no replicas" in warnings
+    finally:
+        await app.aclose()

@@ -99,14 +99,15 @@ class RedisAdmin(Admin):
         return {show(q): float(t) for q, t in zip(flat[::2], flat[1::2], strict=True)}
 
     async def diagnostics(self) -> list[str]:
-        """Server settings that can lose jobs, and where there is more than one server
-        the ``topology:`` line and what it cannot keep (``conveyor status`` shows them)."""
+        """Server settings that can lose jobs, and where there is more than one server (or
+        the URL names a replica) the ``topology:`` line and what it cannot keep
+        (``conveyor status`` shows them)."""
         target = self._conn.target
         with translated(target):
             problems = await persistence_problems(self._conn.client())
         found = await self.topology()
         lines = topo.warnings(target, found)
-        if found.kind == "sentinel" or found.replicas:
+        if found.kind == "sentinel" or found.replicas or found.role == "slave":
             lines.insert(0, f"topology: {found.describe()}")
         return lines + problems
 
