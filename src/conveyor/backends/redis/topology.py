@@ -35,7 +35,7 @@ class Topology:
     """Where one store lives. ``role`` is the server's own word (``master``, ``slave``);
     ``None`` fields are unknown (the ACL user may not run INFO)."""
 
-    kind: str  # "server" or "sentinel"
+    kind: str  # "server", "sentinel" or "cluster"
     server: str  # the address Conveyor talks to: the primary, when all is well
     role: str | None
     replicas: tuple[Replica, ...] | None
@@ -99,6 +99,8 @@ async def read(client: AsyncRedis, target: Target) -> Topology:
     """Ask the server the client talks to (the primary, behind Sentinel) for its role
     and replicas."""
     server = configured_address(target)
+    if target.kind == "cluster":  # a Cluster's nodes are shown by the Cluster store itself
+        return Topology("cluster", server, None, None)
     if target.kind == "sentinel":
         server = address(*await client.connection_pool.get_master_address())  # type: ignore[attr-defined]
     try:
