@@ -111,3 +111,16 @@ def test_conveyor_debug_sends_the_token_from_the_environment(guarded: str, tmp_p
     done = run("debug", "stacks", port, extra_env={"CONVEYOR_DEBUG_TOKEN": TOKEN})
     assert done.returncode == 0, done.stderr
     assert "--- thread 'MainThread'" in done.stdout
+
+
+def test_a_server_given_no_token_follows_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A supervisor's endpoint is made without a token: the process's variable guards it too
+    monkeypatch.setenv("CONVEYOR_DEBUG_TOKEN", TOKEN)
+    server = MetricsServer(CollectorRegistry(), AlwaysLive())
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.address[1]}/debug/stacks"
+        assert get(url)[0] == 401
+        assert get(url, {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+    finally:
+        server.stop()

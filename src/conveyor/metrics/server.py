@@ -124,9 +124,12 @@ class MetricsServer:
         flag: str = "--metrics-port",
         debug_token: str | None = None,
     ) -> None:
-        #: ``/debug/*``: guarded by ``debug_token`` (``CONVEYOR_DEBUG_TOKEN``), or open to
-        #: loopback requests when ``host`` is a loopback address (`conveyor.debug.routes`).
-        self.debug = DebugRoutes(host=host, token=debug_token)  # a weak token fails here
+        #: ``/debug/*``: guarded by ``debug_token`` (default: ``$CONVEYOR_DEBUG_TOKEN``, so
+        #: a supervisor's endpoint follows it too), or open to loopback requests when
+        #: ``host`` is a loopback address (`conveyor.debug.routes`). A weak token fails here.
+        self.debug = (
+            DebugRoutes(host=host, token=debug_token) if debug_token else DebugRoutes.from_env(host)
+        )
         handler = type(
             "Handler",
             (_Handler,),
