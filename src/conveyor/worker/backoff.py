@@ -70,7 +70,7 @@ class Backoff:
             self._last_line = now
             if self._delay >= self.cap:
                 self.log.warning(
-                    "%s keeps failing: retrying every %.0fs, with one line per %.0fs from now on",
+                    "%s keeps failing: retrying every %gs, with one line per %.0fs from now on",
                     self.what,
                     self.cap,
                     self.remind,
