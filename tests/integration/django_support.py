@@ -85,9 +85,11 @@ class DjangoProject:
         line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT="))
         return json.loads(line.removeprefix("RESULT="))
 
-    def work(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def work(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """``manage.py conveyor worker --burst`` (one thread): runs every ready job."""
-        done = self.manage("conveyor", "worker", "--burst", "--concurrency", "1", *args)
+        done = self.manage("conveyor", "worker", "--burst", "--concurrency", "1", *args, env=env)
         assert done.returncode == 0, done.stderr
         return done
 

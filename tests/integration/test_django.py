@@ -116,6 +116,27 @@ def test_connections_are_closed_between_jobs(worked: dict[str, Any]) -> None:
         assert worked["notes"][label] == ["false"], label
 
 
+def test_a_connection_lost_between_jobs_is_replaced(project: DjangoProject) -> None:  # noqa: F811
+    if project.kind != "postgres":
+        pytest.skip("the server ends a connection: PostgreSQL's")
+    # Given connections kept for good and checked before reuse, as in production settings,
+    kept = {"SHOP_CONN_MAX_AGE": "none", "SHOP_CONN_HEALTH_CHECKS": "1"}
+    # and a job after which the server ends the thread's connection (a restart)
+    project.script(
+        "from shop.jobs import connection_state, lose_connection\n"
+        "lose_connection.enqueue()\n"
+        "connection_state.enqueue('after-loss')\n",
+        env=kept,
+    )
+    # When one worker thread runs both
+    project.work(env=kept)
+    # Then the second job got a working connection: the dead one was checked and replaced
+    # before it started, as Django does before each request
+    notes = project.script(NOTES)
+    assert len(notes["lost"]) == 1
+    assert notes["after-loss"] == ["true"]  # the thread still held the dead connection
+
+
 def test_the_job_joins_djangos_own_transaction_on_postgres(
     project: DjangoProject,  # noqa: F811
 ) -> None:

@@ -1,7 +1,10 @@
 """The project's Conveyor app and its tasks; every task uses Django's ORM."""
 
 import json
+import os
+import time
 
+import psycopg
 from asgiref.sync import sync_to_async
 from django.db import connection
 from shop.models import Note, Order
@@ -35,6 +38,21 @@ async def async_connection_state(label: str) -> None:
         Note.objects.create(key=label, value=json.dumps(was_open))
 
     await sync_to_async(note, thread_sensitive=True)()
+
+
+@app.task(name="shop.lose_connection")
+def lose_connection() -> None:
+    """Have the server end this thread's connection, as a database restart would."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        (pid,) = cur.fetchone()
+    Note.objects.create(key="lost", value=str(pid))
+    with psycopg.connect(os.environ["SHOP_DB"], autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10
+        gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+        while other.execute(gone, [pid]).fetchone() != (0,) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 @app.task(name="shop.settings")

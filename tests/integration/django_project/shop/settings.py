@@ -55,6 +55,9 @@ else:
             "PORT": _parts.port or "",
         }
     }
-DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("SHOP_CONN_MAX_AGE", "0"))
+# SHOP_CONN_MAX_AGE: seconds, or "none" for connections kept for good (Django's None).
+_age = os.environ.get("SHOP_CONN_MAX_AGE", "0")
+DATABASES["default"]["CONN_MAX_AGE"] = None if _age == "none" else int(_age)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = os.environ.get("SHOP_CONN_HEALTH_CHECKS") == "1"
 
 CONVEYOR = json.loads(os.environ.get("SHOP_CONVEYOR", '{"APP": "shop.jobs:app"}'))
