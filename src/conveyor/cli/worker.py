@@ -82,7 +82,7 @@ def apply_overrides(app: Conveyor, **overrides: Any) -> None:
     app.settings = app.settings.model_copy(update={k: getattr(checked, k) for k in given})
 
 
-def unmatched_routing(app: Conveyor) -> list[str]:
+def unmatched_routing(app: Conveyor, where: str = "WORKER_JOB_TYPES") -> list[str]:
     """Warnings for ``--queues`` / ``--job-types`` entries that no task of ``app`` matches.
 
     Such a worker starts and waits forever (``--queues mial``); jobs can still be sent to
@@ -98,7 +98,7 @@ def unmatched_routing(app: Conveyor) -> list[str]:
     ]
     names = sorted(app.tasks)
     problems += [
-        f"no task of this app is named {t!r} (known: {', '.join(names) or 'none'}); "
+        f"{where}: no task of this app is named {t!r} (known: {', '.join(names) or 'none'}); "
         "this worker may wait forever"
         for t in s.worker_job_types or ()
         if t not in app.tasks
@@ -280,7 +280,17 @@ def worker(
     # A supervised worker (--parent-pid) gets its pool's settings as flags already.
     from_pool = pool_settings(pool) if pool is not None and parent_pid is None else {}
     apply_overrides(app, **(from_pool | {k: v for k, v in flags.items() if v is not None}))
-    app.settings = app.settings.model_copy(update={"worker_job_types": resolve_job_types(app)})
+    # Where the job types came from, for messages: the flag, the pool, or the variable.
+    where = (
+        "--job-types"
+        if job_types is not None
+        else f"the {pool} pool's job_types"
+        if "worker_job_types" in from_pool
+        else app.settings.origin("worker_job_types").name or "WORKER_JOB_TYPES"
+    )
+    app.settings = app.settings.model_copy(
+        update={"worker_job_types": resolve_job_types(app, where)}
+    )
     # The store's handle first: a URL that cannot work (a missing extra) is one line, before
     # anything is logged or started.
     backend = app.backend
@@ -289,7 +299,7 @@ def worker(
     from conveyor.scheduler import Scheduler
     from conveyor.worker.needs import require_limits
 
-    for problem in unmatched_routing(app):
+    for problem in unmatched_routing(app, where):
         logging.getLogger("conveyor.worker").warning(problem)
     plan = apply_mode(app)
     if plan.concurrency == 0:

@@ -62,19 +62,17 @@ def settings_of(pool: Pool) -> dict[str, Any]:
     return out
 
 
-def resolve_job_types(app: Conveyor) -> tuple[str, ...] | None:
+def resolve_job_types(app: Conveyor, where: str) -> tuple[str, ...] | None:
     """``WORKER_JOB_TYPES`` with short names replaced by the one task each names.
 
     A name that is a task's full name is kept; one that is the last part of exactly one
     task's name (``send_email``) becomes that name; one that is the last part of several is
-    a `ConfigError` naming the setting and the candidates. A name that matches nothing is
-    kept (`unmatched_routing` warns about it).
+    a `ConfigError` naming the setting (``where``) and the candidates. A name that matches
+    nothing is kept (`unmatched_routing` warns about it).
     """
     wanted = app.settings.worker_job_types
     if not wanted:
         return wanted
-    origin = app.settings.origin("worker_job_types")
-    where = "--job-types" if origin.kind == "argument" else (origin.name or "WORKER_JOB_TYPES")
     out: list[str] = []
     for name in wanted:
         if name in app.tasks:
