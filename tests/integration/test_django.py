@@ -9,6 +9,7 @@ the run short, one script enqueues the jobs of several stories and one worker ru
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -167,6 +168,32 @@ def test_the_job_joins_djangos_own_transaction_on_postgres(
     # Then the job was stored at once, inside that transaction: seen there, nowhere else,
     # and gone with the rollback
     assert result == {"same_transaction": 1, "other_connection": 0, "after_rollback": 0}
+
+
+def test_a_store_chosen_by_the_environment_gets_the_job_after_commit(
+    project: DjangoProject,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    if project.kind != "postgres":
+        pytest.skip("about the PostgreSQL database shared with Django")
+    # Given CONVEYOR_URL naming another store than the Django database of DATABASE
+    elsewhere = {"CONVEYOR_URL": f"sqlite:///{tmp_path / 'elsewhere.db'}"}
+    inside = project.script(
+        "from django.db import connection, transaction\n"
+        "from shop.jobs import receipt\n"
+        "from conveyor.contrib.django import on_commit\n"
+        "with transaction.atomic():\n"
+        "    on_commit(receipt.options(queue='elsewhere')).enqueue(1)\n"
+        "    with connection.cursor() as cur:\n"
+        "        cur.execute(\"SELECT count(*) FROM conveyor.jobs WHERE queue = 'elsewhere'\")\n"
+        "        result = cur.fetchone()[0]\n",
+        env=elsewhere,
+    )
+    # Then nothing went through Django's connection, and the job reached that store on commit
+    assert inside == 0
+    status = project.manage("conveyor", "status", "--json", env=elsewhere)
+    assert status.returncode == 0, status.stderr
+    assert '"elsewhere"' in status.stdout
 
 
 def test_manage_py_conveyor_runs_the_cli(project: DjangoProject) -> None:  # noqa: F811

@@ -91,7 +91,13 @@ def _shares_database(app: Conveyor, using: str) -> bool:
     project = current()
     if project.app is not app or project.config is None:
         return False
-    return project.config.database == using and connections[using].vendor == "postgresql"
+    # The URL made from DATABASES, unless CONVEYOR_URL in the environment chose another store.
+    same_store = project.config.values.get("conveyor_url") == app.url
+    return (
+        project.config.database == using
+        and same_store
+        and connections[using].vendor == "postgresql"
+    )
 
 
 def db_connection(using: str | None = None) -> psycopg.Connection[Any]:
