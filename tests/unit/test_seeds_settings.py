@@ -149,6 +149,26 @@ def test_sqs_connection_takes_the_region_and_the_queue_names_prefix(
     assert (url, problems) == ("sqs://eu-west-1?prefix=shop-prod-", ())
 
 
+def test_sqs_queue_names_are_the_sqs_stores_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.backends.sqs.naming import Names
+    from conveyor.backends.sqs.options import parse_url
+
+    # Laravel's default .env names the default queue `default`: no prefix at all
+    url, _ = settings_with(
+        monkeypatch, QUEUE_CONNECTION="sqs", AWS_DEFAULT_REGION="eu-west-1", SQS_QUEUE="default"
+    )
+    assert url == "sqs://eu-west-1?prefix="
+    assert parse_url(url).prefix == ""
+    # FIFO queues: every name ends in .fifo
+    monkeypatch.delenv("SQS_QUEUE")
+    url, _ = settings_with(monkeypatch, SQS_QUEUE_MAIL="shop-mail.fifo")
+    options = parse_url(url)
+    assert (options.prefix, options.fifo) == ("shop-", True)
+    assert Names(options.prefix, fifo=options.fifo).of("mail", Priority.NORMAL).sqs == (
+        "shop-mail.fifo"
+    )
+
+
 def test_sqs_queue_names_that_do_not_follow_one_prefix_are_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -166,9 +166,11 @@ def _sqs(layers: Layers) -> str:
             )
     if not region:
         raise _Refused("the SQS region is not set: set AWS_DEFAULT_REGION (e.g. eu-west-1)")
-    prefix = sqs_name_prefix(layers)
-    if prefix:
-        query["prefix"] = prefix
+    named = sqs_name_prefix(layers)
+    if named is not None:  # the seed's names, even with no prefix (SQS_QUEUE=default)
+        query["prefix"], fifo = named
+        if fifo:
+            query["fifo"] = "true"
     return f"sqs://{region}" + (f"?{urlencode(query)}" if query else "")
 
 
@@ -186,17 +188,28 @@ def sqs_queues(layers: Layers) -> dict[str, tuple[str, str]]:
     return found
 
 
-def sqs_name_prefix(layers: Layers) -> str:
-    """The one prefix that turns each of the seed's queue names into its SQS queue name.
+def sqs_name_prefix(layers: Layers) -> tuple[str, bool] | None:
+    """The one prefix that turns each of the seed's queue names into its SQS queue name,
+    and whether they are FIFO queues; ``None`` when no ``SQS_QUEUE*`` variable is set.
 
     Conveyor's SQS store names the queue of Conveyor queue ``mail`` ``<prefix>mail``, so
     ``SQS_QUEUE_MAIL=shop-prod-mail`` and ``SQS_QUEUE_JOBS=shop-prod-jobs`` give the prefix
-    ``shop-prod-``. Names that do not end with their queue, or disagree on the prefix, are
-    refused, naming the variables.
+    ``shop-prod-``; names ending in ``.fifo`` (all of them) ask for FIFO queues. Names that
+    do not end with their queue, or disagree on the prefix or on FIFO, are refused, naming
+    the variables.
     """
     queues = sqs_queues(layers)
+    if not queues:
+        return None
+    fifos = {name.endswith(".fifo") for _, name in queues.values()}
+    if len(fifos) > 1:
+        raise _Refused(
+            "some SQS_QUEUE_* names end in .fifo and some do not: one store's queues are "
+            "all FIFO (?fifo=true) or none are"
+        )
     prefixes: dict[str, list[str]] = {}
-    for queue, (variable, name) in queues.items():
+    for queue, (variable, full) in queues.items():
+        name = full.removesuffix(".fifo")
         if not name.endswith(queue):
             raise _Refused(
                 f"{variable}={name!r} does not end with the queue name {queue!r}: Conveyor "
@@ -210,7 +223,7 @@ def sqs_name_prefix(layers: Layers) -> str:
             f"the SQS queue variables use different prefixes ({shown}): one store has one "
             "prefix; use one, or run one store (CONVEYOR_URL) per prefix"
         )
-    return next(iter(prefixes), "")
+    return next(iter(prefixes)), fifos == {True}
 
 
 def unused_sqs_notice(layers: Layers) -> str | None:
