@@ -109,7 +109,9 @@ def _priorities(value: Any) -> tuple[str, ...] | None:
     try:
         return tuple(Priority.parse(n).label for n in names)
     except ConfigError:
-        raise ValueError("each priority must be one of high, normal, low") from None
+        raise ValueError(
+            "each priority must be high, normal, low, or a whole number (above 0 is high)"
+        ) from None
 
 
 #: Every pool setting: key → parser. The variable is ``<POOL>_WORKER_<KEY>`` or
