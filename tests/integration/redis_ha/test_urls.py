@@ -41,6 +41,7 @@ def test_the_database_defaults_to_zero() -> None:
         ("redis://h/0?wait_replicas=-1", "wait_replicas='-1'"),
         ("redis://h/0?wait_replicas=1&wait_timeout_ms=0", "wait_timeout_ms='0'"),
         ("redis://h/0?ssl_ca_certs=/etc/hostname", "needs TLS"),
+        ("redis+sentinel://h/s?ssl_ca_certs=/etc/hostname", "over TLS yet"),
         ("rediss://h/0?ssl_certfile=/no/such.pem", "ssl_certfile='/no/such.pem'"),
         ("redis://h/0?prefix={x}", "invalid prefix"),
     ],

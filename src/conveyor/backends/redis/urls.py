@@ -227,6 +227,11 @@ def _check_tls_options(url: str, scheme: str, options: dict[str, str]) -> None:
     for name in SSL_FILES:
         if name not in options:
             continue
+        if scheme == SENTINEL_SCHEME:
+            raise ConfigError(
+                f"{name} in {_shown(url)!r}: Conveyor does not reach Sentinel-managed servers "
+                "over TLS yet; use rediss:// to the primary, or Sentinel without TLS"
+            )
         if scheme != "rediss":
             raise ConfigError(
                 f"{name} in {_shown(url)!r} needs TLS: use rediss://host:6380/0?{name}=..."
