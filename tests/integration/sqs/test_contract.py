@@ -33,10 +33,6 @@ CANNOT = {
     "test_a_claimed_job_is_not_claimed_again": GET,
     "test_lease_token_changes_on_every_claim": CLOCK,
     "test_wakes_after_an_enqueue_from_another_handle": GET,
-    "test_wakes_after_a_sync_enqueue_from_another_handle": (
-        "a worker serving every queue finds a queue another process created at its next "
-        "listing of the prefix (every 5 s), not at once"
-    ),
     "test_a_claim_of_no_jobs_does_not_wait": GET,
     "test_work_for_another_routing_does_not_end_the_wait": GET,
     "test_a_job_arriving_as_the_claim_is_cancelled_is_not_left_leased": GET,

@@ -66,10 +66,10 @@ async def test_a_lease_past_its_expiry_is_refused_even_before_anyone_took_it(
 async def test_extend_keeps_the_message_hidden_past_its_first_lease(sqs_url: str) -> None:
     async with opened(sqs_url) as store, opened(sqs_url) as other:
         await store.enqueue([new_job()])
-        job = await claim_one(store, lease=1.0)
-        for _ in range(3):  # a heartbeat, 3 times over the first lease
-            await asyncio.sleep(0.6)
-            assert await store.extend([lease_of(job)], 2.0) == [True]
+        job = await claim_one(store, lease=2.0)
+        for _ in range(3):  # a heartbeat, past the first lease
+            await asyncio.sleep(1.0)
+            assert await store.extend([lease_of(job)], 3.0) == [True]
             assert await other.claim("w2", EVERYTHING, 1, 30.0) == []
 
         assert await store.complete(lease_of(job), None) is True
@@ -91,7 +91,7 @@ async def test_a_failed_job_comes_back_with_its_error_after_its_delay(sqs_url: s
     async with opened(sqs_url) as store:
         [job_id] = [r.id for r in await store.enqueue([new_job()])]
         job = await claim_one(store)
-        assert await store.fail(lease_of(job), Failure("boom", "Traceback: ...", retry_in=1.0))
+        assert await store.fail(lease_of(job), Failure("boom", "Traceback: ...", retry_in=3.0))
 
         # Not before its delay ...
         assert await store.claim("w", EVERYTHING, 1, 30.0) == []
@@ -133,7 +133,7 @@ async def test_release_and_defer_give_the_attempt_back(sqs_url: str) -> None:
         job = await claim_one(store)
         assert job.attempts == 1 and job.headers == {"b": 2}
 
-        assert await store.defer(lease_of(job), 1.0)
+        assert await store.defer(lease_of(job), 3.0)
         assert await store.claim("w", EVERYTHING, 1, 30.0) == []
         job = await claim_one(store)
         assert job.attempts == 1 and job.headers == {"b": 2} and job.recoveries == 0
@@ -255,7 +255,7 @@ async def test_a_delayed_job_on_a_fifo_queue_waits_without_counting_a_lost_lease
 ) -> None:
     url = new_sqs_url(fifo="true", max_recoveries="1")
     async with opened(url) as store:
-        [job_id] = [r.id for r in await store.enqueue([new_job(delay=1.0)])]
+        [job_id] = [r.id for r in await store.enqueue([new_job(delay=3.0)])]
         assert await store.claim("w", EVERYTHING, 1, 30.0) == []
 
         job = await claim_one(store)

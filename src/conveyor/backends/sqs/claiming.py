@@ -71,6 +71,8 @@ class Claimer:
         """One pass over ``queues`` in order, long-polling ``poll`` seconds on the first
         receive; up to ``limit`` jobs."""
         out: list[JobRecord] = []
+        if routing.tasks is not None and not routing.tasks:
+            return out  # no task at all: receiving would only pass every message over
         for _, url in queues:
             while len(out) < limit:
                 want = min(RECEIVE_MAX, limit - len(out))

@@ -173,7 +173,9 @@ class SqsConnection:
             if name is not None:
                 self._urls.setdefault(name.sqs, url)
                 listed.append(name)
-        self._listed = (now, listed)
+        # An empty listing is not kept: the first queue made by another process is then
+        # found at the next claim, not 5 s later (listing nothing costs one cheap request).
+        self._listed = (now, listed) if listed else None
         return listed
 
     def forget(self, name: str) -> None:
