@@ -107,10 +107,13 @@ class RedisClusterServers:
         return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
 
     def wait_ok(self, timeout: float) -> None:
-        """Wait until every live node says cluster_state:ok and knows all 16384 slots."""
+        """Wait until every live node says cluster_state:ok and knows all 16384 slots, and
+        every live node that is not a primary with slots is a replica in sync: a replica
+        that never synced would not be promoted when its primary dies."""
         deadline = time.monotonic() + timeout
         while True:
-            if all(_cluster_ok(n) for n in self.alive()):
+            alive = self.alive()
+            if all(_cluster_ok(n) for n in alive) and all(_serving(n) for n in alive):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the test cluster was not ok within {timeout:.0f} s")
@@ -194,3 +197,18 @@ def keys_per_node(servers: RedisClusterServers, pattern: str) -> dict[int, int]:
         with node.client() as c:
             out[node.port] = sum(1 for _ in c.scan_iter(match=pattern, count=1000))
     return out
+
+
+def _serving(node: RedisServer) -> bool:
+    """A primary holding slots, or a replica whose link to its primary is up."""
+    try:
+        with node.client() as c:
+            info = c.info("replication")
+            if info.get("role") == "slave":
+                return bool(info.get("master_link_status") == "up")
+            return any(
+                int(primary[1]) == node.port
+                for _, _, primary, *_ in c.execute_command("CLUSTER", "SLOTS")
+            )
+    except Exception:
+        return False

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -41,10 +42,12 @@ from conveyor.backends.redis.connection import translated
 from conveyor.backends.redis.shards import Layout, parse_layout
 from conveyor.backends.redis.urls import redact_url_multi
 from conveyor.clock import SYSTEM_CLOCK, Clock
-from conveyor.errors import ConfigError
+from conveyor.errors import BackendError, ConfigError
 from conveyor.job import EnqueueResult, Failure, JobRecord, Lease, NewJob, Routing
 
 T = TypeVar("T")
+
+log = logging.getLogger("conveyor.backend.redis")
 
 
 class ClusterBackend(Backend):
@@ -164,11 +167,21 @@ class ClusterBackend(Backend):
     ) -> list[JobRecord]:
         """One claim on each shard in ``order`` until ``limit`` jobs are leased."""
         got: list[JobRecord] = []
+        failed: BackendError | None = None
         for s in order:
             if len(got) >= limit:
                 break
-            jobs = await self.stores[s].claim(worker_id, routing, limit - len(got), lease_seconds)
+            try:
+                jobs = await self.stores[s].claim(
+                    worker_id, routing, limit - len(got), lease_seconds
+                )
+            except BackendError as exc:  # one shard down: the others' work still runs
+                failed = failed or exc
+                log.warning("claim on shard %d of %s failed: %s", s, self, exc)
+                continue
             got += self._tagged(s, jobs)
+        if failed is not None and not got:
+            raise failed
         return got
 
     async def _claim_waiting(
