@@ -327,6 +327,14 @@ def test_the_default_pool_serves_every_queue_as_conveyor_run_starts_it(tmp_path:
     assert settings_of(multi.for_worker("jobs")) == {"worker_queues": ("jobs", "default")}
 
 
+def test_a_pools_backoff_is_its_workers(tmp_path: Path) -> None:
+    pool = load_pools({"MAIL_WORKER_BACKOFF": "1,5,10"}, tmp_path).pool("mail")
+    assert pool.worker_args()[-2:] == ["--backoff", "1,5,10"]
+    assert settings_of(pool)["worker_backoff"] == (1.0, 5.0, 10.0)
+    with pytest.raises(ConfigError, match="MAIL_WORKER_BACKOFF='soon'"):
+        load_pools({"MAIL_WORKER_BACKOFF": "soon"}, tmp_path)
+
+
 def test_an_ordered_pool_passes_queue_in_order(tmp_path: Path) -> None:
     env = {"MAIL_WORKER_QUEUES": "mail-high,mail", "MAIL_WORKER_QUEUES_ORDERED": "yes"}
     pool = load_pools(env, tmp_path).pool("mail")

@@ -35,6 +35,7 @@ _POOL_FIELDS = {
     "sleep": "worker_sleep",
     "grace_period": "worker_grace_period",
     "queues_ordered": "worker_queues_ordered",
+    "backoff": "worker_backoff",
 }
 
 

@@ -34,6 +34,7 @@ POOL_KEYS = (
     "tries",
     "grace_period",
     "queues_ordered",
+    "backoff",
 )
 #: Read by the supervisor (``conveyor run``, ``conveyor export``), not by `Settings`.
 SUPERVISOR_NAMES = ("QUEUE_MULTI_WORKER", "QUEUE_DEFAULT_WORKER", "WORKER_PROCESSES")

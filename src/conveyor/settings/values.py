@@ -172,8 +172,9 @@ def _channel(value: str | None) -> str | None:
     return value
 
 
-def _steps(value: Any) -> Any:
-    """``"10"``, ``"1,5,10"``, ``10`` or ``[1, 5, 10]`` as a tuple of seconds (``None``: unset)."""
+def retry_steps(value: Any) -> Any:
+    """``"10"``, ``"1,5,10"``, ``10`` or ``[1, 5, 10]`` as a tuple of seconds (``None``: unset);
+    a `ValueError` saying what is accepted."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     items = value.split(",") if isinstance(value, str) else value
@@ -212,5 +213,5 @@ QueueConnection = Annotated[
     Literal["sync", "database", "redis", "sqs"] | None, BeforeValidator(_lower_or_none)
 ]
 #: Retry delays per attempt, in seconds (the last one repeats): Laravel's ``--backoff``.
-RetrySteps = Annotated[tuple[float, ...] | None, BeforeValidator(_steps)]
+RetrySteps = Annotated[tuple[float, ...] | None, BeforeValidator(retry_steps)]
 Webhook = Annotated[SecretStr | None, AfterValidator(_webhook)]

@@ -94,6 +94,12 @@ def _flag(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+def _backoff(value: Any) -> tuple[float, ...] | None:
+    from conveyor.settings.values import retry_steps
+
+    return retry_steps(value)
+
+
 def _names(value: Any) -> tuple[str, ...] | None:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
@@ -130,6 +136,7 @@ KEYS: dict[str, Callable[[Any], Any]] = {
     "tries": _int(1),
     "grace_period": _float(0, zero=True),
     "queues_ordered": _flag,
+    "backoff": _backoff,
 }
 
 
@@ -160,6 +167,8 @@ class Pool:
     grace_period: float | None = None
     #: Take from the first of ``queues`` with a ready job (``--queue``), not by priority.
     queues_ordered: bool | None = None
+    #: Retry delays of tasks without their own backoff (``--backoff``), one per attempt.
+    backoff: tuple[float, ...] | None = None
 
     @property
     def grace(self) -> float:
@@ -182,6 +191,7 @@ class Pool:
             ("--max-time", self.max_time),
             ("--sleep", self.sleep),
             ("--grace-period", self.grace_period),
+            ("--backoff", self.backoff and ",".join(f"{b:g}" for b in self.backoff)),
         ]
         for flag, value in flags:
             if value is not None:
