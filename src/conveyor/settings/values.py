@@ -172,7 +172,7 @@ def _channel(value: str | None) -> str | None:
     return value
 
 
-def retry_steps(value: Any) -> Any:
+def retry_steps(value: Any) -> tuple[float, ...] | None:
     """``"10"``, ``"1,5,10"``, ``10`` or ``[1, 5, 10]`` as a tuple of seconds (``None``: unset);
     a `ValueError` saying what is accepted."""
     if value is None or (isinstance(value, str) and not value.strip()):
