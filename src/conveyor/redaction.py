@@ -66,6 +66,9 @@ def redact_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep or not _SCHEME.match(scheme):
         return _redact_schemeless(url)
+    listed = _redact_host_list(scheme, rest)
+    if listed is not None:
+        return listed
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a broken port (a password with a '/')
@@ -86,6 +89,33 @@ def redact_url(url: str) -> str:
         out += "?" + redact_params(parts.query)
     if parts.fragment:
         out += "#" + redact_params(parts.fragment)
+    return out
+
+
+#: One ``host`` or ``host:port`` of a host list (``[::1]:6379`` too).
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._\-]+)(:[0-9]{1,5})?$")
+
+
+def _redact_host_list(scheme: str, rest: str) -> str | None:
+    """A URL naming several servers (``redis+sentinel://u:pw@h1:26379,h2:26379/svc``),
+    redacted with its hosts kept; ``None`` when ``rest`` is not such a netloc."""
+    base = rest.split("?", 1)[0].split("#", 1)[0]
+    at = base.rfind("@")
+    slash = base.find("/", at + 1)
+    netloc, path = (base, "") if slash < 0 else (base[:slash], base[slash:])
+    userinfo, sep, hosts = netloc.rpartition("@")
+    pieces = hosts.split(",")
+    if len(pieces) < 2 or not all(_HOST_PORT.match(p.strip()) for p in pieces):
+        return None
+    if ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":" + MASK
+    out = f"{scheme}://{userinfo}{sep}{hosts}{path}"
+    after = rest[len(base) :]
+    query, mark, fragment = after.removeprefix("?").partition("#")
+    if after.startswith("?"):
+        out += "?" + redact_params(query)
+    if mark or after.startswith("#"):
+        out += "#" + redact_params(fragment if mark else after[1:])
     return out
 
 

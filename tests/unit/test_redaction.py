@@ -83,6 +83,29 @@ def test_unparseable_urls_keep_the_host_when_it_is_plain() -> None:
     assert redact_url("localhost:6379") == "localhost:6379"
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "redis+sentinel://app:s3cr3t@h1:26379,h2:26380/mymaster/0?sentinel_password=x&a=1",
+            "redis+sentinel://app:***@h1:26379,h2:26380/mymaster/0?sentinel_password=***&a=1",
+        ),
+        ("redis+cluster://h1:7000,h2:7001/", "redis+cluster://h1:7000,h2:7001/"),
+        (
+            "redis+cluster://:pa/ss@h1:7000,h2:7001/?x=1",
+            "redis+cluster://:***@h1:7000,h2:7001/?x=1",
+        ),
+        ("redis+cluster://[::1]:7000,[::1]:7001", "redis+cluster://[::1]:7000,[::1]:7001"),
+    ],
+)
+def test_host_lists_keep_their_hosts(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_a_host_list_that_cannot_be_read_is_redacted_whole() -> None:
+    assert redact_url("redis+sentinel://u:pa?ss@h1,h2/svc") == "redis+sentinel://***"
+
+
 def test_redact_text_finds_urls_and_pairs_in_messages() -> None:
     message = (
         'cannot reach "redis://:p@ss@host:1/0" (also postgresql://u:pw@db/x?sslpassword=k); '

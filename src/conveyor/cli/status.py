@@ -122,7 +122,14 @@ def status(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOptio
     if snap.workers is None:
         out.print(NO_REGISTRY, highlight=False)
     for line in snap.diagnostics:
-        out.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
+        if line.startswith(INFO_PREFIXES):  # facts about the store, not problems
+            out.print(escape(line), highlight=False)
+        else:
+            out.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
+
+
+#: Diagnostics lines that describe the store rather than warn (a Redis topology).
+INFO_PREFIXES = ("topology:",)
 
 
 def _n(value: int) -> str:

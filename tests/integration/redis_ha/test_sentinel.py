@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -74,6 +75,19 @@ async def test_the_url_reaches_the_primary_and_status_shows_the_topology(
         # (the replica's lag may have changed between the two reads)
         shown = [d.split(" (online")[0] for d in json.loads(status.stdout)["diagnostics"]]
         assert line.split(" (online")[0] in shown
+        # And the human report shows it as a fact (not a warning), with the sentinels' hosts
+        human = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "conveyor", "status", "--url", app.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "COLUMNS": "400"},
+        )
+        assert human.returncode == 0, human.stderr
+        assert any(row.startswith("topology: ") for row in human.stdout.splitlines())
+        assert f"127.0.0.1:{sentinels.sentinels[0].port}," in human.stdout
         await app.aclose()
     finally:
         await backend.close()

@@ -21,7 +21,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from conveyor.errors import ConfigError
-from conveyor.redaction import MASK, redact_params, redact_url
+from conveyor.redaction import redact_url
 
 DEFAULT_PREFIX = "conveyor"
 SENTINEL_SCHEME = "redis+sentinel"
@@ -191,14 +191,7 @@ def _host(url: str, text: str, default_port: int, example: str) -> tuple[str, in
 def redact_url_multi(url: str) -> str:
     """A Sentinel or Cluster URL safe to print: the password and secret options masked,
     the host list kept (``redis+sentinel://app:***@h1:26379,h2:26379/mymaster/0``)."""
-    scheme, _, after = url.partition("://")
-    netloc, path = _split_netloc(after)
-    userinfo, at, hosts = netloc.rpartition("@")
-    if ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":" + MASK
-    query = after.split("?", 1)[1].split("#", 1)[0] if "?" in after else ""
-    out = f"{scheme}://{userinfo}{at}{hosts}{path}"
-    return out + ("?" + redact_params(query) if query else "")
+    return redact_url(url)
 
 
 def _prefix(prefix: str) -> str:
