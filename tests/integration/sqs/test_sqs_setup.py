@@ -3,6 +3,7 @@ the lazy import of its driver, and what it costs in SQS requests per job."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -209,3 +210,38 @@ async def test_sqs_requests_per_job(sqs_url: str) -> None:
         last = claimed[100]
         assert await store.fail(Lease(last.id, last.lease_token or ""), Failure("x", retry_in=5))
         assert calls == Counter(SendMessageBatch=1, DeleteMessage=1)
+
+
+async def test_a_worker_runs_limited_tasks_with_limits_in_a_second_store(
+    new_sqs_url: Callable[..., str], tmp_path: Path
+) -> None:
+    from conveyor import Conveyor, Worker
+
+    # Given an app on SQS whose limits live in a SQLite file, and a task allowed one at a time
+    app = Conveyor(new_sqs_url(limits=f"sqlite:///{tmp_path / 'limits.db'}"))
+    running: list[int] = []
+    most: list[int] = [0]
+
+    @app.task(name="t.one_at_a_time", max_concurrency=1)
+    async def one_at_a_time(n: int) -> None:
+        running.append(n)
+        most[0] = max(most[0], len(running))
+        await asyncio.sleep(0.05)
+        running.remove(n)
+
+    try:
+        for n in range(4):
+            await one_at_a_time.enqueue_async(n)
+        # When a worker with room for four runs them (a job without a slot waits its turn)
+        worker = Worker(app, concurrency=4, poll_interval=0.2)
+        run = asyncio.create_task(worker.run())
+        deadline = asyncio.get_running_loop().time() + 60
+        while worker.counts.succeeded < 4 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        worker.stop()
+        await asyncio.wait_for(run, 30)
+    finally:
+        await app.aclose()
+
+    # Then all ran, never two at once
+    assert worker.counts.succeeded == 4 and most[0] == 1
