@@ -29,7 +29,7 @@ def post_routes() -> list[str]:
 
 
 def test_every_action_is_covered() -> None:
-    assert len(post_routes()) == 11
+    assert len(post_routes()) == 13
 
 
 @pytest.mark.parametrize("path", post_routes())
