@@ -180,7 +180,7 @@ def schedule_run(
         typer.Option(
             "--work",
             help="Then run the jobs that are due, as a burst worker, and exit when none "
-            "are left (the event-worker seed's POST /workers/run).",
+            "are left (like an event-worker's POST /workers/run).",
         ),
     ] = False,
     as_json: JsonOption = False,

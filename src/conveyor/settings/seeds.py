@@ -232,6 +232,6 @@ def unused_sqs_notice(layers: Layers) -> str | None:
     if not names:
         return None
     return (
-        f"{', '.join(names)}: the SQS queue names of the seed's pools are read only with "
+        f"{', '.join(names)}: the SQS queue names of the pools are read only with "
         "QUEUE_CONNECTION=sqs; the store in use is not SQS, so they are not used"
     )
