@@ -312,8 +312,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/api/schedules/run",
         "api_run_due",
-        "Enqueue the schedule entries due now, once (conveyor schedule run; the event-worker "
-        "seed's POST /workers/run). Needs --app.",
+        "Enqueue the schedule entries due now, once (conveyor schedule run). Needs --app.",
         post_run_due,
         "Outcome",
     ),
