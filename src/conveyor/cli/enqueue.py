@@ -58,7 +58,11 @@ def enqueue(
     ] = None,
     queue: Annotated[str | None, typer.Option(help="Queue (default: the task's).")] = None,
     priority: Annotated[
-        str | None, typer.Option(help="high, normal or low (default: the task's).")
+        str | None,
+        typer.Option(
+            help="high, normal, low, or a whole number (larger runs first: above 0 is high, "
+            "0 normal, below 0 low; default: the task's)."
+        ),
     ] = None,
     delay: Annotated[float | None, typer.Option(help="Run no sooner than this many s.")] = None,
     unique_key: Annotated[
