@@ -61,9 +61,9 @@ E = TypeVar("E", bound=Event)
 class ListenerOptions(TypedDict, total=False):
     """Task options of a queued listener's job (see `Conveyor.task`)."""
 
-    priority: str | Priority
+    priority: str | int | Priority
     retries: int
-    backoff: Backoff | str | float
+    backoff: Backoff | str | float | Sequence[float]
     timeout: float
     unique_key: UniqueKey
     middleware: Sequence[JobMiddleware]

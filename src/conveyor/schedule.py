@@ -319,7 +319,7 @@ class TaskOptions(TypedDict, total=False):
     """Options of the task `Conveyor.cron` / `Conveyor.periodic` register for a function."""
 
     queue: str
-    priority: str | Priority
+    priority: str | int | Priority
     retries: int
     timeout: float
 

@@ -38,6 +38,11 @@ def no_args() -> list[str]:
     return []
 
 
+@app.task(priority=10, backoff=[1.0, 5.0, 30.0])
+def numeric_priority() -> None:
+    """A numeric priority (larger runs first) and a backoff given as one delay per attempt."""
+
+
 def check_task_types() -> None:
     """The decorator turns functions into tasks of their own parameters and results."""
     a: Task[[str, str], None] = send

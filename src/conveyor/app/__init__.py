@@ -114,9 +114,9 @@ class Conveyor:
         *,
         name: str | None = None,
         queue: str = "default",
-        priority: str | Priority = "normal",
+        priority: str | int | Priority = "normal",
         retries: int | None = None,
-        backoff: Backoff | str | float | None = None,
+        backoff: Backoff | str | float | Sequence[float] | None = None,
         timeout: float | None = None,
         unique_key: UniqueKey | None = None,
         middleware: Sequence[JobMiddleware] = (),
@@ -133,9 +133,9 @@ class Conveyor:
         *,
         name: str | None = None,
         queue: str = "default",
-        priority: str | Priority = "normal",
+        priority: str | int | Priority = "normal",
         retries: int | None = None,
-        backoff: Backoff | str | float | None = None,
+        backoff: Backoff | str | float | Sequence[float] | None = None,
         timeout: float | None = None,
         unique_key: UniqueKey | None = None,
         middleware: Sequence[JobMiddleware] = (),
@@ -148,10 +148,10 @@ class Conveyor:
         """Register a function (``async def`` or plain ``def``) as a task.
 
         Options: ``name`` (default ``module.function``), ``queue``, ``priority`` (``high``,
-        ``normal``, ``low``), ``retries`` (default ``MAX_RETRIES``), ``backoff``,
-        ``timeout`` in seconds (default ``JOB_TIMEOUT``), ``unique_key`` (a string, or a
-        function of the task's arguments returning one), ``middleware`` (job middleware
-        for this task only, run inside the app's).
+        ``normal``, ``low``, or a number: larger runs first), ``retries`` (default
+        ``MAX_RETRIES``), ``backoff``, ``timeout`` in seconds (default ``JOB_TIMEOUT``),
+        ``unique_key`` (a string, or a function of the task's arguments returning one),
+        ``middleware`` (job middleware for this task only, run inside the app's).
 
         Limits, enforced by every worker on the store (docs/limits.md): ``rate_limit``
         (``"45/s"``, ``"100/m"``, ``"1000/h"``) with an optional ``rate_limit_key`` (a
