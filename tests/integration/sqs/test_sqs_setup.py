@@ -102,6 +102,24 @@ async def test_an_empty_prefix_serves_named_queues_only(new_sqs_url: Callable[..
         assert job.id == job_id
 
 
+async def test_a_queue_deleted_while_a_worker_serves_it_is_skipped(sqs_url: str) -> None:
+    outside = Outside(sqs_url)
+    async with opened(sqs_url) as store:
+        await store.enqueue([new_job(queue="gone")])
+        assert await store.claim("w", Routing(queues=("gone",)), 0, 30.0) == []
+        # When the SQS queue is deleted behind the store's back
+        outside.client.delete_queue(QueueUrl=outside.url("gone"))
+
+        # Then a claim finds nothing there,
+        assert await store.claim("w", Routing(queues=("gone",)), 1, 30.0) == []
+        # and after another deletion, a new job makes the queue again
+        [job_id] = [r.id for r in await store.enqueue([new_job(queue="gone")])]
+        outside.client.delete_queue(QueueUrl=outside.url("gone"))
+        [job_id] = [r.id for r in await store.enqueue([new_job(queue="gone")])]
+        [job] = await store.claim("w", Routing(queues=("gone",)), 1, 30.0)
+        assert job.id == job_id
+
+
 # -- what the store offers --------------------------------------------------------------------
 def test_the_store_has_the_core_only_and_says_what_it_lacks(sqs_url: str) -> None:
     store = create_backend(sqs_url)

@@ -34,7 +34,7 @@ from conveyor.backends.base import Backend, RecoveryReport, release_claimed
 from conveyor.backends.capabilities import Limits
 from conveyor.backends.sqs.claiming import Claimer, Pass
 from conveyor.backends.sqs.codec import new_record
-from conveyor.backends.sqs.connection import LONG_POLL, SqsConnection, error_code
+from conveyor.backends.sqs.connection import LONG_POLL, MISSING, SqsConnection, error_code
 from conveyor.backends.sqs.leases import Held, LeaseBook
 from conveyor.backends.sqs.messages import (
     Outgoing,
@@ -150,12 +150,23 @@ class SqsBackend(Backend):
             results.append(EnqueueResult(job.id))
         refused: list[str] = []
         for sqs_name, messages in by_queue.items():
-            url = await self._conn.url(sqs_name, create=True)
-            assert url is not None  # created when missing (or a ConfigError)
-            refused += await send(self._conn, url, messages)
+            refused += await self._send(sqs_name, messages)
         if refused:
             raise refused_error(refused)
         return results
+
+    async def _send(self, sqs_name: str, messages: list[Outgoing]) -> list[str]:
+        url = await self._conn.url(sqs_name, create=True)
+        assert url is not None  # created when missing (or a ConfigError)
+        try:
+            return await send(self._conn, url, messages)
+        except BackendError as exc:
+            if error_code(exc) not in MISSING:
+                raise
+        self._conn.forget(sqs_name)  # deleted since it was looked up: make it again
+        url = await self._conn.url(sqs_name, create=True)
+        assert url is not None
+        return await send(self._conn, url, messages)
 
     def _unique(self, job: NewJob, held: dict[str, str]) -> str:
         if not self.options.fifo:

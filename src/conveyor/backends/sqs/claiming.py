@@ -22,7 +22,7 @@ from typing import Any
 
 from conveyor.backends.base import poison_pill_reason
 from conveyor.backends.sqs.codec import Unreadable, decode, quarantined
-from conveyor.backends.sqs.connection import SqsConnection
+from conveyor.backends.sqs.connection import MISSING, SqsConnection, error_code
 from conveyor.backends.sqs.leases import Held, LeaseBook, new_token
 from conveyor.backends.sqs.messages import (
     MAX_VISIBILITY,
@@ -73,18 +73,24 @@ class Claimer:
         out: list[JobRecord] = []
         if routing.tasks is not None and not routing.tasks:
             return out  # no task at all: receiving would only pass every message over
-        for _, url in queues:
+        for name, url in queues:
             while len(out) < limit:
                 want = min(RECEIVE_MAX, limit - len(out))
                 started = self.clock.now()
-                reply = await self.conn.call(
-                    "ReceiveMessage",
-                    QueueUrl=url,
-                    MaxNumberOfMessages=want,
-                    VisibilityTimeout=visibility(lease_seconds),
-                    WaitTimeSeconds=poll,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                )
+                try:
+                    reply = await self.conn.call(
+                        "ReceiveMessage",
+                        QueueUrl=url,
+                        MaxNumberOfMessages=want,
+                        VisibilityTimeout=visibility(lease_seconds),
+                        WaitTimeSeconds=poll,
+                        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                    )
+                except BackendError as exc:
+                    if error_code(exc) not in MISSING:
+                        raise
+                    self.conn.forget(name.sqs)  # deleted since it was looked up
+                    break
                 poll = 0
                 messages = reply.get("Messages", [])
                 before = seen.passed_over

@@ -32,7 +32,8 @@ LONG_POLL = 5
 #: Seconds to keep a message when nobody changes its visibility (14 days, SQS's maximum).
 RETENTION = "1209600"
 _GLOB = set("*?[")
-_MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+#: SQS's error codes for a queue that does not exist.
+MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
 def _aiobotocore() -> Any:
@@ -104,7 +105,7 @@ class SqsConnection:
             found = (await self.call("GetQueueUrl", QueueName=name))["QueueUrl"]
         except BackendError as exc:
             if not isinstance(exc.__cause__, _client_error()) or _code(exc.__cause__) not in (
-                _MISSING
+                MISSING
             ):
                 raise
             if not create:
