@@ -65,6 +65,7 @@ class ClusterBackend(Backend):
             telemetry=ClusterTelemetry(self._shards),
         )
         self._turn = itertools.count()
+        self._opening: asyncio.Future[None] | None = None
 
     @property
     def layout(self) -> Layout:
@@ -85,7 +86,19 @@ class ClusterBackend(Backend):
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
-        """Check the recorded shard count, then open every shard store."""
+        """Check the recorded shard count, then open every shard store (once: callers
+        that open the handle at the same time share the one opening)."""
+        if self._opening is None or self._opening.get_loop() is not asyncio.get_running_loop():
+            self._opening = asyncio.ensure_future(self._open())
+        opening = self._opening
+        try:
+            await asyncio.shield(opening)
+        except BaseException:
+            if opening.done() and opening.exception() is not None:
+                self._opening = None  # a failed open is tried again by the next caller
+            raise
+
+    async def _open(self) -> None:
         await self._check_count()
         await asyncio.gather(*(store.open() for store in self.stores))
 
@@ -105,6 +118,7 @@ class ClusterBackend(Backend):
 
     async def close(self) -> None:
         """Close every shard store; safe to call twice."""
+        self._opening = None
         await asyncio.gather(*(store.close() for store in self.stores), return_exceptions=True)
 
     # -- producing -----------------------------------------------------------------------
