@@ -18,18 +18,19 @@ from .moto import CREDENTIALS, MotoServer
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The endpoint of a moto_server started for this test run (stopped at its end)."""
     server = MotoServer(Path(tmp_path_factory.mktemp("moto")) / "moto.log")
-    saved = {name: os.environ.get(name) for name in CREDENTIALS}
-    os.environ.update(CREDENTIALS)  # the AWS chain finds these, here and in workers
     server.start()
     try:
         yield server.endpoint
     finally:
         server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials for moto, found by the AWS chain here and in the workers a test starts
+    (only while an SQS test runs: other tests see the environment as it was)."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

@@ -19,11 +19,7 @@ from pathlib import Path
 import pytest
 
 #: Credentials for moto (it accepts any); set for the tests and the workers they start.
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-}
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 def moto_server_binary() -> str:
