@@ -204,6 +204,20 @@ async def test_a_job_for_a_task_this_worker_does_not_run_is_passed_over(sqs_url:
         assert job.id == job_id and job.recoveries == 0 and job.attempts == 1
 
 
+async def test_passing_over_ends_on_every_queue_of_a_claim(sqs_url: str) -> None:
+    async with opened(sqs_url) as store:
+        # Given two queues full of jobs of a task this worker does not run
+        await store.enqueue([new_job(queue=q, task="a.x") for q in ("qa", "qb") for _ in range(3)])
+        routing = Routing(queues=("qa", "qb"), tasks=("b.y",))
+
+        # When it claims, Then the claim ends (each queue's messages passed over once)
+        assert await asyncio.wait_for(store.claim("w", routing, 2, 30.0), 30) == []
+
+        # and the jobs are all there for a worker that runs them, no lease counted lost
+        jobs = await store.claim("w", Routing(tasks=("a.x",)), 10, 30.0)
+        assert len(jobs) == 6 and {j.recoveries for j in jobs} == {0}
+
+
 async def test_priorities_are_separate_queues_taken_in_order(sqs_url: str) -> None:
     outside = Outside(sqs_url)
     async with opened(sqs_url) as store:

@@ -44,7 +44,8 @@ RECEIVE_MAX = 10
 class Pass:
     """What one claim pass saw besides the jobs it claimed."""
 
-    passed_over: bool = False
+    #: Messages passed over: for a task the worker does not run, sent again.
+    passed_over: int = 0
 
 
 class Claimer:
@@ -102,7 +103,7 @@ class Claimer:
                         out.append(job)
                 # Stop on this queue when it is drained, or when a message was passed over
                 # (sent again, it would come straight back in this same pass).
-                if len(messages) < want or (seen.passed_over and not before):
+                if len(messages) < want or seen.passed_over > before:
                     break
             if len(out) >= limit:
                 break
@@ -130,7 +131,7 @@ class Claimer:
         lost = receives - 1 - self._fifo_redelays(job, sent_at)
         job.recoveries += max(0, lost)  # a re-sent message carries its lost leases on
         if routing.tasks is not None and job.task not in routing.tasks:
-            seen.passed_over = True
+            seen.passed_over += 1
             await self._resend(url, receipt, job, now)
             return None
         if job.run_at > now:
