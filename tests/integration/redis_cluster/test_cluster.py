@@ -5,9 +5,12 @@ to another primary while the store is in use (MOVED followed)."""
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 import pytest
 from redis.crc import key_slot
+from tests.integration.cli_support import conveyor_cli
 
 from conveyor.backends import create_backend
 from conveyor.backends.redis.cluster import ClusterBackend
@@ -237,3 +240,35 @@ async def test_moved_is_followed_after_a_slot_moves_while_jobs_flow(
     finally:
         stop.set()
         await store.close()
+
+
+async def test_status_shows_where_each_shard_is(
+    redis_cluster: RedisClusterServers, tmp_path: Path
+) -> None:
+    # Given a store of three shards on three primaries, each with a replica
+    url = fresh_url(redis_cluster, 3)
+    store = await opened(url)
+    try:
+        # When its diagnostics are read
+        lines = await store.admin.diagnostics()
+    finally:
+        await store.close()
+
+    # Then one topology line per shard names its slot, primary and replica, no secrets
+    shown = [line for line in lines if line.startswith("topology: Redis Cluster shard")]
+    assert len(shown) == 3, lines
+    primaries = set()
+    for shard, line in enumerate(shown):
+        slot = key_slot(("{" + store.layout.tags[shard] + "}").encode())
+        node = redis_cluster.node_for_slot(slot)
+        assert f"shard {shard} " in line and f"(slot {slot})" in line
+        assert f"primary 127.0.0.1:{node.port}; replicas 127.0.0.1:" in line, line
+        primaries.add(node.port)
+    assert len(primaries) == 3
+    assert not any("share the primary" in line or "no replica" in line for line in lines)
+
+    # and conveyor status prints them as facts about the store.
+    run = conveyor_cli(tmp_path, {**os.environ, "CONVEYOR_URL": url})
+    done = await asyncio.to_thread(run, "status")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("topology: Redis Cluster shard") == 3, done.stdout

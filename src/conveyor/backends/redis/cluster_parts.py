@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from conveyor.backends.capabilities import Admin, Limits, Scheduling, Telemetry
+from conveyor.backends.redis import cluster_topology
 from conveyor.backends.redis.backend import RedisBackend
+from conveyor.backends.redis.connection import translated
 from conveyor.backends.redis.shards import Layout
 from conveyor.job import (
     EnqueueResult,
@@ -169,9 +171,16 @@ class ClusterAdmin(Admin):
         return out
 
     async def diagnostics(self) -> list[str]:
-        """Every shard's warnings, each said once."""
-        lines = await asyncio.gather(*(a.diagnostics() for a in self._all()))
-        return list(dict.fromkeys(line for shard in lines for line in shard))
+        """Where each shard is (``topology:`` lines), what that placement cannot keep, and
+        every shard's own warnings, each said once."""
+        first = self._shards.first
+        with translated(first.target):
+            slots = await first.connection.client().execute_command("CLUSTER SLOTS")
+        found = cluster_topology.places(self._shards.layout, slots)
+        lines = [place.describe() for place in found] + cluster_topology.warnings(found)
+        for shard in await asyncio.gather(*(a.diagnostics() for a in self._all())):
+            lines += shard
+        return list(dict.fromkeys(lines))
 
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
         """Dead jobs back to ready, on every shard."""
