@@ -175,7 +175,7 @@ class ClusterAdmin(Admin):
         every shard's own warnings, each said once."""
         first = self._shards.first
         with translated(first.target):
-            slots = await first.connection.client().execute_command("CLUSTER SLOTS")
+            slots = await first.connection.client().execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
         found = cluster_topology.places(self._shards.layout, slots)
         lines = [place.describe() for place in found] + cluster_topology.warnings(found)
         for shard in await asyncio.gather(*(a.diagnostics() for a in self._all())):

@@ -44,7 +44,8 @@ def places(layout: Layout, slots: Any) -> list[ShardPlace]:
     out = []
     for shard, tag in enumerate(layout.tags):
         slot = key_slot(("{" + tag + "}").encode())
-        primary, replicas = None, ()
+        primary: str | None = None
+        replicas: tuple[str, ...] = ()
         for (start, end), nodes in dict(slots).items():
             if int(start) <= slot <= int(end):
                 primary = _address(nodes["primary"])
