@@ -103,11 +103,11 @@ class SqsBackend(Backend):
         await self._conn.open()
         try:
             await self._check_dead_queue()
+            if self._limits_store is not None:
+                await self._limits_store.open()
         except BaseException:
             await self._conn.close()
             raise
-        if self._limits_store is not None:
-            await self._limits_store.open()
 
     async def _check_dead_queue(self) -> None:
         if not self.options.create and await self._conn.url(self._conn.names.dead) is None:
@@ -249,7 +249,17 @@ class SqsBackend(Backend):
         held = self._book.holds(lease.job_id, lease.token, self.clock.now())
         if held is None:
             return False
-        await self._conn.call("DeleteMessage", QueueUrl=held.queue_url, ReceiptHandle=held.receipt)
+        try:
+            await self._conn.call(
+                "DeleteMessage", QueueUrl=held.queue_url, ReceiptHandle=held.receipt
+            )
+        except BackendError as exc:
+            if error_code(exc) not in _LOST:
+                raise
+            # The message is gone or no longer ours (its queue purged, say): nothing to settle.
+            log.warning("job %s: SQS no longer knows its message (%s)", lease.job_id, exc)
+            self._book.drop(lease.token)
+            return False
         self._book.drop(lease.token)
         return True
 
