@@ -124,6 +124,7 @@ async def test_a_different_shard_count_is_refused(redis_cluster: RedisClusterSer
         ("shards=0", "shards='0' .* not a whole number from 1 to 64"),
         ("shards=many", "shards='many'"),
         ("shards=2&prefix=a{b}", "invalid prefix"),
+        ("shards=2&wait_replicas=1", "wait_replicas .* not supported on a Redis Cluster"),
     ],
 )
 def test_bad_cluster_options_are_one_clear_error(

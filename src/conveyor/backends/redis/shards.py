@@ -115,6 +115,14 @@ def parse_layout(url: str) -> Layout:
             f"{MAX_SHARDS}: give the number of stores to spread the queues over, usually the "
             "number of primaries (redis+cluster://host:7000/?shards=3)"
         )
+    if query.get("wait_replicas", "0").strip() not in ("", "0"):
+        # redis-py sends a cluster's WAIT to every node on connections of its own, so it
+        # would not wait for the write it follows: refused rather than promised falsely.
+        raise ConfigError(
+            f"wait_replicas in {redact_url_multi(url)!r} is not supported on a Redis Cluster "
+            "yet: remove it (a failover can lose the last writes a primary acknowledged, "
+            "as docs/redis.md says), or use redis+sentinel:// where it is"
+        )
     return Layout(url, prefix, int(text))
 
 
