@@ -5,7 +5,9 @@ is missing and fails when ``CI`` is set."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.integration.redis_server import RedisServer
@@ -13,7 +15,9 @@ from tests.integration.redis_server import RedisServer
 from conveyor.backends.redis.acl import acl_line
 
 from .sentinel_group import SentinelGroup
-from .tls_support import TlsServer, make_certificates
+
+if TYPE_CHECKING:
+    from .tls_support import TlsServer
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +42,9 @@ def sentinels(sentinel_group: SentinelGroup) -> SentinelGroup:
 @pytest.fixture(scope="session")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
     """A TLS-only redis-server with a throwaway CA, asking for client certificates."""
+    tls = _tls_support()
     base = tmp_path_factory.mktemp("tls")
-    server = TlsServer(base / "server", make_certificates(base / "certs"))
+    server = tls.TlsServer(base / "server", tls.make_certificates(base / "certs"))
     try:
         server.start()
         yield server
@@ -73,3 +78,16 @@ def acl_users() -> dict[str, str]:
         "nohset": acl_line("nohset", login="pw").replace(" +hset", ""),
         "noevalsha": acl_line("noevalsha", login="pw").replace(" +evalsha", ""),
     }
+
+
+def _tls_support() -> Any:
+    """The TLS helpers, which need the ``cryptography`` package (in the ``test`` extra):
+    skipped locally without it, a failure under CI."""
+    try:
+        from . import tls_support
+    except ImportError as exc:
+        message = f"the TLS tests need the cryptography package ({exc}): pip install -e .[test]"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return tls_support

@@ -4,6 +4,7 @@ a user missing one command gets an error naming it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -113,11 +114,15 @@ async def test_a_user_missing_a_command_gets_an_error_naming_it(
     @app.task(name="acl.noop")
     def noop() -> None: ...
 
+    messages = []
     try:
-        with pytest.raises(BackendError) as caught:
-            await noop.enqueue_async()
+        # From async code, and from sync code (a web request's enqueue)
+        for enqueue in (noop.enqueue_async, lambda: asyncio.to_thread(noop.enqueue)):
+            with pytest.raises(BackendError) as caught:
+                await enqueue()
+            messages.append(str(caught.value))
     finally:
         await app.aclose()
-    message = str(caught.value)
-    assert f"ACL user '{user}' run the command '{missing}'" in message
-    assert f"ACL SETUSER {user} +{missing}" in message and "\n" not in message
+    for message in messages:
+        assert f"ACL user '{user}' run the command '{missing}'" in message
+        assert f"ACL SETUSER {user} +{missing}" in message and "\n" not in message

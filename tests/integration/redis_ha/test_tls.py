@@ -5,6 +5,7 @@ refused with one clear line; bad TLS options are refused before connecting."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,7 +14,8 @@ from conveyor.backends import create_backend
 from conveyor.errors import BackendUnavailable, ConfigError
 from conveyor.job import Lease, Routing
 
-from .tls_support import TlsServer
+if TYPE_CHECKING:
+    from .tls_support import TlsServer
 
 
 async def test_the_store_runs_over_tls_with_a_client_certificate(tls_server: TlsServer) -> None:

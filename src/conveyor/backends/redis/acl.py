@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from redis.exceptions import RedisError
@@ -20,6 +20,7 @@ from conveyor.backends.redis.scripts import NAMES, script
 from conveyor.errors import BackendError
 
 if TYPE_CHECKING:
+    from redis import Redis
     from redis.asyncio import Redis as AsyncRedis
 
     from conveyor.backends.redis.urls import Target
@@ -115,12 +116,31 @@ async def explain_script_denial(
         raw = await client.evalsha(sha, 1, probe_key, *wanted)
     except RedisError:
         raw = None
+    return _script_denial(target, name, exc, raw)
+
+
+def explain_script_denial_sync(
+    client: Redis, target: Target, probe_key: str, name: str, exc: BaseException
+) -> BackendError:
+    """`explain_script_denial` on the sync client (``enqueue`` from sync code)."""
+    wanted = script_commands(name)
+    try:
+        sha = client.script_load(_CHECK)
+        raw = client.evalsha(sha, 1, probe_key, *wanted)
+    except RedisError:
+        raw = None
+    return _script_denial(target, name, exc, raw)
+
+
+def _script_denial(target: Target, name: str, exc: BaseException, raw: Any) -> BackendError:
+    """The error naming the commands in ``raw`` (the check script's reply), or every
+    command of the script when the check could not run."""
     denied = [c.decode() if isinstance(c, bytes) else str(c) for c in raw or ()]
     detail = f"the {name}.lua script needs it; Redis said: {str(exc).split(' script:')[0]}"
     if denied:
         return denial(target, denied, detail)
     return BackendError(
         f"Redis at {target.display} does not let the ACL user {user_of(target)!r} run one "
-        f"of the commands of the {name}.lua script ({', '.join(wanted)}). Grant them or "
-        "create the user with the ACL line in docs/redis.md."
+        f"of the commands of the {name}.lua script ({', '.join(script_commands(name))}). "
+        "Grant them or create the user with the ACL line in docs/redis.md."
     )

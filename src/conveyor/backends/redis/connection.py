@@ -159,9 +159,17 @@ class RedisConnection:
     def run_sync(self, name: str, keys: Sequence[str], *args: Any) -> Any:
         """`run` on the sync client."""
         with translated(self.target):
-            if self.target.wait_replicas and name in REPLICATED:
-                return run_replicated_sync(self, name, keys, args)
-            return run_sync(self.sync(), name, keys, [self.keys.base, self.now(), *args])
+            try:
+                if self.target.wait_replicas and name in REPLICATED:
+                    return run_replicated_sync(self, name, keys, args)
+                return run_sync(self.sync(), name, keys, [self.keys.base, self.now(), *args])
+            except ResponseError as exc:
+                if not acl.denied_in_script(exc):
+                    raise
+                probe = self.keys.base + "acl-probe"
+                raise acl.explain_script_denial_sync(
+                    self.sync(), self.target, probe, name, exc
+                ) from exc
 
     async def open(self) -> None:
         """Connect, load the scripts, and warn about settings that can lose jobs."""
