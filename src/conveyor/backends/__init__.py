@@ -182,7 +182,7 @@ def _menu() -> str:
     others = ", ".join(f"{s.scheme}:// ({s.distribution})" for s in plugged)
     return (
         "use one of memory://, sqlite:///path.db, redis://, rediss://, redis+sentinel://, "
-        "postgresql://, "
+        "redis+cluster://, postgresql://, "
         f"postgres://, sqs://REGION, or a plugged-in store: {others or 'none is installed'} "
         f"(stores plug in through the {GROUP!r} entry-point group; see docs/backends.md)"
     )
