@@ -273,3 +273,34 @@ async def test_status_shows_where_each_shard_is(
     done = await asyncio.to_thread(run, "status")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("topology: Redis Cluster shard") == 3, done.stdout
+
+
+def test_a_lease_token_names_its_shard_and_nothing_else_passes_for_one() -> None:
+    layout = parse_layout("redis+cluster://h:7000/?shards=3")
+
+    assert layout.split_token(layout.token(2, "abc.1")) == (2, "abc.1")
+    # No shard, a shard out of range, or one written another way: not this store's token.
+    for token in ("abc.1", "3:abc.1", "02:abc.1", "-1:abc", ":abc", "x:abc"):
+        assert layout.split_token(token) == (None, token)
+
+
+def test_a_claim_asks_only_the_shards_of_its_queues() -> None:
+    layout = parse_layout("redis+cluster://h:7000/?shards=3&prefix=p")
+    a, b = (
+        next(q for q in (f"q{i}" for i in range(99)) if layout.of_queue(q) == s) for s in (0, 2)
+    )
+
+    assert layout.for_routing(Routing(queues=(a,))) == (0,)
+    assert layout.for_routing(Routing(queues=(b, a))) == (0, 2)
+    assert layout.for_routing(Routing(queues=(a, "mail-*"))) == (0, 1, 2)
+    assert layout.for_routing(Routing()) == (0, 1, 2)
+    assert layout.for_routing(Routing(queues=())) == ()
+
+
+def test_shard_urls_keep_the_options_and_set_each_prefix() -> None:
+    layout = parse_layout("redis+cluster://u:pw@h1:7000,h2:7001/?shards=2&socket_timeout=9")
+
+    assert layout.prefix == "conveyor" and layout.tags[0].startswith("conveyor.0")
+    assert layout.meta_key == "{conveyor}:cluster"
+    for url, tag in zip(layout.urls, layout.tags, strict=True):
+        assert url == f"redis+cluster://u:pw@h1:7000,h2:7001/?socket_timeout=9&prefix={tag}"
