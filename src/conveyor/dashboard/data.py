@@ -74,6 +74,25 @@ async def overview(backend: Backend, clock: Clock) -> dict[str, Any]:
     }
 
 
+#: Diagnostics lines that describe where the store is (a Redis topology), not a problem.
+FACT_PREFIX = "topology: "
+
+
+async def store_health(backend: Backend) -> dict[str, list[str]]:
+    """The store's diagnostics (`Admin.diagnostics`, as ``conveyor status`` shows them),
+    split into ``topology`` (which servers: a Redis primary, its replicas, the Sentinel
+    service; addresses only) and ``warnings`` (settings that can lose jobs)."""
+    lines = await backend.admin.diagnostics()
+    return {
+        "topology": [line.removeprefix(FACT_PREFIX) for line in lines if _fact(line)],
+        "warnings": [line for line in lines if not _fact(line)],
+    }
+
+
+def _fact(line: str) -> bool:
+    return line.startswith(FACT_PREFIX)
+
+
 async def history(backend: Backend, clock: Clock, minutes: int) -> dict[str, Any]:
     """Per-minute succeeded and failed attempts over the last ``minutes``, gaps as zeros.
 

@@ -38,8 +38,10 @@ _WHOLE = re.compile(r"-?[0-9]+")
 
 async def overview(request: Request) -> Response:
     dash = dashboard(request)
-    view = await data.overview(await backend(request), dash.clock)
-    return render(request, "overview.html", {"page": "overview", "view": view})
+    store = await backend(request)
+    view = await data.overview(store, dash.clock)
+    health = await data.store_health(store)
+    return render(request, "overview.html", {"page": "overview", "view": view, "store": health})
 
 
 async def workers(request: Request) -> Response:
