@@ -220,6 +220,27 @@ def test_the_environment_wins_over_the_conveyor_dict(project: DjangoProject) -> 
     assert rows["worker_concurrency"]["source"] == "env WORKER_CONCURRENCY"
 
 
+def test_a_dict_without_a_store_keeps_the_apps_own_url(
+    project: DjangoProject,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    if project.kind != "sqlite":
+        pytest.skip("about settings.py, not the database")
+    # Given an app made with its own URL, and a CONVEYOR dict giving settings but no store
+    own = f"sqlite:///{tmp_path / 'own.db'}"
+    env = {
+        "SHOP_JOBS_URL": own,
+        "SHOP_CONVEYOR": json.dumps({"APP": "shop.jobs:app", "WORKER_CONCURRENCY": 2}),
+    }
+    seen = project.script(
+        "from shop.jobs import app\n"
+        "result = [app.url, app.settings.conveyor_url, app.settings.worker_concurrency]\n",
+        env=env,
+    )
+    # Then the dict's settings apply and the app keeps its store (not the default one)
+    assert seen == [own, own, 2]
+
+
 def test_a_wrong_conveyor_setting_is_reported_and_stops_commands(
     project: DjangoProject,  # noqa: F811
 ) -> None:

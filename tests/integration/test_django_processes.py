@@ -74,7 +74,8 @@ def served(sqlite_project: DjangoProject) -> Iterator[str]:  # noqa: F811
         [
             *(sys.executable, "-m", "uvicorn", "shop.asgi:application"),
             *("--host", "127.0.0.1", "--port", str(port)),
-            *("--lifespan", "off", "--log-level", "warning"),
+            # "on": the server's lifespan must be answered (Django alone refuses it)
+            *("--lifespan", "on", "--log-level", "warning"),
         ],
         cwd=PROJECT,
         env=sqlite_project.env,

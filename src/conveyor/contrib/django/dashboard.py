@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Router
 
+from conveyor.dashboard.views import local_path
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -77,7 +78,13 @@ def with_dashboard(
 
         conveyor = project_app()
     dashboard = create_dashboard(conveyor, authorize=DjangoLogin(permission), **options)
-    return Router(routes=[Mount("/" + path.strip("/"), app=dashboard)], default=application)
+    # The router answers the server's lifespan (Django's ASGI handler refuses one): at
+    # shutdown the dashboard's lifespan closes its store handle.
+    return Router(
+        routes=[Mount("/" + path.strip("/"), app=dashboard)],
+        default=application,
+        lifespan=dashboard.router.lifespan_context,
+    )
 
 
 class DjangoLogin:
@@ -91,7 +98,8 @@ class DjangoLogin:
         key = request.cookies.get(settings.SESSION_COOKIE_NAME)
         user = await _user(key) if key else None
         if user is None or not user.is_authenticated:
-            if request.method != "GET" or "/api/" in request.url.path:
+            # A page gets the login form; the API and actions (scripts, fetches) get 403.
+            if request.method != "GET" or local_path(request).startswith("/api/"):
                 return False
             return RedirectResponse(_login_url(request), status_code=302)
         return bool(self.permission(user))

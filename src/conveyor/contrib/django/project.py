@@ -96,8 +96,13 @@ def _configured(config: ProjectConfig) -> Conveyor:
             "object made by Conveyor(...)"
         )
     if config.values:
-        obj.settings = config.settings()
-        obj.url = obj.settings.conveyor_url
+        settings = config.settings()
+        if "conveyor_url" not in config.values:
+            # The dict names no store (no URL or DATABASE): the app keeps the one it was
+            # made with (``Conveyor(url)``, or CONVEYOR_URL), not the default.
+            settings = settings.model_copy(update={"conveyor_url": obj.url})
+        obj.settings = settings
+        obj.url = settings.conveyor_url
     if close_db_connections not in obj.middlewares.job:
         obj.middleware(close_db_connections)
     return obj

@@ -11,7 +11,8 @@ from shop.models import Note, Order
 
 from conveyor import Conveyor
 
-app = Conveyor()
+#: SHOP_JOBS_URL: a store named in code, as `Conveyor(url)` (none: CONVEYOR_URL or the dict).
+app = Conveyor(os.environ.get("SHOP_JOBS_URL"))
 
 
 @app.task(name="shop.receipt")
