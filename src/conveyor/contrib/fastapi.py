@@ -36,8 +36,13 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from starlette.requests import Request
-from starlette.routing import Mount
+try:
+    from starlette.requests import Request
+    from starlette.routing import Mount
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "conveyor.contrib.fastapi needs FastAPI or Starlette: pip install 'conveyor[fastapi]'"
+    ) from exc
 
 from conveyor.errors import ConfigError
 from conveyor.middleware import correlation_scope
