@@ -7,6 +7,8 @@ producer's own app is used as it is, arguments checked.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,15 @@ def test_a_name_only_task_cannot_be_called_and_a_bad_name_is_refused(app: Convey
     with pytest.raises(ConfigError, match="task name 'billing refund' is not valid"):
         app.enqueue("billing refund", 1)
     assert "billing.refund" not in app.tasks
+
+
+def test_name_only_tasks_go_with_their_app(tmp_path: Path) -> None:
+    # Given a producer app that enqueued by name, then was dropped
+    producer = Conveyor(f"sqlite:///{tmp_path / 'jobs.db'}")
+    producer.enqueue("billing.charge", 1)
+    producer.close()
+    gone = weakref.ref(producer)
+    del producer
+    gc.collect()
+    # Then nothing kept it alive (its name-only tasks are its own, not a module's)
+    assert gone() is None

@@ -93,6 +93,8 @@ class Conveyor:
         self.job_metrics = JobMetrics()
         #: Event listeners by event class (`listener`).
         self.listeners: dict[type[Event], list[Listener]] = {}
+        #: Tasks known here only by name (`task_by_name`), made once each.
+        self._name_only: dict[str, Task[..., Any]] = {}
         self._backend: Backend | None = None
         self._opened = False
         self.eager = False
@@ -395,7 +397,7 @@ class Conveyor:
 
         ``app.task_by_name("billing.charge").options(queue="billing", delay=60).enqueue(7)``
         """
-        return name_only_task(self, name)
+        return name_only_task(self, name, self._name_only)
 
     def enqueue(self, task: str, /, *args: Any, **kwargs: Any) -> JobHandle[Any]:
         """Enqueue a job for the task called ``task`` (from sync code), by name.

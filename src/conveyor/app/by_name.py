@@ -9,7 +9,6 @@ never believe it can run such a task.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import UnknownTask
@@ -20,20 +19,18 @@ from conveyor.task import Task
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
 
-#: Name-only tasks already made, per app: a producer enqueueing by name in a loop builds
-#: each one once.
-_made: weakref.WeakKeyDictionary[Conveyor, dict[str, Task[..., Any]]] = weakref.WeakKeyDictionary()
 
-
-def name_only_task(app: Conveyor, name: str) -> Task[..., Any]:
+def name_only_task(app: Conveyor, name: str, made: dict[str, Task[..., Any]]) -> Task[..., Any]:
     """The task registered as ``name`` on ``app``, else a name-only task of that name.
 
-    A name that is not a valid task name is a `ConfigError` (as for ``@app.task(name=)``).
+    ``made`` holds the name-only tasks already made for ``app`` (the app keeps it, so a
+    producer enqueueing by name in a loop builds each one once, and the tasks go with the
+    app). A name that is not a valid task name is a `ConfigError` (as for
+    ``@app.task(name=)``).
     """
     registered = app.tasks.get(name)
     if registered is not None:
         return registered
-    made = _made.setdefault(app, {})
     task = made.get(name)
     if task is None:
         task = Task(
