@@ -104,7 +104,7 @@ def make_api(jobs: Conveyor, **dashboard: Any) -> FastAPI:
         job = await enqueue(send_receipt.options(queue="receipts"), order_id)
         return {"job": job.id}
 
-    mount_dashboard(api, jobs, "/admin/jobs", **dashboard)
+    api.state.dashboard = mount_dashboard(api, jobs, "/admin/jobs", **dashboard)
     return api
 
 
@@ -137,7 +137,8 @@ def test_a_store_that_cannot_open_stops_the_start_up(tmp_path: Path) -> None:
 
 def test_the_dashboard_sits_behind_the_host_apps_login(tmp_path: Path) -> None:
     jobs = make_jobs(tmp_path / "jobs.db")
-    with serve(make_api(jobs, authorize=admins_only), follow_redirects=False) as client:
+    api = make_api(jobs, authorize=admins_only)
+    with serve(api, follow_redirects=False) as client:
         # Not logged in: the host app's login page, with the way back
         page = client.get("/admin/jobs/")
         assert page.status_code == 303
@@ -156,6 +157,10 @@ def test_the_dashboard_sits_behind_the_host_apps_login(tmp_path: Path) -> None:
         paused = client.post("/admin/jobs/api/queues/mail/pause", headers={"x-csrf-token": token})
         assert paused.status_code == 200, paused.text
         assert client.post("/admin/jobs/api/queues/mail/resume").status_code == 403
+        handle = api.state.dashboard.state.dashboard
+        assert handle._backend is not None  # opened by the first request
+    # The host app's shutdown closed the dashboard's own store handle
+    assert handle._backend is None
 
 
 def test_an_async_authorize_and_a_token_for_scripts(tmp_path: Path) -> None:
