@@ -117,10 +117,19 @@ def test_queue_in_order_and_once(cli: Run, tmp_path: Path) -> None:
     assert ran(tmp_path) == ["high", "low-0"]
 
 
+def test_enqueue_takes_a_numeric_priority(cli: Run) -> None:
+    # The larger runs first: -5 is low, 10 high (a negative number is a value, not a flag)
+    assert job(cli, enqueue(cli, "record", "later", priority="-5"))["priority"] == "low"
+    assert job(cli, enqueue(cli, "record", "first", priority="10"))["priority"] == "high"
+
+
 def test_queue_and_queues_together_are_refused(cli: Run) -> None:
     proc = cli("worker", "--app", "seedapp:app", "--queue", "a", "--queues", "b")
     assert proc.returncode == 2
     assert "give --queue (queues in order) or --queues" in proc.stderr
+    proc = cli("worker", "--app", "seedapp:app", "--once", "--max-jobs", "5")
+    assert proc.returncode == 2
+    assert "give --once (one job, then exit) or --max-jobs N, not both" in proc.stderr
 
 
 def test_tries_backoff_timeout_and_memory(cli: Run, tmp_path: Path) -> None:
@@ -197,3 +206,7 @@ def test_a_laravel_env_chooses_the_store(cli: Run, tmp_path: Path, env: dict[str
     assert proc.returncode == 2
     assert "QUEUE_CONNECTION='database'" in proc.stderr
     assert "DB_CONNECTION='mysql': Conveyor's database store is PostgreSQL" in proc.stderr
+    # While a store given on the command line wins over the .env's choice
+    enqueue(cli, "record", "on-the-flag's-store", url="sqlite:///flag.db")
+    ok(cli("worker", "--app", "seedapp:app", "--burst", "--url", "sqlite:///flag.db"))
+    assert ran(tmp_path) == ["from-laravel-env", "on-the-flag's-store"]

@@ -24,6 +24,7 @@ from conveyor.worker.backoff import retry_delay, worker_backoff
 
 SEED_VARIABLES = (
     "CONVEYOR_URL",
+    "QUEUE_CONNECTION",
     "REDIS_URL",
     "REDIS_HOST",
     "REDIS_PORT",
@@ -197,6 +198,25 @@ def test_conveyor_url_wins_and_a_different_queue_connection_is_reported(
         assert load_settings().conveyor_url == "memory://"
 
 
+def test_a_store_url_given_in_code_wins_over_a_queue_connection_it_cannot_map(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conveyor import Conveyor
+
+    # Given a Laravel .env whose queue connection Conveyor cannot follow
+    monkeypatch.setenv("QUEUE_CONNECTION", "database")
+    monkeypatch.setenv("DB_CONNECTION", "mysql")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        # Then the environment alone refuses to start...
+        with pytest.raises(ConfigError, match="DB_CONNECTION='mysql'"):
+            load_settings().raise_problems()
+        # ...but an app that names its store does not read QUEUE_CONNECTION at all
+        app = Conveyor("memory://")
+    app.settings.raise_problems()
+    assert (app.url, app.settings.problems()) == ("memory://", ())
+
+
 # -- LOG_DEPRECATIONS_CHANNEL ----------------------------------------------------------------
 @pytest.fixture
 def restore_warnings() -> Iterator[None]:
@@ -263,10 +283,10 @@ def test_what_is_not_a_priority_is_refused(value: object) -> None:
         Priority.parse(value)  # type: ignore[arg-type]
 
 
-def test_numeric_priorities_are_accepted_by_tasks_and_enqueue_options() -> None:
+def test_numeric_priorities_are_accepted_by_tasks_and_enqueue_options(tmp_path: Path) -> None:
     app = make_test_app()
 
-    @app.task(name="urgent", priority=10)  # type: ignore[arg-type]
+    @app.task(name="urgent", priority=10)
     def urgent() -> None: ...
 
     assert urgent.priority is Priority.HIGH
@@ -277,6 +297,9 @@ def test_numeric_priorities_are_accepted_by_tasks_and_enqueue_options() -> None:
         Priority.HIGH,
         Priority.NORMAL,
     )
+    # A pool's priorities too: a supervised worker gets them as names
+    pool = load_pools({"URGENT_WORKER_PRIORITIES": "10,-1"}, tmp_path).pool("urgent")
+    assert pool.worker_args()[-2:] == ["--priorities", "high,low"]
 
 
 # -- worker-wide backoff ---------------------------------------------------------------------

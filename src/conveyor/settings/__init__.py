@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, get_args
+from typing import Any, Self, get_args
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -255,6 +255,15 @@ class Settings(BaseSettings):
         variable, the value and what is accepted. Commands and workers call this at start."""
         if self._problems:
             raise ConfigError(explain(self._problems))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied. A store URL given here (``Conveyor(url)``,
+        ``--url``) replaces the one read from the environment, so a problem with that one
+        (``QUEUE_CONNECTION=database`` with ``DB_CONNECTION=mysql``) no longer stops a start."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update and "conveyor_url" in update:
+            copy._problems = tuple(p for p in self._problems if p.fields != ("conveyor_url",))
+        return copy
 
     def _fallback(self, fields: tuple[str, ...]) -> str:
         if not fields:
