@@ -18,7 +18,7 @@ from conveyor.cli.common import (
     handle_errors,
     split_list,
 )
-from conveyor.cli.loading import resolve_app, set_url
+from conveyor.cli.loading import resolve_app
 from conveyor.errors import ConfigError
 from conveyor.redaction import display_url
 
@@ -252,10 +252,11 @@ def worker(
         raise ConfigError(
             "give --queue (queues in order) or --queues (a filter, by priority), not both"
         )
+    if once and max_jobs is not None:
+        raise ConfigError("give --once (one job, then exit) or --max-jobs N, not both")
     if once:
         burst, max_jobs = True, 1
-    app = resolve_app(app_spec, None, need_app=True, create=True)
-    set_url(app, url)
+    app = resolve_app(app_spec, url, need_app=True, create=True)
     flags = {
         "worker_concurrency": concurrency,
         "worker_queues": split_list(queue if queue is not None else queues),
