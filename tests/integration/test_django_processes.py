@@ -65,7 +65,9 @@ def served(sqlite_project: DjangoProject) -> Iterator[str]:  # noqa: F811
     sqlite_project.script(
         "from django.contrib.auth.models import User\n"
         "User.objects.create_user('ada', password='ada-password', is_staff=True)\n"
-        "User.objects.create_user('bob', password='bob-password')\n"
+        "bob = User.objects.create_user('bob', password='bob-password')\n"
+        "from django.contrib.auth.models import Permission\n"
+        "bob.user_permissions.add(Permission.objects.get(codename='view_note'))\n"
         "from shop.jobs import settings_note\n"
         "settings_note.enqueue()\n"
     )
@@ -144,5 +146,22 @@ def test_the_dashboard_is_for_staff_only(served: str) -> None:
         assert paused.status_code == 200, paused.text
         assert ada.post("/admin/jobs/api/queues/default/resume").status_code == 403  # no token
         assert ada.post("/admin/jobs/api/queues/default/resume", headers=token).status_code == 200
+    finally:
+        ada.close()
+
+
+def test_a_permission_that_reads_the_database_decides(served: str) -> None:
+    # Given a mount for users with the shop.view_note permission (a database query)
+    bob = _login(served, "bob")
+    try:
+        # Then bob, who has it though not staff, sees it
+        assert bob.get("/ops/jobs/").status_code == 200
+    finally:
+        bob.close()
+    ada = _login(served, "ada")
+    try:
+        # and ada, staff without it, does not
+        assert ada.get("/ops/jobs/").status_code == 403
+        assert ada.get("/admin/jobs/").status_code == 200
     finally:
         ada.close()

@@ -96,18 +96,23 @@ class DjangoLogin:
     async def __call__(self, request: Request) -> bool | Response:
         """``True`` for a permitted user, ``False`` for another, a login redirect if none."""
         key = request.cookies.get(settings.SESSION_COOKIE_NAME)
-        user = await _user(key) if key else None
-        if user is None or not user.is_authenticated:
+        allowed = await _allowed(key, self.permission) if key else None
+        if allowed is None:
             # A page gets the login form; the API and actions (scripts, fetches) get 403.
             if request.method != "GET" or local_path(request).startswith("/api/"):
                 return False
             return RedirectResponse(_login_url(request), status_code=302)
-        return bool(self.permission(user))
+        return allowed
 
 
 @sync_to_async(thread_sensitive=True)
-def _user(session_key: str) -> Any:
-    """The user of a session, as Django's middleware finds it (in Django's own thread)."""
+def _allowed(session_key: str, permission: Permission) -> bool | None:
+    """Whether the session's user may see the dashboard (``None``: nobody logged in).
+
+    Run in Django's own thread, as a view: finding the user and ``permission(user)``
+    (``user.has_perm(...)``, ``user.groups...``) may query the database, which Django
+    refuses from async code.
+    """
     from django.contrib.auth import get_user
     from django.http import HttpRequest
 
@@ -117,7 +122,10 @@ def _user(session_key: str) -> Any:
     try:
         request = HttpRequest()
         request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-        return get_user(request)
+        user = get_user(request)
+        if not user.is_authenticated:
+            return None
+        return bool(permission(user))
     finally:
         close_old_connections()
 
