@@ -65,6 +65,7 @@ def resolve_mode(settings: Settings) -> ModePlan:
         return ModePlan("scheduler-only", Routing(), 0, True, tuple(ignored))
     if mode == "thin":
         ignore("WORKER_QUEUES", queues, "every queue is served")
+        ignore("WORKER_QUEUES_ORDERED", s.worker_queues_ordered, "every queue is served")
         ignore("WORKER_PRIORITIES", priorities, "every priority is served")
         ignore("WORKER_JOB_TYPES", tasks, "every task is served")
         concurrency = s.worker_concurrency if explicit_concurrency else THIN_CONCURRENCY

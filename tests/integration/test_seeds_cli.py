@@ -123,6 +123,14 @@ def test_enqueue_takes_a_numeric_priority(cli: Run) -> None:
     assert job(cli, enqueue(cli, "record", "first", priority="10"))["priority"] == "high"
 
 
+def test_queues_stays_a_filter_whatever_the_environment_says(cli: Run, tmp_path: Path) -> None:
+    enqueue(cli, "record", "low", queue="low")
+    enqueue(cli, "record", "high", queue="high")
+    extra = {"WORKER_QUEUES_ORDERED": "true"}
+    ok(cli("worker", "--app", "seedapp:app", "--queues", "high,low", "--once", extra_env=extra))
+    assert ran(tmp_path) == ["low"]
+
+
 def test_queue_and_queues_together_are_refused(cli: Run) -> None:
     proc = cli("worker", "--app", "seedapp:app", "--queue", "a", "--queues", "b")
     assert proc.returncode == 2

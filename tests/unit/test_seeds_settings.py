@@ -331,6 +331,16 @@ def test_a_wrong_backoff_is_refused_naming_the_variable(monkeypatch: pytest.Monk
         load_settings(strict=True)
 
 
+def test_a_thin_worker_says_it_ignores_the_queue_order() -> None:
+    from conveyor.modes import resolve_mode
+
+    settings = load_settings(worker_mode="thin", worker_queues="a,b", worker_queues_ordered=True)
+    assert (
+        "WORKER_QUEUES_ORDERED (every queue is served in WORKER_MODE=thin)"
+        in resolve_mode(settings).ignored
+    )
+
+
 # -- one pool's worker -----------------------------------------------------------------------
 def test_a_pools_worker_takes_the_pools_settings(tmp_path: Path) -> None:
     env = {"JOBS_WORKER_MAX_JOBS": "1", "JOBS_WORKER_QUEUES": "jobs", "MAIL_WORKER_TRIES": "3"}

@@ -260,7 +260,8 @@ def worker(
     flags = {
         "worker_concurrency": concurrency,
         "worker_queues": split_list(queue if queue is not None else queues),
-        "worker_queues_ordered": True if queue is not None else None,
+        # --queue is in order, --queues a filter, whatever WORKER_QUEUES_ORDERED or the pool say
+        "worker_queues_ordered": True if queue is not None else False if queues else None,
         "worker_priorities": split_list(priorities),
         "worker_job_types": split_list(job_types),
         "worker_max_jobs": max_jobs,
