@@ -84,6 +84,7 @@ def test_two_runs_at_once_fire_each_due_entry_once(tmp_path: Path, env: dict[str
     # Then each entry's tick was enqueued by exactly one of them
     entries = sorted(row["entry"] for rows in fired for row in rows)
     assert entries == ["also-every-minute", "every-minute"]
-    # And --work runs the due jobs, then exits
-    finish(start(tmp_path, env, "schedule", "run", "--app", "cronapp:app", "--work"))
-    assert sorted((tmp_path / "ran.txt").read_text().split()) == entries
+    # And --work runs the due jobs, then exits (here those of one task, by its short name)
+    only = {**env, "WORKER_JOB_TYPES": "every_minute"}
+    finish(start(tmp_path, only, "schedule", "run", "--app", "cronapp:app", "--work"))
+    assert (tmp_path / "ran.txt").read_text().split() == ["every-minute"]

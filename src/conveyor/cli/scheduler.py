@@ -221,8 +221,14 @@ def schedule_run(
 def _burst(app: Conveyor) -> int:
     """Run ``app``'s due jobs with a burst worker; its exit code."""
     from conveyor.cli.worker import setup_logging
+    from conveyor.cli.worker_setup import resolve_job_types
     from conveyor.worker import Worker
 
+    # Short task names (WORKER_JOB_TYPES=send_email) as `conveyor worker` reads them.
+    job_types = resolve_job_types(
+        app, app.settings.origin("worker_job_types").name or "WORKER_JOB_TYPES"
+    )
+    app.settings = app.settings.model_copy(update={"worker_job_types": job_types})
     setup_logging(app, None, None)
     worker = Worker(app, burst=True, handle_signals=True)
 
