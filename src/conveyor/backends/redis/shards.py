@@ -139,3 +139,22 @@ def shard_tag(prefix: str, shard: int, count: int) -> str:
 
 def _bucket(name: str, count: int) -> int:
     return zlib.crc32(name.encode("utf-8", "surrogatepass")) % count
+
+
+#: What a cluster store's ACL user needs beyond a one-server store's (`acl.acl_line`): the
+#: shard count (once), and what redis-py's cluster client runs to learn the cluster.
+CLUSTER_COMMANDS = ("hsetnx", "cluster|slots", "command")
+
+
+def acl_line(
+    user: str = "conveyor", prefix: str = DEFAULT_PREFIX, *, login: str = "PASSWORD"
+) -> str:
+    """``ACL SETUSER`` for a user that may run one ``redis+cluster://`` store and nothing
+    else: the one-server line, with the shards' key patterns and `CLUSTER_COMMANDS`. ACL
+    users are per node: run it on every node of the cluster."""
+    from conveyor.backends.redis import acl
+
+    line = acl.acl_line(user, prefix, login=login)
+    own = f"~{{{prefix}}}:*"
+    line = line.replace(own, f"{own} ~{{{prefix}.*}}:*")
+    return line + "".join(f" +{c}" for c in CLUSTER_COMMANDS)
