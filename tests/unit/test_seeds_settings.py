@@ -106,6 +106,11 @@ def test_database_connection_maps_pgsql_and_sqlite(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DB_CONNECTION", "sqlite")
     monkeypatch.setenv("DB_DATABASE", "/srv/shop/database.sqlite")
     assert settings_with(monkeypatch)[0] == "sqlite:////srv/shop/database.sqlite"
+    # An IPv6 host is written in brackets
+    monkeypatch.setenv("DB_CONNECTION", "pgsql")
+    monkeypatch.setenv("DB_HOST", "fd00::5")
+    monkeypatch.setenv("DB_DATABASE", "shop")
+    assert settings_with(monkeypatch)[0] == "postgresql://forge:secret@[fd00::5]:5432/shop"
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,9 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(10, ge=1, le=10_000, description="jobs run at once")
     worker_queues: CommaList = Field(None, description="queue names or glob patterns")
-    worker_priorities: PriorityList = Field(None, description="high, normal, low")
+    worker_priorities: PriorityList = Field(
+        None, description="high, normal, low, or numbers (above 0 high, 0 normal, below 0 low)"
+    )
     worker_job_types: CommaList = Field(None, description="task names")
     worker_max_jobs: int | None = Field(None, ge=1, description="exit after this many jobs")
     worker_memory_limit: Megabytes | None = Field(

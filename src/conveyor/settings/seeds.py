@@ -97,12 +97,17 @@ def _redis(layers: Layers) -> str:
     url = _get(layers, "REDIS_URL")
     if url:
         return url
-    host = _get(layers, "REDIS_HOST", "127.0.0.1")
+    host = _host(_get(layers, "REDIS_HOST", "127.0.0.1"))
     port = _get(layers, "REDIS_PORT", "6379")
     db = _get(layers, "REDIS_DB", "0")
     if not port.isdigit() or not db.isdigit():
         raise _Refused(f"REDIS_PORT={port!r} and REDIS_DB={db!r} must be whole numbers")
     return f"redis://{_credentials(layers, 'REDIS')}{host}:{port}/{db}"
+
+
+def _host(host: str) -> str:
+    """``host`` as a URL writes it: an IPv6 address in brackets (``REDIS_HOST=::1``)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _credentials(layers: Layers, prefix: str) -> str:
@@ -129,7 +134,7 @@ def _database(layers: Layers) -> str:
         )
     driver = _get(layers, "DB_CONNECTION", "sqlite").lower()
     if driver in _POSTGRES:
-        host = _get(layers, "DB_HOST", "127.0.0.1")
+        host = _host(_get(layers, "DB_HOST", "127.0.0.1"))
         port = _get(layers, "DB_PORT", "5432")
         database = quote(_get(layers, "DB_DATABASE", "laravel"), safe="")
         return f"postgresql://{_credentials(layers, 'DB')}{host}:{port}/{database}"
