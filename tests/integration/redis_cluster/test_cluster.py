@@ -304,3 +304,13 @@ def test_shard_urls_keep_the_options_and_set_each_prefix() -> None:
     assert layout.meta_key == "{conveyor}:cluster"
     for url, tag in zip(layout.urls, layout.tags, strict=True):
         assert url == f"redis+cluster://u:pw@h1:7000,h2:7001/?socket_timeout=9&prefix={tag}"
+
+
+def test_the_password_is_never_shown() -> None:
+    store = create_backend("redis+cluster://app:s3cr3t@h1:7000,h2:7001/?shards=2")
+
+    assert "s3cr3t" not in repr(store)
+    assert repr(store) == "ClusterBackend('redis+cluster://app:***@h1:7000,h2:7001/?shards=2')"
+    with pytest.raises(ConfigError) as caught:
+        create_backend("redis+cluster://app:s3cr3t@h1:7000/?shards=99")
+    assert "s3cr3t" not in str(caught.value) and "app:***@h1:7000" in str(caught.value)
