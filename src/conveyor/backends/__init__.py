@@ -38,6 +38,7 @@ BUILTIN: dict[str, str] = {
     "redis": "conveyor.backends.redis:RedisBackend",
     "rediss": "conveyor.backends.redis:RedisBackend",
     "redis+sentinel": "conveyor.backends.redis:RedisBackend",
+    "rediss+sentinel": "conveyor.backends.redis:RedisBackend",
     "redis+cluster": "conveyor.backends.redis.cluster:ClusterBackend",
     "postgresql": "conveyor.backends.postgres:PostgresBackend",
     "postgres": "conveyor.backends.postgres:PostgresBackend",
@@ -52,6 +53,7 @@ _DRIVERS = {
     "redis": ("redis-py", "redis"),
     "rediss": ("redis-py", "redis"),
     "redis+sentinel": ("redis-py", "redis"),
+    "rediss+sentinel": ("redis-py", "redis"),
     "redis+cluster": ("redis-py", "redis"),
     "postgresql": ("psycopg 3 and its pool", "postgres"),
     "postgres": ("psycopg 3 and its pool", "postgres"),
@@ -182,7 +184,7 @@ def _menu() -> str:
     others = ", ".join(f"{s.scheme}:// ({s.distribution})" for s in plugged)
     return (
         "use one of memory://, sqlite:///path.db, redis://, rediss://, redis+sentinel://, "
-        "redis+cluster://, postgresql://, "
+        "rediss+sentinel://, redis+cluster://, postgresql://, "
         f"postgres://, sqs://REGION, or a plugged-in store: {others or 'none is installed'} "
         f"(stores plug in through the {GROUP!r} entry-point group; see docs/backends.md)"
     )

@@ -1,7 +1,7 @@
 """Servers for the high-availability tests, each started once per test session and
 stopped by PID at its end: a Sentinel group (a primary, a replica, three sentinels), a TLS
-server with a throwaway CA, and a server with ACL users. Each skips locally when its tool
-is missing and fails when ``CI`` is set."""
+server with a throwaway CA, a TLS Sentinel group, and a server with ACL users. Each skips
+locally when its tool is missing and fails when ``CI`` is set."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from conveyor.backends.redis.acl import acl_line
 from .sentinel_group import SentinelGroup
 
 if TYPE_CHECKING:
+    from .tls_sentinel import TlsSentinelGroup
     from .tls_support import TlsServer
 
 
@@ -50,6 +51,23 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsSentinelGroup]:
+    """A TLS-only primary, replica and sentinel (``rediss+sentinel://``), in sync before
+    each use."""
+    _tls_support()
+    from .tls_sentinel import TlsSentinelGroup
+    from .tls_support import make_certificates
+
+    base = tmp_path_factory.mktemp("tls-sentinel")
+    group = TlsSentinelGroup(base, make_certificates(base / "certs"))
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()
 
 
 @pytest.fixture(scope="session")

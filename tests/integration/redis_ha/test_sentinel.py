@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from tests.acceptance.harness import Cluster, wait_for
 from tests.acceptance.ledger_app import WORK
+from tests.integration.redis_server import free_port
 
 from conveyor import Conveyor
 from conveyor.backends import create_backend
@@ -102,6 +103,19 @@ async def test_an_unknown_service_is_a_clear_error(sentinels: SentinelGroup) -> 
     message = str(caught.value)
     assert "no-such-service" in message and "check the service name" in message
     assert "\n" not in message
+
+
+async def test_unreachable_sentinels_are_one_short_line() -> None:
+    # Given sentinels that are not running (nothing listens on their ports)
+    ports = [free_port(), free_port()]
+    backend = create_backend(f"redis+sentinel://127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}/svc/0")
+    with pytest.raises(BackendUnavailable) as caught:
+        await backend.open()
+    await backend.close()
+    # Then the error names each sentinel's failure, without redis-py's client reprs
+    message = str(caught.value)
+    assert all(f"connecting to 127.0.0.1:{p}" in message for p in ports), message
+    assert "<redis." not in message and "\n" not in message and len(message) < 600
 
 
 async def test_wait_replicas_holds_with_a_replica_online(sentinels: SentinelGroup) -> None:

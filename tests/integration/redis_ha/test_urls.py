@@ -41,7 +41,7 @@ def test_the_database_defaults_to_zero() -> None:
         ("redis://h/0?wait_replicas=-1", "wait_replicas='-1'"),
         ("redis://h/0?wait_replicas=1&wait_timeout_ms=0", "wait_timeout_ms='0'"),
         ("redis://h/0?ssl_ca_certs=/etc/hostname", "needs TLS"),
-        ("redis+sentinel://h/s?ssl_ca_certs=/etc/hostname", "over TLS yet"),
+        ("redis+sentinel://h/s?ssl_ca_certs=/etc/hostname", "use rediss+sentinel://"),
         ("rediss://h/0?ssl_certfile=/no/such.pem", "ssl_certfile='/no/such.pem'"),
         ("redis://h/0?prefix={x}", "invalid prefix"),
     ],
@@ -62,3 +62,22 @@ def test_wait_options() -> None:
     target = parse_url("redis://h/0?wait_replicas=2")
     assert (target.wait_replicas, target.wait_timeout_ms) == (2, 1000)
     assert "wait_replicas" not in target.redis_url
+
+
+def test_a_tls_sentinel_url_gives_its_ssl_options_to_the_sentinels_and_the_servers() -> None:
+    target = parse_url(
+        "rediss+sentinel://s1:26379,s2/mymaster/0?ssl_ca_certs=/etc/hostname"
+        "&ssl_check_hostname=false&socket_timeout=2"
+    )
+    assert (target.kind, target.tls, target.service) == ("sentinel", True, "mymaster")
+    assert target.redis_url == (
+        "rediss://s1:26379/0?ssl_ca_certs=%2Fetc%2Fhostname&ssl_check_hostname=false"
+        "&socket_timeout=2"
+    )
+    assert target.ssl_options == (
+        ("ssl_ca_certs", "/etc/hostname"),
+        ("ssl_check_hostname", "false"),
+    )
+    with pytest.raises(ConfigError, match=r"ssl_keyfile='/no/key\.pem'"):
+        parse_url("rediss+sentinel://s1/mymaster?ssl_keyfile=/no/key.pem")
+    assert not parse_url("redis+sentinel://s1/mymaster").tls

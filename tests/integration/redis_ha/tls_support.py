@@ -2,13 +2,16 @@
 
 Certificates are made with the ``cryptography`` package (EC keys, valid for a day): a CA,
 a server certificate for ``localhost`` only (so connecting to 127.0.0.1 fails the hostname
-check), a client certificate, and a second, unrelated CA for the wrong-CA test.
+check), a client certificate, a second, unrelated CA for the wrong-CA test, and a ``node``
+certificate for ``localhost`` and ``127.0.0.1`` that the servers and sentinels of the TLS
+Sentinel group use both to serve and to reach each other (sentinels name servers by IP).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import ipaddress
 import subprocess
 import time
 from dataclasses import dataclass
@@ -32,6 +35,8 @@ class Certificates:
     server_key: Path
     client_cert: Path
     client_key: Path
+    node_cert: Path
+    node_key: Path
 
 
 @dataclass(frozen=True)
@@ -108,21 +113,36 @@ def make_certificates(directory: Path) -> Certificates:
     )
     client_use = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
     _leaf(directory, "client", ca, [(client_use, False)])
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    _leaf(directory, "node", ca, [(x509.SubjectAlternativeName(names), False)])
     d = directory
     return Certificates(
         d / "ca.pem", d / "other-ca.pem", d / "server.pem", d / "server.key",
-        d / "client.pem", d / "client.key",
+        d / "client.pem", d / "client.key", d / "node.pem", d / "node.key",
     )  # fmt: skip
 
 
 class TlsServer:
     """A redis-server listening on a TLS port only, asking clients for certificates."""
 
-    def __init__(self, directory: Path, certs: Certificates) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        certs: Certificates,
+        *args: str,
+        node: bool = False,
+        conf: Path | None = None,
+    ) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.certs = certs
         self.port = free_port()
+        #: Extra redis-server arguments (``--replicaof``, ``--sentinel``...).
+        self.args = list(args)
+        #: Serve the ``node`` certificate (localhost and 127.0.0.1) instead of ``server``.
+        self.node = node
+        #: A configuration file to start from (a sentinel's, which it rewrites).
+        self.conf = conf
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, host: str = "localhost", ca: Path | None = None) -> str:
@@ -134,23 +154,37 @@ class TlsServer:
             f"&ssl_certfile={c.client_cert}&ssl_keyfile={c.client_key}"
         )
 
+    def client(self) -> Redis:
+        """A TLS client of this server (or sentinel), for setting up and inspecting it."""
+        c = self.certs
+        return Redis(
+            host="127.0.0.1" if self.node else "localhost", port=self.port, ssl=True,
+            ssl_ca_certs=str(c.ca), ssl_certfile=str(c.client_cert),
+            ssl_keyfile=str(c.client_key), socket_timeout=3, decode_responses=True,
+        )  # fmt: skip
+
     def start(self) -> None:
         """Start the server and wait until a TLS client gets an answer."""
         c = self.certs
+        cert, key = (c.node_cert, c.node_key) if self.node else (c.server_cert, c.server_key)
+        sentinel = "--sentinel" in self.args
         self.proc = subprocess.Popen(
             [
-                redis_server_binary(), "--bind", "127.0.0.1", "--port", "0",
-                "--tls-port", str(self.port), "--tls-cert-file", str(c.server_cert),
-                "--tls-key-file", str(c.server_key), "--tls-ca-cert-file", str(c.ca),
-                "--tls-auth-clients", "yes", "--dir", str(self.dir), "--save", "",
-                "--appendonly", "yes", "--logfile", str(self.dir / "redis.log"),
+                redis_server_binary(), *([str(self.conf)] if self.conf else []),
+                "--bind", "127.0.0.1", "--port", "0",
+                "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                "--tls-key-file", str(key), "--tls-ca-cert-file", str(c.ca),
+                "--tls-auth-clients", "yes", "--dir", str(self.dir),
+                "--logfile", str(self.dir / "redis.log"),
+                *(() if sentinel else ("--save", "", "--appendonly", "yes")),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while True:
-            with contextlib.suppress(Exception), Redis.from_url(self.url()) as client:
+            with contextlib.suppress(Exception), self.client() as client:
                 if client.ping():
                     return
             if self.proc.poll() is not None or time.monotonic() > deadline:

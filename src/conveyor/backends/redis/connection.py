@@ -19,6 +19,7 @@ import secrets
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
+from urllib.parse import urlencode
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -305,6 +306,8 @@ def _server_kwargs(target: Target) -> dict[str, Any]:
     kwargs: dict[str, Any] = redis_parse_url(target.redis_url)  # type: ignore[no-untyped-call]
     kwargs.pop("host", None)
     kwargs.pop("port", None)
+    # rediss+sentinel://: the TLS connection class is chosen in `_sentinel_connections`.
+    kwargs.pop("connection_class", None)
     return {**_options(), **kwargs}
 
 
@@ -317,32 +320,52 @@ def _sentinel_kwargs(target: Target) -> dict[str, Any]:
         out["password"] = target.sentinel_password
     if target.sentinel_username:
         out["username"] = target.sentinel_username
+    if target.ssl_options:  # rediss+sentinel://: the sentinels speak TLS too
+        from redis.connection import parse_url as redis_parse_url
+
+        query = urlencode(target.ssl_options)
+        parsed = redis_parse_url(f"rediss://sentinel/0?{query}")  # type: ignore[no-untyped-call]
+        out.update({k: v for k, v in parsed.items() if k.startswith("ssl_")}, ssl=True)
+    elif target.tls:
+        out["ssl"] = True
     return out
 
 
 @functools.cache
-def _sentinel_connections() -> tuple[type[Any], type[Any]]:
-    """Connection classes (async, sync) that ask the sentinels again on every reconnect.
+def _sentinel_connections(tls: bool = False) -> tuple[type[Any], type[Any]]:
+    """Connection classes (async, sync) that ask the sentinels again on every reconnect
+    (over TLS with ``tls``).
 
     redis-py (8.2) reconnects a dropped connection inside ``send_packed_command``, to the
     address it had, bypassing the Sentinel-aware ``connect``: after a failover that demotes
     the old primary (it closes its clients) the retry reached the old primary again and
     met READONLY. These send through ``connect`` first, which asks the sentinels.
     """
-    from redis.asyncio.sentinel import SentinelManagedConnection as AsyncManaged
-    from redis.sentinel import SentinelManagedConnection as Managed
+    from redis import sentinel as sync_sentinel
+    from redis.asyncio import sentinel as async_sentinel
 
-    class AsyncConnection(AsyncManaged):
+    async_base: type[Any] = (
+        async_sentinel.SentinelManagedSSLConnection
+        if tls
+        else async_sentinel.SentinelManagedConnection
+    )
+    sync_base: type[Any] = (
+        sync_sentinel.SentinelManagedSSLConnection
+        if tls
+        else sync_sentinel.SentinelManagedConnection
+    )
+
+    class AsyncConnection(async_base):  # type: ignore[misc]
         async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
             if not self.is_connected:
-                await self.connect()  # type: ignore[no-untyped-call]
+                await self.connect()
             await super().send_packed_command(command, check_health)
 
-    class SyncConnection(Managed):
+    class SyncConnection(sync_base):  # type: ignore[misc]
         def send_packed_command(self, command: Any, check_health: bool = True) -> None:
             if not self._sock:
-                self.connect()  # type: ignore[no-untyped-call]
-            super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+                self.connect()
+            super().send_packed_command(command, check_health)
 
     return AsyncConnection, SyncConnection
 
@@ -384,7 +407,7 @@ def sentinel_async_client(target: Target) -> AsyncRedis:
     return manager.master_for(  # type: ignore[no-any-return]
         target.service,
         redis_class=_AsyncSentinelRedis,
-        connection_class=_sentinel_connections()[0],
+        connection_class=_sentinel_connections(target.tls)[0],
         retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
 
@@ -399,7 +422,7 @@ def sentinel_sync_client(target: Target) -> Redis:
     return manager.master_for(  # type: ignore[no-any-return]
         target.service,
         redis_class=_SentinelRedis,
-        connection_class=_sentinel_connections()[1],
+        connection_class=_sentinel_connections(target.tls)[1],
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
 
@@ -466,7 +489,10 @@ def _failover_or_access(target: Target, exc: RedisError) -> BackendError | None:
             "or the URL names a replica); retrying reaches the primary when the URL is a "
             "redis+sentinel:// one."
         )
-    if type(exc).__name__ in ("MasterNotFoundError", "SlaveNotFoundError"):
+    sentinel = type(exc).__name__ in ("MasterNotFoundError", "SlaveNotFoundError")
+    if sentinel:
+        text = _sentinel_reasons(text)
+    if sentinel and "CERTIFICATE_VERIFY_FAILED" not in text:
         return BackendUnavailable(
             f"no sentinel of {target.display} names a reachable primary for the service "
             f"{target.service!r} ({text or 'none answered'}): check the service name and that "
@@ -490,3 +516,16 @@ def _failover_or_access(target: Target, exc: RedisError) -> BackendError | None:
             "docs/redis.md."
         )
     return None
+
+
+def _sentinel_reasons(text: str) -> str:
+    """redis-py's "No master found" text without the sentinel clients' long reprs: the
+    service, then each sentinel's error (``No master found for 'x': Error 111 ...``)."""
+    head, *errors = text.split("> - ")
+    reasons = []
+    for error in errors:
+        one = error.split(", <redis.", 1)[0]
+        # "network:ConnectionError: the message" (or "ConnectionError('...'): ..."): the message
+        reasons.append(re.sub(r"^(?:\w+:)?\w+Error(?:\(.*?\))?: ", "", one, count=1))
+    head = head.split(" : ", 1)[0]
+    return f"{head}: {'; '.join(reasons)}" if reasons else head

@@ -4,6 +4,8 @@ reads itself.
 ``redis://[[user]:password@]host:6379/0``  one server (``rediss://`` for TLS)
 ``redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/DB]``
                                           the primary Sentinel names for SERVICE
+                                          (``rediss+sentinel://``: sentinels and servers
+                                          over TLS, the same ``ssl_*`` options for both)
 ``redis+cluster://[user:password@]host:port[,host:port...]/``
                                           a Redis Cluster, from any of its nodes
 
@@ -25,6 +27,9 @@ from conveyor.redaction import redact_url
 
 DEFAULT_PREFIX = "conveyor"
 SENTINEL_SCHEME = "redis+sentinel"
+#: Sentinel with TLS to the sentinels and to the servers they name.
+TLS_SENTINEL_SCHEME = "rediss+sentinel"
+SENTINEL_SCHEMES = (SENTINEL_SCHEME, TLS_SENTINEL_SCHEME)
 CLUSTER_SCHEME = "redis+cluster"
 DEFAULT_SENTINEL_PORT = 26379
 DEFAULT_PORT = 6379
@@ -63,19 +68,23 @@ class Target:
     #: Replicas that must confirm each enqueue (WAIT); 0: none asked.
     wait_replicas: int = 0
     wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
-    #: Whether the connections use TLS (``rediss://``).
+    #: Whether the connections use TLS (``rediss://``, ``rediss+sentinel://``).
     tls: bool = False
+    #: The ``ssl_*`` options of a TLS Sentinel URL, which its sentinels take too.
+    ssl_options: tuple[tuple[str, str], ...] = ()
 
 
 def parse_url(url: str) -> Target:
     """Read a ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://`` or
-    ``redis+cluster://`` URL; `ConfigError` naming what is wrong otherwise."""
+    ``rediss+sentinel://`` or ``redis+cluster://`` URL; `ConfigError` naming what is
+    wrong otherwise."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME):
+    if scheme not in ("redis", "rediss", "unix", *SENTINEL_SCHEMES, CLUSTER_SCHEME):
         raise ConfigError(
             f"not a Redis URL: {redact_url(url)!r} (use redis://host:6379/0, rediss://, "
-            "redis+sentinel://host:26379/SERVICE/0 or redis+cluster://host:7000/)"
+            "redis+sentinel://host:26379/SERVICE/0, rediss+sentinel:// or "
+            "redis+cluster://host:7000/)"
         )
     query = parse_qsl(parts.query, keep_blank_values=True)
     own = {k: v for k, v in query if k in OWN_OPTIONS}
@@ -85,7 +94,7 @@ def parse_url(url: str) -> Target:
         "prefix": _prefix(own.get("prefix", DEFAULT_PREFIX)),
         "wait_replicas": _count(url, own, "wait_replicas", 0, minimum=0),
         "wait_timeout_ms": _count(url, own, "wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS, minimum=1),
-        "tls": scheme == "rediss",
+        "tls": scheme in ("rediss", TLS_SENTINEL_SCHEME),
     }
     if scheme in ("redis", "rediss", "unix"):
         if "sentinel_password" in own or "sentinel_username" in own:
@@ -110,9 +119,9 @@ def _multi_host(
     after = url.split("://", 1)[1]
     netloc, path = _split_netloc(after)
     userinfo, at, hostlist = netloc.rpartition("@")
-    sentinel = scheme == SENTINEL_SCHEME
+    sentinel = scheme in SENTINEL_SCHEMES
     example = (
-        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0"
+        f"{scheme}://127.0.0.1:26379,127.0.0.1:26380/mymaster/0"
         if sentinel
         else "redis+cluster://127.0.0.1:7000,127.0.0.1:7001/"
     )
@@ -140,8 +149,15 @@ def _multi_host(
         )
     first_host, first_port = hosts[0]
     host = f"[{first_host}]" if ":" in first_host else first_host
+    tls = scheme == TLS_SENTINEL_SCHEME
     redis_url = urlunsplit(
-        ("redis", f"{userinfo}{at}{host}:{first_port}", f"/{db}", urlencode(rest), "")
+        (
+            "rediss" if tls else "redis",
+            f"{userinfo}{at}{host}:{first_port}",
+            f"/{db}",
+            urlencode(rest),
+            "",
+        )
     )
     return Target(
         redis_url,
@@ -151,6 +167,7 @@ def _multi_host(
         service=service,
         sentinel_username=own.get("sentinel_username") or None,
         sentinel_password=own.get("sentinel_password") or None,
+        ssl_options=tuple((k, v) for k, v in rest if k.startswith("ssl_")) if tls else (),
         **common,  # type: ignore[arg-type]
     )
 
@@ -222,10 +239,10 @@ def _check_tls_options(url: str, scheme: str, options: dict[str, str]) -> None:
             continue
         if scheme == SENTINEL_SCHEME:
             raise ConfigError(
-                f"{name} in {_shown(url)!r}: Conveyor does not reach Sentinel-managed servers "
-                "over TLS yet; use rediss:// to the primary, or Sentinel without TLS"
+                f"{name} in {_shown(url)!r} needs TLS: use "
+                f"rediss+sentinel://host:26379/SERVICE/0?{name}=..."
             )
-        if scheme != "rediss":
+        if scheme not in ("rediss", TLS_SENTINEL_SCHEME):
             raise ConfigError(
                 f"{name} in {_shown(url)!r} needs TLS: use rediss://host:6380/0?{name}=..."
             )
@@ -239,4 +256,5 @@ def _check_tls_options(url: str, scheme: str, options: dict[str, str]) -> None:
 
 def _shown(url: str) -> str:
     scheme = url.partition("://")[0].lower()
-    return redact_url_multi(url) if scheme in (SENTINEL_SCHEME, CLUSTER_SCHEME) else redact_url(url)
+    multi = (*SENTINEL_SCHEMES, CLUSTER_SCHEME)
+    return redact_url_multi(url) if scheme in multi else redact_url(url)
