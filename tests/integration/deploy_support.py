@@ -19,6 +19,7 @@ import pytest
 APP = '''
 """The deploy tests' app: each job appends "<n> <pid>" to $DEPLOY_LEDGER when it ends."""
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -28,21 +29,38 @@ app = Conveyor()
 
 
 @app.task(name="deploy.record", retries=0)
-def record(n: int, pause: float = 0.0) -> int:
-    if pause:
-        Path(os.environ["DEPLOY_LEDGER"] + f".started-{n}").touch()
-        time.sleep(pause)
-    with open(os.environ["DEPLOY_LEDGER"], "a") as ledger:
-        ledger.write(f"{n} {os.getpid()}\\n")
+def record(n: int, hold: float = 0.0) -> int:
+    """With ``hold``: write the worker's pid to $DEPLOY_LEDGER.started-<n>, then run until
+    $DEPLOY_LEDGER.go-<n> exists (at most ``hold`` seconds)."""
+    ledger = os.environ["DEPLOY_LEDGER"]
+    if hold:
+        Path(f"{ledger}.started-{n}").write_text(str(os.getpid()))
+        deadline = time.monotonic() + hold
+        while not Path(f"{ledger}.go-{n}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    with open(ledger, "a") as out:
+        out.write(f"{n} {os.getpid()}\\n")
     return n
+
+
+@app.task(name="deploy.spawn", retries=0)
+def spawn(n: int) -> None:
+    """A job with a child process of its own (a converter, a shell-out): its pid goes to
+    $DEPLOY_LEDGER.child-<n>."""
+    child = subprocess.Popen(["sleep", "120"])
+    Path(os.environ["DEPLOY_LEDGER"] + f".child-{n}").write_text(str(child.pid))
+    child.wait()
 '''
 
 ENQUEUE = """
 import sys
-from deploy_app import record
+from deploy_app import record, spawn
 for spec in sys.argv[1:]:
-    n, queue, pause = spec.split(":")
-    record.options(queue=queue).enqueue(int(n), float(pause))
+    n, queue, hold = spec.split(":")
+    if hold == "spawn":
+        spawn.options(queue=queue).enqueue(int(n))
+    else:
+        record.options(queue=queue).enqueue(int(n), float(hold))
 """
 
 
@@ -82,7 +100,8 @@ def make_app(workdir: Path) -> None:
 
 
 def enqueue(workdir: Path, env: Mapping[str, str], *specs: str) -> None:
-    """Enqueue ``n:queue:pause`` jobs through the app, in ``workdir``."""
+    """Enqueue ``n:queue:hold`` jobs through the app, in ``workdir`` (``n:queue:spawn``: a
+    job that starts a child process)."""
     subprocess.run(
         [sys.executable, "-c", ENQUEUE, *specs],
         cwd=workdir,

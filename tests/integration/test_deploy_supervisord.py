@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections import Counter
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +26,12 @@ pytestmark = pytest.mark.timeout(240)
 
 DOCS = Path(__file__).parents[2] / "docs" / "deployment.md"
 #: docs/deployment.md's rolling restart under supervisord, run here with `-c CONFIG`.
-ROLLING = "supervisorctl status 'conveyor:*' | awk '{print $1}' | xargs -n1 supervisorctl restart"
+ROLLING = (
+    "sudo supervisorctl status 'conveyor:*' | awk '{print $1}' "
+    "| xargs -n1 sudo supervisorctl restart"
+)
+#: Seconds the long job keeps running after its worker got SIGTERM in the rolling restart.
+HOLD = 5
 #: The app's directory, with characters supervisord and a shell would read as their syntax.
 ODD_DIR = "app 50%$off"
 POOLS = """
@@ -91,6 +96,15 @@ class Supervisord:
                 pid = re.search(r" RUNNING +pid (\d+),", line)
                 found[line.split()[0]] = int(pid.group(1)) if pid else 0
         return found
+
+    def state(self, name: str) -> str:
+        """``name``'s state as supervisorctl shows it (RUNNING, STOPPING...)."""
+        words = self.ctl("status", name).stdout.split()
+        return words[1] if len(words) > 1 else ""
+
+    def log(self) -> str:
+        """supervisord's own log."""
+        return (self.root / "supervisord.log").read_text()
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -160,8 +174,9 @@ def test_supervisord_runs_the_exported_pools(root: Path) -> None:
     finally:
         pids = [pid for pid in supervisord.pids().values() if pid]
         supervisord.stop()
-        for pid in pids:  # never leave a worker behind, even when the story failed
-            if alive(pid):
+        children = [int(f.read_text() or 0) for f in root.glob("ledger.txt.child-*")]
+        for pid in pids + children:  # never leave a process behind, even on a failure
+            if pid and alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -183,11 +198,15 @@ def _story(supervisord: Supervisord, workdir: Path, env: dict[str, str], path: P
     wait_for("50 jobs in the ledger", lambda: len(ledger(path)) >= 50)
     rows = ledger(path)
     assert sorted(n for n, _ in rows) == list(range(50))
-    # ... the recycling pool went through many processes without ever going FATAL ...
+    # ... the recycling pool went through many processes, each exit a clean one to
+    # supervisord (its exit code in exitcodes=, never a start that failed: no BACKOFF, no
+    # FATAL, at any moment) ...
     alpha_pids = {pid for n, pid in rows if n % 5 == 0}
     assert len(alpha_pids) >= 5
-    status = supervisord.ctl("status").stdout
-    assert "FATAL" not in status and "BACKOFF" not in status, status
+    log = supervisord.log()
+    assert "exit status 0; expected" in log
+    for bad in ("not expected", "BACKOFF", "FATAL"):
+        assert bad not in log, log
     # ... and the odd directory reached the workers intact.
     beta = supervisord.pids()["conveyor:conveyor-beta_00"]
     assert Path(f"/proc/{beta}/cwd").resolve() == workdir.resolve()
@@ -199,23 +218,53 @@ def _story(supervisord: Supervisord, workdir: Path, env: dict[str, str], path: P
         lambda: supervisord.pids()["conveyor:conveyor-beta_00"] not in (0, beta),
     )
 
-    # When a slow job runs during the documented rolling restart
+    _rolling_restart(supervisord, workdir, env, path)
+
+    # When the workers are stopped while a job waits on a child process of its own
+    enqueue(workdir, env, "200:beta:spawn")
+    child_file = Path(f"{path}.child-200")
+    wait_for("the job's child process", lambda: child_file.exists() and child_file.read_text())
+    child = int(child_file.read_text())
+    running = [pid for pid in supervisord.pids().values() if pid]
+    stopped = supervisord.ctl("stop", "conveyor:*")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    # Then no worker process is left, nor the job's child (the whole group got SIGTERM)
+    assert not [pid for pid in running if alive(pid)]
+    assert not alive(child)
+
+
+def _rolling_restart(
+    supervisord: Supervisord, workdir: Path, env: dict[str, str], path: Path
+) -> None:
+    # Given a long job running on one of the workers
     assert ROLLING in DOCS.read_text()
-    enqueue(workdir, env, "100:beta:3")
-    wait_for("the slow job to start", lambda: Path(f"{path}.started-100").exists())
+    enqueue(workdir, env, "100:beta:120")
+    started = Path(f"{path}.started-100")
+    wait_for("the long job to start", lambda: started.exists() and started.read_text())
+    runner = int(started.read_text())
     before = supervisord.pids()
+    [name] = [name for name, pid in before.items() if pid == runner]
+    # When the documented rolling restart runs
     ctl = f"{shlex.quote(supervisord.ctl_binary)} -c {shlex.quote(str(supervisord.conf))}"
-    rolling = ROLLING.replace("supervisorctl", ctl)
-    subprocess.run(["bash", "-c", rolling], check=True, timeout=180, capture_output=True)
-    # Then it was not cut off: it finished, once, and every worker is a new process
-    assert Counter(n for n, _ in ledger(path))[100] == 1
+    rolling = ROLLING.replace("sudo supervisorctl", ctl)
+    with subprocess.Popen(["bash", "-c", rolling], stdout=subprocess.PIPE) as roll:
+        try:
+            # Then the job's worker, asked to stop, keeps running it: a deploy in the middle
+            # of a long job (HOLD seconds here) neither kills nor repeats it
+            wait_for(f"{name} to be stopping", lambda: supervisord.state(name) == "STOPPING", 150)
+            time.sleep(HOLD)
+            assert alive(runner) and supervisord.state(name) == "STOPPING"
+            Path(f"{path}.go-100").touch()
+            output = roll.communicate(timeout=180)[0].decode()
+        finally:
+            Path(f"{path}.go-100").touch()
+            if roll.poll() is None:
+                roll.kill()
+        assert roll.returncode == 0, output
+    assert [pid for n, pid in ledger(path) if n == 100] == [runner]
+    # ... and every worker is a new process
     after = supervisord.pids()
     assert all(after[name] != pid for name, pid in before.items()), (before, after)
-
-    # When the workers are stopped, no worker process is left
-    running = [pid for pid in supervisord.pids().values() if pid]
-    supervisord.ctl("stop", "conveyor:*")
-    assert not [pid for pid in running if alive(pid)]
 
 
 def test_supervisord_refuses_the_file_without_conveyor_url(root: Path) -> None:
@@ -240,3 +289,39 @@ def test_supervisord_refuses_the_file_without_conveyor_url(root: Path) -> None:
     assert run.returncode != 0
     assert "ENV_CONVEYOR_URL" in run.stdout + run.stderr
     assert not (workdir / "conveyor.db").exists()
+
+
+def test_install_takes_back_a_file_supervisord_cannot_use(root: Path) -> None:
+    # Given a running supervisord, without CONVEYOR_URL, that runs another program
+    workdir = root / "app"
+    make_app(workdir)
+    (workdir / "conveyor.toml").write_text(POOLS)
+    env = _env(root)
+    supervisord = Supervisord(root, env)
+    (root / "conf.d" / "other.conf").write_text("[program:other]\ncommand=sleep 300\n")
+    supervisord.start()
+    try:
+        wait_for("the other program", lambda: supervisord.state("other") == "RUNNING", 30)
+        ctl = ("--ctl-config", str(supervisord.conf))
+        # When --install puts the file there
+        done = _export(workdir, env, "--install", "--conf-dir", str(root / "conf.d"), *ctl)
+        # Then it fails in one line saying why and what to do, and the file is gone again,
+        # so supervisord still rereads and runs everything else
+        assert done.returncode == 2, done.stdout + done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert "supervisord has no CONVEYOR_URL in its environment" in line
+        assert "EnvironmentFile=/etc/conveyor/conveyor.env" in line
+        assert not (root / "conf.d" / "conveyor.conf").exists()
+        reread = supervisord.ctl("reread")
+        assert reread.returncode == 0, reread.stdout + reread.stderr
+        assert supervisord.state("other") == "RUNNING"
+        # When --conf-dir names a directory supervisord does not include
+        elsewhere = root / "elsewhere"
+        elsewhere.mkdir()
+        done = _export(workdir, env, "--install", "--conf-dir", str(elsewhere), *ctl)
+        # Then the export says so (that file is not read), and takes it back
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "supervisord does not include" in done.stderr
+        assert not (elsewhere / "conveyor.conf").exists()
+    finally:
+        supervisord.stop()

@@ -140,6 +140,49 @@ def test_systemctl_enable_covers_the_target_and_its_instances(
     assert state.stdout.split() == ["enabled"] * len(wanted), state.stdout + state.stderr
 
 
+def test_a_systemd_worker_without_conveyor_url_exits_naming_the_env_file(
+    workdir: Path, tmp_path: Path
+) -> None:
+    # Given the unit of pool jobs, and an environment file that lacks CONVEYOR_URL
+    env_file = tmp_path / "conveyor.env"
+    env_file.write_text("WORKER_CONCURRENCY=2\n")
+    files = _export(
+        workdir,
+        "systemd",
+        "jobs",
+        "--venv",
+        sys.prefix,
+        "--workdir",
+        str(workdir),
+        "--user",
+        _account(),
+        "--env-file",
+        str(env_file),
+    )
+    [unit] = [text for name, text in files.items() if name.endswith("@.service")]
+    lines = [line for line in unit.splitlines() if not line.startswith("#")]
+    # When systemd would start it: Environment= first, the file's values over them
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    for line in lines:
+        if line.startswith("Environment="):
+            pairs = shlex.split(line.removeprefix("Environment=").replace("%%", "%"))
+            env |= dict(pair.split("=", 1) for pair in pairs)
+    assert [ln for ln in lines if ln.startswith("EnvironmentFile=")] == [
+        f"EnvironmentFile={env_file}"
+    ]
+    env |= dict(ln.split("=", 1) for ln in env_file.read_text().splitlines())
+    [exec_start] = [ln.removeprefix("ExecStart=") for ln in lines if ln.startswith("ExecStart=")]
+    argv = shlex.split(exec_start.replace("%%", "%").replace("$$", "$"))
+    done = subprocess.run(
+        argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    # Then the worker refuses to start, naming the file to fix, instead of serving a new
+    # conveyor.db in its working directory
+    assert done.returncode == 2, done.stderr
+    assert f"put CONVEYOR_URL=... in {env_file}" in done.stderr
+    assert not (workdir / "conveyor.db").exists()
+
+
 # -- Kubernetes -------------------------------------------------------------------------------
 def test_kubernetes_validate_strict_on_every_version(workdir: Path, tmp_path: Path) -> None:
     validate = tool("kubernetes-validate", "pip install kubernetes-validate: the test extra")

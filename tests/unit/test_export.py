@@ -308,8 +308,13 @@ def test_install_on_macos_uses_homebrew(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_install_plan() -> None:
-    steps = plan("x", conf_dir=None, ctl_config=Path("/c.conf"), log_dir="/var/log/c", user="app")
-    assert steps.describe()[0] == "mkdir -p /var/log/c && chown app /var/log/c"
+    steps = plan(
+        "x", conf_dir=Path("/etc/s"), ctl_config=Path("/c.conf"), log_dir="/var/log/c", user="app"
+    )
+    assert steps.describe()[:2] == [
+        "mkdir -p /var/log/c && chown app /var/log/c",
+        "write /etc/s/conveyor.conf",
+    ]
     assert steps.describe()[-4:] == [
         "supervisorctl -c /c.conf reread",
         "supervisorctl -c /c.conf update conveyor",
@@ -350,3 +355,60 @@ def test_the_default_user_is_the_owner_of_the_app_never_root(tmp_path: Path) -> 
         # a directory owned by another account names that account
         os.chown(tmp_path, pwd.getpwnam("daemon").pw_uid, -1)
         assert _user(None, str(tmp_path)) == "daemon"
+
+
+@pytest.mark.parametrize(
+    ("files", "name"),
+    [
+        ("conf.d/*.conf", "conveyor.conf"),
+        ("conf.d/*.ini", "conveyor.ini"),
+        ("/elsewhere/*.ini conf.d/*.ini", "conveyor.ini"),
+        ("other/*.ini", "conveyor.conf"),  # not included at all: --install then says so
+    ],
+)
+def test_install_names_the_file_as_supervisords_include_takes_it(
+    tmp_path: Path, files: str, name: str
+) -> None:
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(f"[supervisord]\nlogfile=%(here)s/x.log\n[include]\nfiles = {files}\n")
+    steps = plan("x", conf_dir=tmp_path / "conf.d", ctl_config=conf, log_dir=None, user=None)
+    assert steps.path == tmp_path / "conf.d" / name
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from conveyor.cli import app as cli_app
+
+    result = CliRunner().invoke(cli_app, ["export", *args, "--app", "shop.jobs:app"])
+    return result.exit_code, " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("supervisord", "--dry-run"), "--dry-run only with --install"),
+        (("supervisord", "--conf-dir", "/x"), "--conf-dir only with --install"),
+        (("kubernetes", "--user", "shop"), "Kubernetes takes a numeric UID"),
+        (("systemd", "--install"), "--install is for supervisord"),
+    ],
+)
+def test_export_refuses_flags_it_would_ignore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = _cli(*args)
+    assert code == 2, output
+    assert message in output
+
+
+def test_an_unwritable_out_dir_is_one_line_about_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, output = _cli("supervisord", "--user", "app", "--out", str(blocker / "d"))
+    assert code == 2, output
+    assert f"--out {blocker / 'd'}: cannot write" in output
+    assert "backend" not in output

@@ -122,6 +122,20 @@ def export(
         )
     if install and kind != "supervisord":
         raise ConfigError(f"--install is for supervisord; see docs/deployment.md for {kind}")
+    given = [
+        n
+        for n, v in (("--dry-run", dry_run), ("--conf-dir", conf_dir), ("--ctl-config", ctl_config))
+        if v
+    ]
+    if given and not install:
+        raise ConfigError(
+            f"{' and '.join(given)} only with --install: add --install, or leave "
+            + ("them out" if len(given) > 1 else "it out")
+        )
+    if kind == "kubernetes" and user is not None and not user.isdigit():
+        raise ConfigError(
+            f"--user {user!r}: Kubernetes takes a numeric UID (runAsUser), e.g. --user 1000"
+        )
     local = kind in ("supervisord", "systemd")
     target = Target(
         app=app_spec,
@@ -208,9 +222,17 @@ def _install(
 
 def _write(kind: str, files: dict[str, str], out_dir: Path | None, *, as_json: bool) -> None:
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (out_dir / name).write_text(text)
+        from conveyor.errors import ConfigError
+
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for name, text in files.items():
+                (out_dir / name).write_text(text)
+        except OSError as exc:
+            raise ConfigError(
+                f"--out {out_dir}: cannot write {exc.filename or out_dir}: {exc.strerror}; "
+                "choose a directory you can write to"
+            ) from None
     if as_json:
         where = {name: None if out_dir is None else str(out_dir / name) for name in files}
         listed = [{"name": n, "path": where[n], "text": t} for n, t in files.items()]
