@@ -37,6 +37,9 @@ async def test_an_enqueue_no_replica_confirmed_fails_clearly(lonely: RedisServer
             assert "only 0 of wait_replicas=1 replicas confirmed it within 50 ms" in message
             assert "enqueueing the same job id again is safe" in message
         backend = await app.open()
+        # Pausing a queue must survive a failover too
+        with pytest.raises(BackendUnavailable, match="applied the pause but only 0 of"):
+            await backend.admin.pause_queue("default")
         warnings = await backend.admin.diagnostics()
         assert any("wait_replicas=1 but the primary has 0 replica(s) online" in w for w in warnings)
     finally:

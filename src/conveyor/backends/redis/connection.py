@@ -295,7 +295,7 @@ def persistence_warnings(config: dict[str, str]) -> list[str]:
 #: Scripts whose changes must survive a failover: with ``?wait_replicas=N`` each call is
 #: followed by WAIT on the same connection. Completions and failures are not waited for:
 #: one lost in a failover makes its job run again, as at-least-once allows.
-REPLICATED = frozenset({"enqueue", "tick", "retry_dead", "cancel"})
+REPLICATED = frozenset({"enqueue", "tick", "retry_dead", "cancel", "pause"})
 
 
 def _server_kwargs(target: Target) -> dict[str, Any]:
