@@ -129,7 +129,11 @@ def worker(
         ),
     ] = None,
     priorities: Annotated[
-        str | None, typer.Option(help="Comma-separated priorities to serve, e.g. high,normal.")
+        str | None,
+        typer.Option(
+            help="Comma-separated priorities to serve, e.g. high,normal (numbers too: above 0 "
+            "is high, 0 normal, below 0 low)."
+        ),
     ] = None,
     job_types: Annotated[
         str | None, typer.Option(help="Comma-separated task names to run (default: all).")
