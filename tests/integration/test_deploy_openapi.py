@@ -84,28 +84,52 @@ async def _seed(url: str) -> tuple[Any, dict[str, str]]:
 
 async def _check_every_get(url: str) -> None:
     app, ids = await _seed(url)
+    try:
+        await _check_with_a_token(app, ids)
+        await _check_without_credentials_configured(app, ids)
+    finally:
+        await app.aclose()
+
+
+def _gets() -> list[tuple[str, dict[str, Any]]]:
     doc = document(OPERATIONS)
-    components = _closed(doc["components"])
+    return [(op.path, doc["paths"][op.path]["get"]) for op in OPERATIONS if op.method == "GET"]
+
+
+_COMPONENTS = _closed(document(OPERATIONS)["components"])
+
+
+async def _check_with_a_token(app: Any, ids: dict[str, str]) -> None:
     dashboard = create_dashboard(app, token=TOKEN)
     try:
         async with client_for(dashboard) as client:
-            for op in OPERATIONS:
-                if op.method != "GET":
-                    continue
-                entry = doc["paths"][op.path]["get"]
+            for template, entry in _gets():
                 for job in (ids["ready"], ids["dead"]):
-                    path = op.path.replace("{job_id}", job)
+                    path = template.replace("{job_id}", job)
                     # Without the token: 401, answered with the declared Error schema
                     refused = await client.get(path)
                     assert refused.status_code == 401, path
-                    _matches(refused.json(), entry["responses"]["401"], components, path)
+                    _matches(refused.json(), entry["responses"]["401"], _COMPONENTS, path)
                     # With it: 200, and the answer matches the declared schema exactly
                     answer = await client.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
                     assert answer.status_code == 200, (path, answer.text)
-                    _matches(answer.json(), entry["responses"]["200"], components, path)
+                    _matches(answer.json(), entry["responses"]["200"], _COMPONENTS, path)
     finally:
         await dashboard.state.dashboard.close()
-        await app.aclose()
+
+
+async def _check_without_credentials_configured(app: Any, ids: dict[str, str]) -> None:
+    # Without a token or password (loopback only), the same answers without credentials
+    dashboard = create_dashboard(app)
+    try:
+        async with client_for(dashboard) as client:
+            for template, entry in _gets():
+                path = template.replace("{job_id}", ids["dead"])
+                answer = await client.get(path)
+                assert answer.status_code == 200, (path, answer.text)
+                _matches(answer.json(), entry["responses"]["200"], _COMPONENTS, path)
+    finally:
+        await dashboard.state.dashboard.close()
 
 
 def _matches(body: Any, response: dict[str, Any], components: Any, path: str) -> None:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from conveyor.settings import Settings
 from conveyor.supervisor.config import Pool
 from conveyor.supervisor.emit import dump_all
 from conveyor.supervisor.target import Target, command, stop_seconds, unit_name
 
 #: Jobs each process runs at once when the pool does not say (WORKER_CONCURRENCY's default).
-DEFAULT_CONCURRENCY = 10
+DEFAULT_CONCURRENCY: int = Settings.model_fields["worker_concurrency"].default
 
 
 def _labels(pool: Pool) -> dict[str, str]:
