@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -132,6 +133,18 @@ async def test_wait_replicas_holds_with_a_replica_online(sentinels: SentinelGrou
         with replica.client() as c:
             assert c.exists(f"{{ha-wait}}:job:{handle.id}")
             assert c.exists(f"{{ha-wait}}:job:{sync_handle.id}")
+        # And while that replica cannot confirm (stopped), an enqueue is refused
+        assert replica.proc is not None
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            quick = Conveyor(sentinels.url("prefix=ha-wait&wait_replicas=1&wait_timeout_ms=300"))
+            try:
+                with pytest.raises(BackendUnavailable, match="only 0 of wait_replicas=1"):
+                    await quick.enqueue_async("ha.noop")
+            finally:
+                await quick.aclose()
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
     finally:
         await app.aclose()
 
