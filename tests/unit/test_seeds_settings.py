@@ -155,6 +155,22 @@ def test_sqs_connection_takes_the_region_and_the_queue_names_prefix(
     assert (url, problems) == ("sqs://eu-west-1?prefix=shop-prod-", ())
 
 
+def test_sqs_queue_urls_give_their_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Laravel takes a queue's URL as well as its name
+    account = "https://sqs.eu-west-1.amazonaws.com/123456789012"
+    url, problems = settings_with(
+        monkeypatch,
+        QUEUE_CONNECTION="sqs",
+        AWS_DEFAULT_REGION="eu-west-1",
+        SQS_QUEUE_JOBS=f"{account}/shop-jobs",
+        SQS_QUEUE_MAIL=f"{account}/shop-mail",
+    )
+    assert (url, problems) == ("sqs://eu-west-1?prefix=shop-", ())
+    # A common start no SQS queue name can have is refused, naming the variables
+    _, [problem] = settings_with(monkeypatch, SQS_QUEUE_JOBS="a.b-jobs", SQS_QUEUE_MAIL="a.b-mail")
+    assert "SQS_QUEUE_JOBS, SQS_QUEUE_MAIL: the common start 'a.b-'" in problem
+
+
 def test_sqs_queue_names_are_the_sqs_stores_names(monkeypatch: pytest.MonkeyPatch) -> None:
     from conveyor.backends.sqs.naming import Names
     from conveyor.backends.sqs.options import parse_url

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 _SQS_QUEUE = re.compile(r"^SQS_QUEUE(?:_([A-Z][A-Z0-9_]*))?$")
 #: The seed's SQS_PREFIX: ``https://sqs.<region>.amazonaws.com/<account id>``.
 _AWS_SQS_HOST = re.compile(r"^sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+#: What may start an SQS queue name (Conveyor's SQS store adds the queue's own name).
+_SQS_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,40}")
 _POSTGRES = frozenset({"pgsql", "postgres", "postgresql"})
 _NULL = frozenset({"", "null", "none"})
 
@@ -189,6 +191,9 @@ def sqs_queues(layers: Layers) -> dict[str, tuple[str, str]]:
         value = _get(layers, name)
         if value:
             queue = (match.group(1) or "default").lower().replace("_", "-")
+            # Laravel also takes the queue's URL (https://sqs.<region>.../<account>/<name>).
+            if urlsplit(value).scheme in ("http", "https"):
+                value = urlsplit(value).path.rstrip("/").rpartition("/")[2]
             found[queue] = (name, value)
     return found
 
@@ -228,7 +233,14 @@ def sqs_name_prefix(layers: Layers) -> tuple[str, bool] | None:
             f"the SQS queue variables use different prefixes ({shown}): one store has one "
             "prefix; use one, or run one store (CONVEYOR_URL) per prefix"
         )
-    return next(iter(prefixes)), fifos == {True}
+    prefix, variables = next(iter(prefixes.items()))
+    if not _SQS_PREFIX.fullmatch(prefix):
+        raise _Refused(
+            f"{', '.join(variables)}: the common start {prefix!r} of the SQS queue names "
+            "cannot start an SQS queue name (at most 40 letters, digits, '-' and '_'); "
+            "rename the SQS queues"
+        )
+    return prefix, fifos == {True}
 
 
 def unused_sqs_notice(layers: Layers) -> str | None:
