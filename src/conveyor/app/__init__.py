@@ -97,6 +97,8 @@ class Conveyor:
         self._name_only: dict[str, Task[..., Any]] = {}
         self._backend: Backend | None = None
         self._opened = False
+        #: The open in progress, shared by every caller that arrives meanwhile.
+        self._opening: asyncio.Task[None] | None = None
         self.eager = False
         #: What runs jobs while `eager` is true (`EagerRunner`; `conveyor.testing` sets it).
         self.eager_runner: EagerRunner | None = None
@@ -330,11 +332,25 @@ class Conveyor:
         return self._backend
 
     async def open(self) -> Backend:
-        """Open the backend once (connect, check the schema) and return it."""
+        """Open the backend once (connect, check the schema) and return it.
+
+        Callers arriving while an open is under way (a hundred coroutines enqueueing at
+        start-up) wait for that one; a failed open is tried again by the next call, and a
+        caller cancelled while waiting does not cancel the open for the others.
+        """
         backend = self.backend
-        if not self._opened:
-            await backend.open()
-            self._opened = True
+        if self._opened:
+            return backend
+        loop = asyncio.get_running_loop()
+        opening = self._opening
+        if opening is None or opening.get_loop() is not loop:
+            opening = self._opening = loop.create_task(backend.open())
+        try:
+            await asyncio.shield(opening)
+        finally:
+            if opening.done() and self._opening is opening:
+                self._opening = None
+        self._opened = True
         return backend
 
     async def aclose(self) -> None:
@@ -343,6 +359,7 @@ class Conveyor:
             await self._backend.close()
         self._backend = None
         self._opened = False
+        self._opening = None
 
     def close(self) -> None:
         """`aclose` for sync code."""
