@@ -211,8 +211,9 @@ _NO_URL = "has no CONVEYOR_URL in its environment, so it refused"
 #: What to do when supervisord refused (``reread``) or ignored (``update``) the file.
 _FIX = {
     _NO_URL: (
-        "give it one (systemctl edit supervisor: [Service] EnvironmentFile=/etc/conveyor/"
-        "conveyor.env, then restart supervisor; see docs/deployment.md) and install again"
+        "give it one (systemctl edit supervisor, or supervisord on RHEL: [Service] "
+        "EnvironmentFile=/etc/conveyor/conveyor.env, then restart it; see docs/deployment.md) "
+        "and install again"
     ),
     "refused": "fix what `supervisorctl reread` printed above and install again",
     "does not include": (
