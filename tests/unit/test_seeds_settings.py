@@ -362,6 +362,32 @@ def test_a_thin_worker_says_it_ignores_the_queue_order() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (
+            {"WORKER_ERROR_BACKOFF": "30"},
+            "WORKER_ERROR_BACKOFF=30 is above WORKER_ERROR_BACKOFF_MAX=10",
+        ),
+        ({"WORKER_BACKOFF_MAX": "0.5"}, "WORKER_BACKOFF_BASE=1 is above WORKER_BACKOFF_MAX=0.5"),
+    ],
+)
+def test_a_first_wait_above_its_cap_is_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    # A first wait the cap would silently cut: both fall back to their defaults, and
+    # commands refuse to start naming the two variables
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.warns(ConfigWarning, match=named):
+        s = load_settings()
+    assert (s.worker_error_backoff, s.worker_backoff_max) == (0.1, 3600.0)
+    with pytest.raises(ConfigError, match=named):
+        s.raise_problems()
+    with pytest.raises(ConfigError, match="the first wait cannot be longer"):
+        load_settings(worker_backoff_base=10, worker_backoff_max=5)
+
+
 # -- one pool's worker -----------------------------------------------------------------------
 def test_a_pools_worker_takes_the_pools_settings(tmp_path: Path) -> None:
     env = {"JOBS_WORKER_MAX_JOBS": "1", "JOBS_WORKER_QUEUES": "jobs", "MAIL_WORKER_TRIES": "3"}

@@ -30,9 +30,11 @@ from conveyor.redaction import redact_url
 from conveyor.settings.checks import (
     LOG_CHANNELS,
     alert_problem,
+    error_backoff_problem,
     log_problem,
     mode_problem,
     parse_thresholds,
+    retry_backoff_problem,
     url_problem,
     webhook_problem,
 )
@@ -285,6 +287,8 @@ _CROSS_CHECKS: tuple[tuple[Callable[[Settings], str | None], tuple[str, ...]], .
     (mode_problem, ("worker_mode",)),
     (log_problem, ("log_channel", "log_stack")),
     (alert_problem, ("alert_channel",)),
+    (retry_backoff_problem, ("worker_backoff_base", "worker_backoff_max")),
+    (error_backoff_problem, ("worker_error_backoff", "worker_error_backoff_max")),
 )
 
 

@@ -69,6 +69,33 @@ def mode_problem(s: Settings) -> str | None:
     return None
 
 
+def retry_backoff_problem(s: Settings) -> str | None:
+    """Why ``WORKER_BACKOFF_BASE`` and ``_MAX`` contradict each other, or ``None``."""
+    return _first_over_cap(
+        "WORKER_BACKOFF_BASE", s.worker_backoff_base, "WORKER_BACKOFF_MAX", s.worker_backoff_max
+    )
+
+
+def error_backoff_problem(s: Settings) -> str | None:
+    """Why ``WORKER_ERROR_BACKOFF`` and ``_MAX`` contradict each other, or ``None``."""
+    return _first_over_cap(
+        "WORKER_ERROR_BACKOFF",
+        s.worker_error_backoff,
+        "WORKER_ERROR_BACKOFF_MAX",
+        s.worker_error_backoff_max,
+    )
+
+
+def _first_over_cap(first_name: str, first: float, cap_name: str, cap: float) -> str | None:
+    # A first wait longer than the longest would be cut to the longest without a word.
+    if first <= cap:
+        return None
+    return (
+        f"{first_name}={first:g} is above {cap_name}={cap:g}: the first wait cannot be "
+        f"longer than the longest; raise {cap_name} or lower {first_name}"
+    )
+
+
 def log_problem(s: Settings) -> str | None:
     """Why the ``LOG_*`` channel settings cannot work, or ``None`` when they can."""
     known = ", ".join(LOG_CHANNELS)
