@@ -400,6 +400,15 @@ def test_a_pools_worker_takes_the_pools_settings(tmp_path: Path) -> None:
     assert mail == {"worker_queues": ("mail",), "worker_tries": 3, "max_retries": 2}
 
 
+def test_every_pool_key_reaches_a_pools_worker() -> None:
+    # A key added to the pools but not mapped would be dropped by `conveyor worker --pool`
+    from conveyor.cli.worker_setup import _POOL_FIELDS
+    from conveyor.supervisor.config import KEYS
+
+    mapped_apart = {"processes", "timeout", "tries"}  # a count of processes; two fields each
+    assert set(KEYS) == set(_POOL_FIELDS) | mapped_apart
+
+
 def test_the_default_pool_serves_every_queue_as_conveyor_run_starts_it(tmp_path: Path) -> None:
     # Without QUEUE_MULTI_WORKER, `conveyor run` starts the default pool on every queue
     assert settings_of(load_pools({}, tmp_path).for_worker("jobs")) == {}
