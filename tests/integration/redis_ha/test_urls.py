@@ -44,6 +44,10 @@ def test_the_database_defaults_to_zero() -> None:
         ("redis+sentinel://h/s?ssl_ca_certs=/etc/hostname", "use rediss+sentinel://"),
         ("rediss://h/0?ssl_certfile=/no/such.pem", "ssl_certfile='/no/such.pem'"),
         ("redis://h/0?prefix={x}", "invalid prefix"),
+        ("redis://h/0?sockettimeout=2", "unknown option 'sockettimeout'"),
+        ("redis+sentinel://h/s?wait_replica=1", "unknown option 'wait_replica'"),
+        ("redis://h/0?ssl_check_hostname=false", "needs TLS: use rediss://"),
+        ("redis+sentinel://h/s?ssl_cert_reqs=none", "needs TLS: use rediss+sentinel://"),
     ],
 )
 def test_bad_urls_are_refused_in_one_line(url: str, says: str) -> None:
@@ -81,3 +85,9 @@ def test_a_tls_sentinel_url_gives_its_ssl_options_to_the_sentinels_and_the_serve
     with pytest.raises(ConfigError, match=r"ssl_keyfile='/no/key\.pem'"):
         parse_url("rediss+sentinel://s1/mymaster?ssl_keyfile=/no/key.pem")
     assert not parse_url("redis+sentinel://s1/mymaster").tls
+
+
+def test_redis_py_options_pass_through() -> None:
+    target = parse_url("redis://h/0?socket_timeout=2&max_connections=8&client_name=app")
+    assert target.redis_url == "redis://h/0?socket_timeout=2&max_connections=8&client_name=app"
+    assert parse_url("rediss://h/0?ssl_cert_reqs=none&ssl_check_hostname=false").tls

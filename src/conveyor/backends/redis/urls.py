@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -90,6 +91,8 @@ def parse_url(url: str) -> Target:
     own = {k: v for k, v in query if k in OWN_OPTIONS}
     rest = [(k, v) for k, v in query if k not in OWN_OPTIONS]
     _check_tls_options(url, scheme, dict(rest))
+    if scheme != CLUSTER_SCHEME:  # the Cluster client reads its own options
+        _check_redis_options(url, scheme, [k for k, _ in rest])
     common = {
         "prefix": _prefix(own.get("prefix", DEFAULT_PREFIX)),
         "wait_replicas": _count(url, own, "wait_replicas", 0, minimum=0),
@@ -232,8 +235,48 @@ def _count(url: str, own: dict[str, str], name: str, default: int, *, minimum: i
     return int(text)
 
 
+def _check_redis_options(url: str, scheme: str, names: list[str]) -> None:
+    """Options redis-py does not take would fail every connection with a TypeError: named
+    here instead, before connecting."""
+    unknown = [
+        n for n in names if n not in redis_options(tls=scheme in ("rediss", TLS_SENTINEL_SCHEME))
+    ]
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} in {_shown(url)!r}: Conveyor reads "
+            f"{', '.join(sorted(OWN_OPTIONS))}; redis-py takes its connection options "
+            "(socket_timeout, socket_connect_timeout, max_connections, client_name...; "
+            "ssl_* with TLS). See the URLs table in docs/redis.md."
+        )
+
+
+@cache
+def redis_options(*, tls: bool) -> frozenset[str]:
+    """The query options both redis-py clients (sync and asyncio) take for a server."""
+    import inspect
+
+    from redis import connection as sync_connection
+    from redis.asyncio import connection as async_connection
+
+    def taken(module: object) -> set[str]:
+        classes = ["AbstractConnection", "Connection", "UnixDomainSocketConnection"]
+        classes += ["SSLConnection"] if tls else []
+        names = {"max_connections"}  # the pool's
+        for name in classes:
+            names.update(inspect.signature(getattr(module, name).__init__).parameters)
+        return names - {"self", "args", "kwargs"}
+
+    return frozenset(taken(sync_connection) & taken(async_connection))
+
+
 def _check_tls_options(url: str, scheme: str, options: dict[str, str]) -> None:
-    """TLS file options need ``rediss://`` and files that exist: said before connecting."""
+    """TLS options need ``rediss://``, and TLS files must exist: said before connecting."""
+    for name in options:
+        if not name.startswith("ssl_") or name in SSL_FILES:
+            continue
+        if scheme in (SENTINEL_SCHEME, "redis", "unix"):
+            secure = "rediss+sentinel://" if scheme == SENTINEL_SCHEME else "rediss://"
+            raise ConfigError(f"{name} in {_shown(url)!r} needs TLS: use {secure}...?{name}=...")
     for name in SSL_FILES:
         if name not in options:
             continue
