@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, Literal, get_args
 
 from conveyor.errors import ConfigError
 from conveyor.job import (
@@ -121,6 +122,28 @@ class Scheduling(Capability):
         """
 
 
+#: What a server is to a store (`ServerInfo.role`).
+ServerRole = Literal["primary", "replica", "sentinel", "shard-primary", "shard-replica"]
+#: Every `ServerRole`, in the order a store lists its servers.
+SERVER_ROLES: tuple[ServerRole, ...] = get_args(ServerRole)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """One server a store is on, as `Admin.servers` reports it: never a password.
+
+    ``role`` is one of `SERVER_ROLES`: ``primary`` (the server Conveyor writes to),
+    ``replica`` (one of its replicas), ``sentinel`` (one a Sentinel URL names), or on a
+    sharded store ``shard-primary`` and ``shard-replica`` (``shard`` is the shard's
+    number, ``None`` unsharded). ``service`` is the Sentinel service (``""`` without Sentinel).
+    """
+
+    role: ServerRole
+    address: str  # host:port ([v6]:port), or a unix socket path
+    service: str = ""
+    shard: int | None = None
+
+
 class Admin(Capability):
     """Reading and repairing the store: what the CLI and the dashboard show and do.
 
@@ -152,6 +175,14 @@ class Admin(Capability):
 
     async def diagnostics(self) -> list[str]:
         """Warnings about the store's health (one line each) for ``conveyor status``."""
+        return []
+
+    async def servers(self) -> list[ServerInfo]:
+        """The servers the store is on now, addresses only (``conveyor_store_server_info``).
+
+        Empty (the default) for a store that is not a set of servers it can name: a file,
+        a process, a managed service.
+        """
         return []
 
     @abc.abstractmethod

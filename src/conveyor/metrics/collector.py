@@ -5,20 +5,21 @@ cached `BackendView` are read when Prometheus scrapes. The exceptions need each 
 ends, by task and queue: the job duration histogram and the attempts counter (the failure
 rate); the worker hands each job over through `Worker.job_observers`.
 
-Backend-wide numbers (queue depth, lease counters, live workers) describe the whole store,
-so every worker reports the same values: aggregate them with ``max``, never ``sum``.
+Backend-wide numbers (queue depth, lease counters, live workers, the store's servers)
+describe the whole store, so every worker reports the same values: aggregate them with
+``max``, never ``sum``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from conveyor.backends.capabilities import Admin, Telemetry
+from conveyor.backends.capabilities import Admin, ServerInfo, Telemetry
 from conveyor.job import JobRecord
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ BACKEND_FAMILIES = frozenset(
         "conveyor_fenced_completions",
         "conveyor_poison_pills",
         "conveyor_workers_live",
+        "conveyor_store_server_info",
     }
 )
 
@@ -208,6 +210,23 @@ def backend_metrics(refresher: Refresher) -> Iterator[Metric]:
             "Workers in the backend's registry (whole store).",
             value=view.workers,
         )
+    if view.servers:
+        yield server_info(view.servers)
+
+
+def server_info(servers: Iterable[ServerInfo]) -> Metric:
+    """``conveyor_store_server_info``: 1 per server the store is on (`Admin.servers`)."""
+    family = GaugeMetricFamily(
+        "conveyor_store_server_info",
+        "Always 1; one series per server the store is on: its role (primary, replica, "
+        "sentinel, shard-primary, shard-replica), address, Sentinel service and shard.",
+        labels=["role", "address", "service", "shard"],
+    )
+    for s in dict.fromkeys(servers):  # each once, in the store's order
+        family.add_metric(
+            [s.role, s.address, s.service, "" if s.shard is None else str(s.shard)], 1
+        )
+    return family
 
 
 def build_registry(worker: MetricsSource, refresher: Refresher | None) -> CollectorRegistry:

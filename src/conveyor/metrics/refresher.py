@@ -8,7 +8,9 @@ is stuck (a blocking call in an ``async def``), which is what ``/livez`` reports
 Queue depth, lease counters and the oldest ready job per queue come from the store's
 `Admin` capability (the same `Admin.oldest_ready` the dashboard and the wait alerts read),
 live workers from its `Telemetry`; what the store lacks is not read, and `BackendView.kept`
-says what was.
+says what was. The servers the store is on (`Admin.servers`: a Redis primary, its replicas,
+the sentinels, a Cluster's shards) are read too, on every refresh, so a failover shows
+within one cycle; a store that cannot name them gives none.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from conveyor.backends.base import Backend
-from conveyor.backends.capabilities import Admin, Telemetry
+from conveyor.backends.capabilities import Admin, ServerInfo, Telemetry
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.job import QueueStats
 
@@ -52,6 +54,9 @@ class BackendView:
     #: Per queue with ready jobs (due scheduled ones count): seconds its oldest ready job
     #: had waited when the store was read. Queues without a ready job are absent.
     waits: Mapping[str, float] = field(default_factory=dict)
+    #: The servers the store is on (`Admin.servers`): empty when it names none, or when
+    #: reading them failed (the other figures still count).
+    servers: tuple[ServerInfo, ...] = ()
 
 
 def queue_waits(oldest_ready: Mapping[str, float], now: float) -> dict[str, float]:
@@ -84,6 +89,8 @@ class Refresher:
         self.error: str | None = "the backend has not been read yet"
         self.loop_tick = time.monotonic()
         self._opened = False
+        #: Why the last read of the servers failed (logged once, when it changes).
+        self._servers_error: str | None = None
 
     def backend_age(self) -> float | None:
         """Seconds since the last successful read (``None``: never)."""
@@ -133,16 +140,33 @@ class Refresher:
         counters: dict[str, int] = {}
         workers = 0
         waits: dict[str, float] = {}
+        servers: tuple[ServerInfo, ...] = ()
         if backend.supports(Admin):
             queues = await backend.admin.stats()
             counters = await backend.admin.counters()
             waits = queue_waits(await backend.admin.oldest_ready(), self.clock.now())
+            servers = await self._servers(backend.admin)
         else:  # still one round trip, so an unreachable store shows as one
             await backend.get(PROBE_ID)
         if backend.supports(Telemetry):
             workers = len(await backend.telemetry.workers())
         kept = frozenset(c.name for c in (Admin, Telemetry) if backend.supports(c))
-        return BackendView(queues, counters, workers, time.monotonic(), kept, waits)
+        return BackendView(queues, counters, workers, time.monotonic(), kept, waits, servers)
+
+    async def _servers(self, admin: Admin) -> tuple[ServerInfo, ...]:
+        # The jobs' figures were read: a store whose topology cannot be read (a user
+        # without INFO on a Sentinel, a cluster mid-failover) is still up, it only shows
+        # no servers this time.
+        try:
+            found = tuple(await admin.servers())
+        except Exception as exc:  # noqa: BLE001 - retried next cycle
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self._servers_error:
+                log.warning("could not read which servers the store is on: %s", error)
+            self._servers_error = error
+            return ()
+        self._servers_error = None
+        return found
 
     async def _tick(self) -> None:
         while True:

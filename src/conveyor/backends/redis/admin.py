@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from conveyor.backends.capabilities import Admin
+from conveyor.backends.capabilities import Admin, ServerInfo
 from conveyor.backends.redis import codec
 from conveyor.backends.redis import topology as topo
 from conveyor.backends.redis.connection import RedisConnection, persistence_problems, translated
@@ -116,6 +116,11 @@ class RedisAdmin(Admin):
         addresses only, no secrets."""
         with translated(self._conn.target):
             return await topo.read(self._conn.client(), self._conn.target)
+
+    async def servers(self) -> list[ServerInfo]:
+        """The primary (or the replica the URL names), its replicas and the sentinels, as
+        `topology` finds them."""
+        return (await self.topology()).servers()
 
     # -- repairing -----------------------------------------------------------------------
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from conveyor.backends.capabilities import Admin, Limits, Scheduling, Telemetry
+from conveyor.backends.capabilities import Admin, Limits, Scheduling, ServerInfo, Telemetry
 from conveyor.backends.redis import cluster_topology
 from conveyor.backends.redis.backend import RedisBackend
 from conveyor.backends.redis.connection import translated
@@ -173,14 +173,23 @@ class ClusterAdmin(Admin):
     async def diagnostics(self) -> list[str]:
         """Where each shard is (``topology:`` lines), what that placement cannot keep, and
         every shard's own warnings, each said once."""
-        first = self._shards.first
-        with translated(first.target):
-            slots = await first.connection.client().execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
-        found = cluster_topology.places(self._shards.layout, slots)
+        found = await self.places()
         lines = [place.describe() for place in found] + cluster_topology.warnings(found)
         for shard in await asyncio.gather(*(a.diagnostics() for a in self._all())):
             lines += shard
         return list(dict.fromkeys(lines))
+
+    async def places(self) -> list[cluster_topology.ShardPlace]:
+        """Where each shard is now: its slot's primary and replicas (one ``CLUSTER SLOTS``)."""
+        first = self._shards.first
+        with translated(first.target):
+            slots = await first.connection.client().execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
+        return cluster_topology.places(self._shards.layout, slots)
+
+    async def servers(self) -> list[ServerInfo]:
+        """Each shard's primary and replicas, by shard (a node serving two shards is
+        listed for each)."""
+        return [server for place in await self.places() for server in place.servers()]
 
     async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
         """Dead jobs back to ready, on every shard."""

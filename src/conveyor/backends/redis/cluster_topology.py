@@ -1,7 +1,8 @@
 """Where a ``redis+cluster://`` store's shards are: each shard's slot, the primary serving
 it and that primary's replicas (addresses only, never a password), read from the cluster
 (``CLUSTER SLOTS``). ``conveyor status`` shows one ``topology:`` line per shard, and warns
-when a shard has no replica or two shards share a primary."""
+when a shard has no replica or two shards share a primary; the metrics list the same nodes
+(`ShardPlace.servers`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from redis.crc import key_slot
 
+from conveyor.backends.capabilities import ServerInfo
 from conveyor.backends.redis.shards import Layout
 
 
@@ -31,6 +33,12 @@ class ShardPlace:
             f"topology: Redis Cluster shard {self.shard} {{{self.tag}}} (slot {self.slot}): "
             f"{where}; replicas {copies}"
         )
+
+    def servers(self) -> list[ServerInfo]:
+        """The shard's primary (none while no node serves its slot) and its replicas."""
+        out = [ServerInfo("shard-primary", self.primary, shard=self.shard)] if self.primary else []
+        out += [ServerInfo("shard-replica", r, shard=self.shard) for r in self.replicas]
+        return out
 
 
 def _address(node: Any) -> str:

@@ -4,7 +4,8 @@ URL, the service and the sentinels; addresses only, never a password.
 `RedisAdmin.topology` reads it (``INFO replication`` on the primary); `RedisAdmin.diagnostics`
 shows it as a ``topology:`` line where there is more than one server, and warns when it
 cannot keep the URL's promises (``wait_replicas`` above the replicas online, a URL that
-names a replica).
+names a replica); `RedisAdmin.servers` lists the same servers for the metrics
+(`Topology.servers`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from redis.exceptions import ResponseError
+
+from conveyor.backends.capabilities import ServerInfo, ServerRole
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
@@ -63,6 +66,21 @@ class Topology:
         shown = ", ".join(f"{r.address} ({r.state}, lag {r.lag}s)" for r in self.replicas)
         return f"{head}; replicas {shown}"
 
+    def servers(self) -> list[ServerInfo]:
+        """Each server once, by role: the one Conveyor talks to, its replicas, the sentinels.
+
+        The server is the ``primary`` unless it says it is a replica (a URL naming one);
+        when INFO is not allowed its role is unknown and it counts as the primary, the
+        server every change goes to, and its replicas are not listed. A shard of a
+        Cluster store lists nothing here: the Cluster store lists its shards' nodes.
+        """
+        if self.kind == "cluster":
+            return []
+        out = [ServerInfo(_metric_role(self.role), self.server, self.service)]
+        out += [ServerInfo("replica", r.address, self.service) for r in self.replicas or ()]
+        out += [ServerInfo("sentinel", s, self.service) for s in self.sentinels]
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """The topology as plain data (addresses only)."""
         return {
@@ -79,6 +97,10 @@ class Topology:
 
 def _role(role: str | None) -> str:
     return {"master": "primary", "slave": "replica", None: "role unknown"}.get(role, str(role))
+
+
+def _metric_role(role: str | None) -> ServerRole:
+    return "replica" if role == "slave" else "primary"
 
 
 def address(host: str | None, port: int | None) -> str:
