@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -241,6 +240,12 @@ def worker(
             help="Run the built-in scheduler (ENABLE_SCHEDULER); default per mode.",
         ),
     ] = None,
+    loop: Annotated[
+        str,
+        typer.Option(
+            help="Event loop: auto (uvloop where it is installed), asyncio or uvloop.",
+        ),
+    ] = "auto",
 ) -> None:
     """Run a worker: claim jobs from the backend and run them until stopped.
 
@@ -251,6 +256,10 @@ def worker(
     from conveyor.cli.worker_setup import pool_settings, resolve_job_types
     from conveyor.worker import Worker
     from conveyor.worker.companions import MetricsEndpoint, run_worker
+    from conveyor.worker.loops import loop_factory
+    from conveyor.worker.loops import run as run_loop
+
+    loop_name, _ = loop_factory(loop)  # an unknown or missing loop: one line, exit 2
 
     if queue is not None and queues is not None:
         raise ConfigError(
@@ -322,6 +331,7 @@ def worker(
         "queue_order": "strict" if app.settings.worker_queues_ordered else None,
         "pool": pool,
         "burst": burst,
+        "loop": loop_name,
     }
     banner(app.settings, "worker", fields)
     from conveyor.scheduler.beside import with_scheduler
@@ -331,7 +341,7 @@ def worker(
         if metrics_port is None
         else MetricsEndpoint(metrics_port, metrics_host, metrics_refresh)
     )
-    code = asyncio.run(
+    code = run_loop(
         with_scheduler(
             run_worker(
                 w,
@@ -341,7 +351,8 @@ def worker(
             ),
             w,
             beside,
-        )
+        ),
+        loop_name,
     )
     if code != 0 or w.counts.abandoned > 0:
         # A sync task's thread may still be running: it overran its timeout (code 3), a
