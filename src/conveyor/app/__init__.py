@@ -69,7 +69,9 @@ class _TaskDecorator(Protocol):
 class Conveyor:
     """A Conveyor app: register tasks on it, enqueue through it, run workers for it.
 
-    ``url`` picks the backend (``CONVEYOR_URL``, default ``sqlite:///conveyor.db``).
+    ``url`` picks the backend (``CONVEYOR_URL``, default ``sqlite:///conveyor.db``); given
+    here it wins over ``CONVEYOR_URL`` and ``QUEUE_CONNECTION``, and a URL that cannot name
+    a backend (port 99999) is a `ConfigError` at once.
     """
 
     def __init__(
@@ -79,9 +81,13 @@ class Conveyor:
         settings: Settings | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.settings = settings if settings is not None else load_settings()
-        if url is not None:
-            self.settings = self.settings.model_copy(update={"conveyor_url": url})
+        if settings is None:
+            # A URL given here wins over every other source: what CONVEYOR_URL or
+            # QUEUE_CONNECTION would have chosen is neither read nor warned about.
+            settings = load_settings(conveyor_url=url)
+        elif url is not None:
+            settings = settings.model_copy(update={"conveyor_url": url})
+        self.settings = settings
         self.url = self.settings.conveyor_url
         self.clock = clock
         self.tasks: dict[str, Task[Any, Any]] = {}

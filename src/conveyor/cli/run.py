@@ -26,7 +26,7 @@ from conveyor.cli.common import (
     out,
     print_json,
 )
-from conveyor.cli.loading import resolve_app, set_url
+from conveyor.cli.loading import check_url, load_app, resolve_app, set_url
 from conveyor.cli.worker import LogConfigOption, check_level, setup_logging
 from conveyor.redaction import redact_url
 from conveyor.timefmt import fmt_duration
@@ -203,14 +203,20 @@ def app_for_workers(app_spec: str | None, url: str | None) -> Conveyor:
     from conveyor.errors import ConfigError
     from conveyor.settings import load_settings
 
-    app = resolve_app(app_spec, None, need_app=True, create=True)
-    if url is not None and app.url != load_settings().conveyor_url:
+    if url is None or not app_spec:
+        return resolve_app(app_spec, url, need_app=True, create=True)
+    check_url(url)
+    # Not resolve_app: a store the environment chose but cannot use (an unmappable
+    # QUEUE_CONNECTION) must not stop a start whose store is --url.
+    app = load_app(app_spec)
+    if app.url != load_settings().conveyor_url:
         raise ConfigError(
             f"--url cannot reach the workers of --app {app_spec}: the app names its own "
             f"backend URL ({redact_url(app.url)}) in code, so it ignores CONVEYOR_URL. Build "
             "it with Conveyor() and set CONVEYOR_URL (or drop --url)"
         )
     set_url(app, url)
+    app.settings.raise_problems()
     return app
 
 

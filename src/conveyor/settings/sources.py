@@ -185,11 +185,37 @@ def _seed_url(info: FieldInfo, layers: Layers, out: Resolution) -> None:
             else:
                 out.values["conveyor_url"] = derived.url
                 out.origins["conveyor_url"] = derived.origin
+    if out.origins["conveyor_url"].kind == "default" and not any(
+        p.fields == ("conveyor_url",) for p in out.problems
+    ):
+        empty = _empty_url(layers, str(info.default))
+        if empty is not None:
+            out.problems.append(empty)
     sqs = connection == "sqs" or str(out.checked.get("conveyor_url", "")).startswith("sqs:")
     if not sqs:
         notice = unused_sqs_notice(layers)
         if notice is not None:
             out.notices.append(notice)
+
+
+def _empty_url(layers: Layers, default: str) -> Problem | None:
+    """``CONVEYOR_URL=`` (empty) when nothing else chose the store: a `Problem`, not the
+    default store. An empty line in a systemd ``EnvironmentFile`` or a ``.env`` template
+    means a URL was meant to go there; quietly using SQLite would split the jobs."""
+    for var in names_of("conveyor_url"):
+        if var in layers.env and not layers.env[var][1].strip():
+            where = Origin("env", layers.env[var][0])
+        elif var in layers.dotenv.values and not layers.dotenv.values[var][1].strip():
+            line = layers.dotenv.lines.get(var, 0)
+            where = Origin(".env", layers.dotenv.values[var][0], str(layers.dotenv.path), line)
+        else:
+            continue
+        return Problem(
+            ("conveyor_url",),
+            f"{where.assignment(repr(''))}: the job store's URL is empty; set it (e.g. "
+            f"redis://127.0.0.1:6379/0), or remove it to use the default {default}",
+        )
+    return None
 
 
 #: The URL schemes each ``QUEUE_CONNECTION`` stands for.
