@@ -35,6 +35,12 @@ from conveyor.job import (
     WorkerInfo,
 )
 
+#: How an `Admin.diagnostics` line that is a fact about where the store is (which servers: a
+#: Redis primary and its replicas, a Sentinel service, a Cluster shard; addresses only)
+#: starts. ``conveyor status`` prints such lines plainly and the dashboard lists them under
+#: "topology"; every other line is a warning.
+TOPOLOGY_PREFIX = "topology: "
+
 
 class Unsupported(ConfigError):
     """The store lacks a capability something asked for (its message is one line)."""
@@ -174,7 +180,11 @@ class Admin(Capability):
         """
 
     async def diagnostics(self) -> list[str]:
-        """Warnings about the store's health (one line each) for ``conveyor status``."""
+        """Warnings about the store's health (one line each) for ``conveyor status``.
+
+        A line starting with `TOPOLOGY_PREFIX` is not a warning but where the store is
+        (``topology: server 10.0.0.5:6379 (primary); 2 replicas``).
+        """
         return []
 
     async def servers(self) -> list[ServerInfo]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.table import Table
 
-from conveyor.backends.capabilities import Admin, Telemetry
+from conveyor.backends.capabilities import TOPOLOGY_PREFIX, Admin, Telemetry
 from conveyor.cli.common import (
     AppOption,
     JsonOption,
@@ -121,15 +121,19 @@ def status(app_spec: AppOption = None, url: UrlOption = None, as_json: JsonOptio
     )
     if snap.workers is None:
         out.print(NO_REGISTRY, highlight=False)
-    for line in snap.diagnostics:
-        if line.startswith(INFO_PREFIXES):  # facts about the store, not problems
-            out.print(escape(line), highlight=False)
-        else:
-            out.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
+    for line in shown_diagnostics(snap.diagnostics):
+        out.print(line, highlight=False)
 
 
-#: Diagnostics lines that describe the store rather than warn (a Redis topology).
-INFO_PREFIXES = ("topology:",)
+def shown_diagnostics(lines: list[str]) -> list[str]:
+    """The store's diagnostics as ``conveyor status`` prints them (rich markup): a
+    `TOPOLOGY_PREFIX` line as it is (where the store is), every other one as a warning."""
+    return [
+        escape(line)
+        if line.startswith(TOPOLOGY_PREFIX)
+        else f"[bold yellow]warning:[/] {escape(line)}"
+        for line in lines
+    ]
 
 
 def _n(value: int) -> str:

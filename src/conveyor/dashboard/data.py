@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from conveyor.backends.capabilities import Scheduling, Telemetry
+from conveyor.backends.capabilities import TOPOLOGY_PREFIX, Scheduling, Telemetry
 from conveyor.errors import SerializationError
 from conveyor.job import HistoryPoint, JobQuery, JobRecord, Priority, State
 from conveyor.serialization import decode_payload_json, decode_value_json
@@ -74,23 +74,17 @@ async def overview(backend: Backend, clock: Clock) -> dict[str, Any]:
     }
 
 
-#: Diagnostics lines that describe where the store is (a Redis topology), not a problem.
-FACT_PREFIX = "topology: "
-
-
 async def store_health(backend: Backend) -> dict[str, list[str]]:
     """The store's diagnostics (`Admin.diagnostics`, as ``conveyor status`` shows them),
-    split into ``topology`` (which servers: a Redis primary, its replicas, the Sentinel
-    service; addresses only) and ``warnings`` (settings that can lose jobs)."""
+    split into ``topology`` (the lines starting with `TOPOLOGY_PREFIX`, without it: which
+    servers, addresses only) and ``warnings`` (settings that can lose jobs)."""
     lines = await backend.admin.diagnostics()
     return {
-        "topology": [line.removeprefix(FACT_PREFIX) for line in lines if _fact(line)],
-        "warnings": [line for line in lines if not _fact(line)],
+        "topology": [
+            line.removeprefix(TOPOLOGY_PREFIX) for line in lines if line.startswith(TOPOLOGY_PREFIX)
+        ],
+        "warnings": [line for line in lines if not line.startswith(TOPOLOGY_PREFIX)],
     }
-
-
-def _fact(line: str) -> bool:
-    return line.startswith(FACT_PREFIX)
 
 
 async def history(backend: Backend, clock: Clock, minutes: int) -> dict[str, Any]:
