@@ -13,6 +13,7 @@ from conveyor.serialization import decode_value
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.backends.base import Backend
 
 R = TypeVar("R")
 
@@ -33,10 +34,15 @@ class JobHandle(Generic[R]):
         return f"<JobHandle {self.id}{' existing' if self.existing else ''}>"
 
     def info(self) -> JobRecord:
-        """The stored job, read now (from sync code)."""
-        record = self.app.backend.get_sync(self.id)
+        """The stored job, read now (from sync code).
+
+        `JobNotFound` when it is not there, and at once on a store that cannot read jobs
+        by id (SQS), saying so; so also `state` and `result`.
+        """
+        backend = self.app.backend
+        record = backend.get_sync(self.id)
         if record is None:
-            raise JobNotFound(f"job {self.id} does not exist (or was pruned after retention)")
+            raise missing_job(backend, self.id)
         return record
 
     async def info_async(self) -> JobRecord:
@@ -44,7 +50,7 @@ class JobHandle(Generic[R]):
         backend = await self.app.open()
         record = await backend.get(self.id)
         if record is None:
-            raise JobNotFound(f"job {self.id} does not exist (or was pruned after retention)")
+            raise missing_job(backend, self.id)
         return record
 
     def state(self) -> State:
@@ -69,6 +75,19 @@ class JobHandle(Generic[R]):
                 raise TimeoutError(f"job {self.id} is still {record.state} after {timeout}s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+
+def missing_job(backend: Backend, job_id: str) -> JobNotFound:
+    """The error for a job ``backend`` did not return: gone, or never readable by id on a
+    store that cannot read jobs (`Backend.reads_jobs`: SQS)."""
+    if backend.reads_jobs:
+        return JobNotFound(f"job {job_id} does not exist (or was pruned after retention)")
+    scheme = backend.url.partition("://")[0] or backend.url
+    return JobNotFound(
+        f"job {job_id} cannot be looked up: the {scheme}:// store cannot read a job by its "
+        "id, so its state and result cannot be read here; the worker's logs show how it "
+        "ended (docs/backends.md)"
+    )
 
 
 def _poll(

@@ -42,7 +42,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from conveyor.backends.capabilities import (
     Admin,
@@ -95,6 +95,10 @@ class Backend(abc.ABC):
     """
 
     url: str
+    #: Whether `get` can read a job by its id. ``False`` for a store that keeps no record a
+    #: job can be found by (SQS: a message is read only by receiving it), so `get` is always
+    #: ``None`` there and callers say the store cannot read jobs, not that the job is gone.
+    reads_jobs: ClassVar[bool] = True
     #: The capability objects by name; a store that never calls ``__init__`` has none.
     _parts: Mapping[str, Capability] = MappingProxyType({})
 
@@ -262,7 +266,7 @@ class Backend(abc.ABC):
     # -- reading -------------------------------------------------------------------------
     @abc.abstractmethod
     async def get(self, job_id: str) -> JobRecord | None:
-        """One job by id, or ``None``."""
+        """One job by id, or ``None`` (always, on a store whose `reads_jobs` is false)."""
 
     @abc.abstractmethod
     def get_sync(self, job_id: str) -> JobRecord | None:

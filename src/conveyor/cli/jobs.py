@@ -28,6 +28,7 @@ from conveyor.cli.listing import JsonLinesOption, Printer, output_mode, stream
 from conveyor.cli.loading import resolve_app
 from conveyor.cli.typer_app import Cli
 from conveyor.errors import ConfigError, JobNotFound, SerializationError
+from conveyor.handle import missing_job
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord, State
 from conveyor.timefmt import fmt_time
 
@@ -86,12 +87,12 @@ def show(
     """
     app = resolve_app(app_spec, url)
 
-    async def read(backend: Backend) -> JobRecord | None:
-        return await backend.get(job_id)
+    async def read(backend: Backend) -> tuple[Backend, JobRecord | None]:
+        return backend, await backend.get(job_id)
 
-    job = run_with_backend(app, read)
+    store, job = run_with_backend(app, read)
     if job is None:
-        raise JobNotFound(f"job {job_id} does not exist (or was pruned after retention)")
+        raise missing_job(store, job_id)
     data = job_details(job)
     if as_json:
         print_json(data)

@@ -63,6 +63,9 @@ class SqsBackend(Backend):
     """Jobs as SQS messages; ``sqs://REGION``. The core verbs, plus `Limits` when the URL
     names a store to keep them (``?limits=redis://...``)."""
 
+    #: SQS reads a message only by receiving it: no job can be looked up by id.
+    reads_jobs = False
+
     def __init__(
         self,
         url: str,
