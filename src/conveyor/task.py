@@ -166,6 +166,9 @@ class CallOptions:
     timeout: float | None = None
     #: The caller's database connection or session to enqueue in (transactional enqueue).
     connection: object | None = field(default=None, compare=False, repr=False)
+    #: Store the job only once the caller's transaction commits, through the framework
+    #: integration that knows it (`conveyor.app.enqueueing.set_commit_hook`).
+    on_commit: bool = False
 
     def __post_init__(self) -> None:
         if self.delay is not None and self.run_at is not None:
@@ -307,19 +310,23 @@ class Task(Generic[P, R]):
         *,
         delay: float | None = None,
         run_at: datetime | float | None = None,
-        priority: str | Priority | None = None,
+        priority: str | int | Priority | None = None,
         queue: str | None = None,
         unique_key: str | None = None,
         headers: dict[str, Any] | None = None,
         retries: int | None = None,
         timeout: float | None = None,
         connection: object | None = None,
+        on_commit: bool = False,
     ) -> BoundTask[P, R]:
         """This task with per-call options: ``task.options(delay=60).enqueue(...)``.
 
         ``connection`` enqueues inside the caller's open database transaction (PostgreSQL:
         a psycopg connection, or an SQLAlchemy session or connection), so the job exists
-        only if that transaction commits.
+        only if that transaction commits. ``on_commit=True`` does the same through a
+        framework integration that knows the transaction (Django: docs/django.md): the
+        job is stored once it commits (or inside it, when it shares the store's
+        database), never after a rollback.
         """
         opts = CallOptions(
             delay=delay,
@@ -331,6 +338,7 @@ class Task(Generic[P, R]):
             retries=retries,
             timeout=timeout,
             connection=connection,
+            on_commit=on_commit,
         )
         return BoundTask(self, opts)
 

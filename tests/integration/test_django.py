@@ -37,6 +37,18 @@ except RuntimeError:
 outside = Order.objects.create(email="outside@example.com")
 enqueue_on_commit(receipt, outside.id)
 
+# The same through the task's own option, which returns a handle.
+with transaction.atomic():
+    kept_too = Order.objects.create(email="option-kept@example.com")
+    option_handle = receipt.options(on_commit=True).enqueue(kept_too.id)
+try:
+    with transaction.atomic():
+        gone_too = Order.objects.create(email="option-gone@example.com")
+        receipt.options(on_commit=True).enqueue(gone_too.id)
+        raise RuntimeError("roll back")
+except RuntimeError:
+    pass
+
 # A call that does not fit the task fails here, not when the transaction commits.
 bad_call = None
 try:
@@ -62,7 +74,11 @@ for label in ("sync-1", "sync-2"):
     connection_state.enqueue(label)
 for label in ("async-1", "async-2"):
     async_connection_state.enqueue(label)
-result = {"bad_call": bad_call, "eager": [eager_before, eager_after]}
+result = {
+    "bad_call": bad_call,
+    "eager": [eager_before, eager_after],
+    "option_handle": option_handle.id,
+}
 """
 
 NOTES = """
@@ -87,7 +103,13 @@ def test_jobs_exist_only_when_the_transaction_commits(worked: dict[str, Any]) ->
     # each with its job enqueued on commit, and a worker that ran every ready job,
     # then only the committed orders' jobs ran, through the ORM in the worker
     receipts = sorted(worked["notes"]["receipt"])
-    assert receipts == ["eager@example.com", "kept@example.com", "outside@example.com"]
+    assert receipts == [
+        "eager@example.com",
+        "kept@example.com",
+        "option-kept@example.com",
+        "outside@example.com",
+    ]
+    assert worked["option_handle"]
 
 
 def test_in_eager_mode_the_job_runs_when_the_transaction_commits(worked: dict[str, Any]) -> None:

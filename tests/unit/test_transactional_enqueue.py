@@ -4,6 +4,7 @@ database transaction: a clear error, and nothing stored."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,39 @@ def test_eager_mode_runs_the_job_at_once_without_the_connection(app: Conveyor) -
     with eager(app):
         send.options(connection=object()).enqueue("a@example.com")
     assert ran == ["a@example.com"]
+
+
+def test_on_commit_without_an_integration_is_refused(app: Conveyor) -> None:
+    @app.task
+    def send(to: str) -> None: ...
+
+    with pytest.raises(ConfigError, match=r"on_commit=True.*conveyor\.contrib\.django"):
+        send.options(on_commit=True).enqueue("a@example.com")
+    assert stored(app) == 0
+
+
+def test_on_commit_goes_through_the_commit_hook(app: Conveyor) -> None:
+    from conveyor.app.enqueueing import set_commit_hook
+
+    @app.task
+    def send(to: str) -> None: ...
+
+    pending: list[Any] = []
+    previous = set_commit_hook(lambda _app, jobs, store: pending.append((jobs, store)))
+    try:
+        handle = send.options(on_commit=True).enqueue("a@example.com")
+        # Nothing is stored until the hook's transaction commits
+        assert stored(app) == 0
+        [(jobs, store)] = pending
+        assert [j.id for j in jobs] == [handle.id]
+        store(None)  # the commit
+        assert stored(app) == 1
+        assert asyncio.run(app.backend.get(handle.id)) is not None
+        # A call cannot both name a connection and ask for the hook, nor mix in a batch
+        with pytest.raises(ConfigError, match="not both"):
+            send.options(on_commit=True, connection=object()).enqueue("b")
+        with pytest.raises(ConfigError, match="mixes"):
+            app.enqueue_many([send.options(on_commit=True).call("c"), send.call("d")])
+        assert stored(app) == 1
+    finally:
+        set_commit_hook(previous)

@@ -102,10 +102,73 @@ def _run_at(app: Conveyor, delay: float | None, run_at: datetime | float | None)
     return None if delay is not None else at
 
 
+#: What defers the jobs of calls made with ``options(on_commit=True)`` until the caller's
+#: database transaction commits; a framework integration that knows the transactions sets it
+#: (`set_commit_hook`; ``conveyor.contrib.django`` does when Django starts). It is called with
+#: the app, the built jobs and ``store(connection)``, and either calls ``store`` now with a
+#: connection inside the transaction (the job is written in it) or, once the transaction
+#: commits, with ``None`` (the app's own store), and never after a rollback.
+CommitHook = Callable[["Conveyor", Sequence[NewJob], Callable[[object | None], None]], None]
+_commit_hook: CommitHook | None = None
+
+
+def set_commit_hook(hook: CommitHook | None) -> CommitHook | None:
+    """Install ``hook`` for ``options(on_commit=True)`` (``None`` removes it); returns the
+    one it replaces."""
+    global _commit_hook
+    previous, _commit_hook = _commit_hook, hook
+    return previous
+
+
+def _defer_to_commit(
+    app: Conveyor, specs: Sequence[JobSpec], jobs: list[NewJob]
+) -> list[JobHandle[Any]] | None:
+    """Hand calls made with ``on_commit=True`` to the commit hook; ``None`` for others."""
+    wanted = [s.options.on_commit for s in specs]
+    if not any(wanted):
+        return None
+    if not all(wanted):
+        raise ConfigError(
+            "this batch mixes calls made with options(on_commit=True) and calls without: "
+            "enqueue them separately"
+        )
+    if any(s.options.connection is not None for s in specs):
+        raise ConfigError(
+            "give either options(connection=...) or options(on_commit=True), not both: the "
+            "first enqueues inside the transaction you pass, the second lets the integration "
+            "find it"
+        )
+    if _commit_hook is None:
+        raise ConfigError(
+            "options(on_commit=True) needs an integration that knows your transactions: "
+            "add 'conveyor.contrib.django' to INSTALLED_APPS, or pass your open database "
+            "connection with options(connection=...)"
+        )
+
+    def later(connection: object | None) -> None:
+        _store_now(app, specs, jobs, connection)
+
+    _commit_hook(app, jobs, later)
+    return [JobHandle(app, job.id) for job in jobs]
+
+
 def store(
     app: Conveyor, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
 ) -> list[JobHandle[Any]]:
-    """Store ``jobs`` (built from ``specs``) from sync code; handles on them, in order."""
+    """Store ``jobs`` (built from ``specs``) from sync code; handles on them, in order.
+
+    Calls made with ``options(on_commit=True)`` go to the commit hook instead
+    (`set_commit_hook`): their handles name jobs that exist once the transaction commits.
+    """
+    deferred = _defer_to_commit(app, specs, jobs)
+    if deferred is not None:
+        return deferred
+    return _store_now(app, specs, jobs, connection)
+
+
+def _store_now(
+    app: Conveyor, specs: Sequence[JobSpec], jobs: Sequence[NewJob], connection: object | None
+) -> list[JobHandle[Any]]:
     if app.eager:
         return eager_runner(app).run(app, jobs)
     conn = _connection(specs, connection)
@@ -119,7 +182,11 @@ def store(
 async def store_async(
     app: Conveyor, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
 ) -> list[JobHandle[Any]]:
-    """`store` for async code."""
+    """`store` for async code (calls made with ``on_commit=True`` are handed to the commit
+    hook, as `store` does: transactions that run on-commit callbacks are sync)."""
+    deferred = _defer_to_commit(app, specs, jobs)
+    if deferred is not None:
+        return deferred
     if app.eager:
         # Awaited, so async tasks run on the caller's loop, as a direct call would.
         return await eager_runner(app).run_async(app, jobs)

@@ -16,10 +16,14 @@ class ConveyorConfig(AppConfig):  # type: ignore[misc]  # Django is untyped
     verbose_name = "Conveyor"
 
     def ready(self) -> None:
-        """Configure the app named by ``CONVEYOR['APP']`` and register the system check."""
+        """Configure the app named by ``CONVEYOR['APP']``, register the system check and
+        make ``task.options(on_commit=True)`` use Django's transactions."""
+        from conveyor.app.enqueueing import set_commit_hook
         from conveyor.contrib.django.project import configure
+        from conveyor.contrib.django.transactions import commit_hook
 
         checks.register(check_settings, "conveyor")
+        set_commit_hook(commit_hook)  # task.options(on_commit=True)
         configure()
 
 

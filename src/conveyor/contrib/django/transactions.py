@@ -7,7 +7,8 @@ from conveyor.contrib.django import enqueue_on_commit, on_commit
 with transaction.atomic():
     order = Order.objects.create(...)
     enqueue_on_commit(send_receipt, order.id)             # or:
-    on_commit(send_receipt.options(delay=60)).enqueue(order.id)
+    on_commit(send_receipt.options(delay=60)).enqueue(order.id)  # or:
+    send_receipt.options(on_commit=True).enqueue(order.id)  # returns a handle
 ```
 
 The call is checked at once (arguments, JSON, sizes: a mistake raises here, at the
@@ -28,6 +29,7 @@ behind a Django database, for ``task.options(connection=...)`` on a store you na
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from conveyor.app import Conveyor
+    from conveyor.job import NewJob
 
 P = ParamSpec("P")
 
@@ -60,15 +63,30 @@ class OnCommit(Generic[P]):
         spec: JobSpec = self.task.call(*args, **kwargs)
         app = spec.task.app
         app.build(spec)  # every check enqueue makes, here, at the caller's line
-        if not app.eager and _shares_database(app, self.using):
-            inside = replace(spec.options, connection=db_connection(self.using))
+
+        def store(connection: object | None) -> None:
+            inside = replace(spec.options, connection=connection)
             app.enqueue_many([replace(spec, options=inside)])
-            return
-        transaction.on_commit(lambda: _store(app, spec), using=self.using)
+
+        defer(app, self.using, store)
 
 
-def _store(app: Conveyor, spec: JobSpec) -> None:
-    app.enqueue_many([spec])
+def defer(app: Conveyor, using: str, store: Callable[[object | None], None]) -> None:
+    """Run ``store`` inside ``using``'s transaction when the app keeps its jobs in that
+    database (``store(connection)``), else once the transaction commits (``store(None)``)."""
+    if not app.eager and _shares_database(app, using):
+        store(db_connection(using))
+        return
+    transaction.on_commit(lambda: store(None), using=using)
+
+
+def commit_hook(
+    app: Conveyor, jobs: Sequence[NewJob], store: Callable[[object | None], None]
+) -> None:
+    """What ``task.options(on_commit=True)`` uses once Django has started: the default
+    database's transaction (`conveyor.app.enqueueing.set_commit_hook`). For another
+    database, ``on_commit(task, using=...)``."""
+    defer(app, DEFAULT_DB_ALIAS, store)
 
 
 def on_commit(task: Task[P, Any] | BoundTask[P, Any], *, using: str | None = None) -> OnCommit[P]:
