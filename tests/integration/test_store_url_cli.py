@@ -35,3 +35,5 @@ def test_a_worker_with_an_empty_conveyor_url_exits_2_naming_it(tmp_path: Path) -
     proc = cli("worker", "--app", "emptyurlapp:app", "--burst", "--url", "sqlite:///given.db")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "given.db").exists() and not (tmp_path / "conveyor.db").exists()
+    # And says nothing about the empty variable it did not need
+    assert "CONVEYOR_URL=''" not in proc.stderr, proc.stderr

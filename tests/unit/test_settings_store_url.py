@@ -156,23 +156,54 @@ def test_run_url_wins_over_a_queue_connection_it_cannot_map(
 ) -> None:
     from conveyor.cli.run import app_for_workers
 
-    # Given a Laravel .env Conveyor cannot follow, and an app that reads the environment
+    # Given a Laravel .env Conveyor cannot follow, and apps that read the environment
+    # (one module per start: a process imports its app once)
     monkeypatch.setenv("QUEUE_CONNECTION", "database")
     monkeypatch.setenv("DB_CONNECTION", "mysql")
-    for name in ("laravel_env_app", "empty_url_app"):
+    names = ("no_flag_app", "flag_app", "empty_url_app")
+    for name in names:
         request.addfinalizer(partial(sys.modules.pop, name, None))
         (tmp_path / f"{name}.py").write_text("from conveyor import Conveyor\napp = Conveyor()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    # Then without --url `conveyor run` refuses, naming the variable...
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        # Then without --url `conveyor run` refuses, naming the variable...
         with pytest.raises(ConfigError, match="DB_CONNECTION='mysql'"):
-            app_for_workers("laravel_env_app:app", None)
-        # ...and with --url the supervised workers use that store
-        app = app_for_workers("laravel_env_app:app", "memory://")
-    assert (app.url, app.settings.problems()) == ("memory://", ())
+            app_for_workers("no_flag_app:app", None)
+    # ...and with --url the supervised workers use that store, and nothing is said about
+    # the store the environment would have chosen
+    app, lines = recorded(app_for_workers, "flag_app:app", "memory://")
+    assert isinstance(app, Conveyor)
+    assert (app.url, app.settings.problems(), lines) == ("memory://", (), [])
     # An empty CONVEYOR_URL is overruled by --url too
     monkeypatch.setenv("CONVEYOR_URL", "")
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        assert app_for_workers("empty_url_app:app", "memory://").url == "memory://"
+    app, lines = recorded(app_for_workers, "empty_url_app:app", "memory://")
+    assert isinstance(app, Conveyor)
+    assert (app.url, lines) == ("memory://", [])
+
+
+def test_a_url_flag_is_the_store_of_the_app_while_it_is_imported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from conveyor.cli.loading import resolve_app
+
+    monkeypatch.setenv("CONVEYOR_URL", "")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = "from conveyor import Conveyor\napp = Conveyor()\ncoded = Conveyor('memory://')\n"
+    (tmp_path / "worker_app.py").write_text(source)
+    request.addfinalizer(partial(sys.modules.pop, "worker_app", None))
+    # When a command (conveyor worker --url) loads an app built with Conveyor()
+    app, lines = recorded(partial(resolve_app, create=True), "worker_app:app", "sqlite:///given.db")
+    # Then the app was built on --url's store: no word about the empty CONVEYOR_URL
+    assert isinstance(app, Conveyor)
+    assert (app.url, app.settings.origin("conveyor_url").kind, lines) == (
+        "sqlite:///given.db",
+        "argument",
+        [],
+    )
+    # While an app naming its URL in code is still pointed at --url afterwards
+    coded = resolve_app("worker_app:coded", "sqlite:///given.db", create=True)
+    assert coded.url == "sqlite:///given.db"
+    # And a --url that cannot name a store is refused before the app is imported
+    with pytest.raises(ConfigError, match="needs a scheme"):
+        resolve_app("not_imported_app:app", "given.db")

@@ -104,12 +104,29 @@ def set_url(app: Conveyor, url: str | None) -> None:
     """Point ``app`` at ``url`` (before its backend is created)."""
     if url is None:
         return
+    checked = checked_url(url)
+    app.settings = app.settings.model_copy(update={"conveyor_url": checked})
+    app.url = checked
+
+
+def checked_url(url: str) -> str:
+    """``--url`` as the settings take it; a `ConfigError` in one line when it cannot name a
+    backend, before the app is imported."""
     from conveyor.settings import load_settings
 
     check_url(url)
-    checked = load_settings(conveyor_url=url)
-    app.settings = app.settings.model_copy(update={"conveyor_url": checked.conveyor_url})
-    app.url = checked.conveyor_url
+    return load_settings(conveyor_url=url).conveyor_url
+
+
+def load_app_for_url(spec: str, url: str | None) -> Conveyor:
+    """`load_app`, with ``--url`` (when given) as the store of an app built with
+    ``Conveyor()``: the environment's choice of store is then not read, so it is not
+    warned about while the app is imported. `set_url` still points an app that names its
+    own URL in code at ``url``."""
+    from conveyor.settings import store_url_given
+
+    with store_url_given(None if url is None else checked_url(url)):
+        return load_app(spec)
 
 
 def check_url(url: str) -> None:
@@ -137,7 +154,7 @@ def resolve_app(
     if url is not None:
         check_url(url)
     if app_spec:
-        app = load_app(app_spec)
+        app = load_app_for_url(app_spec, url)
         set_url(app, url)
     elif need_app:
         raise ConfigError(

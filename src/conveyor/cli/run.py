@@ -26,7 +26,7 @@ from conveyor.cli.common import (
     out,
     print_json,
 )
-from conveyor.cli.loading import check_url, load_app, resolve_app, set_url
+from conveyor.cli.loading import checked_url, load_app_for_url, resolve_app, set_url
 from conveyor.cli.worker import LogConfigOption, check_level, setup_logging
 from conveyor.redaction import redact_url
 from conveyor.timefmt import fmt_duration
@@ -201,15 +201,13 @@ def app_for_workers(app_spec: str | None, url: str | None) -> Conveyor:
     for: that is refused with what to change.
     """
     from conveyor.errors import ConfigError
-    from conveyor.settings import load_settings
 
     if url is None or not app_spec:
         return resolve_app(app_spec, url, need_app=True, create=True)
-    check_url(url)
-    # Not resolve_app: a store the environment chose but cannot use (an unmappable
-    # QUEUE_CONNECTION) must not stop a start whose store is --url.
-    app = load_app(app_spec)
-    if app.url != load_settings().conveyor_url:
+    # An app built with Conveyor() takes --url while it is imported (so what the
+    # environment would choose is not read); one that names its URL in code keeps it.
+    app = load_app_for_url(app_spec, url)
+    if app.url != checked_url(url):
         raise ConfigError(
             f"--url cannot reach the workers of --app {app_spec}: the app names its own "
             f"backend URL ({redact_url(app.url)}) in code, so it ignores CONVEYOR_URL. Build "

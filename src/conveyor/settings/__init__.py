@@ -18,7 +18,8 @@ reported and not used. The cross-setting checks are in `conveyor.settings.checks
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Self, get_args
 
@@ -70,6 +71,24 @@ WORKER_MODES: tuple[str, ...] = get_args(WorkerMode)
 
 # Set by load_settings(strict=True): problems are a ConfigError instead of warnings.
 _strict: ContextVar[bool] = ContextVar("conveyor_settings_strict", default=False)
+# Set by `store_url_given` while a command given --url imports the app.
+_given_url: ContextVar[str | None] = ContextVar("conveyor_given_url", default=None)
+
+
+@contextmanager
+def store_url_given(url: str | None) -> Iterator[None]:
+    """Within this block, settings read without a store URL of their own take ``url`` as
+    if it were given in code: a command run with ``--url`` imports the app inside it, so
+    what ``CONVEYOR_URL`` or ``QUEUE_CONNECTION`` would have chosen is neither read nor
+    warned about. An app that names its URL in code keeps it. ``None`` changes nothing."""
+    if url is None:
+        yield
+        return
+    token = _given_url.set(url)
+    try:
+        yield
+    finally:
+        _given_url.reset(token)
 
 
 class Settings(BaseSettings):
@@ -207,6 +226,9 @@ class Settings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
+        given_url = _given_url.get()
+        if given_url is not None and "conveyor_url" not in values:
+            values = {**values, "conveyor_url": given_url}
         found = resolve(type(self).model_fields, Layers.read(), values)
         _settle(found, values)
         if _strict.get() and found.problems:
@@ -354,6 +376,7 @@ __all__ = [
     "mode_problem",
     "parse_duration",
     "parse_thresholds",
+    "store_url_given",
     "url_problem",
     "webhook_problem",
 ]
