@@ -11,15 +11,18 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
+from redis.exceptions import NoPermissionError
 from tests.acceptance.harness import Cluster, wait_for
 from tests.acceptance.test_metrics import get
 from tests.contract.support import server_url
 from tests.integration.postgres_support import pg_base, pg_url, schema
-from tests.integration.redis_server import free_port
+from tests.integration.redis_server import RedisServer, free_port
 
 from conveyor import Conveyor, Worker
 from conveyor.backends import create_backend
 from conveyor.backends.capabilities import ServerInfo
+from conveyor.backends.redis.acl import acl_line
 from conveyor.metrics import Refresher, build_registry
 
 from .sentinel_group import SERVICE, SentinelGroup
@@ -158,6 +161,23 @@ async def test_a_password_never_reaches_the_page(sentinels: SentinelGroup) -> No
         ),
     }
     assert "not-a-real-secret" not in text
+
+
+async def test_a_user_without_info_shows_the_server_as_the_primary(
+    acl_server: RedisServer,
+) -> None:
+    # Given an ACL user with every command the store needs except the optional INFO
+    with acl_server.client() as c:
+        c.execute_command(*acl_line("noinfo", login="pw").replace(" +info", "").split())
+    with (
+        Redis("127.0.0.1", acl_server.port, username="noinfo", password="pw") as c,
+        pytest.raises(NoPermissionError),
+    ):
+        c.info("replication")
+    # When a worker's page is read
+    text = await served_once(f"redis://noinfo:pw@127.0.0.1:{acl_server.port}/0")
+    # Then the server it writes to is listed as the primary (its replicas cannot be known)
+    assert servers_in(text) == {("primary", f"127.0.0.1:{acl_server.port}", "", "")}
 
 
 async def test_sqlite_shows_no_servers(tmp_path: Path) -> None:
