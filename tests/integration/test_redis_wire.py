@@ -12,6 +12,7 @@ import pytest
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import DataError, NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.backends.redis import wire
 from conveyor.backends.redis.keys import Keys
@@ -108,6 +109,17 @@ async def test_a_cancelled_call_leaves_no_reply_behind(aclient: AsyncRedis) -> N
         await slow
     # Then the next call on the same client reads its own reply, not the first one's
     assert await wire.call(aclient, wire.pack(sha(SLOW), [], ["second"])) == b"second"
+
+
+def test_a_timed_out_call_leaves_no_reply_behind(server: RedisServer, client: Redis) -> None:
+    # Given a sync call that times out while its reply is still being computed
+    with Redis.from_url(server.url, socket_timeout=0.1) as quick:
+        with pytest.raises(RedisTimeoutError):
+            wire.call_sync(quick, wire.pack(sha(SLOW), [], ["first"]))
+        client.ping()  # answered once the server has run the first script and replied
+        # Then the next call on the same client reads its own reply, not the first one's
+        reply = wire.call_sync(quick, wire.pack(sha(ECHO), ["k"], ARGS))
+        assert reply[:2] == [b"k", ARGS[0].encode()]
 
 
 async def test_scripts_load_themselves_on_the_packed_path(aclient: AsyncRedis) -> None:

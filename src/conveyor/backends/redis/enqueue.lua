@@ -124,8 +124,8 @@ for i = 0, n - 1 do
 end
 
 -- Variadic writes, at most 1,000 arguments each (Lua's unpack has a stack limit).
-local function zadd(key, pairs_)
-  for i = 1, #pairs_, 1000 do
+local function zadd(key, pairs_, from)
+  for i = from or 1, #pairs_, 1000 do
     redis.call('ZADD', key, unpack(pairs_, i, math.min(i + 999, #pairs_)))
   end
 end
@@ -138,13 +138,17 @@ if #all > 0 then
     -- The usual lane gets one ZADD: its type is checked only when that fails.
     local first = redis.pcall('ZADD', key, unpack(l, 1, math.min(1000, #l)))
     if type(first) == 'table' and first.err then
+      local kind = redis.call('TYPE', key).ok
+      -- Any other failure (out of memory, say) fails the call: the lane is never reset
+      -- for it, since that would delete the ready entries it holds.
+      if kind == 'zset' or kind == 'none' then return first end
       -- Damage: a lane key of another type holds no ready entry, so it is started again.
       redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ready lane ' .. lane
-        .. ' was a ' .. redis.call('TYPE', key).ok .. ', not a ZSET: reset')
+        .. ' was a ' .. kind .. ', not a ZSET: reset')
       redis.call('DEL', key)
       zadd(key, l)
-    elseif #l > 1000 then
-      zadd(key, {unpack(l, 1001)})
+    else
+      zadd(key, l, 1001)
     end
     names[#names + 1] = lane
   end

@@ -5,12 +5,14 @@ redis-py encodes each argument through several layers (its encoder, type checks,
 observability hooks of its ``execute_command``); here the fixed head of a call (command,
 SHA, key count, keys) is packed once per script and key set, and each call adds only its
 arguments. The connection handling is redis-py's own (its pool, health checks, timeouts,
-Sentinel-managed connections, and disconnecting on any error, a cancellation included);
-like the clients `connection.py` builds, a call that meets a dropped connection is sent
-once more on a fresh one.
+and disconnecting on any error, a timeout or a cancellation included, so a reply left
+unread is never read by the next call); like the clients `connection.py` builds, a call
+that meets a dropped connection is sent once more on a fresh one (at least once, as
+redis-py's retry does: a script whose reply was lost may have run).
 
-Only plain clients take this path (`packable`); any other (a Cluster client, a single-
-connection client) goes through redis-py's ``evalsha``.
+Only plain clients take this path (`packable`); any other (a Sentinel or Cluster client,
+a single-connection client) goes through redis-py's ``evalsha``. A script the server does
+not know (a restart, SCRIPT FLUSH) is loaded and the call repeated by `scripts.run`.
 """
 
 from __future__ import annotations
