@@ -112,9 +112,17 @@ def test_a_url_in_code_does_not_warn_about_queue_connection(
     assert any("DB_CONNECTION='mysql'" in line for line in lines), lines
 
 
-def test_a_url_in_code_is_checked_like_a_flag() -> None:
-    with pytest.raises(ConfigError, match="port '99999' is not a port number"):
-        Conveyor("redis://127.0.0.1:99999/0")
+def test_a_url_in_code_that_cannot_name_a_store_fails_at_first_use_not_at_import() -> None:
+    # Building the app (at import) never fails on its URL
+    app = Conveyor("redis://127.0.0.1:99999/0")
+
+    @app.task(name="store_url.noop")
+    def noop() -> None: ...
+
+    # Using it says what is wrong, in one line
+    with pytest.raises(ConfigError, match="port '99999' is not a port number") as caught:
+        noop.enqueue()
+    assert "\n" not in str(caught.value)
 
 
 # -- the seed's SQS queue names --------------------------------------------------------------

@@ -46,6 +46,7 @@ from conveyor.schedule import (
     schedule_decorator,
 )
 from conveyor.settings import Settings, load_settings
+from conveyor.settings.checks import url_problem
 from conveyor.task import JobSpec, Task, UniqueKey, check_retries, check_seconds
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ class Conveyor:
     """A Conveyor app: register tasks on it, enqueue through it, run workers for it.
 
     ``url`` picks the backend (``CONVEYOR_URL``, default ``sqlite:///conveyor.db``); given
-    here it wins over ``CONVEYOR_URL`` and ``QUEUE_CONNECTION``, and a URL that cannot name
-    a backend (port 99999) is a `ConfigError` at once.
+    here it wins over ``CONVEYOR_URL`` and ``QUEUE_CONNECTION``. A URL that cannot name a
+    backend (port 99999) does not stop the app from being built (at import): it is a
+    `ConfigError` when the store is first used.
     """
 
     def __init__(
@@ -84,7 +86,12 @@ class Conveyor:
         if settings is None:
             # A URL given here wins over every other source: what CONVEYOR_URL or
             # QUEUE_CONNECTION would have chosen is neither read nor warned about.
-            settings = load_settings(conveyor_url=url)
+            try:
+                settings = load_settings(conveyor_url=url)
+            except ConfigError:
+                # Building the app (often at import) never fails on its URL: one that
+                # cannot name a store is refused, in one line, when the store is first used.
+                settings = load_settings().model_copy(update={"conveyor_url": url})
         elif url is not None:
             settings = settings.model_copy(update={"conveyor_url": url})
         self.settings = settings
@@ -332,8 +339,12 @@ class Conveyor:
     # -- backend -------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
-        """The backend for this app's URL, created on first use."""
+        """The backend for this app's URL, created on first use (a URL that cannot name a
+        store is a one-line `ConfigError` here)."""
         if self._backend is None:
+            problem = url_problem(self.url)
+            if problem is not None:
+                raise ConfigError(f"{problem} ({redact_url(self.url)})")
             self._backend = create_backend(self.url, clock=self.clock)
         return self._backend
 
