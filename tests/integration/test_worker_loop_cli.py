@@ -34,13 +34,14 @@ def cli(tmp_path: Path) -> Run:
     return conveyor_cli(tmp_path, env)
 
 
-def run_one(cli: Run, tmp_path: Path, *flags: str) -> str:
+def run_one(cli: Run, tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> str:
     """Enqueue one job, run a burst worker with ``flags``; the worker's banner line."""
     marker = tmp_path / "ran.txt"
+    marker.unlink(missing_ok=True)
     args = json.dumps([str(marker)])
     enqueued = cli("enqueue", "--app", "loops_app:app", "touch", "--args", args)
     assert enqueued.returncode == 0, enqueued.stderr
-    done = cli("worker", "--burst", "--app", "loops_app:app", *flags)
+    done = cli("worker", "--burst", "--app", "loops_app:app", *flags, extra_env=env)
     assert done.returncode == 0, done.stderr
     assert marker.read_text() == "ran"
     return next(line for line in done.stderr.splitlines() if line.startswith("conveyor worker"))
@@ -60,4 +61,20 @@ def test_an_unknown_loop_is_one_line_and_exit_2(cli: Run) -> None:
     done = cli("worker", "--burst", "--app", "loops_app:app", "--loop", "trio")
     assert done.returncode == 2
     assert "unknown event loop 'trio'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_worker_loop_setting_opts_out_and_the_flag_wins(cli: Run, tmp_path: Path) -> None:
+    # WORKER_LOOP=asyncio (as a supervised pool's workers read it) keeps asyncio's loop
+    assert "· loop asyncio" in run_one(cli, tmp_path, env={"WORKER_LOOP": "asyncio"})
+    if uvloop_installed():
+        # and --loop wins over it
+        banner = run_one(cli, tmp_path, "--loop", "uvloop", env={"WORKER_LOOP": "asyncio"})
+        assert "· loop uvloop" in banner
+
+
+def test_an_unknown_worker_loop_setting_is_one_line_and_exit_2(cli: Run) -> None:
+    done = cli("worker", "--burst", "--app", "loops_app:app", extra_env={"WORKER_LOOP": "trio"})
+    assert done.returncode == 2
+    assert "WORKER_LOOP='trio'" in done.stderr
     assert "Traceback" not in done.stderr

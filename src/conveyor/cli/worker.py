@@ -241,11 +241,12 @@ def worker(
         ),
     ] = None,
     loop: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Event loop: auto (uvloop where it is installed), asyncio or uvloop.",
+            help="Event loop: auto (uvloop where it is installed), asyncio or uvloop "
+            "(WORKER_LOOP, default auto).",
         ),
-    ] = "auto",
+    ] = None,
 ) -> None:
     """Run a worker: claim jobs from the backend and run them until stopped.
 
@@ -259,7 +260,8 @@ def worker(
     from conveyor.worker.loops import loop_factory
     from conveyor.worker.loops import run as run_loop
 
-    loop_name, _ = loop_factory(loop)  # an unknown or missing loop: one line, exit 2
+    if loop is not None:
+        loop_factory(loop)  # an unknown or missing loop: one line, exit 2, before the app
 
     if queue is not None and queues is not None:
         raise ConfigError(
@@ -270,6 +272,9 @@ def worker(
     if once:
         burst, max_jobs = True, 1
     app = resolve_app(app_spec, url, need_app=True, create=True)
+    loop_name, _ = loop_factory(
+        loop or app.settings.worker_loop, "--loop" if loop else "WORKER_LOOP"
+    )
     flags = {
         "worker_concurrency": concurrency,
         "worker_queues": split_list(queue if queue is not None else queues),

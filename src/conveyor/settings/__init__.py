@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Self, get_args
+from typing import Any, Literal, Self, get_args
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         10.0, gt=0, le=3600, description="longest wait between failed fetches (s)"
     )
     worker_grace_period: Seconds = Field(30.0, ge=0, description="shutdown wait (s)")
+    worker_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto",
+        description="event loop of conveyor worker: auto (uvloop where it is installed), "
+        "asyncio or uvloop; --loop wins",
+    )
     worker_loop_warn: Seconds = Field(
         2.0, gt=0, description="log a blocked event loop after this many seconds"
     )
