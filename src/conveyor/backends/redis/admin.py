@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from conveyor.backends.capabilities import Admin, ServerInfo
+from conveyor.backends.capabilities import TOPOLOGY_PREFIX, Admin, ServerInfo
 from conveyor.backends.redis import codec
 from conveyor.backends.redis import topology as topo
 from conveyor.backends.redis.connection import RedisConnection, persistence_problems, translated
@@ -108,7 +108,7 @@ class RedisAdmin(Admin):
         found = await self.topology()
         lines = topo.warnings(target, found)
         if found.kind == "sentinel" or found.replicas or found.role == "slave":
-            lines.insert(0, f"topology: {found.describe()}")
+            lines.insert(0, TOPOLOGY_PREFIX + found.describe())
         return lines + problems
 
     async def topology(self) -> topo.Topology:

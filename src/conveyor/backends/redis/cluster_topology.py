@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.crc import key_slot
 
-from conveyor.backends.capabilities import ServerInfo
+from conveyor.backends.capabilities import TOPOLOGY_PREFIX, ServerInfo
 from conveyor.backends.redis.shards import Layout
 
 
@@ -30,7 +30,7 @@ class ShardPlace:
         where = f"primary {self.primary}" if self.primary else "no primary serves it"
         copies = ", ".join(self.replicas) if self.replicas else "none"
         return (
-            f"topology: Redis Cluster shard {self.shard} {{{self.tag}}} (slot {self.slot}): "
+            f"{TOPOLOGY_PREFIX}Redis Cluster shard {self.shard} {{{self.tag}}} (slot {self.slot}): "
             f"{where}; replicas {copies}"
         )
 
