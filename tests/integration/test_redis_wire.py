@@ -5,6 +5,7 @@ call cancelled mid-reply never leaves its reply for the next call to read."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -72,6 +73,17 @@ def test_arguments_arrive_as_redis_py_sends_them(client: Redis) -> None:
     assert wire.packable(client)
     assert wire.call_sync(client, packed) == expected
     assert expected[3] == b"42" and expected[4] == repr(0.1 + 0.2).encode()
+
+
+def test_enum_arguments_arrive_as_their_values(client: Redis) -> None:
+    class Color(enum.StrEnum):
+        RED = "red"
+
+    class Size(enum.IntEnum):
+        BIG = 3
+
+    reply = wire.call_sync(client, wire.pack(sha(ECHO), ["k"], [Color.RED, Size.BIG, "", "", ""]))
+    assert reply[1:3] == [b"red", b"3"]
 
 
 def test_unsupported_arguments_are_refused_like_redis_py() -> None:

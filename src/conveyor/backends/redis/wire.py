@@ -47,6 +47,13 @@ def _encode(value: Any) -> bytes:
         return repr(value).encode()
     if isinstance(value, memoryview | bytearray):
         return bytes(value)
+    # Subclasses (a StrEnum, an IntEnum) as their value; bool is refused, as redis-py does.
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return b"%d" % value
+    if isinstance(value, float):
+        return repr(float(value)).encode()
     raise DataError(
         f"invalid input of type {kind.__name__!r}: convert to bytes, string, int or float first"
     )
