@@ -75,6 +75,26 @@ async def test_extend_keeps_the_message_hidden_past_its_first_lease(sqs_url: str
         assert await store.complete(lease_of(job), None) is True
 
 
+async def test_a_job_that_arrives_during_a_long_poll_gets_its_whole_lease(sqs_url: str) -> None:
+    async with opened(sqs_url) as store, opened(sqs_url) as producer:
+        routing = Routing(queues=("q",))
+        await producer.enqueue([new_job(queue="q")])  # the SQS queue exists: one to poll
+        [first] = await store.claim("w", routing, 1, 30.0)
+        assert await store.complete(lease_of(first), None)
+
+        # Given a worker waiting 5 s for work on a 2 s lease, and a job sent 3 s into it
+        async def send_later() -> None:
+            await asyncio.sleep(3.0)
+            await producer.enqueue([new_job(queue="q")])
+
+        sending = asyncio.create_task(send_later())
+        [job] = await store.claim("w", routing, 1, 2.0, wait=5.0)
+        await sending
+
+        # Then its lease was not spent waiting: the worker can still acknowledge it
+        assert await store.complete(lease_of(job), None) is True
+
+
 async def test_a_used_or_foreign_lease_is_refused(sqs_url: str) -> None:
     async with opened(sqs_url) as store:
         await store.enqueue([new_job(), new_job()])
@@ -176,6 +196,42 @@ async def test_an_unreadable_message_costs_only_itself(sqs_url: str) -> None:
         quarantined = [orjson.loads(b) for b in outside.take("dead-letters")]
         assert sorted(q["raw"] for q in quarantined) == ["not a job", '{"v": 1, "id": "x"}']
         assert all(q["unreadable"] for q in quarantined)
+
+
+async def test_an_unreadable_message_too_large_to_wrap_goes_to_the_dead_queue_as_it_is(
+    sqs_url: str,
+) -> None:
+    outside = Outside(sqs_url)
+    big = '"' * 200_000  # wrapped in JSON each quote doubles: over SQS's 256 KiB
+    outside.send("default", big)
+    async with opened(sqs_url) as store:
+        [good] = [r.id for r in await store.enqueue([new_job()])]
+
+        claimed = await store.claim("w", EVERYTHING, 10, 30.0)
+
+        assert [j.id for j in claimed] == [good]
+        reply = outside.client.receive_message(
+            QueueUrl=outside.url("dead-letters"), MessageAttributeNames=["All"]
+        )
+        [dead] = reply["Messages"]
+        assert dead["Body"] == big
+        reason = dead["MessageAttributes"]["conveyor-unreadable"]["StringValue"]
+        assert "not JSON" in reason
+
+
+async def test_a_long_error_is_cut_so_the_retry_fits_in_sqs(sqs_url: str) -> None:
+    async with opened(sqs_url) as store:
+        await store.enqueue([new_job(payload=b"x" * 150_000)])
+        job = await claim_one(store)
+        error, traceback = "E" * 200_000, "T" * 200_000
+
+        assert await store.fail(lease_of(job), Failure(error, traceback, retry_in=0.0))
+
+        again = await claim_one(store)
+        assert again.id == job.id and again.attempts == 2 and again.payload == job.payload
+        assert again.traceback is not None and "cut" in again.traceback
+        assert again.last_error is not None and again.last_error.startswith("EEEE")
+        assert "cut" in again.last_error
 
 
 async def test_a_job_due_after_sqs_longest_delay_waits_in_steps(sqs_url: str) -> None:

@@ -32,7 +32,7 @@ from typing import Any, Self, TypeVar
 
 from conveyor.backends.base import Backend, RecoveryReport, release_claimed
 from conveyor.backends.capabilities import Limits
-from conveyor.backends.sqs.claiming import Claimer, Pass
+from conveyor.backends.sqs.claiming import POLL_PER_LEASE, Claimer, Pass
 from conveyor.backends.sqs.codec import new_record
 from conveyor.backends.sqs.connection import LONG_POLL, MISSING, SqsConnection, error_code
 from conveyor.backends.sqs.leases import Held, LeaseBook
@@ -206,6 +206,7 @@ class SqsBackend(Backend):
             queues = await self._conn.queues(routing) if limit > 0 else []
             left = deadline - loop.time()
             poll = min(LONG_POLL, int(left)) if len(queues) == 1 else 0
+            poll = min(poll, int(lease_seconds / POLL_PER_LEASE))
             seen = Pass()
             jobs = await self._shielded(
                 self._claimer.claim(worker_id, routing, queues, limit, lease_seconds, poll, seen)

@@ -16,16 +16,18 @@ message received is then one of:
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 from conveyor.backends.base import poison_pill_reason
-from conveyor.backends.sqs.codec import Unreadable, decode, quarantined
+from conveyor.backends.sqs.codec import Unreadable, decode
 from conveyor.backends.sqs.connection import MISSING, SqsConnection, error_code
 from conveyor.backends.sqs.leases import Held, LeaseBook, new_token
 from conveyor.backends.sqs.messages import (
     MAX_VISIBILITY,
+    Outgoing,
     outgoing,
     raw_dead,
     replace_message,
@@ -36,8 +38,15 @@ from conveyor.clock import Clock
 from conveyor.errors import BackendError
 from conveyor.job import JobRecord, Routing, State
 
+log = logging.getLogger("conveyor.backend.sqs")
+
 #: Most messages one ``ReceiveMessage`` returns.
 RECEIVE_MAX = 10
+#: A long poll lasts at most 1/POLL_PER_LEASE of the lease (a 30 s lease still polls 5 s):
+#: a lease is counted from before the receive, but SQS starts the visibility timeout when
+#: it returns the message, which a long poll may do at its very end. A longer poll would
+#: hand out leases already spent, their acknowledgements refused.
+POLL_PER_LEASE = 4
 
 
 @dataclass(slots=True)
@@ -122,10 +131,12 @@ class Claimer:
         body = str(message.get("Body", ""))
         receipt = str(message["ReceiptHandle"])
         now = self.clock.now()
+        fifo = self.conn.options.fifo
         try:
             job, sent_at = decode(body)
         except Unreadable as exc:
-            await self._dead(url, receipt, None, quarantined(body, str(exc)), now)
+            log.error("an SQS message that is not a job was moved to the dead queue: %s", exc)
+            await self._dead(url, receipt, None, raw_dead(body, str(exc), fifo=fifo), now)
             return None
         receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         lost = receives - 1 - self._fifo_redelays(job, sent_at)
@@ -194,12 +205,11 @@ class Claimer:
         await self._resend(url, receipt, job, now)
 
     async def _dead(
-        self, url: str, receipt: str, job: JobRecord | None, raw: str | None, now: float
+        self, url: str, receipt: str, job: JobRecord | None, raw: Outgoing | None, now: float
     ) -> None:
         dead_url = await self.conn.url(self.conn.names.dead, create=True)
         assert dead_url is not None  # created when missing (or a ConfigError)
-        fifo = self.conn.options.fifo
-        message = (
-            outgoing(job, now, fifo=fifo) if job is not None else raw_dead(raw or "", fifo=fifo)
-        )
-        await replace_message(self.conn, dead_url, receipt, message, url)
+        if job is not None:
+            raw = outgoing(job, now, fifo=self.conn.options.fifo)
+        assert raw is not None
+        await replace_message(self.conn, dead_url, receipt, raw, url)

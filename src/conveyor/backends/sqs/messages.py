@@ -12,10 +12,10 @@ import hashlib
 import math
 import secrets
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from conveyor.backends.sqs.codec import MAX_BODY, encode
+from conveyor.backends.sqs.codec import MAX_BODY, encode, quarantined
 from conveyor.backends.sqs.connection import SqsConnection
 from conveyor.errors import BackendError, PayloadTooLarge
 from conveyor.job import JobRecord
@@ -26,6 +26,10 @@ MAX_DELAY = 900
 MAX_VISIBILITY = 43_200
 #: Entries per `SendMessageBatch`.
 BATCH = 10
+#: The message attribute that gives the reason on an unreadable body too large to wrap.
+UNREADABLE_ATTRIBUTE = "conveyor-unreadable"
+#: What replaces a traceback (and ends a cut error) that would not fit in an SQS message.
+CUT = "[cut: the job's message would be over SQS's 256 KiB]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,9 @@ def outgoing(job: JobRecord, now: float, *, fifo: bool, dedup: str | None = None
     """
     body = encode(job, now)
     size = len(body.encode("utf-8"))
+    if size > MAX_BODY and (job.traceback or job.last_error):
+        body = _fitted(job, now)
+        size = len(body.encode("utf-8"))
     if size > MAX_BODY:
         raise PayloadTooLarge(
             f"job {job.id} of task {job.task!r} would be an SQS message of {size} bytes, over "
@@ -70,6 +77,19 @@ def outgoing(job: JobRecord, now: float, *, fifo: bool, dedup: str | None = None
         if delay > 0:
             entry["DelaySeconds"] = min(MAX_DELAY, delay)
     return Outgoing(job.id, entry)
+
+
+def _fitted(job: JobRecord, now: float) -> str:
+    """The body of ``job`` with its traceback, then its error, cut until it fits in SQS: a
+    retry or a dead job must not be refused for a long error (the job itself fitted)."""
+    job = replace(job, traceback=CUT)
+    body = encode(job, now)
+    error = job.last_error or ""
+    while len(body.encode("utf-8")) > MAX_BODY and error:
+        error = error[: len(error) // 2]
+        job = replace(job, last_error=f"{error} {CUT}")
+        body = encode(job, now)
+    return body
 
 
 def dedup_id(unique_key: str) -> str:
@@ -110,9 +130,17 @@ def refused_error(refused: Sequence[str]) -> BackendError:
     )
 
 
-def raw_dead(body: str, *, fifo: bool) -> Outgoing:
-    """The dead-queue message for a body that could not be read."""
-    entry: dict[str, Any] = {"Id": "0", "MessageBody": body}
+def raw_dead(body: str, reason: str, *, fifo: bool) -> Outgoing:
+    """The dead-queue message for a body that could not be read: the reason and the raw
+    body as JSON (`quarantined`) or, when that would be over SQS's size, the raw body as it
+    came with the reason in its ``conveyor-unreadable`` message attribute."""
+    wrapped = quarantined(body, reason)
+    entry: dict[str, Any] = {"Id": "0", "MessageBody": wrapped}
+    if len(wrapped.encode("utf-8")) > MAX_BODY:
+        entry["MessageBody"] = body
+        entry["MessageAttributes"] = {
+            UNREADABLE_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}
+        }
     if fifo:
         entry.update(MessageGroupId="unreadable", MessageDeduplicationId=secrets.token_hex(16))
     return Outgoing("unreadable", entry)
