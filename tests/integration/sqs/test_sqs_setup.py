@@ -73,9 +73,12 @@ def test_a_bad_url_is_one_clear_line(url: str, says: str | None) -> None:
 
 def test_a_queue_sqs_cannot_name_is_refused_at_enqueue(sqs_url: str) -> None:
     store = create_backend(sqs_url)
-    for queue, says in (("a.b", "cannot be an SQS queue"), ("mail-high", "<queue>-high")):
-        with pytest.raises(ConfigError, match=says):
-            store.enqueue_sync([new_job(queue=queue)])
+    try:
+        for queue, says in (("a.b", "cannot be an SQS queue"), ("mail-high", "<queue>-high")):
+            with pytest.raises(ConfigError, match=says):
+                store.enqueue_sync([new_job(queue=queue)])
+    finally:
+        asyncio.run(store.close())  # ends enqueue_sync's thread and its client
 
 
 async def test_create_false_uses_only_queues_that_exist(new_sqs_url: Callable[..., str]) -> None:

@@ -141,6 +141,20 @@ async def test_a_dead_job_goes_to_the_dead_queue(sqs_url: str) -> None:
         assert dead["failed_at"] is not None
 
 
+async def test_a_settle_whose_old_message_cannot_be_deleted_is_made_once(sqs_url: str) -> None:
+    outside = Outside(sqs_url)
+    async with opened(sqs_url) as store:
+        await store.enqueue([new_job(queue="doomed")])
+        job = await claim_one(store)
+        # Given the job's SQS queue is deleted while it runs, so its message cannot be deleted
+        outside.client.delete_queue(QueueUrl=outside.url("doomed"))
+
+        # When it fails for good, Then it is dead once: the failure is made, not retried
+        assert await store.fail(lease_of(job), Failure("ValueError: bad"))
+        assert await store.fail(lease_of(job), Failure("ValueError: bad")) is False
+        assert [orjson.loads(b)["id"] for b in outside.take("dead-letters")] == [job.id]
+
+
 async def test_release_and_defer_give_the_attempt_back(sqs_url: str) -> None:
     async with opened(sqs_url) as store:
         await store.enqueue([new_job(headers={"a": 1})])

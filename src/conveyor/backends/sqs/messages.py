@@ -9,6 +9,7 @@ after the send the job exists twice, and runs again: at-least-once, as everywher
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import secrets
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,8 @@ from conveyor.backends.sqs.codec import MAX_BODY, encode, quarantined
 from conveyor.backends.sqs.connection import SqsConnection
 from conveyor.errors import BackendError, PayloadTooLarge
 from conveyor.job import JobRecord
+
+log = logging.getLogger("conveyor.backend.sqs")
 
 #: SQS's longest message delay: a job due later is re-delayed when it comes up.
 MAX_DELAY = 900
@@ -149,8 +152,21 @@ def raw_dead(body: str, reason: str, *, fifo: bool) -> Outgoing:
 async def replace_message(
     conn: SqsConnection, url: str, receipt: str, message: Outgoing, old_url: str
 ) -> None:
-    """Send ``message`` to ``url``, then delete the message ``receipt`` of ``old_url``."""
+    """Send ``message`` to ``url``, then delete the message ``receipt`` of ``old_url``.
+
+    Once the new message is sent the change is made: a delete that fails then is logged,
+    not raised, so the caller does not try again and send the job a second time. The old
+    message comes back after its visibility timeout and the job runs again (at-least-once).
+    """
     refused = await send(conn, url, [message])
     if refused:
         raise refused_error(refused)
-    await conn.call("DeleteMessage", QueueUrl=old_url, ReceiptHandle=receipt)
+    try:
+        await conn.call("DeleteMessage", QueueUrl=old_url, ReceiptHandle=receipt)
+    except BackendError as exc:
+        log.warning(
+            "job %s: its new SQS message was sent but the old one was not deleted (%s): the "
+            "old one comes back after its visibility timeout and runs again",
+            message.job_id,
+            exc,
+        )
