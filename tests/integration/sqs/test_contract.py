@@ -1,7 +1,8 @@
 """The contract suite's core on the SQS store, against moto_server.
 
-The store declares the core protocol only (`Limits` comes with ``?limits=``, checked in
-test_sqs_store.py), so the capability tests skip themselves, naming what is missing. Some
+The store declares the core protocol only (`Limits` comes with ``?limits=``: the suite's
+limits tests run on it in test_contract_limits.py), so the capability tests skip
+themselves, naming what is missing. Some
 core tests ask for what SQS cannot give; `CANNOT` lists each with its reason (docs/sqs.md,
 "Limits", says the same to users), and test_sqs_store.py checks the SQS way of each verb
 instead, on SQS's own clock.
