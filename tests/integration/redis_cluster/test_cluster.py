@@ -15,8 +15,8 @@ from tests.integration.cli_support import conveyor_cli
 from conveyor.backends import create_backend
 from conveyor.backends.redis.cluster import ClusterBackend
 from conveyor.backends.redis.shards import parse_layout, shard_tag
-from conveyor.errors import ConfigError
-from conveyor.job import Lease, NewJob, Priority, Routing, State
+from conveyor.errors import BackendError, ConfigError
+from conveyor.job import JobQuery, Lease, NewJob, Priority, Routing, State
 
 from .cluster_server import RedisClusterServers, keys_per_node, migrate_slot
 from .conftest import fresh_url
@@ -280,8 +280,105 @@ def test_a_lease_token_names_its_shard_and_nothing_else_passes_for_one() -> None
 
     assert layout.split_token(layout.token(2, "abc.1")) == (2, "abc.1")
     # No shard, a shard out of range, or one written another way: not this store's token.
-    for token in ("abc.1", "3:abc.1", "02:abc.1", "-1:abc", ":abc", "x:abc"):
+    for token in ("abc.1", "3:abc.1", "02:abc.1", "-1:abc", ":abc", "x:abc", "²:abc", "\u0661:a"):
         assert layout.split_token(token) == (None, token)
+    assert layout.split_token("9" * 5000 + ":abc")[0] is None
+
+
+async def test_a_garbled_lease_token_is_fenced_not_an_error(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    # Given a running job
+    store = await opened(fresh_url(redis_cluster, 3))
+    try:
+        await store.enqueue([job("q1")])
+        [record] = await store.claim("w", Routing(), 1, LEASE)
+        assert record.lease_token is not None
+
+        # When tokens that are not this store's are presented (digits int() refuses, a
+        # number too long for it, nothing at all), each is fenced, none raises
+        inner = record.lease_token.partition(":")[2]
+        for token in (f"²:{inner}", "9" * 5000 + f":{inner}", ""):
+            lease = Lease(record.id, token)
+            assert await store.extend([lease], LEASE) == [False]
+            assert not await store.complete(lease, None)
+
+        # and the job is still running under its real lease.
+        assert await store.complete(Lease(record.id, record.lease_token), None)
+    finally:
+        await store.close()
+
+
+async def test_a_batch_whose_shard_fails_stores_the_other_shards_jobs_then_raises(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    # Given a store whose shard 1 cannot take an enqueue (its counter is of the wrong type)
+    store = await opened(fresh_url(redis_cluster, 3))
+    try:
+        broken = store.stores[1]
+        await broken.connection.client().hset(broken.keys.seq, "x", "1")
+        jobs = [job(queue_on(store, shard)) for shard in (0, 1, 2) for _ in range(3)]
+        others = {j.id for j in jobs if store.layout.of_queue(j.queue) != 1}
+
+        # When a batch over all three shards is enqueued, it raises the shard's error
+        with pytest.raises(BackendError):
+            await store.enqueue(jobs)
+        # only after every other shard stored its part (read without yielding to the loop)
+        assert {j.id for j in jobs if store.get_sync(j.id) is not None} == others
+
+        # and so does the synchronous enqueue, whose shards are tried one after another.
+        later = [job(queue_on(store, shard)) for shard in (2, 1, 0)]
+        with pytest.raises(BackendError):
+            await asyncio.to_thread(store.enqueue_sync, later)
+        stored = {j.id for j in later if await store.get(j.id) is not None}
+        assert stored == {later[0].id, later[2].id}
+
+        # Once the shard is repaired, the same batch again stores the rest, nothing twice.
+        await broken.connection.client().delete(broken.keys.seq)
+        results = await store.enqueue(jobs)
+        assert [r.id for r in results] == [j.id for j in jobs]
+        assert sum(sum(r.counts.values()) for r in await store.admin.stats()) == 9 + 2
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_waiting_claim_leaves_nothing_leased_on_any_shard(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    # Given claims waiting on all three shards
+    store = await opened(fresh_url(redis_cluster, 3))
+    other = store.clone()
+    await other.open()
+    try:
+        sent: list[str] = []
+        held: set[str] = set()
+        for round_ in range(5):
+            waiter = asyncio.create_task(store.claim("w", Routing(), 10, LEASE, wait=20))
+            await asyncio.sleep(0.1)
+
+            # When jobs arrive on every shard at once and the claim is cancelled meanwhile
+            arriving = asyncio.create_task(
+                other.enqueue([job(queue_on(store, s)) for s in (0, 1, 2)])
+            )
+            await asyncio.sleep(0.001 * round_)
+            waiter.cancel()
+            try:  # a claim that returned before the cancel landed holds its jobs
+                for record in await asyncio.wait_for(waiter, 15):
+                    held.add(record.id)
+                    assert await store.complete(Lease(record.id, record.lease_token or ""), None)
+            except asyncio.CancelledError:
+                pass
+            sent += [r.id for r in await arriving]
+
+        # Then no job is left leased on any shard: a fresh claim gets every other one.
+        for shard in store.stores:
+            assert await shard.admin.query(JobQuery(states=(State.RUNNING,))) == []
+        claimed = await store.claim("w2", Routing(), 100, LEASE)
+        assert sorted(j.id for j in claimed) == sorted(set(sent) - held)
+        assert len(held) < len(sent)
+    finally:
+        await other.close()
+        await store.close()
 
 
 def test_a_claim_asks_only_the_shards_of_its_queues() -> None:

@@ -134,11 +134,13 @@ async def test_a_killed_primary_fails_over_and_no_acknowledged_job_is_lost(
         before = len(load.acknowledged)
         killed_at = time.monotonic()
         victim.kill()
+        done_at_kill = len(load.done)
 
         # Then its replica takes the slots and enqueues to shard 0 are acknowledged again
         resumed = await until(lambda: load.resumed_on_shard_0(before), FAILOVER_TIMEOUT)
         assert resumed, f"no failover within {FAILOVER_TIMEOUT} s: {load.errors[-3:]}"
         print(f"\nfailover: enqueues resumed {time.monotonic() - killed_at:.1f} s after the kill")
+        print(f"failover: {len(load.done) - done_at_kill} jobs completed during the outage")
         assert redis_cluster.node_for_slot(slot) is not victim
 
         # and once producing stops, every acknowledged job runs and ends succeeded.

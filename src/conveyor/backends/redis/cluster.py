@@ -129,18 +129,29 @@ class ClusterBackend(Backend):
         return groups
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-        """Store each job on its queue's shard, in order within each shard."""
+        """Store each job on its queue's shard, in order within each shard.
+
+        Every shard's part is tried to its end; if any failed, the first error is raised
+        after the others are stored (enqueueing the batch again stores none twice).
+        """
         groups = self._by_shard(jobs)
         replies = await asyncio.gather(
-            *(self.stores[s].enqueue([jobs[i] for i in idx]) for s, idx in groups.items())
+            *(self.stores[s].enqueue([jobs[i] for i in idx]) for s, idx in groups.items()),
+            return_exceptions=True,
         )
-        return _reassemble(len(jobs), groups.values(), replies)
+        return _reassemble(len(jobs), groups.values(), _or_raise(replies))
 
     def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-        """`enqueue` for code without an event loop, one shard after another."""
+        """`enqueue` for code without an event loop, one shard after another (each tried,
+        as `enqueue` does)."""
         groups = self._by_shard(jobs)
-        replies = [self.stores[s].enqueue_sync([jobs[i] for i in idx]) for s, idx in groups.items()]
-        return _reassemble(len(jobs), groups.values(), replies)
+        replies: list[list[EnqueueResult] | BaseException] = []
+        for s, idx in groups.items():
+            try:
+                replies.append(self.stores[s].enqueue_sync([jobs[i] for i in idx]))
+            except Exception as exc:  # noqa: BLE001 - raised once every shard was tried
+                replies.append(exc)
+        return _reassemble(len(jobs), groups.values(), _or_raise(replies))
 
     # -- working -------------------------------------------------------------------------
     async def claim(
@@ -340,6 +351,14 @@ class ClusterBackend(Backend):
 
 def _first(records: Any) -> JobRecord | None:
     return next(iter(records), None)
+
+
+def _or_raise(replies: Sequence[T | BaseException]) -> list[T]:
+    """The shards' replies, or the first error among them (a cancellation first)."""
+    errors = [r for r in replies if isinstance(r, BaseException)]
+    if errors:
+        raise next((e for e in errors if isinstance(e, asyncio.CancelledError)), errors[0])
+    return [r for r in replies if not isinstance(r, BaseException)]
 
 
 def _reassemble(total: int, groups: Any, replies: Sequence[Sequence[T]]) -> list[T]:

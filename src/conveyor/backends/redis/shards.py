@@ -89,8 +89,11 @@ class Layout:
         """A lease token's shard and the shard store's own token; ``None`` when the token
         names no shard of this store (it is then fenced wherever it is presented)."""
         head, sep, rest = token.partition(TOKEN_SEP)
-        if sep and head.isdigit() and int(head) < self.count and str(int(head)) == head:
-            return int(head), rest
+        # ASCII digits only, and few: int() refuses "²" and numbers of thousands of digits.
+        if sep and head.isascii() and head.isdecimal() and len(head) <= len(str(MAX_SHARDS)):
+            shard = int(head)
+            if shard < self.count and str(shard) == head:
+                return shard, rest
         return None, token
 
 
