@@ -75,6 +75,21 @@ def test_arguments_arrive_as_redis_py_sends_them(client: Redis) -> None:
     assert expected[3] == b"42" and expected[4] == repr(0.1 + 0.2).encode()
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_resp3_clients_get_the_same_replies(server: RedisServer, protocol: int) -> None:
+    with Redis.from_url(server.url, protocol=protocol) as c:
+        c.script_load(ECHO)
+        assert wire.packable(c)
+        sent = [b"k", "text é".encode(), b"\x00\xffbytes", b"42", repr(0.1 + 0.2).encode(), b""]
+        assert wire.call_sync(c, wire.pack(sha(ECHO), ["k"], ARGS)) == sent
+        c.script_flush()
+        with pytest.raises(NoScriptError):
+            wire.call_sync(c, wire.pack(sha(ECHO), ["k"], ARGS))
+        assert isinstance(
+            run_sync(c, "stats", _stats_keys("wire-resp"), [Keys("wire-resp").base, ""]), list
+        )
+
+
 def test_enum_arguments_arrive_as_their_values(client: Redis) -> None:
     class Color(enum.StrEnum):
         RED = "red"
