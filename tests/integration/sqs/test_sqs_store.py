@@ -274,6 +274,23 @@ async def test_a_job_for_a_task_this_worker_does_not_run_is_passed_over(sqs_url:
         assert job.id == job_id and job.recoveries == 0 and job.attempts == 1
 
 
+async def test_a_waiting_claim_for_no_task_waits_without_polling(sqs_url: str) -> None:
+    async with opened(sqs_url) as store:
+        await store.enqueue([new_job(queue="q")])
+        looked_up = []
+        queues = store._conn.queues
+
+        async def counted(routing: Routing) -> object:
+            looked_up.append(routing)
+            return await queues(routing)
+
+        store._conn.queues = counted  # type: ignore[method-assign]
+
+        # When a worker that runs no task waits for work, Then it waits, asking nothing
+        assert await store.claim("w", Routing(queues=("q",), tasks=()), 1, 30.0, wait=1.0) == []
+        assert looked_up == []
+
+
 async def test_passing_over_ends_on_every_queue_of_a_claim(sqs_url: str) -> None:
     async with opened(sqs_url) as store:
         # Given two queues full of jobs of a task this worker does not run

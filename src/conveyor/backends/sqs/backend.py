@@ -200,6 +200,9 @@ class SqsBackend(Backend):
     ) -> list[JobRecord]:
         """Receive up to ``limit`` jobs in priority order; with ``wait``, long-poll (one
         queue) or poll each second (several) until something comes or ``wait`` passes."""
+        if limit > 0 and routing.tasks is not None and not routing.tasks:
+            await asyncio.sleep(wait)  # no task at all: nothing can come (and no spinning)
+            return []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (wait if limit > 0 else 0.0)
         while True:
