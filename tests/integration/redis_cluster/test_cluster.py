@@ -117,6 +117,16 @@ async def test_a_different_shard_count_is_refused(redis_cluster: RedisClusterSer
         await other.open()
     await other.close()
 
+    # and a recorded count that is not a number is named, not a ValueError.
+    layout = parse_layout(url)
+    garbled = create_backend(url)
+    assert isinstance(garbled, ClusterBackend)
+    client = garbled.stores[0].connection.client()
+    await client.hset(layout.meta_key, "shards", "three")
+    with pytest.raises(ConfigError, match=r"field shards\) is 'three', not a number: set it back"):
+        await garbled.open()
+    await garbled.close()
+
 
 @pytest.mark.parametrize(
     ("query", "message"),
@@ -338,6 +348,34 @@ async def test_a_batch_whose_shard_fails_stores_the_other_shards_jobs_then_raise
         results = await store.enqueue(jobs)
         assert [r.id for r in results] == [j.id for j in jobs]
         assert sum(sum(r.counts.values()) for r in await store.admin.stats()) == 9 + 2
+    finally:
+        await store.close()
+
+
+async def test_recover_sweeps_the_other_shards_while_one_fails(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    # Given jobs whose leases expired on shards 0 and 2, and shard 1 that cannot be swept
+    store = await opened(fresh_url(redis_cluster, 3))
+    try:
+        await store.enqueue([job(queue_on(store, 0)), job(queue_on(store, 2))])
+        assert len(await store.claim("w", Routing(), 10, 0.2)) == 2
+        broken = store.stores[1]
+        await broken.connection.client().set(broken.keys.leases, "damaged")
+
+        # When leases are recovered (until the two leases have expired on the server clock)
+        recovered = 0
+        for _ in range(50):
+            recovered += (await store.recover(max_recoveries=5)).recovered
+            if recovered >= 2:
+                break
+            await asyncio.sleep(0.1)
+
+        # Then the other shards' jobs are back, though shard 1 failed each sweep
+        assert recovered == 2
+        assert len(await store.claim("w2", Routing(), 10, LEASE)) == 2
+        with pytest.raises(BackendError):
+            await broken.recover(max_recoveries=5)
     finally:
         await store.close()
 

@@ -108,11 +108,21 @@ class ClusterBackend(Backend):
         with translated(first.target):
             await client.hsetnx(layout.meta_key, "shards", layout.count)
             recorded = await client.hget(layout.meta_key, "shards")
-        if recorded is not None and int(recorded) != layout.count:
+        if recorded is None:  # deleted between the two calls: recorded at the next open
+            return
+        text = recorded.decode(errors="replace") if isinstance(recorded, bytes) else recorded
+        if not (text.isascii() and text.isdecimal()):
+            raise ConfigError(
+                f"the shard count recorded for the store {layout.prefix!r} on this Redis "
+                f"Cluster ({layout.meta_key} field shards) is {text!r}, not a number: set it "
+                "back to the number of shards the store was created with (HSET "
+                f"{layout.meta_key} shards N)"
+            )
+        if int(text) != layout.count:
             raise ConfigError(
                 f"the store {layout.prefix!r} on this Redis Cluster was created with "
-                f"shards={int(recorded)}, and the URL says shards={layout.count}: use "
-                f"?shards={int(recorded)} (another count would move queues to other shards "
+                f"shards={int(text)}, and the URL says shards={layout.count}: use "
+                f"?shards={int(text)} (another count would move queues to other shards "
                 "and strand their jobs), or a new ?prefix= for a new store"
             )
 
@@ -239,9 +249,24 @@ class ClusterBackend(Backend):
         except BaseException:
             await self._give_back(tasks, got)
             raise
-        for job in got[limit:]:
-            await self.release(Lease(job.id, job.lease_token or ""))
-        return got[:limit]
+        kept, extra = got[:limit], got[limit:]
+        try:  # shards that found work at once leased more than asked for: the rest back
+            await self._release_jobs(extra)
+        except BaseException:  # cancelled meanwhile: what was kept goes back too
+            await self._release_jobs(kept)
+            raise
+        return kept
+
+    async def _release_jobs(self, jobs: Sequence[JobRecord]) -> None:
+        """Give back leased (tagged) ``jobs``, all at once; shielded, so a caller
+        cancelled meanwhile still gives back every one."""
+        if jobs:
+            await asyncio.shield(
+                asyncio.gather(
+                    *(self.release(Lease(j.id, j.lease_token or "")) for j in jobs),
+                    return_exceptions=True,
+                )
+            )
 
     async def _give_back(
         self, tasks: dict[asyncio.Task[list[JobRecord]], int], got: list[JobRecord]
@@ -257,9 +282,8 @@ class ClusterBackend(Backend):
         for task, shard in tasks.items():
             if task.done() and not task.cancelled() and task.exception() is None:
                 leased += [j for j in self._tagged(shard, task.result()) if j not in got]
-        for job in leased:
-            with contextlib.suppress(Exception):
-                await self.release(Lease(job.id, job.lease_token or ""))
+        with contextlib.suppress(BaseException):
+            await self._release_jobs(leased)
 
     def _outcomes(
         self, tasks: dict[asyncio.Task[list[JobRecord]], int], done: set[Any]
@@ -330,8 +354,17 @@ class ClusterBackend(Backend):
         return await store.defer(inner, delay, headers)
 
     async def recover(self, max_recoveries: int) -> RecoveryReport:
-        """Sweep expired leases on every shard."""
-        reports = await asyncio.gather(*(s.recover(max_recoveries) for s in self.stores))
+        """Sweep expired leases on every shard; a shard that is down is skipped (and
+        logged) while the others are swept, and its error raised only if none could be."""
+        replies = await asyncio.gather(
+            *(s.recover(max_recoveries) for s in self.stores), return_exceptions=True
+        )
+        reports = [r for r in replies if isinstance(r, RecoveryReport)]
+        errors = [r for r in replies if not isinstance(r, RecoveryReport)]
+        if errors and (not reports or not all(isinstance(e, BackendError) for e in errors)):
+            raise errors[0]
+        for error in errors:
+            log.warning("recovering leases on a shard of %s failed: %s", self, error)
         return RecoveryReport(sum(r.recovered for r in reports), sum(r.dead for r in reports))
 
     # -- reading -------------------------------------------------------------------------
