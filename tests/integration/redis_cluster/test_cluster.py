@@ -380,6 +380,33 @@ async def test_recover_sweeps_the_other_shards_while_one_fails(
         await store.close()
 
 
+async def test_a_limit_key_lives_on_one_shard_whatever_the_jobs_shard(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    # Given two handles on a store of three shards, and a concurrency key kept on a shard
+    # other than the one of the queue whose jobs it limits
+    store = await opened(fresh_url(redis_cluster, 3))
+    other = store.clone()
+    await other.open()
+    try:
+        key = next(f"k{i}" for i in range(1000) if store.layout.of_key(f"k{i}") == 2)
+        await store.enqueue([job(queue_on(store, 0)) for _ in range(2)])
+        first, second = await store.claim("w", Routing(), 2, LEASE)
+
+        # When both jobs ask for the key's one slot, from different handles
+        assert await store.limits.slot_acquire(key, first.id, 1, LEASE)
+        # Then the second is refused, as on one Redis: the slot is held on shard 2 only
+        assert not await other.limits.slot_acquire(key, second.id, 1, LEASE)
+        assert not await other.stores[2].limits.slot_acquire(key, second.id, 1, LEASE)
+        assert await other.stores[0].limits.slot_acquire(key, "probe", 1, LEASE)
+        # and once the first gives it back, the second gets it.
+        await store.limits.slot_release(key, first.id)
+        assert await other.limits.slot_acquire(key, second.id, 1, LEASE)
+    finally:
+        await other.close()
+        await store.close()
+
+
 async def test_a_cancelled_waiting_claim_leaves_nothing_leased_on_any_shard(
     redis_cluster: RedisClusterServers,
 ) -> None:
