@@ -2,10 +2,9 @@
 
 The store declares the core protocol only (`Limits` comes with ``?limits=``: the suite's
 limits tests run on it in test_contract_limits.py), so the capability tests skip
-themselves, naming what is missing. Some
-core tests ask for what SQS cannot give; `CANNOT` lists each with its reason (docs/sqs.md,
-"Limits", says the same to users), and test_sqs_store.py checks the SQS way of each verb
-instead, on SQS's own clock.
+themselves, naming what is missing. Some core tests ask for what SQS cannot give; `CANNOT`
+lists each with its reason (docs/sqs.md, "What SQS cannot do", says the same to users), and
+test_sqs_store.py checks the SQS way of each verb instead, on SQS's own clock.
 """
 
 from __future__ import annotations

