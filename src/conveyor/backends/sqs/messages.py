@@ -141,9 +141,13 @@ def raw_dead(body: str, reason: str, *, fifo: bool) -> Outgoing:
     entry: dict[str, Any] = {"Id": "0", "MessageBody": wrapped}
     if len(wrapped.encode("utf-8")) > MAX_BODY:
         entry["MessageBody"] = body
-        entry["MessageAttributes"] = {
-            UNREADABLE_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}
-        }
+        # Attributes count towards SQS's size: the reason is cut to the room left, if any.
+        room = MAX_BODY - len(body.encode("utf-8")) - len(UNREADABLE_ATTRIBUTE) - len("String")
+        why = reason.encode("utf-8")[: min(1024, room)].decode("utf-8", "ignore")
+        if why:
+            entry["MessageAttributes"] = {
+                UNREADABLE_ATTRIBUTE: {"DataType": "String", "StringValue": why}
+            }
     if fifo:
         entry.update(MessageGroupId="unreadable", MessageDeduplicationId=secrets.token_hex(16))
     return Outgoing("unreadable", entry)
