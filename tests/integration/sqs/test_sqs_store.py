@@ -95,6 +95,20 @@ async def test_a_job_that_arrives_during_a_long_poll_gets_its_whole_lease(sqs_ur
         assert await store.complete(lease_of(job), None) is True
 
 
+async def test_a_lease_never_outlasts_sqs_longest_visibility_timeout(sqs_url: str) -> None:
+    async with opened(sqs_url) as store:
+        await store.enqueue([new_job()])
+        # Given a lease asked for longer than SQS hides a message (12 hours)
+        before = time.time()
+        [job] = await store.claim("w", EVERYTHING, 1, 50_000.0)
+        # Then it lasts no longer than SQS keeps the message hidden: past 12 hours the
+        # store refuses the lease (the message may be with another worker by then)
+        assert job.lease_expires_at is not None
+        assert job.lease_expires_at <= time.time() + 43_200
+        assert store._book.holds(job.id, job.lease_token or "", before + 43_260) is None
+        assert await store.complete(lease_of(job), None)
+
+
 async def test_a_used_or_foreign_lease_is_refused(sqs_url: str) -> None:
     async with opened(sqs_url) as store:
         await store.enqueue([new_job(), new_job()])

@@ -37,6 +37,7 @@ from conveyor.backends.sqs.codec import new_record
 from conveyor.backends.sqs.connection import LONG_POLL, MISSING, SqsConnection, error_code
 from conveyor.backends.sqs.leases import Held, LeaseBook
 from conveyor.backends.sqs.messages import (
+    MAX_VISIBILITY,
     Outgoing,
     dedup_id,
     outgoing,
@@ -232,6 +233,7 @@ class SqsBackend(Backend):
         return list(await asyncio.gather(*(self._extend(x, lease_seconds) for x in leases)))
 
     async def _extend(self, lease: Lease, lease_seconds: float) -> bool:
+        lease_seconds = min(lease_seconds, MAX_VISIBILITY)  # SQS's longest, as at the claim
         started = self.clock.now()
         held = self._book.holds(lease.job_id, lease.token, started)
         if held is None:

@@ -161,6 +161,9 @@ class Claimer:
             await self._dead(url, receipt, dead, None, now)
             return None
         token = new_token()
+        # SQS hides a message 12 hours at most: a longer lease would outlive the message's
+        # visibility timeout, and a late acknowledgement would pass the book's check.
+        lease_seconds = min(lease_seconds, MAX_VISIBILITY)
         claimed = replace(
             job,
             state=State.RUNNING,
