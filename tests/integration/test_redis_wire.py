@@ -8,6 +8,7 @@ import asyncio
 import enum
 import hashlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -16,7 +17,8 @@ from redis.exceptions import DataError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.backends.redis import wire
-from conveyor.backends.redis.keys import Keys
+from conveyor.backends.redis.connection import sentinel_async_client, sentinel_sync_client
+from conveyor.backends.redis.keys import Keys, parse_url
 from conveyor.backends.redis.scripts import run, run_sync, script
 
 from .redis_server import RedisServer
@@ -168,6 +170,23 @@ def test_clients_the_packed_path_does_not_serve(server: RedisServer) -> None:
     with Redis.from_url(server.url, single_connection_client=True) as single:
         assert not wire.packable(single)
     assert not wire.packable(AsyncRedis.from_url(server.url, single_connection_client=True))
+
+    class Custom(Redis):
+        """A client that sends commands its own way keeps redis-py's evalsha."""
+
+        def execute_command(self, *args: Any, **options: Any) -> Any:
+            return super().execute_command(*args, **options)
+
+    with Custom.from_url(server.url) as custom:
+        assert not wire.packable(custom)
+
+
+def test_sentinel_clients_take_the_packed_path() -> None:
+    # Their pool asks the sentinels for the primary on every new connection (the
+    # failover itself: tests/integration/redis_ha/test_sentinel.py).
+    target = parse_url("redis+sentinel://127.0.0.1:1/mymaster")
+    assert wire.packable(sentinel_sync_client(target))
+    assert wire.packable(sentinel_async_client(target))
 
 
 def _stats_keys(prefix: str) -> list[str]:

@@ -10,8 +10,10 @@ unread is never read by the next call); like the clients `connection.py` builds,
 that meets a dropped connection is sent once more on a fresh one (at least once, as
 redis-py's retry does: a script whose reply was lost may have run).
 
-Only plain clients take this path (`packable`); any other (a Sentinel or Cluster client,
-a single-connection client) goes through redis-py's ``evalsha``. A script the server does
+Only plain clients take this path (`packable`), Sentinel-managed ones included (a demoted
+primary's READONLY is a dropped connection there, so the call is sent once more, to the
+primary the sentinels name); any other (a Cluster client, a single-connection client)
+goes through redis-py's ``evalsha``. A script the server does
 not know (a restart, SCRIPT FLUSH) is loaded and the call repeated by `scripts.run`.
 """
 
@@ -73,9 +75,16 @@ def pack(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
 
 
 def packable(client: Redis | AsyncRedis) -> bool:
-    """Whether ``client`` is a plain client whose pool hands out connections."""
+    """Whether ``client`` is a plain client whose pool hands out connections: redis-py's
+    own, or a subclass that sends commands as it does (the Sentinel clients of
+    `connection.py`, whose pool asks the sentinels where the primary is)."""
+    kind = type(client)
+    base = (
+        Redis if issubclass(kind, Redis) else AsyncRedis if issubclass(kind, AsyncRedis) else None
+    )
     return (
-        type(client) in (Redis, AsyncRedis)
+        base is not None
+        and getattr(kind, "execute_command", None) is getattr(base, "execute_command", None)
         # The sync client names the flag with an underscore, the asyncio one without.
         and not getattr(client, "single_connection_client", False)
         and not getattr(client, "_single_connection_client", False)
