@@ -113,7 +113,14 @@ class RedisClusterServers:
         deadline = time.monotonic() + timeout
         while True:
             alive = self.alive()
-            if all(_cluster_ok(n) for n in alive) and all(_serving(n) for n in alive):
+            # With every node up, each node's CLUSTER SLOTS must also list a replica for
+            # every range: gossip can lag behind the replicas' own sync for a moment.
+            whole = len(alive) == len(self.nodes)
+            if (
+                all(_cluster_ok(n) for n in alive)
+                and all(_serving(n) for n in alive)
+                and (not whole or all(_slots_list_replicas(n) for n in alive))
+            ):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the test cluster was not ok within {timeout:.0f} s")
@@ -212,3 +219,13 @@ def _serving(node: RedisServer) -> bool:
             )
     except Exception:
         return False
+
+
+def _slots_list_replicas(node: RedisServer) -> bool:
+    """Whether ``node``'s CLUSTER SLOTS names at least one replica for every slot range."""
+    try:
+        with node.client() as c:
+            ranges = c.execute_command("CLUSTER", "SLOTS")
+    except Exception:  # a node still starting: not yet
+        return False
+    return bool(ranges) and all(len(r) >= 4 for r in ranges)
