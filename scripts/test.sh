@@ -65,7 +65,28 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   fi
 fi
 
-# -- 3b. A browser for the dashboard tests -------------------------------------------------
+# -- 3b. promtool for the metrics tests ---------------------------------------------------
+# `promtool check metrics` lints the /metrics pages. It comes in Debian's prometheus
+# package: only the promtool binary is taken out of it (nothing is installed or started).
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$VENV/bin/promtool" ]; then
+  step "promtool not found: taking it from Debian's prometheus package"
+  if command -v apt-get >/dev/null 2>&1; then
+    tmp_deb="$(mktemp -d /tmp/conveyor-promtool.XXXXXX)"
+    chmod 777 "$tmp_deb"  # apt-get download writes as the _apt user where it can
+    venv_bin="$(cd "$VENV/bin" && pwd)"
+    ( cd "$tmp_deb" \
+        && { timeout 300 apt-get download -qq prometheus 2>/dev/null \
+             || { timeout 300 apt-get update -qq || true; timeout 300 apt-get download -qq prometheus; }; } \
+        && dpkg-deb -x prometheus_*.deb extracted \
+        && install -m 755 extracted/usr/bin/promtool "$venv_bin/promtool" ) \
+      || echo "could not get promtool from Debian's prometheus package" >&2
+    rm -rf "$tmp_deb"
+  else
+    echo "no apt-get: install promtool yourself for the metrics lint" >&2
+  fi
+fi
+
+# -- 3c. A browser for the dashboard tests -------------------------------------------------
 # Debian's chromium, driven by Playwright through its executable path (no browser download).
 # The browser tests skip locally when it is missing and fail when CI is set.
 if ! command -v chromium >/dev/null 2>&1; then

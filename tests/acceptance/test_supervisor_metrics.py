@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.deploy_support import tool
 from tests.integration.redis_server import free_port
 
 from .harness import Cluster, backend_call, wait_for
@@ -111,6 +113,17 @@ def test_one_endpoint_for_every_pool_counts_nothing_twice(sqlite_cluster: Cluste
         assert sample(s, "conveyor_backend_up") == 1
         assert sample(s, "conveyor_supervisor_processes_up", pool="jobs") == 2
         assert sample(s, "conveyor_supervisor_processes", pool="mail") == 1
+        # and the merged page passes Prometheus's own lint.
+        promtool = tool("promtool", "scripts/test.sh takes it from Debian's prometheus package")
+        lint = subprocess.run(
+            [promtool, "check", "metrics"],
+            input=get(port, "/metrics")[1],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
 
         # The history in the backend counts the same 15 jobs, per queue,
         def history() -> dict[str, int] | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.cli_support import Run, conveyor_cli
+from tests.integration.deploy_support import tool
 
 from conveyor import Conveyor
 
@@ -183,11 +183,8 @@ def test_metrics_have_the_oldest_wait_and_the_attempts(worker: RunningWorker) ->
     first = wait("unserved")
     assert first is not None and first > 0
     wait_for(lambda: (wait("unserved") or 0) > first, 30, "the unserved job's wait did not grow")
-    # The exposition was parsed above by prometheus-client; promtool's lint too, where the
-    # Debian package prometheus (large, so not installed by the test command) is present
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        return
+    # The exposition was parsed above by prometheus-client; promtool lints it too
+    promtool = tool("promtool", "scripts/test.sh takes it from Debian's prometheus package")
     _, body = get(f"{worker.base}/metrics")
     check = subprocess.run(
         [promtool, "check", "metrics"], input=body, capture_output=True, timeout=30, check=False
