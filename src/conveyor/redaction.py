@@ -135,12 +135,16 @@ def display_url(url: str) -> str:
 
 
 def redact_params(query: str) -> str:
-    """``a=1&password=x`` → ``a=1&password=***``: every secret parameter's value masked."""
+    """``a=1&password=x`` → ``a=1&password=***``: every secret parameter's value masked,
+    and a URL given as a value (``limits=redis://:pw@host``, plain or percent-encoded)
+    redacted in turn."""
     pieces = re.split(r"([&;])", query)
     for i in range(0, len(pieces), 2):
-        key, eq, _ = pieces[i].partition("=")
+        key, eq, value = pieces[i].partition("=")
         if eq and is_secret_name(_unquote_key(key)):
             pieces[i] = f"{key}={MASK}"
+        elif eq and "://" in (inner := unquote_plus(value)):
+            pieces[i] = f"{key}={redact_url(inner)}"
     return "".join(pieces)
 
 

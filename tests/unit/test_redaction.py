@@ -102,6 +102,20 @@ def test_host_lists_keep_their_hosts(url: str, shown: str) -> None:
     assert redact_url(url) == shown
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqs://eu-west-1?limits=redis://:hunter2@cache:6379/0&prefix=shop-",
+        "sqs://eu-west-1?limits=redis%3A%2F%2F%3Ahunter2%40cache%3A6379%2F0",
+        "sqs://eu-west-1?limits=postgresql://app:hunter2@db/jobs",
+    ],
+)
+def test_a_url_given_as_an_option_is_redacted_too(url: str) -> None:
+    shown = redact_url(url)
+    assert "hunter2" not in shown and "***" in shown
+    assert "cache" in shown or "db/jobs" in shown
+
+
 def test_a_host_list_that_cannot_be_read_is_redacted_whole() -> None:
     assert redact_url("redis+sentinel://u:pa?ss@h1,h2/svc") == "redis+sentinel://***"
 
