@@ -157,14 +157,7 @@ class Scheduler:
         if not self.app.schedules:
             return []
         self.window = max(self.window, window)
-        scheduling = (backend or await self.app.open()).scheduling
-        entries = list(self.app.schedules.values())
-        state = await scheduling.schedule_state([e.name for e in entries])
-        fired: list[Fired] = []
-        for entry in entries:
-            fired += await self._fire(scheduling, entry, state.get(entry.name))
-        self.fired += fired
-        return fired
+        return await self._fire_all((backend or await self.app.open()).scheduling)
 
     # -- one tick --------------------------------------------------------------------------
     async def tick(self) -> list[Fired]:
@@ -182,6 +175,10 @@ class Scheduler:
             self.is_leader = leader
         if not leader:
             return []
+        return await self._fire_all(scheduling)
+
+    async def _fire_all(self, scheduling: Scheduling) -> list[Fired]:
+        """Enqueue every entry's due ticks; returns (and keeps) what was fired."""
         entries = list(self.app.schedules.values())
         state = await scheduling.schedule_state([e.name for e in entries])
         fired: list[Fired] = []
