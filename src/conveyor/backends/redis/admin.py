@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from conveyor.backends.capabilities import TOPOLOGY_PREFIX, Admin, ServerInfo
 from conveyor.backends.redis import codec
 from conveyor.backends.redis import topology as topo
-from conveyor.backends.redis.connection import RedisConnection, persistence_problems, translated
+from conveyor.backends.redis.connection import RedisConnection, translated
+from conveyor.backends.redis.persistence import persistence_problems
 from conveyor.backends.redis.quarantine import log, show
 from conveyor.backends.unreadable import UnreadableRecord, placeholder
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord, Priority, QueueStats, State

@@ -1,5 +1,5 @@
 """`RedisConnection`, the one object a handle's parts share, and what it is made of:
-clients, timeouts, error translation and the persistence check at open.
+clients, timeouts and error translation (the persistence check at open is in `persistence`).
 
 Timeouts are short on purpose: an enqueue while Redis is down must fail within seconds
 with `BackendUnavailable`, never hang. A dead pooled connection (Redis restarted) is
@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import secrets
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -44,6 +43,7 @@ from redis.retry import Retry
 
 from conveyor.backends.redis import acl
 from conveyor.backends.redis.keys import Keys, Target, parse_url
+from conveyor.backends.redis.persistence import check_persistence
 from conveyor.backends.redis.scripts import load_all, run, run_sync, script
 from conveyor.clock import Clock, SystemClock
 from conveyor.errors import BackendError, BackendUnavailable
@@ -53,9 +53,6 @@ log = logging.getLogger("conveyor.backend.redis")
 #: Seconds to open a TCP (or TLS) connection, and to wait for any reply.
 CONNECT_TIMEOUT = 3.0
 SOCKET_TIMEOUT = 5.0
-
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
 
 
 def _options() -> dict[str, Any]:
@@ -244,51 +241,6 @@ def translated(target: Target) -> Iterator[None]:
         raise BackendError(f"Redis at {target.display} rejected a command: {exc}.{hint}") from exc
     except RedisError as exc:
         raise BackendError(f"Redis at {target.display} failed: {exc}") from exc
-
-
-async def check_persistence(client: AsyncRedis, target: Target) -> None:
-    """Warn (once per server per process) when a setting can lose or evict jobs."""
-    with _warned_lock:
-        if target.redis_url in _warned:
-            return
-        _warned.add(target.redis_url)
-    for line in await persistence_problems(client):
-        log.warning("Redis at %s: %s", target.display, line)
-
-
-async def persistence_problems(client: AsyncRedis) -> list[str]:
-    """The server's settings that can lose jobs, in words; none when CONFIG is forbidden."""
-    try:
-        config: dict[Any, Any] = dict(await client.config_get("appendonly"))
-        config.update(await client.config_get("maxmemory-policy"))
-    except ResponseError:
-        return []  # managed Redis often forbids CONFIG: nothing to check
-    # redis-py decodes CONFIG GET replies itself; normalise in case a version does not.
-    return persistence_warnings({_text(k): _text(v) for k, v in config.items()})
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def persistence_warnings(config: dict[str, str]) -> list[str]:
-    """What the server's settings can lose, in words, one line per problem."""
-    out = []
-    if config.get("appendonly", "yes") != "yes":
-        out.append(
-            "appendonly is 'no': a Redis crash or restart loses every job enqueued, "
-            "finished or retried since the last RDB snapshot (minutes). Set "
-            "'appendonly yes' with 'appendfsync everysec' (at most about 1 s lost on a "
-            "power cut)."
-        )
-    policy = config.get("maxmemory-policy", "noeviction")
-    if policy != "noeviction":
-        out.append(
-            f"maxmemory-policy is {policy!r}: when memory runs out Redis evicts "
-            "keys, silently deleting queued jobs and indexes. Set 'maxmemory-policy "
-            "noeviction' (enqueues then fail with an error instead)."
-        )
-    return out
 
 
 # -- Sentinel, TLS, ACL and replication (see docs/redis.md, "High availability") ------------
