@@ -31,6 +31,7 @@ from conveyor.errors import ConfigError, JobNotFound, SerializationError
 from conveyor.handle import missing_job
 from conveyor.job import FINAL_STATES, JobQuery, JobRecord, State
 from conveyor.timefmt import fmt_time
+from conveyor.tracebacks import split as split_traceback
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -80,9 +81,16 @@ def show(
     app_spec: AppOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
+    full_traceback: Annotated[
+        bool,
+        typer.Option(
+            "--full-traceback", help="The whole traceback, with Conveyor's own frames too."
+        ),
+    ] = False,
 ) -> None:
     """Show every field of one job, with its error and traceback. Exit 1 if not found.
 
+    The traceback starts at the task's own frames (``--full-traceback`` for the whole one).
     A record the store cannot read is shown as what is wrong with it and its raw fields.
     """
     app = resolve_app(app_spec, url)
@@ -110,8 +118,12 @@ def show(
         table.add_row(key, _field_text(key, value))
     out.print(table)
     if job.traceback:
+        short, whole = split_traceback(job.traceback)
         out.print("\n[bold]traceback[/]")
-        out.print(job.traceback.rstrip(), markup=False, highlight=False)
+        shown = whole if full_traceback and whole is not None else short
+        out.print(shown.rstrip(), markup=False, highlight=False)
+        if whole is not None and not full_traceback:
+            out.print("[dim](--full-traceback shows Conveyor's own frames too)[/]")
     if job.raw is not None:
         out.print("\n[bold]raw stored fields[/]")
         raw = Table(show_header=False, box=None, pad_edge=False)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from conveyor.dashboard.security import CSRF_FIELD, CSRF_HEADER
 from conveyor.timefmt import fmt_duration, fmt_utc
+from conveyor.tracebacks import split as split_traceback
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -159,10 +160,22 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def task_traceback(text: str) -> str:
+    """A stored traceback from the task's own frames (`conveyor.tracebacks`)."""
+    return split_traceback(text)[0]
+
+
+def whole_traceback(text: str) -> str:
+    """The whole stored traceback, with Conveyor's frames; ``""`` when it is the same."""
+    return split_traceback(text)[1] or ""
+
+
 FILTERS: dict[str, Callable[..., str]] = {
     "when": when,
     "duration": duration,
     "ago": ago,
     "pretty": pretty,
     "percent": percent,
+    "task_traceback": task_traceback,
+    "whole_traceback": whole_traceback,
 }

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
-import traceback
 from collections.abc import Awaitable
 from concurrent.futures import Executor
 from contextvars import copy_context
@@ -25,6 +24,7 @@ from conveyor.job import Failure, JobRecord
 from conveyor.limits import rate_limited_headers
 from conveyor.middleware.chain import ExecutionContext, run_chain
 from conveyor.serialization import decode_payload, encode_value
+from conveyor.tracebacks import task_view
 from conveyor.worker.backoff import retry_delay
 from conveyor.worker.outcome import Deferred, Failed, Ran, Succeeded
 
@@ -269,9 +269,10 @@ def describe(exc: BaseException) -> str:
 
 
 def format_traceback(exc: BaseException) -> str | None:
-    """The traceback as text, clipped to a safe size."""
+    """The traceback as text, from the task's own frames (the whole one after them:
+    `conveyor.tracebacks`), clipped to a safe size."""
     try:
-        return _clip("".join(traceback.format_exception(exc)))
+        return _clip(task_view(exc))
     except Exception:  # noqa: BLE001
         return None
 
