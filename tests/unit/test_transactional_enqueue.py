@@ -109,6 +109,8 @@ def test_on_commit_goes_through_the_commit_hook(app: Conveyor) -> None:
         # A call cannot both name a connection and ask for the hook, nor mix in a batch
         with pytest.raises(ConfigError, match="not both"):
             send.options(on_commit=True, connection=object()).enqueue("b")
+        with pytest.raises(ConfigError, match="not both"):
+            app.enqueue_many([send.options(on_commit=True).call("b")], connection=object())
         with pytest.raises(ConfigError, match="mixes"):
             app.enqueue_many([send.options(on_commit=True).call("c"), send.call("d")])
         assert stored(app) == 1

@@ -121,7 +121,7 @@ def set_commit_hook(hook: CommitHook | None) -> CommitHook | None:
 
 
 def _defer_to_commit(
-    app: Conveyor, specs: Sequence[JobSpec], jobs: list[NewJob]
+    app: Conveyor, specs: Sequence[JobSpec], jobs: list[NewJob], connection: object | None
 ) -> list[JobHandle[Any]] | None:
     """Hand calls made with ``on_commit=True`` to the commit hook; ``None`` for others."""
     wanted = [s.options.on_commit for s in specs]
@@ -132,7 +132,7 @@ def _defer_to_commit(
             "this batch mixes calls made with options(on_commit=True) and calls without: "
             "enqueue them separately"
         )
-    if any(s.options.connection is not None for s in specs):
+    if connection is not None or any(s.options.connection is not None for s in specs):
         raise ConfigError(
             "give either options(connection=...) or options(on_commit=True), not both: the "
             "first enqueues inside the transaction you pass, the second lets the integration "
@@ -160,7 +160,7 @@ def store(
     Calls made with ``options(on_commit=True)`` go to the commit hook instead
     (`set_commit_hook`): their handles name jobs that exist once the transaction commits.
     """
-    deferred = _defer_to_commit(app, specs, jobs)
+    deferred = _defer_to_commit(app, specs, jobs, connection)
     if deferred is not None:
         return deferred
     return _store_now(app, specs, jobs, connection)
@@ -184,7 +184,7 @@ async def store_async(
 ) -> list[JobHandle[Any]]:
     """`store` for async code (calls made with ``on_commit=True`` are handed to the commit
     hook, as `store` does: transactions that run on-commit callbacks are sync)."""
-    deferred = _defer_to_commit(app, specs, jobs)
+    deferred = _defer_to_commit(app, specs, jobs, connection)
     if deferred is not None:
         return deferred
     if app.eager:
