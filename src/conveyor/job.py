@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from conveyor.attempts import Attempt, JobProgress
 from conveyor.errors import ConfigError, InvalidTransition
 
 
@@ -175,9 +176,55 @@ class JobRecord:
     unreadable: str | None = None
     #: For an unreadable record: every stored field as text, for inspection.
     raw: dict[str, str] | None = None
+    #: The attempts that ended without succeeding, oldest first (bounded: `conveyor.attempts`).
+    attempt_log: tuple[Attempt, ...] = ()
+    #: The latest progress the task reported, with the attempt that reported it.
+    progress: JobProgress | None = None
+
+    def attempt_history(self) -> list[Attempt]:
+        """Every attempt this job had that the store kept, oldest first.
+
+        The logged ones (failed, dead, lost), then the one running now or the one that
+        succeeded, read off the job's own fields. A dead job whose store kept no log (a
+        record written before the log existed) shows its last failure as one attempt.
+        """
+        out = list(self.attempt_log)
+        if self.state is State.RUNNING:
+            out.append(Attempt(self.attempts, "running", self.worker_id, self.started_at, None))
+        elif self.state is State.SUCCEEDED and self.started_at is not None:
+            out.append(
+                Attempt(
+                    self.attempts,
+                    "succeeded",
+                    self.worker_id,
+                    self.started_at,
+                    self.finished_at,
+                )
+            )
+        elif self.state is State.DEAD and not out and self.last_error is not None:
+            out.append(
+                Attempt(
+                    self.attempts,
+                    "dead",
+                    self.worker_id,
+                    self.started_at,
+                    self.failed_at,
+                    self.last_error,
+                    self.traceback,
+                )
+            )
+        return out
+
+    def current_progress(self) -> JobProgress | None:
+        """The reported progress, if it belongs to the current (or final) attempt."""
+        progress = self.progress
+        if progress is None or progress.attempt != self.attempts:
+            return None
+        return progress
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view, with the payload and result left as text."""
+        progress = self.current_progress()
         return {
             "id": self.id,
             "task": self.task,
@@ -203,6 +250,8 @@ class JobRecord:
             "result": None if self.result is None else self.result.decode("utf-8", "replace"),
             "unreadable": self.unreadable,
             "raw": self.raw,
+            "attempt_history": [a.to_dict() for a in self.attempt_history()],
+            "progress": None if progress is None else progress.to_dict(),
         }
 
 

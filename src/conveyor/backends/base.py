@@ -32,6 +32,11 @@ Rules every implementation keeps:
   then returns the existing job with ``existing=True``.
 * ``defer`` puts a running job back to wait without using an attempt (rate limits and
   `RateLimited` use it).
+* ``fail`` adds an entry to the job's attempt log (`conveyor.attempts.log_entry`:
+  ``failed`` when retried, ``dead`` otherwise), and ``recover`` one (``lost``) per expired
+  lease: the attempt's number, its worker, its start (the job's ``started_at``), the
+  store's now as its end, the error and the task's traceback, the last
+  `conveyor.attempts.KEEP` kept. `get` returns the log as ``JobRecord.attempt_log``.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from conveyor.backends.capabilities import (
     Admin,
     Capability,
     Limits,
+    Progress,
     Scheduling,
     Telemetry,
     Transactions,
@@ -90,8 +96,8 @@ class Backend(abc.ABC):
     """A job store: the core verbs, with its capabilities as parts beside them.
 
     A store hands the capability objects it has to ``__init__``; `limits`, `scheduling`,
-    `admin`, `telemetry` and `transactions` return them, or raise `Unsupported` (one clear
-    line naming the store and what it lacks) for those it does not have.
+    `admin`, `telemetry`, `transactions` and `progress` return them, or raise `Unsupported`
+    (one clear line naming the store and what it lacks) for those it does not have.
     """
 
     url: str
@@ -110,10 +116,11 @@ class Backend(abc.ABC):
         admin: Admin | None = None,
         telemetry: Telemetry | None = None,
         transactions: Transactions | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self._parts = {
             part.name: part
-            for part in (limits, scheduling, admin, telemetry, transactions)
+            for part in (limits, scheduling, admin, telemetry, transactions, progress)
             if part is not None
         }
 
@@ -175,6 +182,11 @@ class Backend(abc.ABC):
     def transactions(self) -> Transactions:
         """Enqueue inside the caller's database transaction."""
         return cast(Transactions, self._part(Transactions))
+
+    @property
+    def progress(self) -> Progress:
+        """The latest progress report of a running job."""
+        return cast(Progress, self._part(Progress))
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:  # noqa: B027 - optional hook

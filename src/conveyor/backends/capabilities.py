@@ -7,7 +7,8 @@ object per capability to ``Backend.__init__``:
 * `Scheduling` — a scheduler leader lease and cron ticks recorded once (``conveyor scheduler``);
 * `Admin` — listing, counting, repairing, deleting and pausing jobs (CLI and dashboard);
 * `Telemetry` — per-minute history and a registry of live workers (dashboard, ``status``);
-* `Transactions` — enqueue inside the caller's own database transaction.
+* `Transactions` — enqueue inside the caller's own database transaction;
+* `Progress` — the latest progress a running job reported (``current_job().progress``).
 
 Each is a small abstract class of its own. A store's parts usually share one connection
 object (a pool, a client, the in-memory state) rather than calling back into the store.
@@ -29,6 +30,7 @@ from conveyor.job import (
     HistoryPoint,
     JobQuery,
     JobRecord,
+    Lease,
     NewJob,
     QueueStats,
     State,
@@ -287,5 +289,32 @@ class Transactions(Capability):
         """`enqueue_in` for an async connection (or session)."""
 
 
+class Progress(Capability):
+    """Keeping the latest progress report of a running job (``current_job().progress``)."""
+
+    name = "progress"
+    lacking = "does not keep job progress"
+
+    @abc.abstractmethod
+    async def report_progress(
+        self, lease: Lease, done: float, total: float | None, note: str | None
+    ) -> bool:
+        """Keep this report on the leased job in place of the last one.
+
+        Stored with the job's current ``attempts`` and the store's own now, so `get` returns
+        it as ``JobRecord.progress`` (`conveyor.attempts.JobProgress`). True when kept; with
+        a lease that is not current nothing changes and the result is False (not counted as
+        fenced: a late report is harmless). The values come checked
+        (`conveyor.attempts.check_progress`).
+        """
+
+
 #: Every capability, in the order `Backend.capabilities` lists them.
-CAPABILITIES: tuple[type[Capability], ...] = (Limits, Scheduling, Admin, Telemetry, Transactions)
+CAPABILITIES: tuple[type[Capability], ...] = (
+    Limits,
+    Scheduling,
+    Admin,
+    Telemetry,
+    Transactions,
+    Progress,
+)

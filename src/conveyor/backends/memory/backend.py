@@ -13,15 +13,17 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, Self, TypedDict
 
+from conveyor.attempts import KEEP, LOST_ERROR, ended
 from conveyor.backends.base import (
     Backend,
     RecoveryReport,
     claim_waiting,
     poison_pill_reason,
 )
-from conveyor.backends.capabilities import Admin, Limits, Scheduling, Telemetry
+from conveyor.backends.capabilities import Admin, Limits, Progress, Scheduling, Telemetry
 from conveyor.backends.memory.admin import MemoryAdmin
 from conveyor.backends.memory.limits import MemoryLimits
+from conveyor.backends.memory.progress import MemoryProgress
 from conveyor.backends.memory.scheduling import MemoryScheduling
 from conveyor.backends.memory.state import MemoryState, copy_json, copy_record
 from conveyor.backends.memory.telemetry import MemoryTelemetry
@@ -44,6 +46,7 @@ class Parts(TypedDict, total=False):
     scheduling: Scheduling
     admin: Admin
     telemetry: Telemetry
+    progress: Progress
 
 
 class MemoryBackend(Backend):
@@ -72,6 +75,7 @@ class MemoryBackend(Backend):
             scheduling=MemoryScheduling(state, clock),
             admin=MemoryAdmin(state, clock),
             telemetry=MemoryTelemetry(state, clock),
+            progress=MemoryProgress(state, clock),
         )
 
     def clone(self) -> Self:
@@ -203,6 +207,17 @@ class MemoryBackend(Backend):
             now = self.clock.now()
             job.last_error = failure.error
             job.traceback = failure.traceback
+            outcome = "dead" if failure.retry_in is None else "failed"
+            log = ended(
+                job.attempts,
+                outcome,
+                job.worker_id,
+                job.started_at,
+                now,
+                failure.error,
+                failure.traceback,
+            )
+            job.attempt_log = (*job.attempt_log, log)[-KEEP:]
             if failure.retry_in is None:
                 self._s.set_state(job, State.DEAD, now)
                 job.failed_at = now
@@ -246,6 +261,8 @@ class MemoryBackend(Backend):
                 expires = job.lease_expires_at
                 if job.state is not State.RUNNING or expires is None or expires > now:
                     continue
+                lost = ended(job.attempts, "lost", job.worker_id, job.started_at, now, LOST_ERROR)
+                job.attempt_log = (*job.attempt_log, lost)[-KEEP:]
                 job.recoveries += 1
                 job.attempts -= 1
                 if job.recoveries >= max_recoveries:

@@ -38,12 +38,14 @@ from conveyor.testing.contract.model import TestModel
 from conveyor.testing.contract.operations import TestHistory, TestOperations
 from conveyor.testing.contract.repair import TestRepair
 from conveyor.testing.contract.scheduling import TestScheduling
+from conveyor.testing.contract.story import TestAttemptLog, TestProgress
 from conveyor.testing.contract.transitions import TestAdminTransitions, TestTransitions
 from conveyor.testing.contract.wait import TestClaimWait
 from conveyor.testing.contract.workers import TestWorkers
 
 __all__ = [
     "TestAdminTransitions",
+    "TestAttemptLog",
     "TestClaim",
     "TestClaimWait",
     "TestCounters",
@@ -55,6 +57,7 @@ __all__ = [
     "TestLimits",
     "TestModel",
     "TestOperations",
+    "TestProgress",
     "TestRepair",
     "TestScheduling",
     "TestTransitions",
