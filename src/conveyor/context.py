@@ -35,8 +35,9 @@ class JobContext:
         once more when the job ends, so the dashboard, ``conveyor jobs show`` and
         `JobHandle.progress` show it. It never blocks and never fails the job on a store
         problem; a value that is not a number (or a negative ``done``, a ``total`` not above
-        0) raises `ValueError` at once. On a store without progress (SQS) or outside a
-        worker (eager mode) it checks the values and keeps nothing.
+        0) raises `ValueError` at once. On a store without progress (SQS) it checks the
+        values and keeps nothing; eager mode keeps them on the store it runs on, as a
+        worker does.
         """
         values = check_progress(done, total, note)
         if self._progress is not None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from conveyor.attempts import Attempt, JobProgress
 from conveyor.errors import JobFailed, JobNotFound
 from conveyor.job import FINAL_STATES, JobRecord, State
 from conveyor.serialization import decode_value
@@ -56,6 +57,31 @@ class JobHandle(Generic[R]):
     def state(self) -> State:
         """The job's current state."""
         return self.info().state
+
+    def progress(self) -> JobProgress | None:
+        """The latest progress the job's current (or final) attempt reported, read now.
+
+        ``None`` until that attempt reports (``current_job().progress``); a report of an
+        earlier attempt is not shown. The worker writes reports at most once a second,
+        and the last one when the job ends.
+        """
+        return self.info().current_progress()
+
+    async def progress_async(self) -> JobProgress | None:
+        """`progress` for async code."""
+        return (await self.info_async()).current_progress()
+
+    def attempts(self) -> list[Attempt]:
+        """Every attempt the store kept for this job, oldest first, read now.
+
+        Failed, dead and lost ones (the last `conveyor.attempts.KEEP`, each with its worker,
+        start, end, error and traceback), then the one running or the one that succeeded.
+        """
+        return self.info().attempt_history()
+
+    async def attempts_async(self) -> list[Attempt]:
+        """`attempts` for async code."""
+        return (await self.info_async()).attempt_history()
 
     def result(self, timeout: float | None = None) -> R:
         """Wait until the job is final and return its result; `JobFailed` if it did not succeed."""

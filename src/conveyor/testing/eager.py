@@ -3,7 +3,9 @@
 Eager mode runs each job once, inline, through the same executor a worker uses, so argument
 checks, timeouts and `current_job()` behave as in production; delays are ignored and a
 failure dead-letters the job at once (no retries) and, by default, re-raises the task's
-exception to the caller.
+exception to the caller. ``current_job().progress(...)`` is checked and kept on the store
+eager mode runs on (the test app's memory store, or the app's own store if it keeps
+progress) as a worker keeps it: the last report is there when the job has ended.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor.app import Conveyor, EagerRunner
+from conveyor.backends.capabilities import Progress
 from conveyor.backends.memory import MemoryBackend
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import JobControl, JobFailed
@@ -27,6 +30,7 @@ from conveyor.job import Failure, JobRecord, Lease, NewJob, Routing
 from conveyor.settings import load_settings
 from conveyor.worker.executor import ThreadTimeout, run_job
 from conveyor.worker.outcome import Deferred, Failed, Succeeded
+from conveyor.worker.progress import ProgressWriter
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -146,13 +150,14 @@ async def _run_all(app: Conveyor, jobs: Sequence[NewJob]) -> list[_Failed]:
     worker_id = f"eager-{socket.gethostname()}-{os.getpid()}"
     failed: list[_Failed] = []
     threads = ThreadPoolExecutor(1, thread_name_prefix="conveyor-eager")
+    progress = ProgressWriter(backend.progress if backend.supports(Progress) else None)
     try:
         for job in jobs:
             lease_seconds = job.timeout + app.settings.lease_seconds
             record = await _claim_exact(backend, job, worker_id, lease_seconds)
             if record is None:
                 continue  # another worker took it first; it runs there
-            outcome = await _run_once(app, backend, record, worker_id, threads)
+            outcome = await _run_once(app, backend, record, worker_id, threads, progress)
             if outcome is not None:
                 failed.append(_Failed(await backend.get(record.id) or record, outcome))
     finally:
@@ -182,12 +187,27 @@ async def _claim_exact(
 
 
 async def _run_once(
-    app: Conveyor, backend: Backend, record: JobRecord, worker_id: str, threads: ThreadPoolExecutor
+    app: Conveyor,
+    backend: Backend,
+    record: JobRecord,
+    worker_id: str,
+    threads: ThreadPoolExecutor,
+    progress: ProgressWriter,
 ) -> Failed | None:
     """Run the job once and tell the store; how it failed, if it ended dead (else ``None``)."""
     assert record.lease_token is not None
     lease = Lease(record.id, record.lease_token)
-    match await run_job(app, record, worker_id, threads):
+    reports = progress.for_job(lease)
+    try:
+        ran = await run_job(
+            app, record, worker_id, threads, None if reports is None else reports.report
+        )
+        if reports is not None:
+            await reports.flush()  # the last report, before the job ends
+    finally:
+        if reports is not None:
+            reports.close()
+    match ran:
         case Succeeded(result):
             await backend.complete(lease, result)
             return None

@@ -18,7 +18,7 @@ from contextvars import copy_context
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from conveyor.context import JobContext, _current
+from conveyor.context import JobContext, ProgressSink, _current
 from conveyor.errors import Fail, RateLimited, Retry, SerializationError
 from conveyor.job import Failure, JobRecord
 from conveyor.limits import rate_limited_headers
@@ -56,18 +56,33 @@ class ThreadTimeout(Exception):
     """A sync task overran its timeout; its thread cannot be stopped."""
 
 
-async def run_job(app: Conveyor, job: JobRecord, worker_id: str, threads: Executor) -> Ran:
+async def run_job(
+    app: Conveyor,
+    job: JobRecord,
+    worker_id: str,
+    threads: Executor,
+    progress: ProgressSink | None = None,
+) -> Ran:
     """Prepare ``job`` and run it; never raises except on cancellation."""
     prepared = prepare(app, job)
     if isinstance(prepared, Failed):
         return prepared
-    return await run_prepared(app, job, prepared, worker_id, threads)
+    return await run_prepared(app, job, prepared, worker_id, threads, progress)
 
 
 async def run_prepared(
-    app: Conveyor, job: JobRecord, prepared: Prepared, worker_id: str, threads: Executor
+    app: Conveyor,
+    job: JobRecord,
+    prepared: Prepared,
+    worker_id: str,
+    threads: Executor,
+    progress: ProgressSink | None = None,
 ) -> Ran:
-    """Run the prepared ``job`` and return its outcome; never raises except on cancellation."""
+    """Run the prepared ``job`` and return its outcome; never raises except on cancellation.
+
+    ``progress`` receives the task's checked ``current_job().progress`` reports (none: they
+    are checked and dropped).
+    """
     task = prepared.task
     ctx = JobContext(
         id=job.id,
@@ -77,6 +92,7 @@ async def run_prepared(
         max_retries=job.max_retries,
         worker_id=worker_id,
         headers=job.headers,
+        _progress=progress,
     )
     call = ExecutionContext(app, job, task, prepared.args, prepared.kwargs, ctx)
     try:

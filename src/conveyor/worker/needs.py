@@ -4,8 +4,9 @@ The core protocol is enough to run jobs. A task with ``rate_limit`` or ``max_con
 needs the store's `Limits`: without it the worker refuses to start with one line naming
 the store and the task (running the task unlimited would break its promise). Without
 `Telemetry` the worker runs but writes no registry heartbeat and no history; without
-`Admin` it runs but purges no finished jobs (``RESULT_TTL`` / ``DEAD_TTL``). Each of those
-is said once, at start.
+`Admin` it runs but purges no finished jobs (``RESULT_TTL`` / ``DEAD_TTL``); without
+`Progress` (SQS) the jobs' ``current_job().progress`` reports are checked and dropped. Each
+of those is said once, at start.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from conveyor.backends.capabilities import Admin, Limits, Telemetry
+from conveyor.backends.capabilities import Admin, Limits, Progress, Telemetry
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -32,6 +33,8 @@ class StoreUse:
     telemetry: bool
     #: Purge finished jobs past their retention in the reaper.
     admin: bool
+    #: Write the progress jobs report (``current_job().progress``).
+    progress: bool = True
 
 
 def require_limits(backend: Backend, tasks: Iterable[Task[Any, Any]]) -> None:
@@ -49,7 +52,11 @@ def check_store(backend: Backend, tasks: Iterable[Task[Any, Any]]) -> StoreUse:
     """Raise `Unsupported` if a task's limits need what the store lacks; say what is skipped."""
     require_limits(backend, tasks)
     scheme = backend.url.partition("://")[0] or backend.url
-    use = StoreUse(telemetry=backend.supports(Telemetry), admin=backend.supports(Admin))
+    use = StoreUse(
+        telemetry=backend.supports(Telemetry),
+        admin=backend.supports(Admin),
+        progress=backend.supports(Progress),
+    )
     if not use.telemetry:
         log.info(
             "the %s:// store keeps no worker registry or history: `conveyor status` and the "
@@ -60,6 +67,12 @@ def check_store(backend: Backend, tasks: Iterable[Task[Any, Any]]) -> StoreUse:
         log.info(
             "the %s:// store cannot purge jobs: this worker deletes no finished jobs past "
             "RESULT_TTL or DEAD_TTL",
+            scheme,
+        )
+    if not use.progress:
+        log.info(
+            "the %s:// store does not keep job progress: current_job().progress() reports "
+            "are checked and dropped",
             scheme,
         )
     return use

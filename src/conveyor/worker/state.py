@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from conveyor.job import JobRecord, Lease
+from conveyor.worker.progress import JobReports
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -72,6 +73,8 @@ class Running:
     slot: str | None = None
     #: The thread work of a plain ``def`` task (see `JobThreads`).
     threads: JobThreads | None = None
+    #: The progress the job reports (``None`` on a store that keeps none).
+    reports: JobReports | None = None
 
 
 @dataclass(slots=True)

@@ -3,7 +3,8 @@
 One asyncio loop per process. Async tasks run on the loop, sync tasks in a thread pool.
 Around that loop: the store check at start (`needs.py`), the fetcher that claims
 (`fetcher.py`), admission to task limits (`admission.py`), the executor (`executor.py`),
-settling each job's `Outcome` with the store (`reporting.py`), a heartbeat thread that
+settling each job's `Outcome` with the store (`reporting.py`), the progress jobs report
+(`progress.py`), a heartbeat thread that
 keeps leases alive (`heartbeat.py`), housekeeping that recovers jobs from dead workers and
 recycles this one (`housekeeping.py`), and signal handling for graceful shutdown
 (`shutdown.py`).
@@ -30,7 +31,8 @@ from conveyor.worker.fetcher import Events, Fetcher, Slots
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.housekeeping import housekeeping
 from conveyor.worker.needs import StoreUse, check_store
-from conveyor.worker.outcome import Abandoned, Failed, Lost, Outcome, Ran, Released
+from conveyor.worker.outcome import Abandoned, Failed, Lost, Outcome, Ran, Released, Succeeded
+from conveyor.worker.progress import ProgressWriter
 from conveyor.worker.reporting import Reporter
 from conveyor.worker.shutdown import SignalHandlers, drain
 from conveyor.worker.state import (
@@ -121,6 +123,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backend: Backend | None = None
         self._reporter: Reporter
+        self._progress: ProgressWriter | None = None
         self._heartbeat: Heartbeat | None = None
         self._process = psutil.Process()
         self._pacer = Pacer()
@@ -196,6 +199,7 @@ class Worker:
             self._backend = backend
             store = check_store(backend, self.app.tasks.values())
             self._reporter = Reporter(backend, self.lease_seconds, self.counts)
+            self._progress = ProgressWriter(backend.progress if store.progress else None)
             self._heartbeat = Heartbeat(
                 backend.clone(),
                 lease_seconds=self.lease_seconds,
@@ -277,7 +281,8 @@ class Worker:
         lease = Lease(job.id, job.lease_token)
         self._heartbeat.hold(lease)
         task = asyncio.create_task(self._run_job(job, lease), name=f"job-{job.id}")
-        self._running[job.id] = Running(job, lease, task, time.monotonic())
+        reports = None if self._progress is None else self._progress.for_job(lease)
+        self._running[job.id] = Running(job, lease, task, time.monotonic(), reports=reports)
 
     async def _run_job(self, job: JobRecord, lease: Lease) -> None:
         run = self._running[job.id]
@@ -296,6 +301,9 @@ class Worker:
             # The job has run (no await since): a lost-lease or shutdown cancel from now on
             # would only cut its report short, so `_cancel` leaves it alone.
             run.executing = False
+            reports = run.reports
+            if reports is not None and reports.unsent and isinstance(outcome, Succeeded | Failed):
+                await reports.flush()  # the final report, then the end
             end = await self._reporter.settle(job, lease, outcome)
             self._done(job.id, end)
             if isinstance(outcome, Failed) and outcome.timed_out_thread:
@@ -304,6 +312,8 @@ class Worker:
             if self.max_jobs is not None and self.counts.processed >= self.max_jobs:
                 self.stop(f"max jobs reached ({self.max_jobs})")
         finally:
+            if run.reports is not None:
+                run.reports.close()
             if job.id in self._running:  # a report that raised: free the slot regardless
                 self._done(job.id, "unreported")
             if run.slot is not None and self._backend is not None:
@@ -326,10 +336,11 @@ class Worker:
             if verdict.slot is not None:
                 run.slot = verdict.slot
                 self._heartbeat.hold_slot(job.id, verdict.slot, limits.max_concurrency or 1)
+        sink = None if run.reports is None else run.reports.report
         if prepared.task.is_async:  # no thread to keep track of
-            return await run_prepared(self.app, job, prepared, self.id, self._threads)
+            return await run_prepared(self.app, job, prepared, self.id, self._threads, sink)
         run.threads = JobThreads(self._threads)
-        return await run_prepared(self.app, job, prepared, self.id, run.threads)
+        return await run_prepared(self.app, job, prepared, self.id, run.threads, sink)
 
     @staticmethod
     def _cancelled(run: Running) -> Released | Lost | Abandoned:
