@@ -26,6 +26,7 @@ from conveyor.cli.common import (
 )
 from conveyor.cli.listing import JsonLinesOption, Printer, output_mode, stream
 from conveyor.cli.loading import resolve_app
+from conveyor.cli.story import print_story
 from conveyor.cli.typer_app import Cli
 from conveyor.errors import ConfigError, JobNotFound, SerializationError
 from conveyor.handle import missing_job
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
 jobs_app = Cli(help="Look at, cancel and delete single jobs.", no_args_is_help=True)
 
 _TIMES = ("run_at", "created_at", "updated_at", "started_at", "finished_at", "failed_at")
-#: Shown apart from the field table: long text, or the record as stored.
-_APART = ("traceback", "payload", "raw", "unreadable")
+#: Shown apart from the field table: long text, the record as stored, the job's story.
+_APART = ("traceback", "payload", "raw", "unreadable", "attempt_history", "progress")
 
 
 def job_details(job: JobRecord) -> dict[str, Any]:
@@ -88,10 +89,14 @@ def show(
         ),
     ] = False,
 ) -> None:
-    """Show every field of one job, with its error and traceback. Exit 1 if not found.
+    """Show every field of one job, its progress, attempts, error and traceback. Exit 1 if
+    not found.
 
-    The traceback starts at the task's own frames (``--full-traceback`` for the whole one).
-    A record the store cannot read is shown as what is wrong with it and its raw fields.
+    The attempts table has each attempt's outcome, worker, start, duration and error (its
+    first line, cut). The traceback starts at the task's own frames; ``--full-traceback``
+    prints the whole one, and each earlier attempt's traceback the store kept. A record
+    the store cannot read is shown as what is wrong with it and its raw fields. ``--json``
+    has every field, ``attempt_history`` and ``progress`` included.
     """
     app = resolve_app(app_spec, url)
 
@@ -115,8 +120,9 @@ def show(
     for key, value in data.items():
         if key in _APART or value is None:
             continue
-        table.add_row(key, _field_text(key, value))
+        table.add_row(key, Text(_field_text(key, value)))  # task text: never rich markup
     out.print(table)
+    print_story(out, job, full_traceback=full_traceback)
     if job.traceback:
         short, whole = split_traceback(job.traceback)
         out.print("\n[bold]traceback[/]")

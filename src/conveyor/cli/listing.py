@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from conveyor.cli.common import clip, out
 from conveyor.job import JobQuery, JobRecord
@@ -72,22 +73,32 @@ def job_table(
     show_header: bool = True,
     fixed: bool = False,
 ) -> Table:
-    """A table of jobs, one per row (``fixed``: set widths, for a listing of several pages)."""
+    """A table of jobs, one per row (``fixed``: set widths, for a listing of several pages).
+
+    A ``progress`` column is added when any job has progress reported by its current
+    attempt (`JobRecord.current_progress`); stored text is never read as rich markup.
+    """
     table = Table(title=title, title_justify="left", show_header=show_header)
     for name in ("id", "task", "queue", "priority", "state", "attempts"):
         width = _WIDTHS[name] if fixed else None
         table.add_column(name, no_wrap=name == "id", width=width, overflow="fold")
+    progress = [j.current_progress() for j in jobs]
+    with_progress = any(p is not None for p in progress)
+    if with_progress:
+        table.add_column("progress", overflow="fold")
     table.add_column("failed at" if error_column else "updated", width=29 if fixed else None)
     if error_column:
         table.add_column("error", overflow="fold")
-    for j in jobs:
+    for j, p in zip(jobs, progress, strict=True):
         row = [j.id, task_cell(j), j.queue, j.priority.label, j.state.value, str(j.attempts)]
+        if with_progress:
+            row.append("" if p is None else p.describe())
         if error_column:
             error = j.last_error if j.unreadable is None else j.unreadable
             row += [fmt_time(j.failed_at or j.updated_at), clip(error)]
         else:
             row.append(fmt_time(j.updated_at))
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 

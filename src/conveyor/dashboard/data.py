@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from conveyor.attempts import JobProgress
 from conveyor.backends.capabilities import TOPOLOGY_PREFIX, Scheduling, Telemetry
 from conveyor.errors import SerializationError
 from conveyor.job import HistoryPoint, JobQuery, JobRecord, Priority, State
@@ -166,7 +167,21 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
         "last_error": job.last_error,
         # A record the store cannot read: what is wrong with it (see JobRecord.unreadable).
         "unreadable": job.unreadable,
+        "progress": progress_view(job.current_progress()),
     }
+
+
+def progress_view(progress: JobProgress | None) -> dict[str, Any] | None:
+    """A progress report as the pages and the API show it: the stored fields, plus
+    ``fraction`` (0..1, ``None`` without a total) and ``text`` (``40/100 (40%) note``)."""
+    if progress is None:
+        return None
+    return {**progress.to_dict(), "fraction": progress.fraction, "text": progress.describe()}
+
+
+def attempts_view(job: JobRecord) -> list[dict[str, Any]]:
+    """`JobRecord.attempt_history`, oldest first, each attempt with its ``duration``."""
+    return [{**a.to_dict(), "duration": a.duration} for a in job.attempt_history()]
 
 
 async def jobs(
@@ -186,8 +201,11 @@ async def jobs(
 
 
 def job_detail(job: JobRecord) -> dict[str, Any]:
-    """Every field of a job, its arguments and result decoded, and a timeline."""
+    """Every field of a job, its arguments and result decoded, a timeline, its attempts
+    (``attempt_history``) and the current attempt's ``progress``."""
     data = job.to_dict()
+    data["attempt_history"] = attempts_view(job)
+    data["progress"] = progress_view(job.current_progress())
     data["args"] = data["kwargs"] = None
     data["payload_error"] = None
     data["timeline"] = timeline(job)

@@ -38,6 +38,33 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_PROGRESS: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "the latest progress the job's current attempt reported, or null",
+    "properties": {
+        "done": _NUM,
+        "total": {"type": ["number", "null"]},
+        "note": {"type": ["string", "null"]},
+        "attempt": {**_INT, "description": "the attempt that reported it"},
+        "at": {**_NUM, "description": "when the store kept the report (seconds since the epoch)"},
+        "fraction": {"type": ["number", "null"], "description": "done / total, 0 to 1"},
+        "text": {**_STR, "description": "one line, e.g. '40/100 (40%) resizing'"},
+    },
+}
+_ATTEMPT = _obj(
+    {
+        "attempt": _INT,
+        "outcome": {"enum": ["succeeded", "failed", "dead", "lost", "running"]},
+        "worker_id": {"type": ["string", "null"]},
+        "started_at": _TIME,
+        "ended_at": _TIME,
+        "duration": {"type": ["number", "null"], "description": "seconds"},
+        "error": {"type": ["string", "null"]},
+        "traceback": {"type": ["string", "null"], "description": "the task's own frames"},
+    },
+    "one attempt: the logged ones that did not succeed, then the running or successful one",
+)
+
 _JOB_SUMMARY = _obj(
     {
         "id": _STR,
@@ -56,6 +83,7 @@ _JOB_SUMMARY = _obj(
             "type": ["string", "null"],
             "description": "set when the stored record cannot be read: what is wrong with it",
         },
+        "progress": _PROGRESS,
     }
 )
 
@@ -171,6 +199,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "an unreadable record's stored fields, as text",
             },
             "actions": _list({"enum": ["retry", "cancel", "delete"]}),
+            "attempt_history": _list(_ATTEMPT),
         },
         "every field of JobRecord.to_dict, plus the decoded arguments and a timeline",
     ),

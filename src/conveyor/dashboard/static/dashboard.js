@@ -1,8 +1,10 @@
 /* Conveyor dashboard: live refresh, charts on <canvas>, and confirmations. No dependencies.
  *
  * Live refresh re-fetches the current page every few seconds (body[data-refresh]) and swaps
- * in each element marked [data-live][id]; it waits while the user has ticked a box or is
- * typing, and shows a banner instead of a stack trace when the backend or the server is down.
+ * in each element marked [data-live][id] (a job's page: its state, progress bar and attempts),
+ * keeping open the <details> the user opened; it waits while the user has ticked a box, is
+ * typing or has selected text, and shows a banner instead of a stack trace when the backend
+ * or the server is down.
  * Charts read /api/history and are redrawn on each refresh.
  */
 (function () {
@@ -158,11 +160,19 @@
     return Boolean(selection && String(selection).length);
   }
 
+  // A <details> the user opened (a traceback) stays open across refreshes: the fresh copy
+  // of each open one with an id is opened before it replaces the old.
   function swap(html) {
     var fresh = new DOMParser().parseFromString(html, "text/html");
     document.querySelectorAll("[data-live][id]").forEach(function (old) {
       var next = fresh.getElementById(old.id);
-      if (next) old.replaceWith(document.importNode(next, true));
+      if (!next) return;
+      var node = document.importNode(next, true);
+      old.querySelectorAll("details[open][id]").forEach(function (details) {
+        var again = node.querySelector("#" + CSS.escape(details.id));
+        if (again) again.open = true;
+      });
+      old.replaceWith(node);
     });
   }
 
