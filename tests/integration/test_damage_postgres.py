@@ -17,6 +17,8 @@ What the column types (schema.sql) let a row hold, and so what is tested here:
   the maximum, where ``attempts + 1`` used to overflow and fail the whole claim.
 * nullable columns: NULL where a running job needs a value (tested in
   test_damage_postgres_tables.py with the reaper, with the other tables).
+* ``attempt_log jsonb`` and ``progress jsonb`` (a job's story): anything ``headers`` can
+  hold; read leniently (an empty log, no progress), so the job stays readable and claimable.
 * ``payload bytea``: any bytes; the worker's decoding turns that into a ``decode_error``
   dead job (test_damage_postgres_worker.py), the backend passes bytes through.
 
@@ -87,6 +89,27 @@ DAMAGE = [
     Damage("started_at_infinity", "started_at = 'Infinity'", "started_at", False, kept=False),
     Damage(
         "attempts_at_integer_max", "attempts = 2147483647", "attempts", False, placeholder=False
+    ),
+    # A job's story (attempt_log, progress) is history, not what the worker runs: damage
+    # there reads as an empty log or no progress, and the job is claimed as usual.
+    *(
+        Damage(name, assignments, column, quarantined=False, placeholder=False)
+        for name, column, assignments in [
+            ("attempt_log_object", "attempt_log", "attempt_log = '{\"attempt\": 1}'"),
+            ("attempt_log_string", "attempt_log", "attempt_log = '\"boom\"'"),
+            ("attempt_log_nested_too_deep", "attempt_log", f"attempt_log = '[{deep_json(5000)}]'"),
+            (
+                "attempt_log_unhashable_outcome",
+                "attempt_log",
+                'attempt_log = \'[{"attempt": 1, "outcome": []}]\'',
+            ),
+            ("progress_array", "progress", "progress = '[1, 2]'"),
+            (
+                "progress_number_beyond_float",
+                "progress",
+                'progress = \'{"done": 1' + "0" * 400 + '.5, "attempt": 1, "at": 1}\'',
+            ),
+        ]
     ),
 ]
 

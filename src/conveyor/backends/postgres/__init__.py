@@ -10,12 +10,13 @@ docs/postgres.md covers setup, migrations, PgBouncer, pruning and vacuum.
 Layout: `backend` (the core verbs) and `claims` (claiming and waiting for work) beside the
 capability parts `limits` (rate windows and concurrency slots), `scheduling` (leader lease
 and cron ticks), `admin` (reads, repairs, pruning, pausing, health), `telemetry` (history
-and the worker registry) and `transactional` (the caller's connections), all sharing one
-`database.Database` handle (pools, clock, listener, statement runners). Below them:
-`pools` (connections and outage handling), `connection` (URL, errors), `listener`
-(LISTEN/NOTIFY), `records` (rows to records, damaged ones included), `rows` (the enqueue
-statement's bookkeeping), `migrations` and `sql` (the loader for ``schema.sql``,
-``migrations.sql``, ``queries.sql`` and the other ``.sql`` files). Acks share statements
+and the worker registry), `transactional` (the caller's connections) and `progress` (a
+running job's latest report), all sharing one `database.Database` handle (pools, clock,
+listener, statement runners). Below them: `pools` (connections and outage handling),
+`connection` (URL, errors), `listener` (LISTEN/NOTIFY), `records` (rows to records, damaged
+ones included), `rows` (the enqueue statement's bookkeeping), `migrations` and `sql` (the
+loader for ``schema.sql``, ``migrations.sql``, ``queries.sql`` and the other ``.sql``
+files). Acks share statements
 through `conveyor.backends.batching`.
 """
 

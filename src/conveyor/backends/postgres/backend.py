@@ -2,7 +2,7 @@
 
 The backend is composed of parts that share one `Database` (URL, clock, pools, listener,
 statement runners): the core verbs here and in `claims`, and the capabilities `limits`,
-`scheduling`, `admin`, `telemetry` and `transactions`, each in its own module.
+`scheduling`, `admin`, `telemetry`, `transactions` and `progress`, each in its own module.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from conveyor.attempts import KEEP, LOST_ERROR, entry_texts
 from conveyor.backends.base import Backend, RecoveryReport, claim_waiting, poison_pill_reason
 from conveyor.backends.batching import Batcher
 from conveyor.backends.postgres.admin import PostgresAdmin
@@ -19,6 +20,7 @@ from conveyor.backends.postgres.claims import claim_now, sleep_until_work
 from conveyor.backends.postgres.connection import Target
 from conveyor.backends.postgres.database import Database
 from conveyor.backends.postgres.limits import PostgresLimits
+from conveyor.backends.postgres.progress import PostgresProgress
 from conveyor.backends.postgres.records import raw_json, record_or_placeholder
 from conveyor.backends.postgres.rows import enqueue_async, enqueue_sync, to_json
 from conveyor.backends.postgres.scheduling import PostgresScheduling
@@ -55,6 +57,7 @@ class PostgresBackend(Backend):
             admin=PostgresAdmin(self.db),
             telemetry=PostgresTelemetry(self.db),
             transactions=PostgresTransactions(self.db),
+            progress=PostgresProgress(self.db),
         )
 
     @property
@@ -158,13 +161,21 @@ class PostgresBackend(Backend):
         return [(lease.job_id, lease.token) in held for lease, _ in acks]
 
     async def fail(self, lease: Lease, failure: Failure) -> bool:
-        """Schedule a retry, or dead-letter; ``False`` if the lease was lost."""
+        """Schedule a retry, or dead-letter, and log the attempt; ``False`` if the lease was lost.
+
+        The log entry's error and traceback are cut in Python (`attempts.entry_texts`); the
+        entry itself is built by the statement, with the store's now as its end.
+        """
+        entry_error, entry_traceback = entry_texts(failure.error, failure.traceback)
         return await self._held(
             "fail",
             lease,
             retry_in=failure.retry_in,
             error=failure.error,
             traceback=failure.traceback,
+            entry_error=entry_error,
+            entry_traceback=entry_traceback,
+            keep=KEEP,
         )
 
     async def release(self, lease: Lease) -> bool:
@@ -187,7 +198,10 @@ class PostgresBackend(Backend):
         return bool(rows[0]["held"])
 
     async def recover(self, max_recoveries: int) -> RecoveryReport:
-        """Expired leases back to ready, or dead once out of recoveries; safe concurrently."""
+        """Expired leases back to ready, or dead once out of recoveries, each logged as lost.
+
+        Safe concurrently.
+        """
         rows = await self.db.rows(
             "recover",
             {
@@ -196,6 +210,8 @@ class PostgresBackend(Backend):
                 "max_recoveries": max_recoveries,
                 "reason": poison_pill_reason(int(_MARKER)),
                 "marker": _MARKER,
+                "lost_error": entry_texts(LOST_ERROR, None)[0],
+                "keep": KEEP,
             },
         )
         return RecoveryReport(int(rows[0]["recovered"]), int(rows[0]["dead"]))

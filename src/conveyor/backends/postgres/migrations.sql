@@ -118,3 +118,10 @@ CREATE TABLE {history} (
     failed bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (minute, queue)
 );
+
+-- name: migrate_5
+-- A job's story: `attempt_log`, the attempts that ended without succeeding (a JSON array of
+-- `conveyor.attempts.log_entry` objects, the last KEEP kept), and `progress`, the latest
+-- report of its task (`conveyor.attempts.progress_json`). Nullable columns without a
+-- default: adding them changes only the catalog, with no rewrite of the jobs table.
+ALTER TABLE {jobs} ADD COLUMN attempt_log jsonb, ADD COLUMN progress jsonb;

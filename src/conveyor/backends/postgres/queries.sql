@@ -202,13 +202,28 @@ SELECT id, token FROM done;
 -- name: fail
 -- A held job is scheduled again at now + %(retry_in)s seconds (the same "now" as its lease,
 -- never the worker's clock), or dead when that is NULL. A retry wakes idle workers so they
--- take the new due time into account.
+-- take the new due time into account. The attempt goes into the job's attempt log
+-- (`failed`, or `dead`), with its error and traceback as cut by `attempts.entry_texts`
+-- (%(entry_error)s, %(entry_traceback)s); last_error and traceback keep them whole. The
+-- log is kept to its last %(keep)s entries by a jsonpath slice (lax mode: a log shorter
+-- than that is kept whole); NULL, or anything but an array (damage), starts a new log.
 WITH t AS (SELECT {now} AS now),
 done AS (
     UPDATE {jobs} j
     SET state = CASE WHEN %(retry_in)s::float8 IS NULL THEN 'dead' ELSE 'scheduled' END,
         run_at = coalesce(t.now + %(retry_in)s::float8, j.run_at),
         last_error = %(error)s, traceback = %(traceback)s,
+        attempt_log = jsonb_path_query_array(
+            CASE WHEN jsonb_typeof(j.attempt_log) = 'array' THEN j.attempt_log
+                 ELSE '[]' END
+            || jsonb_build_array(jsonb_build_object(
+                'attempt', j.attempts,
+                'outcome', CASE WHEN %(retry_in)s::float8 IS NULL THEN 'dead' ELSE 'failed' END,
+                'worker_id', j.worker_id, 'started_at', j.started_at, 'ended_at', t.now,
+                'error', %(entry_error)s::text, 'traceback', %(entry_traceback)s::text
+            )),
+            '$[last - $keep + 1 to last]', jsonb_build_object('keep', %(keep)s::int)
+        ),
         failed_at = CASE WHEN %(retry_in)s::float8 IS NULL THEN t.now ELSE j.failed_at END,
         finished_at = CASE WHEN %(retry_in)s::float8 IS NULL THEN t.now ELSE j.finished_at END,
         updated_at = t.now, lease_token = NULL, lease_expires_at = NULL
@@ -277,6 +292,9 @@ SELECT count(*) AS held, (SELECT count(*) FROM wake) AS notified FROM done;
 -- once: SKIP LOCKED splits the rows between concurrent reapers, and a row another reaper
 -- (or the job's own worker) changed meanwhile is re-checked against the WHERE clause
 -- before it is touched. %(reason)s carries a marker that becomes the recovery count.
+-- Each expired lease, poison pills included, adds a `lost` attempt to the job's log: its
+-- number before the attempt is given back, the job's worker and start, now as its end and
+-- %(lost_error)s (kept to %(keep)s entries and started afresh as `fail` does).
 -- Damaged rows cannot stop the reaper: a running job without a lease expiry, or with a NaN
 -- or infinite one, counts as expired; counts are computed in int8 and saturate instead of
 -- overflowing (an error here would fail every recovery, not one).
@@ -302,6 +320,16 @@ done AS (
             THEN t.now ELSE j.failed_at END,
         finished_at = CASE WHEN j.recoveries::int8 + 1 >= %(max_recoveries)s
             THEN t.now ELSE j.finished_at END,
+        attempt_log = jsonb_path_query_array(
+            CASE WHEN jsonb_typeof(j.attempt_log) = 'array' THEN j.attempt_log
+                 ELSE '[]' END
+            || jsonb_build_array(jsonb_build_object(
+                'attempt', j.attempts, 'outcome', 'lost',
+                'worker_id', j.worker_id, 'started_at', j.started_at, 'ended_at', t.now,
+                'error', %(lost_error)s::text, 'traceback', NULL
+            )),
+            '$[last - $keep + 1 to last]', jsonb_build_object('keep', %(keep)s::int)
+        ),
         updated_at = t.now, lease_token = NULL, lease_expires_at = NULL
     FROM expired e, t
     WHERE j.id = e.id

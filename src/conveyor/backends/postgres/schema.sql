@@ -16,6 +16,12 @@
 --   state             scheduled | ready | running | succeeded | dead | cancelled.
 --   payload, result   bytea: exactly the bytes the app encoded.
 --   headers           jsonb.
+--   attempt_log       jsonb, NULL until an attempt ends without succeeding: an array of
+--                     `conveyor.attempts.log_entry` objects, oldest first, the last
+--                     `conveyor.attempts.KEEP` kept (fail and recover append, in the
+--                     statement that changes the state). The success is not logged.
+--   progress          jsonb, the task's latest report (`conveyor.attempts.progress_json`,
+--                     with the attempt that made it); NULL until one is made.
 --   *_at              float8 seconds since the epoch on the backend's clock (the server's
 --                     `statement_timestamp()` unless a clock is injected): exact round trips
 --                     of the floats the other backends store, and cheap arithmetic.
@@ -93,7 +99,9 @@ CREATE TABLE {jobs} (
     last_error text,
     traceback text,
     result bytea,
-    failed_at double precision
+    failed_at double precision,
+    attempt_log jsonb,
+    progress jsonb
 ) WITH (
     fillfactor = 85,
     autovacuum_vacuum_scale_factor = 0.02,
