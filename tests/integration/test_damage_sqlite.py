@@ -25,7 +25,7 @@ from conveyor.backends.sqlite.sql import NAMES
 from conveyor.backends.sqlite.store import Store
 from conveyor.backends.unreadable import UNREADABLE
 from conveyor.clock import FakeClock
-from conveyor.job import JobQuery, NewJob, Routing, State, WorkerInfo
+from conveyor.job import Failure, JobQuery, Lease, NewJob, Routing, State, WorkerInfo
 
 from .sqlite_damage import NotUtf8, connect, damage, new_job, raw, row_of, seq_of, write
 
@@ -246,6 +246,7 @@ async def test_nulls_the_schema_allows_are_harmless(backend: SqliteBackend, path
     await backend.enqueue([job])
     nullable = ["unique_key", "lease_token", "lease_expires_at", "worker_id", "started_at"]
     nullable += ["finished_at", "last_error", "traceback", "result", "failed_at"]
+    nullable += ["attempt_log", "progress"]
     for column in nullable:
         damage(path, job.id, column, None)
     for column in ["task", "queue", "headers", "payload", "run_at", "timeout", "max_retries"]:
@@ -270,6 +271,67 @@ async def test_damage_in_an_earlier_attempts_error_costs_nothing(
     assert got is not None and got.unreadable is None and got.last_error == "boom \\xff"
     [claimed] = await backend.claim("w1", Routing(), 10, 30.0)
     assert claimed.id == job.id
+
+
+#: (column, value written, attempts still read): damage in a job's story.
+STORY_DAMAGE: list[tuple[str, Any, int]] = [
+    ("attempt_log", "[{not json", 0),
+    ("attempt_log", '{"attempt": 1}', 0),
+    ("attempt_log", NotUtf8(b'[{"attempt":1,"outcome":"failed","error":"\xff"}]'), 0),
+    ("attempt_log", b"[]", 0),  # a BLOB where TEXT belongs
+    ("attempt_log", 7, 0),
+    ("attempt_log", "[" * 100_000, 0),  # nested past what a JSON parser recurses into
+    ("attempt_log", '[5, {"attempt": "x"}, {"attempt": 1, "outcome": "failed"}]', 1),
+    ("progress", "{not json", 0),
+    ("progress", '{"done": -1, "attempt": 1, "at": 1.0}', 0),
+    ("progress", NotUtf8(b'{"done":1,"note":"\xff","attempt":1,"at":1.0}'), 0),
+    ("progress", 3.5, 0),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "readable"), STORY_DAMAGE, ids=lambda v: repr(v)[:24])
+async def test_damage_in_a_jobs_story_costs_nothing(
+    backend: SqliteBackend, path: Path, column: str, value: Any, readable: int
+) -> None:
+    # Given a ready job whose attempt log or progress is damaged
+    job = new_job()
+    await backend.enqueue([job])
+    damage(path, job.id, column, value)
+
+    # When it is read, the story shows what can be read of it, and nothing else
+    got = await backend.get(job.id)
+    assert got is not None and got.unreadable is None
+    assert len(got.attempt_log) == readable and got.progress is None
+
+    # And a worker claims it, reports progress and fails it like any other job
+    [claimed] = await backend.claim("w1", Routing(), 10, 30.0)
+    assert claimed.id == job.id and claimed.unreadable is None
+    lease = Lease(job.id, claimed.lease_token or "")
+    assert await backend.progress.report_progress(lease, 1, 2, "half")
+    assert await backend.fail(lease, Failure("boom", None, retry_in=0.0))
+
+    # Then the new attempt and report are kept: the log goes on, or starts afresh
+    record = await backend.get(job.id)
+    assert record is not None
+    assert [a.outcome for a in record.attempt_log] == ["failed"] * (readable + 1)
+    assert record.progress is not None and record.progress.note == "half"
+
+
+async def test_a_lost_run_is_logged_over_a_damaged_log(
+    backend: SqliteBackend, path: Path, clock: FakeClock
+) -> None:
+    # Given a running job whose attempt log is damaged, and whose worker vanished
+    job = new_job()
+    await backend.enqueue([job])
+    await backend.claim("gone", Routing(), 10, 30.0)
+    damage(path, job.id, "attempt_log", "{garbage")
+    clock.advance(31)
+
+    # When its lease is recovered, the log starts afresh with the lost run
+    assert (await backend.recover(max_recoveries=3)).recovered == 1
+    record = await backend.get(job.id)
+    assert record is not None and record.state is State.READY
+    assert [(a.outcome, a.worker_id) for a in record.attempt_log] == [("lost", "gone")]
 
 
 async def test_overview_reads_work_around_damaged_names_and_times(

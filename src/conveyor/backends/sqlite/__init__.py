@@ -12,7 +12,8 @@ one field at a time, so a damaged row costs one job), `connection` (URL, pragmas
 errors, migrations), `sql` (the loader for the ``.sql`` files, and the one list of table
 names), `group_commit`, and one module with its own ``.sql`` file per capability: `admin`
 (listing, repairing, pausing), `telemetry` (history, worker registry), `scheduling`
-(leader lease, cron ticks) and `limits` (rate windows, concurrency slots).
+(leader lease, cron ticks), `limits` (rate windows, concurrency slots) and `progress` (a
+running job's latest progress report).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from conveyor.backends.base import Backend, RecoveryReport, claim_waiting
 from conveyor.backends.sqlite.admin import SqliteAdmin
 from conveyor.backends.sqlite.connection import Target, parse_url
 from conveyor.backends.sqlite.limits import SqliteLimits
+from conveyor.backends.sqlite.progress import SqliteProgress
 from conveyor.backends.sqlite.runner import Runner
 from conveyor.backends.sqlite.scheduling import SqliteScheduling
 from conveyor.backends.sqlite.telemetry import SqliteTelemetry
@@ -26,8 +27,8 @@ class SqliteBackend(Backend):
     behind a lock, callable from any thread. The hot writes (enqueue, claim and the acks)
     that queue up while that thread is busy share one transaction (`group_commit.py`).
 
-    The core verbs live here; limits, scheduling, admin and telemetry are parts built on
-    the same `Runner` (the handle's thread and connections), handed to `Backend`.
+    The core verbs live here; limits, scheduling, admin, telemetry and progress are parts
+    built on the same `Runner` (the handle's thread and connections), handed to `Backend`.
     """
 
     def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -40,6 +41,7 @@ class SqliteBackend(Backend):
             scheduling=SqliteScheduling(runner),
             admin=SqliteAdmin(runner),
             telemetry=SqliteTelemetry(runner),
+            progress=SqliteProgress(runner),
         )
 
     def clone(self) -> SqliteBackend:

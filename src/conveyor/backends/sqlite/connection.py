@@ -5,6 +5,7 @@ busy file, clear errors, and the forward-only schema migrations.
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -33,6 +34,10 @@ _MIGRATIONS = [
 ]
 #: The schema version this code writes: the number of migration steps.
 SCHEMA_VERSION = len(_MIGRATIONS)
+#: ``ALTER TABLE t ADD COLUMN c ...`` (after any comment lines): the table and the column.
+_ADD_COLUMN = re.compile(
+    r"\A(?:\s*--[^\n]*\n)*\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+(\w+)", re.IGNORECASE
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -251,7 +256,23 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         _check_not_newer(current, path)
         for number, body in _MIGRATIONS[current:]:
             for statement in sql.statements(body):
-                conn.execute(statement)
+                _apply(conn, statement)
             conn.execute(sql.query("set_schema_version"), {"version": str(number)})
 
     write(conn, steps)
+
+
+def _apply(conn: sqlite3.Connection, statement: str) -> None:
+    """Run one migration statement; an ADD COLUMN whose column exists is already applied.
+
+    SQLite has no ``ADD COLUMN IF NOT EXISTS``: this keeps such a step as safe to run again
+    as the ``CREATE ... IF NOT EXISTS`` ones (a version number set back by hand, say).
+    """
+    added = _ADD_COLUMN.match(statement)
+    if added is not None:
+        table, column = added.groups()
+        # Names come from schema.sql (filled from `sql.NAMES`), never from input.
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column in columns:
+            return
+    conn.execute(statement)

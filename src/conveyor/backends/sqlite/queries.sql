@@ -10,6 +10,10 @@
 -- Write queries run inside `BEGIN IMMEDIATE`, so a read followed by a write in the same
 -- transaction (enqueue's unique-key check, claim's promote-then-take) is atomic across
 -- processes. "Held" below means: the job is running under exactly this lease token.
+--
+-- The attempt log (`attempt_log`, a JSON array) is read and extended in Python with
+-- `conveyor.attempts.append_entry`, and written by the same UPDATE as the state change it
+-- records (fail_*, recover_*), inside the transaction that read it.
 
 -- name: meta_exists
 SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name;
@@ -94,17 +98,25 @@ SET state = 'succeeded', result = :result, updated_at = :now, finished_at = :now
     lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
+-- name: held_for_log
+-- What a held job's attempt log entry is made of, and the log to extend.
+SELECT attempts, worker_id, started_at, attempt_log FROM {jobs}
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
 -- name: fail_retry
--- :run_at is now + the failure's retry_in, both on the store's clock.
+-- :run_at is now + the failure's retry_in, both on the store's clock; :log is the attempt
+-- log with this attempt added (`failed`).
 UPDATE {jobs}
 SET state = 'scheduled', run_at = :run_at, last_error = :error, traceback = :traceback,
-    updated_at = :now, lease_token = NULL, lease_expires_at = NULL
+    attempt_log = :log, updated_at = :now, lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
 -- name: fail_dead
+-- :log is the attempt log with this attempt added (`dead`).
 UPDATE {jobs}
-SET state = 'dead', last_error = :error, traceback = :traceback, failed_at = :now,
-    finished_at = :now, updated_at = :now, lease_token = NULL, lease_expires_at = NULL
+SET state = 'dead', last_error = :error, traceback = :traceback, attempt_log = :log,
+    failed_at = :now, finished_at = :now, updated_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
 -- name: release
@@ -127,26 +139,31 @@ WHERE id = :id AND state = 'running' AND lease_token = :token;
 -- Rows by seq, not id: an id may be damaged, and the seq cannot be. A lease expiry that is
 -- not a number (damage) never compares <= :now, so the second half takes those rows (a
 -- seek to the end of the index, as in promote_damaged): such a lease counts as expired.
-SELECT seq, id, recoveries, lease_expires_at, 0 AS damaged
+-- The attempt's fields and the log come along for the `lost` entry.
+SELECT seq, id, recoveries, lease_expires_at, attempts, worker_id, started_at, attempt_log,
+       0 AS damaged
 FROM {jobs} INDEXED BY {jobs_lease}
 WHERE state = 'running' AND lease_expires_at <= :now
 UNION ALL
-SELECT seq, id, recoveries, lease_expires_at, 1 AS damaged
+SELECT seq, id, recoveries, lease_expires_at, attempts, worker_id, started_at, attempt_log,
+       1 AS damaged
 FROM {jobs} INDEXED BY {jobs_lease}
 WHERE state = 'running' AND lease_expires_at >= '';
 
 -- name: recover_ready
+-- :log is the attempt log with the lost attempt added (its number taken before the
+-- attempt is given back).
 UPDATE {jobs}
 SET state = 'ready', recoveries = recoveries + 1, attempts = attempts - 1, updated_at = :now,
-    lease_token = NULL, lease_expires_at = NULL
+    attempt_log = :log, lease_token = NULL, lease_expires_at = NULL
 WHERE seq = :seq AND state = 'running';
 
 -- name: recover_dead
--- A poison pill: the job kept losing its worker.
+-- A poison pill: the job kept losing its worker. Its last run is logged as lost too.
 UPDATE {jobs}
 SET state = 'dead', recoveries = recoveries + 1, attempts = attempts - 1,
-    last_error = :error, failed_at = :now, finished_at = :now, updated_at = :now,
-    lease_token = NULL, lease_expires_at = NULL
+    last_error = :error, attempt_log = :log, failed_at = :now, finished_at = :now,
+    updated_at = :now, lease_token = NULL, lease_expires_at = NULL
 WHERE seq = :seq AND state = 'running';
 
 -- name: bump_counter

@@ -18,6 +18,9 @@ Which values a job row may hold (the definition the damage tests rely on):
 * ``last_error``, ``traceback``, ``failed_at`` and ``finished_at`` only describe an earlier
   attempt (and a quarantine writes them), so damage there is shown as best it can be and
   never costs the job.
+* ``attempt_log`` and ``progress`` (JSON text, or NULL) only tell the job's story: a value
+  that cannot be read is an empty log (entries that cannot be read are skipped) and no
+  progress, never a damaged record (`conveyor.attempts.parse_log`, ``parse_progress``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
+from conveyor.attempts import Attempt, JobProgress, parse_log, parse_progress
 from conveyor.backends.unreadable import UnreadableRecord, placeholder
 from conveyor.errors import SerializationError
 from conveyor.job import JobRecord, Priority, State, WorkerInfo
@@ -174,6 +178,26 @@ def json_object(value: Any) -> dict[str, Any]:
     return decoded
 
 
+def attempt_log(value: Any) -> tuple[Attempt, ...]:
+    """The ``attempt_log`` column: the attempts it holds that can be read; never raises."""
+    if value is None:
+        return ()  # most jobs: nothing to parse on the claim path
+    try:
+        return parse_log(value if is_text(value) else None)
+    except Exception:  # noqa: BLE001 - e.g. JSON nested too deep: the story is lost, not the job
+        return ()
+
+
+def progress(value: Any) -> JobProgress | None:
+    """The ``progress`` column: the report, or None when it cannot be read; never raises."""
+    if value is None:
+        return None
+    try:
+        return parse_progress(value if is_text(value) else None)
+    except Exception:  # noqa: BLE001 - as in `attempt_log`
+        return None
+
+
 def state(value: Any) -> State:
     """The ``state`` column."""
     return State(text(value))
@@ -210,6 +234,8 @@ JOB_FIELDS: tuple[tuple[str, Decoder], ...] = (
     ("traceback", note),
     ("result", blob_or_null),
     ("failed_at", number_or_none),
+    ("attempt_log", attempt_log),
+    ("progress", progress),
 )
 
 

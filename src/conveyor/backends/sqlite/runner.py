@@ -1,8 +1,8 @@
 """`Runner`: how one `SqliteBackend` handle runs `Store` calls; its parts share it.
 
 The backend's core verbs and its capabilities (`SqliteAdmin`, `SqliteTelemetry`,
-`SqliteScheduling`, `SqliteLimits`) all go through one `Runner`, the handle's connection
-object. It owns:
+`SqliteScheduling`, `SqliteLimits`, `SqliteProgress`) all go through one `Runner`, the
+handle's connection object. It owns:
 
 * one thread and the connection it opened, where async calls run (`run`), so a slow disk
   never stalls the event loop;

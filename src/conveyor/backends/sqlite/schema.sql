@@ -16,6 +16,10 @@
 --   headers           JSON text.
 --   *_at              floats, seconds since the epoch on the backend's clock.
 --   lease_token       the fencing token of the current lease (running jobs only).
+--   attempt_log       JSON array: the attempts that ended without succeeding (failed, dead,
+--                     lost), oldest first, the last `conveyor.attempts.KEEP` (migrate_5).
+--   progress          JSON object: the latest progress report, with the attempt that made
+--                     it (`conveyor.attempts.progress_json`; migrate_5).
 -- {counters}  name → total, one row per name in `conveyor.backends.base.COUNTERS`.
 -- {workers}   the live-worker registry; a row is live while expires_at > now.
 -- {meta}      key → value; `schema_version` is the last migration step applied.
@@ -53,6 +57,10 @@
 -- not a number is never "due" or "expired"; the queries find those with `>= ''` (a seek
 -- to the end of an index) and treat them as due or expired. `rows.py` says which values a
 -- job row may hold; a claim quarantines a job row that holds anything else.
+--
+-- Adding a column: SQLite has no ADD COLUMN IF NOT EXISTS, so `connection.migrate` skips an
+-- ``ALTER TABLE ... ADD COLUMN`` whose column is already there, which keeps every step safe
+-- to run again like the CREATE ... IF NOT EXISTS ones.
 
 -- name: meta
 CREATE TABLE IF NOT EXISTS {meta} (
@@ -164,3 +172,10 @@ CREATE TABLE IF NOT EXISTS {history} (
     failed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (minute, queue)
 ) WITHOUT ROWID;
+
+-- name: migrate_5
+-- A job's story (`conveyor.attempts`): `fail` and `recover` append to attempt_log in the
+-- same UPDATE as their state change; `report_progress` replaces progress. Both are NULL
+-- until first written, so existing rows read as an empty log and no progress.
+ALTER TABLE {jobs} ADD COLUMN attempt_log TEXT;
+ALTER TABLE {jobs} ADD COLUMN progress TEXT;

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from conveyor.attempts import LOST_ERROR, append_entry, log_entry
 from conveyor.backends.base import RecoveryReport, poison_pill_reason
 from conveyor.backends.sqlite import connection, rows, sql
 from conveyor.backends.unreadable import UnreadableRecord
@@ -49,6 +50,31 @@ def _claim_order(row: sqlite3.Row) -> tuple[float, float, int]:
         math.inf if run_at is None else run_at,
         row["seq"],
     )
+
+
+def _with_attempt(
+    row: sqlite3.Row, outcome: str, now: float, error: str | None, traceback: str | None = None
+) -> str:
+    """The row's attempt log with the attempt it is running now added as ``outcome``.
+
+    Damage costs nothing here: a log that is not text starts afresh (`append_entry` does the
+    same for one that is not a JSON array), a damaged field is left out of the entry.
+    """
+    number = rows.number_or_none(row["attempts"])
+    worker_id, stored = row["worker_id"], row["attempt_log"]
+    entry = log_entry(
+        0 if number is None else int(number),
+        outcome,
+        worker_id if rows.is_text(worker_id) else None,
+        rows.number_or_none(row["started_at"]),
+        now,
+        error,
+        traceback,
+    )
+    try:
+        return append_entry(stored if rows.is_text(stored) else None, entry)
+    except RecursionError:  # JSON nested too deep to read: damage like any other
+        return append_entry(None, entry)
 
 
 class Store:
@@ -227,11 +253,24 @@ class Store:
         )
 
     def fail(self, lease: Lease, failure: Failure) -> bool:
-        """Schedule a held job's retry ``retry_in`` seconds from now, or dead-letter it."""
+        """Schedule a held job's retry ``retry_in`` seconds from now, or dead-letter it.
+
+        The attempt is added to the job's log (``failed`` or ``dead``) by the same UPDATE.
+        """
 
         def txn() -> bool:
-            params = {"error": failure.error, "traceback": failure.traceback}
+            held = self._exec("held_for_log", {"id": lease.job_id, "token": lease.token})
+            row = held.fetchone()
+            if row is None:
+                self._count("fenced", 1)
+                return False
             now = self.clock.now()
+            outcome = "dead" if failure.retry_in is None else "failed"
+            params = {
+                "error": failure.error,
+                "traceback": failure.traceback,
+                "log": _with_attempt(row, outcome, now, failure.error, failure.traceback),
+            }
             if failure.retry_in is None:
                 return self._held("fail_dead", lease, now=now, **params)
             run_at = now + failure.retry_in
@@ -264,7 +303,10 @@ class Store:
         return self.write(txn)
 
     def recover(self, max_recoveries: int) -> RecoveryReport:
-        """Return expired leases to ready, or dead once a job is out of recoveries."""
+        """Return expired leases to ready, or dead once a job is out of recoveries.
+
+        Each expired run is added to its job's log as a ``lost`` attempt by the same UPDATE.
+        """
 
         def txn() -> RecoveryReport:
             now = self.clock.now()
@@ -279,12 +321,14 @@ class Store:
                     )
                 # A damaged count starts again from 0; SQL's `recoveries + 1` agrees.
                 recoveries = int(rows.number_or_none(row["recoveries"]) or 0) + 1
+                params = {"seq": row["seq"], "now": now}
+                params["log"] = _with_attempt(row, "lost", now, LOST_ERROR)
                 if recoveries >= max_recoveries:
                     error = poison_pill_reason(recoveries)
-                    self._exec("recover_dead", {"seq": row["seq"], "now": now, "error": error})
+                    self._exec("recover_dead", {**params, "error": error})
                     dead += 1
                 else:
-                    self._exec("recover_ready", {"seq": row["seq"], "now": now})
+                    self._exec("recover_ready", params)
                     recovered += 1
             self._count("recovered", recovered)
             self._count("poisoned", dead)
