@@ -213,7 +213,7 @@ def _entries(log: str | bytes | None) -> list[Any]:
         return []
     try:
         value = json.loads(log)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # damage, even very deep
         return []
     return value if isinstance(value, list) else []
 
@@ -265,7 +265,7 @@ def parse_progress(raw: str | bytes | dict[str, Any] | None) -> JobProgress | No
     if isinstance(raw, str | bytes):
         try:
             value = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # damage, even very deep
             return None
     if not isinstance(value, dict):
         return None
