@@ -254,6 +254,25 @@ def test_profile_shows_where_the_cpu_goes(worker: RunningWorker, tmp_path: Path)
         stop.touch()
 
 
+def test_profile_answers_in_json(worker: RunningWorker, tmp_path: Path) -> None:
+    # Given a profile written with --json
+    out = tmp_path / "p.html"
+    done = worker.cli(
+        "debug", "profile", f"127.0.0.1:{worker.port}", "--seconds", "0.2", "-o", str(out),
+        "--json",
+    )  # fmt: skip
+    # Then stdout is one JSON document saying what was written, and the file is there
+    assert done.returncode == 0, done.stderr
+    written = json.loads(done.stdout)
+    assert written == {
+        "path": str(out.resolve()),
+        "format": "html",
+        "seconds": 0.2,
+        "bytes": out.stat().st_size,
+    }
+    assert b"pyinstrument" in out.read_bytes()
+
+
 def test_bad_requests_and_foreign_hosts_are_refused(worker: RunningWorker) -> None:
     status, body = get(f"{worker.base}/debug/profile?seconds=600")
     assert status == 400 and b"at most 60" in body

@@ -27,11 +27,13 @@ from conveyor.cli.common import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     AppOption,
+    JsonOption,
     UrlOption,
     err,
     fail,
     handle_errors,
     out,
+    print_json,
 )
 from conveyor.cli.loading import resolve_app
 from conveyor.cli.typer_app import Cli
@@ -104,8 +106,12 @@ def profile(
     app_spec: AppOption = None,
     url: UrlOption = None,
     run_dir: RunDirOption = Path(".conveyor"),
+    as_json: JsonOption = False,
 ) -> None:
-    """Sample the worker's CPU (every thread) for --seconds and save the profile."""
+    """Sample the worker's CPU (every thread) for --seconds and save the profile.
+
+    With --json, what was written is printed as ``{"path", "format", "seconds", "bytes"}``.
+    """
     if fmt not in ("html", "speedscope"):
         fail(f"--format {fmt!r} is not known; give html or speedscope")
     base = resolve_worker(worker, app_spec, url, run_dir)
@@ -114,6 +120,10 @@ def profile(
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = output or Path(f"profile-{stamp}.{'html' if fmt == 'html' else 'speedscope.json'}")
     path.write_bytes(body)
+    if as_json:
+        written = {"path": str(path.resolve()), "format": fmt, "seconds": seconds}
+        print_json({**written, "bytes": len(body)})
+        return
     how = "open it in a browser" if fmt == "html" else "load it into speedscope"
     out.print(f"wrote {path.resolve()} ({len(body):,} bytes): {how}", highlight=False)
 

@@ -1,0 +1,97 @@
+"""The CLI's promises that cover every verb, and `conveyor config`'s settings-file source.
+
+* Every verb that lists or acts takes ``--json``; the verbs that run until stopped (and log
+  instead) are named here, so a new verb without ``--json`` fails until it gets one or is
+  added to that list with its reason.
+* ``conveyor.toml`` is a settings file like ``pyproject.toml``, and wins over it: `conveyor
+  config` names it as the source, and ``conveyor worker`` uses its value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from tests.integration.cli_support import Run, conveyor_cli
+
+from conveyor.cli import app as cli_app
+
+#: Verbs without ``--json``, and why: each runs until it is stopped and logs as it goes
+#: (``LOG_FORMAT=json`` makes each of its lines, the banner too, a JSON object).
+RUN_UNTIL_STOPPED = {
+    "worker": "runs jobs until stopped; logs",
+    "scheduler": "fires schedules until stopped; logs",
+    "dashboard": "serves the web dashboard until stopped",
+    "demo": "a walkthrough for a person: a progress bar, then a summary",
+}
+
+
+def leaf_commands(command: Any, path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every runnable verb under ``command``, by its words (``"jobs cancel"``).
+
+    Typer builds its commands on its own copy of click, so groups are told by their
+    ``commands`` rather than by class."""
+    subs = getattr(command, "commands", None)
+    if subs:
+        found: dict[str, Any] = {}
+        for name, sub in subs.items():
+            found |= leaf_commands(sub, (*path, name))
+        return found
+    return {" ".join(path): command}
+
+
+def takes_json(command: Any) -> bool:
+    return any("--json" in param.opts for param in command.params)
+
+
+def test_every_verb_that_lists_or_acts_answers_in_json() -> None:
+    verbs = leaf_commands(typer.main.get_command(cli_app))
+    without = {name for name, command in verbs.items() if not takes_json(command)}
+    # Then only the verbs that run until stopped go without --json, and each of those exists
+    assert without == set(RUN_UNTIL_STOPPED)
+    assert len(verbs) > 20  # the walk saw the groups' verbs, not only the top level
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Run:
+    """``python -m conveyor`` in ``tmp_path``, an app module there, no settings of the
+    developer's in the environment."""
+    (tmp_path / "tomlapp.py").write_text(
+        "from conveyor import Conveyor\n\napp = Conveyor()\n\n\n"
+        "@app.task(name='add')\ndef add(a: int, b: int) -> int:\n    return a + b\n"
+    )
+    ours = ("CONVEYOR_", "WORKER_", "LOG_", "JOB_", "QUEUE_", "SCHEDULER_", "ALERT_", "REDIS_URL")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    path = os.pathsep.join(p for p in (str(tmp_path), base.get("PYTHONPATH")) if p)
+    env = {**base, "PYTHONPATH": path, "CONVEYOR_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    return conveyor_cli(tmp_path, env)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_conveyor_toml_is_a_source_and_wins_over_pyproject(cli: Run, tmp_path: Path) -> None:
+    # Given both settings files, each with a worker concurrency
+    (tmp_path / "pyproject.toml").write_text("[tool.conveyor.worker]\nconcurrency = 4\n")
+    (tmp_path / "conveyor.toml").write_text("[worker]\nconcurrency = 3\n")
+
+    # When `conveyor config` reports the settings
+    report = json.loads(ok(cli("config", "--json")).stdout)
+    rows = {row["variable"]: row for row in report["settings"]}
+
+    # Then conveyor.toml's value is used, and named as its source
+    assert rows["WORKER_CONCURRENCY"]["value"] == 3
+    assert rows["WORKER_CONCURRENCY"]["source"] == "conveyor.toml [worker] concurrency"
+    assert (report["problems"], report["notices"]) == ([], [])
+
+    # and the worker, started from the same directory, uses it too
+    worker = ok(cli("worker", "--app", "tomlapp:app", "--burst"))
+    [banner] = [line for line in worker.stderr.splitlines() if "conveyor worker ·" in line]
+    assert "concurrency 3 " in banner, banner
