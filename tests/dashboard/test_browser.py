@@ -31,7 +31,7 @@ import pytest
 from tests.contract.support import BACKEND_URLS
 
 from conveyor.backends import create_backend
-from conveyor.job import HistoryPoint, State
+from conveyor.job import Failure, HistoryPoint, Lease, Routing, State
 
 from .browser_app import build
 
@@ -348,3 +348,111 @@ def _enqueue(url: str, flag: str, delay: float | None = None) -> str:
         return app.tasks["flaky"].options(delay=delay).enqueue(flag).id
     finally:
         app.close()
+
+
+# -- a job's story: its attempts and its progress bar ----------------------------------------
+STORY_WORKERS = ("w-one", "w-two", "w-three")
+
+
+@dataclass
+class Story:
+    """A dashboard (no worker) on a store holding one job failed twice, now running on its
+    third attempt with progress reported; the running attempt's lease."""
+
+    stack: Stack
+    lease: Lease
+
+    def report(self, done: float, note: str) -> None:
+        async def report(backend: Any) -> None:
+            assert await backend.progress.report_progress(self.lease, done, 10, note)
+
+        self.stack.run(report)
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    tmp = tmp_path_factory.mktemp("story")
+    url = BACKEND_URLS[os.environ.get("CONVEYOR_BROWSER_STORE", "sqlite")](tmp)
+    job_id = in_thread(_enqueue, url, str(tmp / "flag"))
+    port = free_port()
+    stack = Stack(url=url, base=f"http://127.0.0.1:{port}", flag=tmp / "flag", dead_id=job_id)
+
+    async def make(backend: Any) -> Lease:
+        # Given two attempts that failed on two workers, and a third running on another
+        for n, worker in enumerate(STORY_WORKERS, start=1):
+            [job] = await backend.claim(worker, Routing(tasks=("flaky",)), 1, 300.0)
+            lease = Lease(job.id, job.lease_token)
+            if n == 3:
+                assert await backend.progress.report_progress(lease, 3, 10, "resizing")
+                return lease
+            tb = f'Traceback (most recent call last):\n  File "task.py", line {n}\nattempt {n}'
+            failure = Failure(f"RuntimeError: attempt {n} <script>alert(1)</script>", tb, 0.0)
+            assert await backend.fail(lease, failure)
+        raise AssertionError("unreachable")
+
+    lease = stack.run(make)
+    args = ["dashboard", "--app", "browser_app:app", "--url", url, "--port", str(port)]
+    stack.processes.append(
+        _conveyor([*args, "--refresh", "1", "--log-level", "warning"], tmp / "dashboard.log")
+    )
+    try:
+        wait_for(lambda: _answers(stack.base + "/"), timeout=20, what="the dashboard to answer")
+        yield Story(stack, lease)
+    finally:
+        for process in stack.processes:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_the_job_page_shows_its_attempts_a_traceback_and_its_progress(
+    story: Story, page: Any
+) -> None:
+    page.goto(f"{story.stack.base}/jobs/{story.stack.dead_id}")
+
+    rows = page.locator("#attempts tbody tr")
+    assert [rows.nth(i).get_attribute("data-outcome") for i in range(rows.count())] == [
+        "failed",
+        "failed",
+        "running",
+    ]
+    assert "w-two" in rows.nth(1).inner_text()
+    assert "<script>alert(1)</script>" in rows.nth(0).locator("td.err").inner_text()
+    # The traceback is collapsed until its summary is clicked.
+    traceback = page.locator("#attempt-1-traceback pre")
+    assert not traceback.is_visible()
+    page.locator("#attempt-1-traceback summary").click()
+    assert traceback.is_visible()
+    assert 'File "task.py", line 1' in traceback.inner_text()
+    # The progress bar shows the running attempt's report.
+    bar = page.locator("#progress progress")
+    assert float(bar.get_attribute("value")) == pytest.approx(0.3)
+    assert "3/10 (30%) resizing" in page.locator("#progress").inner_text()
+    assert page.locator("main script").count() == 0
+    assert page.errors == []
+
+
+def test_the_progress_bar_follows_live_refresh_and_an_open_traceback_stays_open(
+    story: Story, page: Any
+) -> None:
+    page.goto(f"{story.stack.base}/jobs/{story.stack.dead_id}")
+    page.locator("#attempt-2-traceback summary").click()
+    page.evaluate("() => { window.notReloaded = true; }")
+    try:
+        # When the task reports further progress,
+        story.report(7, "almost there")
+        # Then the bar follows within a refresh, without reloading the page,
+        page.wait_for_function(
+            "() => document.querySelector('#progress progress').getAttribute('value') === '0.7'"
+        )
+        assert "7/10 (70%) almost there" in page.locator("#progress").inner_text()
+        assert page.evaluate("() => window.notReloaded") is True
+        # and the traceback the user opened is still open.
+        assert page.locator("#attempt-2-traceback").get_attribute("open") is not None
+        assert page.locator("#attempt-2-traceback pre").is_visible()
+        assert page.errors == []
+    finally:
+        story.report(3, "resizing")

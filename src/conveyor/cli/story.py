@@ -38,7 +38,7 @@ def progress_text(progress: JobProgress) -> Text:
 
 def attempts_table(attempts: list[Attempt]) -> Table:
     """One row per attempt: number, outcome, worker, start, duration and error (cut)."""
-    table = Table(title="attempts", title_justify="left", pad_edge=False)
+    table = Table(title="attempts", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("outcome")
     table.add_column("worker", overflow="fold")
