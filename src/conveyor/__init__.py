@@ -34,6 +34,7 @@ from conveyor.errors import (
     SerializationError,
     UnknownTask,
 )
+from conveyor.attempts import Attempt, JobProgress
 from conveyor.events import DispatchResult, Event
 from conveyor.handle import JobHandle
 from conveyor.job import JobRecord, Priority, State
@@ -57,6 +58,7 @@ set_default_eager(_testing_eager_runner)
 __version__ = "0.1.0"
 
 __all__ = [
+    "Attempt",
     "BackendError",
     "BackendUnavailable",
     "BoundTask",
@@ -74,6 +76,7 @@ __all__ = [
     "JobFailed",
     "JobHandle",
     "JobNotFound",
+    "JobProgress",
     "JobRecord",
     "JobSpec",
     "ListenersFailed",

@@ -13,7 +13,7 @@ from conveyor.errors import ConfigError
 
 def test_the_memory_store_has_every_capability_but_transactions() -> None:
     store = MemoryBackend()
-    assert store.capabilities == {"limits", "scheduling", "admin", "telemetry"}
+    assert store.capabilities == {"limits", "scheduling", "admin", "telemetry", "progress"}
     assert isinstance(store.admin, Admin) and isinstance(store.limits, Limits)
 
 

@@ -8,6 +8,7 @@ import conveyor
 import conveyor.testing
 
 EXPECTED = [
+    "Attempt",
     "BackendError",
     "BackendUnavailable",
     "BoundTask",
@@ -25,6 +26,7 @@ EXPECTED = [
     "JobFailed",
     "JobHandle",
     "JobNotFound",
+    "JobProgress",
     "JobRecord",
     "JobSpec",
     "ListenersFailed",
