@@ -12,7 +12,10 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
                               attempts max_retries timeout run_at created_at updated_at
                               unique_key recoveries lease_token lease_expires_at worker_id
                               started_at finished_at last_error traceback result failed_at
-                              seq (enqueue order)
+                              seq (enqueue order); once written, attempt_log (JSON array
+                              of the attempts that did not succeed, the last
+                              attempts.KEEP: fail.lua, recover.lua) and progress (JSON of
+                              the latest report: progress.lua)
   {P}:seq               STRING enqueue counter (FIFO across queues)
   {P}:all               ZSET  seq -> id: every job, for newest-first queries
   {P}:ready:<lane>      ZSET  run_at -> %016x(seq)<id>: ready jobs of one lane, where
@@ -38,12 +41,13 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
   {P}:history:<minute>  HASH  "s<queue>" -> succeeded, "f<queue>" -> failed attempts
 
 Modules: `backend` (the core verbs), its parts `limits` (rate windows, slots),
-`scheduling` (leader lease, ticks), `admin` (listing, counts, repairs, pause) and
-`telemetry` (history, worker registry), all sharing one `connection.RedisConnection`
-(clients, clock, scripts, errors, persistence warning); `claiming` (claim, park and the
-pipelined claim behind the pop), `producing` (enqueue batches), `quarantine` (claimed
-records that cannot be read), `keys` (names, URL, routing for Lua), `codec` (records),
-`scripts` (loader). ``docs/redis.md`` has the operator's view.
+`scheduling` (leader lease, ticks), `admin` (listing, counts, repairs, pause),
+`telemetry` (history, worker registry) and `progress` (a running job's latest report),
+all sharing one `connection.RedisConnection` (clients, clock, scripts, errors,
+persistence warning); `claiming` (claim, park and the pipelined claim behind the pop),
+`producing` (enqueue batches), `quarantine` (claimed records that cannot be read), `keys`
+(names, URL, routing for Lua), `codec` (records), `scripts` (loader). ``docs/redis.md``
+has the operator's view.
 """
 
 from __future__ import annotations

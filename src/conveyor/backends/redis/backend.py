@@ -1,7 +1,7 @@
 """`RedisBackend`: the core job-store verbs on Redis, one Lua script per state change.
 
 The capabilities are parts beside it (`RedisLimits`, `RedisScheduling`, `RedisAdmin`,
-`RedisTelemetry`), each holding the handle's one `RedisConnection`.
+`RedisTelemetry`, `RedisProgress`), each holding the handle's one `RedisConnection`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from redis.exceptions import ResponseError
 
+from conveyor.attempts import LOST_ERROR
 from conveyor.backends.base import Backend, RecoveryReport, poison_pill_reason, release_claimed
 from conveyor.backends.batching import Batcher
 from conveyor.backends.redis import codec, producing
@@ -21,6 +22,7 @@ from conveyor.backends.redis.claiming import ClaimRequest, claim_now, claim_wait
 from conveyor.backends.redis.connection import RedisConnection, translated
 from conveyor.backends.redis.keys import Keys, Target
 from conveyor.backends.redis.limits import RedisLimits
+from conveyor.backends.redis.progress import RedisProgress
 from conveyor.backends.redis.scheduling import RedisScheduling
 from conveyor.backends.redis.telemetry import RedisTelemetry
 from conveyor.clock import SYSTEM_CLOCK, Clock
@@ -30,6 +32,8 @@ from conveyor.job import EnqueueResult, Failure, JobRecord, Lease, NewJob, Routi
 COALESCE_BELOW = 100
 
 _POISON = poison_pill_reason(1234567).split("1234567")
+#: The error and traceback members of every lost attempt's log entry (recover.lua).
+_LOST = codec.log_texts(LOST_ERROR, None)
 
 
 class RedisBackend(Backend):
@@ -44,6 +48,7 @@ class RedisBackend(Backend):
             scheduling=RedisScheduling(self._conn),
             admin=RedisAdmin(self._conn),
             telemetry=RedisTelemetry(self._conn),
+            progress=RedisProgress(self._conn),
         )
         # Acknowledgements and small enqueues made while one is in flight share the next
         # script call.
@@ -171,7 +176,8 @@ class RedisBackend(Backend):
         return await self._acks.submit((lease, result))
 
     async def fail(self, lease: Lease, failure: Failure) -> bool:
-        """Schedule the retry or dead-letter the job; ``False`` if the lease was lost."""
+        """Schedule the retry or dead-letter the job, its attempt added to the job's attempt
+        log; ``False`` if the lease was lost."""
         return await self._acks.submit((lease, failure))
 
     async def _ack_batch(self, items: list[tuple[Lease, bytes | Failure | None]]) -> list[bool]:
@@ -187,6 +193,7 @@ class RedisBackend(Backend):
                     outcome.error,
                     "" if outcome.traceback is None else "t" + outcome.traceback,
                     "" if outcome.retry_in is None else repr(float(outcome.retry_in)),
+                    codec.log_texts(outcome.error, outcome.traceback),
                 ]
             else:
                 done += [lease.job_id, lease.token, b"" if outcome is None else b"r" + outcome]
@@ -231,14 +238,15 @@ class RedisBackend(Backend):
         return bool(ok == b"1")
 
     async def recover(self, max_recoveries: int) -> RecoveryReport:
-        """Expired leases back to ready, or dead as poison pills; batch by batch."""
+        """Expired leases back to ready, or dead as poison pills, each run kept in its
+        job's attempt log as lost; batch by batch."""
         k = self.keys
         keys = [k.leases, k.lanes, k.unique, k.counts, k.counters, k.done(State.DEAD)]
         keys += [k.waiters, k.paused]
         recovered = dead = 0
         while True:
             r, d, more = await self._conn.run(
-                "recover", keys, max_recoveries, SWEEP_BATCH, _POISON[0], _POISON[1]
+                "recover", keys, max_recoveries, SWEEP_BATCH, _POISON[0], _POISON[1], _LOST
             )
             recovered, dead = recovered + int(r), dead + int(d)
             if more != b"1":

@@ -12,8 +12,8 @@ and which shard holds what); this class routes the core verbs to them:
   claim cancelled on a shard releases what it leased there, as `Backend.claim` promises).
   Priority and run order hold within each shard, so within each queue; between queues on
   different shards a claim takes from each shard in turn.
-* ``extend`` / ``complete`` / ``fail`` / ``release`` / ``defer`` go to the shard the lease
-  token names, without a lookup.
+* ``extend`` / ``complete`` / ``fail`` / ``release`` / ``defer`` (and progress reports)
+  go to the shard the lease token names, without a lookup.
 * ``get`` asks every shard at once (job ids are the caller's, so they cannot name a shard).
 * ``recover`` sweeps every shard.
 
@@ -34,6 +34,7 @@ from conveyor.backends.redis.backend import RedisBackend
 from conveyor.backends.redis.cluster_parts import (
     ClusterAdmin,
     ClusterLimits,
+    ClusterProgress,
     ClusterScheduling,
     ClusterTelemetry,
     Shards,
@@ -63,6 +64,7 @@ class ClusterBackend(Backend):
             scheduling=ClusterScheduling(self._shards),
             admin=ClusterAdmin(self._shards),
             telemetry=ClusterTelemetry(self._shards),
+            progress=ClusterProgress(self._shards),
         )
         self._turn = itertools.count()
         self._opening: asyncio.Future[None] | None = None
@@ -314,8 +316,7 @@ class ClusterBackend(Backend):
     def _route(self, lease: Lease) -> tuple[RedisBackend, Lease]:
         """The shard store a lease's token names, and the lease as that store knows it. A
         token that names no shard goes to shard 0 as it is, which fences (and counts) it."""
-        shard, token = self.layout.split_token(lease.token)
-        return self.stores[shard or 0], Lease(lease.job_id, token)
+        return self._shards.route(lease)
 
     async def extend(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:
         """Push held leases forward, each on its shard; ``False`` for each lost one."""

@@ -11,6 +11,7 @@ Where each one keeps its state, and so where its promises hold (see `shards`):
   ``created_at``, counts summed); changes by job id go to every shard (a job is on one);
   pausing a queue pauses it on every shard.
 * `ClusterTelemetry`: the worker registry and the throughput history on shard 0.
+* `ClusterProgress`: a report goes to the shard its lease's token names, beside its job.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from conveyor.backends.capabilities import Admin, Limits, Scheduling, ServerInfo, Telemetry
+from conveyor.backends.capabilities import (
+    Admin,
+    Limits,
+    Progress,
+    Scheduling,
+    ServerInfo,
+    Telemetry,
+)
 from conveyor.backends.redis import cluster_topology
 from conveyor.backends.redis.backend import RedisBackend
 from conveyor.backends.redis.connection import translated
@@ -30,6 +38,7 @@ from conveyor.job import (
     HistoryPoint,
     JobQuery,
     JobRecord,
+    Lease,
     NewJob,
     QueueStats,
     State,
@@ -54,6 +63,12 @@ class Shards:
         if job.lease_token is None:
             return job
         return replace(job, lease_token=self.layout.token(shard, job.lease_token))
+
+    def route(self, lease: Lease) -> tuple[RedisBackend, Lease]:
+        """The shard store a lease's token names, and the lease as that store knows it. A
+        token that names no shard goes to shard 0 as it is, where it is fenced."""
+        shard, token = self.layout.split_token(lease.token)
+        return self.stores[shard or 0], Lease(lease.job_id, token)
 
 
 class ClusterLimits(Limits):
@@ -250,3 +265,18 @@ class ClusterTelemetry(Telemetry):
     async def workers(self) -> list[WorkerInfo]:
         """Live workers."""
         return await self._first.workers()
+
+
+class ClusterProgress(Progress):
+    """`Progress` on the shard that holds the leased job (its token names the shard)."""
+
+    def __init__(self, shards: Shards) -> None:
+        self._shards = shards
+
+    async def report_progress(
+        self, lease: Lease, done: float, total: float | None, note: str | None
+    ) -> bool:
+        """Keep the report on the leased job, on its shard; ``False`` if the lease is not
+        current."""
+        store, inner = self._shards.route(lease)
+        return await store.progress.report_progress(inner, done, total, note)

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from conveyor.attempts import Attempt, JobProgress, entry_texts, parse_log, parse_progress
 from conveyor.backends.unreadable import (
     UnreadableRecord,
     field,
@@ -34,6 +35,39 @@ def job_args(job: NewJob) -> list[Any]:
         _due(job),
         "" if job.unique_key is None else "u" + job.unique_key,
     ]
+
+
+def log_texts(error: str | None, traceback: str | None) -> str:
+    """The ``"error"`` and ``"traceback"`` members of an attempt log entry, as JSON text
+    cut to the log's bounds (`conveyor.attempts.entry_texts`): fail.lua and recover.lua
+    write the rest of the entry around them."""
+    error, traceback = entry_texts(error, traceback)
+    return json.dumps({"error": error, "traceback": traceback}, separators=(",", ":"))[1:-1]
+
+
+def progress_members(done: float, total: float | None, note: str | None) -> str:
+    """The ``"done"``, ``"total"`` and ``"note"`` members of a progress report, as JSON
+    text (the values come checked: `conveyor.attempts.check_progress`); progress.lua adds
+    the attempt and the store's now."""
+    members = {"done": done, "total": total, "note": note}
+    return json.dumps(members, separators=(",", ":"), allow_nan=False)[1:-1]
+
+
+def attempt_log(raw: bytes) -> tuple[Attempt, ...]:
+    """A job hash's ``attempt_log``: what can be read of it, never an error (a damaged log
+    reads as empty or loses only its unreadable entries)."""
+    try:
+        return parse_log(raw.decode("utf-8", "replace"))
+    except RecursionError:  # nested deeper than json can read: damage
+        return ()
+
+
+def progress(raw: bytes) -> JobProgress | None:
+    """A job hash's ``progress``, or None when it cannot be read."""
+    try:
+        return parse_progress(raw.decode("utf-8", "replace"))
+    except RecursionError:
+        return None
 
 
 def _due(job: NewJob) -> str:
@@ -130,6 +164,9 @@ def _fast(f: dict[bytes, bytes]) -> JobRecord:
         traceback=_text(get(b"traceback")),
         result=get(b"result"),
         failed_at=_float(get(b"failed_at")),
+        # Absent until a job first fails or reports progress: nothing to read then.
+        attempt_log=() if (log := get(b"attempt_log")) is None else attempt_log(log),
+        progress=None if (report := get(b"progress")) is None else progress(report),
     )
 
 
@@ -196,6 +233,10 @@ def careful(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
         raise UnreadableRecord(
             job_id, "id", f"it names job {values['id']!r}, but the record is stored as {job_id!r}"
         )
+    # Read as far as they can be, never making the record unreadable.
+    log, report = f.get(b"attempt_log"), f.get(b"progress")
+    values["attempt_log"] = () if log is None else attempt_log(log)
+    values["progress"] = None if report is None else progress(report)
     return JobRecord(**values)
 
 

@@ -8,24 +8,33 @@
 -- KEYS[6] scheduled  ZSET run_at -> id
 -- KEYS[7] waiters    HASH parked worker -> routing and deadline
 -- KEYS[8] paused     SET paused queue names (their retries wake nobody)
--- derived: job hashes, wake lists
--- ARGV[1] P, ARGV[2] now, then groups of 5: job id, lease token, error,
+-- derived: job hashes (their attempt_log: attempts.lua), wake lists
+-- ARGV[1] P, ARGV[2] now, then groups of 6: job id, lease token, error,
 --   traceback ("" = none, else "t" .. text), retry_in ("" = dead, else seconds: the retry
---   is due at NOW + retry_in, on the same clock as the lease, never the worker's)
+--   is due at NOW + retry_in, on the same clock as the lease, never the worker's), and the
+--   attempt log entry's "error" and "traceback" members (JSON text, cut to the log's bounds)
+-- Each failure adds its attempt to the job's attempt log: "failed" when it is retried,
+-- "dead" otherwise.
 -- Returns: "1" per job handled, "0" per stale lease (counted as fenced), as for a job key
 -- of another type than a hash (damage). A retry of a record without a usable priority,
 -- queue or task (damage) is scheduled but wakes nobody, and claim.lua reports it when due.
 
+-- include attempts.lua
+
 local out = {}
 local touched = {}
-for i = 3, #ARGV, 5 do
+for i = 3, #ARGV, 6 do
   local id = ARGV[i]
   local key = job_key(id)
   local f = redis.pcall('HMGET', key, 'state', 'lease_token', 'priority', 'queue',
-    'unique_key', 'task')
+    'unique_key', 'task', 'attempts', 'worker_id', 'started_at', 'attempt_log')
   if failed(f) then f = {} end
   if f[1] == 'running' and f[2] == ARGV[i + 1] then
-    redis.call('HSET', key, 'last_error', ARGV[i + 2], 'updated_at', NOW)
+    local outcome = 'failed'
+    if ARGV[i + 4] == '' then outcome = 'dead' end
+    local entry = log_entry(f[7], outcome, f[8], f[9], ARGV[i + 5])
+    redis.call('HSET', key, 'last_error', ARGV[i + 2], 'updated_at', NOW, 'attempt_log',
+      log_append(id, f[10], entry))
     if ARGV[i + 3] == '' then
       redis.call('HDEL', key, 'traceback')
     else

@@ -10,14 +10,19 @@
 -- KEYS[6] dead      ZSET finished_at -> id of dead jobs
 -- KEYS[7] waiters   HASH parked worker -> routing and deadline
 -- KEYS[8] paused    SET paused queue names (their jobs wake nobody)
--- derived: job hashes, ready lanes, wake lists
+-- derived: job hashes (their attempt_log: attempts.lua), ready lanes, wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] max recoveries, ARGV[4] batch size,
--- ARGV[5], ARGV[6] the poison-pill reason before and after its recovery count
+-- ARGV[5], ARGV[6] the poison-pill reason before and after its recovery count,
+-- ARGV[7] the "error" and "traceback" members of a lost attempt's log entry (JSON text)
 -- Returns: {recovered, dead, "1" if a full batch was found (call again)}
 --
 -- Damage does not stop a sweep: an id whose key is not a hash, or a record without a
 -- usable priority, queue or task, only leaves the lease index (the key is kept, noted);
 -- a recovery count that is not an integer dead-letters the job as out of recoveries.
+-- Each expired run, poison pill or not, adds a "lost" attempt to the job's attempt log,
+-- numbered before the attempt is given back (the number the run had).
+
+-- include attempts.lua
 
 local max_recoveries = tonumber(ARGV[3])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
@@ -27,7 +32,7 @@ for _, id in ipairs(ids) do
   local key = job_key(id)
   redis.call('ZREM', KEYS[1], id)
   local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue', 'task', 'run_at', 'seq',
-    'unique_key')
+    'unique_key', 'attempts', 'worker_id', 'started_at', 'attempt_log')
   if failed(f) then
     note('leased job ' .. id .. ': its key is not a hash (kept); dropped from the lease index')
   elseif f[1] == 'running' and not usable(f[2], f[3], f[4]) then
@@ -40,17 +45,18 @@ for _, id in ipairs(ids) do
       note('leased job ' .. id .. ': its recoveries count is not an integer; dead-lettered')
       n = max_recoveries
     end
+    local log = log_append(id, f[11], log_entry(f[8], 'lost', f[9], f[10], ARGV[7]))
     give_back_attempt(key)
     clear_lease(key)
     if n >= max_recoveries then
       redis.call('HSET', key, 'state', 'dead', 'last_error', ARGV[5] .. n .. ARGV[6],
-        'failed_at', NOW, 'finished_at', NOW, 'updated_at', NOW)
+        'failed_at', NOW, 'finished_at', NOW, 'updated_at', NOW, 'attempt_log', log)
       redis.call('ZADD', KEYS[6], NOW, id)
       move(KEYS[4], 'running', 'dead', f[2], f[3])
       release_unique(KEYS[3], f[7], id)
       dead = dead + 1
     else
-      redis.call('HSET', key, 'state', 'ready', 'updated_at', NOW)
+      redis.call('HSET', key, 'state', 'ready', 'updated_at', NOW, 'attempt_log', log)
       move(KEYS[4], 'running', 'ready', f[2], f[3])
       touch(touched, make_ready(KEYS[2], id, f[2], f[3], f[4], f[5], f[6]), 1, nil)
       recovered = recovered + 1

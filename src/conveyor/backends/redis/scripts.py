@@ -2,7 +2,10 @@
 it is in `STANDALONE` (hot scripts that define only the few helpers they use, so a call
 does not pay for defining every helper). A standalone script takes a helper it needs from
 ``lib.lua`` by name: a line ``-- include NAME`` becomes the lines between ``-- section
-NAME`` and ``-- end NAME`` there, so that code is written once.
+NAME`` and ``-- end NAME`` there, so that code is written once. Helpers only a few scripts
+need live in a file of their own, which those scripts take whole with a line ``-- include
+FILE.lua`` (``attempts.lua``, the attempt log of fail.lua and recover.lua), so the other
+scripts, claim and complete among them, never define them.
 
 Scripts run by EVALSHA; a server that does not know one yet (first use, or after a
 restart, since Redis does not persist its script cache) gets it with SCRIPT LOAD and the
@@ -50,6 +53,7 @@ NAMES = (
     "delete",
     "pause",
     "quarantine",
+    "progress",
 )
 
 #: Scripts that go on with another script's body: ``tick`` records a schedule tick, then
@@ -73,7 +77,8 @@ def _read(filename: str) -> str:
     return files(__package__ or __name__).joinpath(filename).read_text(encoding="utf-8")
 
 
-_INCLUDE = re.compile(r"^-- include (\w+)\b.*$", re.MULTILINE)
+_INCLUDE = re.compile(r"^-- include (\w+)\b(?!\.lua).*$", re.MULTILINE)
+_INCLUDE_FILE = re.compile(r"^-- include (\w+\.lua)$", re.MULTILINE)
 
 
 def _section(name: str) -> str:
@@ -86,6 +91,7 @@ def _section(name: str) -> str:
 
 
 def _with_includes(source: str) -> str:
+    source = _INCLUDE_FILE.sub(lambda m: f"-- {m[1]}\n{_read(m[1])}", source)
     return _INCLUDE.sub(lambda m: f"-- lib.lua section {m[1]}\n{_section(m[1])}", source)
 
 
