@@ -60,12 +60,15 @@ async def test_the_entry_ends_at_the_servers_now_in_the_same_statement(
     [new] = [job(max_retries=0)]
     await pg.enqueue([new])
     claimed, lease = await take(pg, "w1")
-    assert await pg.fail(lease, Failure("ValueError: no", "Traceback (most recent call last)"))
+    error = 'ValueError: "no" \\ {} %(x)s \u00e9\u20ac\U0001f600\nsecond line'
+    assert await pg.fail(lease, Failure(error, "Traceback (most recent call last)"))
 
-    # Then its dead attempt ends at the very time the statement marked the job dead
+    # Then its dead attempt ends at the very time the statement marked the job dead, its
+    # text exactly as given (JSON escapes made by the server, read back by Python)
     record = await stored(pg, new.id)
     [attempt] = record.attempt_history()
     assert (attempt.number, attempt.outcome, attempt.worker_id) == (1, "dead", "w1")
+    assert (attempt.error, attempt.traceback) == (error, "Traceback (most recent call last)")
     assert attempt.started_at == claimed.started_at
     assert attempt.ended_at == record.failed_at == record.finished_at
 
