@@ -70,6 +70,13 @@ CANNOT = {
     "test_late_completion_after_recovery_is_fenced": CLOCK,
     "test_every_change_the_core_makes_is_in_the_state_table": GET,
     "test_succeeded_stays_succeeded": GET,
+    # A job's story (TestAttemptLog) is read with get(); TestProgress skips itself (no Progress)
+    "test_each_failed_attempt_is_kept_then_the_success": GET,
+    "test_a_dead_attempt_ends_the_log": GET,
+    "test_a_running_attempt_is_shown_as_running": GET,
+    "test_an_expired_lease_is_a_lost_attempt": GET,
+    "test_the_log_is_bounded_in_number_and_size": GET,
+    "test_a_stale_fail_adds_nothing": GET,
 }
 
 
