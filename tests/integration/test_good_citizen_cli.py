@@ -95,3 +95,55 @@ def test_conveyor_toml_is_a_source_and_wins_over_pyproject(cli: Run, tmp_path: P
     worker = ok(cli("worker", "--app", "tomlapp:app", "--burst"))
     [banner] = [line for line in worker.stderr.splitlines() if "conveyor worker ·" in line]
     assert "concurrency 3 " in banner, banner
+
+
+# -- every user mistake: one line, exit 2 -----------------------------------------------------
+#: (command, words the one error line must hold). The app module ``tomlapp`` has one task,
+#: ``add(a, b)``; the store exists unless the command names another.
+MISTAKES = [
+    (("worker", "--burst", "--app", "nosuchmodule:app"), "cannot import module 'nosuchmodule'"),
+    (("worker", "--burst", "--app", "tomlapp:nothere"), "has no attribute 'nothere'"),
+    (("worker", "--burst", "--app", "tomlapp:add"), "is a Task, not a Conveyor app"),
+    (("worker", "--burst", "--app", "tomlapp:app", "--loop", "bogus"), "--loop"),
+    (("worker", "--burst", "--app", "tomlapp:app", "--log-config", "/no/such.json"), "LOG_CONFIG"),
+    (("enqueue", "nosuch", "--app", "tomlapp:app"), "no task named 'nosuch'"),
+    (("enqueue", "add", "--app", "tomlapp:app", "--args", "notjson"), "--args is not valid JSON"),
+    (("enqueue", "add", "--app", "tomlapp:app", "--args", "[1]"), "missing a required argument"),
+    (("enqueue", "add", "--app", "tomlapp:app", "--args", "[1, 2]", "--delay", "-5"), "negative"),
+    (("jobs", "list", "--state", "bogus"), "--state 'bogus'"),
+    (("status", "--url", "bogus://x"), "unknown backend scheme 'bogus'"),
+    (("status", "--url", "redis://127.0.0.1:99999/0"), "port '99999'"),
+    (("status", "--url", "sqlite:///elsewhere.db"), "conveyor migrate"),
+    (("failed", "retry"), "--all"),
+    (("schedule", "list"), "--app"),
+    (("export", "nosuchkind", "--app", "tomlapp:app"), "cannot export 'nosuchkind'"),
+    (("config", "--app", "nosuchmodule:app"), "cannot import module 'nosuchmodule'"),
+]
+
+
+@pytest.fixture(scope="module")
+def store_cli(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Like `cli`, once for the module, with the store created."""
+    where = tmp_path_factory.mktemp("mistakes")
+    (where / "tomlapp.py").write_text(
+        "from conveyor import Conveyor\n\napp = Conveyor()\n\n\n"
+        "@app.task(name='add')\ndef add(a: int, b: int) -> int:\n    return a + b\n"
+    )
+    ours = ("CONVEYOR_", "WORKER_", "LOG_", "JOB_", "QUEUE_", "SCHEDULER_", "ALERT_", "REDIS_URL")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    path = os.pathsep.join(p for p in (str(where), base.get("PYTHONPATH")) if p)
+    env = {**base, "PYTHONPATH": path, "CONVEYOR_URL": "sqlite:///x.db", "CI": "true"}
+    run = conveyor_cli(where, env)
+    ok(run("migrate"))
+    return run
+
+
+@pytest.mark.parametrize(("command", "words"), MISTAKES, ids=[" ".join(c) for c, _ in MISTAKES])
+def test_a_user_mistake_is_one_line_and_exit_2(
+    store_cli: Run, command: tuple[str, ...], words: str
+) -> None:
+    done = store_cli(*command)
+    assert done.returncode == 2, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and words in line, line
