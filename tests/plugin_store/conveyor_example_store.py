@@ -7,9 +7,11 @@ find it the way they would find any plugged-in store.
 It is the model of a SMALL store: the core protocol plus `Limits`, and nothing else. That is
 what a plain queue service (SQS and the like) lets a store offer: it can hold, lease and
 settle messages, and rate windows and slots fit in a small table beside it, but it cannot
-list or count what it holds, elect a scheduler, or keep history. So ``example://`` runs
-workers and rate-limited tasks; ``conveyor status``, the dashboard and the scheduler refuse
-it up front, in one line saying what it lacks (`conveyor.backends.capabilities`).
+list or count what it holds, elect a scheduler, keep history or a running job's progress
+reports. So ``example://`` runs workers and rate-limited tasks; ``conveyor status``, the
+dashboard and the scheduler refuse it up front, in one line saying what it lacks
+(`conveyor.backends.capabilities`). It keeps each job's attempt log, as every store does
+(the memory store's own ``fail`` and ``recover``).
 
 The storage is Conveyor's memory backend, subclassed rather than copied: the core verbs of
 `MemoryBackend` and its `MemoryLimits` part on the same shared state, in one process, jobs
@@ -42,5 +44,6 @@ class ExampleBackend(MemoryBackend):
 
     @classmethod
     def compose(cls, state: MemoryState, clock: Clock) -> Parts:
-        """Only `Limits`: no admin, scheduling or telemetry, as a plain queue service."""
+        """Only `Limits`: no admin, scheduling, telemetry or progress, as a plain queue
+        service."""
         return Parts(limits=MemoryLimits(state, clock))
