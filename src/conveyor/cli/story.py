@@ -16,6 +16,7 @@ from conveyor.attempts import Attempt, JobProgress
 from conveyor.cli.common import clip
 from conveyor.job import JobRecord
 from conveyor.timefmt import fmt_duration, fmt_time
+from conveyor.tracebacks import split as split_traceback
 
 #: Characters of an attempt's error the table shows (its first line).
 ERROR_WIDTH = 72
@@ -85,4 +86,6 @@ def print_story(console: Console, job: JobRecord, *, full_traceback: bool) -> No
     for attempt in attempts:
         if attempt.traceback:
             console.print(Text(f"\nattempt {attempt.number} traceback ({attempt.outcome})", "bold"))
-            console.print(Text(attempt.traceback.rstrip()))
+            # The task's own frames: a dead record older than the log has its last failure
+            # here as the job stored it, with Conveyor's frames after the marker.
+            console.print(Text(split_traceback(attempt.traceback)[0].rstrip()))
