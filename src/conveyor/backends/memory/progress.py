@@ -18,5 +18,11 @@ class MemoryProgress(MemoryPart, Progress):
             job = self._s.jobs.get(lease.job_id)
             if job is None or job.state is not State.RUNNING or job.lease_token != lease.token:
                 return False
-            job.progress = JobProgress(done, total, note, job.attempts, self.clock.now())
+            job.progress = JobProgress(
+                float(done),
+                None if total is None else float(total),
+                note,
+                job.attempts,
+                self.clock.now(),
+            )
             return True
