@@ -118,6 +118,9 @@ MISTAKES = [
     (("schedule", "list"), "--app"),
     (("export", "nosuchkind", "--app", "tomlapp:app"), "cannot export 'nosuchkind'"),
     (("config", "--app", "nosuchmodule:app"), "cannot import module 'nosuchmodule'"),
+    (("queues", "pause", ""), "the queue name is empty"),
+    (("queues", "resume", " mail"), "starts or ends with a space"),
+    (("queues", "clear", "mail\tx", "--yes"), "control character"),
 ]
 
 
@@ -147,3 +150,22 @@ def test_a_user_mistake_is_one_line_and_exit_2(
     assert "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: ") and words in line, line
+
+
+def test_a_queue_nobody_uses_is_paused_with_a_warning(store_cli: Run) -> None:
+    # Given an app whose only task uses the default queue, and a typo: "mial"
+    app = ("--app", "tomlapp:app")
+    # When it is paused, it is (a deploy may hold a queue back before its first job) ...
+    paused = ok(store_cli("queues", "pause", "mial", *app, "--json"))
+    assert json.loads(paused.stdout)["queue"] == "mial"
+    # ... with a warning naming the queues this store and app know
+    assert "warning: no job in the store, paused queue or task of this app uses queue 'mial'" in (
+        paused.stderr
+    )
+    assert "(known: default)" in paused.stderr
+    # Then, being paused, it is known: resuming it is not warned about; the task's queue never is
+    assert ok(store_cli("queues", "resume", "mial", *app)).stderr == ""
+    assert ok(store_cli("queues", "pause", "default", *app)).stderr == ""
+    assert ok(store_cli("queues", "resume", "default", *app)).stderr == ""
+    # and a queue that is not paused, known to nobody, is warned about on resume too
+    assert "uses queue 'mial'" in ok(store_cli("queues", "resume", "mial")).stderr
