@@ -17,7 +17,7 @@ from redis.exceptions import DataError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.backends.redis import wire
-from conveyor.backends.redis.connection import sentinel_async_client, sentinel_sync_client
+from conveyor.backends.redis.clients import sentinel_async_client, sentinel_sync_client
 from conveyor.backends.redis.keys import Keys, parse_url
 from conveyor.backends.redis.scripts import run, run_sync, script
 

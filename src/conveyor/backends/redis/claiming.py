@@ -18,7 +18,8 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from conveyor.backends.redis.connection import SOCKET_TIMEOUT, RedisConnection, translated
+from conveyor.backends.redis.clients import SOCKET_TIMEOUT
+from conveyor.backends.redis.connection import RedisConnection, translated
 from conveyor.backends.redis.keys import Keys, routing_json
 from conveyor.backends.redis.quarantine import Claimed, claimed
 from conveyor.backends.redis.scripts import load_all, script

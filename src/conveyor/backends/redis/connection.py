@@ -1,29 +1,21 @@
-"""`RedisConnection`, the one object a handle's parts share, and what it is made of:
-clients, timeouts and error translation (the persistence check at open is in `persistence`).
-
-Timeouts are short on purpose: an enqueue while Redis is down must fail within seconds
-with `BackendUnavailable`, never hang. A dead pooled connection (Redis restarted) is
-retried once on a fresh connection; anything longer is the caller's back-off (the worker
-already retries claims and acknowledgements).
+"""`RedisConnection`, the one object a handle's parts share, and how its calls go out:
+scripts (waiting for replicas when the URL asks) and the translation of redis-py's errors
+into Conveyor's. The clients it opens, and their timeouts, are in `clients`; the
+persistence check at open is in `persistence`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import logging
 import os
 import re
 import secrets
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
-from urllib.parse import urlencode
+from typing import Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
@@ -39,60 +31,14 @@ from redis.exceptions import (
 from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
-from redis.retry import Retry
 
 from conveyor.backends.redis import acl
+from conveyor.backends.redis.clients import async_client, sync_client
 from conveyor.backends.redis.keys import Keys, Target, parse_url
 from conveyor.backends.redis.persistence import check_persistence
 from conveyor.backends.redis.scripts import load_all, run, run_sync, script
 from conveyor.clock import Clock, SystemClock
 from conveyor.errors import BackendError, BackendUnavailable
-
-log = logging.getLogger("conveyor.backend.redis")
-
-#: Seconds to open a TCP (or TLS) connection, and to wait for any reply.
-CONNECT_TIMEOUT = 3.0
-SOCKET_TIMEOUT = 5.0
-
-
-def _options() -> dict[str, Any]:
-    return {
-        "socket_connect_timeout": CONNECT_TIMEOUT,
-        "socket_timeout": SOCKET_TIMEOUT,
-        "socket_keepalive": True,
-        "health_check_interval": 30,
-    }
-
-
-def async_client(target: Target) -> AsyncRedis:
-    """An asyncio client (hiredis parser when installed) with one quick reconnect."""
-    if target.kind == "sentinel":
-        return sentinel_async_client(target)
-    if target.kind == "cluster":  # redis+cluster://: see cluster_client.py
-        from conveyor.backends.redis.cluster_client import async_cluster_client
-
-        # Duck-typed: the cluster client takes every command the backend sends.
-        return cast(AsyncRedis, async_cluster_client(target, **_options()))
-    return AsyncRedis.from_url(
-        target.redis_url,
-        retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        **_options(),
-    )
-
-
-def sync_client(target: Target) -> Redis:
-    """A thread-safe sync client, for `enqueue_sync` and `get_sync`."""
-    if target.kind == "sentinel":
-        return sentinel_sync_client(target)
-    if target.kind == "cluster":
-        from conveyor.backends.redis.cluster_client import sync_cluster_client
-
-        return cast(Redis, sync_cluster_client(target, **_options()))
-    return Redis.from_url(
-        target.redis_url,
-        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        **_options(),
-    )
 
 
 class RedisConnection:
@@ -243,140 +189,11 @@ def translated(target: Target) -> Iterator[None]:
         raise BackendError(f"Redis at {target.display} failed: {exc}") from exc
 
 
-# -- Sentinel, TLS, ACL and replication (see docs/redis.md, "High availability") ------------
+# -- replication (see docs/redis.md, "High availability") ------------------------------
 #: Scripts whose changes must survive a failover: with ``?wait_replicas=N`` each call is
 #: followed by WAIT on the same connection. Completions and failures are not waited for:
 #: one lost in a failover makes its job run again, as at-least-once allows.
 REPLICATED = frozenset({"enqueue", "tick", "retry_dead", "cancel", "pause"})
-
-
-def _server_kwargs(target: Target) -> dict[str, Any]:
-    """redis-py's keyword arguments for the data servers of a multi-host URL: user,
-    password, database and options, without a host (Sentinel names it)."""
-    from redis.connection import parse_url as redis_parse_url
-
-    kwargs: dict[str, Any] = redis_parse_url(target.redis_url)  # type: ignore[no-untyped-call]
-    kwargs.pop("host", None)
-    kwargs.pop("port", None)
-    # rediss+sentinel://: the TLS connection class is chosen in `_sentinel_connections`.
-    kwargs.pop("connection_class", None)
-    return {**_options(), **kwargs}
-
-
-def _sentinel_kwargs(target: Target) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "socket_connect_timeout": CONNECT_TIMEOUT,
-        "socket_timeout": CONNECT_TIMEOUT,
-    }
-    if target.sentinel_password:
-        out["password"] = target.sentinel_password
-    if target.sentinel_username:
-        out["username"] = target.sentinel_username
-    if target.ssl_options:  # rediss+sentinel://: the sentinels speak TLS too
-        from redis.connection import parse_url as redis_parse_url
-
-        query = urlencode(target.ssl_options)
-        parsed = redis_parse_url(f"rediss://sentinel/0?{query}")  # type: ignore[no-untyped-call]
-        out.update({k: v for k, v in parsed.items() if k.startswith("ssl_")}, ssl=True)
-    elif target.tls:
-        out["ssl"] = True
-    return out
-
-
-@functools.cache
-def _sentinel_connections(tls: bool = False) -> tuple[type[Any], type[Any]]:
-    """Connection classes (async, sync) that ask the sentinels again on every reconnect
-    (over TLS with ``tls``).
-
-    redis-py (8.2) reconnects a dropped connection inside ``send_packed_command``, to the
-    address it had, bypassing the Sentinel-aware ``connect``: after a failover that demotes
-    the old primary (it closes its clients) the retry reached the old primary again and
-    met READONLY. These send through ``connect`` first, which asks the sentinels.
-    """
-    from redis import sentinel as sync_sentinel
-    from redis.asyncio import sentinel as async_sentinel
-
-    async_base: type[Any] = (
-        async_sentinel.SentinelManagedSSLConnection
-        if tls
-        else async_sentinel.SentinelManagedConnection
-    )
-    sync_base: type[Any] = (
-        sync_sentinel.SentinelManagedSSLConnection
-        if tls
-        else sync_sentinel.SentinelManagedConnection
-    )
-
-    class AsyncConnection(async_base):  # type: ignore[misc]
-        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-            if not self.is_connected:
-                await self.connect()
-            await super().send_packed_command(command, check_health)
-
-    class SyncConnection(sync_base):  # type: ignore[misc]
-        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-            if not self._sock:
-                self.connect()
-            super().send_packed_command(command, check_health)
-
-    return AsyncConnection, SyncConnection
-
-
-class _AsyncSentinelRedis(AsyncRedis):
-    """The primary's client; closing it also closes its connections to the sentinels."""
-
-    async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        manager = getattr(self.connection_pool, "sentinel_manager", None)
-        await super().aclose(close_connection_pool)
-        for sentinel in getattr(manager, "sentinels", ()):
-            with contextlib.suppress(Exception):
-                await sentinel.aclose()
-
-
-class _SentinelRedis(Redis):
-    """`_AsyncSentinelRedis` for the sync client."""
-
-    def close(self) -> None:
-        manager = getattr(self.connection_pool, "sentinel_manager", None)
-        super().close()
-        for sentinel in getattr(manager, "sentinels", ()):
-            with contextlib.suppress(Exception):
-                sentinel.close()
-
-
-def sentinel_async_client(target: Target) -> AsyncRedis:
-    """An asyncio client of the primary the sentinels name for ``target.service``.
-
-    It asks the sentinels again whenever it opens a connection, and drops its connections
-    when the server it talks to turns out demoted (READONLY): after a failover the next
-    call, or the caller's retry, reaches the new primary.
-    """
-    from redis.asyncio.sentinel import Sentinel
-
-    manager = Sentinel(
-        list(target.hosts), sentinel_kwargs=_sentinel_kwargs(target), **_server_kwargs(target)
-    )
-    return manager.master_for(  # type: ignore[no-any-return]
-        target.service,
-        redis_class=_AsyncSentinelRedis,
-        connection_class=_sentinel_connections(target.tls)[0],
-        retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-    )
-
-
-def sentinel_sync_client(target: Target) -> Redis:
-    """`sentinel_async_client` for the sync client."""
-    from redis.sentinel import Sentinel
-
-    manager = Sentinel(
-        list(target.hosts), sentinel_kwargs=_sentinel_kwargs(target), **_server_kwargs(target)
-    )
-    return manager.master_for(  # type: ignore[no-any-return]
-        target.service,
-        redis_class=_SentinelRedis,
-        connection_class=_sentinel_connections(target.tls)[1],
-        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-    )
 
 
 async def run_replicated(

@@ -6,7 +6,7 @@ observability hooks of its ``execute_command``); here the fixed head of a call (
 SHA, key count, keys) is packed once per script and key set, and each call adds only its
 arguments. The connection handling is redis-py's own (its pool, health checks, timeouts,
 and disconnecting on any error, a timeout or a cancellation included, so a reply left
-unread is never read by the next call); like the clients `connection.py` builds, a call
+unread is never read by the next call); like the clients `clients.py` builds, a call
 that meets a dropped connection is sent once more on a fresh one (at least once, as
 redis-py's retry does: a script whose reply was lost may have run).
 
@@ -77,7 +77,7 @@ def pack(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
 def packable(client: Redis | AsyncRedis) -> bool:
     """Whether ``client`` is a plain client whose pool hands out connections: redis-py's
     own, or a subclass that sends commands as it does (the Sentinel clients of
-    `connection.py`, whose pool asks the sentinels where the primary is)."""
+    `clients.py`, whose pool asks the sentinels where the primary is)."""
     kind = type(client)
     base = (
         Redis if issubclass(kind, Redis) else AsyncRedis if issubclass(kind, AsyncRedis) else None
