@@ -36,7 +36,8 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 
 from conveyor.errors import ConfigError
 from conveyor.job import Priority
-from conveyor.task import CallOptions, JobSpec, Task, check_name
+from conveyor.option_checks import check_name
+from conveyor.task import CallOptions, JobSpec, Task
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from conveyor.app.by_name import name_only_task
 from conveyor.app.enqueueing import (
@@ -19,12 +19,13 @@ from conveyor.app.enqueueing import (
     store,
     store_async,
 )
+from conveyor.app.registering import TaskDecorator, registered_task, task_decorator
 from conveyor.backends import create_backend
+from conveyor.backends.opening import SharedOpen
 from conveyor.clock import SYSTEM_CLOCK, Clock
-from conveyor.errors import ConfigError, UnknownTask
+from conveyor.errors import ConfigError
 from conveyor.handle import JobHandle
 from conveyor.job import NewJob, Priority
-from conveyor.limits import Limits
 from conveyor.middleware import (
     EnqueueContext,
     EnqueueMiddleware,
@@ -35,7 +36,7 @@ from conveyor.middleware import (
     run_chain_sync,
 )
 from conveyor.redaction import redact_url
-from conveyor.retry import Backoff, resolve_backoff
+from conveyor.retry import Backoff
 from conveyor.schedule import (
     CronSchedule,
     IntervalSchedule,
@@ -47,7 +48,7 @@ from conveyor.schedule import (
 )
 from conveyor.settings import Settings, load_settings
 from conveyor.settings.checks import url_problem
-from conveyor.task import JobSpec, Task, UniqueKey, check_retries, check_seconds
+from conveyor.task import JobSpec, Task, UniqueKey
 
 if TYPE_CHECKING:
     from conveyor.backends.base import Backend
@@ -58,13 +59,6 @@ __all__ = ["Conveyor", "EagerRunner", "set_default_eager"]
 P = ParamSpec("P")
 R = TypeVar("R")
 E = TypeVar("E", bound="Event")
-
-
-class _TaskDecorator(Protocol):
-    @overload
-    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
-    @overload
-    def __call__(self, fn: Callable[P, R]) -> Task[P, R]: ...
 
 
 class Conveyor:
@@ -111,7 +105,7 @@ class Conveyor:
         self._backend: Backend | None = None
         self._opened = False
         #: The open in progress, shared by every caller that arrives meanwhile.
-        self._opening: asyncio.Task[None] | None = None
+        self._opening = SharedOpen()
         self.eager = False
         #: What runs jobs while `eager` is true (`EagerRunner`; `conveyor.testing` sets it).
         self.eager_runner: EagerRunner | None = None
@@ -120,7 +114,7 @@ class Conveyor:
         # Error trackers record locals with repr(): never the URL's password.
         return f"<Conveyor {redact_url(self.url)} tasks={len(self.tasks)}>"
 
-    # -- tasks ---------------------------------------------------------------------------
+    # -- tasks (`conveyor.app.registering`) ---------------------------------------------
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
     @overload
@@ -142,7 +136,7 @@ class Conveyor:
         max_concurrency: int | None = None,
         concurrency_key: Callable[..., Any] | None = None,
         max_rate_limited: int | None = None,
-    ) -> _TaskDecorator: ...
+    ) -> TaskDecorator: ...
 
     def task(
         self,
@@ -176,47 +170,23 @@ class Conveyor:
         ``concurrency_key``; ``max_rate_limited``, how often a job may raise `RateLimited`
         without using an attempt (default 25).
         """
-        if retries is not None:
-            check_retries(retries)
-        if timeout is not None:
-            check_seconds("timeout", timeout, positive=True)
-        prio = Priority.parse(priority)
-        policy = resolve_backoff(backoff)
-        limits = Limits.build(
+        return task_decorator(
+            self,
+            fn,
+            name=name,
+            queue=queue,
+            priority=priority,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            unique_key=unique_key,
+            middleware=middleware,
             rate_limit=rate_limit,
             rate_limit_key=rate_limit_key,
             max_concurrency=max_concurrency,
             concurrency_key=concurrency_key,
             max_rate_limited=max_rate_limited,
         )
-
-        def register(func: Callable[..., Any]) -> Task[Any, Any]:
-            # Tasks defined inside functions (factories, tests) drop the "<locals>" part,
-            # which is not a valid name; a clash is then reported as a duplicate.
-            qualname = func.__qualname__.replace(".<locals>", "")
-            task_name = name or f"{func.__module__}.{qualname}"
-            if task_name in self.tasks:
-                raise ConfigError(
-                    f"a task named {task_name!r} is already registered; give one of them "
-                    "another name= option"
-                )
-            task: Task[Any, Any] = Task(
-                self,
-                func,
-                name=task_name,
-                queue=queue,
-                priority=prio,
-                retries=retries,
-                backoff=policy,
-                timeout=timeout,
-                unique_key=unique_key,
-                limits=limits,
-                middleware=middleware,
-            )
-            self.tasks[task_name] = task
-            return task
-
-        return register if fn is None else register(fn)
 
     # -- schedules -----------------------------------------------------------------------
     def cron(
@@ -327,14 +297,8 @@ class Conveyor:
         return await dispatch_async(self, event, raise_errors=raise_errors)
 
     def get_task(self, name: str) -> Task[Any, Any]:
-        """The task registered under ``name``."""
-        try:
-            return self.tasks[name]
-        except KeyError:
-            known = ", ".join(sorted(self.tasks)) or "none"
-            raise UnknownTask(
-                f"no task named {name!r} is registered on this app (registered: {known})"
-            ) from None
+        """The task registered under ``name`` (`UnknownTask` lists those that are)."""
+        return registered_task(self, name)
 
     # -- backend -------------------------------------------------------------------------
     @property
@@ -356,18 +320,9 @@ class Conveyor:
         caller cancelled while waiting does not cancel the open for the others.
         """
         backend = self.backend
-        if self._opened:
-            return backend
-        loop = asyncio.get_running_loop()
-        opening = self._opening
-        if opening is None or opening.get_loop() is not loop:
-            opening = self._opening = loop.create_task(backend.open())
-        try:
-            await asyncio.shield(opening)
-        finally:
-            if opening.done() and self._opening is opening:
-                self._opening = None
-        self._opened = True
+        if not self._opened:
+            await self._opening.run(backend.open)
+            self._opened = True
         return backend
 
     async def aclose(self) -> None:
@@ -376,7 +331,7 @@ class Conveyor:
             await self._backend.close()
         self._backend = None
         self._opened = False
-        self._opening = None
+        self._opening.reset()
 
     def close(self) -> None:
         """`aclose` for sync code."""

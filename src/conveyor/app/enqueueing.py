@@ -16,8 +16,9 @@ from conveyor.backends.base import transactions_for
 from conveyor.errors import ConfigError
 from conveyor.handle import JobHandle
 from conveyor.job import NewJob
+from conveyor.option_checks import check_unique_key, run_time
 from conveyor.serialization import check_headers, encode_payload
-from conveyor.task import JobSpec, check_unique_key, run_time
+from conveyor.task import JobSpec
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
