@@ -403,7 +403,7 @@ def test_a_pools_worker_takes_the_pools_settings(tmp_path: Path) -> None:
 def test_every_pool_key_reaches_a_pools_worker() -> None:
     # A key added to the pools but not mapped would be dropped by `conveyor worker --pool`
     from conveyor.cli.worker_setup import _POOL_FIELDS
-    from conveyor.supervisor.config import KEYS
+    from conveyor.supervisor.pool_keys import KEYS
 
     mapped_apart = {"processes", "timeout", "tries"}  # a count of processes; two fields each
     assert set(KEYS) == set(_POOL_FIELDS) | mapped_apart

@@ -18,7 +18,8 @@ import pytest
 from conveyor import ConfigError, Conveyor
 from conveyor.settings import DEFAULT_URL, ConfigWarning, Settings, load_settings
 from conveyor.settings.names import POOL_KEYS
-from conveyor.supervisor.config import KEYS, load_pools
+from conveyor.supervisor.config import load_pools
+from conveyor.supervisor.pool_keys import KEYS
 from conveyor.worker import Worker
 
 
