@@ -232,9 +232,10 @@ def parse_log(log: str | bytes | Sequence[Any] | None) -> tuple[Attempt, ...]:
 def _attempt(item: object) -> Attempt | None:
     if not isinstance(item, dict):
         return None
-    outcome = item.get("outcome")
-    number = item.get("attempt")
-    if outcome not in LOGGED or not isinstance(number, int) or isinstance(number, bool):
+    outcome, number = item.get("outcome"), item.get("attempt")
+    if outcome not in ("failed", "dead", "lost"):  # `LOGGED`; an unhashable value is no match
+        return None
+    if not isinstance(number, int) or isinstance(number, bool):
         return None
     return Attempt(
         number=number,
