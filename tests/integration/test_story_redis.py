@@ -162,6 +162,7 @@ DAMAGED_LOGS = {
     "an empty array": (b" [ ] ", 0),
     "not UTF-8": (b"[\xff\xfe]", 0),
     "nested too deep": (b"[" * 5000 + b"]" * 5000, 0),
+    "written by hand": (b'[ {"outcome": "lost", "attempt": 1} ]\n', 1),
     "junk entries": (
         b'[1, "x", [2], null, {"attempt": "2"}, {"attempt": 1, "outcome": "lost"}]',
         1,
@@ -208,6 +209,24 @@ async def test_a_full_log_of_junk_rolls_into_valid_json(
     entries = stored_log(b, raw, claimed.id)
     assert len(entries) == KEEP and entries[:4] == ["x", {}, None, {"nested": None, "n": 1e300}]
     assert entries[-3] == junk[-1]
+
+
+async def test_a_full_log_with_entries_inside_entries_rolls_entry_by_entry(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    # Given a full log in the shape the scripts write, one entry holding another inside
+    claimed = await running(backend)
+    entries: list[dict[str, object]] = [{"attempt": n, "outcome": "lost"} for n in range(KEEP)]
+    entries[0]["inner"] = entries[-1]["inner"] = [0, {"attempt": 99}]
+    text = json.dumps(entries, separators=(",", ":"))
+    raw.hset(backend.keys.job(claimed.id), "attempt_log", text)
+    # When the next failure drops the oldest entry
+    assert await backend.fail(lease(claimed), Failure("E: x", None, retry_in=60.0))
+    # Then the oldest entry is dropped, not a piece of one: the log is read back entry by
+    # entry (a value that is no entry member, the list inside, is written as null)
+    stored = stored_log(backend, raw, claimed.id)
+    assert [e["attempt"] for e in stored] == [*range(1, KEEP), 1]
+    assert stored[-2] == {**entries[-1], "inner": None}
 
 
 async def test_not_a_log_not_json_started_afresh_from_the_script_too(

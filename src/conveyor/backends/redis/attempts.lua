@@ -6,8 +6,8 @@
 --   {"attempt", "outcome" (failed / dead / lost), "worker_id", "started_at", "ended_at",
 --    "error", "traceback"}
 -- Entries are written as text, never by cjson.encode of a table: cjson keeps 14
--- significant digits, and a time needs 17 to read back exactly (num). cjson only checks
--- the stored log and reads it back when the oldest entries must be dropped.
+-- significant digits, and a time needs 17 to read back exactly (num). A new entry is added
+-- to the stored text, and the oldest cut off it, once cjson has checked it is an array.
 
 -- conveyor.attempts.KEEP: how many ended attempts a job keeps (a test keeps them equal).
 local KEEP = 20
@@ -56,28 +56,54 @@ local function log_entry(attempts, outcome, worker, started, texts)
     .. ',"started_at":' .. start .. ',"ended_at":' .. num(NOW) .. ',' .. texts .. '}'
 end
 
--- The log `old` (the stored text, or false for none) with `entry` (JSON text) appended:
--- the old text is kept as it is while it has room, and read back (the KEEP - 1 newest
--- entries kept) once it is full. A damaged log (not JSON, not an array) is started afresh
--- and noted, never allowed to stop the script.
+-- The positions of each entry's start after the first (",{" before "attempt") in a log as
+-- log_append writes it, or nil when the text is not in that shape. An entry's own text
+-- cannot hold ',{"attempt":' (a quote inside a JSON string is escaped), so when there is
+-- one position per entry after the first, they are the entries' starts.
+local function log_starts(text, n)
+  if string.sub(text, 1, 12) ~= '[{"attempt":' or string.byte(text, -1) ~= 93 then
+    return nil
+  end
+  local starts, at = {}, 1
+  while true do
+    at = string.find(text, ',{"attempt":', at, true)
+    if not at then break end
+    starts[#starts + 1] = at
+    at = at + 12
+  end
+  if #starts ~= n - 1 then return nil end
+  return starts
+end
+
+-- The log `old` (the stored text, or false for none) with `entry` (JSON text) appended,
+-- the oldest dropped past KEEP. The stored text is checked with cjson (a damaged log, not
+-- JSON or not an array, is started afresh and noted, never allowed to stop the script),
+-- then added to as text: only a log in another shape than this file writes (edited by
+-- hand) is read back entry by entry once it is full.
 local function log_append(id, old, entry)
   if not old or old == '' then
     return '[' .. entry .. ']'
   end
   local ok, list = pcall(cjson.decode, old)
-  local body = ok and type(list) == 'table' and string.match(old, '^%s*(%[.*)%]%s*$')
-  if not body then
+  if not ok or type(list) ~= 'table' or not string.find(old, '^%s*%[') then
     note('job ' .. id .. ': its attempt_log was not a JSON array; started afresh')
     return '[' .. entry .. ']'
   end
   local n = #list
   if n == 0 then
     return '[' .. entry .. ']'
-  elseif n < KEEP then
-    return body .. ',' .. entry .. ']'
+  end
+  local ends_plainly = string.byte(old, -1) == 93  -- "]"
+  if n < KEEP and ends_plainly then
+    return string.sub(old, 1, -2) .. ',' .. entry .. ']'
+  end
+  local starts = ends_plainly and log_starts(old, n)
+  if starts then
+    -- keep the newest KEEP - 1: from the start of entry n - KEEP + 2 (its comma skipped)
+    return '[' .. string.sub(old, starts[n - KEEP + 1] + 1, -2) .. ',' .. entry .. ']'
   end
   local parts = {}
-  for i = n - KEEP + 2, n do
+  for i = math.max(1, n - KEEP + 2), n do
     parts[#parts + 1] = log_object(list[i])
   end
   parts[#parts + 1] = entry
