@@ -8,10 +8,8 @@ and which shard holds what); this class routes the core verbs to them:
   batch is atomic per shard, not across shards.
 * ``claim`` asks the shards that hold the routing's queues, starting with a different
   one each call, until ``limit`` jobs are leased; with ``wait`` and nothing ready, it
-  waits on all of them at once and keeps what the first to find work leased (a waiting
-  claim cancelled on a shard releases what it leased there, as `Backend.claim` promises).
-  Priority and run order hold within each shard, so within each queue; between queues on
-  different shards a claim takes from each shard in turn.
+  waits on all of them at once and keeps what the first to find work leased (how, and
+  what is given back when a caller is cancelled: `cluster_claiming`).
 * ``extend`` / ``complete`` / ``fail`` / ``release`` / ``defer`` (and progress reports)
   go to the shard the lease token names, without a lookup.
 * ``get`` asks every shard at once (job ids are the caller's, so they cannot name a shard).
@@ -23,14 +21,14 @@ The capabilities (`cluster_parts`) route or fan out the same way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from conveyor.backends.base import CANCEL_GRACE, Backend, RecoveryReport, release_claimed
+from conveyor.backends.base import Backend, RecoveryReport
+from conveyor.backends.opening import SharedOpen
 from conveyor.backends.redis.backend import RedisBackend
+from conveyor.backends.redis.cluster_claiming import ClusterClaims
 from conveyor.backends.redis.cluster_parts import (
     ClusterAdmin,
     ClusterLimits,
@@ -66,8 +64,9 @@ class ClusterBackend(Backend):
             telemetry=ClusterTelemetry(self._shards),
             progress=ClusterProgress(self._shards),
         )
-        self._turn = itertools.count()
-        self._opening: asyncio.Future[None] | None = None
+        self._claims = ClusterClaims(self._shards, self)
+        self._opened = False
+        self._opening = SharedOpen()
 
     @property
     def layout(self) -> Layout:
@@ -90,15 +89,9 @@ class ClusterBackend(Backend):
     async def open(self) -> None:
         """Check the recorded shard count, then open every shard store (once: callers
         that open the handle at the same time share the one opening)."""
-        if self._opening is None or self._opening.get_loop() is not asyncio.get_running_loop():
-            self._opening = asyncio.ensure_future(self._open())
-        opening = self._opening
-        try:
-            await asyncio.shield(opening)
-        except BaseException:
-            if opening.done() and opening.exception() is not None:
-                self._opening = None  # a failed open is tried again by the next caller
-            raise
+        if not self._opened:
+            await self._opening.run(self._open)
+            self._opened = True
 
     async def _open(self) -> None:
         await self._check_count()
@@ -130,7 +123,8 @@ class ClusterBackend(Backend):
 
     async def close(self) -> None:
         """Close every shard store; safe to call twice."""
-        self._opening = None
+        self._opened = False
+        self._opening.reset()
         await asyncio.gather(*(store.close() for store in self.stores), return_exceptions=True)
 
     # -- producing -----------------------------------------------------------------------
@@ -175,140 +169,8 @@ class ClusterBackend(Backend):
         *,
         wait: float = 0.0,
     ) -> list[JobRecord]:
-        """Lease up to ``limit`` jobs from the routing's shards (see the module)."""
-        # A routing that matches nothing still waits like a claim that finds nothing.
-        shards = self.layout.for_routing(routing) or (0,)
-        start = next(self._turn) % len(shards)
-        order = shards[start:] + shards[:start]
-        # Shielded: a caller cancelled in flight gets nothing, and what was leased for it
-        # is released before the cancellation goes on.
-        first = asyncio.ensure_future(
-            self._claim_round(order, worker_id, routing, limit, lease_seconds)
-        )
-        try:
-            got = await asyncio.shield(first)
-        except asyncio.CancelledError:
-            await release_claimed(self, first)
-            raise
-        if got or wait <= 0 or limit <= 0:
-            return got
-        return await self._claim_waiting(order, worker_id, routing, limit, lease_seconds, wait)
-
-    async def _claim_round(
-        self,
-        order: Sequence[int],
-        worker_id: str,
-        routing: Routing,
-        limit: int,
-        lease_seconds: float,
-    ) -> list[JobRecord]:
-        """One claim on each shard in ``order`` until ``limit`` jobs are leased."""
-        got: list[JobRecord] = []
-        failed: BackendError | None = None
-        for s in order:
-            if len(got) >= limit:
-                break
-            try:
-                jobs = await self.stores[s].claim(
-                    worker_id, routing, limit - len(got), lease_seconds
-                )
-            except BackendError as exc:  # one shard down: the others' work still runs
-                failed = failed or exc
-                log.warning("claim on shard %d of %s failed: %s", s, self, exc)
-                continue
-            got += self._tagged(s, jobs)
-        if failed is not None and not got:
-            raise failed
-        return got
-
-    async def _claim_waiting(
-        self,
-        shards: Sequence[int],
-        worker_id: str,
-        routing: Routing,
-        limit: int,
-        lease_seconds: float,
-        wait: float,
-    ) -> list[JobRecord]:
-        """Wait on every shard at once; the first claim that leases work ends the others."""
-        tasks = {
-            asyncio.create_task(
-                self.stores[s].claim(worker_id, routing, limit, lease_seconds, wait=wait)
-            ): s
-            for s in shards
-        }
-        got: list[JobRecord] = []
-        pending = set(tasks)
-        try:
-            while pending and not got:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                got += self._outcomes(tasks, done)
-            for task in pending:  # the first found work: the other waits end
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-            got += self._outcomes(tasks, pending)
-        except BaseException:
-            await self._give_back(tasks, got)
-            raise
-        kept, extra = got[:limit], got[limit:]
-        try:  # shards that found work at once leased more than asked for: the rest back
-            await self._release_jobs(extra)
-        except BaseException:  # cancelled meanwhile: what was kept goes back too
-            await self._release_jobs(kept)
-            raise
-        return kept
-
-    async def _release_jobs(self, jobs: Sequence[JobRecord]) -> None:
-        """Give back leased (tagged) ``jobs``, all at once; shielded, so a caller
-        cancelled meanwhile still gives back every one."""
-        if jobs:
-            await asyncio.shield(
-                asyncio.gather(
-                    *(self.release(Lease(j.id, j.lease_token or "")) for j in jobs),
-                    return_exceptions=True,
-                )
-            )
-
-    async def _give_back(
-        self, tasks: dict[asyncio.Task[list[JobRecord]], int], got: list[JobRecord]
-    ) -> None:
-        """The caller was cancelled (or a shard failed): end every shard's wait and
-        release what was leased, so no job stays leased to nobody. A shard's claim that is
-        cancelled releases its own jobs; those that finished first are released here."""
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.wait(tasks), CANCEL_GRACE)
-        leased = list(got)
-        for task, shard in tasks.items():
-            if task.done() and not task.cancelled() and task.exception() is None:
-                leased += [j for j in self._tagged(shard, task.result()) if j not in got]
-        with contextlib.suppress(BaseException):
-            await self._release_jobs(leased)
-
-    def _outcomes(
-        self, tasks: dict[asyncio.Task[list[JobRecord]], int], done: set[Any]
-    ) -> list[JobRecord]:
-        """What the finished shard claims leased. A cancelled one leased nothing (it gave
-        back what it had). A failed one is raised unless another found work: that work is
-        kept, and the failed claim's shard released what it had leased."""
-        out: list[JobRecord] = []
-        errors: list[BaseException] = []
-        for task in done:
-            if task.cancelled():
-                continue
-            error = task.exception()
-            if error is not None:
-                errors.append(error)
-            else:
-                out += self._tagged(tasks[task], task.result())
-        if errors and not out:
-            raise errors[0]
-        return out
-
-    def _tagged(self, shard: int, jobs: list[JobRecord]) -> list[JobRecord]:
-        return [self._tag(shard, job) for job in jobs]
+        """Lease up to ``limit`` jobs from the routing's shards (see `cluster_claiming`)."""
+        return await self._claims.claim(worker_id, routing, limit, lease_seconds, wait=wait)
 
     def _tag(self, shard: int, job: JobRecord) -> JobRecord:
         return self._shards.tagged(shard, job)
