@@ -1,7 +1,8 @@
 """The app: one explicit object holding tasks, settings and the backend.
 
 Nothing happens at import: the backend is created on first use and opened on first async use.
-How the app builds and stores jobs (and runs them inline in eager mode) is in `enqueueing`.
+How the app registers tasks is in `registering`; how it builds and stores jobs (and runs
+them inline in eager mode) in `enqueueing`; enqueueing by name in `by_name`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from conveyor.app.by_name import name_only_task
 from conveyor.app.enqueueing import (
     EagerRunner,
     build_job,
+    enqueue_calls,
+    enqueue_calls_async,
     set_default_eager,
-    store,
-    store_async,
 )
 from conveyor.app.registering import TaskDecorator, registered_task, task_decorator
 from conveyor.backends import create_backend
@@ -26,15 +27,7 @@ from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import ConfigError
 from conveyor.handle import JobHandle
 from conveyor.job import NewJob, Priority
-from conveyor.middleware import (
-    EnqueueContext,
-    EnqueueMiddleware,
-    JobMetrics,
-    JobMiddleware,
-    MiddlewareStack,
-    run_chain,
-    run_chain_sync,
-)
+from conveyor.middleware import EnqueueMiddleware, JobMetrics, JobMiddleware, MiddlewareStack
 from conveyor.redaction import redact_url
 from conveyor.retry import Backoff
 from conveyor.schedule import (
@@ -352,21 +345,13 @@ class Conveyor:
         stored inside that open database transaction and exist only if it commits. In
         eager mode jobs run at once and the connection is not used.
         """
-        ctx = EnqueueContext(self, specs, [build_job(self, s) for s in specs], is_async=False)
-        return run_chain_sync(
-            self.middlewares.enqueue, ctx, lambda: store(self, specs, ctx.jobs, connection)
-        )
+        return enqueue_calls(self, specs, connection)
 
     async def enqueue_many_async(
         self, specs: Sequence[JobSpec], *, connection: object | None = None
     ) -> list[JobHandle[Any]]:
         """Store many jobs in one round trip (from async code); see `enqueue_many`."""
-        ctx = EnqueueContext(self, specs, [build_job(self, s) for s in specs], is_async=True)
-        return await run_chain(
-            self.middlewares.enqueue,
-            ctx,
-            lambda: store_async(self, specs, ctx.jobs, connection),
-        )
+        return await enqueue_calls_async(self, specs, connection)
 
     def job(self, job_id: str) -> JobHandle[Any]:
         """A handle on an existing job, by id."""

@@ -3,7 +3,8 @@
 `Conveyor.build`, `Conveyor.enqueue_many` and `Conveyor.enqueue_many_async` are thin doors
 onto this module. `build_job` checks a call and makes the `NewJob` a store keeps; `store` and
 `store_async` hand a batch to the app's backend (or to the caller's database transaction, or
-to the eager runner while ``app.eager`` is true) and return handles on the jobs.
+to the eager runner while ``app.eager`` is true) and return handles on the jobs;
+`enqueue_calls` and `enqueue_calls_async` do both, inside the app's enqueue middleware.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from conveyor.backends.base import transactions_for
 from conveyor.errors import ConfigError
 from conveyor.handle import JobHandle
 from conveyor.job import NewJob
+from conveyor.middleware import EnqueueContext, run_chain, run_chain_sync
 from conveyor.option_checks import check_unique_key, run_time
 from conveyor.serialization import check_headers, encode_payload
 from conveyor.task import JobSpec
@@ -151,6 +153,27 @@ def _defer_to_commit(
 
     _commit_hook(app, jobs, later)
     return [JobHandle(app, job.id) for job in jobs]
+
+
+def enqueue_calls(
+    app: Conveyor, specs: Sequence[JobSpec], connection: object | None
+) -> list[JobHandle[Any]]:
+    """`Conveyor.enqueue_many`: a job built for each call, then stored (`store`) through
+    the app's enqueue middleware, which may change ``ctx.jobs`` before they are."""
+    ctx = EnqueueContext(app, specs, [build_job(app, s) for s in specs], is_async=False)
+    return run_chain_sync(
+        app.middlewares.enqueue, ctx, lambda: store(app, specs, ctx.jobs, connection)
+    )
+
+
+async def enqueue_calls_async(
+    app: Conveyor, specs: Sequence[JobSpec], connection: object | None
+) -> list[JobHandle[Any]]:
+    """`enqueue_calls` for async code (`Conveyor.enqueue_many_async`)."""
+    ctx = EnqueueContext(app, specs, [build_job(app, s) for s in specs], is_async=True)
+    return await run_chain(
+        app.middlewares.enqueue, ctx, lambda: store_async(app, specs, ctx.jobs, connection)
+    )
 
 
 def store(
