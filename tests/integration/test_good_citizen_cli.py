@@ -121,6 +121,13 @@ MISTAKES = [
     (("queues", "pause", ""), "the queue name is empty"),
     (("queues", "resume", " mail"), "starts or ends with a space"),
     (("queues", "clear", "mail\tx", "--yes"), "control character"),
+    # click's own usage errors: one line too, pointing at the command's help
+    (("queues", "pause"), "Missing argument 'NAME' (see `conveyor queues pause --help`)"),
+    (("status", "--bogus-flag"), "No such option: --bogus-flag"),
+    (("jobs", "list", "--limit", "0"), "Invalid value for '--limit'"),
+    (("worker", "--concurrency", "many"), "Invalid value for '--concurrency'"),
+    (("nosuchverb",), "No such command 'nosuchverb' (see `conveyor --help`)"),
+    (("jobs", "nosuch"), "No such command 'nosuch' (see `conveyor jobs --help`)"),
 ]
 
 
@@ -169,3 +176,12 @@ def test_a_queue_nobody_uses_is_paused_with_a_warning(store_cli: Run) -> None:
     assert ok(store_cli("queues", "resume", "default", *app)).stderr == ""
     # and a queue that is not paused, known to nobody, is warned about on resume too
     assert "uses queue 'mial'" in ok(store_cli("queues", "resume", "mial")).stderr
+
+
+@pytest.mark.parametrize("words", [(), ("jobs",)], ids=["conveyor", "conveyor jobs"])
+def test_a_group_without_its_verb_still_prints_its_help(
+    store_cli: Run, words: tuple[str, ...]
+) -> None:
+    done = store_cli(*words)
+    assert done.returncode == 2
+    assert "Usage:" in done.stdout + done.stderr and "error:" not in done.stderr
