@@ -4,10 +4,9 @@ One asyncio loop per process. Async tasks run on the loop, sync tasks in a threa
 Around that loop: the store check at start (`needs.py`), the fetcher that claims
 (`fetcher.py`), admission to task limits (`admission.py`), the executor (`executor.py`),
 settling each job's `Outcome` with the store (`reporting.py`), the progress jobs report
-(`progress.py`), a heartbeat thread that
-keeps leases alive (`heartbeat.py`), housekeeping that recovers jobs from dead workers and
-recycles this one (`housekeeping.py`), and signal handling for graceful shutdown
-(`shutdown.py`).
+(`progress.py`), a heartbeat thread that keeps leases alive (`heartbeat.py`), housekeeping
+that recovers jobs from dead workers and recycles this one (`housekeeping.py`), and signal
+handling for graceful shutdown (`shutdown.py`).
 """
 
 from __future__ import annotations
