@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from conveyor.job import JobRecord, Lease
+from conveyor.worker.outcome import Abandoned, Lost, Released
 from conveyor.worker.progress import JobReports
 
 P = ParamSpec("P")
@@ -75,6 +76,17 @@ class Running:
     threads: JobThreads | None = None
     #: The progress the job reports (``None`` on a store that keeps none).
     reports: JobReports | None = None
+
+    def cancelled(self) -> Released | Lost | Abandoned:
+        """How the job ends once the worker cancelled it: its lease was lost, or the
+        worker stops."""
+        if self.cancel_reason == "lost":
+            return Lost()
+        if self.threads is not None and self.threads.busy:
+            # A plain def task's thread cannot be stopped: releasing its job would let
+            # another worker run it while this thread still does.
+            return Abandoned()
+        return Released()
 
 
 @dataclass(slots=True)

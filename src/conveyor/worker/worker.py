@@ -30,7 +30,7 @@ from conveyor.worker.fetcher import Events, Fetcher, Slots
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.housekeeping import housekeeping
 from conveyor.worker.needs import StoreUse, check_store
-from conveyor.worker.outcome import Abandoned, Failed, Lost, Outcome, Ran, Released, Succeeded
+from conveyor.worker.outcome import Failed, Outcome, Ran, Succeeded
 from conveyor.worker.progress import ProgressWriter
 from conveyor.worker.reporting import Reporter
 from conveyor.worker.shutdown import SignalHandlers, drain
@@ -290,7 +290,7 @@ class Worker:
             try:
                 outcome = await self._admitted_run(job, run)
             except asyncio.CancelledError:
-                outcome = self._cancelled(run)
+                outcome = run.cancelled()
             except BaseException as exc:
                 # `run_prepared` turns everything a task raises into an outcome, so this is
                 # a fault in the worker's own path (admission, a limit's key function...).
@@ -340,17 +340,6 @@ class Worker:
             return await run_prepared(self.app, job, prepared, self.id, self._threads, sink)
         run.threads = JobThreads(self._threads)
         return await run_prepared(self.app, job, prepared, self.id, run.threads, sink)
-
-    @staticmethod
-    def _cancelled(run: Running) -> Released | Lost | Abandoned:
-        """How a job the worker cancelled ends: its lease was lost, or the worker stops."""
-        if run.cancel_reason == "lost":
-            return Lost()
-        if run.threads is not None and run.threads.busy:
-            # A plain def task's thread cannot be stopped: releasing its job would let
-            # another worker run it while this thread still does.
-            return Abandoned()
-        return Released()
 
     def _done(self, job_id: str, outcome: str) -> None:
         running = self._running.pop(job_id)
