@@ -12,7 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,13 @@ def add(a: int, b: int) -> int:
 def send(to: str = "a@example.com") -> None:
     pass
 """
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @pytest.fixture
@@ -141,6 +152,52 @@ def test_with_json_logs_the_banner_is_a_json_line(cli: Run, tmp_path: Path) -> N
     assert start["url"] == f"sqlite:///{tmp_path / 'x.db'}"
     assert start["burst"] is True
     assert start["message"].startswith("conveyor worker · app citizen:app")
+
+
+def test_with_json_logs_the_dashboard_speaks_json_too(
+    cli: Run, env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given a store, and the dashboard started with LOG_FORMAT=json
+    assert cli("migrate").returncode == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conveyor",
+            "dashboard",
+            "--app",
+            "citizen:app",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        env={**env, "LOG_FORMAT": "json"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # When a page is served
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
+                    assert page.status == 200
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "no dashboard"
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    # Then every line is JSON: the banner with its parts as keys, and uvicorn's own lines
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    [start] = [r for r in records if r.get("event") == "start"]
+    assert start["logger"] == "conveyor.dashboard"
+    assert start["at"] == f"http://127.0.0.1:{port}/"
+    assert any(r["logger"].startswith("uvicorn") for r in records), records
 
 
 # -- one-line errors, and the app's own traceback --------------------------------------------

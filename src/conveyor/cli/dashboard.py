@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,11 +12,13 @@ from conveyor.cli.common import (
     EXIT_USAGE,
     AppOption,
     UrlOption,
+    banner,
     err,
     fail,
     handle_errors,
 )
 from conveyor.cli.loading import resolve_app
+from conveyor.cli.worker import setup_logging
 from conveyor.redaction import display_url
 
 #: Host names a loopback-bound dashboard answers to (a guard against DNS rebinding).
@@ -152,11 +154,25 @@ def dashboard(
     shown = f"[{host}]" if ":" in host else host
     mode = "read-only" if read_only else "read-write"
     auth = "token" if token else ("password" if password else "no auth (loopback)")
-    err.print(
-        f"conveyor dashboard · http://{shown}:{port}/ · {display_url(app.url)} · {mode} · {auth}",
-        markup=False,
-        highlight=False,
-    )
+    where = f"http://{shown}:{port}/"
+    logging_options: dict[str, Any] = {}
+    if app.settings.log_format == "json":
+        # One JSON stream, as under `conveyor worker`: the banner is a JSON line, and
+        # uvicorn's own lines go to the logging Conveyor (or the app) set up, not to
+        # uvicorn's text handlers.
+        setup_logging(app, None, None)
+        logging_options["log_config"] = None
+        banner(
+            app.settings,
+            "dashboard",
+            {"at": where, "store": display_url(app.url), "mode": mode, "auth": auth},
+        )
+    else:
+        err.print(
+            f"conveyor dashboard · {where} · {display_url(app.url)} · {mode} · {auth}",
+            markup=False,
+            highlight=False,
+        )
     # The dashboard reads X-Forwarded-* itself, and only from --trusted-proxy: uvicorn's
     # own reading (which trusts 127.0.0.1 by default) is turned off so there is one rule.
     uvicorn.run(
@@ -166,6 +182,7 @@ def dashboard(
         log_level=log_level,
         server_header=False,
         proxy_headers=False,
+        **logging_options,
     )
 
 
