@@ -104,6 +104,35 @@ if command -v chromium >/dev/null 2>&1; then
   step "chromium: $CONVEYOR_CHROMIUM"
 fi
 
+# -- 3d. KEDA's schema for the Kubernetes export tests ------------------------------------
+# tests/integration/keda/keda_validate.mjs checks the exported ScaledObjects with
+# @kubernetes-models/keda (generated from KEDA's API types), under Node.js. The packages its
+# package-lock.json pins go to $VENV/node-keda, again only when that lock file changed.
+# The KEDA schema test skips locally when they are missing and fails when CI is set.
+keda_dir="$VENV/node-keda"
+keda_src=tests/integration/keda
+if ! cmp -s "$keda_src/package-lock.json" "$keda_dir/package-lock.json"; then
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    step "node or npm not found: installing nodejs and npm with apt-get"
+    if command -v apt-get >/dev/null 2>&1; then
+      export DEBIAN_FRONTEND=noninteractive
+      timeout 300 apt-get update -qq || true
+      timeout 600 apt-get install -y -qq nodejs npm || echo "could not install nodejs and npm" >&2
+    else
+      echo "no apt-get: install Node.js and npm yourself for the KEDA schema test" >&2
+    fi
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    step "installing @kubernetes-models/keda into $keda_dir"
+    rm -rf "$keda_dir"
+    mkdir -p "$keda_dir"
+    cp "$keda_src/package.json" "$keda_src/package-lock.json" "$keda_dir/"
+    # A failed install leaves no directory behind, so the next run tries again.
+    ( cd "$keda_dir" && timeout 600 npm ci --no-audit --no-fund --loglevel=error ) \
+      || { echo "could not install $keda_src/package-lock.json with npm ci" >&2; rm -rf "$keda_dir"; }
+  fi
+fi
+
 # -- 4. Checks (each one runs even if an earlier one failed) ------------------------------
 failed=()
 run_check() {

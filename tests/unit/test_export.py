@@ -281,6 +281,12 @@ def test_keda_scales_on_the_pools_ready_jobs(pools: list[Pool]) -> None:
     assert queue_depth_query(Pool(name="all", queues=("*",))) == (
         'sum(max by (queue, priority) (conveyor_queue_jobs{state="ready"}))'
     )
+    # Sets as the worker's fnmatch reads them; Prometheus' engine runs these queries in
+    # tests/integration/test_deploy_keda.py
+    assert queue_depth_query(Pool(name="s", queues=("shard-[0-2]", "x[!ab]y", "z[z-a]"))) == (
+        'sum(max by (queue, priority) (conveyor_queue_jobs{state="ready",'
+        'queue=~"shard\\\\-[0-2]|x[^a-b]y|z[^\\\\x{0}-\\\\x{10FFFF}]"}))'
+    )
 
 
 @pytest.mark.parametrize(

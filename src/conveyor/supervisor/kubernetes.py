@@ -8,7 +8,8 @@
   0``), and ``terminationGracePeriodSeconds`` is the worker's grace period plus the margin.
 * Workers run as non-root with a read-only root filesystem (``/tmp`` is an ``emptyDir``).
 * ``--autoscale keda`` writes ``keda.yaml``: a ScaledObject per pool scaling on the ready jobs
-  of its queues (``conveyor_queue_jobs`` through Prometheus).
+  of its queues (``conveyor_queue_jobs`` through Prometheus), its queue globs written as the
+  RE2 expression matching what the worker's fnmatch matches, ``[set]`` included.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from conveyor.backends.globs import AnyChar, AnyRun, Literal, parse
 from conveyor.settings import Settings
 from conveyor.supervisor.config import Pool
 from conveyor.supervisor.emit import dump_all
@@ -158,20 +160,42 @@ def queue_depth_query(pool: Pool) -> str:
     depth, so each series is taken once (``max``) before the sum."""
     selector = 'state="ready"'
     if pool.queues is not None and "*" not in pool.queues:
-        # Queue globs as RE2: `*` any run of characters, `?` one, the rest literal.
-        parts = ["".join(_glob_char(c) for c in q) for q in pool.queues]
+        parts = [re2_pattern(q) for q in pool.queues]
         selector += f",queue=~{_promql_string('|'.join(parts))}"
     if pool.priorities is not None:
         selector += f",priority=~{_promql_string('|'.join(pool.priorities))}"
     return f"sum(max by (queue, priority) (conveyor_queue_jobs{{{selector}}}))"
 
 
-def _glob_char(c: str) -> str:
-    if c == "*":
-        return ".*"
-    if c == "?":
-        return "."
-    return re.escape(c)
+def re2_pattern(glob: str) -> str:
+    """The queue glob ``glob`` as an RE2 expression (Prometheus' ``=~``, anchored there)
+    matching the queue names the worker's `fnmatch.fnmatchcase` matches: ``*``, ``?``,
+    ``[set]`` and ``[!set]``; every other character literal."""
+    out = []
+    for token in parse(glob):
+        if isinstance(token, AnyRun):
+            out.append(".*")
+        elif isinstance(token, AnyChar):
+            out.append(".")
+        elif isinstance(token, Literal):
+            out.append(re.escape(token.char))
+        elif not token.ranges:
+            # A set left empty (fnmatch drops a backwards range: ``[z-a]``) matches no
+            # character; negated, any one.
+            out.append("." if token.negate else "[^\\x{0}-\\x{10FFFF}]")
+        else:
+            body = "".join(_re2_span(lo, hi) for lo, hi in token.ranges)
+            out.append("[" + ("^" if token.negate else "") + body + "]")
+    return "".join(out)
+
+
+def _re2_span(lo: int, hi: int) -> str:
+    def char(code: int) -> str:
+        # RE2 takes a backslash before any ASCII punctuation, and refuses it elsewhere.
+        c = chr(code)
+        return "\\" + c if c.isascii() and not c.isalnum() else c
+
+    return char(lo) if lo == hi else f"{char(lo)}-{char(hi)}"
 
 
 def scaled_object(pool: Pool, target: Target) -> dict[str, Any]:
