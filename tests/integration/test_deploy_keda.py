@@ -147,13 +147,14 @@ def test_the_validator_rejects_a_scaled_object_keda_would_refuse(
     exported: dict[str, dict[str, str]], tmp_path: Path
 ) -> None:
     # Given an exported ScaledObject with a count as text, a threshold as a number (KEDA's
-    # trigger metadata is text only) and a scale target without its name
+    # trigger metadata is text only), a scale target without its name and a misspelt field
     _validator()
     good, *_ = _scaled_objects(exported["multi"]["keda.yaml"])
     bad = yaml.safe_load(yaml.safe_dump(good))
     bad["spec"]["minReplicaCount"] = "4"
     bad["spec"]["triggers"][0]["metadata"]["threshold"] = 10
     del bad["spec"]["scaleTargetRef"]["name"]
+    bad["spec"]["coolDownPeriod"] = bad["spec"].pop("cooldownPeriod")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump_all([good, bad]))
     # When the validator checks the file
@@ -161,12 +162,15 @@ def test_the_validator_rejects_a_scaled_object_keda_would_refuse(
     # Then it fails, naming the document and the path of each error, and only the bad one's
     assert done.returncode == 1, done.stdout + done.stderr
     name = bad["metadata"]["name"]
+    where = f"{path}: document 2 (ScaledObject {name}): "
     errors = [line for line in done.stdout.splitlines() if "document" in line]
-    assert sorted(errors) == [
-        f"{path}: document 2 (ScaledObject {name}): /spec/minReplicaCount must be integer",
-        f"{path}: document 2 (ScaledObject {name}): /spec/scaleTargetRef "
-        "must have required property name",
-        f"{path}: document 2 (ScaledObject {name}): "
+    assert all(line.startswith(where) for line in errors), done.stdout
+    assert sorted(line.removeprefix(where) for line in errors) == [
+        "/spec/coolDownPeriod unknown field (ScaledObjectSpec has advanced, cooldownPeriod, "
+        "fallback, idleReplicaCount, initialCooldownPeriod, maxReplicaCount, minReplicaCount, "
+        "pollingInterval, scaleTargetRef, triggers)",
+        "/spec/minReplicaCount must be integer",
+        "/spec/scaleTargetRef must have required property name",
         "/spec/triggers/0/metadata/threshold must be string",
     ]
 

@@ -6,13 +6,14 @@
 // DIR is the directory holding node_modules/ with this directory's package.json installed
 // (scripts/test.sh puts it in .venv/node-keda). Each FILE holds YAML or JSON documents
 // ("---" between them). Every document whose apiVersion is keda.sh/* must be a KEDA kind that
-// passes its model's validate(); other documents (a Deployment) are skipped. Prints one line
-// per error, "FILE: document N (Kind name): /json/path message", and exits 1 on any error,
-// or when no file holds a KEDA object at all; 2 on bad usage.
+// passes its model's validate() and has no field its KEDA types lack; other documents (a
+// Deployment) are skipped. Prints one line per error, "FILE: document N (Kind name):
+// /json/path message", and exits 1 on any error, or when no file holds a KEDA object at
+// all; 2 on bad usage.
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 function usage(message) {
@@ -46,13 +47,51 @@ const KINDS = {
   ClusterTriggerAuthentication: keda.ClusterTriggerAuthentication,
 };
 
-function check(doc) {
-  const Model = KINDS[doc.kind];
-  if (doc.apiVersion !== "keda.sh/v1alpha1" || Model === undefined) {
-    return [`/ unknown KEDA object ${doc.apiVersion} ${doc.kind} (known: keda.sh/v1alpha1 ${Object.keys(KINDS).join(", ")})`];
+// The schema lets unknown fields through, where the API server (kubectl's default
+// --validate=strict) refuses them: the fields each KEDA type has, read from the package's
+// type declarations, catch a misspelt one. Types from other groups (ObjectMeta, a Job spec)
+// and free-form maps (trigger metadata) are not walked.
+const PREFIX = "IComGithubKedacoreKedaV2ApisKedaV1alpha1";
+function readFields(directory) {
+  const types = new Map();
+  for (const file of readdirSync(directory).filter((f) => f.endsWith(".d.ts"))) {
+    const text = readFileSync(join(directory, file), "utf8");
+    for (const [, name, body] of text.matchAll(/^export interface I(\w+)(?: extends \w+)? \{\n(.*?)^\}/gms)) {
+      const fields = new Map();
+      for (const [, field, type] of body.matchAll(/^ {4}"(\w+)"\??: (.*?);?$/gm)) {
+        const ref = type.match(new RegExp(`^(?:Array<)?${PREFIX}(\\w+)>?$`));
+        fields.set(field, ref ? ref[1] : null);
+      }
+      types.set(name, fields);
+    }
   }
+  return types;
+}
+const FIELDS = readFields(dirname(models));
+if (!FIELDS.get("ScaledObjectSpec")?.has("triggers")) {
+  usage(`cannot read the KEDA types' fields from ${dirname(models)}: a new package layout?`);
+}
+
+function unknownFields(value, type, path) {
+  const fields = FIELDS.get(type);
+  if (fields === undefined || value === null || typeof value !== "object") {
+    return [];
+  }
+  if (Array.isArray(value)) {
+    return value.flatMap((item, i) => unknownFields(item, type, `${path}/${i}`));
+  }
+  return Object.entries(value).flatMap(([key, item]) => {
+    if (!fields.has(key)) {
+      return [`${path}/${key} unknown field (${type} has ${[...fields.keys()].join(", ")})`];
+    }
+    return fields.get(key) ? unknownFields(item, fields.get(key), `${path}/${key}`) : [];
+  });
+}
+
+function schemaErrors(Model, doc) {
   try {
     new Model(doc).validate();
+    return [];
   } catch (error) {
     const details = Array.isArray(error.errors) ? error.errors : [];
     if (details.length === 0) {
@@ -66,7 +105,15 @@ function check(doc) {
       return `${e.instancePath || "/"} ${e.message ?? e.keyword}${extra}`;
     });
   }
-  return [];
+}
+
+function check(doc) {
+  const Model = KINDS[doc.kind];
+  if (doc.apiVersion !== "keda.sh/v1alpha1" || Model === undefined) {
+    const known = Object.keys(KINDS).join(", ");
+    return [`/ unknown KEDA object ${doc.apiVersion} ${doc.kind} (known: keda.sh/v1alpha1 ${known})`];
+  }
+  return [...schemaErrors(Model, doc), ...unknownFields(doc, doc.kind, "")];
 }
 
 let errors = 0;
