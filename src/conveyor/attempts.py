@@ -29,11 +29,11 @@ from typing import Any, Literal
 from conveyor.tracebacks import MARKER
 
 #: How many ended attempts a job keeps (the oldest are dropped first).
-KEEP = 20
+KEEP = 10
 #: Characters of one attempt's error kept in the log.
-MAX_ERROR = 2_000
+MAX_ERROR = 1_000
 #: Characters of one attempt's traceback kept in the log (its end).
-MAX_TRACEBACK = 8_000
+MAX_TRACEBACK = 4_000
 #: Characters of a progress note.
 MAX_NOTE = 200
 

@@ -10,7 +10,7 @@
 -- to the stored text, and the oldest cut off it, once cjson has checked it is an array.
 
 -- conveyor.attempts.KEEP: how many ended attempts a job keeps (a test keeps them equal).
-local KEEP = 20
+local KEEP = 10
 
 -- One value of a stored entry as JSON text again: numbers exact, strings as cjson writes
 -- them, anything else (damage: tables, non-finite numbers) as null.
