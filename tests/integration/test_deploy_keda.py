@@ -84,8 +84,8 @@ def _validate(*files: Path) -> subprocess.CompletedProcess[str]:
 KEDA_ARGS = ("--autoscale", "keda", "--app", "deploy_app:app", "--json")
 
 
-def _export(workdir: Path, *args: str) -> dict[str, str]:
-    done = subprocess.run(
+def _run_export(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "conveyor", "export", "kubernetes", *args, *KEDA_ARGS],
         cwd=workdir,
         env={k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")},
@@ -94,6 +94,10 @@ def _export(workdir: Path, *args: str) -> dict[str, str]:
         timeout=60,
         check=False,
     )
+
+
+def _export(workdir: Path, *args: str) -> dict[str, str]:
+    done = _run_export(workdir, *args)
     assert done.returncode == 0, done.stderr
     return {f["name"]: f["text"] for f in yaml.safe_load(done.stdout)["files"]}
 
@@ -261,3 +265,13 @@ def test_each_trigger_counts_the_ready_jobs_its_pool_serves(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(checks) >= 4
+
+
+def test_a_prometheus_keda_cannot_query_is_refused(app: Path) -> None:
+    # `prometheus:9090` would pass kubectl apply and fail in KEDA's logs only
+    done = _run_export(app, "--prometheus", "prom:9090")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: --prometheus 'prom:9090': KEDA needs the Prometheus server's http:// or "
+        "https:// URL, e.g. --prometheus http://prometheus-operated.monitoring.svc:9090"
+    ]

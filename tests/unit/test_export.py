@@ -281,6 +281,10 @@ def test_keda_scales_on_the_pools_ready_jobs(pools: list[Pool]) -> None:
     assert queue_depth_query(Pool(name="all", queues=("*",))) == (
         'sum(max by (queue, priority) (conveyor_queue_jobs{state="ready"}))'
     )
+    # A server KEDA cannot query is refused here, not in KEDA's logs after `kubectl apply`
+    for url in ("", "prometheus:9090", "http://", "ftp://prom", "http://[::1", "http://a b"):
+        with pytest.raises(ConfigError, match="KEDA needs the Prometheus server's http"):
+            kubernetes(pools, replace(TARGET, autoscale="keda", prometheus=url))
     # Sets as the worker's fnmatch reads them; Prometheus' engine runs these queries in
     # tests/integration/test_deploy_keda.py
     assert queue_depth_query(Pool(name="s", queues=("shard-[0-2]", "x[!ab]y", "z[z-a]"))) == (

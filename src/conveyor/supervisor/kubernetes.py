@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from conveyor.backends.globs import AnyChar, AnyRun, Literal, parse
+from conveyor.errors import ConfigError
 from conveyor.settings import Settings
 from conveyor.supervisor.config import Pool
 from conveyor.supervisor.emit import dump_all
@@ -198,6 +200,22 @@ def _re2_span(lo: int, hi: int) -> str:
     return char(lo) if lo == hi else f"{char(lo)}-{char(hi)}"
 
 
+def prometheus_url(url: str) -> str:
+    """``url`` if KEDA's Prometheus scaler can query it (``http(s)://host...``), else a
+    `ConfigError`: a bad one would pass ``kubectl apply`` and fail in KEDA's logs only."""
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unclosed IPv6 bracket
+        usable = False
+    if not usable or re.search(r"\s", url):
+        raise ConfigError(
+            f"--prometheus {url!r}: KEDA needs the Prometheus server's http:// or https:// "
+            "URL, e.g. --prometheus http://prometheus-operated.monitoring.svc:9090"
+        )
+    return url
+
+
 def scaled_object(pool: Pool, target: Target) -> dict[str, Any]:
     """A KEDA ScaledObject scaling ``pool`` on its ready jobs: one pod per ``concurrency``."""
     per_pod = pool.concurrency or DEFAULT_CONCURRENCY
@@ -214,7 +232,7 @@ def scaled_object(pool: Pool, target: Target) -> dict[str, Any]:
                 {
                     "type": "prometheus",
                     "metadata": {
-                        "serverAddress": target.prometheus,
+                        "serverAddress": prometheus_url(target.prometheus),
                         "query": queue_depth_query(pool),
                         "threshold": str(per_pod),
                     },
