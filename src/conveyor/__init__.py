@@ -15,6 +15,7 @@ send_email.enqueue("a@example.com", subject="Hi")
 from __future__ import annotations
 
 from conveyor.app import Conveyor, EagerRunner, set_default_eager
+from conveyor.attempts import Attempt, JobProgress
 from conveyor.context import JobContext, current_job
 from conveyor.errors import (
     BackendError,
@@ -34,7 +35,6 @@ from conveyor.errors import (
     SerializationError,
     UnknownTask,
 )
-from conveyor.attempts import Attempt, JobProgress
 from conveyor.events import DispatchResult, Event
 from conveyor.handle import JobHandle
 from conveyor.job import JobRecord, Priority, State
