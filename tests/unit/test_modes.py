@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor import ConfigError, Priority
+from conveyor import ConfigError, Conveyor, Priority, Worker
 from conveyor.job import Routing
-from conveyor.modes import THIN_CONCURRENCY, resolve_mode
+from conveyor.modes import ASYNC_CONCURRENCY, THIN_CONCURRENCY, all_async, resolve_mode
 from conveyor.settings import load_settings
 
 
@@ -104,3 +104,54 @@ def test_resolve_rechecks_settings_changed_in_code() -> None:
     s = load_settings().model_copy(update={"worker_mode": "specialized"})
     with pytest.raises(ConfigError, match="WORKER_PRIORITIES"):
         resolve_mode(s)
+
+
+# -- the default concurrency -----------------------------------------------------------------
+def _app_with(*kinds: str) -> Conveyor:
+    app = Conveyor("memory://")
+    for n, kind in enumerate(kinds):
+        if kind == "async":
+
+            async def a() -> None:
+                pass
+
+            app.task(name=f"t.async{n}")(a)
+        else:
+
+            def s() -> None:
+                pass
+
+            app.task(name=f"t.sync{n}")(s)
+    return app
+
+
+def test_a_worker_of_async_tasks_only_runs_more_at_once_by_default() -> None:
+    app = _app_with("async", "async")
+    assert all_async(app.tasks.values())
+    assert resolve_mode(app.settings, async_only=True).concurrency == ASYNC_CONCURRENCY
+    assert Worker(app).concurrency == ASYNC_CONCURRENCY
+
+
+def test_one_plain_def_task_keeps_the_default_of_ten() -> None:
+    app = _app_with("async", "sync")
+    assert not all_async(app.tasks.values())
+    assert Worker(app).concurrency == 10
+    # unless the worker runs only the async ones
+    assert all_async(app.tasks.values(), ["t.async0"])
+    assert Worker(app, job_types=["t.async0"]).concurrency == ASYNC_CONCURRENCY
+
+
+def test_an_app_without_tasks_keeps_the_default() -> None:
+    assert not all_async([])
+    assert Worker(Conveyor("memory://")).concurrency == 10
+
+
+def test_a_concurrency_that_was_set_always_wins() -> None:
+    app = _app_with("async")
+    app.settings = load_settings(worker_concurrency=7)
+    assert resolve_mode(app.settings, async_only=True).concurrency == 7
+    assert Worker(app).concurrency == 7
+    assert Worker(app, concurrency=3).concurrency == 3
+    assert resolve_mode(load_settings(worker_mode="thin"), async_only=True).concurrency == (
+        THIN_CONCURRENCY
+    )

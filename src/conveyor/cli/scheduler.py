@@ -46,9 +46,10 @@ def apply_mode(app: Conveyor) -> ModePlan:
     The `Worker` reads its routing and concurrency from the settings, so the plan is
     written back there; settings the mode ignores are logged once.
     """
-    from conveyor.modes import resolve_mode
+    from conveyor.modes import all_async, resolve_mode
 
-    plan = resolve_mode(app.settings)
+    async_only = all_async(app.tasks.values(), app.settings.worker_job_types)
+    plan = resolve_mode(app.settings, async_only=async_only)
     for ignored in plan.ignored:
         log.warning("ignoring %s", ignored)
     app.settings = app.settings.model_copy(

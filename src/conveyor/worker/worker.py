@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from conveyor.job import JobRecord, Lease, Priority, Routing, WorkerInfo
+from conveyor.modes import all_async, default_concurrency
 from conveyor.worker.admission import Pacer, Pass, admit
 from conveyor.worker.backoff import connect
 from conveyor.worker.executor import dead, describe, prepare, run_prepared
@@ -86,11 +87,13 @@ class Worker:
         app.settings.raise_problems()  # a skipped setting: refuse to start, naming it
         s = app.settings
         self.app = app
-        self.concurrency = concurrency or s.worker_concurrency
         self.routing = Routing(
             queues=queues or s.worker_queues,
             priorities=priorities or s.worker_priorities,
             tasks=job_types or s.worker_job_types,
+        )
+        self.concurrency = concurrency or default_concurrency(
+            s, all_async(app.tasks.values(), self.routing.tasks)
         )
         self.burst = burst
         self.max_jobs = max_jobs or s.worker_max_jobs
