@@ -125,22 +125,31 @@ def check_progress(
     done: object, total: object, note: object
 ) -> tuple[float, float | None, str | None]:
     """The values of a progress report, checked; `ValueError` naming what is wrong."""
-    if isinstance(done, bool) or not isinstance(done, int | float) or not math.isfinite(done):
+    done_f = _finite(done)
+    if done_f is None:
         raise ValueError(f"progress: done must be a finite number, got {done!r}")
-    if done < 0:
+    if done_f < 0:
         raise ValueError(f"progress: done must not be negative, got {done!r}")
-    if total is not None and (
-        isinstance(total, bool)
-        or not isinstance(total, int | float)
-        or not math.isfinite(total)
-        or total <= 0
-    ):
+    total_f = None if total is None else _finite(total)
+    if total is not None and (total_f is None or total_f <= 0):
         raise ValueError(f"progress: total must be a positive finite number or None, got {total!r}")
     if note is not None and not isinstance(note, str):
         raise ValueError(f"progress: note must be a string or None, got {type(note).__name__}")
     if note is not None:
         note = "".join(ch if ch.isprintable() else " " for ch in note)[:MAX_NOTE]
-    return float(done), None if total is None else float(total), note or None
+    return done_f, total_f, note or None
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float, or None: not a number (a bool is not one), NaN,
+    infinite, or an integer too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def entry_texts(error: str | None, traceback: str | None) -> tuple[str | None, str | None]:
@@ -241,8 +250,8 @@ def _attempt(item: object) -> Attempt | None:
         number=number,
         outcome=outcome,
         worker_id=_text(item.get("worker_id")),
-        started_at=_time(item.get("started_at")),
-        ended_at=_time(item.get("ended_at")),
+        started_at=_finite(item.get("started_at")),
+        ended_at=_finite(item.get("ended_at")),
         error=_text(item.get("error")),
         traceback=_text(item.get("traceback")),
     )
@@ -250,12 +259,6 @@ def _attempt(item: object) -> Attempt | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _time(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def parse_progress(raw: str | bytes | dict[str, Any] | None) -> JobProgress | None:
@@ -270,7 +273,7 @@ def parse_progress(raw: str | bytes | dict[str, Any] | None) -> JobProgress | No
             return None
     if not isinstance(value, dict):
         return None
-    done, total, at = value.get("done"), value.get("total"), _time(value.get("at"))
+    done, total, at = value.get("done"), value.get("total"), _finite(value.get("at"))
     attempt, note = value.get("attempt"), value.get("note")
     try:
         done_f, total_f, note_s = check_progress(done, total, note)

@@ -163,6 +163,10 @@ DAMAGED_LOGS = {
     "not UTF-8": (b"[\xff\xfe]", 0),
     "nested too deep": (b"[" * 5000 + b"]" * 5000, 0),
     "written by hand": (b'[ {"outcome": "lost", "attempt": 1} ]\n', 1),
+    "a time too large for a float": (
+        b'[{"attempt": 1, "outcome": "lost", "started_at": 1' + b"0" * 400 + b"}]",
+        1,
+    ),
     "junk entries": (
         b'[1, "x", [2], null, {"attempt": "2"}, {"attempt": 1, "outcome": "lost"}]',
         1,
@@ -292,7 +296,8 @@ async def test_a_damaged_report_reads_as_none_and_is_replaced(
 ) -> None:
     claimed = await running(backend)
     key = backend.keys.job(claimed.id)
-    for damage in (b"{garbage", b"[1]", b'{"done": "x", "attempt": 1, "at": 1}', b"\xff"):
+    huge = b'{"done": 1' + b"0" * 400 + b', "attempt": 1, "at": 1}'
+    for damage in (b"{garbage", b"[1]", b'{"done": "x", "attempt": 1, "at": 1}', b"\xff", huge):
         raw.hset(key, "progress", damage)
         assert (await stored(backend, claimed.id)).progress is None
     assert await backend.progress.report_progress(lease(claimed), 3, None, None)

@@ -56,12 +56,15 @@ def test_entries_that_cannot_be_read_are_skipped_and_the_rest_kept() -> None:
             {"outcome": "succeeded", "attempt": 1},
             {"outcome": "failed", "attempt": True},
             {"outcome": "failed", "attempt": 2, "started_at": "x", "ended_at": float("inf")},
+            {"outcome": "lost", "attempt": 3, "started_at": 10**400, "ended_at": -(10**400)},
             "garbage",
         ]
     )
-    [attempt] = parse_log(raw)
-    assert (attempt.number, attempt.outcome) == (2, "failed")
-    assert attempt.started_at is None and attempt.ended_at is None
+    failed, lost = parse_log(raw)
+    assert (failed.number, failed.outcome) == (2, "failed")
+    assert failed.started_at is None and failed.ended_at is None
+    # an integer too large for a float is no time either
+    assert (lost.number, lost.started_at, lost.ended_at) == (3, None, None)
     assert {"failed", "dead", "lost"} == LOGGED
 
 
@@ -85,7 +88,17 @@ def test_progress_round_trips_and_describes_itself() -> None:
 
 @pytest.mark.parametrize(
     "damaged",
-    ["", "nope", "[]", DEEP, '{"done": -1, "attempt": 1, "at": 1}', '{"done": 1, "at": 1}'],
+    [
+        "",
+        "nope",
+        "[]",
+        DEEP,
+        '{"done": -1, "attempt": 1, "at": 1}',
+        '{"done": 1, "at": 1}',
+        '{"done": 1%s, "attempt": 1, "at": 1}' % ("0" * 400),
+        '{"done": 1, "total": 1%s, "attempt": 1, "at": 1}' % ("0" * 400),
+        '{"done": 1, "attempt": 1, "at": 1%s}' % ("0" * 400),
+    ],
 )
 def test_a_damaged_progress_reads_as_none(damaged: str) -> None:
     assert parse_progress(damaged) is None
@@ -101,6 +114,8 @@ def test_a_damaged_progress_reads_as_none(damaged: str) -> None:
         (1, 0, None, "total"),
         (1, float("inf"), None, "total"),
         (1, None, 5, "note"),
+        (10**400, None, None, "done"),
+        (1, 10**400, None, "total"),
     ],
 )
 def test_bad_progress_values_are_refused_naming_them(

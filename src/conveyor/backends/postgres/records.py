@@ -17,7 +17,8 @@ hand, by another program or by a bad migration, must cost one job, never a claim
   `unreadable.placeholder`, never an error. `to_worker` raises `UnreadableRecord` for a
   registry row the caller then skips.
 * A job's story (``attempt_log``, ``progress``) is read leniently on both paths
-  (`attempt_log`, `progress`): a damaged log or report reads as empty, never as an
+  (`conveyor.attempts.parse_log`, ``parse_progress``, which never raise): a damaged log or
+  report reads as empty, never as an
   unreadable job, for it is history about the job and not what the worker runs.
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg.adapt import Loader
 
-from conveyor.attempts import Attempt, JobProgress, parse_log, parse_progress
+from conveyor.attempts import parse_log, parse_progress
 from conveyor.backends import unreadable
 from conveyor.backends.postgres.rows import Row
 from conveyor.backends.unreadable import UnreadableRecord
@@ -102,22 +103,6 @@ def _optional(decode: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda raw: None if raw is None else decode(raw)
 
 
-def attempt_log(raw: Any) -> tuple[Attempt, ...]:
-    """The stored attempt log (``jsonb`` text), its unreadable entries skipped; never raises."""
-    try:
-        return parse_log(raw)
-    except Exception:  # noqa: BLE001 - e.g. nesting deeper than json goes: history, not the job
-        return ()
-
-
-def progress(raw: Any) -> JobProgress | None:
-    """The stored progress report (``jsonb`` text), or None when unreadable; never raises."""
-    try:
-        return parse_progress(raw)
-    except Exception:  # noqa: BLE001 - as `attempt_log`
-        return None
-
-
 #: How each column of the jobs table is read, in the careful path. The rules: text is text;
 #: counts are never negative; every time is a finite number; a timeout is a positive one;
 #: headers are a JSON object that strict JSON can write back; the story is read leniently.
@@ -145,8 +130,8 @@ JOB_FIELDS: dict[str, Callable[[Any], Any]] = {
     "traceback": _optional(unreadable.text),
     "result": _optional(_blob),
     "failed_at": _optional(unreadable.number),
-    "attempt_log": attempt_log,
-    "progress": progress,
+    "attempt_log": parse_log,
+    "progress": parse_progress,
 }
 
 
@@ -186,8 +171,8 @@ def _fast(row: Row) -> JobRecord:
         traceback=row["traceback"],
         result=None if result is None else bytes(result),
         failed_at=row["failed_at"],
-        attempt_log=attempt_log(row["attempt_log"]),
-        progress=progress(row["progress"]),
+        attempt_log=parse_log(row["attempt_log"]),
+        progress=parse_progress(row["progress"]),
     )
 
 

@@ -56,18 +56,12 @@ def progress_members(done: float, total: float | None, note: str | None) -> str:
 def attempt_log(raw: bytes) -> tuple[Attempt, ...]:
     """A job hash's ``attempt_log``: what can be read of it, never an error (a damaged log
     reads as empty or loses only its unreadable entries)."""
-    try:
-        return parse_log(raw.decode("utf-8", "replace"))
-    except RecursionError:  # nested deeper than json can read: damage
-        return ()
+    return parse_log(raw.decode("utf-8", "replace"))
 
 
 def progress(raw: bytes) -> JobProgress | None:
     """A job hash's ``progress``, or None when it cannot be read."""
-    try:
-        return parse_progress(raw.decode("utf-8", "replace"))
-    except RecursionError:
-        return None
+    return parse_progress(raw.decode("utf-8", "replace"))
 
 
 def _due(job: NewJob) -> str:

@@ -182,20 +182,14 @@ def attempt_log(value: Any) -> tuple[Attempt, ...]:
     """The ``attempt_log`` column: the attempts it holds that can be read; never raises."""
     if value is None:
         return ()  # most jobs: nothing to parse on the claim path
-    try:
-        return parse_log(value if is_text(value) else None)
-    except Exception:  # noqa: BLE001 - e.g. JSON nested too deep: the story is lost, not the job
-        return ()
+    return parse_log(value if is_text(value) else None)
 
 
 def progress(value: Any) -> JobProgress | None:
     """The ``progress`` column: the report, or None when it cannot be read; never raises."""
     if value is None:
         return None
-    try:
-        return parse_progress(value if is_text(value) else None)
-    except Exception:  # noqa: BLE001 - as in `attempt_log`
-        return None
+    return parse_progress(value if is_text(value) else None)
 
 
 def state(value: Any) -> State:

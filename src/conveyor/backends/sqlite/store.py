@@ -71,10 +71,7 @@ def _with_attempt(
         error,
         traceback,
     )
-    try:
-        return append_entry(stored if rows.is_text(stored) else None, entry)
-    except RecursionError:  # JSON nested too deep to read: damage like any other
-        return append_entry(None, entry)
+    return append_entry(stored if rows.is_text(stored) else None, entry)
 
 
 class Store:
