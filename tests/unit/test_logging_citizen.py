@@ -217,7 +217,7 @@ def test_json_lines_carry_job_fields_and_the_callers_extra_as_keys(
         "task": charge.name,
         "queue": "shop",
         "attempt": 1,
-        "correlation_id": handle.info().headers["correlation_id"],
+        "correlation_id": handle.id,  # a root job: its own id
     }
     # Then the job's own lines carry its fields as keys, not only inside the message
     started, finished = (ln for ln in lines if ln["logger"] == "conveyor.job")

@@ -232,14 +232,32 @@ def test_correlation_id_travels_from_enqueue_to_logs_and_child_jobs(
     assert {r.correlation_id for r in job_lines} == {"req-42"}  # type: ignore[attr-defined]
 
 
-def test_a_job_enqueued_outside_any_scope_gets_its_own_id(app: Conveyor) -> None:
-    @app.task
-    def work() -> None: ...
+def test_a_job_enqueued_outside_any_scope_is_its_own_correlation_id(app: Conveyor) -> None:
+    children: list[JobHandle[Any]] = []
 
-    a, b = work.enqueue(), work.enqueue()
-    ids = {a.info().headers["correlation_id"], b.info().headers["correlation_id"]}
-    assert len(ids) == 2 and all(isinstance(i, str) and len(i) == 32 for i in ids)
-    kept = work.options(headers={"correlation_id": "mine"}).enqueue()
+    @app.task
+    async def child() -> str | None:
+        return correlation_id()
+
+    @app.task
+    async def root() -> str | None:
+        children.append(child.enqueue())
+        return correlation_id()
+
+    # Given jobs enqueued outside any job or correlation scope
+    a, b = root.enqueue(), root.enqueue()
+    # Then they store no correlation header at all
+    assert "correlation_id" not in a.info().headers
+    assert "correlation_id" not in b.info().headers
+    # When they run
+    drain(app).raise_on_failure()
+    # Then each sees its own job id as its correlation id, and its child inherits it
+    assert (a.result(), b.result()) == (a.id, b.id)
+    by_parent = {c.info().headers["correlation_id"] for c in children}
+    assert by_parent == {a.id, b.id}
+    assert {c.result() for c in children} == {a.id, b.id}
+    # And a header the caller sets is kept as it is
+    kept = root.options(headers={"correlation_id": "mine"}).enqueue()
     assert kept.info().headers["correlation_id"] == "mine"
 
 

@@ -153,7 +153,7 @@ def test_a_failing_job_is_captured_with_its_scope(app: Conveyor) -> None:
         "conveyor.queue": "shop",
         "conveyor.job_id": handle.id,
         "conveyor.attempt": "1",
-        "conveyor.correlation_id": handle.info().headers["correlation_id"],
+        "conveyor.correlation_id": handle.id,  # a root job: its own id
     }
     context = event["contexts"]["conveyor"]
     assert (context["job_id"], context["task"], context["attempt"]) == (handle.id, charge.name, 1)

@@ -146,7 +146,8 @@ def test_per_call_options_override_the_task(app: Conveyor, clock: FakeClock) -> 
         1.5,
     )
     assert record.headers["tenant"] == "acme"
-    assert set(record.headers) == {"tenant", "correlation_id"}  # the tracing middleware's
+    # No correlation_id: outside a job or correlation scope the job's own id is its id
+    assert set(record.headers) == {"tenant"}
 
 
 def test_run_at_takes_aware_datetimes_and_timestamps(app: Conveyor, clock: FakeClock) -> None:

@@ -90,7 +90,9 @@ class OpenTelemetryMiddleware:
         span = self.tracer.start_span(
             f"send {job.queue}",
             kind=trace.SpanKind.PRODUCER,
-            attributes=_attributes("send", job.queue, job.task, job.priority.label, job.headers),
+            attributes=_attributes(
+                "send", job.id, job.queue, job.task, job.priority.label, job.headers
+            ),
         )
         carrier: dict[str, str] = {}
         self._propagate.inject(carrier, context=trace.set_span_in_context(span))
@@ -102,7 +104,9 @@ class OpenTelemetryMiddleware:
         trace = self._trace
         job = ctx.job
         carrier = {k: v for k, v in job.headers.items() if isinstance(v, str)}
-        attributes = _attributes("process", job.queue, job.task, job.priority.label, carrier)
+        attributes = _attributes(
+            "process", job.id, job.queue, job.task, job.priority.label, carrier
+        )
         attributes["messaging.message.id"] = job.id
         attributes["messaging.conveyor.attempt"] = ctx.attempt
         sent = self._propagate.extract(carrier)
@@ -151,7 +155,7 @@ def instrument(
 
 
 def _attributes(
-    operation: str, queue: str, task: str, priority: str, headers: dict[str, Any]
+    operation: str, job_id: str, queue: str, task: str, priority: str, headers: dict[str, Any]
 ) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "messaging.system": SYSTEM,
@@ -161,9 +165,12 @@ def _attributes(
         "messaging.conveyor.task": task,
         "messaging.conveyor.priority": priority,
     }
+    # A job enqueued outside any job or correlation scope has no header: its own id is
+    # its correlation id (`conveyor.middleware.tracing.job_correlation_id`).
     correlation = headers.get(CORRELATION_HEADER)
-    if isinstance(correlation, str):
-        attributes["messaging.message.conversation_id"] = correlation
+    attributes["messaging.message.conversation_id"] = (
+        correlation if isinstance(correlation, str) and correlation else job_id
+    )
     return attributes
 
 

@@ -1,8 +1,11 @@
 """Tracing: a correlation id that follows work from the enqueuing code into every job.
 
-At enqueue a job gets ``headers["correlation_id"]``: the caller's (`correlation_scope`,
-or the running job's), else a new one. While the job runs the id is in a contextvar, so
-the job's log lines carry it and any job it enqueues inherits it.
+At enqueue a job gets ``headers["correlation_id"]`` when the caller has one (a
+`correlation_scope`, or the running job's). A job enqueued with none carries no header:
+its correlation id is its own job id (`job_correlation_id`), which every reader (logs,
+Sentry, OpenTelemetry) falls back to, so a root job costs no extra id nor stored bytes.
+While the job runs its id is in a contextvar, so the job's log lines carry it and any job
+it enqueues inherits it: a child of a root job carries the root's job id.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -48,19 +51,27 @@ def correlation_scope(value: str | None = None) -> Iterator[str]:
         _correlation.reset(token)
 
 
+def job_correlation_id(job_id: str, headers: Mapping[str, Any]) -> str:
+    """A job's correlation id: its ``correlation_id`` header, else its own id (a job
+    enqueued outside any job or `correlation_scope` is the root of its own chain)."""
+    cid = headers.get(HEADER)
+    return cid if isinstance(cid, str) and cid else job_id
+
+
 async def trace_enqueue(ctx: EnqueueContext, call_next: EnqueueNext) -> list[JobHandle[Any]]:
-    """Give every job a correlation id: the caller's, else a new one per job."""
+    """Give every job the caller's correlation id, if there is one (no header otherwise:
+    the job's own id is its correlation id)."""
     current = _correlation.get()
-    for job in ctx.jobs:
-        if HEADER not in job.headers:
-            job.headers[HEADER] = current or uuid.uuid4().hex
+    if current:
+        for job in ctx.jobs:
+            if HEADER not in job.headers:
+                job.headers[HEADER] = current
     return await call_next()
 
 
 async def trace_job(ctx: ExecutionContext, call_next: JobNext) -> Any:
     """Set the job's correlation id (its job id if it has none) while it runs."""
-    cid = ctx.job.headers.get(HEADER)
-    token = _correlation.set(cid if isinstance(cid, str) and cid else ctx.job.id)
+    token = _correlation.set(job_correlation_id(ctx.job.id, ctx.job.headers))
     try:
         return await call_next()
     finally:
