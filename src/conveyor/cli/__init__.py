@@ -1,6 +1,8 @@
 """The ``conveyor`` command line: workers, enqueueing, status, jobs and the demo.
 
-Each command lives in its own module; this one only wires them into one Typer app.
+Each command lives in its own module; this one only wires them into one Typer app, as a
+table of `Verb`: a command's module (and what it imports) is imported only when that command
+runs or shows its own help, so ``conveyor --help`` and ``conveyor worker`` start fast.
 Exit codes: 0 ok, 1 not found or nothing done, 2 usage or configuration error,
 3 backend unavailable.
 """
@@ -11,24 +13,104 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli.config import config
-from conveyor.cli.dashboard import dashboard
-from conveyor.cli.debug import debug_app
-from conveyor.cli.demo import demo
-from conveyor.cli.enqueue import enqueue
-from conveyor.cli.export import export
-from conveyor.cli.failed import failed_app
-from conveyor.cli.health import health
-from conveyor.cli.jobs import jobs_app
-from conveyor.cli.migrate import migrate
-from conveyor.cli.queues import queues_app
-from conveyor.cli.run import run
-from conveyor.cli.scheduler import schedule_app, scheduler
-from conveyor.cli.status import status, workers
-from conveyor.cli.typer_app import Cli
-from conveyor.cli.worker import worker
+from conveyor.cli.typer_app import Cli, LazyGroup, Verb
+
+# In the order ``conveyor --help`` lists them. The help is the first paragraph of the
+# command's own docstring (or its Typer's help); a test keeps the two equal.
+VERBS = (
+    Verb(
+        "worker",
+        "conveyor.cli.worker:worker",
+        "Run a worker: claim jobs from the backend and run them until stopped.",
+    ),
+    Verb(
+        "enqueue",
+        "conveyor.cli.enqueue:enqueue",
+        "Enqueue one job for a registered task and print its id.",
+    ),
+    Verb(
+        "status",
+        "conveyor.cli.status:status",
+        "Jobs per queue and priority by state, totals, lease counters, live workers, and "
+        "warnings about the store's health (e.g. a PostgreSQL transaction holding back "
+        "vacuum).",
+    ),
+    Verb("workers", "conveyor.cli.status:workers", "Live workers from the backend's registry."),
+    Verb(
+        "health",
+        "conveyor.cli.health:health",
+        "Exit 0 if the backend is reachable (and ``--worker ID`` is live); a Kubernetes exec "
+        "probe. Exit 3 when the backend is unreachable, 1 when the worker is not in the "
+        "registry.",
+    ),
+    Verb(
+        "demo",
+        "conveyor.cli.demo:demo",
+        "Run the example app end to end: no server needed, only a SQLite file.",
+    ),
+    Verb(
+        "dashboard",
+        "conveyor.cli.dashboard:dashboard",
+        "Serve the web dashboard: queues, workers, jobs, failures, schedules, live.",
+    ),
+    Verb(
+        "migrate",
+        "conveyor.cli.migrate:migrate",
+        "Create the backend's tables, or upgrade them to this version of Conveyor.",
+    ),
+    Verb(
+        "run",
+        "conveyor.cli.run:run",
+        "Supervise worker pools: start N processes per pool, replace those that exit (with "
+        "back-off when they keep crashing), restart them one by one on SIGHUP, stop "
+        "gracefully on SIGTERM. `status`, `stop` and `restart` talk to a running supervisor.",
+    ),
+    Verb(
+        "export",
+        "conveyor.cli.export:export",
+        "Write the pools as process-manager configs: one program, template unit, service or "
+        "Deployment per pool, with its process count and a stop timeout longer than the "
+        "worker's grace period. The backend URL is read from the environment, never written, "
+        "and a worker without one refuses to start.",
+    ),
+    Verb(
+        "config",
+        "conveyor.cli.config:config",
+        "Show every setting's effective value and where it came from (flag, code, env, .env, "
+        "conveyor.toml/pyproject.toml, default), secrets masked; exit 2 when a value Conveyor "
+        "cannot use was skipped.",
+    ),
+    Verb(
+        "scheduler",
+        "conveyor.cli.scheduler:scheduler",
+        "Run a scheduler: enqueue the app's cron and periodic entries, once per tick.",
+    ),
+    Verb("jobs", "conveyor.cli.jobs:jobs_app", "Look at, cancel and delete single jobs."),
+    Verb(
+        "failed",
+        "conveyor.cli.failed:failed_app",
+        "Dead jobs (out of retries, failed with Fail, or poison pills).",
+    ),
+    Verb(
+        "schedule",
+        "conveyor.cli.scheduler:schedule_app",
+        "Cron and periodic entries: `conveyor schedule list`, `conveyor schedule run`.",
+    ),
+    Verb("queues", "conveyor.cli.queues:queues_app", "Pause, resume or clear a queue."),
+    Verb(
+        "debug",
+        "conveyor.cli.debug:debug_app",
+        "Look inside a running worker: its stacks, a CPU profile.",
+    ),
+)
+
+
+class _Conveyor(LazyGroup):
+    verbs = VERBS
+
 
 app = Cli(
+    cls=_Conveyor,
     name="conveyor",
     help="Conveyor: background jobs with leases and strict priorities.",
     no_args_is_help=True,
@@ -38,23 +120,6 @@ app = Cli(
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("worker")(worker)
-app.command("enqueue")(enqueue)
-app.command("status")(status)
-app.command("workers")(workers)
-app.command("health")(health)
-app.command("demo")(demo)
-app.command("dashboard")(dashboard)
-app.command("migrate")(migrate)
-app.command("run")(run)
-app.command("export")(export)
-app.command("config")(config)
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(failed_app, name="failed")
-app.command("scheduler")(scheduler)
-app.add_typer(schedule_app, name="schedule")
-app.add_typer(queues_app, name="queues")
-app.add_typer(debug_app, name="debug")
 
 
 def _print_version(value: bool) -> None:
@@ -85,4 +150,4 @@ def main() -> None:
     app(prog_name="conveyor")
 
 
-__all__ = ["app", "main"]
+__all__ = ["VERBS", "app", "main"]

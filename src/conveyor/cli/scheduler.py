@@ -8,8 +8,6 @@ import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from conveyor.backends.capabilities import Scheduling
 from conveyor.cli.common import (
@@ -29,6 +27,8 @@ from conveyor.redaction import display_url
 from conveyor.schedule import iso
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from conveyor.app import Conveyor
     from conveyor.modes import ModePlan
 
@@ -243,6 +243,10 @@ def _burst(app: Conveyor) -> int:
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
+    # rich's tables load here, not with the module: `conveyor worker` imports this one.
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("name", "schedule", "timezone", "next run (UTC)", "last run (UTC)", "missed"):
         table.add_column(column)
