@@ -126,11 +126,11 @@ async def test_a_claim_cancelled_with_its_claim_in_flight_releases_what_it_lease
     entered, go_on = asyncio.Event(), asyncio.Event()
     decode = claiming.claimed
 
-    async def held_up(conn: RedisConnection, reply: list[Any]) -> Claimed:
-        if len(reply) > 1:  # it leased something
+    async def held_up(conn: RedisConnection, reply: list[Any], *how: str) -> Claimed:
+        if len(reply) > 2:  # it leased something
             entered.set()
             await go_on.wait()
-        return await decode(conn, reply)
+        return await decode(conn, reply, *how)
 
     monkeypatch.setattr(claiming, "claimed", held_up)
     try:

@@ -19,9 +19,13 @@
 -- ARGV[1] P, ARGV[2] now, ARGV[3] worker id, ARGV[4] limit, ARGV[5] lease seconds,
 -- ARGV[6] token base (random; job i gets base .. "." .. i), ARGV[7] routing JSON,
 -- ARGV[8] most scheduled jobs to promote in this call
--- Returns: {notes (damage repaired or skipped, as text)}, then per leased job, in run
---   order: id, problem ("" for none, else the damaged field, "state=<old value>" for a
---   state that was not "ready"), the job's HGETALL array.
+-- Returns: {notes (damage repaired or skipped, as text)}, {now, lease expiry} (as
+--   written to every job this call leased), then per leased job, in run order: id,
+--   problem ("" for none, else the damaged field, "state=<old value>" for a state that
+--   was not "ready"), the job's HGETALL array as it was before this call's writes. Job i
+--   (from 1, in reply order) got lease token ARGV[6] .. "." .. i; the caller applies the
+--   writes to its copy (state running, attempts + 1, the lease, worker id, started_at and
+--   updated_at), which costs far less in Python than patching each record in Lua.
 
 local limit = tonumber(ARGV[4])
 local expires = NOW + tonumber(ARGV[5])
@@ -52,7 +56,7 @@ for _, id in ipairs(due) do
   end
 end
 
-if limit <= 0 then return {NOTES} end
+if limit <= 0 then return {NOTES, {}} end
 local routing = compile(cjson.decode(ARGV[7]))
 local paused = paused_set(KEYS[5])
 local by_prio = {{}, {}, {}}
@@ -66,7 +70,7 @@ for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 
-local out = {{}}
+local out = {{}, {}}
 local leased = 0
 -- Count changes of this call, applied once per (state, priority, queue) at the end.
 local deltas = {}
@@ -84,7 +88,7 @@ local EXPIRES, NOWS = num(expires), num(NOW)
 
 -- Lease one ready entry; false when it was dropped as damaged or stale. The record is
 -- read first (one HGETALL, which also tells a missing key or one of another type) and
--- the reply is that record with this call's writes applied.
+-- returned as read: the caller applies this call's writes to it (see Returns).
 -- Lane entries taken, per lane key, removed in one ZREM per lane (`drop_taken`) before
 -- any lane is read again; leases added, in one ZADD at the end.
 local taken = {}
@@ -115,9 +119,19 @@ local function lease(l, m)
     count_later('ready', prio, queue, -1)
     return false
   end
-  local at = {}
-  for i = 1, #h, 2 do at[h[i]] = i + 1 end
-  local state, hprio, hqueue = h[at.state], h[at.priority], h[at.queue]
+  local state, hprio, hqueue, attempts
+  for i = 1, #h, 2 do
+    local name = h[i]
+    if name == 'state' then
+      state = h[i + 1]
+    elseif name == 'priority' then
+      hprio = h[i + 1]
+    elseif name == 'queue' then
+      hqueue = h[i + 1]
+    elseif name == 'attempts' then
+      attempts = h[i + 1]
+    end
+  end
   if STATES[state] and state ~= 'ready' then
     note('ready job ' .. id .. ' is ' .. state .. ': stale entry dropped from lane ' .. lane)
     return false
@@ -137,37 +151,32 @@ local function lease(l, m)
     problem = 'state'
     if state then problem = 'state=' .. state end
   end
-  local attempts = redis.pcall('HINCRBY', key, 'attempts', 1)
-  if failed(attempts) then
+  -- The count HINCRBY would keep: a missing field is 0; anything but a plain integer Redis
+  -- could count with (up to 15 digits here) is damage, left as it is and reported.
+  if attempts == nil then
+    attempts = '1'
+  elseif string.find(attempts, '^%-?%d+$') and #attempts < 16 then
+    attempts = tostring(tonumber(attempts) + 1)
+  else
     attempts = nil
     if problem == '' then problem = 'attempts' end
   end
   leased = leased + 1
   local token = ARGV[6] .. '.' .. leased
-  redis.call('HSET', key, 'state', 'running', 'lease_token', token, 'lease_expires_at',
-    EXPIRES, 'worker_id', ARGV[3], 'started_at', NOWS, 'updated_at', NOWS)
+  if attempts then
+    redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'lease_token', token,
+      'lease_expires_at', EXPIRES, 'worker_id', ARGV[3], 'started_at', NOWS,
+      'updated_at', NOWS)
+  else
+    redis.call('HSET', key, 'state', 'running', 'lease_token', token, 'lease_expires_at',
+      EXPIRES, 'worker_id', ARGV[3], 'started_at', NOWS, 'updated_at', NOWS)
+  end
   leases[#leases + 1] = expires
   leases[#leases + 1] = id
   -- Counted from here on under the priority and queue its record names (the lane's,
   -- unless one of them was rewritten), as every later script counts it.
   count_later('ready', prio, queue, -1)
   count_later('running', hprio, hqueue, 1)
-  local function put(name, value)
-    local i = at[name]
-    if i then
-      h[i] = value
-    else
-      h[#h + 1] = name
-      h[#h + 1] = value
-    end
-  end
-  put('state', 'running')
-  if attempts then put('attempts', tostring(attempts)) end
-  put('lease_token', token)
-  put('lease_expires_at', EXPIRES)
-  put('worker_id', ARGV[3])
-  put('started_at', NOWS)
-  put('updated_at', NOWS)
   out[#out + 1] = id
   out[#out + 1] = problem
   out[#out + 1] = h
@@ -224,4 +233,5 @@ for _, d in pairs(deltas) do
   if d[4] ~= 0 then count(KEYS[4], d[1], d[2], d[3], d[4]) end
 end
 out[1] = NOTES
+out[2] = {NOWS, EXPIRES}
 return out

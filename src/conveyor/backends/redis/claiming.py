@@ -38,16 +38,22 @@ class ClaimRequest:
     limit: int
     lease_seconds: float
 
-    def args(self) -> list[Any]:
-        """claim.lua's ARGV after the prefix and now (a fresh token base each call)."""
+    def args(self, token_base: str) -> list[Any]:
+        """claim.lua's ARGV after the prefix and now; ``token_base`` is fresh each call
+        (`new_token_base`)."""
         return [
             self.worker_id,
             self.limit,
             repr(float(self.lease_seconds)),
-            secrets.token_hex(16),
+            token_base,
             routing_json(self.routing),
             PROMOTE_BATCH,
         ]
+
+
+def new_token_base() -> str:
+    """The random part of the lease tokens one claim.lua call hands out."""
+    return secrets.token_hex(16)
 
 
 @functools.cache
@@ -59,8 +65,9 @@ def claim_keys(k: Keys) -> tuple[str, ...]:
 async def claim_now(conn: RedisConnection, request: ClaimRequest) -> list[JobRecord]:
     """Lease up to ``limit`` matching jobs in one round trip, in run order."""
     while True:
-        reply = await conn.run("claim", claim_keys(conn.keys), *request.args())
-        got = await claimed(conn, reply)
+        base = new_token_base()
+        reply = await conn.run("claim", claim_keys(conn.keys), *request.args(base))
+        got = await claimed(conn, reply, request.worker_id, base)
         # Only quarantined records were leased: claim again rather than report no work.
         if got.jobs or not got.leased:
             return got.jobs
@@ -134,12 +141,12 @@ async def _pop_then_claim(
     what the claim leased."""
     client = conn.client()
     keys = claim_keys(conn.keys)
+    base = new_token_base()
     with translated(conn.target):
         async with client.pipeline(transaction=False) as pipe:
             pipe.blpop([conn.keys.wake(conn.waiter)], timeout=block)
-            pipe.evalsha(
-                script("claim").sha, len(keys), *keys, conn.keys.base, conn.now(), *request.args()
-            )
+            args = (conn.keys.base, conn.now(), *request.args(base))
+            pipe.evalsha(script("claim").sha, len(keys), *keys, *args)
             popped, reply = await pipe.execute(raise_on_error=False)
     if isinstance(popped, Exception):
         with translated(conn.target):
@@ -151,4 +158,4 @@ async def _pop_then_claim(
     if isinstance(reply, Exception):
         with translated(conn.target):
             raise reply
-    return bool(popped), await claimed(conn, reply)
+    return bool(popped), await claimed(conn, reply, request.worker_id, base)

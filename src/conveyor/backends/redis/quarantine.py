@@ -54,20 +54,41 @@ def log_notes(script: str, notes: Sequence[bytes | str]) -> None:
         log.error("damaged Redis data (%s.lua): %s", script, show(entry))
 
 
-def decode_claim(reply: list[Any]) -> tuple[list[JobRecord], list[Unreadable]]:
-    """claim.lua's reply as the jobs that decode and the ones to quarantine."""
+def decode_claim(
+    reply: list[Any], worker_id: str, token_base: str
+) -> tuple[list[JobRecord], list[Unreadable]]:
+    """claim.lua's reply as the jobs that decode and the ones to quarantine.
+
+    The reply holds each record as it was before the claim; the claim's writes (the same
+    for the whole call but the token, ``token_base`` then the job's place) are applied
+    here to each record before it is decoded.
+    """
     log_notes("claim", reply[0])
     jobs: list[JobRecord] = []
     bad: list[Unreadable] = []
-    record = codec.record
-    for i in range(1, len(reply), 3):
+    if len(reply) < 3:
+        return jobs, bad
+    now, expires = reply[1]
+    wid = worker_id.encode()
+    record, stored = codec.record, codec.stored
+    for n, i in enumerate(range(2, len(reply), 3), start=1):
         key_id, problem, flat = reply[i], reply[i + 1], reply[i + 2]
+        token = f"{token_base}.{n}"
         try:
             if problem:
                 raise _lua_problem(key_id, problem, flat)
-            jobs.append(record(flat, key_id))
+            # The claim's writes, as claim.lua made them (it checked `attempts`).
+            f = stored(flat)
+            old = f.get(b"attempts")
+            f[b"attempts"] = b"1" if old is None else str(int(old) + 1).encode()
+            f[b"state"] = b"running"
+            f[b"lease_token"] = token.encode()
+            f[b"lease_expires_at"] = expires
+            f[b"worker_id"] = wid
+            f[b"started_at"] = f[b"updated_at"] = now
+            jobs.append(record(f, key_id))
         except Exception as exc:  # noqa: BLE001 - one record, whatever is wrong with it
-            bad.append(_unreadable(key_id, flat, exc))
+            bad.append(_unreadable(key_id, token, exc))
     return jobs, bad
 
 
@@ -78,12 +99,11 @@ def _lua_problem(key_id: bytes, problem: bytes, flat: list[bytes]) -> Unreadable
     return UnreadableRecord(show(key_id), name, f"{detail}; stored value {raw!r}")
 
 
-def _unreadable(key_id: bytes, flat: list[bytes], exc: Exception) -> Unreadable:
+def _unreadable(key_id: bytes, token: str, exc: Exception) -> Unreadable:
     job_id = show(key_id)
     if not isinstance(exc, UnreadableRecord):
         exc = UnreadableRecord(job_id, "(record)", f"{type(exc).__name__}: {exc}")
-    token = codec.stored(flat).get(b"lease_token", b"")
-    return Unreadable(job_id, show(token), exc)
+    return Unreadable(job_id, token, exc)
 
 
 def worker_infos(flat: list[bytes]) -> list[WorkerInfo]:
@@ -103,12 +123,14 @@ def worker_infos(flat: list[bytes]) -> list[WorkerInfo]:
     return out
 
 
-async def claimed(conn: RedisConnection, reply: list[Any]) -> Claimed:
+async def claimed(
+    conn: RedisConnection, reply: list[Any], worker_id: str, token_base: str
+) -> Claimed:
     """The jobs of a claim reply that can run; the others are quarantined first."""
-    jobs, bad = decode_claim(reply)
+    jobs, bad = decode_claim(reply, worker_id, token_base)
     if bad:
         await quarantine(conn, bad)
-    return Claimed(jobs, (len(reply) - 1) // 3)
+    return Claimed(jobs, (len(reply) - 2) // 3)
 
 
 async def quarantine(conn: RedisConnection, bad: Sequence[Unreadable]) -> None:
