@@ -116,6 +116,8 @@ class Worker:
         #: Per-job hooks, e.g. the Prometheus duration histogram (`conveyor.metrics`).
         self.job_observers: list[JobObserver] = []
         self._running: dict[str, Running] = {}
+        #: Jobs in `_running` that have run and are being reported to the store.
+        self._reporting = 0
         #: ``time.monotonic()`` when the worker was made (uptime, ``max_time``).
         self.started_monotonic = time.monotonic()
         self._started_at = app.clock.now()
@@ -240,7 +242,9 @@ class Worker:
 
     # -- fetching ------------------------------------------------------------------------
     def _free_slots(self) -> int:
-        free = self.concurrency - len(self._running)
+        # A job that has run and is only being reported holds no slot (see `_run_job`);
+        # a max-jobs limit counts it until its report is done.
+        free = self.concurrency - len(self._running) + self._reporting
         if self.max_jobs is not None:
             free = min(free, self.max_jobs - self.counts.processed - len(self._running))
         return free
@@ -303,6 +307,11 @@ class Worker:
             # The job has run (no await since): a lost-lease or shutdown cancel from now on
             # would only cut its report short, so `_cancel` leaves it alone.
             run.executing = False
+            # Its slot is free from here: the fetcher claims the next job while this
+            # one's report is on its way, rather than one round trip after it.
+            self._reporting += 1
+            if self._events is not None:
+                self._events.wake.set()
             reports = run.reports
             if reports is not None and reports.unsent and isinstance(outcome, Succeeded | Failed):
                 await reports.flush()  # the final report, then the end
@@ -346,6 +355,8 @@ class Worker:
 
     def _done(self, job_id: str, outcome: str) -> None:
         running = self._running.pop(job_id)
+        if not running.executing:
+            self._reporting -= 1
         seconds = time.monotonic() - running.started
         self.counts.busy_seconds += seconds
         for observe in self.job_observers:
