@@ -54,8 +54,9 @@ HEAVY = (
     "starlette",
     "uvicorn",
 )
-# What typer's help renderer loads: for a help page, never for a running worker.
-HELP_RENDERING = ("rich.markdown", "rich.table", "typer.rich_utils")
+# What typer's help renderer loads: for a help page, never for a running worker (which
+# prints its banner without rich).
+HELP_RENDERING = ("rich", "typer.rich_utils")
 
 _OURS = ("CONVEYOR_", "WORKER_", "LOG_", "JOB_", "QUEUE_", "SCHEDULER_", "ALERT_", "REDIS_URL")
 
@@ -128,8 +129,10 @@ def test_a_worker_run_imports_no_other_verb_and_nothing_heavy(tmp_path: Path) ->
     done, loaded = conveyor_loads(
         tmp_path, "worker", "--app", "startupapp:app", "--url", url, "--burst"
     )
-    # Then it ran, and loaded the worker's own verb (with the scheduler beside it) only
+    # Then it ran and said so, and loaded the worker's own verb (with the scheduler beside
+    # it) only
     assert done.returncode == 0, done.stderr
+    assert "conveyor worker · app startupapp:app · sqlite:///" in done.stderr
     assert "conveyor.worker" in loaded
     others = _cli_modules(loaded) - {
         "conveyor.cli.worker",

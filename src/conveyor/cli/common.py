@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 
 from conveyor.cli.loading import AppImportFailed
 from conveyor.errors import (
@@ -36,10 +35,16 @@ from conveyor.errors import (
 from conveyor.redaction import redact_text
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from conveyor.app import Conveyor
     from conveyor.backends.base import Backend
     from conveyor.backends.capabilities import Capability
     from conveyor.settings import Settings
+
+    #: The consoles of stdout and stderr, made on first use (`__getattr__`).
+    out: Console
+    err: Console
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -58,8 +63,26 @@ def _width(stream: Any) -> int | None:
     return 160
 
 
-out = Console(width=_width(sys.stdout))
-err = Console(stderr=True, width=_width(sys.stderr), soft_wrap=True)
+_consoles: dict[str, Console] = {}
+
+
+def _console(name: str) -> Console:
+    # Made on first use: importing rich costs a worker a tenth of its start-up, and a worker
+    # that starts well prints only its banner, which needs no rich.
+    if not _consoles:
+        from rich.console import Console
+
+        _consoles["out"] = Console(width=_width(sys.stdout))
+        _consoles["err"] = Console(stderr=True, width=_width(sys.stderr), soft_wrap=True)
+    return _consoles[name]
+
+
+def __getattr__(name: str) -> Console:
+    """``out`` and ``err``: rich consoles on stdout and stderr, made on first use."""
+    if name in ("out", "err"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 AppOption = Annotated[
     str | None,
@@ -86,7 +109,7 @@ JsonOption = Annotated[
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``message`` to stderr and exit with ``code``."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    _console("err").print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
@@ -111,7 +134,7 @@ def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
             if isinstance(exc, AppImportFailed):
                 sys.stderr.write(exc.details)  # the app's own traceback, then the summary
             # Backends quote the URL they were given; never print its password.
-            err.print(f"error: {redact_text(str(exc))}", markup=False, highlight=False)
+            _console("err").print(f"error: {redact_text(str(exc))}", markup=False, highlight=False)
             raise typer.Exit(_code_for(exc)) from None
         except BrokenPipeError:
             # The reader went away (``conveyor jobs list | head``): stop quietly.
@@ -119,7 +142,7 @@ def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(EXIT_NOTHING) from None
         except OSError as exc:
-            err.print(
+            _console("err").print(
                 f"error: backend unavailable: {redact_text(str(exc))}",
                 markup=False,
                 highlight=False,
@@ -165,7 +188,8 @@ def banner(settings: Settings, name: str, fields: dict[str, Any]) -> None:
     shown = {k: v for k, v in fields.items() if v is not None and v is not False}
     text = " · ".join([f"conveyor {name}", *(_part(k, v) for k, v in shown.items())])
     if settings.log_format != "json":
-        err.print(text, markup=False, highlight=False)
+        sys.stderr.write(text + "\n")  # plain text, as rich would print it without markup
+        sys.stderr.flush()
         return
     from conveyor.logs import JsonFormatter
     from conveyor.logs.formatting import CONTEXT
@@ -207,7 +231,7 @@ def confirm_deletion(pending: int, what: str, as_json: bool) -> None:
         if as_json:
             print_json({"deleted": 0, "pending": 0})
         else:
-            out.print(f"no {what} to delete", highlight=False)
+            _console("out").print(f"no {what} to delete", highlight=False)
         raise typer.Exit(EXIT_NOTHING)
     if not interactive():
         message = f"would delete {pending} {what}; re-run with --yes to delete them"

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from conveyor.backends.capabilities import Scheduling
+from conveyor.cli import common  # common.out is made on first use, not when a worker imports this
 from conveyor.cli.common import (
     AppOption,
     JsonOption,
     UrlOption,
     banner,
     handle_errors,
-    out,
     print_json,
     run_with_backend,
 )
@@ -166,9 +166,9 @@ def schedule_list(
         print_json(rows)
         return
     if not rows:
-        out.print("no schedule entries: decorate tasks with @app.cron or @app.periodic")
+        common.out.print("no schedule entries: decorate tasks with @app.cron or @app.periodic")
         return
-    out.print(_table(rows))
+    common.out.print(_table(rows))
 
 
 @schedule_app.command("run")
@@ -210,11 +210,11 @@ def schedule_run(
     if as_json:
         print_json({"fired": rows})
     elif not app.schedules:
-        out.print("no schedule entries: decorate tasks with @app.cron or @app.periodic")
+        common.out.print("no schedule entries: decorate tasks with @app.cron or @app.periodic")
     else:
         for row in rows:
-            out.print(f"{row['entry']}: tick {row['tick']} enqueued as job {row['job_id']}")
-        out.print(f"{len(rows)} due tick(s) enqueued")
+            common.out.print(f"{row['entry']}: tick {row['tick']} enqueued as job {row['job_id']}")
+        common.out.print(f"{len(rows)} due tick(s) enqueued")
     if work:
         raise typer.Exit(_burst(app))
 
