@@ -1,6 +1,7 @@
 """Where one Conveyor job's time and memory go on Redis, robust to a busy machine.
 
     .venv/bin/python bench/redis_profile.py [--jobs 5000] [--concurrency 0] [--cprofile]
+    .venv/bin/python bench/redis_profile.py --producer [--bulk-jobs 20000] [--pairs 5]
 
 Starts its own ``redis-server`` (as ``redis_bench.py`` does) and measures Conveyor alone,
 in CPU time and bytes rather than wall-clock rates, so other load on the machine barely
@@ -15,6 +16,14 @@ moves the figures:
 
 and for both, each script's calls per job and server microseconds per call, from
 ``SLOWLOG`` with a threshold of 0 (every command is logged with its execution time).
+
+``--producer`` measures the producer side only (no worker), as issue 13's enqueue
+targets do: ``--bulk-jobs`` jobs by ``task.enqueue_many()`` in batches of 1,000 (as the
+benchmark's bulk rate does: jobs per second, the producer's CPU per job, redis-server CPU
+per job and ``enqueue.lua``'s server time per call from ``INFO commandstats``), then
+``--pairs`` alternated pairs of 2,000 single ``task.enqueue()`` calls and 2,000 plain
+redis-py ``LPUSH`` calls from the same process (medians of calls per second and CPU per
+call; their ratio is the target's).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import cProfile
 import os
 import pstats
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,6 +187,62 @@ def drain(url: str, client: redis.Redis, jobs: int, concurrency: int) -> tuple[f
     return seconds, (cpu - mark[1]) / (jobs - mark[0]) * 1e6
 
 
+def producer(url: str, client: redis.Redis, jobs: int, pairs: int) -> list[str]:
+    """Bulk and single enqueue against an LPUSH loop, all from this process."""
+    os.environ["BENCH_REDIS_URL"] = url
+    sys.path.insert(0, str(BENCH_DIR))
+    from peers.conveyor_peer import incr
+
+    incr.enqueue(0.0)  # connect, load the scripts
+    rows: list[tuple[float, float, float, float]] = []
+    for _ in range(3):
+        client.flushall()
+        client.config_resetstat()
+        server0, _ = counters(client)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for lo in range(0, jobs, 1000):
+            incr.enqueue_many([(0.0,) for _ in range(min(1000, jobs - lo))])
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        server1, _ = counters(client)
+        script = client.info("commandstats").get("cmdstat_evalsha", {})
+        rows.append(
+            (
+                jobs / wall,
+                cpu / jobs * 1e6,
+                (server1 - server0) / jobs * 1e6,
+                float(script.get("usec_per_call", "nan")),
+            )
+        )
+    bulk = [statistics.median(column) for column in zip(*rows, strict=True)]
+    out = [
+        f"bulk: {jobs:,} jobs by task.enqueue_many() in batches of 1,000 (median of 3)",
+        f"  {bulk[0]:,.0f} jobs/s; producer CPU {bulk[1]:.2f} us per job; redis-server CPU "
+        f"{bulk[2]:.2f} us per job; enqueue.lua {bulk[3]:,.0f} us per script call",
+    ]
+    payload = b"x" * 60
+    singles: list[tuple[float, float, float, float]] = []
+    for _ in range(pairs):
+        client.flushall()
+        incr.enqueue(0.0)
+        measured = []
+        for call in (lambda: incr.enqueue(0.0), lambda: client.lpush("bench:lpush", payload)):
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(2000):
+                call()
+            measured += [2000 / (time.perf_counter() - wall), (time.process_time() - cpu) / 2000]
+        singles.append((measured[0], measured[1] * 1e6, measured[2], measured[3] * 1e6))
+    med = [statistics.median(column) for column in zip(*singles, strict=True)]
+    ratio = statistics.median(s[0] / s[2] for s in singles)
+    out += [
+        f"single: {pairs} alternated pairs of 2,000 task.enqueue() and 2,000 LPUSH (medians)",
+        f"  task.enqueue() {med[0]:,.0f} calls/s, producer CPU {med[1]:.1f} us per call",
+        f"  LPUSH          {med[2]:,.0f} calls/s, producer CPU {med[3]:.1f} us per call",
+        f"  ratio {ratio:.2f}x the LPUSH floor (calls per second, median of the pairs)",
+    ]
+    client.flushall()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both phases on a fresh server and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -185,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", type=int, default=0, help="the worker's; 0 leaves its default"
     )
     parser.add_argument("--cprofile", action="store_true", help="profile the producer")
+    parser.add_argument(
+        "--producer", action="store_true", help="measure enqueueing only (bulk, single)"
+    )
+    parser.add_argument("--bulk-jobs", type=int, default=20_000)
+    parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument(
         "--conveyor-ref", help="profile Conveyor at this git ref (default: the working tree)"
     )
@@ -202,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     out: list[str] = []
     try:
         client = redis.Redis.from_url(server.url)
+        if args.producer:
+            print("\n".join(producer(server.url, client, args.bulk_jobs, args.pairs)))
+            return 0
         # Two passes: the first reads CPU and memory, the second logs every command (the
         # log itself costs CPU and memory, so it never runs during the first).
         for logged in (False, True):

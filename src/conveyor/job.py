@@ -102,9 +102,18 @@ class Priority(IntEnum):
 
 
 def new_job_id() -> str:
-    """A 26-character id that sorts by creation time (48-bit ms time, 80 random bits)."""
+    """A 26-character id that sorts by creation time (48-bit ms time, 56 random bits)."""
     ms = int(time.time() * 1000)
     return f"{ms:012x}{os.urandom(7).hex()}"
+
+
+def new_job_ids(count: int) -> list[str]:
+    """``count`` ids made as `new_job_id` makes them, for a batch: one clock read and one
+    read of the system's random source for all of them (each id keeps its own 56 random
+    bits, so two are no likelier to collide than two made one by one)."""
+    head = f"{int(time.time() * 1000):012x}"
+    noise = os.urandom(7 * count).hex()
+    return [head + noise[i : i + 14] for i in range(0, 14 * count, 14)]
 
 
 @dataclass(slots=True)

@@ -233,11 +233,16 @@ def encode_payload(
     max_bytes: int = DEFAULT_MAX_PAYLOAD,
 ) -> bytes:
     """Encode a call's arguments, checking every value and the total size."""
-    plain_args = [tag_values(arg, f"args[{i}]") for i, arg in enumerate(args)]
+    # The usual call passes a few plain scalars: those need no walk (nor a new list).
+    plain_args: tuple[Any, ...] | list[Any] = args
+    for arg in args:
+        if not _plain(arg):
+            plain_args = [tag_values(arg, f"args[{i}]") for i, arg in enumerate(args)]
+            break
     plain_kwargs: dict[str, Any] = {}
     for name, arg in kwargs.items():
         check_text(name, "a keyword argument's name")
-        plain_kwargs[name] = tag_values(arg, _item_path("kwargs", name))
+        plain_kwargs[name] = arg if _plain(arg) else tag_values(arg, _item_path("kwargs", name))
     data = orjson.dumps({"args": plain_args, "kwargs": plain_kwargs})
     if len(data) > max_bytes:
         raise PayloadTooLarge(
@@ -248,7 +253,20 @@ def encode_payload(
     return data
 
 
-def _largest(args: list[Any], kwargs: dict[str, Any]) -> str:
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a scalar JSON holds as it is (what `tag_values` would return
+    unchanged without a walk): ASCII text, a 64-bit integer, a finite float, a bool, None."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii()  # type: ignore[no-any-return]
+    if kind is int:
+        return _INT_MIN <= value <= _INT_MAX  # type: ignore[no-any-return]
+    if kind is float:
+        return value - value == 0.0  # type: ignore[no-any-return]  # false for inf, nan
+    return value is None or kind is bool
+
+
+def _largest(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:
     sizes = {f"args[{i}]": len(orjson.dumps(a)) for i, a in enumerate(args)}
     sizes.update({f"kwargs[{k!r}]": len(orjson.dumps(v)) for k, v in kwargs.items()})
     name = max(sizes, key=sizes.__getitem__)

@@ -10,17 +10,18 @@ to the eager runner while ``app.eager`` is true) and return handles on the jobs;
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from conveyor.backends.base import transactions_for
 from conveyor.errors import ConfigError
 from conveyor.handle import JobHandle
-from conveyor.job import NewJob
+from conveyor.job import NewJob, Priority, new_job_ids
 from conveyor.middleware import EnqueueContext, run_chain, run_chain_sync
 from conveyor.option_checks import check_unique_key, run_time
 from conveyor.serialization import check_headers, encode_payload
-from conveyor.task import JobSpec
+from conveyor.task import CallOptions, JobSpec, Task
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -64,36 +65,93 @@ def build_job(app: Conveyor, spec: JobSpec) -> NewJob:
     `ConfigError` for a task named after ``__main__`` that a worker could not find, and
     `SerializationError` for a value that cannot be stored.
     """
+    return build_jobs(app, [spec])[0]
+
+
+def build_jobs(app: Conveyor, specs: Sequence[JobSpec]) -> list[NewJob]:
+    """`build_job` for each call, in order: what only depends on the task and the call's
+    options (the store's defaults, the headers' check, the run time) is worked out once per
+    run of calls that share them (a `Task.enqueue_many` batch is one run), the ids are made
+    in one go, and each call's own arguments are checked and encoded one by one. The first
+    call that cannot become a job raises, so none of the batch is stored."""
+    ids = new_job_ids(len(specs))
+    settings = app.settings
+    max_payload = settings.max_payload_bytes
+    importable = not (app.eager or app.url.startswith("memory:"))
+    jobs: list[NewJob] = []
+    shared: _Shared | None = None
+    for spec, job_id in zip(specs, ids, strict=True):
+        task, opts = spec.task, spec.options
+        new_run = shared is None or not (
+            task is shared.task and (opts is shared.options or opts == shared.options)
+        )
+        if new_run and task.app is not app:
+            raise ConfigError(f"task {task.name!r} belongs to another Conveyor app")
+        # Before anything calls a function of the arguments (unique_key), and before the
+        # job exists: a call that does not fit fails here, at the caller's line.
+        task.check_arguments(spec.args, spec.kwargs)
+        if new_run:
+            shared = _shared(app, spec, importable)
+        assert shared is not None  # set by the first call
+        unique = shared.unique
+        if unique is None and callable(task.unique_key):
+            unique = check_unique_key(task.unique_key(*spec.args, **spec.kwargs))
+        jobs.append(
+            NewJob(
+                task=shared.task_name,
+                queue=shared.queue,
+                priority=shared.priority,
+                payload=encode_payload(spec.args, spec.kwargs, max_bytes=max_payload),
+                max_retries=shared.max_retries,
+                timeout=shared.timeout,
+                run_at=shared.run_at,
+                headers=dict(opts.headers) if opts.headers else {},
+                unique_key=unique,
+                id=job_id,
+                delay=shared.delay,
+            )
+        )
+    return jobs
+
+
+@dataclass(slots=True)  # not frozen: made for every enqueue() call, and never changed
+class _Shared:
+    """What a run of calls of one task with the same options have in common."""
+
+    task: Task[Any, Any]
+    options: CallOptions
+    task_name: str
+    queue: str
+    priority: Priority
+    max_retries: int
+    timeout: float
+    run_at: float | None
+    delay: float | None
+    #: The unique key every call gets (given or fixed), else None.
+    unique: str | None
+
+
+def _shared(app: Conveyor, spec: JobSpec, importable: bool) -> _Shared:
     task, opts = spec.task, spec.options
-    if task.app is not app:
-        raise ConfigError(f"task {task.name!r} belongs to another Conveyor app")
-    # Before anything calls a function of the arguments (unique_key), and before the job
-    # exists: a call that does not fit fails here, at the caller's line, not in a worker.
-    task.check_arguments(spec.args, spec.kwargs)
-    if not (app.eager or app.url.startswith("memory:")):
+    if importable:
         # Only a worker in this very process could run it: eager mode, or a memory store.
         task.check_importable()
-    headers = dict(opts.headers)
-    check_headers(headers)
+    check_headers(opts.headers)
     unique = opts.unique_key
-    if unique is None and task.unique_key is not None:
-        unique = check_unique_key(
-            task.unique_key
-            if isinstance(task.unique_key, str)
-            else task.unique_key(*spec.args, **spec.kwargs)
-        )
+    if unique is None and isinstance(task.unique_key, str):
+        unique = check_unique_key(task.unique_key)
     settings = app.settings
-    return NewJob(
-        task=task.name,
+    return _Shared(
+        task=task,
+        options=opts,
+        task_name=task.name,
         queue=opts.queue or task.queue,
         priority=opts.priority if opts.priority is not None else task.priority,
-        payload=encode_payload(spec.args, spec.kwargs, max_bytes=settings.max_payload_bytes),
         max_retries=_first(opts.retries, task.retries, settings.max_retries),
         timeout=_first(opts.timeout, task.timeout, settings.job_timeout),
         run_at=_run_at(app, opts.delay, opts.run_at),
-        headers=headers,
-        unique_key=unique,
         delay=None if opts.delay is None else float(opts.delay),
+        unique=unique,
     )
 
 
@@ -160,7 +218,7 @@ def enqueue_calls(
 ) -> list[JobHandle[Any]]:
     """`Conveyor.enqueue_many`: a job built for each call, then stored (`store`) through
     the app's enqueue middleware, which may change ``ctx.jobs`` before they are."""
-    ctx = EnqueueContext(app, specs, [build_job(app, s) for s in specs], is_async=False)
+    ctx = EnqueueContext(app, specs, build_jobs(app, specs), is_async=False)
     return run_chain_sync(
         app.middlewares.enqueue, ctx, lambda: store(app, specs, ctx.jobs, connection)
     )
@@ -170,7 +228,7 @@ async def enqueue_calls_async(
     app: Conveyor, specs: Sequence[JobSpec], connection: object | None
 ) -> list[JobHandle[Any]]:
     """`enqueue_calls` for async code (`Conveyor.enqueue_many_async`)."""
-    ctx = EnqueueContext(app, specs, [build_job(app, s) for s in specs], is_async=True)
+    ctx = EnqueueContext(app, specs, build_jobs(app, specs), is_async=True)
     return await run_chain(
         app.middlewares.enqueue, ctx, lambda: store_async(app, specs, ctx.jobs, connection)
     )

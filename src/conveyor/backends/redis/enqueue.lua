@@ -12,15 +12,19 @@
 -- KEYS[7] waiters    HASH parked worker -> routing and deadline (park.lua)
 -- KEYS[8] paused     SET paused queue names (read only when a worker is parked)
 -- derived: job hashes, ready lanes, wake lists
--- ARGV[1] P, ARGV[2] now, ARGV[3] n jobs, then per job 10 fields:
---   id, task, queue, priority, payload, headers (JSON), max_retries, timeout,
---   run_at ("" = now, "+" .. seconds = that long after NOW, else a Unix time),
---   unique ("" = none, else "u" .. key)
+-- ARGV[1] P, ARGV[2] now, ARGV[3] n jobs, then the jobs as runs of jobs that share their
+--   options, each run: m (its jobs), task, queue, priority, headers (JSON), max_retries,
+--   timeout, run_at ("" = now, "+" .. seconds = that long after NOW, else a Unix time),
+--   keyed ("1" when its jobs carry unique keys, else ""), then per job: id, payload,
+--   and when keyed its unique key ("" = none, else "u" .. key). A batch of one task's
+--   calls is one run, so each job costs two arguments. ARGV may go on after the n jobs
+--   (tick.lua's own arguments): they are not read here.
 -- Returns: per job, "" when it was stored under its own id, else the id of the job that
 --   already existed (same unique key or same id).
 --
 -- Per job only EXISTS and HSET run one by one; the index writes (all, lanes, counts,
--- scheduled) are gathered and sent as a few variadic commands at the end.
+-- scheduled) are gathered and sent as a few variadic commands at the end, and what a
+-- run's jobs share (run time, state, lane, counts field) is worked out once per run.
 -- Damage does not stop an enqueue: a counts total that is not an integer starts again
 -- from this batch, an unreadable waiter entry is dropped, a ready lane key of another
 -- type is reset, and a unique key held by a job that is not active (or has no record) is
@@ -46,80 +50,136 @@ local lanes = {}      -- lane -> {run_at, member, ...}
 local counts = {}     -- "state:prio:queue" -> added jobs
 local touched = {}    -- lane -> {ready = n, due = earliest scheduled run_at}
 local seq = redis.call('INCRBY', KEYS[2], n) - n
-for i = 0, n - 1 do
-  local a = 4 + i * 10
-  local id, task, queue, prio = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local ukey = nil
-  if ARGV[a + 9] ~= '' then ukey = string.sub(ARGV[a + 9], 2) end
-  local holder = ukey and redis.call('HGET', KEYS[5], ukey)
-  if holder then
-    -- Every script that ends a job frees its key, so a holder that is not active is an
-    -- entry left by damage (its record gone or rewritten): it must not block the key.
-    local st = redis.pcall('HGET', P .. 'job:' .. holder, 'state')
-    if st ~= 'scheduled' and st ~= 'ready' and st ~= 'running' then
-      redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' unique key ' .. ukey
-        .. ' was held by job ' .. holder .. ', which is not active: taken over')
-      holder = nil
+
+-- A retried enqueue (after a timeout, say) must not store a job twice. One variadic
+-- EXISTS answers for the whole batch in the usual case, where none of its ids is stored
+-- (then only an id given twice in the batch is caught, by `seen`); a batch holding a
+-- stored id checks its jobs one by one.
+local jobkeys = {}
+do
+  local b, left = 4, n
+  while left > 0 do
+    local m = tonumber(ARGV[b])
+    local width = 2
+    if ARGV[b + 8] == '1' then width = 3 end
+    b = b + 9
+    for _ = 1, m do
+      jobkeys[#jobkeys + 1] = P .. 'job:' .. ARGV[b]
+      b = b + width
+    end
+    left = left - m
+  end
+end
+local one_by_one = false
+for i = 1, #jobkeys, 1000 do
+  if redis.call('EXISTS', unpack(jobkeys, i, math.min(i + 999, #jobkeys))) > 0 then
+    one_by_one = true
+    break
+  end
+end
+local seen = {}
+
+local a = 4           -- the next argument to read
+local k = 0           -- the job's index in jobkeys
+local left = n
+while left > 0 do
+  local m, task, queue, prio = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local headers, retries, timeout, due = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  local keyed = ARGV[a + 8] == '1'
+  a = a + 9
+  left = left - m
+  local run_at, run_ats = NOW, NOWS
+  if string.byte(due) == 43 then  -- '+': a delay (enqueue(delay=)) on the server's clock
+    run_at = NOW + tonumber(string.sub(due, 2))
+    run_ats = string.format('%.17g', run_at)
+  elseif due ~= '' then
+    run_ats = due
+    run_at = tonumber(run_ats)
+  end
+  local state = 'ready'
+  if run_at > NOW then state = 'scheduled' end
+  local lane = prio .. #queue .. ':' .. queue .. task
+  local l
+  if state == 'ready' then
+    l = lanes[lane]
+    if not l then
+      l = {}
+      lanes[lane] = l
     end
   end
-  local key = P .. 'job:' .. id
-  if holder then
-    out[#out + 1] = holder
-  elseif redis.call('EXISTS', key) == 1 then
-    -- A retried enqueue of the same id (e.g. after a timeout) must not store it twice.
-    out[#out + 1] = id
-  else
-    seq = seq + 1
-    local run_at, run_ats = NOW, NOWS
-    local due = ARGV[a + 8]
-    if string.byte(due) == 43 then  -- '+': a delay (enqueue(delay=)) on the server's clock
-      run_at = NOW + tonumber(string.sub(due, 2))
-      run_ats = string.format('%.17g', run_at)
-    elseif due ~= '' then
-      run_ats = due
-      run_at = tonumber(run_ats)
-    end
-    local seqs = tostring(seq)
-    local state = 'ready'
-    if run_at > NOW then state = 'scheduled' end
-    if ukey then
-      redis.call('HSET', key, 'id', id, 'task', task, 'queue', queue, 'priority', prio,
-        'state', state, 'payload', ARGV[a + 4], 'headers', ARGV[a + 5], 'attempts', '0',
-        'max_retries', ARGV[a + 6], 'timeout', ARGV[a + 7], 'run_at', run_ats,
-        'created_at', NOWS, 'updated_at', NOWS, 'recoveries', '0', 'seq', seqs,
-        'unique_key', ukey)
-      redis.call('HSET', KEYS[5], ukey, id)
+  local stored = 0
+  for _ = 1, m do
+    local id, payload = ARGV[a], ARGV[a + 1]
+    local ukey = nil
+    if keyed then
+      if ARGV[a + 2] ~= '' then ukey = string.sub(ARGV[a + 2], 2) end
+      a = a + 3
     else
-      redis.call('HSET', key, 'id', id, 'task', task, 'queue', queue, 'priority', prio,
-        'state', state, 'payload', ARGV[a + 4], 'headers', ARGV[a + 5], 'attempts', '0',
-        'max_retries', ARGV[a + 6], 'timeout', ARGV[a + 7], 'run_at', run_ats,
-        'created_at', NOWS, 'updated_at', NOWS, 'recoveries', '0', 'seq', seqs)
+      a = a + 2
     end
-    all[#all + 1] = seqs
-    all[#all + 1] = id
+    local holder = ukey and redis.call('HGET', KEYS[5], ukey)
+    if holder then
+      -- Every script that ends a job frees its key, so a holder that is not active is an
+      -- entry left by damage (its record gone or rewritten): it must not block the key.
+      local st = redis.pcall('HGET', P .. 'job:' .. holder, 'state')
+      if st ~= 'scheduled' and st ~= 'ready' and st ~= 'running' then
+        redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' unique key ' .. ukey
+          .. ' was held by job ' .. holder .. ', which is not active: taken over')
+        holder = nil
+      end
+    end
+    k = k + 1
+    local key = jobkeys[k]
+    local exists = seen[key]
+    if one_by_one and not exists then exists = redis.call('EXISTS', key) == 1 end
+    if holder then
+      out[#out + 1] = holder
+    elseif exists then
+      out[#out + 1] = id
+    else
+      seen[key] = true
+      seq = seq + 1
+      local seqs = tostring(seq)
+      if ukey then
+        redis.call('HSET', key, 'id', id, 'task', task, 'queue', queue, 'priority', prio,
+          'state', state, 'payload', payload, 'headers', headers, 'attempts', '0',
+          'max_retries', retries, 'timeout', timeout, 'run_at', run_ats,
+          'created_at', NOWS, 'updated_at', NOWS, 'recoveries', '0', 'seq', seqs,
+          'unique_key', ukey)
+        redis.call('HSET', KEYS[5], ukey, id)
+      else
+        redis.call('HSET', key, 'id', id, 'task', task, 'queue', queue, 'priority', prio,
+          'state', state, 'payload', payload, 'headers', headers, 'attempts', '0',
+          'max_retries', retries, 'timeout', timeout, 'run_at', run_ats,
+          'created_at', NOWS, 'updated_at', NOWS, 'recoveries', '0', 'seq', seqs)
+      end
+      all[#all + 1] = seqs
+      all[#all + 1] = id
+      if l then
+        l[#l + 1] = run_ats
+        l[#l + 1] = string.format('%016x', seq) .. id
+      else
+        sched[#sched + 1] = run_ats
+        sched[#sched + 1] = id
+      end
+      stored = stored + 1
+      out[#out + 1] = ''
+    end
+  end
+  if l and #l == 0 then lanes[lane] = nil end  -- every job of the run existed already
+  if stored > 0 then
     local field = state .. ':' .. prio .. ':' .. queue
-    counts[field] = (counts[field] or 0) + 1
-    local lane = prio .. #queue .. ':' .. queue .. task
+    counts[field] = (counts[field] or 0) + stored
     local t = touched[lane]
     if not t then
       t = {ready = 0}
       touched[lane] = t
     end
-    if state == 'ready' then
-      local l = lanes[lane]
-      if not l then
-        l = {}
-        lanes[lane] = l
-      end
-      l[#l + 1] = run_ats
-      l[#l + 1] = string.format('%016x', seq) .. id
-      t.ready = t.ready + 1
-    else
-      sched[#sched + 1] = run_ats
-      sched[#sched + 1] = id
-      if not t.due or run_at < t.due then t.due = run_at end
+    if l then
+      t.ready = t.ready + stored
+    elseif not t.due or run_at < t.due then
+      t.due = run_at
     end
-    out[#out + 1] = ''
   end
 end
 

@@ -8,7 +8,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.backends.redis import codec
+import orjson
+from redis import Redis
+
+from conveyor.backends.redis import wire
 from conveyor.backends.redis.connection import RedisConnection, translated
 from conveyor.backends.redis.keys import Keys
 from conveyor.backends.redis.scripts import load_all, script
@@ -17,6 +20,10 @@ from conveyor.job import EnqueueResult, NewJob
 #: Jobs per enqueue script call: bigger batches are split (and pipelined), so one call
 #: never blocks Redis for long.
 ENQUEUE_CHUNK = 1000
+#: From twice this many jobs, a sync batch is sent as script calls of this many jobs in
+#: one pipeline, so Redis stores a part while this process packs the next and reads the
+#: replies of the last (a batch of 1,000: four calls, one round trip).
+PIPELINED_PART = 250
 
 
 @functools.cache
@@ -27,12 +34,65 @@ def enqueue_keys(k: Keys) -> tuple[str, ...]:
 
 
 def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
-    """enqueue.lua's ARGV after the prefix and now: the count, then each job's fields."""
+    """enqueue.lua's ARGV after the prefix and now: the count, then the jobs as runs of
+    consecutive jobs that share every option (one run for a batch of one task's calls):
+    the run's options once, then each job's id and payload (and unique key, when one of
+    the run's jobs has one)."""
     args: list[Any] = [len(jobs)]
-    job_args = codec.job_args
-    for job in jobs:
-        args += job_args(job)
+    count = len(jobs)
+    start = 0
+    while start < count:
+        first = jobs[start]
+        end = start + 1
+        while end < count and _same_run(first, jobs[end]):
+            end += 1
+        run = jobs[start:end] if start or end < count else jobs
+        keyed = any(job.unique_key is not None for job in run)
+        args += (
+            end - start,
+            first.task,
+            first.queue,
+            int(first.priority),
+            # Header values were checked when the job was built (JSON types, no NaN).
+            orjson.dumps(first.headers) if first.headers else "{}",
+            first.max_retries,
+            repr(float(first.timeout)),
+            _due(first),
+            "1" if keyed else "",
+        )
+        if keyed:
+            for job in run:
+                args += (
+                    job.id,
+                    job.payload,
+                    "" if job.unique_key is None else "u" + job.unique_key,
+                )
+        else:
+            for job in run:
+                args += (job.id, job.payload)
+        start = end
     return args
+
+
+def _same_run(a: NewJob, b: NewJob) -> bool:
+    """Whether ``b`` can share ``a``'s run: every field but the id, payload and unique key."""
+    return (
+        a.task == b.task
+        and a.queue == b.queue
+        and a.priority == b.priority
+        and a.max_retries == b.max_retries
+        and a.timeout == b.timeout
+        and a.run_at == b.run_at
+        and a.delay == b.delay
+        and a.headers == b.headers
+    )
+
+
+def _due(job: NewJob) -> str:
+    # "+" marks a delay: enqueue.lua adds the server's now, never this host's clock.
+    if job.run_at is not None:
+        return repr(float(job.run_at))
+    return "" if job.delay is None else "+" + repr(float(job.delay))
 
 
 def results(jobs: Sequence[NewJob], reply: list[bytes]) -> list[EnqueueResult]:
@@ -72,9 +132,38 @@ async def enqueue(conn: RedisConnection, jobs: Sequence[NewJob]) -> list[Enqueue
 
 
 def enqueue_sync(conn: RedisConnection, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-    """`enqueue` on the sync client, one script call per chunk."""
+    """`enqueue` on the sync client: a small batch in one script call; a big one in parts
+    of `PIPELINED_PART` jobs sent in one pipeline on a plain client (`wire.packable`), else
+    one script call per `ENQUEUE_CHUNK` jobs."""
     keys = enqueue_keys(conn.keys)
+    if len(jobs) >= 2 * PIPELINED_PART and not conn.target.wait_replicas:
+        with translated(conn.target):
+            client = conn.sync()
+        if wire.packable(client):
+            return _pipelined_sync(conn, client, keys, jobs)
     out: list[EnqueueResult] = []
     for chunk in _chunks(jobs):
         out += results(chunk, conn.run_sync("enqueue", keys, *enqueue_args(chunk)))
+    return out
+
+
+def _pipelined_sync(
+    conn: RedisConnection, client: Redis, keys: tuple[str, ...], jobs: Sequence[NewJob]
+) -> list[EnqueueResult]:
+    parts = [jobs[i : i + PIPELINED_PART] for i in range(0, len(jobs), PIPELINED_PART)]
+    sha, base = script("enqueue").sha, conn.keys.base
+    calls = (wire.pack(sha, keys, [base, conn.now(), *enqueue_args(part)]) for part in parts)
+    with translated(conn.target):
+        replies = wire.call_many_sync(client, calls)
+    out: list[EnqueueResult] = []
+    for part, reply in zip(parts, replies, strict=True):
+        # NOSCRIPT (a restarted server) or an error: this part again as one call, which
+        # loads a missing script and explains an error (an ACL denial) as every script
+        # call does. Its jobs are stored once: enqueue.lua skips an id already stored.
+        got = (
+            conn.run_sync("enqueue", keys, *enqueue_args(part))
+            if isinstance(reply, Exception)
+            else reply
+        )
+        out += results(part, got)
     return out

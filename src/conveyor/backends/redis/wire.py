@@ -19,14 +19,14 @@ not know (a restart, SCRIPT FLUSH) is loaded and the call repeated by `scripts.r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError
+from redis.exceptions import DataError, ResponseError
 
 
 @lru_cache(maxsize=512)
@@ -107,6 +107,45 @@ def call_sync(client: Redis, packed: bytes) -> Any:
         finally:
             pool.release(conn)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def call_many_sync(client: Redis, calls: Iterable[bytes]) -> list[Any]:
+    """Send packed calls back to back on one connection, then read their replies, in
+    order: a pipeline, where the server runs the first call while the next is packed
+    (``calls`` may be a generator). An error reply is returned in its call's place, not
+    raised, so the caller can deal with each; a dropped connection sends them all once
+    more on a fresh one, as `call_sync` does (at least once: a call may have run)."""
+    pool = client.connection_pool
+    sent: list[bytes] = []
+    for attempt in (1, 2):
+        conn = pool.get_connection()
+        try:
+            if attempt == 1:
+                for packed in calls:
+                    sent.append(packed)
+                    conn.send_packed_command([packed])  # type: ignore[no-untyped-call]
+            else:
+                sent.extend(calls)  # what was not packed before the drop
+                conn.send_packed_command(sent)  # type: ignore[no-untyped-call]
+            return [_reply(conn) for _ in sent]
+        except RedisConnectionError:
+            conn.disconnect()  # type: ignore[no-untyped-call]
+            if attempt == 2:
+                raise
+        except BaseException:
+            # Replies may be left unread: the next user of this connection must not get them.
+            conn.disconnect()  # type: ignore[no-untyped-call]
+            raise
+        finally:
+            pool.release(conn)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _reply(conn: Any) -> Any:
+    try:
+        return conn.read_response()
+    except ResponseError as exc:
+        return exc
 
 
 async def call(client: AsyncRedis, packed: bytes) -> Any:
