@@ -26,6 +26,9 @@ class JobHandle(Generic[R]):
     so this handle points at that job instead of a new one.
     """
 
+    # One handle per enqueued job, thousands per `enqueue_many`: no per-object dict.
+    __slots__ = ("app", "existing", "id")
+
     def __init__(self, app: Conveyor, job_id: str, *, existing: bool = False) -> None:
         self.app = app
         self.id = job_id
