@@ -136,7 +136,9 @@ def enqueue_sync(conn: RedisConnection, jobs: Sequence[NewJob]) -> list[EnqueueR
     of `PIPELINED_PART` jobs sent in one pipeline on a plain client (`wire.packable`), else
     one script call per `ENQUEUE_CHUNK` jobs."""
     keys = enqueue_keys(conn.keys)
-    if len(jobs) >= 2 * PIPELINED_PART and not conn.target.wait_replicas:
+    if len(jobs) < 2 * PIPELINED_PART:  # a single enqueue(), say: one call, as it is
+        return results(jobs, conn.run_sync("enqueue", keys, *enqueue_args(jobs)))
+    if not conn.target.wait_replicas:
         with translated(conn.target):
             client = conn.sync()
         if wire.packable(client):
