@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -346,6 +347,10 @@ def worker(
         if metrics_port is None
         else MetricsEndpoint(metrics_port, metrics_host, metrics_refresh)
     )
+    # What start-up made (modules, the app, its tasks) lives as long as the process: out of
+    # the collector's sight, a full collection while jobs run looks at their objects only
+    # (tens of milliseconds less per collection; a collection first would cost as much).
+    gc.freeze()
     code = run_loop(
         with_scheduler(
             run_worker(
