@@ -119,7 +119,9 @@ async def test_bytes_that_are_not_utf8_quarantine_one_job(
     assert stats[(dead_queue, Priority.NORMAL)].get(State.DEAD) == 1
 
 
-@pytest.mark.parametrize("field", ["id", "task", "payload", "headers", "timeout", "state"])
+@pytest.mark.parametrize(
+    "field", ["task", "payload", "timeout", "max_retries", "run_at", "created_at", "state"]
+)
 async def test_a_missing_field_quarantines_one_job(
     backend: RedisBackend, raw: Redis, field: str
 ) -> None:
@@ -133,6 +135,25 @@ async def test_a_missing_field_quarantines_one_job(
     record = await backend.get(bad)
     assert record is not None and record.state is State.DEAD
     assert record.unreadable is not None or field == "state"
+
+
+async def test_fields_at_their_first_value_may_be_left_out(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    # A queued job's record need not hold its id (the key's), attempts and recoveries (0),
+    # headers ({}) or updated_at (created_at): each is read as that value.
+    healthy, lean = await five_jobs(backend)
+    key = backend.keys.job(lean)
+    raw.hset(key, "headers", "{}")
+    raw.hdel(key, "id", "attempts", "recoveries", "headers", "updated_at")
+    record = await backend.get(lean)
+    assert record is not None and record.id == lean
+    assert (record.attempts, record.recoveries, record.headers) == (0, 0, {})
+    assert record.updated_at == record.created_at
+    claimed = await claim_all(backend)
+    assert sorted(j.id for j in claimed) == sorted([*healthy, lean])
+    [job] = [j for j in claimed if j.id == lean]
+    assert job.attempts == 1 and job.unreadable is None
 
 
 async def test_an_id_field_naming_another_job_quarantines_the_record(

@@ -110,45 +110,55 @@ def stored(flat: list[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
 def record(flat: list[bytes] | dict[bytes, bytes], key_id: bytes | None = None) -> JobRecord:
     """A `JobRecord` from a job hash's HGETALL: a script's flat list or redis-py's dict.
 
-    ``key_id`` is the id in the hash's key, which the ``id`` field must repeat. Raises
-    `UnreadableRecord`, naming the first field that cannot be read, for a damaged record.
+    ``key_id`` is the id in the hash's key; an ``id`` field, which records written
+    before the lean enqueue (`DEFAULTS`) hold, must repeat it. Raises `UnreadableRecord`,
+    naming the first field that cannot be read, for a damaged record.
     """
     # One dict keyed by the raw field names: this runs once per claimed job.
     f = stored(flat)
     try:
-        job = _fast(f)
+        job = _fast(f, key_id)
     except Exception:  # noqa: BLE001 - decoded again, field by field, to name the damage
         return careful(f, key_id)
     # Cheap checks the fast decode leaves out: a finite sum means finite times, and the
     # record must be the one its key names.
     total = job.timeout + job.run_at + job.created_at + job.updated_at
-    if total - total or (key_id is not None and f[b"id"] != key_id):
+    if total - total or (key_id is not None and f.get(b"id", key_id) != key_id):
         return careful(f, key_id)
     return job
 
 
-def _fast(f: dict[bytes, bytes]) -> JobRecord:
+#: Fields enqueue.lua leaves out while they hold their first value, and what that is:
+#: a queued job's record holds only what a claim needs (the later scripts write them).
+#: ``id`` is the key's; ``updated_at`` is ``created_at``.
+DEFAULTS = {b"attempts": b"0", b"recoveries": b"0", b"headers": b"{}"}
+
+
+def _fast(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
     get = f.get
     priority = _PRIORITIES.get(f[b"priority"])
     if priority is None:  # Priority.HIGH is 0: test for None, not truth
         priority = Priority(int(f[b"priority"]))
     state = _STATES.get(f[b"state"]) or State(f[b"state"].decode())
+    created_at = float(f[b"created_at"])
+    raw_headers = get(b"headers")
+    updated = get(b"updated_at")
     return JobRecord(
-        id=f[b"id"].decode(),
+        id=(get(b"id") or key_id or f[b"id"]).decode(),
         task=f[b"task"].decode(),
         queue=f[b"queue"].decode(),
         priority=priority,
         state=state,
         payload=f[b"payload"],
-        headers=_headers(f[b"headers"]),
-        attempts=int(f[b"attempts"]),
+        headers={} if raw_headers is None else _headers(raw_headers),
+        attempts=int(get(b"attempts", 0)),
         max_retries=int(f[b"max_retries"]),
         timeout=float(f[b"timeout"]),
         run_at=float(f[b"run_at"]),
-        created_at=float(f[b"created_at"]),
-        updated_at=float(f[b"updated_at"]),
+        created_at=created_at,
+        updated_at=created_at if updated is None else float(updated),
         unique_key=_text(get(b"unique_key")),
-        recoveries=int(f[b"recoveries"]),
+        recoveries=int(get(b"recoveries", 0)),
         lease_token=_text(get(b"lease_token")),
         lease_expires_at=_float(get(b"lease_expires_at")),
         worker_id=_text(get(b"worker_id")),
@@ -218,12 +228,18 @@ def careful(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
     for name, decode in _REQUIRED:
         raw = f.get(name.encode())
         if raw is None:
+            raw = DEFAULTS.get(name.encode())
+        if raw is None and name == "id" and key_id is not None:
+            raw = key_id
+        if raw is None and name == "updated_at":
+            raw = f.get(b"created_at")
+        if raw is None:
             raise UnreadableRecord(job_id, name, "the field is missing")
         values[name] = field(job_id, name, decode, raw)
     for name, decode in _OPTIONAL:
         raw = f.get(name.encode())
         values[name] = None if raw is None else field(job_id, name, decode, raw)
-    if key_id is not None and f[b"id"] != key_id:
+    if key_id is not None and f.get(b"id", key_id) != key_id:
         raise UnreadableRecord(
             job_id, "id", f"it names job {values['id']!r}, but the record is stored as {job_id!r}"
         )
