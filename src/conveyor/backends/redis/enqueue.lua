@@ -22,7 +22,12 @@
 -- Returns: per job, "" when it was stored under its own id, else the id of the job that
 --   already existed (same unique key or same id).
 --
--- Per job only EXISTS and HSET run one by one; the index writes (all, lanes, counts,
+-- The lean record: a job hash holds what a claim needs and leaves out the fields at their
+-- first value, which readers take as that value (codec.DEFAULTS): its id (the key's),
+-- attempts and recoveries (0), headers ({}, written only when there are some) and
+-- updated_at (created_at); the scripts that change a job write them.
+--
+-- Per job only HSET runs one by one; the index writes (all, lanes, counts,
 -- scheduled) are gathered and sent as a few variadic commands at the end, and what a
 -- run's jobs share (run time, state, lane, counts field) is worked out once per run.
 -- Damage does not stop an enqueue: a counts total that is not an integer starts again
@@ -86,6 +91,7 @@ while left > 0 do
   local m, task, queue, prio = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local headers, retries, timeout, due = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
   local keyed = ARGV[a + 8] == '1'
+  local with_headers = headers ~= '{}'
   a = a + 9
   left = left - m
   local run_at, run_ats = NOW, NOWS
@@ -140,19 +146,19 @@ while left > 0 do
       seen[key] = true
       seq = seq + 1
       local seqs = tostring(seq)
+      -- The lean record: only what a claim needs (see the header). The last pair is
+      -- the unique key, else the headers, else a repeat of the first.
+      local last, value = 'task', task
       if ukey then
-        redis.call('HSET', key, 'id', id, 'task', task, 'queue', queue, 'priority', prio,
-          'state', state, 'payload', payload, 'headers', headers, 'attempts', '0',
-          'max_retries', retries, 'timeout', timeout, 'run_at', run_ats,
-          'created_at', NOWS, 'updated_at', NOWS, 'recoveries', '0', 'seq', seqs,
-          'unique_key', ukey)
+        last, value = 'unique_key', ukey
+        if with_headers then redis.call('HSET', key, 'headers', headers) end
         redis.call('HSET', KEYS[5], ukey, id)
-      else
-        redis.call('HSET', key, 'id', id, 'task', task, 'queue', queue, 'priority', prio,
-          'state', state, 'payload', payload, 'headers', headers, 'attempts', '0',
-          'max_retries', retries, 'timeout', timeout, 'run_at', run_ats,
-          'created_at', NOWS, 'updated_at', NOWS, 'recoveries', '0', 'seq', seqs)
+      elseif with_headers then
+        last, value = 'headers', headers
       end
+      redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
+        'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
+        'run_at', run_ats, 'created_at', NOWS, 'seq', seqs, last, value)
       all[#all + 1] = seqs
       all[#all + 1] = id
       if l then
