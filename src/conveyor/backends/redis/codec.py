@@ -17,24 +17,7 @@ from conveyor.backends.unreadable import (
     placeholder,
     text,
 )
-from conveyor.job import JobRecord, NewJob, Priority, State, WorkerInfo
-
-
-def job_args(job: NewJob) -> list[Any]:
-    """The 10 ARGV fields enqueue.lua reads per job."""
-    return [
-        job.id,
-        job.task,
-        job.queue,
-        int(job.priority),
-        job.payload,
-        # Header values were checked when the job was built (JSON types, no NaN).
-        orjson.dumps(job.headers) if job.headers else "{}",
-        job.max_retries,
-        repr(float(job.timeout)),
-        _due(job),
-        "" if job.unique_key is None else "u" + job.unique_key,
-    ]
+from conveyor.job import JobRecord, Priority, State, WorkerInfo
 
 
 def log_texts(error: str | None, traceback: str | None) -> str:
@@ -62,13 +45,6 @@ def attempt_log(raw: bytes) -> tuple[Attempt, ...]:
 def progress(raw: bytes) -> JobProgress | None:
     """A job hash's ``progress``, or None when it cannot be read."""
     return parse_progress(raw.decode("utf-8", "replace"))
-
-
-def _due(job: NewJob) -> str:
-    # "+" marks a delay: enqueue.lua adds the server's now, never this host's clock.
-    if job.run_at is not None:
-        return repr(float(job.run_at))
-    return "" if job.delay is None else "+" + repr(float(job.delay))
 
 
 #: Field values to enum members without an enum call per job (unknown ones fall back).
