@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import huey as huey_pkg
 from huey import SqliteHuey
@@ -43,10 +42,12 @@ def drain(jobs: int, workers: int) -> float:
     """Queue ``jobs`` no-ops, then time a consumer process until the queue is empty."""
     for i in range(jobs):
         noop(i)
-    consumer = Path(sys.executable).with_name("huey_consumer")
+    # The console script's first line names the interpreter it was installed with, which
+    # is gone once a virtualenv is copied or moved: run its module with this one instead.
+    consumer = [sys.executable, "-m", "huey.bin.huey_consumer"]
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [str(consumer), "huey_peer.huey", "-w", str(workers), "-k", "thread", "-q"],
+        [*consumer, "huey_peer.huey", "-w", str(workers), "-k", "thread", "-q"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

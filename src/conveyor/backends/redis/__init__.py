@@ -15,7 +15,9 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
                               seq (enqueue order); once written, attempt_log (JSON array
                               of the attempts that did not succeed, the last
                               attempts.KEEP: fail.lua, recover.lua) and progress (JSON of
-                              the latest report: progress.lua)
+                              the latest report: progress.lua). enqueue.lua leaves out id,
+                              attempts, recoveries, updated_at and empty headers
+                              (codec.DEFAULTS: the key's id, 0, 0, created_at, {})
   {P}:seq               STRING enqueue counter (FIFO across queues)
   {P}:all               ZSET  seq -> id: every job, for newest-first queries
   {P}:ready:<lane>      ZSET  run_at -> %016x(seq)<id>: ready jobs of one lane, where
