@@ -25,12 +25,8 @@ from .support import REPORTS, PgServer
 @pytest.fixture(scope="package")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server (appendonly yes, fsync every second) for the chaos tests."""
-    server = RedisServer(tmp_path_factory.mktemp("chaos-redis"))
-    server.start()
-    try:
+    with RedisServer(tmp_path_factory.mktemp("chaos-redis")).running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -7,11 +7,13 @@ when ``CI`` is set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,15 @@ class RedisServer:
             socket_timeout=5,
             socket_connect_timeout=2,
         )
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[RedisServer]:
+        """Started for the block and stopped after it, also when the block fails."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server (appendonly yes unless overridden) and wait until it answers."""

@@ -168,12 +168,8 @@ def test_a_batch_with_one_bad_call_stores_nothing(
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     # A server of its own: the tests below flush its scripts and drop its connections.
-    s = RedisServer(tmp_path_factory.mktemp("enqueue-runs"))
-    s.start()
-    try:
+    with RedisServer(tmp_path_factory.mktemp("enqueue-runs")).running() as s:
         yield s
-    finally:
-        s.stop()
 
 
 def test_a_server_that_lost_its_scripts_still_stores_a_pipelined_batch_once(

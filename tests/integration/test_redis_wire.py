@@ -39,12 +39,8 @@ def sha(source: str) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     # A server of its own: these tests flush its script cache and close its connections.
-    s = RedisServer(tmp_path_factory.mktemp("wire"))
-    s.start()
-    try:
+    with RedisServer(tmp_path_factory.mktemp("wire")).running() as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
