@@ -2,7 +2,8 @@
 
 The CLI's verbs are a table (`conveyor.cli.VERBS`): a verb's module, and what it imports
 (rich tables, the dashboard's server, the exporters, the debug client, ...), is imported only
-when that verb runs or shows its own help. These tests run the real ``python -m conveyor``
+when that verb runs or shows its own help; the package root loads a public name's module on
+its first use. These tests run the real ``python -m conveyor``
 in a fresh interpreter and read ``sys.modules`` when it exits; they assert what is loaded,
 never how long it took (the timings are in the issue's report).
 """
@@ -101,6 +102,46 @@ def test_conveyor_help_lists_every_verb_and_imports_none_of_them(tmp_path: Path)
     assert not imported, f"{imported}: a command is registered in conveyor.cli.VERBS, not imported"
     for package in HEAVY:
         assert not _under(loaded, package), f"conveyor --help loaded {package}"
+
+
+def test_conveyor_help_loads_no_app_settings_or_store_code(tmp_path: Path) -> None:
+    # `import conveyor` loads a public name's module on its first use only
+    done, loaded = conveyor_loads(tmp_path, "--help")
+    assert done.returncode == 0, done.stderr
+    for package in ("conveyor.app", "conveyor.settings", "conveyor.backends", "pydantic"):
+        assert not _under(loaded, package), f"conveyor --help loaded {package}"
+
+
+def test_every_public_name_is_importable_from_the_package_root() -> None:
+    script = (
+        "import conveyor, sys\n"
+        "assert 'conveyor.app' not in sys.modules\n"
+        "names = {n: getattr(conveyor, n) for n in conveyor.__all__}\n"
+        "from conveyor import *  # noqa: F403\n"
+        "assert Conveyor is names['Conveyor'] and 'Worker' in dir(conveyor)\n"
+        "try:\n"
+        "    conveyor.NoSuchName\n"
+        "except AttributeError as exc:\n"
+        "    assert 'NoSuchName' in str(exc)\n"
+        "else:\n"
+        "    raise SystemExit('an unknown name did not raise')\n"
+        "app = conveyor.Conveyor('memory://')\n"
+        "app.eager = True\n"
+        "@app.task\n"
+        "def add(a: int, b: int) -> int:\n"
+        "    return a + b\n"
+        "assert add.enqueue(1, 2).state() is conveyor.State.SUCCEEDED\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_worker_help_imports_the_worker_verb_only(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
+from conveyor import composition
 from conveyor.backends.base import transactions_for
 from conveyor.errors import ConfigError
 from conveyor.handle import JobHandle
@@ -46,16 +47,10 @@ class EagerRunner(Protocol):
         ...
 
 
-#: Makes the eager runner of an app that was given none (``app.eager = True`` on a plain
-#: app). The package root wires the one from `conveyor.testing` (`set_default_eager`),
-#: imported on first use: the app itself never imports what sits above it.
-_default_eager: Callable[[], EagerRunner] | None = None
-
-
 def set_default_eager(factory: Callable[[], EagerRunner] | None) -> None:
-    """Set what makes an eager runner for apps that were given none."""
-    global _default_eager  # noqa: PLW0603 - one composition hook, set by `conveyor/__init__`
-    _default_eager = factory
+    """Set what makes an eager runner for apps that were given none (the package root
+    sets `conveyor.testing`'s: `conveyor.composition`)."""
+    composition.default_eager = factory
 
 
 def build_job(app: Conveyor, spec: JobSpec) -> NewJob:
@@ -285,13 +280,14 @@ async def store_async(
 def eager_runner(app: Conveyor) -> EagerRunner:
     """The app's eager runner, made by the default factory on first use."""
     if app.eager_runner is None:
-        if _default_eager is None:
+        factory = composition.default_eager
+        if factory is None:
             raise ConfigError(
                 "app.eager is true but this app has no eager runner: eager mode comes "
                 "from conveyor.testing. Use `with eager(app):`, "
                 "make_test_app(eager=True), or `with use_memory_backend(app):`"
             )
-        app.eager_runner = _default_eager()
+        app.eager_runner = cast("EagerRunner", factory())
     return app.eager_runner
 
 
