@@ -94,19 +94,10 @@ def packable(client: Redis | AsyncRedis) -> bool:
 
 def call_sync(client: Redis, packed: bytes) -> Any:
     """Send a packed call and read its reply (an error reply is raised, as redis-py does)."""
-    pool = client.connection_pool
-    for attempt in (1, 2):
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command([packed])  # type: ignore[no-untyped-call]
-            return conn.read_response()
-        except RedisConnectionError:
-            conn.disconnect()  # type: ignore[no-untyped-call]
-            if attempt == 2:
-                raise
-        finally:
-            pool.release(conn)
-    raise AssertionError("unreachable")  # pragma: no cover
+    [reply] = call_many_sync(client, (packed,))
+    if isinstance(reply, ResponseError):
+        raise reply
+    return reply
 
 
 def call_many_sync(client: Redis, calls: Iterable[bytes]) -> list[Any]:
