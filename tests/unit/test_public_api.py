@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import conveyor
 import conveyor.testing
 
@@ -67,6 +69,13 @@ def test_every_public_name_exists_and_has_a_docstring() -> None:
         if inspect.isclass(value):
             # a class's own docstring, not one inherited from a base
             assert value.__doc__, f"conveyor.{name} has no docstring of its own"
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    # The root loads a public name's module on first use; any other name is not there.
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        _ = conveyor.NoSuchName
+    assert "Worker" in dir(conveyor)
 
 
 def test_star_import_gives_exactly_all() -> None:

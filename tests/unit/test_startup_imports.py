@@ -112,38 +112,6 @@ def test_conveyor_help_loads_no_app_settings_or_store_code(tmp_path: Path) -> No
         assert not _under(loaded, package), f"conveyor --help loaded {package}"
 
 
-def test_every_public_name_is_importable_from_the_package_root() -> None:
-    script = (
-        "import conveyor, sys\n"
-        "assert 'conveyor.app' not in sys.modules\n"
-        "names = {n: getattr(conveyor, n) for n in conveyor.__all__}\n"
-        "from conveyor import *  # noqa: F403\n"
-        "assert Conveyor is names['Conveyor'] and 'Worker' in dir(conveyor)\n"
-        "try:\n"
-        "    conveyor.NoSuchName\n"
-        "except AttributeError as exc:\n"
-        "    assert 'NoSuchName' in str(exc)\n"
-        "else:\n"
-        "    raise SystemExit('an unknown name did not raise')\n"
-        "app = conveyor.Conveyor('memory://')\n"
-        "app.eager = True\n"
-        "@app.task\n"
-        "def add(a: int, b: int) -> int:\n"
-        "    return a + b\n"
-        "assert add.enqueue(1, 2).state() is conveyor.State.SUCCEEDED\n"
-        "print('ok')\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
-
-
 def test_worker_help_imports_the_worker_verb_only(tmp_path: Path) -> None:
     done, loaded = conveyor_loads(tmp_path, "worker", "--help")
     assert done.returncode == 0, done.stderr
