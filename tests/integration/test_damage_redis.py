@@ -11,6 +11,7 @@ a logged error, its key kept as it is.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from redis import Redis
@@ -47,7 +48,13 @@ LANE = "17:defaultapp.work"  # normal priority, queue "default", task "app.work"
 
 
 def lane_key(backend: RedisBackend, lane: str = LANE) -> str:
+    """A lane's ZSET part: jobs already due, released, recovered or retried."""
     return f"{backend.keys.base}ready:{lane}"
+
+
+def fifo_key(backend: RedisBackend, lane: str = LANE) -> str:
+    """A lane's LIST part: jobs enqueued to run now."""
+    return f"{backend.keys.base}fifo:{lane}"
 
 
 # -- records that cannot be decoded: quarantined -------------------------------------------
@@ -194,7 +201,7 @@ async def test_a_record_without_a_usable_queue_or_priority_is_dropped_and_kept(
     # and its record is exactly as it was
     await assert_healthy_run(backend, claimed, healthy)
     assert raw.hgetall(key) == before
-    assert raw.exists(lane_key(backend)) == 0
+    assert raw.exists(lane_key(backend), fifo_key(backend)) == 0
     assert bad in errors(caplog) and "record kept" in errors(caplog)
     await assert_reads_work(backend, bad, field)
     stats = {(s.queue, s.priority): s.counts for s in await backend.admin.stats()}
@@ -412,10 +419,13 @@ async def test_damage_to_running_jobs_stops_neither_the_reaper_nor_acknowledgeme
     # Retrying a dead record that names no queue leaves it dead
     raw.hdel(k.job(renumbered), "queue")
     assert await backend.admin.retry_dead([renumbered]) == 0
-    # Cancelling a ready job with a damaged seq works; its lane entry is dropped later
-    [late] = [r.id for r in await backend.enqueue([job(9)])]
-    raw.hset(k.job(late), "seq", "garbage")
-    assert await backend.admin.cancel(late)
+    # Cancelling a ready job with a damaged seq works: a job to run now leaves its lane at
+    # once, an already due one (the lane's ZSET part) leaves a stale entry dropped later
+    [now, due] = [r.id for r in await backend.enqueue([job(9), job(10, run_at=time.time() - 1)])]
+    for cancelled in (now, due):
+        raw.hset(k.job(cancelled), "seq", "garbage")
+        assert await backend.admin.cancel(cancelled)
+    assert raw.exists(fifo_key(backend)) == 0 and raw.zcard(lane_key(backend)) == 1
     assert await claim_all(backend) == []
     assert raw.exists(lane_key(backend)) == 0 and "stale entry" in errors(caplog)
 
@@ -443,17 +453,21 @@ async def test_acknowledging_a_job_damaged_while_it_ran_is_fenced_or_drops_it(
     assert raw.hget(k.job(third.id), "state") == b"running"
 
 
+@pytest.mark.parametrize("part", ["fifo", "ready"])
 async def test_a_ready_lane_key_of_another_type_is_reset(
-    backend: RedisBackend, raw: Redis, caplog: pytest.LogCaptureFixture
+    backend: RedisBackend, raw: Redis, caplog: pytest.LogCaptureFixture, part: str
 ) -> None:
-    ids = [r.id for r in await backend.enqueue([job(n) for n in range(2)])]
-    raw.delete(lane_key(backend))
-    raw.set(lane_key(backend), "garbage")  # the two jobs' entries are gone with it
+    # A lane's LIST part holds jobs enqueued to run now, its ZSET part jobs already due.
+    due = {"run_at": time.time() - 60} if part == "ready" else {}
+    key = fifo_key(backend) if part == "fifo" else lane_key(backend)
+    ids = [r.id for r in await backend.enqueue([job(n, **due) for n in range(2)])]
+    raw.delete(key)
+    raw.set(key, "garbage")  # the two jobs' entries are gone with it
     assert await claim_all(backend) == []
-    assert "was not a ZSET" in errors(caplog) and raw.exists(lane_key(backend)) == 0
+    assert f"its {part}: key held another type" in errors(caplog) and raw.exists(key) == 0
     # Enqueues into that lane and claims go on; the jobs the damage hid are still on record
-    raw.set(lane_key(backend), "garbage")
-    [again] = [r.id for r in await backend.enqueue([job(3)])]
+    raw.set(key, "garbage")
+    [again] = [r.id for r in await backend.enqueue([job(3, **due)])]
     claimed = await claim_all(backend)
     await assert_healthy_run(backend, claimed, [again])
     for job_id in ids:

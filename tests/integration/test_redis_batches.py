@@ -6,6 +6,7 @@ job in the batch changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from redis import Redis
 
@@ -31,12 +32,16 @@ async def totals(backend: RedisBackend) -> dict[tuple[str, Priority, State], int
 async def test_every_job_of_a_full_chunk_reaches_its_lane(
     backend: RedisBackend, raw: Redis
 ) -> None:
-    # Given one call of 1,000 jobs into one lane (2,000 ZADD arguments: two slices)
-    ids = [r.id for r in await backend.enqueue([job(n) for n in range(1000)])]
-    # Then the lane holds all of them, and they are claimed in order
+    # Given one call of 1,000 jobs to run now (the lane's LIST part) and one of 1,000 jobs
+    # already due (its ZSET part: 2,000 ZADD arguments, two slices)
+    fresh = [r.id for r in await backend.enqueue([job(n) for n in range(1000)])]
+    due = time.time() - 60
+    late = [r.id for r in await backend.enqueue([job(n, run_at=due) for n in range(1000)])]
+    # Then the lane holds all of them, and they are claimed in (run_at, enqueue) order
+    assert raw.llen(f"{backend.keys.base}fifo:{LANE}") == 1000
     assert raw.zcard(f"{backend.keys.base}ready:{LANE}") == 1000
-    claimed = await backend.claim("w", Routing(), 1000, 30.0)
-    assert [j.id for j in claimed] == ids
+    claimed = await backend.claim("w", Routing(), 2000, 30.0)
+    assert [j.id for j in claimed] == late + fresh
 
 
 async def test_a_batch_of_claims_and_acknowledgements_is_counted_job_by_job(

@@ -20,8 +20,12 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
                               (codec.DEFAULTS: the key's id, 0, 0, created_at, {})
   {P}:seq               STRING enqueue counter (FIFO across queues)
   {P}:all               ZSET  seq -> id: every job, for newest-first queries
-  {P}:ready:<lane>      ZSET  run_at -> %016x(seq)<id>: ready jobs of one lane, where
+  {P}:fifo:<lane>       LIST  ids of one lane's jobs enqueued to run now, in enqueue
+                              order (their run_at and seq grow along it), where
                               lane = <priority digit><len(queue)>:<queue><task>
+  {P}:ready:<lane>      ZSET  run_at -> %016x(seq)<id>: the lane's other ready jobs (due,
+                              released, recovered, retried); claim takes from both parts
+                              in (run_at, seq) order
   {P}:lanes             SET   the non-empty lanes (claim matches routing against these,
                               so glob patterns see queues created later)
   {P}:scheduled         ZSET  run_at -> id: delayed jobs and retries, promoted by claim

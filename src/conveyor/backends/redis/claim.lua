@@ -6,7 +6,7 @@
 -- Damage costs one entry: a lane member that is not a lane, an id whose job key is
 -- missing or not a hash, or a record without a usable priority and queue is dropped from
 -- the index (a job key is kept as it is) and noted; an entry for a job in another state
--- is dropped as stale; a lane key that is not a ZSET (so it holds no entry) is deleted. A record whose `state` or
+-- is dropped as stale; a lane key of the wrong type (so it holds no entry) is deleted. A record whose `state` or
 -- `attempts` is damaged is leased all the same and reported, so the caller quarantines it
 -- (quarantine.lua) with the rest of the batch unharmed.
 --
@@ -89,9 +89,11 @@ local EXPIRES, NOWS = num(expires), num(NOW)
 -- Lease one ready entry; false when it was dropped as damaged or stale. The record is
 -- read first (one HGETALL, which also tells a missing key or one of another type) and
 -- returned as read: the caller applies this call's writes to it (see Returns).
--- Lane entries taken, per lane key, removed in one ZREM per lane (`drop_taken`) before
--- any lane is read again; leases added, in one ZADD at the end.
+-- Lane entries taken are removed before any lane is read again (`drop_taken`): per ZSET
+-- part, its members in one ZREM; per LIST part, the entries taken from its head in one
+-- LTRIM. Leases are added in one ZADD at the end.
 local taken = {}
+local popped = {}
 local leases = {}
 local function drop_taken()
   for key, members in pairs(taken) do
@@ -99,20 +101,15 @@ local function drop_taken()
       redis.call('ZREM', key, unpack(members, j, math.min(j + 999, #members)))
     end
   end
-  taken = {}
+  for key, n in pairs(popped) do
+    redis.call('LTRIM', key, n, -1)
+  end
+  taken, popped = {}, {}
 end
 
-local function lease(l, m)
+local function lease(l, id)
   local lane, prio, queue = l[1], l[2], l[3]
-  local id = string.sub(m, 17)
   local key = job_key(id)
-  local lane_key = P .. 'ready:' .. lane
-  local t = taken[lane_key]
-  if not t then
-    t = {}
-    taken[lane_key] = t
-  end
-  t[#t + 1] = m
   local h = redis.pcall('HGETALL', key)
   if failed(h) then
     note('ready job ' .. id .. ': its key is not a hash (kept); dropped from lane ' .. lane)
@@ -183,45 +180,103 @@ local function lease(l, m)
   return true
 end
 
+-- A source is one part of a lane: {lane, key, entries, next, list}, where a LIST part's
+-- entries are ids and a ZSET part's are member, score pairs. `take` removes its next
+-- entry (later, in drop_taken) and leases that job.
+local function take(src)
+  local id
+  if src[5] then
+    id = src[3][src[4]]
+    src[4] = src[4] + 1
+    popped[src[2]] = (popped[src[2]] or 0) + 1
+  else
+    local m = src[3][src[4]]
+    src[4] = src[4] + 2
+    id = string.sub(m, 17)
+    local t = taken[src[2]]
+    if not t then
+      t = {}
+      taken[src[2]] = t
+    end
+    t[#t + 1] = m
+  end
+  return lease(src[1], id)
+end
+
+-- The order of a source's next entry: run_at, then seq as 16 hex digits (a ZSET member's
+-- first 16 characters). A LIST entry's are read from its record; a record that cannot
+-- give them (damage) sorts first, and lease() drops it.
+local function head(src)
+  local i, entries = src[4], src[3]
+  if not src[5] then return {tonumber(entries[i + 1]), string.sub(entries[i], 1, 16)} end
+  local f = redis.pcall('HMGET', job_key(entries[i]), 'run_at', 'seq')
+  if failed(f) then return {-math.huge, ''} end
+  return {number(f[1]) or -math.huge, string.format('%016x', number(f[2]) or 0)}
+end
+
+local function before(x, y)
+  return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2])
+end
+
+-- A lane's two parts: its ZSET (read with scores) and its LIST of jobs to run now.
+local PARTS = {{'ready:', false}, {'fifo:', true}}
+
 for p = 1, 3 do
   local lanes = by_prio[p]
   -- Entries dropped as damage do not use up the limit: take more candidates.
   while #lanes > 0 and leased < limit do
     local need = limit - leased
-    -- The best `need` jobs of this priority are among the first `need` of each lane.
-    local cands = {}
+    -- The best `need` jobs of this priority are among the first `need` of each part.
+    local sources = {}
     for _, l in ipairs(lanes) do
-      local top = {}
-      if not l.gone then
-        top = redis.pcall('ZRANGE', P .. 'ready:' .. l[1], 0, need - 1, 'WITHSCORES')
-      end
-      if failed(top) then
-        note('ready lane ' .. l[1] .. ' was not a ZSET: removed')
-        redis.call('DEL', P .. 'ready:' .. l[1])
-        redis.call('SREM', KEYS[1], l[1])
-        l.gone = true
-      else
-        for j = 1, #top, 2 do
-          cands[#cands + 1] = {tonumber(top[j + 1]), top[j], l}
+      for _, part in ipairs(PARTS) do
+        local key = P .. part[1] .. l[1]
+        local got
+        if part[2] then
+          got = redis.pcall('LRANGE', key, 0, need - 1)
+        else
+          got = redis.pcall('ZRANGE', key, 0, need - 1, 'WITHSCORES')
+        end
+        if failed(got) then
+          note('ready lane ' .. l[1] .. ': its ' .. part[1] .. ' key held another type; '
+            .. 'deleted')
+          redis.call('DEL', key)
+        elseif #got > 0 then
+          sources[#sources + 1] = {l, key, got, 1, part[2]}
         end
       end
     end
-    if #cands == 0 then break end
-    if #lanes > 1 then
-      table.sort(cands, function(x, y)
-        if x[1] ~= y[1] then return x[1] < y[1] end
-        return x[2] < y[2]
-      end)
-    end
-    local dropped = false
-    for j = 1, math.min(need, #cands) do
-      if not lease(cands[j][3], cands[j][2]) then dropped = true end
+    if #sources == 0 then break end
+    local dropped, n = false, 0
+    if #sources == 1 then
+      -- One part holds this priority's work (the usual case): its order is the order.
+      local src = sources[1]
+      while n < need and src[4] <= #src[3] do
+        n = n + 1
+        if not take(src) then dropped = true end
+      end
+    else
+      -- Merge the parts by (run_at, seq), reading each part's next entry only when the
+      -- one before it is taken.
+      local heads = {}
+      for i, src in ipairs(sources) do heads[i] = head(src) end
+      while n < need do
+        local best
+        for i, src in ipairs(sources) do
+          if src[4] <= #src[3] and (not best or before(heads[i], heads[best])) then best = i end
+        end
+        if not best then break end
+        n = n + 1
+        local src = sources[best]
+        if not take(src) then dropped = true end
+        if src[4] <= #src[3] then heads[best] = head(src) end
+      end
     end
     drop_taken()
     if not dropped then break end
   end
   for _, l in ipairs(lanes) do
-    if not l.gone and redis.call('EXISTS', P .. 'ready:' .. l[1]) == 0 then
+    if redis.call('EXISTS', P .. 'ready:' .. l[1], P .. 'fifo:' .. l[1]) == 0 then
       redis.call('SREM', KEYS[1], l[1])
     end
   end

@@ -11,7 +11,8 @@
 -- KEYS[6] counts     HASH "state:priority:queue" -> jobs
 -- KEYS[7] waiters    HASH parked worker -> routing and deadline (park.lua)
 -- KEYS[8] paused     SET paused queue names (read only when a worker is parked)
--- derived: job hashes, ready lanes, wake lists
+-- derived: job hashes, ready lanes (a job to run now is appended to its lane's LIST
+--   part, any other ready job added to its ZSET part: lib.lua), wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] n jobs, then the jobs as runs of jobs that share their
 --   options, each run: m (its jobs), task, queue, priority, headers (JSON), max_retries,
 --   timeout, run_at ("" = now, "+" .. seconds = that long after NOW, else a Unix time),
@@ -51,7 +52,8 @@ local n = tonumber(ARGV[3])
 local out = {}
 local all = {}        -- seq, id, seq, id, ... for KEYS[1]
 local sched = {}      -- run_at, id, ... for KEYS[4]
-local lanes = {}      -- lane -> {run_at, member, ...}
+local lanes = {}      -- lane -> {run_at, member, ...} for the lane's ZSET part
+local fifos = {}      -- lane -> {id, ...} for the lane's LIST part (jobs to run now)
 local counts = {}     -- "state:prio:queue" -> added jobs
 local touched = {}    -- lane -> {ready = n, due = earliest scheduled run_at}
 local seq = redis.call('INCRBY', KEYS[2], n) - n
@@ -105,12 +107,15 @@ while left > 0 do
   local state = 'ready'
   if run_at > NOW then state = 'scheduled' end
   local lane = prio .. #queue .. ':' .. queue .. task
-  local l
+  -- A job to run now joins the end of its lane's LIST (its run_at and seq are the
+  -- newest there); a ready job with an earlier run_at goes to the lane's ZSET.
+  local l, now_run = nil, state == 'ready' and run_ats == NOWS
   if state == 'ready' then
-    l = lanes[lane]
+    local parts = now_run and fifos or lanes
+    l = parts[lane]
     if not l then
       l = {}
-      lanes[lane] = l
+      parts[lane] = l
     end
   end
   local stored = 0
@@ -161,7 +166,9 @@ while left > 0 do
         'run_at', run_ats, 'created_at', NOWS, 'seq', seqs, last, value)
       all[#all + 1] = seqs
       all[#all + 1] = id
-      if l then
+      if now_run then
+        l[#l + 1] = id
+      elseif l then
         l[#l + 1] = run_ats
         l[#l + 1] = string.format('%016x', seq) .. id
       else
@@ -172,7 +179,9 @@ while left > 0 do
       out[#out + 1] = ''
     end
   end
-  if l and #l == 0 then lanes[lane] = nil end  -- every job of the run existed already
+  if l and #l == 0 then  -- every job of the run existed already
+    if now_run then fifos[lane] = nil else lanes[lane] = nil end
+  end
   if stored > 0 then
     local field = state .. ':' .. prio .. ':' .. queue
     counts[field] = (counts[field] or 0) + stored
@@ -190,8 +199,8 @@ while left > 0 do
 end
 
 -- Variadic writes, at most 1,000 arguments each (Lua's unpack has a stack limit).
-local function zadd(key, pairs_, from)
-  for i = from or 1, #pairs_, 1000 do
+local function zadd(key, pairs_)
+  for i = 1, #pairs_, 1000 do
     redis.call('ZADD', key, unpack(pairs_, i, math.min(i + 999, #pairs_)))
   end
 end
@@ -199,24 +208,39 @@ if #all > 0 then
   zadd(KEYS[1], all)
   zadd(KEYS[4], sched)
   local names = {}
-  for lane, l in pairs(lanes) do
-    local key = P .. 'ready:' .. lane
-    -- The usual lane gets one ZADD: its type is checked only when that fails.
-    local first = redis.pcall('ZADD', key, unpack(l, 1, math.min(1000, #l)))
-    if type(first) == 'table' and first.err then
-      local kind = redis.call('TYPE', key).ok
-      -- Any other failure (out of memory, say) fails the call: the lane is never reset
-      -- for it, since that would delete the ready entries it holds.
-      if kind == 'zset' or kind == 'none' then return first end
-      -- Damage: a lane key of another type holds no ready entry, so it is started again.
-      redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ready lane ' .. lane
-        .. ' was a ' .. kind .. ', not a ZSET: reset')
-      redis.call('DEL', key)
-      zadd(key, l)
-    else
-      zadd(key, l, 1001)
+  -- The usual lane gets one write, its type checked only when that fails. A lane key of
+  -- another type (damage) holds no ready entry, so it is started again; any other failure
+  -- (out of memory, say) fails the call: a lane is never reset for it, since that would
+  -- delete the ready entries it holds.
+  local function zadd_lane(key, items, a, b)
+    return redis.pcall('ZADD', key, unpack(items, a, b))
+  end
+  local function rpush_lane(key, items, a, b)
+    return redis.pcall('RPUSH', key, unpack(items, a, b))
+  end
+  local function write(add, key, lane, kind, items)
+    for i = 1, #items, 1000 do
+      local last = math.min(i + 999, #items)
+      local done = add(key, items, i, last)
+      if type(done) == 'table' and done.err then
+        local found = redis.call('TYPE', key).ok
+        if i > 1 or found == kind or found == 'none' then return done end
+        redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ready lane ' .. lane
+          .. ' was a ' .. found .. ', not a ' .. string.upper(kind) .. ': reset')
+        redis.call('DEL', key)
+        done = add(key, items, i, last)
+        if type(done) == 'table' and done.err then return done end
+      end
     end
     names[#names + 1] = lane
+  end
+  for lane, l in pairs(lanes) do
+    local err = write(zadd_lane, P .. 'ready:' .. lane, lane, 'zset', l)
+    if err then return err end
+  end
+  for lane, ids in pairs(fifos) do
+    local err = write(rpush_lane, P .. 'fifo:' .. lane, lane, 'list', ids)
+    if err then return err end
   end
   if #names > 0 then
     for i = 1, #names, 1000 do

@@ -8,8 +8,12 @@
 -- the KEYS the script declares (required on Redis Cluster).
 --
 -- Job hash  P.."job:"..id        fields: see codec.py (state, queue, priority, task, seq, ...)
--- Lane      P.."ready:"..lane    ZSET score=run_at member=%016x(seq)..id (FIFO on ties)
---           lane = priority digit .. #queue .. ":" .. queue .. task
+-- Lane      P.."fifo:"..lane     LIST of ids: jobs enqueued to run now, in enqueue order
+--                                (their run_at and seq both grow along the list)
+--           P.."ready:"..lane    ZSET score=run_at member=%016x(seq)..id (FIFO on ties):
+--                                every other ready job (due, released, recovered, retried)
+--           lane = priority digit .. #queue .. ":" .. queue .. task; claim.lua takes a
+--           lane's jobs from both parts in (run_at, seq) order
 -- Wake list P.."wake:"..waiter   LIST a parked worker BLPOPs on (park.lua)
 --
 -- Damage (a record or index entry another program wrote badly) costs one entry, never a
@@ -130,10 +134,14 @@ local function make_ready(lanes, id, prio, queue, task, run_at, seq)
   return lane
 end
 
+-- Take a ready job out of its lane: from the ZSET part, else from the LIST part (LREM
+-- walks the list: cancelling or deferring a ready job costs the lane's length).
 local function drop_from_lane(lanes, lane, id, seq)
-  local key = P .. 'ready:' .. lane
-  redis.call('ZREM', key, member(seq, id))
-  if redis.call('ZCARD', key) == 0 then
+  local key, fifo = P .. 'ready:' .. lane, P .. 'fifo:' .. lane
+  if redis.call('ZREM', key, member(seq, id)) == 0 then
+    redis.pcall('LREM', fifo, 1, id)
+  end
+  if redis.call('EXISTS', key, fifo) == 0 then
     redis.call('SREM', lanes, lane)
   end
 end

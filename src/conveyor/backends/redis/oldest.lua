@@ -3,7 +3,8 @@
 --
 -- KEYS[1] lanes      SET of non-empty ready lanes
 -- KEYS[2] scheduled  ZSET run_at -> id
--- derived: ready lanes, job hashes of due scheduled jobs
+-- derived: ready lanes, job hashes of due scheduled jobs and of each lane's first job to
+--   run now
 -- ARGV[1] P, ARGV[2] now
 -- Returns: flat queue, run_at pairs (each queue once).
 
@@ -15,10 +16,15 @@ end
 -- a queue) is skipped: claim.lua repairs it and says so.
 for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local _, queue = parse_lane(lane)
-  -- A lane's lowest score is its oldest run_at.
+  -- A lane's oldest run_at is its ZSET part's lowest score or its LIST part's first job's.
   local first = redis.pcall('ZRANGE', P .. 'ready:' .. lane, 0, 0, 'WITHSCORES')
   if queue and not failed(first) and first[2] then
     see(queue, tonumber(first[2]))
+  end
+  local id = queue and redis.pcall('LINDEX', P .. 'fifo:' .. lane, 0)
+  if type(id) == 'string' then
+    local run_at = number(redis.pcall('HGET', job_key(id), 'run_at'))
+    if run_at then see(queue, run_at) end
   end
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', num(NOW), 'WITHSCORES')

@@ -20,7 +20,8 @@ for _, lane in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local _, q = parse_lane(lane)  -- nil for damage, which claim.lua removes
   if q == queue then
     local n = redis.pcall('ZCARD', P .. 'ready:' .. lane)
-    if not failed(n) then touch(touched, lane, n, nil) end
+    local m = redis.pcall('LLEN', P .. 'fifo:' .. lane)
+    touch(touched, lane, (failed(n) and 0 or n) + (failed(m) and 0 or m), nil)
   end
 end
 wake(KEYS[3], touched, KEYS[1])
