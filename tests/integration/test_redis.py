@@ -252,8 +252,10 @@ async def test_purge_leaves_only_the_fixed_keys(raw: Redis) -> None:
     assert await b.admin.purge([State.SUCCEEDED], older_than=200) == 0
     assert await b.admin.purge([State.SUCCEEDED], older_than=50) == 30
 
+    # (the registry of index buckets keeps the bucket still filling: query.lua forgets
+    # a bucket only once every seq of it is given out)
     left = sorted(k.decode() for k in raw.scan_iter(match=f"{{{prefix}}}:*"))
-    assert left == [f"{{{prefix}}}:seq"], left
+    assert left == [f"{{{prefix}}}:buckets", f"{{{prefix}}}:seq"], left
     await b.close()
 
 
@@ -335,7 +337,7 @@ async def test_new_keys_share_the_store_slot_and_delete_cleans_up(raw: Redis) ->
     left = {k.decode() for k in raw.scan_iter(match=f"{{{prefix}}}:*")}
     assert f"{{{prefix}}}:job:{job.id}" not in left
     assert f"{{{prefix}}}:done:succeeded" not in left
-    assert raw.zscore(f"{{{prefix}}}:all", job.id) is None
+    assert raw.zscore(f"{{{prefix}}}:all:0", job.id) is None
     counts = raw.hgetall(f"{{{prefix}}}:counts")
     assert all(not f.startswith(b"succeeded:") for f in counts)
     await b.close()

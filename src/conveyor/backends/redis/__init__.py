@@ -19,7 +19,11 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
                               attempts, recoveries, updated_at and empty headers
                               (codec.DEFAULTS: the key's id, 0, 0, created_at, {})
   {P}:seq               STRING enqueue counter (FIFO across queues)
-  {P}:all               ZSET  seq -> id: every job, for newest-first queries
+  {P}:all:<bucket>      ZSET  seq -> id: every job, for newest-first queries, in buckets
+                              of 128 seqs (small ZSETs stay compact listpacks)
+  {P}:buckets           ZSET  bucket -> bucket: the buckets in use
+  {P}:all               ZSET  seq -> id: the index of a store made before the buckets
+                              (moved into them by the first query)
   {P}:fifo:<lane>       LIST  ids of one lane's jobs enqueued to run now, in enqueue
                               order (their run_at and seq grow along it), where
                               lane = <priority digit><len(queue)>:<queue><task>

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from conveyor.backends.capabilities import TOPOLOGY_PREFIX, Admin, ServerInfo
 from conveyor.backends.redis import codec
@@ -32,15 +33,18 @@ class RedisAdmin(Admin):
         if query.states is not None and not query.states:
             return []
         states = "" if query.states is None else ",".join(s.value for s in query.states)
-        reply = await self._conn.run(
-            "query",
-            [self._conn.keys.all],
-            states,
-            "" if query.queue is None else "q" + query.queue,
-            "" if query.task is None else "t" + query.task,
-            max(0, query.offset),
-            max(0, query.limit),
-        )
+        k = self._conn.keys
+        reply: Any = b"more"
+        while reply == b"more":  # a store made before the index buckets: moved in parts
+            reply = await self._conn.run(
+                "query",
+                [k.buckets, k.all, k.seq],
+                states,
+                "" if query.queue is None else "q" + query.queue,
+                "" if query.task is None else "t" + query.task,
+                max(0, query.offset),
+                max(0, query.limit),
+            )
         out = []
         for raw_id, flat in zip(reply[::2], reply[1::2], strict=True):
             job_id = show(raw_id)

@@ -3,7 +3,8 @@
 -- the routing matcher is lib.lua's own, put in where this file says "include"; the
 -- wake-up code below follows lib.lua's `wake`, and the field layout is lib.lua's.
 --
--- KEYS[1] all        ZSET seq -> id, every job (query order)
+-- KEYS[1] buckets    ZSET bucket -> bucket: the buckets of the newest-first index of
+--                    every job (lib.lua), each P.."all:"..bucket a ZSET seq -> id
 -- KEYS[2] seq        STRING, the store's enqueue counter
 -- KEYS[3] lanes      SET of non-empty ready lanes
 -- KEYS[4] scheduled  ZSET run_at -> id, jobs waiting for their time
@@ -11,7 +12,7 @@
 -- KEYS[6] counts     HASH "state:priority:queue" -> jobs
 -- KEYS[7] waiters    HASH parked worker -> routing and deadline (park.lua)
 -- KEYS[8] paused     SET paused queue names (read only when a worker is parked)
--- derived: job hashes, ready lanes (a job to run now is appended to its lane's LIST
+-- derived: job hashes, index buckets, ready lanes (a job to run now is appended to its lane's LIST
 --   part, any other ready job added to its ZSET part: lib.lua), wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] n jobs, then the jobs as runs of jobs that share their
 --   options, each run: m (its jobs), task, queue, priority, headers (JSON), max_retries,
@@ -28,7 +29,7 @@
 -- attempts and recoveries (0), headers ({}, written only when there are some) and
 -- updated_at (created_at); the scripts that change a job write them.
 --
--- Per job only HSET runs one by one; the index writes (all, lanes, counts,
+-- Per job only HSET runs one by one; the index writes (buckets, lanes, counts,
 -- scheduled) are gathered and sent as a few variadic commands at the end, and what a
 -- run's jobs share (run time, state, lane, counts field) is worked out once per run.
 -- Damage does not stop an enqueue: a counts total that is not an integer starts again
@@ -50,13 +51,15 @@ NOW = tonumber(NOWS)
 
 local n = tonumber(ARGV[3])
 local out = {}
-local all = {}        -- seq, id, seq, id, ... for KEYS[1]
+local all = {}        -- bucket -> {seq, id, seq, id, ...} (lib.lua's BUCKET, bucket_of)
+local stored_any = false
 local sched = {}      -- run_at, id, ... for KEYS[4]
 local lanes = {}      -- lane -> {run_at, member, ...} for the lane's ZSET part
 local fifos = {}      -- lane -> {id, ...} for the lane's LIST part (jobs to run now)
 local counts = {}     -- "state:prio:queue" -> added jobs
 local touched = {}    -- lane -> {ready = n, due = earliest scheduled run_at}
 local seq = redis.call('INCRBY', KEYS[2], n) - n
+local reserved = seq  -- this call's seqs are reserved + 1 .. reserved + n
 
 -- A retried enqueue (after a timeout, say) must not store a job twice. One variadic
 -- EXISTS answers for the whole batch in the usual case, where none of its ids is stored
@@ -164,8 +167,15 @@ while left > 0 do
       redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
         'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
         'run_at', run_ats, 'created_at', NOWS, 'seq', seqs, last, value)
-      all[#all + 1] = seqs
-      all[#all + 1] = id
+      local b = math.floor((seq - 1) / 128)
+      local entries = all[b]
+      if not entries then
+        entries = {}
+        all[b] = entries
+      end
+      entries[#entries + 1] = seqs
+      entries[#entries + 1] = id
+      stored_any = true
       if now_run then
         l[#l + 1] = id
       elseif l then
@@ -198,49 +208,76 @@ while left > 0 do
   end
 end
 
--- Variadic writes, at most 1,000 arguments each (Lua's unpack has a stack limit).
-local function zadd(key, pairs_)
-  for i = 1, #pairs_, 1000 do
-    redis.call('ZADD', key, unpack(pairs_, i, math.min(i + 999, #pairs_)))
-  end
+-- Index writes: variadic, at most 1,000 arguments each (Lua's unpack has a stack limit).
+-- The usual key gets one write, its type checked only when that fails. A key of another
+-- type (damage) holds no entry of ours, so it is started again; any other failure (out of
+-- memory, say) fails the call: a key is never reset for it, since that would delete the
+-- entries it holds. Returns the error reply when the call must fail, else nil and
+-- whether the key was reset.
+local function zadd(key, items, a, b)
+  return redis.pcall('ZADD', key, unpack(items, a, b))
 end
-if #all > 0 then
-  zadd(KEYS[1], all)
-  zadd(KEYS[4], sched)
-  local names = {}
-  -- The usual lane gets one write, its type checked only when that fails. A lane key of
-  -- another type (damage) holds no ready entry, so it is started again; any other failure
-  -- (out of memory, say) fails the call: a lane is never reset for it, since that would
-  -- delete the ready entries it holds.
-  local function zadd_lane(key, items, a, b)
-    return redis.pcall('ZADD', key, unpack(items, a, b))
+local function rpush(key, items, a, b)
+  return redis.pcall('RPUSH', key, unpack(items, a, b))
+end
+local function write(add, key, what, kind, items)
+  local reset = false
+  for i = 1, #items, 1000 do
+    local last = math.min(i + 999, #items)
+    local done = add(key, items, i, last)
+    if type(done) == 'table' and done.err then
+      local found = redis.call('TYPE', key).ok
+      if i > 1 or found == kind or found == 'none' then return done end
+      redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ' .. what .. ' was a ' .. found
+        .. ', not a ' .. string.upper(kind) .. ': reset')
+      redis.call('DEL', key)
+      reset = true
+      done = add(key, items, i, last)
+      if type(done) == 'table' and done.err then return done end
+    end
   end
-  local function rpush_lane(key, items, a, b)
-    return redis.pcall('RPUSH', key, unpack(items, a, b))
-  end
-  local function write(add, key, lane, kind, items)
-    for i = 1, #items, 1000 do
-      local last = math.min(i + 999, #items)
-      local done = add(key, items, i, last)
-      if type(done) == 'table' and done.err then
-        local found = redis.call('TYPE', key).ok
-        if i > 1 or found == kind or found == 'none' then return done end
-        redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ready lane ' .. lane
-          .. ' was a ' .. found .. ', not a ' .. string.upper(kind) .. ': reset')
-        redis.call('DEL', key)
-        done = add(key, items, i, last)
-        if type(done) == 'table' and done.err then return done end
+  return nil, reset
+end
+
+-- Every index bucket whose first seq this call reserved is registered, even when its
+-- jobs existed already, so a bucket in use is always registered (query.lua forgets an
+-- empty one once its seqs are all given out).
+do
+  local first, last = math.ceil(reserved / 128), math.floor((reserved + n - 1) / 128)
+  if first <= last then
+    local starts = {}
+    for b = first, last do
+      starts[#starts + 1] = b
+      starts[#starts + 1] = b
+    end
+    local err, reset = write(zadd, KEYS[1], 'the index bucket registry', 'zset', starts)
+    if err then return err end
+    if reset then
+      -- The buckets in use before this call are registered again: one EXISTS per
+      -- bucket number ever used, a one-off repair.
+      for b = 0, first - 1 do
+        if redis.call('EXISTS', P .. 'all:' .. b) == 1 then redis.call('ZADD', KEYS[1], b, b) end
       end
     end
+  end
+end
+if stored_any then
+  for b, entries in pairs(all) do
+    local err = write(zadd, P .. 'all:' .. b, 'index bucket ' .. b, 'zset', entries)
+    if err then return err end
+  end
+  local err = write(zadd, KEYS[4], 'the schedule', 'zset', sched)
+  if err then return err end
+  local names = {}
+  for lane, l in pairs(lanes) do
+    err = write(zadd, P .. 'ready:' .. lane, 'ready lane ' .. lane, 'zset', l)
+    if err then return err end
     names[#names + 1] = lane
   end
-  for lane, l in pairs(lanes) do
-    local err = write(zadd_lane, P .. 'ready:' .. lane, lane, 'zset', l)
-    if err then return err end
-  end
   for lane, ids in pairs(fifos) do
-    local err = write(rpush_lane, P .. 'fifo:' .. lane, lane, 'list', ids)
+    err = write(rpush, P .. 'fifo:' .. lane, 'ready lane ' .. lane, 'list', ids)
     if err then return err end
+    names[#names + 1] = lane
   end
   if #names > 0 then
     for i = 1, #names, 1000 do

@@ -74,7 +74,8 @@ __all__ = [
 
 #: Attribute name -> key suffix, for the fixed keys.
 NAMES = {
-    "all": "all",
+    "all": "all",  # the job index of a store made before its buckets (query.lua)
+    "buckets": "buckets",
     "seq": "seq",
     "lanes": "lanes",
     "scheduled": "scheduled",

@@ -146,6 +146,27 @@ local function drop_from_lane(lanes, lane, id, seq)
   end
 end
 
+-- The newest-first index of every job: buckets of BUCKET consecutive seqs, each a ZSET
+-- seq -> id small enough to stay a listpack (zset-max-listpack-entries is 128 unless
+-- changed), so an entry costs about a third of one in a single large ZSET. The buckets
+-- in use are the members of P.."buckets" (score = member = bucket number), registered
+-- by enqueue.lua when it reserves a bucket's first seq; query.lua forgets empty ones.
+-- P.."all" is the single ZSET stores made before the buckets: query.lua moves it into
+-- them, and the scripts that delete jobs remove an id from it too.
+local BUCKET = 128
+
+local function bucket_of(seq)
+  return math.floor((seq - 1) / BUCKET)
+end
+
+-- Take a deleted job out of the index; a damaged seq leaves its entry, which query.lua
+-- skips (it reads no record) until its bucket empties.
+local function unindex(id, seq)
+  seq = number(seq)
+  if seq then redis.call('ZREM', P .. 'all:' .. bucket_of(seq), id) end
+  redis.call('ZREM', P .. 'all', id)
+end
+
 local function release_unique(unique, key, id)
   if key and redis.call('HGET', unique, key) == id then
     redis.call('HDEL', unique, key)

@@ -29,7 +29,7 @@ ENQUEUE_CHUNK = 1000
 def enqueue_keys(k: Keys) -> tuple[str, ...]:
     """KEYS of enqueue.lua (and the first eight of tick.lua); built once per store, as a
     single-call enqueue is the hot path."""
-    return (k.all, k.seq, k.lanes, k.scheduled, k.unique, k.counts, k.waiters, k.paused)
+    return (k.buckets, k.seq, k.lanes, k.scheduled, k.unique, k.counts, k.waiters, k.paused)
 
 
 def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
