@@ -252,8 +252,7 @@ async def test_purge_leaves_only_the_fixed_keys(raw: Redis) -> None:
     assert await b.admin.purge([State.SUCCEEDED], older_than=200) == 0
     assert await b.admin.purge([State.SUCCEEDED], older_than=50) == 30
 
-    # (the registry of index buckets keeps the bucket still filling: query.lua forgets
-    # a bucket only once every seq of it is given out)
+    # (the registry of index buckets keeps a bucket until a query finds it empty)
     left = sorted(k.decode() for k in raw.scan_iter(match=f"{{{prefix}}}:*"))
     assert left == [f"{{{prefix}}}:buckets", f"{{{prefix}}}:seq"], left
     await b.close()

@@ -54,13 +54,11 @@ def args_of(record: JobRecord) -> list[Any]:
 
 
 def indexed_ids(raw: Redis, backend: RedisBackend) -> list[bytes]:
-    """Every stored job id, in enqueue order (the store's index buckets, oldest first)."""
-    k = backend.keys
-    return [
-        job_id
-        for bucket in raw.zrange(k.buckets, 0, -1)
-        for job_id in raw.zrange(f"{k.all}:{bucket.decode()}", 0, -1)
-    ]
+    """Every stored job id, in enqueue order (their records' seq)."""
+    base = backend.keys.job("")
+    keys = list(raw.scan_iter(match=base + "*", count=1000))
+    seqs = [int(raw.hget(key, "seq") or 0) for key in keys]
+    return [key[len(base) :] for _, key in sorted(zip(seqs, keys, strict=True))]
 
 
 def stored_ids(app: Conveyor) -> list[bytes]:

@@ -19,8 +19,10 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
                               attempts, recoveries, updated_at and empty headers
                               (codec.DEFAULTS: the key's id, 0, 0, created_at, {})
   {P}:seq               STRING enqueue counter (FIFO across queues)
-  {P}:all:<bucket>      ZSET  seq -> id: every job, for newest-first queries, in buckets
-                              of 128 seqs (small ZSETs stay compact listpacks)
+  {P}:all:<bucket>      ZSET  seq -> id: the job index for newest-first queries, in
+                              buckets of 128 seqs (small ZSETs stay compact listpacks);
+                              a job waiting in a fifo: LIST joins it when it leaves the
+                              LIST, and query.lua merges both
   {P}:buckets           ZSET  bucket -> bucket: the buckets in use
   {P}:all               ZSET  seq -> id: the index of a store made before the buckets
                               (moved into them by the first query)

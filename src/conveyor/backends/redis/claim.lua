@@ -107,16 +107,36 @@ local function drop_taken()
   taken, popped = {}, {}
 end
 
-local function lease(l, id)
+-- Jobs taken from a LIST part join the job index here (lib.lua's buckets): bucket ->
+-- {seq, id, ...}, written once per bucket at the end.
+local indexed = {}
+local function index_later(seq, id)
+  local b = bucket_of(seq)
+  local entries = indexed[b]
+  if not entries then
+    entries = {}
+    indexed[b] = entries
+  end
+  entries[#entries + 1] = seq
+  entries[#entries + 1] = id
+end
+-- A record whose seq cannot be read (damage) is indexed under the store's latest seq, so
+-- listings still show it (among the newest jobs).
+local function index_damaged(id)
+  index_later(number(redis.call('GET', P .. 'seq')) or 1, id)
+end
+
+local function lease(l, id, listed)
   local lane, prio, queue = l[1], l[2], l[3]
   local key = job_key(id)
   local h = redis.pcall('HGETALL', key)
   if failed(h) then
     note('ready job ' .. id .. ': its key is not a hash (kept); dropped from lane ' .. lane)
     count_later('ready', prio, queue, -1)
+    if listed then index_damaged(id) end
     return false
   end
-  local state, hprio, hqueue, attempts
+  local state, hprio, hqueue, attempts, seq
   for i = 1, #h, 2 do
     local name = h[i]
     if name == 'state' then
@@ -127,7 +147,14 @@ local function lease(l, id)
       hqueue = h[i + 1]
     elseif name == 'attempts' then
       attempts = h[i + 1]
+    elseif name == 'seq' then
+      seq = h[i + 1]
     end
+  end
+  -- Whatever happens to it next, a record leaves the LIST for the index, so listings
+  -- show it (a missing record, the ghost of an id, is only noted below).
+  if listed and #h > 0 then
+    if number(seq) then index_later(number(seq), id) else index_damaged(id) end
   end
   if STATES[state] and state ~= 'ready' then
     note('ready job ' .. id .. ' is ' .. state .. ': stale entry dropped from lane ' .. lane)
@@ -200,7 +227,7 @@ local function take(src)
     end
     t[#t + 1] = m
   end
-  return lease(src[1], id)
+  return lease(src[1], id, src[5])
 end
 
 -- The order of a source's next entry: run_at, then seq as 16 hex digits (a ZSET member's
@@ -283,6 +310,9 @@ for p = 1, 3 do
 end
 for j = 1, #leases, 1000 do
   redis.call('ZADD', KEYS[3], unpack(leases, j, math.min(j + 999, #leases)))
+end
+for b, entries in pairs(indexed) do
+  index_many(b, entries)
 end
 for _, d in pairs(deltas) do
   if d[4] ~= 0 then count(KEYS[4], d[1], d[2], d[3], d[4]) end

@@ -3,8 +3,9 @@
 -- the routing matcher is lib.lua's own, put in where this file says "include"; the
 -- wake-up code below follows lib.lua's `wake`, and the field layout is lib.lua's.
 --
--- KEYS[1] buckets    ZSET bucket -> bucket: the buckets of the newest-first index of
---                    every job (lib.lua), each P.."all:"..bucket a ZSET seq -> id
+-- KEYS[1] buckets    ZSET bucket -> bucket: the buckets of the newest-first job index
+--                    (lib.lua's index section), each P.."all:"..bucket a ZSET seq -> id;
+--                    a job to run now joins it when it leaves its lane's LIST, not here
 -- KEYS[2] seq        STRING, the store's enqueue counter
 -- KEYS[3] lanes      SET of non-empty ready lanes
 -- KEYS[4] scheduled  ZSET run_at -> id, jobs waiting for their time
@@ -38,6 +39,8 @@
 -- taken over (each logged in the server log, as lib.lua's `note` does).
 
 local P = ARGV[1]
+-- include index (lib.lua's job index: bucket_of, is_error, reset_damaged, index_many)
+
 -- NOW as a number for comparisons, NOWS as the string stored (formatting a Lua number
 -- for every field costs more than the rest of a small enqueue).
 local NOW, NOWS
@@ -51,7 +54,7 @@ NOW = tonumber(NOWS)
 
 local n = tonumber(ARGV[3])
 local out = {}
-local all = {}        -- bucket -> {seq, id, seq, id, ...} (lib.lua's BUCKET, bucket_of)
+local all = {}        -- bucket -> {seq, id, seq, id, ...} (lib.lua's index section)
 local stored_any = false
 local sched = {}      -- run_at, id, ... for KEYS[4]
 local lanes = {}      -- lane -> {run_at, member, ...} for the lane's ZSET part
@@ -59,7 +62,6 @@ local fifos = {}      -- lane -> {id, ...} for the lane's LIST part (jobs to run
 local counts = {}     -- "state:prio:queue" -> added jobs
 local touched = {}    -- lane -> {ready = n, due = earliest scheduled run_at}
 local seq = redis.call('INCRBY', KEYS[2], n) - n
-local reserved = seq  -- this call's seqs are reserved + 1 .. reserved + n
 
 -- A retried enqueue (after a timeout, say) must not store a job twice. One variadic
 -- EXISTS answers for the whole batch in the usual case, where none of its ids is stored
@@ -167,14 +169,16 @@ while left > 0 do
       redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
         'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
         'run_at', run_ats, 'created_at', NOWS, 'seq', seqs, last, value)
-      local b = math.floor((seq - 1) / 128)
-      local entries = all[b]
-      if not entries then
-        entries = {}
-        all[b] = entries
+      if not now_run then  -- a job in a LIST part is listed from there (lib.lua)
+        local b = bucket_of(seq)
+        local entries = all[b]
+        if not entries then
+          entries = {}
+          all[b] = entries
+        end
+        entries[#entries + 1] = seqs
+        entries[#entries + 1] = id
       end
-      entries[#entries + 1] = seqs
-      entries[#entries + 1] = id
       stored_any = true
       if now_run then
         l[#l + 1] = id
@@ -212,8 +216,7 @@ end
 -- The usual key gets one write, its type checked only when that fails. A key of another
 -- type (damage) holds no entry of ours, so it is started again; any other failure (out of
 -- memory, say) fails the call: a key is never reset for it, since that would delete the
--- entries it holds. Returns the error reply when the call must fail, else nil and
--- whether the key was reset.
+-- entries it holds. Returns the error reply when the call must fail.
 local function zadd(key, items, a, b)
   return redis.pcall('ZADD', key, unpack(items, a, b))
 end
@@ -221,51 +224,19 @@ local function rpush(key, items, a, b)
   return redis.pcall('RPUSH', key, unpack(items, a, b))
 end
 local function write(add, key, what, kind, items)
-  local reset = false
   for i = 1, #items, 1000 do
     local last = math.min(i + 999, #items)
     local done = add(key, items, i, last)
-    if type(done) == 'table' and done.err then
-      local found = redis.call('TYPE', key).ok
-      if i > 1 or found == kind or found == 'none' then return done end
-      redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ' .. what .. ' was a ' .. found
-        .. ', not a ' .. string.upper(kind) .. ': reset')
-      redis.call('DEL', key)
-      reset = true
+    if is_error(done) then
+      if i > 1 or not reset_damaged(key, kind, what) then return done end
       done = add(key, items, i, last)
-      if type(done) == 'table' and done.err then return done end
+      if is_error(done) then return done end
     end
   end
-  return nil, reset
 end
 
--- Every index bucket whose first seq this call reserved is registered, even when its
--- jobs existed already, so a bucket in use is always registered (query.lua forgets an
--- empty one once its seqs are all given out).
-do
-  local first, last = math.ceil(reserved / 128), math.floor((reserved + n - 1) / 128)
-  if first <= last then
-    local starts = {}
-    for b = first, last do
-      starts[#starts + 1] = b
-      starts[#starts + 1] = b
-    end
-    local err, reset = write(zadd, KEYS[1], 'the index bucket registry', 'zset', starts)
-    if err then return err end
-    if reset then
-      -- The buckets in use before this call are registered again: one EXISTS per
-      -- bucket number ever used, a one-off repair.
-      for b = 0, first - 1 do
-        if redis.call('EXISTS', P .. 'all:' .. b) == 1 then redis.call('ZADD', KEYS[1], b, b) end
-      end
-    end
-  end
-end
 if stored_any then
-  for b, entries in pairs(all) do
-    local err = write(zadd, P .. 'all:' .. b, 'index bucket ' .. b, 'zset', entries)
-    if err then return err end
-  end
+  for b, entries in pairs(all) do index_many(b, entries) end
   local err = write(zadd, KEYS[4], 'the schedule', 'zset', sched)
   if err then return err end
   local names = {}

@@ -134,30 +134,68 @@ local function make_ready(lanes, id, prio, queue, task, run_at, seq)
   return lane
 end
 
--- Take a ready job out of its lane: from the ZSET part, else from the LIST part (LREM
--- walks the list: cancelling or deferring a ready job costs the lane's length).
-local function drop_from_lane(lanes, lane, id, seq)
-  local key, fifo = P .. 'ready:' .. lane, P .. 'fifo:' .. lane
-  if redis.call('ZREM', key, member(seq, id)) == 0 then
-    redis.pcall('LREM', fifo, 1, id)
-  end
-  if redis.call('EXISTS', key, fifo) == 0 then
-    redis.call('SREM', lanes, lane)
-  end
-end
-
--- The newest-first index of every job: buckets of BUCKET consecutive seqs, each a ZSET
--- seq -> id small enough to stay a listpack (zset-max-listpack-entries is 128 unless
--- changed), so an entry costs about a third of one in a single large ZSET. The buckets
--- in use are the members of P.."buckets" (score = member = bucket number), registered
--- by enqueue.lua when it reserves a bucket's first seq; query.lua forgets empty ones.
--- P.."all" is the single ZSET stores made before the buckets: query.lua moves it into
--- them, and the scripts that delete jobs remove an id from it too.
-local BUCKET = 128
-
+-- section index: enqueue.lua includes it too (scripts.py); it uses only P and Redis.
+-- The newest-first index of jobs: buckets of 128 consecutive seqs, each a ZSET seq -> id
+-- small enough to stay a listpack (zset-max-listpack-entries is 128 unless changed), so
+-- an entry costs about a third of one in a single large ZSET. A job waiting in a lane's
+-- LIST part (fifo:) is listed from there, in seq order too, and joins the index when it
+-- leaves the LIST (claim.lua, cancel.lua): a queued job costs one LIST entry, and every
+-- job is in exactly one of the two (query.lua merges them). The buckets in use are the
+-- members of P.."buckets" (score = member = bucket number): whatever writes to a bucket
+-- registers it, query.lua forgets an empty one. P.."all" is the single ZSET of a store
+-- made before the buckets: query.lua moves it into them, and the scripts that delete
+-- jobs remove an id from it too.
 local function bucket_of(seq)
-  return math.floor((seq - 1) / BUCKET)
+  return math.floor((seq - 1) / 128)
 end
+
+local function is_error(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
+
+-- A key of another type than `kind` (damage: it holds no entry of ours) is deleted and
+-- true returned; false for a key of that type or none, where the failure was something
+-- else (out of memory, say), which must fail the call.
+local function reset_damaged(key, kind, what)
+  local found = redis.call('TYPE', key).ok
+  if found == kind or found == 'none' then return false end
+  redis.log(redis.LOG_WARNING, 'conveyor ' .. P .. ' ' .. what .. ' was a ' .. found
+    .. ', not a ' .. string.upper(kind) .. ': reset')
+  redis.call('DEL', key)
+  return true
+end
+
+-- Register the buckets in `list` (bucket, bucket, ...). A registry of another type is
+-- made again from the buckets that exist (one EXISTS per bucket number the store's seq
+-- has reached: a one-off repair).
+local function register(list)
+  local registry = P .. 'buckets'
+  if #list > 0 and not is_error(redis.pcall('ZADD', registry, unpack(list))) then return end
+  if not reset_damaged(registry, 'zset', 'the index bucket registry') then
+    if #list > 0 then redis.call('ZADD', registry, unpack(list)) end  -- the same failure
+    return
+  end
+  local seq = tonumber(redis.call('GET', P .. 'seq')) or 1
+  for b = 0, bucket_of(seq) do
+    if redis.call('EXISTS', P .. 'all:' .. b) == 1 then redis.call('ZADD', registry, b, b) end
+  end
+  if #list > 0 then redis.call('ZADD', registry, unpack(list)) end
+end
+
+-- Add {seq, id, ...} to bucket b and register it: a bucket key of another type (damage:
+-- its entries are lost, their jobs kept) is started again.
+local function index_many(b, entries)
+  local key = P .. 'all:' .. b
+  for i = 1, #entries, 1000 do
+    local last = math.min(i + 999, #entries)
+    if is_error(redis.pcall('ZADD', key, unpack(entries, i, last))) then
+      reset_damaged(key, 'zset', 'index bucket ' .. b)
+      redis.call('ZADD', key, unpack(entries, i, last))  -- any other failure fails
+    end
+  end
+  register({b, b})
+end
+-- end index
 
 -- Take a deleted job out of the index; a damaged seq leaves its entry, which query.lua
 -- skips (it reads no record) until its bucket empties.
@@ -165,6 +203,20 @@ local function unindex(id, seq)
   seq = number(seq)
   if seq then redis.call('ZREM', P .. 'all:' .. bucket_of(seq), id) end
   redis.call('ZREM', P .. 'all', id)
+end
+
+-- Take a ready job out of its lane: from the ZSET part, else from the LIST part (LREM
+-- walks the list: cancelling a ready job costs the lane's length), where the job was
+-- not in the job index yet: it joins it (lib.lua's buckets, index_many).
+local function drop_from_lane(lanes, lane, id, seq)
+  local key, fifo = P .. 'ready:' .. lane, P .. 'fifo:' .. lane
+  if redis.call('ZREM', key, member(seq, id)) == 0 and redis.pcall('LREM', fifo, 1, id) == 1 then
+    local n = number(seq)
+    if n then index_many(bucket_of(n), {seq, id}) end
+  end
+  if redis.call('EXISTS', key, fifo) == 0 then
+    redis.call('SREM', lanes, lane)
+  end
 end
 
 local function release_unique(unique, key, id)

@@ -3,8 +3,10 @@
 -- KEYS[1] buckets  ZSET bucket -> bucket: the buckets of the index of every job (lib.lua)
 -- KEYS[2] all      ZSET seq -> id: the index of a store made before the buckets, moved
 --                  into them here, MIGRATE entries per call
--- KEYS[3] seq      STRING the store's enqueue counter (which bucket is still filling)
--- derived: index buckets, job hashes
+-- KEYS[3] seq      STRING the store's enqueue counter (how far a registry repair looks)
+-- derived: index buckets, lanes and their LIST parts, job hashes
+-- Jobs come from the index buckets and from every lane's LIST part (jobs waiting to run
+-- now, not yet in the index: lib.lua), merged by seq, newest first.
 -- ARGV[1] P, ARGV[2] now (unused), ARGV[3] states ("" = any, else comma separated),
 -- ARGV[4] queue ("" = any, else "q" .. name), ARGV[5] task (same form), ARGV[6] offset,
 -- ARGV[7] limit
@@ -21,11 +23,7 @@ if failed(legacy) then
 elseif #legacy > 0 then
   for i = 1, #legacy, 2 do
     local seq = number(legacy[i + 1])
-    if seq then
-      local b = bucket_of(seq)
-      redis.call('ZADD', P .. 'all:' .. b, seq, legacy[i])
-      redis.call('ZADD', KEYS[1], b, b)
-    end
+    if seq then index_many(bucket_of(seq), {seq, legacy[i]}) end
   end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #legacy / 2 - 1)
   if redis.call('EXISTS', KEYS[2]) == 1 then return 'more' end
@@ -43,6 +41,81 @@ local filtered = states or queue or task
 local skip, limit = tonumber(ARGV[6]), tonumber(ARGV[7])
 local out = {}
 if limit <= 0 then return out end
+
+-- Source 1, the index buckets, newest first; an empty one is forgotten (whatever writes
+-- to a bucket registers it again).
+local buckets, bpos, page = {}, 0, 100
+local entries, epos = {}, 1
+local function next_bucket()
+  while true do
+    if #buckets == 0 then
+      buckets = redis.pcall('ZREVRANGE', KEYS[1], bpos, bpos + page - 1)
+      if failed(buckets) then
+        register({})  -- damage: made again from the buckets there are
+        buckets = redis.call('ZREVRANGE', KEYS[1], bpos, bpos + page - 1)
+      end
+      if #buckets == 0 then return false end
+      bpos = bpos + #buckets
+    end
+    local b = table.remove(buckets, 1)
+    local key = P .. 'all:' .. b
+    local got = redis.pcall('ZREVRANGE', key, 0, -1, 'WITHSCORES')
+    if failed(got) then
+      note('index bucket ' .. b .. ' was not a ZSET: deleted')
+      redis.call('DEL', key)
+      got = {}
+    end
+    if #got > 0 then
+      entries, epos = got, 1
+      return true
+    end
+    redis.call('ZREM', KEYS[1], b)
+    bpos = bpos - 1
+  end
+end
+
+-- Each source: {seq of its next entry (nil when done), its id, advance function, from a
+-- lane (the lane's queue and task, which a job waiting in it has)}.
+local sources = {}
+local index = {}
+function index.advance(src)
+  if epos > #entries and not next_bucket() then
+    src[1] = nil
+    return
+  end
+  src[2], src[1] = entries[epos], number(entries[epos + 1]) or 0
+  epos = epos + 2
+end
+sources[1] = {nil, nil, index.advance}
+
+-- Source 2.., each lane's LIST part, from its tail (the newest job), unless the filters
+-- leave its jobs out: they are all ready, of the lane's queue and task.
+if not states or states.ready then
+  for _, lane in ipairs(redis.call('SMEMBERS', P .. 'lanes')) do
+    local _, q, t = parse_lane(lane)
+    if q and (not queue or queue == q) and (not task or task == t) then
+      local key, at, ids = P .. 'fifo:' .. lane, 0, {}
+      local src = {nil, nil, nil, true}
+      src[3] = function()
+        if #ids == 0 then
+          local got = redis.pcall('LRANGE', key, -(at + page), -(at + 1))
+          if failed(got) or #got == 0 then
+            src[1] = nil
+            return
+          end
+          at = at + #got
+          for i = #got, 1, -1 do ids[#ids + 1] = got[i] end
+        end
+        local id = table.remove(ids, 1)
+        src[2] = id
+        src[1] = number(redis.pcall('HGET', job_key(id), 'seq')) or -1
+      end
+      sources[#sources + 1] = src
+    end
+  end
+end
+for _, src in ipairs(sources) do src[3](src) end
+
 local function add(id)
   local key = job_key(id)
   local fields = redis.pcall('HGETALL', key)
@@ -50,57 +123,29 @@ local function add(id)
   out[#out + 1] = id
   out[#out + 1] = fields
 end
--- Buckets below the one still filling get no new job: an empty one is forgotten.
-local filling = bucket_of(number(redis.call('GET', KEYS[3])) or 1)
-local pos, page = 0, 100
+
 while #out < 2 * limit do
-  local buckets = redis.pcall('ZREVRANGE', KEYS[1], pos, pos + page - 1)
-  if failed(buckets) then
-    -- Damage: the registry is made again from the buckets that exist (one EXISTS per
-    -- bucket number ever used: a one-off repair).
-    note('the index bucket registry was not a ZSET: rebuilt')
-    redis.call('DEL', KEYS[1])
-    for b = 0, filling do
-      if redis.call('EXISTS', P .. 'all:' .. b) == 1 then redis.call('ZADD', KEYS[1], b, b) end
-    end
-    buckets = redis.call('ZREVRANGE', KEYS[1], pos, pos + page - 1)
+  local best
+  for i, src in ipairs(sources) do
+    if src[1] and (not best or src[1] > sources[best][1]) then best = i end
   end
-  for _, b in ipairs(buckets) do
-    local key = P .. 'all:' .. b
-    local n = redis.pcall('ZCARD', key)
-    if failed(n) then
-      note('index bucket ' .. b .. ' was not a ZSET: deleted')
-      redis.call('DEL', key)
-      n = 0
-    end
-    if n == 0 then
-      if (number(b) or -1) < filling then
-        redis.call('ZREM', KEYS[1], b)
-        pos = pos - 1
-      end
-    elseif not filtered and skip >= n then
-      skip = skip - n
+  if not best then break end
+  local src = sources[best]
+  local id = src[2]
+  local hit = true
+  if filtered and not src[4] then
+    local f = redis.pcall('HMGET', job_key(id), 'state', 'queue', 'task')
+    if failed(f) then f = {} end  -- a key of another type matches no filter
+    hit = (not states or states[f[1]]) and (not queue or queue == f[2])
+      and (not task or task == f[3])
+  end
+  if hit then
+    if skip > 0 then
+      skip = skip - 1
     else
-      for _, id in ipairs(redis.call('ZREVRANGE', key, 0, -1)) do
-        if #out >= 2 * limit then break end
-        local hit = true
-        if filtered then
-          local f = redis.pcall('HMGET', job_key(id), 'state', 'queue', 'task')
-          if failed(f) then f = {} end  -- a key of another type matches no filter
-          hit = (not states or states[f[1]]) and (not queue or queue == f[2])
-            and (not task or task == f[3])
-        end
-        if hit then
-          if skip > 0 then
-            skip = skip - 1
-          else
-            add(id)
-          end
-        end
-      end
+      add(id)
     end
   end
-  if #buckets < page then break end
-  pos = pos + page
+  src[3](src)
 end
 return out
