@@ -127,7 +127,7 @@ async def test_bytes_that_are_not_utf8_quarantine_one_job(
 
 
 @pytest.mark.parametrize(
-    "field", ["task", "payload", "timeout", "max_retries", "run_at", "created_at", "state"]
+    "field", ["task", "payload", "timeout", "max_retries", "created_at", "state"]
 )
 async def test_a_missing_field_quarantines_one_job(
     backend: RedisBackend, raw: Redis, field: str

@@ -238,6 +238,33 @@ async def test_glob_patterns_match_exactly_like_fnmatch(backend: RedisBackend) -
 
 
 # -- retention and layout ------------------------------------------------------------------
+async def test_a_job_to_run_now_keeps_run_at_out_of_its_record_and_its_place_in_line(
+    raw: Redis,
+) -> None:
+    clock = FakeClock()
+    b = create_backend(fresh_url(), clock=clock)
+    assert isinstance(b, RedisBackend)
+    await b.open()
+    try:
+        [first] = [r.id for r in await b.enqueue([new_job()])]
+        assert raw.hget(b.keys.job(first), "run_at") is None  # it is created_at
+        record = await b.get(first)
+        assert record is not None and record.run_at == record.created_at == clock.now()
+        # A job released or recovered goes back ahead of the jobs enqueued after it
+        [job] = await b.claim("w", Routing(), 1, 30.0)
+        clock.advance(5)
+        later = [r.id for r in await b.enqueue([new_job(), new_job()])]
+        clock.advance(5)
+        assert await b.release(Lease(job.id, job.lease_token or ""))
+        [again] = await b.claim("w", Routing(), 1, 30.0)
+        assert again.id == first and again.run_at == record.run_at
+        clock.advance(60)
+        assert (await b.recover(max_recoveries=3)).recovered == 1
+        assert [j.id for j in await b.claim("w", Routing(), 3, 30.0)] == [first, *later]
+    finally:
+        await b.close()
+
+
 async def test_purge_leaves_only_the_fixed_keys(raw: Redis) -> None:
     clock = FakeClock()
     url = fresh_url()

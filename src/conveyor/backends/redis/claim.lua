@@ -34,7 +34,8 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', NOW, 'LIMIT', 0, tonumb
 for _, id in ipairs(due) do
   local key = job_key(id)
   redis.call('ZREM', KEYS[2], id)
-  local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue', 'task', 'run_at', 'seq')
+  local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue', 'task', 'run_at', 'seq',
+    'created_at')
   if failed(f) then
     note('scheduled job ' .. id .. ': its key is not a hash (kept); dropped from the schedule')
   elseif STATES[f[1]] and f[1] ~= 'scheduled' then
@@ -52,7 +53,7 @@ for _, id in ipairs(due) do
     if f[1] == 'scheduled' then redis.call('HSET', key, 'state', 'ready') end
     redis.call('HSET', key, 'updated_at', NOW)
     move(KEYS[4], 'scheduled', 'ready', f[2], f[3])
-    make_ready(KEYS[1], id, f[2], f[3], f[4], f[5], f[6])
+    make_ready(KEYS[1], id, f[2], f[3], f[4], f[5] or f[7], f[6])
   end
 end
 
@@ -236,9 +237,9 @@ end
 local function head(src)
   local i, entries = src[4], src[3]
   if not src[5] then return {tonumber(entries[i + 1]), string.sub(entries[i], 1, 16)} end
-  local f = redis.pcall('HMGET', job_key(entries[i]), 'run_at', 'seq')
+  local f = redis.pcall('HMGET', job_key(entries[i]), 'run_at', 'seq', 'created_at')
   if failed(f) then return {-math.huge, ''} end
-  return {number(f[1]) or -math.huge, string.format('%016x', number(f[2]) or 0)}
+  return {number(f[1] or f[3]) or -math.huge, string.format('%016x', number(f[2]) or 0)}
 end
 
 local function before(x, y)

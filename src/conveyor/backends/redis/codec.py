@@ -106,7 +106,8 @@ def record(flat: list[bytes] | dict[bytes, bytes], key_id: bytes | None = None) 
 
 #: Fields enqueue.lua leaves out while they hold their first value, and what that is:
 #: a queued job's record holds only what a claim needs (the later scripts write them).
-#: ``id`` is the key's; ``updated_at`` is ``created_at``.
+#: ``id`` is the key's; ``updated_at`` is ``created_at``, and so is ``run_at`` (left out
+#: for a job enqueued to run now).
 DEFAULTS = {b"attempts": b"0", b"recoveries": b"0", b"headers": b"{}"}
 
 
@@ -119,6 +120,7 @@ def _fast(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
     created_at = float(f[b"created_at"])
     raw_headers = get(b"headers")
     updated = get(b"updated_at")
+    run_at = get(b"run_at")
     return JobRecord(
         id=(get(b"id") or key_id or f[b"id"]).decode(),
         task=f[b"task"].decode(),
@@ -130,7 +132,7 @@ def _fast(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
         attempts=int(get(b"attempts", 0)),
         max_retries=int(f[b"max_retries"]),
         timeout=float(f[b"timeout"]),
-        run_at=float(f[b"run_at"]),
+        run_at=created_at if run_at is None else float(run_at),
         created_at=created_at,
         updated_at=created_at if updated is None else float(updated),
         unique_key=_text(get(b"unique_key")),
@@ -203,15 +205,16 @@ def careful(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
     values: dict[str, Any] = {}
     for name, decode in _REQUIRED:
         raw = f.get(name.encode())
+        source = name  # the field the value was read from, named when it is damaged
         if raw is None:
             raw = DEFAULTS.get(name.encode())
         if raw is None and name == "id" and key_id is not None:
             raw = key_id
-        if raw is None and name == "updated_at":
-            raw = f.get(b"created_at")
+        if raw is None and name in ("updated_at", "run_at"):
+            raw, source = f.get(b"created_at"), "created_at"
         if raw is None:
-            raise UnreadableRecord(job_id, name, "the field is missing")
-        values[name] = field(job_id, name, decode, raw)
+            raise UnreadableRecord(job_id, source, "the field is missing")
+        values[name] = field(job_id, source, decode, raw)
     for name, decode in _OPTIONAL:
         raw = f.get(name.encode())
         values[name] = None if raw is None else field(job_id, name, decode, raw)

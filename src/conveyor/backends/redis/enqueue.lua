@@ -27,8 +27,9 @@
 --
 -- The lean record: a job hash holds what a claim needs and leaves out the fields at their
 -- first value, which readers take as that value (codec.DEFAULTS): its id (the key's),
--- attempts and recoveries (0), headers ({}, written only when there are some) and
--- updated_at (created_at); the scripts that change a job write them.
+-- attempts and recoveries (0), headers ({}, written only when there are some),
+-- updated_at (created_at) and, for a job to run now, run_at (created_at); the scripts
+-- that change a job write them.
 --
 -- Per job only HSET runs one by one; the index writes (buckets, lanes, counts,
 -- scheduled) are gathered and sent as a few variadic commands at the end, and what a
@@ -166,9 +167,15 @@ while left > 0 do
       elseif with_headers then
         last, value = 'headers', headers
       end
-      redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
-        'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
-        'run_at', run_ats, 'created_at', NOWS, 'seq', seqs, last, value)
+      if now_run then  -- run_at is created_at: left out
+        redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
+          'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
+          'created_at', NOWS, 'seq', seqs, last, value)
+      else
+        redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
+          'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
+          'run_at', run_ats, 'created_at', NOWS, 'seq', seqs, last, value)
+      end
       if not now_run then  -- a job in a LIST part is listed from there (lib.lua)
         local b = bucket_of(seq)
         local entries = all[b]

@@ -23,7 +23,8 @@ for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
   local id = queue and redis.pcall('LINDEX', P .. 'fifo:' .. lane, 0)
   if type(id) == 'string' then
-    local run_at = number(redis.pcall('HGET', job_key(id), 'run_at'))
+    local f = redis.pcall('HMGET', job_key(id), 'run_at', 'created_at')
+    local run_at = not failed(f) and number(f[1] or f[2])  -- run_at left out: created_at
     if run_at then see(queue, run_at) end
   end
 end

@@ -32,7 +32,7 @@ for _, id in ipairs(ids) do
   local key = job_key(id)
   redis.call('ZREM', KEYS[1], id)
   local f = redis.pcall('HMGET', key, 'state', 'priority', 'queue', 'task', 'run_at', 'seq',
-    'unique_key', 'attempts', 'worker_id', 'started_at', 'attempt_log')
+    'unique_key', 'attempts', 'worker_id', 'started_at', 'attempt_log', 'created_at')
   if failed(f) then
     note('leased job ' .. id .. ': its key is not a hash (kept); dropped from the lease index')
   elseif f[1] == 'running' and not usable(f[2], f[3], f[4]) then
@@ -58,7 +58,7 @@ for _, id in ipairs(ids) do
     else
       redis.call('HSET', key, 'state', 'ready', 'updated_at', NOW, 'attempt_log', log)
       move(KEYS[4], 'running', 'ready', f[2], f[3])
-      touch(touched, make_ready(KEYS[2], id, f[2], f[3], f[4], f[5], f[6]), 1, nil)
+      touch(touched, make_ready(KEYS[2], id, f[2], f[3], f[4], f[5] or f[12], f[6]), 1, nil)
       recovered = recovered + 1
     end
   end

@@ -18,7 +18,7 @@ for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   local key = job_key(id)
   local f = redis.pcall('HMGET', key, 'state', 'lease_token', 'priority', 'queue', 'task',
-    'run_at', 'seq')
+    'run_at', 'seq', 'created_at')
   if failed(f) then f = {} end
   if f[1] == 'running' and f[2] == ARGV[i + 1] and not usable(f[3], f[4], f[5]) then
     redis.call('ZREM', KEYS[1], id)
@@ -32,7 +32,8 @@ for i = 3, #ARGV, 2 do
     clear_lease(key)
     redis.call('ZREM', KEYS[1], id)
     move(KEYS[3], 'running', 'ready', f[3], f[4])
-    touch(touched, make_ready(KEYS[2], id, f[3], f[4], f[5], f[6], f[7]), 1, nil)
+    -- A job enqueued to run now has no run_at field: it is its created_at.
+    touch(touched, make_ready(KEYS[2], id, f[3], f[4], f[5], f[6] or f[8], f[7]), 1, nil)
     out[#out + 1] = '1'
   else
     tally(KEYS[4], 'fenced', 1)
