@@ -6,9 +6,10 @@
 -- Damage costs one entry: a lane member that is not a lane, an id whose job key is
 -- missing or not a hash, or a record without a usable priority and queue is dropped from
 -- the index (a job key is kept as it is) and noted; an entry for a job in another state
--- is dropped as stale; a lane key of the wrong type (so it holds no entry) is deleted. A record whose `state` or
--- `attempts` is damaged is leased all the same and reported, so the caller quarantines it
--- (quarantine.lua) with the rest of the batch unharmed.
+-- is dropped as stale; a lane key of the wrong type (so it holds no entry) is deleted. A
+-- record whose `state` or `attempts` is damaged is leased all the same and reported, so
+-- the caller quarantines it (quarantine.lua) with the rest of the batch unharmed. A job
+-- taken from a lane's LIST part joins the job index (lib.lua's index section).
 --
 -- KEYS[1] lanes      SET of non-empty ready lanes
 -- KEYS[2] scheduled  ZSET run_at -> id

@@ -13,8 +13,8 @@
 -- KEYS[6] counts     HASH "state:priority:queue" -> jobs
 -- KEYS[7] waiters    HASH parked worker -> routing and deadline (park.lua)
 -- KEYS[8] paused     SET paused queue names (read only when a worker is parked)
--- derived: job hashes, index buckets, ready lanes (a job to run now is appended to its lane's LIST
---   part, any other ready job added to its ZSET part: lib.lua), wake lists
+-- derived: job hashes, index buckets, ready lanes (a job to run now is appended to its
+--   lane's LIST part, any other ready job added to its ZSET part: lib.lua), wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] n jobs, then the jobs as runs of jobs that share their
 --   options, each run: m (its jobs), task, queue, priority, headers (JSON), max_retries,
 --   timeout, run_at ("" = now, "+" .. seconds = that long after NOW, else a Unix time),
@@ -167,16 +167,17 @@ while left > 0 do
       elseif with_headers then
         last, value = 'headers', headers
       end
-      if now_run then  -- run_at is created_at: left out
+      if now_run then
+        -- run_at is created_at, so it is left out; the job is listed from its lane's
+        -- LIST until it leaves it, so it has no index entry yet (lib.lua).
         redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
           'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
           'created_at', NOWS, 'seq', seqs, last, value)
+        l[#l + 1] = id
       else
         redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
           'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
           'run_at', run_ats, 'created_at', NOWS, 'seq', seqs, last, value)
-      end
-      if not now_run then  -- a job in a LIST part is listed from there (lib.lua)
         local b = bucket_of(seq)
         local entries = all[b]
         if not entries then
@@ -185,17 +186,15 @@ while left > 0 do
         end
         entries[#entries + 1] = seqs
         entries[#entries + 1] = id
+        if l then
+          l[#l + 1] = run_ats
+          l[#l + 1] = string.format('%016x', seq) .. id
+        else
+          sched[#sched + 1] = run_ats
+          sched[#sched + 1] = id
+        end
       end
       stored_any = true
-      if now_run then
-        l[#l + 1] = id
-      elseif l then
-        l[#l + 1] = run_ats
-        l[#l + 1] = string.format('%016x', seq) .. id
-      else
-        sched[#sched + 1] = run_ats
-        sched[#sched + 1] = id
-      end
       stored = stored + 1
       out[#out + 1] = ''
     end
