@@ -112,20 +112,10 @@ end
 -- Jobs taken from a LIST part join the job index here (lib.lua's buckets): bucket ->
 -- {seq, id, ...}, written once per bucket at the end.
 local indexed = {}
-local function index_later(seq, id)
-  local b = bucket_of(seq)
-  local entries = indexed[b]
-  if not entries then
-    entries = {}
-    indexed[b] = entries
-  end
-  entries[#entries + 1] = seq
-  entries[#entries + 1] = id
-end
 -- A record whose seq cannot be read (damage) is indexed under the store's latest seq, so
 -- listings still show it (among the newest jobs).
 local function index_damaged(id)
-  index_later(number(redis.call('GET', P .. 'seq')) or 1, id)
+  gather(indexed, number(redis.call('GET', P .. 'seq')) or 1, id)
 end
 
 local function lease(l, id, listed)
@@ -156,7 +146,7 @@ local function lease(l, id, listed)
   -- Whatever happens to it next, a record leaves the LIST for the index, so listings
   -- show it (a missing record, the ghost of an id, is only noted below).
   if listed and #h > 0 then
-    if number(seq) then index_later(number(seq), id) else index_damaged(id) end
+    if number(seq) then gather(indexed, number(seq), id) else index_damaged(id) end
   end
   if STATES[state] and state ~= 'ready' then
     note('ready job ' .. id .. ' is ' .. state .. ': stale entry dropped from lane ' .. lane)

@@ -40,7 +40,7 @@
 -- taken over (each logged in the server log, as lib.lua's `note` does).
 
 local P = ARGV[1]
--- include index (lib.lua's job index: bucket_of, is_error, reset_damaged, index_many)
+-- include index (lib.lua's job index: bucket_of, is_error, reset_damaged, gather, index_many)
 
 -- NOW as a number for comparisons, NOWS as the string stored (formatting a Lua number
 -- for every field costs more than the rest of a small enqueue).
@@ -178,14 +178,7 @@ while left > 0 do
         redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
           'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
           'run_at', run_ats, 'created_at', NOWS, 'seq', seqs, last, value)
-        local b = bucket_of(seq)
-        local entries = all[b]
-        if not entries then
-          entries = {}
-          all[b] = entries
-        end
-        entries[#entries + 1] = seqs
-        entries[#entries + 1] = id
+        gather(all, seqs, id)
         if l then
           l[#l + 1] = run_ats
           l[#l + 1] = string.format('%016x', seq) .. id

@@ -182,6 +182,18 @@ local function register(list)
   if #list > 0 then redis.call('ZADD', registry, unpack(list)) end
 end
 
+-- Gather an index entry for a later index_many: by_bucket is bucket -> {seq, id, ...}.
+local function gather(by_bucket, seq, id)
+  local b = bucket_of(tonumber(seq))
+  local entries = by_bucket[b]
+  if not entries then
+    entries = {}
+    by_bucket[b] = entries
+  end
+  entries[#entries + 1] = seq
+  entries[#entries + 1] = id
+end
+
 -- Add {seq, id, ...} to bucket b and register it: a bucket key of another type (damage:
 -- its entries are lost, their jobs kept) is started again.
 local function index_many(b, entries)
