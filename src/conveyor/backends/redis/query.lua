@@ -76,9 +76,7 @@ end
 
 -- Each source: {seq of its next entry (nil when done), its id, advance function, from a
 -- lane (the lane's queue and task, which a job waiting in it has)}.
-local sources = {}
-local index = {}
-function index.advance(src)
+local function advance_index(src)
   if epos > #entries and not next_bucket() then
     src[1] = nil
     return
@@ -86,7 +84,7 @@ function index.advance(src)
   src[2], src[1] = entries[epos], number(entries[epos + 1]) or 0
   epos = epos + 2
 end
-sources[1] = {nil, nil, index.advance}
+local sources = {{nil, nil, advance_index}}
 
 -- Source 2.., each lane's LIST part, from its tail (the newest job), unless the filters
 -- leave its jobs out: they are all ready, of the lane's queue and task.
