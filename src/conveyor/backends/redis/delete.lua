@@ -22,7 +22,7 @@ for i = 3, #ARGV do
   -- A repeated id finds no hash the second time, so it is counted once.
   if f[1] and done[f[1]] then
     redis.call('DEL', key)
-    unindex(id, f[5])
+    unindex(KEYS[1], id, f[5])
     redis.call('ZREM', done[f[1]], id)
     count(KEYS[2], f[1], f[2], f[3], -1)
     release_unique(KEYS[3], f[4], id)

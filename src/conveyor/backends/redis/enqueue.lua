@@ -40,7 +40,8 @@
 -- taken over (each logged in the server log, as lib.lua's `note` does).
 
 local P = ARGV[1]
--- include index (lib.lua's job index: bucket_of, is_error, reset_damaged, gather, index_many)
+-- include index (lib.lua's job index: bucket_of, is_error, reset_damaged, write, gather,
+-- index_many)
 
 -- NOW as a number for comparisons, NOWS as the string stored (formatting a Lua number
 -- for every field costs more than the rest of a small enqueue).
@@ -56,7 +57,6 @@ NOW = tonumber(NOWS)
 local n = tonumber(ARGV[3])
 local out = {}
 local all = {}        -- bucket -> {seq, id, seq, id, ...} (lib.lua's index section)
-local stored_any = false
 local sched = {}      -- run_at, id, ... for KEYS[4]
 local lanes = {}      -- lane -> {run_at, member, ...} for the lane's ZSET part
 local fifos = {}      -- lane -> {id, ...} for the lane's LIST part (jobs to run now)
@@ -187,7 +187,6 @@ while left > 0 do
           sched[#sched + 1] = id
         end
       end
-      stored_any = true
       stored = stored + 1
       out[#out + 1] = ''
     end
@@ -211,41 +210,18 @@ while left > 0 do
   end
 end
 
--- Index writes: variadic, at most 1,000 arguments each (Lua's unpack has a stack limit).
--- The usual key gets one write, its type checked only when that fails. A key of another
--- type (damage) holds no entry of ours, so it is started again; any other failure (out of
--- memory, say) fails the call: a key is never reset for it, since that would delete the
--- entries it holds. Returns the error reply when the call must fail.
-local function zadd(key, items, a, b)
-  return redis.pcall('ZADD', key, unpack(items, a, b))
-end
-local function rpush(key, items, a, b)
-  return redis.pcall('RPUSH', key, unpack(items, a, b))
-end
-local function write(add, key, what, kind, items)
-  for i = 1, #items, 1000 do
-    local last = math.min(i + 999, #items)
-    local done = add(key, items, i, last)
-    if is_error(done) then
-      if i > 1 or not reset_damaged(key, kind, what) then return done end
-      done = add(key, items, i, last)
-      if is_error(done) then return done end
-    end
-  end
-end
-
-if stored_any then
+if next(counts) then  -- some job was stored
   for b, entries in pairs(all) do index_many(b, entries) end
-  local err = write(zadd, KEYS[4], 'the schedule', 'zset', sched)
+  local err = write(zadd_part, KEYS[4], 'the schedule', 'zset', sched)
   if err then return err end
   local names = {}
   for lane, l in pairs(lanes) do
-    err = write(zadd, P .. 'ready:' .. lane, 'ready lane ' .. lane, 'zset', l)
+    err = write(zadd_part, P .. 'ready:' .. lane, 'ready lane ' .. lane, 'zset', l)
     if err then return err end
     names[#names + 1] = lane
   end
   for lane, ids in pairs(fifos) do
-    err = write(rpush, P .. 'fifo:' .. lane, 'ready lane ' .. lane, 'list', ids)
+    err = write(rpush_part, P .. 'fifo:' .. lane, 'ready lane ' .. lane, 'list', ids)
     if err then return err end
     names[#names + 1] = lane
   end

@@ -182,6 +182,30 @@ local function register(list)
   if #list > 0 then redis.call('ZADD', registry, unpack(list)) end
 end
 
+-- Variadic writes of `items` to `key` by `add` (zadd_part or rpush_part), at most 1,000
+-- arguments each (Lua's unpack has a stack limit). The usual key gets one write, its
+-- type checked only when that fails: a key of another type (damage) holds no entry of
+-- ours, so it is started again. Any other failure (out of memory, say) is returned, for
+-- the caller to fail the call with: a key is never reset for it, since that would delete
+-- the entries it holds.
+local function zadd_part(key, items, a, b)
+  return redis.pcall('ZADD', key, unpack(items, a, b))
+end
+local function rpush_part(key, items, a, b)
+  return redis.pcall('RPUSH', key, unpack(items, a, b))
+end
+local function write(add, key, what, kind, items)
+  for i = 1, #items, 1000 do
+    local last = math.min(i + 999, #items)
+    local done = add(key, items, i, last)
+    if is_error(done) then
+      if i > 1 or not reset_damaged(key, kind, what) then return done end
+      done = add(key, items, i, last)
+      if is_error(done) then return done end
+    end
+  end
+end
+
 -- Gather an index entry for a later index_many: by_bucket is bucket -> {seq, id, ...}.
 local function gather(by_bucket, seq, id)
   local b = bucket_of(tonumber(seq))
@@ -197,24 +221,19 @@ end
 -- Add {seq, id, ...} to bucket b and register it: a bucket key of another type (damage:
 -- its entries are lost, their jobs kept) is started again.
 local function index_many(b, entries)
-  local key = P .. 'all:' .. b
-  for i = 1, #entries, 1000 do
-    local last = math.min(i + 999, #entries)
-    if is_error(redis.pcall('ZADD', key, unpack(entries, i, last))) then
-      reset_damaged(key, 'zset', 'index bucket ' .. b)
-      redis.call('ZADD', key, unpack(entries, i, last))  -- any other failure fails
-    end
-  end
+  local err = write(zadd_part, P .. 'all:' .. b, 'index bucket ' .. b, 'zset', entries)
+  if err then error(err) end  -- raised as redis.call raises it
   register({b, b})
 end
 -- end index
 
--- Take a deleted job out of the index; a damaged seq leaves its entry, which query.lua
--- skips (it reads no record) until its bucket empties.
-local function unindex(id, seq)
+-- Take a deleted job out of the index, and out of `legacy` (the single index of a store
+-- made before the buckets); a damaged seq leaves its bucket entry, which query.lua skips
+-- (it reads no record) until its bucket empties.
+local function unindex(legacy, id, seq)
   seq = number(seq)
   if seq then redis.call('ZREM', P .. 'all:' .. bucket_of(seq), id) end
-  redis.call('ZREM', P .. 'all', id)
+  redis.call('ZREM', legacy, id)
 end
 
 -- Take a ready job out of its lane: from the ZSET part, else from the LIST part (LREM

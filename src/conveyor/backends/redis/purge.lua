@@ -23,7 +23,7 @@ for k = 3, #KEYS do
     redis.call('ZREM', KEYS[k], id)
     if f[1] == ARGV[k + 2] then
       redis.call('DEL', key)
-      unindex(id, f[4])
+      unindex(KEYS[1], id, f[4])
       count(KEYS[2], f[1], f[2], f[3], -1)
       deleted = deleted + 1
     end

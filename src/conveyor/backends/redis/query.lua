@@ -21,10 +21,11 @@ if failed(legacy) then
   note('the old job index was not a ZSET: deleted')
   redis.call('DEL', KEYS[2])
 elseif #legacy > 0 then
+  local by_bucket = {}
   for i = 1, #legacy, 2 do
-    local seq = number(legacy[i + 1])
-    if seq then index_many(bucket_of(seq), {seq, legacy[i]}) end
+    if number(legacy[i + 1]) then gather(by_bucket, legacy[i + 1], legacy[i]) end
   end
+  for b, entries in pairs(by_bucket) do index_many(b, entries) end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #legacy / 2 - 1)
   if redis.call('EXISTS', KEYS[2]) == 1 then return 'more' end
 end
@@ -44,11 +45,13 @@ if limit <= 0 then return out end
 
 -- Source 1, the index buckets, newest first; an empty one is forgotten (whatever writes
 -- to a bucket registers it again).
-local buckets, bpos, page = {}, 0, 100
+-- A page of registered buckets, the next one's place in it, where the next page starts.
+local buckets, bnext, bpos, page = {}, 1, 0, 100
 local entries, epos = {}, 1
 local function next_bucket()
   while true do
-    if #buckets == 0 then
+    if bnext > #buckets then
+      bnext = 1
       buckets = redis.pcall('ZREVRANGE', KEYS[1], bpos, bpos + page - 1)
       if failed(buckets) then
         register({})  -- damage: made again from the buckets there are
@@ -57,7 +60,8 @@ local function next_bucket()
       if #buckets == 0 then return false end
       bpos = bpos + #buckets
     end
-    local b = table.remove(buckets, 1)
+    local b = buckets[bnext]
+    bnext = bnext + 1
     local key = P .. 'all:' .. b
     local got = redis.pcall('ZREVRANGE', key, 0, -1, 'WITHSCORES')
     if failed(got) then
@@ -92,19 +96,21 @@ if not states or states.ready then
   for _, lane in ipairs(redis.call('SMEMBERS', P .. 'lanes')) do
     local _, q, t = parse_lane(lane)
     if q and (not queue or queue == q) and (not task or task == t) then
-      local key, at, ids = P .. 'fifo:' .. lane, 0, {}
+      -- A page of the list from its end, read from its last id back (`i`).
+      local key, at, got, i = P .. 'fifo:' .. lane, 0, {}, 0
       local src = {nil, nil, nil, true}
       src[3] = function()
-        if #ids == 0 then
-          local got = redis.pcall('LRANGE', key, -(at + page), -(at + 1))
+        if i == 0 then
+          got = redis.pcall('LRANGE', key, -(at + page), -(at + 1))
           if failed(got) or #got == 0 then
             src[1] = nil
             return
           end
           at = at + #got
-          for i = #got, 1, -1 do ids[#ids + 1] = got[i] end
+          i = #got
         end
-        local id = table.remove(ids, 1)
+        local id = got[i]
+        i = i - 1
         src[2] = id
         src[1] = number(redis.pcall('HGET', job_key(id), 'seq')) or -1
       end
