@@ -16,7 +16,9 @@ oracle), in this order:
   not finite numbers; a required field missing. It ends ``dead`` with ``last_error``
   starting ``unreadable_record`` and naming the job and the field; the damaged value kept.
 * **settled**: anything else is harmless to the store (fields the claim rewrites:
-  ``updated_at``, a missing ``attempts``; fields it never reads: ``seq``; values within
+  ``updated_at``, a missing ``attempts``; fields a record may leave out, read as their
+  first value: a missing ``id``, ``recoveries``, ``headers`` or ``run_at`` (the key's id,
+  0, {}, ``created_at``); fields it never reads: ``seq``; values within
   the rules; any ``payload`` bytes). The job runs through the normal path: it succeeds, or
   the worker settles it as an ordinary failure (``unknown_task`` for a task no one
   registered, ``decode_error`` for a payload that is not arguments), never as unreadable.
@@ -62,6 +64,9 @@ FIELDS = (
     "seq",
 )
 STATES = {s.value.encode() for s in State}
+#: Fields a record may leave out, read as their first value (the key's id, 0, {},
+#: created_at): enqueue.lua writes none of them for a job to run now.
+LEFT_OUT = ("id", "recoveries", "headers", "run_at")
 REDIS_INTEGER = re.compile(rb"0|-?[1-9][0-9]{0,18}")
 
 
@@ -185,6 +190,8 @@ def expected(d: Damage, job_id: str) -> str:
             return "settled" if v == b"ready" else "dropped"
         return "quarantined"
     if d.field in ("updated_at", "seq"):
+        return "settled"
+    if v is None and d.field in LEFT_OUT:
         return "settled"
     if d.field == "attempts":
         return "settled" if v is None or _counts(v) else "quarantined"
