@@ -126,14 +126,13 @@ async def test_bytes_that_are_not_utf8_quarantine_one_job(
     assert stats[(dead_queue, Priority.NORMAL)].get(State.DEAD) == 1
 
 
-@pytest.mark.parametrize(
-    "field", ["task", "payload", "timeout", "max_retries", "created_at", "state"]
-)
+@pytest.mark.parametrize("field", ["task", "payload", "created_at", "state"])
 async def test_a_missing_field_quarantines_one_job(
     backend: RedisBackend, raw: Redis, field: str
 ) -> None:
     healthy, bad = await five_jobs(backend)
-    raw.hdel(backend.keys.job(bad), field)
+    # A payload of positional arguments only is kept as its bare arguments, in `args`.
+    raw.hdel(backend.keys.job(bad), *(("payload", "args") if field == "payload" else (field,)))
     claimed = await claim_all(backend)
     await assert_healthy_run(backend, claimed, healthy)
     stored = assert_quarantined(backend, raw, bad, field)
@@ -148,14 +147,17 @@ async def test_fields_at_their_first_value_may_be_left_out(
     backend: RedisBackend, raw: Redis
 ) -> None:
     # A queued job's record need not hold its id (the key's), attempts and recoveries (0),
-    # headers ({}) or updated_at (created_at): each is read as that value.
+    # headers ({}), updated_at (created_at), max_retries (3) or timeout (300): each is read
+    # as that value.
     healthy, lean = await five_jobs(backend)
     key = backend.keys.job(lean)
-    raw.hset(key, "headers", "{}")
+    raw.hset(key, mapping={"headers": "{}", "max_retries": "7", "timeout": "9.5"})
     raw.hdel(key, "id", "attempts", "recoveries", "headers", "updated_at")
+    raw.hdel(key, "max_retries", "timeout")
     record = await backend.get(lean)
     assert record is not None and record.id == lean
     assert (record.attempts, record.recoveries, record.headers) == (0, 0, {})
+    assert (record.max_retries, record.timeout) == (3, 300.0)
     assert record.updated_at == record.created_at
     claimed = await claim_all(backend)
     assert sorted(j.id for j in claimed) == sorted([*healthy, lean])

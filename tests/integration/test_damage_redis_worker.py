@@ -45,7 +45,8 @@ from conveyor.job import JobQuery
 
 from .damage_redis_support import UNREADABLE, fresh_url
 
-#: The fields enqueue.lua writes for a job without a unique key.
+#: The fields a job without a unique key may hold once enqueued (its payload of positional
+#: arguments only is kept in ``args``; ``payload`` would hold any other, and wins).
 FIELDS = (
     "id",
     "task",
@@ -53,6 +54,7 @@ FIELDS = (
     "priority",
     "state",
     "payload",
+    "args",
     "headers",
     "attempts",
     "max_retries",
@@ -64,9 +66,10 @@ FIELDS = (
     "seq",
 )
 STATES = {s.value.encode() for s in State}
-#: Fields a record may leave out, read as their first value (the key's id, 0, {},
-#: created_at): enqueue.lua writes none of them for a job to run now.
-LEFT_OUT = ("id", "recoveries", "headers", "run_at")
+#: Fields a record may leave out, read as their first or default value (the key's id, 0,
+#: {}, created_at, 3, 300): enqueue.lua writes none of them for a job to run now with the
+#: built-in defaults.
+LEFT_OUT = ("id", "recoveries", "headers", "run_at", "max_retries", "timeout")
 REDIS_INTEGER = re.compile(rb"0|-?[1-9][0-9]{0,18}")
 
 
@@ -189,8 +192,8 @@ def expected(d: Damage, job_id: str) -> str:
         if v is not None and v in STATES:
             return "settled" if v == b"ready" else "dropped"
         return "quarantined"
-    if d.field in ("updated_at", "seq"):
-        return "settled"
+    if d.field in ("updated_at", "seq") or (d.field == "payload" and v is None):
+        return "settled"  # a payload left out is the one in `args`
     if v is None and d.field in LEFT_OUT:
         return "settled"
     if d.field == "attempts":
@@ -210,6 +213,7 @@ def _reads(name: str, v: bytes) -> bool:
         "task": text,
         "queue": text,
         "payload": bytes,
+        "args": bytes,
         "headers": lambda raw: isinstance(json.loads(raw), dict),
         "max_retries": integer,
         "recoveries": integer,
@@ -273,7 +277,8 @@ async def _scenario(d: Damage, healthy: int, position: int) -> None:
                 error = stored[b"last_error"].decode()
                 assert stored[b"state"] == b"dead", stored
                 assert error.startswith(UNREADABLE) and target.id in error, error
-                assert repr(d.field) in error, error
+                # A record without `args` (or `payload`) has no payload to read.
+                assert repr("payload" if d.field == "args" else d.field) in error, error
                 if d.field != "state":
                     assert stored.get((d.field or "").encode()) == d.value
             else:

@@ -265,6 +265,39 @@ async def test_a_job_to_run_now_keeps_run_at_out_of_its_record_and_its_place_in_
         await b.close()
 
 
+async def test_a_record_holds_max_retries_and_timeout_only_when_not_the_defaults(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    plain, own = [
+        r.id
+        for r in await backend.enqueue(
+            [new_job(max_retries=3, timeout=300.0), new_job(max_retries=0, timeout=300.5)]
+        )
+    ]
+    assert raw.hmget(backend.keys.job(plain), "max_retries", "timeout") == [None, None]
+    assert raw.hmget(backend.keys.job(own), "max_retries", "timeout") == [b"0", b"300.5"]
+    jobs = {j.id: j for j in await backend.claim("w", Routing(), 2, 30.0)}
+    assert (jobs[plain].max_retries, jobs[plain].timeout) == (3, 300.0)
+    assert (jobs[own].max_retries, jobs[own].timeout) == (0, 300.5)
+
+
+async def test_a_payload_of_positional_arguments_only_is_kept_as_its_bare_arguments(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    bare = b'{"args":[1,"two"],"kwargs":{}}'
+    whole = [b'{"args":[1],"kwargs":{"k":2}}', b"[1]", b'{"args":,"kwargs":{}}', b"\xff\x00"]
+    # One batch alternating the two forms: every job gets its own field, in order.
+    payloads = [bare, whole[0], bare, *whole[1:], bare]
+    ids = [r.id for r in await backend.enqueue([new_job(payload=p) for p in payloads])]
+    for job_id, payload in zip(ids, payloads, strict=True):
+        fields = raw.hmget(backend.keys.job(job_id), "payload", "args")
+        assert fields == ([None, b'[1,"two"]'] if payload == bare else [payload, None])
+    claimed = await backend.claim("w", Routing(), len(ids), 30.0)
+    assert [(j.id, j.payload) for j in claimed] == list(zip(ids, payloads, strict=True))
+    got = await backend.get(ids[0])
+    assert got is not None and got.payload == bare
+
+
 async def test_purge_leaves_only_the_fixed_keys(raw: Redis) -> None:
     clock = FakeClock()
     url = fresh_url()

@@ -5,8 +5,12 @@ call cancelled mid-reply never leaves its reply for the next call to read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import hashlib
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -123,6 +127,67 @@ def test_a_dropped_connection_is_retried_once(server: RedisServer, client: Redis
             admin.client_kill_filter(_id=cid)
     # When a script call goes out on it, it is sent again on a fresh one
     assert wire.call_sync(client, wire.pack(sha(ECHO), ["k"], ARGS))[2] == ARGS[1]
+
+
+class DropsFirstScriptReply:
+    """A TCP proxy to ``port`` that closes the first connection carrying an EVALSHA after
+    passing the call on, before its reply comes back (the server ran it, the client never
+    hears); every other byte, and every later connection, goes through."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.dropped = threading.Event()
+        self.calls = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):  # the listener closed: the test is over
+            while True:
+                down, _ = self.listener.accept()
+                up = socket.create_connection(("127.0.0.1", self.port))
+                cut = threading.Event()  # this connection is the one to drop
+                for a, b in ((down, up), (up, down)):
+                    pump = threading.Thread(target=self._pump, args=(a, b, a is down, cut))
+                    pump.daemon = True
+                    pump.start()
+
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, from_client: bool, cut: threading.Event
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if from_client and b"EVALSHA" in data:
+                    self.calls += 1
+                    if not self.dropped.is_set():
+                        self.dropped.set()
+                        cut.set()  # before the call goes on: its reply must not pass
+                        dst.sendall(data)
+                        time.sleep(0.2)  # the server runs it
+                        break
+                elif not from_client and cut.is_set():
+                    break  # the call's reply never arrives
+                dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+def test_a_call_whose_reply_is_lost_is_sent_once_more_and_answered_once(
+    server: RedisServer, client: Redis
+) -> None:
+    # Given a connection that drops after the server has the call, before its reply
+    proxy = DropsFirstScriptReply(server.port)
+    try:
+        with Redis.from_url(proxy.url) as c:
+            # When the call goes out, then it is sent again once on a fresh connection, and
+            # its one reply is the answer
+            assert wire.call_sync(c, wire.pack(sha(ECHO), ["k"], ARGS))[2] == ARGS[1]
+            assert proxy.dropped.is_set() and proxy.calls == 2
+    finally:
+        proxy.listener.close()
 
 
 async def test_a_cancelled_call_leaves_no_reply_behind(aclient: AsyncRedis) -> None:

@@ -16,9 +16,10 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
                               of the attempts that did not succeed, the last
                               attempts.KEEP: fail.lua, recover.lua) and progress (JSON of
                               the latest report: progress.lua). enqueue.lua leaves out id,
-                              attempts, recoveries, updated_at, empty headers and, for
-                              a job to run now, run_at (codec.DEFAULTS: the key's id, 0,
-                              0, created_at, {}, created_at)
+                              attempts, recoveries, updated_at, empty headers, the
+                              default max_retries and timeout and, for a job to run now,
+                              run_at (codec.DEFAULTS: the key's id, 0, 0, created_at, {},
+                              3, 300.0, created_at)
   {P}:seq               STRING enqueue counter (FIFO across queues)
   {P}:all:<bucket>      ZSET  seq -> id: the job index for newest-first queries, in
                               buckets of 128 seqs (small ZSETs stay compact listpacks);

@@ -75,6 +75,35 @@ def _headers(raw: bytes) -> Any:
     return value
 
 
+#: A payload of positional arguments only, around its arguments' JSON array: a record
+#: keeps such a payload as that array alone, in an ``args`` field instead of ``payload``
+#: (`bare_args`, `whole_payload`), 24 bytes less for a small job.
+_ARGS_HEAD = b'{"args":'
+_ARGS_TAIL = b',"kwargs":{}}'
+
+
+def bare_args(payload: bytes) -> bytes | None:
+    """The part of ``payload`` an ``args`` field keeps, or None for a payload kept whole:
+    the bytes between `_ARGS_HEAD` and `_ARGS_TAIL`, so `whole_payload` gives back
+    exactly ``payload``, whatever it holds."""
+    if (
+        len(payload) > len(_ARGS_HEAD) + len(_ARGS_TAIL)
+        and payload.startswith(_ARGS_HEAD)
+        and payload.endswith(_ARGS_TAIL)
+    ):
+        return payload[len(_ARGS_HEAD) : -len(_ARGS_TAIL)]
+    return None
+
+
+def whole_payload(f: dict[bytes, bytes]) -> bytes | None:
+    """A record's payload: its ``payload`` field, else its ``args`` field made whole
+    again, else None (missing)."""
+    payload = f.get(b"payload")
+    if payload is None and (args := f.get(b"args")) is not None:
+        return _ARGS_HEAD + args + _ARGS_TAIL
+    return payload
+
+
 def stored(flat: list[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
     """A job hash's fields by raw name, from a script's flat list or redis-py's dict."""
     if isinstance(flat, dict):
@@ -104,11 +133,24 @@ def record(flat: list[bytes] | dict[bytes, bytes], key_id: bytes | None = None) 
     return job
 
 
-#: Fields enqueue.lua leaves out while they hold their first value, and what that is:
-#: a queued job's record holds only what a claim needs (the later scripts write them).
-#: ``id`` is the key's; ``updated_at`` is ``created_at``, and so is ``run_at`` (left out
-#: for a job enqueued to run now).
-DEFAULTS = {b"attempts": b"0", b"recoveries": b"0", b"headers": b"{}"}
+#: What a left-out ``max_retries`` and ``timeout`` mean: the built-in defaults (settings
+#: ``max_retries`` and ``job_timeout``), which most jobs have. Part of the store's format,
+#: fixed whatever those settings' defaults become: a record written with other values
+#: holds them.
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_TIMEOUT = 300.0
+
+#: Fields enqueue.lua leaves out while they hold their first or default value, and what
+#: that is: a queued job's record holds only what a claim needs (the later scripts write
+#: what changes). ``id`` is the key's; ``updated_at`` is ``created_at``, and so is
+#: ``run_at`` (left out for a job enqueued to run now).
+DEFAULTS = {
+    b"attempts": b"0",
+    b"recoveries": b"0",
+    b"headers": b"{}",
+    b"max_retries": str(DEFAULT_MAX_RETRIES).encode(),
+    b"timeout": repr(DEFAULT_TIMEOUT).encode(),
+}
 
 
 def _fast(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
@@ -127,11 +169,11 @@ def _fast(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
         queue=f[b"queue"].decode(),
         priority=priority,
         state=state,
-        payload=f[b"payload"],
+        payload=f[b"payload"] if b"payload" in f else _ARGS_HEAD + f[b"args"] + _ARGS_TAIL,
         headers={} if raw_headers is None else _headers(raw_headers),
         attempts=int(get(b"attempts", 0)),
-        max_retries=int(f[b"max_retries"]),
-        timeout=float(f[b"timeout"]),
+        max_retries=int(get(b"max_retries", DEFAULT_MAX_RETRIES)),
+        timeout=float(get(b"timeout", DEFAULT_TIMEOUT)),
         run_at=created_at if run_at is None else float(run_at),
         created_at=created_at,
         updated_at=created_at if updated is None else float(updated),
@@ -206,6 +248,8 @@ def careful(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
     for name, decode in _REQUIRED:
         raw = f.get(name.encode())
         source = name  # the field the value was read from, named when it is damaged
+        if raw is None and name == "payload":
+            raw = whole_payload(f)
         if raw is None:
             raw = DEFAULTS.get(name.encode())
         if raw is None and name == "id" and key_id is not None:

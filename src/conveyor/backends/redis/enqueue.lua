@@ -16,22 +16,25 @@
 -- derived: job hashes, index buckets, ready lanes (a job to run now is appended to its
 --   lane's LIST part, any other ready job added to its ZSET part: lib.lua), wake lists
 -- ARGV[1] P, ARGV[2] now, ARGV[3] n jobs, then the jobs as runs of jobs that share their
---   options, each run: m (its jobs), task, queue, priority, headers (JSON), max_retries,
---   timeout, run_at ("" = now, "+" .. seconds = that long after NOW, else a Unix time),
---   keyed ("1" when its jobs carry unique keys, else ""), then per job: id, payload,
---   and when keyed its unique key ("" = none, else "u" .. key). A batch of one task's
---   calls is one run, so each job costs two arguments. ARGV may go on after the n jobs
---   (tick.lua's own arguments): they are not read here.
+--   options, each run: m (its jobs), task, queue, priority, headers (JSON), max_retries
+--   and timeout ("" for either at its built-in default: left out of the record), run_at
+--   ("" = now, "+" .. seconds = that long after NOW, else a Unix time), flags ("u" in
+--   them when its jobs carry unique keys: keyed; "a" when its payloads are bare argument
+--   arrays, kept in an `args` field in place of `payload`: codec.bare_args), then per
+--   job: id, payload, and when keyed its unique key ("" = none, else "u" .. key). A
+--   batch of one task's calls is one run, so each job costs two arguments. ARGV may go
+--   on after the n jobs (tick.lua's own arguments): they are not read here.
 -- Returns: per job, "" when it was stored under its own id, else the id of the job that
 --   already existed (same unique key or same id).
 --
 -- The lean record: a job hash holds what a claim needs and leaves out the fields at their
--- first value, which readers take as that value (codec.DEFAULTS): its id (the key's),
--- attempts and recoveries (0), headers ({}, written only when there are some),
--- updated_at (created_at) and, for a job to run now, run_at (created_at); the scripts
--- that change a job write them.
+-- first or default value, which readers take as that value (codec.DEFAULTS): its id (the
+-- key's), attempts and recoveries (0), headers ({}, written only when there are some),
+-- max_retries (3) and timeout (300) when the job has the built-in defaults, updated_at
+-- (created_at) and, for a job to run now, run_at (created_at); the scripts that change a
+-- job write the fields that change.
 --
--- Per job only HSET runs one by one; the index writes (buckets, lanes, counts,
+-- Per job only HSET runs one by one (one per job, of a table the run fills once); the index writes (buckets, lanes, counts,
 -- scheduled) are gathered and sent as a few variadic commands at the end, and what a
 -- run's jobs share (run time, state, lane, counts field) is worked out once per run.
 -- Damage does not stop an enqueue: a counts total that is not an integer starts again
@@ -74,7 +77,7 @@ do
   while left > 0 do
     local m = tonumber(ARGV[b])
     local width = 2
-    if ARGV[b + 8] == '1' then width = 3 end
+    if string.find(ARGV[b + 8], 'u', 1, true) then width = 3 end
     b = b + 9
     for _ = 1, m do
       jobkeys[#jobkeys + 1] = P .. 'job:' .. ARGV[b]
@@ -98,7 +101,8 @@ local left = n
 while left > 0 do
   local m, task, queue, prio = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local headers, retries, timeout, due = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  local keyed = ARGV[a + 8] == '1'
+  local keyed = string.find(ARGV[a + 8], 'u', 1, true) ~= nil
+  local bare = string.find(ARGV[a + 8], 'a', 1, true) ~= nil
   local with_headers = headers ~= '{}'
   a = a + 9
   left = left - m
@@ -124,6 +128,17 @@ while left > 0 do
       parts[lane] = l
     end
   end
+  -- The run's record fields, then per job its payload and seq (and its unique key):
+  -- each job is one HSET of this table, its last values set in place.
+  local rec = {'task', task, 'queue', queue, 'priority', prio, 'state', state,
+    'created_at', NOWS}
+  if retries ~= '' then rec[#rec + 1] = 'max_retries'; rec[#rec + 1] = retries end
+  if timeout ~= '' then rec[#rec + 1] = 'timeout'; rec[#rec + 1] = timeout end
+  if not now_run then rec[#rec + 1] = 'run_at'; rec[#rec + 1] = run_ats end
+  if with_headers then rec[#rec + 1] = 'headers'; rec[#rec + 1] = headers end
+  local fixed = #rec
+  rec[fixed + 1], rec[fixed + 3], rec[fixed + 5] = 'payload', 'seq', 'unique_key'
+  if bare then rec[fixed + 1] = 'args' end
   local stored = 0
   for _ = 1, m do
     local id, payload = ARGV[a], ARGV[a + 1]
@@ -157,27 +172,19 @@ while left > 0 do
       seen[key] = true
       seq = seq + 1
       local seqs = tostring(seq)
-      -- The lean record: only what a claim needs (see the header). The last pair is
-      -- the unique key, else the headers, else a repeat of the first.
-      local last, value = 'task', task
+      rec[fixed + 2], rec[fixed + 4] = payload, seqs
       if ukey then
-        last, value = 'unique_key', ukey
-        if with_headers then redis.call('HSET', key, 'headers', headers) end
+        rec[fixed + 6] = ukey
+        redis.call('HSET', key, unpack(rec, 1, fixed + 6))
         redis.call('HSET', KEYS[5], ukey, id)
-      elseif with_headers then
-        last, value = 'headers', headers
+      else
+        redis.call('HSET', key, unpack(rec, 1, fixed + 4))
       end
       if now_run then
-        -- run_at is created_at, so it is left out; the job is listed from its lane's
-        -- LIST until it leaves it, so it has no index entry yet (lib.lua).
-        redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
-          'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
-          'created_at', NOWS, 'seq', seqs, last, value)
+        -- The job is listed from its lane's LIST until it leaves it, so it has no index
+        -- entry yet (lib.lua).
         l[#l + 1] = id
       else
-        redis.call('HSET', key, 'task', task, 'queue', queue, 'priority', prio,
-          'state', state, 'payload', payload, 'max_retries', retries, 'timeout', timeout,
-          'run_at', run_ats, 'created_at', NOWS, 'seq', seqs, last, value)
         gather(all, seqs, id)
         if l then
           l[#l + 1] = run_ats

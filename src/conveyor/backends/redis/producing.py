@@ -12,6 +12,7 @@ import orjson
 from redis import Redis
 
 from conveyor.backends.redis import wire
+from conveyor.backends.redis.codec import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, bare_args
 from conveyor.backends.redis.connection import RedisConnection, translated
 from conveyor.backends.redis.keys import Keys
 from conveyor.backends.redis.scripts import load_all, script
@@ -36,14 +37,17 @@ def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
     """enqueue.lua's ARGV after the prefix and now: the count, then the jobs as runs of
     consecutive jobs that share every option (one run for a batch of one task's calls):
     the run's options once, then each job's id and payload (and unique key, when one of
-    the run's jobs has one)."""
+    the run's jobs has one). A run's payloads are all kept whole, or all as their bare
+    arguments (`codec.bare_args`)."""
     args: list[Any] = [len(jobs)]
     count = len(jobs)
+    payloads = [bare_args(job.payload) for job in jobs]
     start = 0
     while start < count:
         first = jobs[start]
+        bare = payloads[start] is not None
         end = start + 1
-        while end < count and _same_run(first, jobs[end]):
+        while end < count and _same_run(first, jobs[end]) and (payloads[end] is not None) == bare:
             end += 1
         run = jobs[start:end] if start or end < count else jobs
         keyed = any(job.unique_key is not None for job in run)
@@ -54,21 +58,20 @@ def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
             int(first.priority),
             # Header values were checked when the job was built (JSON types, no NaN).
             orjson.dumps(first.headers) if first.headers else "{}",
-            first.max_retries,
-            repr(float(first.timeout)),
+            # The built-in defaults are left out of the record (codec.DEFAULTS).
+            "" if first.max_retries == DEFAULT_MAX_RETRIES else first.max_retries,
+            "" if first.timeout == DEFAULT_TIMEOUT else repr(float(first.timeout)),
             _due(first),
-            "1" if keyed else "",
+            ("u" if keyed else "") + ("a" if bare else ""),
         )
-        if keyed:
-            for job in run:
-                args += (
-                    job.id,
-                    job.payload,
-                    "" if job.unique_key is None else "u" + job.unique_key,
-                )
-        else:
-            for job in run:
-                args += (job.id, job.payload)
+        for i in range(start, end):
+            job = jobs[i]
+            payload = payloads[i] if bare else job.payload
+            if keyed:
+                key = job.unique_key
+                args += (job.id, payload, "" if key is None else "u" + key)
+            else:
+                args += (job.id, payload)
         start = end
     return args
 

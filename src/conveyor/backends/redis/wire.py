@@ -107,16 +107,17 @@ def call_many_sync(client: Redis, calls: Iterable[bytes]) -> list[Any]:
     raised, so the caller can deal with each; a dropped connection sends them all once
     more on a fresh one, as `call_sync` does (at least once: a call may have run)."""
     pool = client.connection_pool
+    pending = iter(calls)  # one pass: a retry sends what was sent, then the rest
     sent: list[bytes] = []
     for attempt in (1, 2):
         conn = pool.get_connection()
         try:
             if attempt == 1:
-                for packed in calls:
+                for packed in pending:
                     sent.append(packed)
                     conn.send_packed_command([packed])  # type: ignore[no-untyped-call]
             else:
-                sent.extend(calls)  # what was not packed before the drop
+                sent.extend(pending)  # what was not packed before the drop
                 conn.send_packed_command(sent)  # type: ignore[no-untyped-call]
             return [_reply(conn) for _ in sent]
         except RedisConnectionError:
