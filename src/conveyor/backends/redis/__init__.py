@@ -19,7 +19,9 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
                               attempts, recoveries, updated_at, empty headers, the
                               default max_retries and timeout and, for a job to run now,
                               run_at (codec.DEFAULTS: the key's id, 0, 0, created_at, {},
-                              3, 300.0, created_at)
+                              3, 300.0, created_at); a payload of positional arguments
+                              only is kept as its bare argument array in an args field
+                              in place of payload (codec.bare_args)
   {P}:seq               STRING enqueue counter (FIFO across queues)
   {P}:all:<bucket>      ZSET  seq -> id: the job index for newest-first queries, in
                               buckets of 128 seqs (small ZSETs stay compact listpacks);
