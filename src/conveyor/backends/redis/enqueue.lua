@@ -34,9 +34,10 @@
 -- (created_at) and, for a job to run now, run_at (created_at); the scripts that change a
 -- job write the fields that change.
 --
--- Per job only HSET runs one by one (one per job, of a table the run fills once); the index writes (buckets, lanes, counts,
--- scheduled) are gathered and sent as a few variadic commands at the end, and what a
--- run's jobs share (run time, state, lane, counts field) is worked out once per run.
+-- Per job only HSET runs one by one (of a table the run fills once); the index writes
+-- (buckets, lanes, counts, scheduled) are gathered and sent as a few variadic commands at
+-- the end, and what a run's jobs share (run time, state, lane, counts field, the record's
+-- fields) is worked out once per run.
 -- Damage does not stop an enqueue: a counts total that is not an integer starts again
 -- from this batch, an unreadable waiter entry is dropped, a ready lane key of another
 -- type is reset, and a unique key held by a job that is not active (or has no record) is
