@@ -26,6 +26,7 @@ from conveyor.middleware.chain import ExecutionContext, run_chain
 from conveyor.serialization import decode_payload, encode_value
 from conveyor.tracebacks import task_view
 from conveyor.worker.backoff import retry_delay
+from conveyor.worker.deadlines import deadline
 from conveyor.worker.outcome import Deferred, Failed, Ran, Succeeded
 
 if TYPE_CHECKING:
@@ -186,10 +187,11 @@ async def _call(
     token = _current.set(ctx)
     try:
         if task.is_async:
-            # In the job's own Task (asyncio.timeout, not wait_for, which would start a
-            # Task per job); guarded here, so a SystemExit or KeyboardInterrupt from the
-            # task becomes an error in this frame instead of escaping the event loop.
-            async with asyncio.timeout(timeout):
+            # In the job's own Task (a deadline, as asyncio.timeout but on one timer for
+            # all jobs; not wait_for, which would start a Task per job); guarded here, so a
+            # SystemExit or KeyboardInterrupt from the task becomes an error in this frame
+            # instead of escaping the event loop.
+            async with deadline(timeout):
                 return await _guard(task.fn(*args, **kwargs))
         context = copy_context()
         loop = asyncio.get_running_loop()
