@@ -169,7 +169,7 @@ def _fast(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
         queue=f[b"queue"].decode(),
         priority=priority,
         state=state,
-        payload=f[b"payload"] if b"payload" in f else _ARGS_HEAD + f[b"args"] + _ARGS_TAIL,
+        payload=f[b"payload"] if (payload := whole_payload(f)) is None else payload,
         headers={} if raw_headers is None else _headers(raw_headers),
         attempts=int(get(b"attempts", 0)),
         max_retries=int(get(b"max_retries", DEFAULT_MAX_RETRIES)),
