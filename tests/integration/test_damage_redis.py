@@ -165,6 +165,27 @@ async def test_fields_at_their_first_value_may_be_left_out(
     assert job.attempts == 1 and job.unreadable is None
 
 
+async def test_a_damaged_lean_record_shows_what_its_left_out_fields_mean(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    # A record that cannot be read is shown as a placeholder: the fields a lean record
+    # leaves out read as their stored meaning (3 retries, 300 s, run_at = created_at), not
+    # as the placeholder's stand-ins (0), and `raw` still holds only what is stored.
+    _, lean = await five_jobs(backend)
+    key = backend.keys.job(lean)
+    raw.hdel(key, "max_retries", "timeout", "run_at", "updated_at")
+    raw.hset(key, "headers", "{not json")
+    record = await backend.get(lean)
+    assert record is not None and record.unreadable is not None
+    assert "headers" in record.unreadable
+    assert (record.max_retries, record.timeout, record.attempts) == (3, 300.0, 0)
+    assert record.created_at > 0
+    assert record.run_at == record.updated_at == record.created_at
+    assert record.raw is not None
+    assert not {"max_retries", "timeout", "run_at", "updated_at"} & set(record.raw)
+    assert record.raw["headers"] == "{not json"
+
+
 async def test_an_id_field_naming_another_job_quarantines_the_record(
     backend: RedisBackend, raw: Redis
 ) -> None:

@@ -113,17 +113,27 @@ def raw_view(stored: Mapping[Any, Any]) -> dict[str, str]:
 
 
 def placeholder(
-    job_id: str, stored: Mapping[Any, Any], problem: UnreadableRecord | str
+    job_id: str,
+    stored: Mapping[Any, Any],
+    problem: UnreadableRecord | str,
+    *,
+    left_out: Mapping[str, Any] | None = None,
 ) -> JobRecord:
     """A `JobRecord` standing for a record that cannot be read, for reads and listings.
 
     Fields that decode are kept; the others get harmless stand-ins (task and queue
     ``"<unreadable>"``, times 0). ``unreadable`` says what is wrong; ``raw`` has the record.
+    ``left_out`` is what the store means by a field its records leave out (the Redis
+    store's lean record: ``max_retries`` absent is 3): used for a field that is absent,
+    never shown in ``raw``, which holds only what is stored.
     """
     view = raw_view(stored)
+    meaning = left_out or {}
 
     def pick(name: str, decode: Callable[[Any], T], default: T) -> T:
         value = _lookup(stored, name)
+        if value is None:
+            value = meaning.get(name)
         if value is None:
             return default
         try:

@@ -285,7 +285,17 @@ def readable(job_id: str, flat: list[bytes] | dict[bytes, bytes]) -> JobRecord:
     try:
         return record(f, job_id.encode())
     except UnreadableRecord as exc:
-        return placeholder(job_id, f, exc)
+        return placeholder(job_id, f, exc, left_out=left_out(f))
+
+
+def left_out(f: dict[bytes, bytes]) -> dict[str, bytes]:
+    """What the fields a lean record leaves out mean (`DEFAULTS`; ``run_at`` and
+    ``updated_at`` are ``created_at``), for a placeholder of a record that cannot be read."""
+    meaning = {name.decode(): value for name, value in DEFAULTS.items()}
+    created = f.get(b"created_at")
+    if created is not None:
+        meaning["run_at"] = meaning["updated_at"] = created
+    return meaning
 
 
 def worker_json(info: WorkerInfo) -> str:
