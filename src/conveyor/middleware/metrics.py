@@ -37,8 +37,11 @@ class JobMetrics:
 
     def observe(self, task: str, queue: str, outcome: str, seconds: float) -> None:
         """Count one run that took ``seconds``."""
+        key = (task, queue, outcome)
         with self._lock:
-            series = self._series.setdefault((task, queue, outcome), _Series())
+            series = self._series.get(key)
+            if series is None:  # not setdefault: that would make a _Series for every run
+                series = self._series[key] = _Series()
             series.count += 1
             series.seconds += seconds
 

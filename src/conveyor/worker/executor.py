@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
-from collections.abc import Awaitable
 from concurrent.futures import Executor
 from contextvars import copy_context
 from dataclasses import dataclass, replace
@@ -97,7 +96,7 @@ async def run_prepared(
     )
     call = ExecutionContext(app, job, task, prepared.args, prepared.kwargs, ctx)
     try:
-        value = await _guard(_chain(call, job.timeout, threads))
+        value = await _chain(call, job.timeout, threads)
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
         if current is None or current.cancelling():
@@ -107,6 +106,10 @@ async def run_prepared(
         return _retry_or_dead(job, task, exc, describe(exc) + " (raised by the task)")
     except Exception as exc:  # noqa: BLE001 - every task error becomes a job failure
         return _failed(job, task, exc)
+    except BaseException as exc:  # noqa: BLE001 - reported as a failure, see `_wrapped`
+        # Middleware's own SystemExit, KeyboardInterrupt or other BaseException (the task's
+        # were turned into errors in `_call`): see `_wrapped`.
+        return _failed(job, task, _wrapped(exc))
     try:
         if value is None:
             return Succeeded()
@@ -163,14 +166,12 @@ async def _chain(call: ExecutionContext, timeout: float, threads: Executor) -> A
     layers = [*call.app.middlewares.job, *call.task.middleware]
     token = _current.set(call.context)  # middleware may call current_job() too
     try:
-        # The inner guard turns a sync task's SystemExit into an Exception before any
-        # middleware sees it; the outer one in `execute` catches middleware's own.
+        # `_call` turns the task's SystemExit (or any BaseException) into an Exception
+        # before any middleware sees it; `run_prepared` catches middleware's own.
         return await run_chain(
             layers,
             call,
-            lambda: _guard(
-                _call(call.task, call.args, call.kwargs, call.context, timeout, threads)
-            ),
+            lambda: _call(call.task, call.args, call.kwargs, call.context, timeout, threads),
         )
     finally:
         _current.reset(token)
@@ -188,11 +189,9 @@ async def _call(
     try:
         if task.is_async:
             # In the job's own Task (a deadline, as asyncio.timeout but on one timer for
-            # all jobs; not wait_for, which would start a Task per job); guarded here, so a
-            # SystemExit or KeyboardInterrupt from the task becomes an error in this frame
-            # instead of escaping the event loop.
+            # all jobs; not wait_for, which would start a Task per job).
             async with deadline(timeout):
-                return await _guard(task.fn(*args, **kwargs))
+                return await task.fn(*args, **kwargs)
         context = copy_context()
         loop = asyncio.get_running_loop()
         call = functools.partial(context.run, task.fn, *args, **kwargs)
@@ -204,23 +203,29 @@ async def _call(
                 f"the sync task ran longer than its {timeout:g}s timeout; its thread cannot "
                 "be interrupted, so the worker will finish its other jobs and restart"
             ) from None
+    except (asyncio.CancelledError, Exception):
+        raise
+    except BaseException as exc:
+        # The task's SystemExit or KeyboardInterrupt becomes an error here (`_wrapped`).
+        raise _wrapped(exc) from exc
     finally:
         _current.reset(token)
 
 
-async def _guard(awaitable: Awaitable[Any]) -> Any:
-    # A BaseException that is not an Exception would get past every ``except Exception``
-    # between here and the worker: asyncio re-raises SystemExit and KeyboardInterrupt out
-    # of the event loop (killing the worker), and stores any other kind (a custom subclass,
-    # a BaseExceptionGroup from a task group) on the job's Task, where nobody settles the
-    # job and its slot stays taken for good. Catch them all in the job's own frame and
-    # report them as errors; only a cancellation passes, for `execute` to judge.
-    try:
-        return await awaitable
-    except (asyncio.CancelledError, Exception):
-        raise
-    except BaseException as exc:
-        raise TaskRaisedBaseException(exc) from exc
+def _wrapped(exc: BaseException) -> TaskRaisedBaseException:
+    """``exc``, a BaseException that is not an Exception, as an error.
+
+    Such an exception would get past every ``except Exception`` between the task and the
+    worker: asyncio re-raises SystemExit and KeyboardInterrupt out of the event loop
+    (killing the worker), and stores any other kind (a custom subclass, a
+    BaseExceptionGroup from a task group) on the job's Task, where nobody settles the job
+    and its slot stays taken for good. `_call` (the task's) and `run_prepared`
+    (middleware's) catch them in the job's own frames and report them as errors; only a
+    cancellation passes, for the worker to judge.
+    """
+    wrapped = TaskRaisedBaseException(exc)
+    wrapped.__cause__ = exc
+    return wrapped
 
 
 def _retry_or_dead(
