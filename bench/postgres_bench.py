@@ -42,7 +42,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from redis_bench import install
-from redis_report import Result, medians
+from redis_report import Result, byte_compiled, medians
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -119,8 +119,10 @@ class Server:
 
 # -- Conveyor at a git ref ----------------------------------------------------------------
 def conveyor_source(ref: str | None, tmp: Path) -> tuple[str, str]:
-    """``PYTHONPATH`` entries for Conveyor's processes, and how to name what is measured."""
+    """``PYTHONPATH`` entries for Conveyor's processes, and how to name what is measured;
+    the source and the peer modules are byte-compiled first (`byte_compiled`)."""
     if ref is None:
+        byte_compiled(ROOT / "src" / "conveyor", BENCH_DIR)
         return "", "working tree"
     sha = subprocess.run(
         ["git", "rev-parse", "--short=10", ref],
@@ -133,6 +135,7 @@ def conveyor_source(ref: str | None, tmp: Path) -> tuple[str, str]:
         ["git", "archive", sha, "src"], cwd=ROOT, check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    byte_compiled(tmp / "src" / "conveyor", BENCH_DIR)
     return str(tmp / "src"), f"git {ref} = {sha}"
 
 

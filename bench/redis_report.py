@@ -6,6 +6,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,3 +209,18 @@ def _notes(
             shown.add((measure, name))
             out.append(f"  {name} failed {measure} in every round: {why[:300]}")
     return out
+
+
+def byte_compiled(*sources: Path) -> None:
+    """Byte-compile ``sources`` now, as pip does for every package it installs.
+
+    The peers' code was compiled when pip installed it; Conveyor's editable checkout (or the
+    tree unpacked from a ref) and this directory's peer modules are not, and where Python
+    does not write bytecode (``PYTHONDONTWRITEBYTECODE``, a read-only tree) every worker
+    would compile them again at its start, inside the timed drain.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *(str(s) for s in sources)],
+        check=True,
+        capture_output=True,
+    )

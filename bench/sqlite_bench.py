@@ -255,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is shown")
     parser.add_argument("--no-peers", action="store_true", help="skip Huey")
     args = parser.parse_args(argv)
+    from redis_report import byte_compiled  # this file is also the workers' app: not at the top
 
+    byte_compiled(ROOT / "src" / "conveyor", BENCH_DIR)
     WORK_DIR.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_DIR))
     print("\n".join(machine()), flush=True)
