@@ -134,6 +134,57 @@ def test_every_job_of_a_mixed_batch_keeps_its_own_options(
     assert len(stored_ids(app)) == 8
 
 
+SINGLE_CALLS = {
+    "bare args": lambda add, mail: add.call(1),
+    "kwargs": lambda add, mail: add.call(2, b=3),
+    "options": lambda add, mail: mail.options(retries=0, timeout=7.5).call("a@example.com"),
+    "headers": lambda add, mail: add.options(headers={"tenant": "acme"}).call(4),
+}
+
+
+@pytest.mark.parametrize("make", SINGLE_CALLS.values(), ids=SINGLE_CALLS.keys())
+def test_a_single_job_is_stored_as_the_same_job_in_a_batch(
+    redis_app: tuple[Conveyor, Any, Any], make: Any
+) -> None:
+    app, add, mail = redis_app
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    raw = Redis.from_url(server_url("redis"))
+    # Given the same call enqueued alone (enqueue.lua's short path) and in a batch of two
+    [alone] = app.enqueue_many([make(add, mail)])
+    pair = app.enqueue_many([make(add, mail), make(add, mail)])
+
+    def stored(job_id: str) -> dict[bytes, bytes]:
+        fields = raw.hgetall(backend.keys.job(job_id))
+        for name in (b"seq", b"created_at"):  # the job's own, whichever path stored it
+            assert fields.pop(name)
+        return fields
+
+    # Then its record holds the very same fields and values
+    assert stored(alone.id) == stored(pair[0].id) == stored(pair[1].id)
+    # and it waits in the same lane, counted once per job, in enqueue order
+    seqs = [int(raw.hget(backend.keys.job(h.id), "seq") or 0) for h in [alone, *pair]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    counts = {k.decode(): int(v) for k, v in raw.hgetall(backend.keys.counts).items()}
+    assert sum(v for k, v in counts.items() if k.startswith("ready:")) == 3
+    records = [h.info() for h in [alone, *pair]]
+    assert {(r.state, r.run_at == r.created_at) for r in records} == {(State.READY, True)}
+    raw.close()
+
+
+def test_a_retried_single_enqueue_is_stored_once(redis_app: tuple[Conveyor, Any, Any]) -> None:
+    app, _, _ = redis_app
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    # Given one job sent twice (a retry after a lost reply)
+    one = job(1)
+    [first] = backend.enqueue_sync([one])
+    [again] = backend.enqueue_sync([one])
+    # Then the second time it is reported as the one already stored, and stored once
+    assert not first.existing and (again.id, again.existing) == (one.id, True)
+    assert len(stored_ids(app)) == 1
+
+
 def test_a_repeated_id_is_stored_once(redis_app: tuple[Conveyor, Any, Any]) -> None:
     app, _, _ = redis_app
     backend = app.backend

@@ -77,7 +77,8 @@ def _read(filename: str) -> str:
     return files(__package__ or __name__).joinpath(filename).read_text(encoding="utf-8")
 
 
-_INCLUDE = re.compile(r"^-- include (\w+)\b(?!\.lua).*$", re.MULTILINE)
+#: ``-- include NAME`` on a line of its own, indented or not (inside a block).
+_INCLUDE = re.compile(r"^[ \t]*-- include (\w+)\b(?!\.lua).*$", re.MULTILINE)
 _INCLUDE_FILE = re.compile(r"^-- include (\w+\.lua)$", re.MULTILINE)
 
 
