@@ -78,3 +78,27 @@ async def test_a_batch_of_claims_and_acknowledgements_is_counted_job_by_job(
     assert await totals(backend) == expected
     assert raw.zcard(backend.keys.leases) == 1
     assert raw.zcard(backend.keys.done(State.SUCCEEDED)) == 6
+
+
+async def test_the_lease_index_scores_whole_seconds_and_the_record_keeps_the_exact_expiry(
+    backend: RedisBackend, raw: Redis
+) -> None:
+    # Given claimed jobs, one of them then extended by a heartbeat
+    await backend.enqueue([job(n) for n in range(3)])
+    claimed = await backend.claim("w", Routing(), 10, 30.0)
+    extended = claimed[0]
+    assert await backend.extend([Lease(extended.id, extended.lease_token or "")], 45.0) == [True]
+    # Then each job's score in the lease index is its exact expiry rounded up to a whole
+    # second (a small ZSET compares whole numbers without parsing them), and its record
+    # keeps the exact expiry
+    for entry in claimed:
+        score = raw.zscore(backend.keys.leases, entry.id)
+        exact = float(raw.hget(backend.keys.job(entry.id), "lease_expires_at") or 0)
+        assert score is not None and score == float(int(score))
+        assert exact <= score < exact + 1
+    # and a lease past its expiry is still recovered by the reaper
+    raw.zadd(backend.keys.leases, {claimed[1].id: time.time() - 1})
+    report = await backend.recover(max_recoveries=3)
+    assert report.recovered == 1
+    record = await backend.get(claimed[1].id)
+    assert record is not None and record.state is State.READY

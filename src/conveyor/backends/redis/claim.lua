@@ -13,7 +13,7 @@
 --
 -- KEYS[1] lanes      SET of non-empty ready lanes
 -- KEYS[2] scheduled  ZSET run_at -> id
--- KEYS[3] leases     ZSET lease expiry -> id of each running job
+-- KEYS[3] leases     ZSET lease expiry (whole seconds, rounded up) -> id of each running job
 -- KEYS[4] counts     HASH "state:priority:queue" -> jobs
 -- KEYS[5] paused     SET paused queue names
 -- derived: job hashes, ready lanes
@@ -87,6 +87,11 @@ local function count_later(state, prio, queue, delta)
 end
 -- Written to every leased job: strings, so the reply below repeats the stored text.
 local EXPIRES, NOWS = num(expires), num(NOW)
+-- A job's score in the lease index: its expiry rounded up to a whole second. A small ZSET
+-- keeps an integer score as an integer and any other as text it parses on every comparison
+-- (a ZADD of a batch into the index cost about 4 µs per job that way); recovery may find
+-- an expired lease up to a second later, the record keeps the exact expiry.
+local LEASE_SCORE = math.ceil(expires)
 
 -- Lease one ready entry; false when it was dropped as damaged or stale. The record is
 -- read first (one HGETALL, which also tells a missing key or one of another type) and
@@ -187,7 +192,7 @@ local function lease(l, id, listed)
     redis.call('HSET', key, 'state', 'running', 'lease_token', token, 'lease_expires_at',
       EXPIRES, 'worker_id', ARGV[3], 'started_at', NOWS, 'updated_at', NOWS)
   end
-  leases[#leases + 1] = expires
+  leases[#leases + 1] = LEASE_SCORE
   leases[#leases + 1] = id
   -- Counted from here on under the priority and queue its record names (the lane's,
   -- unless one of them was rewritten), as every later script counts it.
