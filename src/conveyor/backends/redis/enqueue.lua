@@ -39,7 +39,7 @@
 -- the end, and what a run's jobs share (run time, state, lane, counts field, the record's
 -- fields) is worked out once per run. A batch of one job to run now without a unique key
 -- (a plain `enqueue()`) takes a short path first, which stores it with the same commands
--- and leaves the gathering out (most of a single call's script time).
+-- and leaves the gathering out (a third of a single call's script time).
 -- Damage does not stop an enqueue: a counts total that is not an integer starts again
 -- from this batch, an unreadable waiter entry is dropped, a ready lane key of another
 -- type is reset, and a unique key held by a job that is not active (or has no record) is
@@ -90,7 +90,7 @@ local out, touched
 
 -- One job to run now without a unique key (a plain `enqueue()`, the usual call) is stored
 -- here, with the commands the batch path below would send for it and none of its
--- bookkeeping: about a third less of the server's time per call. A lane key of another
+-- bookkeeping: about a third less script time per call. A lane key of another
 -- type (damage) leaves it to the batch path, which resets the key; nothing is written
 -- before that is known.
 if ARGV[3] == '1' and ARGV[11] == '' and not string.find(ARGV[12], 'u', 1, true) then
