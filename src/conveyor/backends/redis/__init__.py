@@ -39,7 +39,8 @@ Key layout, all under one hash tag so every script's keys live in one Cluster sl
   {P}:lanes             SET   the non-empty lanes (claim matches routing against these,
                               so glob patterns see queues created later)
   {P}:scheduled         ZSET  run_at -> id: delayed jobs and retries, promoted by claim
-  {P}:leases            ZSET  lease expiry (whole seconds, rounded up) -> id: running jobs, swept by recover
+  {P}:leases            ZSET  lease expiry, rounded up to a second -> id: running jobs, swept
+                              by recover (the record keeps the exact expiry)
   {P}:done:<state>      ZSET  finished_at -> id for succeeded / dead / cancelled (purge)
   {P}:unique            HASH  unique key -> id of the active job holding it
   {P}:counts            HASH  "<state>:<priority>:<queue>" -> jobs (stats)
