@@ -282,6 +282,55 @@ def test_a_redis_url_without_the_extra_is_one_line(
         assert "pip install 'conveyor[redis]'" in line, command
 
 
+# -- the garbage collector ----------------------------------------------------------------
+COLLECTOR_APP = """
+import gc
+from pathlib import Path
+
+from conveyor import Conveyor
+
+Path("at-import").write_text(str(gc.isenabled()))
+app = Conveyor()
+
+
+@app.task(name="probe")
+async def probe() -> None:
+    Path("in-job").write_text(str(gc.isenabled()))
+"""
+
+
+def test_a_worker_starts_with_the_collector_held_and_runs_jobs_with_it_on(
+    cli: Run, tmp_path: Path
+) -> None:
+    # Given a queued job whose task records whether the garbage collector is on
+    (tmp_path / "collector.py").write_text(COLLECTOR_APP)
+    ok(cli("enqueue", "probe", "--app", "collector:app"))
+    (tmp_path / "at-import").unlink()
+    # When a worker starts, imports the app and runs the job
+    ok(cli("worker", "--app", "collector:app", "--burst"))
+    # Then start-up ran without collections (its objects live as long as the process), and
+    # the job ran with the collector on
+    assert (tmp_path / "at-import").read_text() == "False"
+    assert (tmp_path / "in-job").read_text() == "True"
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["on", "off"])
+def test_a_worker_that_stops_early_leaves_the_collector_as_it_found_it(before: bool) -> None:
+    # Given a process whose collector is on (or turned off by its own code)
+    import gc
+
+    if not before:
+        gc.disable()
+    try:
+        # When the worker command fails before it starts (conflicting flags), in process
+        result = CliRunner().invoke(cli_app, ["worker", "--once", "--max-jobs", "2"])
+        # Then it failed with its one line, and the collector is as it was
+        assert result.exit_code == 2 and "--once" in result.output
+        assert gc.isenabled() is before
+    finally:
+        gc.enable()
+
+
 # -- what users reach for -------------------------------------------------------------------
 def test_version(cli: Run) -> None:
     assert ok(cli("--version")).strip() == f"conveyor {__version__}"
