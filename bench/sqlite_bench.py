@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from redis_report import byte_compiled
+
 from conveyor import Conveyor, State
 from conveyor.backends import create_backend
 
@@ -255,8 +257,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is shown")
     parser.add_argument("--no-peers", action="store_true", help="skip Huey")
     args = parser.parse_args(argv)
-    from redis_report import byte_compiled  # this file is also the workers' app: not at the top
-
     byte_compiled(ROOT / "src" / "conveyor", BENCH_DIR)
     WORK_DIR.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_DIR))

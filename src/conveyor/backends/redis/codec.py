@@ -244,18 +244,19 @@ def careful(f: dict[bytes, bytes], key_id: bytes | None) -> JobRecord:
     a time that is not finite, an id that is not its key's); this path decides. Raises
     `UnreadableRecord`."""
     job_id = _job_id(f, key_id)
+    meaning = left_out(f)
     values: dict[str, Any] = {}
     for name, decode in _REQUIRED:
         raw = f.get(name.encode())
         source = name  # the field the value was read from, named when it is damaged
         if raw is None and name == "payload":
             raw = whole_payload(f)
-        if raw is None:
-            raw = DEFAULTS.get(name.encode())
         if raw is None and name == "id" and key_id is not None:
             raw = key_id
-        if raw is None and name in ("updated_at", "run_at"):
-            raw, source = f.get(b"created_at"), "created_at"
+        if raw is None:
+            raw = meaning.get(name)
+            if name in _FROM_CREATED:
+                source = "created_at"
         if raw is None:
             raise UnreadableRecord(job_id, source, "the field is missing")
         values[name] = field(job_id, source, decode, raw)
@@ -288,13 +289,18 @@ def readable(job_id: str, flat: list[bytes] | dict[bytes, bytes]) -> JobRecord:
         return placeholder(job_id, f, exc, left_out=left_out(f))
 
 
+#: Fields a lean record leaves out while they equal its ``created_at``.
+_FROM_CREATED = ("run_at", "updated_at")
+
+
 def left_out(f: dict[bytes, bytes]) -> dict[str, bytes]:
     """What the fields a lean record leaves out mean (`DEFAULTS`; ``run_at`` and
-    ``updated_at`` are ``created_at``), for a placeholder of a record that cannot be read."""
+    ``updated_at`` are ``created_at``): the careful decode reads a missing field as this, and
+    so does the placeholder of a record that cannot be read."""
     meaning = {name.decode(): value for name, value in DEFAULTS.items()}
     created = f.get(b"created_at")
     if created is not None:
-        meaning["run_at"] = meaning["updated_at"] = created
+        meaning |= dict.fromkeys(_FROM_CREATED, created)
     return meaning
 
 
